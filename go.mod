@@ -1,0 +1,3 @@
+module github.com/usagestream/usagestream
+
+go 1.26.8

@@ -1,0 +1,52 @@
+package dates
+
+import "testing"
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		in   string
+		ok   bool
+		want string
+	}{
+		{"20240229", true, "2024-02-29"},
+		{"20230229", false, ""},
+		{"20240230", false, ""},
+		{"19000229", false, ""},
+		{"20000229", true, "2000-02-29"},
+		{"20241301", false, ""},
+		{"20240100", false, ""},
+		{"2024011", false, ""},
+		{"2024-01-01", false, ""},
+		{"2024011a", false, ""},
+		{"NA", false, ""},
+		{"00000101", false, ""},
+		{"19691231", true, "1969-12-31"},
+	}
+	for _, c := range cases {
+		d, err := Parse(c.in)
+		if (err == nil) != c.ok {
+			t.Fatalf("Parse(%q) err=%v, want ok=%v", c.in, err, c.ok)
+		}
+		if c.ok && d.ISO() != c.want {
+			t.Fatalf("Parse(%q) = %s, want %s", c.in, d.ISO(), c.want)
+		}
+		if c.ok && d.String() != c.in {
+			t.Fatalf("round trip %q -> %q", c.in, d.String())
+		}
+	}
+}
+
+func TestEpochAndArithmetic(t *testing.T) {
+	if MustParse("19700101") != 0 {
+		t.Fatal("1970-01-01 must be day 0 (Avro date)")
+	}
+	if got := MustParse("20240131").AddMonths(1).String(); got != "20240229" {
+		t.Fatalf("Jan 31 + 1 month = %s, want 20240229", got)
+	}
+	if got := MustParse("20240315").AddMonths(-3).String(); got != "20231215" {
+		t.Fatalf("Mar 15 - 3 months = %s", got)
+	}
+	if got := MustParse("20240301").AddDays(-1).String(); got != "20240229" {
+		t.Fatalf("Mar 1 - 1 day = %s", got)
+	}
+}

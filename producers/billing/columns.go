@@ -1,0 +1,114 @@
+// Package billing reads Opower legacy billing files (data contract section 2):
+// tab-separated rows with a header, in the full layout or the customer/usage
+// two-file layout, plain or gzip or zip, into typed rows or rejected rows.
+package billing
+
+// Layout names which columns a billing file carries (data contract 2.2).
+type Layout string
+
+const (
+	LayoutFull     Layout = "full"
+	LayoutCustomer Layout = "customer"
+	LayoutUsage    Layout = "usage"
+)
+
+// ColumnType is the type letter of data contract 2.4.
+type ColumnType byte
+
+const (
+	TypeString  ColumnType = 'S'
+	TypeDate    ColumnType = 'D' // yyyymmdd, a real calendar date
+	TypeNumber  ColumnType = 'N' // decimal, no thousands separators
+	TypeInteger ColumnType = 'I'
+)
+
+// Column describes one known column.
+type Column struct {
+	Name     string
+	Type     ColumnType
+	Required bool
+	// Personal marks names, addresses and contacts: redacted in rejected rows and
+	// never logged (design: personal data).
+	Personal bool
+	// Usage marks the usage columns (usage_value .. usage_charge).
+	Usage bool
+}
+
+// Columns is the canonical column order of the full layout (data contract 2.4:
+// the table's order is the canonical order).
+var Columns = []Column{
+	{Name: "customer_id", Type: TypeString, Required: true},
+	{Name: "premise_id", Type: TypeString, Required: true},
+	{Name: "secondary_id", Type: TypeString},
+	{Name: "ccb_account_id", Type: TypeString},
+	{Name: "customer_type", Type: TypeString},
+	{Name: "business_name", Type: TypeString, Personal: true},
+	{Name: "account_id", Type: TypeString, Required: true},
+	{Name: "active_date", Type: TypeDate, Required: true},
+	{Name: "inactive_date", Type: TypeDate},
+	{Name: "is_account_deletion", Type: TypeString},
+	{Name: "read_cycle", Type: TypeString},
+	{Name: "rate_code", Type: TypeString},
+	{Name: "service_point_id", Type: TypeString, Required: true},
+	{Name: "service_type", Type: TypeString, Required: true},
+	{Name: "service_house_number", Type: TypeString, Personal: true},
+	{Name: "service_street_name", Type: TypeString, Personal: true},
+	{Name: "service_unit", Type: TypeString, Personal: true},
+	{Name: "service_city", Type: TypeString, Personal: true},
+	{Name: "service_state", Type: TypeString},
+	{Name: "service_zip_code", Type: TypeString, Personal: true},
+	{Name: "meter_type", Type: TypeString},
+	{Name: "meter_unit", Type: TypeString},
+	{Name: "bldg_sq_foot", Type: TypeNumber},
+	{Name: "usage_value", Type: TypeNumber, Required: true, Usage: true},
+	{Name: "date_to", Type: TypeDate, Required: true, Usage: true},
+	{Name: "duration", Type: TypeInteger, Required: true, Usage: true},
+	{Name: "is_estimate", Type: TypeString, Usage: true},
+	{Name: "usage_charge", Type: TypeNumber, Usage: true},
+}
+
+// LayoutColumns returns the known columns of a layout, in canonical order.
+func LayoutColumns(l Layout) []Column {
+	switch l {
+	case LayoutCustomer:
+		out := make([]Column, 0, len(Columns))
+		for _, c := range Columns {
+			if !c.Usage {
+				out = append(out, c)
+			}
+		}
+		return out
+	case LayoutUsage:
+		out := []Column{columnByName("service_point_id")}
+		for _, c := range Columns {
+			if c.Usage {
+				out = append(out, c)
+			}
+		}
+		return out
+	default:
+		return Columns
+	}
+}
+
+// HeaderLine is the header row of a layout, without line end: what a file must start with.
+func HeaderLine(l Layout) string {
+	cols := LayoutColumns(l)
+	b := make([]byte, 0, 512)
+	for i, c := range cols {
+		if i > 0 {
+			b = append(b, '\t')
+		}
+		b = append(b, c.Name...)
+	}
+	return string(b)
+}
+
+func columnByName(name string) Column {
+	for _, c := range Columns {
+		if c.Name == name {
+			return c
+		}
+	}
+	panic("billing: unknown column " + name)
+}
