@@ -1,0 +1,174 @@
+// Package kafkaconf turns the connection flags every command shares (brokers,
+// registry, TLS, SASL/SCRAM, topic prefix) into franz-go and registry clients.
+// The zero value points at the embedded default that `usagestream run` serves.
+package kafkaconf
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Embedded default addresses: where `usagestream run` listens when no brokers
+// are configured, and where the other commands look when none are given.
+const (
+	DefaultBroker   = "127.0.0.1:9092"
+	DefaultRegistry = "http://127.0.0.1:8081"
+)
+
+// Config is the connection configuration, as kong flags with environment
+// variables. Secrets are accepted from the environment so they stay out of
+// shell history and process listings.
+type Config struct {
+	Brokers          []string `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT,..." help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
+	Registry         string   `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
+	RegistryUser     string   `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
+	RegistryPassword string   `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`
+	TopicPrefix      string   `name:"topic-prefix" env:"USAGESTREAM_TOPIC_PREFIX" default:"usagestream." help:"Prefix of every topic name."`
+
+	TLS           bool   `name:"tls" env:"USAGESTREAM_KAFKA_TLS" help:"Connect to Kafka with TLS."`
+	TLSCA         string `name:"tls-ca" env:"USAGESTREAM_KAFKA_TLS_CA" placeholder:"PEM" help:"CA certificates to trust (PEM file); default: the system pool."`
+	TLSCert       string `name:"tls-cert" env:"USAGESTREAM_KAFKA_TLS_CERT" placeholder:"PEM" help:"Client certificate for mutual TLS."`
+	TLSKey        string `name:"tls-key" env:"USAGESTREAM_KAFKA_TLS_KEY" placeholder:"PEM" help:"Client key for mutual TLS."`
+	TLSServerName string `name:"tls-server-name" env:"USAGESTREAM_KAFKA_TLS_SERVER_NAME" help:"Server name to verify, when it differs from the broker host."`
+
+	SASLMechanism string `name:"sasl-mechanism" env:"USAGESTREAM_SASL_MECHANISM" enum:",SCRAM-SHA-256,SCRAM-SHA-512,PLAIN" default:"" help:"SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN."`
+	SASLUser      string `name:"sasl-user" env:"USAGESTREAM_SASL_USER" help:"SASL user."`
+	SASLPassword  string `name:"sasl-password" env:"USAGESTREAM_SASL_PASSWORD" help:"SASL password (prefer the environment variable)."`
+}
+
+// Vars are the kong interpolation variables the help texts use.
+func Vars() map[string]string {
+	return map[string]string{"default_broker": DefaultBroker, "default_registry": DefaultRegistry}
+}
+
+// Embedded reports whether no brokers were configured.
+func (c Config) Embedded() bool { return len(c.Brokers) == 0 }
+
+// BrokerList is the configured brokers, or the embedded default.
+func (c Config) BrokerList() []string {
+	if len(c.Brokers) == 0 {
+		return []string{DefaultBroker}
+	}
+	return c.Brokers
+}
+
+// RegistryURL is the configured registry, or the embedded default.
+func (c Config) RegistryURL() string {
+	if c.Registry == "" {
+		return DefaultRegistry
+	}
+	return strings.TrimRight(c.Registry, "/")
+}
+
+// TLSConfig builds the TLS configuration, or nil when TLS is off.
+func (c Config) TLSConfig() (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading the TLS CA file given by --tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", c.TLSCA)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCert != "" || c.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("loading the client certificate (--tls-cert, --tls-key): %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Opts returns the franz-go options for connecting: seeds, TLS and SASL.
+func (c Config) Opts() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.BrokerList()...)}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch c.SASLMechanism {
+	case "":
+		if c.SASLUser != "" {
+			return nil, errors.New("--sasl-user is set but --sasl-mechanism is not: choose SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN")
+		}
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUser, Pass: c.SASLPassword}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUser, Pass: c.SASLPassword}.AsSha512Mechanism()))
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASLUser, Pass: c.SASLPassword}.AsMechanism()))
+	default:
+		return nil, fmt.Errorf("unknown --sasl-mechanism %q: use SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN", c.SASLMechanism)
+	}
+	return opts, nil
+}
+
+// NewClient builds a franz-go client with the connection options plus extra,
+// and checks that the cluster answers, so a wrong address or password fails
+// here with a message that says what to fix.
+func (c Config) NewClient(ctx context.Context, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Kafka client: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		cl.Close()
+		return nil, c.explain(err)
+	}
+	return cl, nil
+}
+
+func (c Config) explain(err error) error {
+	var ke *kerr.Error
+	if errors.As(err, &ke) && (ke == kerr.SaslAuthenticationFailed || ke == kerr.IllegalSaslState || ke == kerr.UnsupportedSaslMechanism) {
+		return fmt.Errorf("Kafka at %s refused the SASL %s login of user %q: check --sasl-user and USAGESTREAM_SASL_PASSWORD: %w",
+			strings.Join(c.BrokerList(), ","), c.SASLMechanism, c.SASLUser, err)
+	}
+	if c.Embedded() {
+		return fmt.Errorf("cannot reach the embedded Kafka broker at %s: start it with 'usagestream run' in another terminal, or pass --brokers: %w", DefaultBroker, err)
+	}
+	return fmt.Errorf("cannot reach Kafka at %s: check --brokers, TLS and SASL settings: %w", strings.Join(c.BrokerList(), ","), err)
+}
+
+// NewRegistryClient builds the schema registry client.
+func (c Config) NewRegistryClient() (*sr.Client, error) {
+	opts := []sr.ClientOpt{sr.URLs(c.RegistryURL()), sr.HTTPClient(&http.Client{Timeout: 30 * time.Second})}
+	if c.RegistryUser != "" {
+		opts = append(opts, sr.BasicAuth(c.RegistryUser, c.RegistryPassword))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the schema registry client for %s: %w", c.RegistryURL(), err)
+	}
+	return cl, nil
+}

@@ -1,0 +1,72 @@
+// Package topics is the catalogue of every Kafka topic usagestream uses: its
+// name (versioned, behind a configurable prefix), the schema of its values and
+// its cleanup policy. Commands create what is missing through Ensure.
+package topics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/usagestream/usagestream/schemas"
+)
+
+// Names holds the full topic names for one prefix.
+type Names struct {
+	Billing  string // accepted billing rows, keyed by service_point_id
+	Rejected string // rejected rows with their reasons
+	Files    string // file events, keyed by file SHA-256
+	// IngestCheckpoints is internal: per file, the last line committed, written
+	// in the same transaction as the rows, so an interrupted ingest resumes there.
+	IngestCheckpoints string
+}
+
+// NewNames applies prefix to the versioned base names.
+func NewNames(prefix string) Names {
+	return Names{
+		Billing:           prefix + "billing.v1",
+		Rejected:          prefix + "rejected.v1",
+		Files:             prefix + "files.v1",
+		IngestCheckpoints: prefix + "ingest-checkpoints.v1",
+	}
+}
+
+// Spec describes one topic.
+type Spec struct {
+	Name      string
+	Schema    schemas.Name // "" when the values are not Avro (internal JSON)
+	Compacted bool
+	Doc       string
+}
+
+// Specs lists every topic, in the order the README documents them.
+func (n Names) Specs() []Spec {
+	return []Spec{
+		{Name: n.Billing, Schema: schemas.BillingRow, Doc: "accepted billing rows (Avro BillingRow), key service_point_id"},
+		{Name: n.Rejected, Schema: schemas.RejectedRow, Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
+		{Name: n.Files, Schema: schemas.FileEvent, Doc: "file events RECEIVED/COMPLETED/FAILED with counts (Avro FileEvent), key file SHA-256"},
+		{Name: n.IngestCheckpoints, Compacted: true, Doc: "internal: ingest progress per file (JSON), compacted"},
+	}
+}
+
+// Ensure creates the topics that do not exist yet. Existing topics are left
+// as they are (their partition count is the operator's choice).
+func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec, partitions int32, replication int16) error {
+	for _, s := range specs {
+		cfg := map[string]*string{}
+		if s.Compacted {
+			cfg["cleanup.policy"] = kadm.StringPtr("compact")
+		}
+		resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s (%d partitions, replication %d): %w; check the broker's permissions or create it by hand", s.Name, partitions, replication, err)
+		}
+	}
+	return nil
+}

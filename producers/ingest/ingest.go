@@ -1,0 +1,634 @@
+// Package ingest publishes billing files to Kafka: every data line becomes a
+// BillingRow record or a RejectedRow record, and every file leaves file events
+// whose counts reconcile (rows read = published + rejected).
+//
+// Exactly once per file: rows are produced in Kafka transactions of a few
+// thousand rows, and each transaction also carries a checkpoint (the next line
+// to read) keyed by the file's SHA-256. A run killed mid-file is fenced by the
+// next run (same transactional id), its open transaction aborted, and the new
+// run resumes at the last committed checkpoint. Consumers read read_committed.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/schemas"
+)
+
+// Config of an ingestion.
+type Config struct {
+	Topics topics.Names
+	Reader billing.Options
+	// Utility names the utility when a file name does not follow the
+	// convention (the name's code wins when it does).
+	Utility string
+	// Force ingests a file again even when the same bytes were ingested before.
+	Force bool
+	// ChunkRows and ChunkEvery bound a transaction: whichever comes first
+	// commits. Smaller chunks resume closer to a crash; larger ones go faster.
+	ChunkRows  int
+	ChunkEvery time.Duration
+	Workers    int // Avro encoders; default GOMAXPROCS
+	Logger     *slog.Logger
+	// Progress, when set, is called after each batch of rows.
+	Progress func(Progress)
+
+	// afterCommit is a test hook run after each committed chunk; an error
+	// stops the run there without aborting anything, like a crash would.
+	afterCommit func(nextLine int64) error
+	// beforeCommit runs after the chunk's records were flushed into the open
+	// transaction and before it commits; an error stops the run with the
+	// transaction left open, as a crash would.
+	beforeCommit func(nextLine int64) error
+}
+
+// Progress reports how far a file is.
+type Progress struct {
+	File       string
+	Bytes      int64 // compressed bytes consumed
+	Size       int64 // file size
+	Rows       int64 // data lines read so far
+	Skipped    int64 // lines skipped because an earlier run committed them
+	Generation int
+}
+
+// Status is the outcome of one file.
+type Status string
+
+const (
+	Completed Status = "completed"
+	Skipped   Status = "skipped" // same bytes already ingested; nothing published
+	Failed    Status = "failed"  // the file itself is unreadable past some line
+)
+
+// Result is the outcome of one file.
+type Result struct {
+	Path        string
+	File        string
+	SHA256      string
+	Size        int64
+	Generation  int
+	Status      Status
+	Layout      billing.Layout
+	Read        int64
+	Published   int64
+	Rejected    int64
+	ByCode      map[string]int64 // rejected rows per reason code (a row counts under each of its codes)
+	ResumedFrom int64            // > 0: an earlier run had committed the lines before this one
+	Err         error            // for Failed: what is wrong with the file, naming line and field
+	Note        string           // for Skipped: when it was ingested before
+	Elapsed     time.Duration
+}
+
+// Ingester publishes files. Create it once per command.
+type Ingester struct {
+	kc       kafkaconf.Config
+	cfg      Config
+	billing  *serde.Codec
+	rejected *serde.Codec
+	files    *serde.Codec
+}
+
+// New registers the schemas and returns an Ingester.
+func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error) {
+	if cfg.ChunkRows <= 0 {
+		cfg.ChunkRows = 50_000
+	}
+	if cfg.ChunkEvery <= 0 {
+		cfg.ChunkEvery = time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	rc, err := kc.NewRegistryClient()
+	if err != nil {
+		return nil, err
+	}
+	reg := serde.NewRegistry(rc)
+	in := &Ingester{kc: kc, cfg: cfg}
+	for _, s := range []struct {
+		topic string
+		name  schemas.Name
+		dst   **serde.Codec
+	}{
+		{cfg.Topics.Billing, schemas.BillingRow, &in.billing},
+		{cfg.Topics.Rejected, schemas.RejectedRow, &in.rejected},
+		{cfg.Topics.Files, schemas.FileEvent, &in.files},
+	} {
+		c, err := reg.Register(ctx, serde.SubjectFor(s.topic), schemas.MustText(s.name))
+		if err != nil {
+			return nil, fmt.Errorf("%w (registry %s)", err, kc.RegistryURL())
+		}
+		*s.dst = c
+	}
+	return in, nil
+}
+
+// Run ingests files in the order of data contract 2.5 (see Order). It stops
+// at the first error that is not the file's own fault (Kafka unreachable, a
+// fenced producer): files already done stay done, and a rerun resumes.
+func (in *Ingester) Run(ctx context.Context, paths []string) ([]Result, error) {
+	var results []Result
+	for _, p := range Order(paths) {
+		res, err := in.File(ctx, p)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// Order sorts files as data contract 2.5 asks: by the timestamp in their name
+// (files given together were all received together), a file whose name does
+// not conform by its modification time; at equal timestamps the customer file
+// before the usage file, so accounts exist before their usage; then as given.
+func Order(paths []string) []string {
+	type entry struct {
+		path string
+		ts   time.Time
+		rank int
+		idx  int
+	}
+	es := make([]entry, len(paths))
+	for i, p := range paths {
+		e := entry{path: p, idx: i, rank: 2}
+		if fn, err := billing.ParseFileName(filepath.Base(p)); err == nil && fn.Conforms {
+			e.ts = fn.Timestamp
+			switch fn.Layout {
+			case billing.LayoutCustomer:
+				e.rank = 0
+			case billing.LayoutUsage:
+				e.rank = 1
+			}
+		} else if st, err := os.Stat(p); err == nil {
+			e.ts = st.ModTime().UTC()
+		}
+		es[i] = e
+	}
+	sort.SliceStable(es, func(a, b int) bool {
+		if !es[a].ts.Equal(es[b].ts) {
+			return es[a].ts.Before(es[b].ts)
+		}
+		return es[a].rank < es[b].rank
+	})
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.path
+	}
+	return out
+}
+
+// FileSHA256 hashes a file's bytes as received.
+func FileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// File ingests one file. A problem with the file's content is a Failed
+// result, not an error; an error means the run cannot go on.
+func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
+	start := time.Now()
+	res := Result{Path: path, File: filepath.Base(path)}
+	sha, size, err := FileSHA256(path)
+	if err != nil {
+		return res, err
+	}
+	res.SHA256, res.Size = sha, size
+
+	name, nameErr := billing.ParseFileName(res.File)
+	utility := in.cfg.Utility
+	if nameErr == nil && name.Conforms {
+		utility = name.Utility
+	}
+	if utility == "" {
+		return res, fmt.Errorf("%s: the name does not follow opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>, so the utility is unknown: rename the file or pass --utility (and --layout)", res.File)
+	}
+	src := source{utility: utility, file: res.File, sha256: sha}
+	log := in.cfg.Logger.With("file", res.File, "sha256", sha[:12])
+
+	cl, err := in.kc.NewClient(ctx,
+		kgo.TransactionalID("usagestream-ingest-"+sha[:40]),
+		kgo.TransactionTimeout(60*time.Second),
+		kgo.MaxBufferedRecords(20_000),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	// Fence: a run of this file killed mid-transaction is aborted now, before
+	// its checkpoint is read, so what is read is exactly what was committed.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		return res, fmt.Errorf("initializing the transactional producer for %s: %w", res.File, err)
+	}
+	cp, err := loadCheckpoint(ctx, in.kc, in.cfg.Topics.IngestCheckpoints, sha)
+	if err != nil {
+		return res, err
+	}
+
+	st := &state{generation: 1, byCode: map[string]int64{}}
+	switch {
+	case cp == nil:
+	case cp.Status == statusCompleted && !in.cfg.Force:
+		res.Status, res.Generation = Skipped, cp.Generation
+		res.Read, res.Published, res.Rejected, res.ByCode = cp.Read, cp.Published, cp.Rejected, cp.RejectedByCode
+		res.Note = fmt.Sprintf("the same bytes were ingested on %s (%d published, %d rejected); nothing published; use --force to ingest them again",
+			cp.Updated.UTC().Format(time.RFC3339), cp.Published, cp.Rejected)
+		res.Elapsed = time.Since(start)
+		log.Info("file already ingested; skipped", "generation", cp.Generation)
+		return res, nil
+	case cp.Status == statusCompleted:
+		st.generation = cp.Generation + 1
+	default: // running or failed: resume after what was committed
+		st.generation = cp.Generation
+		st.resumeLine = cp.NextLine
+		st.published, st.rejected = cp.Published, cp.Rejected
+		for k, v := range cp.RejectedByCode {
+			st.byCode[k] = v
+		}
+		log.Info("resuming an interrupted ingestion", "after_line", cp.NextLine-1, "published", cp.Published, "rejected", cp.Rejected)
+	}
+	res.Generation = st.generation
+
+	tx := &txn{in: in, cl: cl, src: src, st: st, name: name, size: size, log: log}
+	if err := cl.BeginTransaction(); err != nil {
+		return res, fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if st.resumeLine == 0 {
+		if err := tx.fileEvent(ctx, "RECEIVED", ""); err != nil {
+			return res, err
+		}
+	}
+
+	rd, openErr := billing.Open(path, in.cfg.Reader)
+	if openErr != nil {
+		var fe *billing.FileError
+		if !errors.As(openErr, &fe) {
+			_ = cl.EndTransaction(ctx, kgo.TryAbort)
+			return res, openErr
+		}
+		return tx.finish(ctx, res, start, 0, openErr)
+	}
+	defer rd.Close()
+	res.Layout = rd.Layout()
+	tx.layout = string(rd.Layout())
+	if nameErr != nil || !name.Conforms {
+		log.Warn("file name does not follow the convention; using the layout given explicitly", "layout", rd.Layout())
+	}
+
+	lines, endErr, err := tx.pump(ctx, rd, path)
+	if err != nil {
+		return res, err
+	}
+	if endErr == nil && lines != st.published+st.rejected {
+		endErr = fmt.Errorf("counts do not reconcile: %d lines read, %d published + %d rejected; this is a bug, please report it", lines, st.published, st.rejected)
+	}
+	return tx.finish(ctx, res, start, lines, endErr)
+}
+
+// state is what one file's ingestion has accounted for so far.
+type state struct {
+	generation int
+	resumeLine int64 // lines before this were committed by an earlier run
+	nextLine   int64
+	published  int64
+	rejected   int64
+	byCode     map[string]int64
+}
+
+// txn drives the transactions of one file.
+type txn struct {
+	in      *Ingester
+	cl      *kgo.Client
+	src     source
+	st      *state
+	name    billing.FileName
+	layout  string
+	size    int64
+	log     *slog.Logger
+	sinceTx int
+	lastTx  time.Time
+
+	errMu   sync.Mutex
+	prodErr error
+}
+
+func (t *txn) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		t.errMu.Lock()
+		if t.prodErr == nil {
+			t.prodErr = err
+		}
+		t.errMu.Unlock()
+	}
+}
+
+func (t *txn) produce(ctx context.Context, r *kgo.Record) {
+	t.cl.Produce(ctx, r, t.promise)
+}
+
+func (t *txn) fileEvent(ctx context.Context, status, errText string) error {
+	e := fileEvent{
+		Status: status, Generation: t.st.generation, Name: t.name, Layout: t.layout, Size: t.size,
+		Time: time.Now(), Published: t.st.published, Rejected: t.st.rejected,
+		Read: t.st.published + t.st.rejected, ByCode: t.st.byCode, ResumedFrom: t.st.resumeLine, Err: errText,
+	}
+	if e.Layout == "" {
+		e.Layout = string(t.name.Layout)
+	}
+	v, err := t.in.files.Append(nil, fileEventNative(e, t.src))
+	if err != nil {
+		return err
+	}
+	t.produce(ctx, &kgo.Record{Topic: t.in.cfg.Topics.Files, Key: []byte(t.src.sha256), Value: v})
+	return nil
+}
+
+// commit ends the open transaction with a checkpoint, then opens the next
+// one unless final.
+func (t *txn) commit(ctx context.Context, status, errText string, final bool) error {
+	cp := Checkpoint{
+		SHA256: t.src.sha256, File: t.src.file, Generation: t.st.generation, Status: status,
+		NextLine: t.st.nextLine, Read: t.st.published + t.st.rejected, Published: t.st.published,
+		Rejected: t.st.rejected, RejectedByCode: t.st.byCode, Error: errText, Updated: time.Now().UTC(),
+	}
+	v, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	t.produce(ctx, &kgo.Record{Topic: t.in.cfg.Topics.IngestCheckpoints, Key: []byte(t.src.sha256), Value: v})
+	if err := t.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flushing records to Kafka: %w", err)
+	}
+	t.errMu.Lock()
+	perr := t.prodErr
+	t.errMu.Unlock()
+	if perr != nil {
+		_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
+		return fmt.Errorf("Kafka refused records of %s; the transaction was aborted and a rerun resumes after line %d: %w", t.src.file, t.st.resumeLine, perr)
+	}
+	if hook := t.in.cfg.beforeCommit; hook != nil {
+		if err := hook(t.st.nextLine); err != nil {
+			return err
+		}
+	}
+	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("committing the transaction for %s up to line %d: %w; a rerun resumes from the last commit", t.src.file, t.st.nextLine-1, err)
+	}
+	t.sinceTx, t.lastTx = 0, time.Now()
+	if hook := t.in.cfg.afterCommit; hook != nil {
+		if err := hook(t.st.nextLine); err != nil {
+			return err
+		}
+	}
+	if final {
+		return nil
+	}
+	if err := t.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	return nil
+}
+
+// finish commits the last chunk with the final file event.
+func (t *txn) finish(ctx context.Context, res Result, start time.Time, lines int64, endErr error) (Result, error) {
+	status, cpStatus, errText := "COMPLETED", statusCompleted, ""
+	if endErr != nil {
+		status, cpStatus, errText = "FAILED", statusFailed, endErr.Error()
+		res.Err = endErr
+	}
+	if err := t.fileEvent(ctx, status, errText); err != nil {
+		return res, err
+	}
+	if err := t.commit(ctx, cpStatus, errText, true); err != nil {
+		return res, err
+	}
+	res.Status = Completed
+	if endErr != nil {
+		res.Status = Failed
+		t.log.Warn("file failed", "err", endErr, "published", t.st.published, "rejected", t.st.rejected)
+	}
+	res.Read, res.Published, res.Rejected, res.ByCode = lines, t.st.published, t.st.rejected, t.st.byCode
+	if res.Read == 0 {
+		res.Read = t.st.published + t.st.rejected
+	}
+	res.ResumedFrom = t.st.resumeLine
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// batch is a slice of consecutive lines, encoded by a worker.
+type batch struct {
+	recs     []billing.Record
+	out      []*kgo.Record
+	firstErr error
+	done     chan struct{}
+}
+
+const batchLines = 512
+
+// pump reads, encodes (in parallel, order kept) and produces the rows,
+// committing a chunk whenever one is due. It returns the data lines read and
+// the error that ended the file (nil at a clean end), or an error that stops
+// the run.
+func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines int64, endErr error, err error) {
+	// rctx stops the reader and encoders on an early return; records are
+	// produced with ctx, since they outlive this function in the transaction.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	order := make(chan *batch, 2*t.in.cfg.Workers+2)
+	work := make(chan *batch, 2*t.in.cfg.Workers+2)
+	var readEnd error
+
+	go func() {
+		defer close(order)
+		defer close(work)
+		for {
+			b := &batch{recs: make([]billing.Record, 0, batchLines), done: make(chan struct{})}
+			var rerr error
+			for len(b.recs) < batchLines {
+				r, e := rd.Next()
+				if e != nil {
+					rerr = e
+					break
+				}
+				b.recs = append(b.recs, r)
+			}
+			if rerr != nil {
+				readEnd = rerr // read by the consumer only after order is closed
+			}
+			if len(b.recs) > 0 {
+				select {
+				case order <- b:
+				case <-rctx.Done():
+					return
+				}
+				select {
+				case work <- b:
+				case <-rctx.Done():
+					return
+				}
+			}
+			if rerr != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < t.in.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				t.encode(b)
+				close(b.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	t.lastTx = time.Now()
+	var skipped int64
+	for b := range order {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+		if b.firstErr != nil {
+			_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
+			return 0, nil, b.firstErr
+		}
+		for i, r := range b.out {
+			rec := b.recs[i]
+			line := recordLine(rec)
+			if r == nil { // committed by an earlier run
+				skipped++
+				continue
+			}
+			t.produce(ctx, r)
+			t.sinceTx++
+			if rec.Row != nil {
+				t.st.published++
+			} else {
+				t.st.rejected++
+				for _, code := range reasonCodes(rec.Rejected) {
+					t.st.byCode[code]++
+				}
+			}
+			t.st.nextLine = line + 1
+			if t.sinceTx >= t.in.cfg.ChunkRows {
+				if err := t.commit(ctx, statusRunning, "", false); err != nil {
+					return 0, nil, err
+				}
+			}
+		}
+		if p := t.in.cfg.Progress; p != nil {
+			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: rd.Stats().Lines, Skipped: skipped, Generation: t.st.generation})
+		}
+		if t.sinceTx > 0 && time.Since(t.lastTx) >= t.in.cfg.ChunkEvery {
+			if err := t.commit(ctx, statusRunning, "", false); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	if errors.Is(readEnd, io.EOF) {
+		readEnd = nil
+	}
+	var fe *billing.FileError
+	if readEnd != nil && !errors.As(readEnd, &fe) {
+		// Not the file's content: an I/O error on this machine.
+		_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
+		return 0, nil, fmt.Errorf("reading %s: %w", path, readEnd)
+	}
+	return rd.Stats().Lines, readEnd, nil
+}
+
+func recordLine(r billing.Record) int64 {
+	if r.Row != nil {
+		return r.Row.Line
+	}
+	return r.Rejected.Line
+}
+
+func reasonCodes(rj *billing.Rejected) []string {
+	seen := make([]string, 0, len(rj.Reasons))
+outer:
+	for _, r := range rj.Reasons {
+		for _, s := range seen {
+			if s == r.Code {
+				continue outer
+			}
+		}
+		seen = append(seen, r.Code)
+	}
+	return seen
+}
+
+func (t *txn) encode(b *batch) {
+	b.out = make([]*kgo.Record, len(b.recs))
+	for i, rec := range b.recs {
+		if recordLine(rec) < t.st.resumeLine {
+			continue
+		}
+		var (
+			v   []byte
+			err error
+			r   = &kgo.Record{}
+		)
+		if rec.Row != nil {
+			r.Topic = t.in.cfg.Topics.Billing
+			r.Key = []byte(rec.Row.ServicePointID)
+			v, err = t.in.billing.Append(make([]byte, 0, 384), billingNative(rec.Row, t.src))
+		} else {
+			r.Topic = t.in.cfg.Topics.Rejected
+			key := rec.Rejected.ServicePointID
+			if key == "" {
+				key = t.src.sha256
+			}
+			r.Key = []byte(key)
+			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedNative(rec.Rejected, t.layout, t.src))
+		}
+		if err != nil {
+			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, recordLine(rec), err)
+			return
+		}
+		r.Value = v
+		b.out[i] = r
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
