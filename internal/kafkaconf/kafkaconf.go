@@ -32,7 +32,7 @@ const (
 // variables. Secrets are accepted from the environment so they stay out of
 // shell history and process listings.
 type Config struct {
-	Brokers          []string `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT,..." help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
+	Brokers          []string `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT" help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
 	Registry         string   `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
 	RegistryUser     string   `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
 	RegistryPassword string   `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`

@@ -5,13 +5,13 @@ package kafkatest
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/embedded"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
@@ -58,51 +58,11 @@ func ReadAll(t testing.TB, kc kafkaconf.Config, topic string) []*kgo.Record {
 	return recs
 }
 
-// ReadCommitted reads topic to its last stable offset, read_committed.
+// ReadCommitted reads topic to its end, read_committed.
 func ReadCommitted(ctx context.Context, kc kafkaconf.Config, topic string) ([]*kgo.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cl, err := kc.NewClient(ctx, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	want := map[int32]int64{}
-	parts := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	var out []*kgo.Record
-	if len(want) == 0 {
-		return out, nil
-	}
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts})
-	done := map[int32]bool{}
-	for len(done) < len(want) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("reading %s: reached %d of %d partitions before the deadline", topic, len(done), len(want))
-		}
-		if err := fs.Err0(); err != nil {
-			return nil, err
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if r.Offset >= want[r.Partition]-1 {
-				done[r.Partition] = true
-			}
-		})
-	}
-	return out, nil
+	return consume.All(ctx, kc, topic)
 }
 
 // Decode decodes Confluent-framed Avro values through the registry.

@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+
+.PHONY: demo test build bench-ingest lint
+
+demo:
+	$(GO) run ./cmd/usagestream demo
+
+build:
+	$(GO) build -o bin/usagestream ./cmd/usagestream
+
+# Everything CI runs: formatting, vet, and every test.
+test:
+	./scripts/test.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Ingest benchmark (issue 2): 5 million rows to the embedded broker.
+bench-ingest:
+	./scripts/bench-ingest.sh

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/watch"
+)
+
+// Exit statuses of ingest, documented in the README.
+const (
+	exitRejected = 3 // every file read to its end, some rows rejected
+	exitFailed   = 4 // at least one file could not be read to its end
+)
+
+type ingestCmd struct {
+	Files        []string      `arg:"" optional:"" type:"existingfile" help:"Billing files (.gz, .zip, or plain .tsv/.txt)."`
+	Watch        string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
+	Force        bool          `name:"force" help:"Ingest files again even when the same bytes were ingested before."`
+	Layout       string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
+	Utility      string        `name:"utility" env:"USAGESTREAM_UTILITY" help:"Utility code of files whose name does not follow the convention."`
+	NetMetering  bool          `name:"net-metering" env:"USAGESTREAM_NET_METERING" help:"Accept negative usage (rule U9)."`
+	ServiceTypes []string      `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+	KeepPersonal bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
+	ChunkRows    int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
+	Progress     string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
+	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans, and how long a file must stay unchanged to count as complete."`
+}
+
+func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
+	cfg := ingest.Config{
+		Topics:    topics.NewNames(g.Kafka.TopicPrefix),
+		Utility:   c.Utility,
+		Force:     c.Force,
+		ChunkRows: c.ChunkRows,
+		Logger:    g.log,
+		Reader: billing.Options{
+			Layout:       billing.Layout(c.Layout),
+			ServiceTypes: c.ServiceTypes,
+			NetMetering:  c.NetMetering,
+			KeepPersonal: c.KeepPersonal,
+		},
+	}
+	if c.Progress == "always" || (c.Progress == "auto" && isTerminal(os.Stderr)) {
+		cfg.Progress = newProgress(out).update
+	}
+	return cfg
+}
+
+func (c *ingestCmd) Run(ctx context.Context, g *Globals) error {
+	if c.Watch == "" && len(c.Files) == 0 {
+		return errors.New("name the files to ingest, or a drop folder with --watch DIR")
+	}
+	in, err := ingest.New(ctx, g.Kafka, c.config(g, os.Stderr))
+	if err != nil {
+		return err
+	}
+	if c.Watch != "" {
+		return c.watch(ctx, g, in)
+	}
+	results, runErr := in.Run(ctx, c.Files)
+	printSummary(os.Stdout, results)
+	if runErr != nil {
+		return runErr
+	}
+	return exitStatus(results)
+}
+
+func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) error {
+	g.log.Info("watching a drop folder; stop with Ctrl-C", "dir", c.Watch)
+	return watch.Run(ctx, c.Watch, func(ctx context.Context, path string) (watch.Outcome, string) {
+		res, err := in.File(ctx, path)
+		if err != nil {
+			// Not the file's fault (Kafka down, say): leave it and retry.
+			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", res.File, "err", err)
+			return watch.Retry, ""
+		}
+		printSummary(os.Stdout, []ingest.Result{res})
+		if res.Status == ingest.Failed {
+			return watch.Failed, res.Err.Error()
+		}
+		return watch.Done, ""
+	}, watch.Options{Poll: c.Poll, Settle: c.Poll, Logger: g.log})
+}
+
+func exitStatus(results []ingest.Result) error {
+	var rejected, failed int64
+	for _, r := range results {
+		rejected += r.Rejected
+		if r.Status == ingest.Failed {
+			failed++
+		}
+	}
+	switch {
+	case failed > 0:
+		return &exitError{code: exitFailed, msg: fmt.Sprintf("%d file(s) could not be read to the end: see the errors above", failed)}
+	case rejected > 0:
+		return &exitError{code: exitRejected}
+	}
+	return nil
+}
+
+// printSummary writes one block per file and a total: rows read, published,
+// rejected by reason, so an operator can check that the counts reconcile.
+func printSummary(w io.Writer, results []ingest.Result) {
+	var read, pub, rej int64
+	for _, r := range results {
+		read += r.Read
+		pub += r.Published
+		rej += r.Rejected
+		rate := ""
+		if r.Elapsed > 0 && r.Status != ingest.Skipped {
+			rate = fmt.Sprintf(", %.0f rows/s", float64(r.Read-r.ResumedFrom)/r.Elapsed.Seconds())
+		}
+		if r.Status == ingest.Skipped {
+			fmt.Fprintf(w, "%s: skipped: %s\n", r.File, r.Note)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s (%s layout, %s%s)\n", r.File, r.Status, r.Layout, r.Elapsed.Round(time.Millisecond), rate)
+		fmt.Fprintf(w, "  rows read %d = published %d + rejected %d\n", r.Read, r.Published, r.Rejected)
+		if r.ResumedFrom > 0 {
+			fmt.Fprintf(w, "  resumed after line %d, committed by an earlier run\n", r.ResumedFrom-1)
+		}
+		if len(r.ByCode) > 0 {
+			fmt.Fprintf(w, "  rejected by reason: %s\n", formatCounts(r.ByCode))
+		}
+		if r.Err != nil {
+			fmt.Fprintf(w, "  error: %v\n", r.Err)
+		}
+	}
+	if len(results) > 1 {
+		fmt.Fprintf(w, "total: %d files, rows read %d = published %d + rejected %d\n", len(results), read, pub, rej)
+	}
+}
+
+func formatCounts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if m[keys[a]] != m[keys[b]] {
+			return m[keys[a]] > m[keys[b]]
+		}
+		return keys[a] < keys[b]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// progress draws one bar per file with bytes and rows/s.
+type progress struct {
+	w     io.Writer
+	bar   *progressbar.ProgressBar
+	file  string
+	start time.Time
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w} }
+
+func (p *progress) update(u ingest.Progress) {
+	if p.bar == nil || p.file != u.File {
+		if p.bar != nil {
+			_ = p.bar.Finish()
+		}
+		p.file, p.start = u.File, time.Now()
+		p.bar = progressbar.NewOptions64(u.Size,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetPredictTime(true),
+		)
+	}
+	rate := float64(u.Rows-u.Skipped) / time.Since(p.start).Seconds()
+	p.bar.Describe(fmt.Sprintf("%s %d rows %.0f rows/s", u.File, u.Rows, rate))
+	_ = p.bar.Set64(u.Bytes)
+	if u.Bytes >= u.Size {
+		_ = p.bar.Finish()
+	}
+}

@@ -1,0 +1,73 @@
+// Command usagestream streams Opower billing files into Kafka as Avro records.
+// Run `usagestream --help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+)
+
+// Globals are flags every command has.
+type Globals struct {
+	Kafka     kafkaconf.Config `embed:""`
+	LogLevel  string           `name:"log-level" env:"USAGESTREAM_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level."`
+	LogFormat string           `name:"log-format" env:"USAGESTREAM_LOG_FORMAT" enum:"auto,text,json" default:"auto" help:"Log format; auto is text on a terminal, JSON otherwise."`
+
+	log *slog.Logger
+}
+
+type cli struct {
+	Globals
+
+	Run    runCmd    `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
+	Ingest ingestCmd `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
+	Gen    genCmd    `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
+	Demo   demoCmd   `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
+}
+
+// exitError carries a process exit status with its message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	var c cli
+	vars := kafkaconf.Vars()
+	vars["data_dir"] = "data"
+	kctx := kong.Parse(&c,
+		kong.Name("usagestream"),
+		kong.Description("Stream Opower utility billing files into Kafka as Avro records."),
+		kong.UsageOnError(),
+		kong.Vars(vars),
+	)
+	c.log = newLogger(os.Stderr, c.LogLevel, c.LogFormat)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err := kctx.Run(&c.Globals)
+	var ee *exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, ee.msg)
+		}
+		os.Exit(ee.code)
+	default:
+		fmt.Fprintln(os.Stderr, "usagestream:", err)
+		os.Exit(1)
+	}
+}

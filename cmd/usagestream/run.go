@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/usagestream/usagestream/internal/embedded"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/schemas"
+)
+
+type runCmd struct {
+	DataDir      string `name:"data-dir" env:"USAGESTREAM_DATA_DIR" default:"${data_dir}" help:"Where the embedded broker and registry keep their data."`
+	KafkaPort    int    `name:"kafka-port" env:"USAGESTREAM_KAFKA_PORT" default:"9092" help:"Embedded broker port on 127.0.0.1."`
+	RegistryPort int    `name:"registry-port" env:"USAGESTREAM_REGISTRY_PORT" default:"8081" help:"Embedded registry port on 127.0.0.1."`
+	HTTPAddr     string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8088" help:"Address of /healthz, /readyz and /metrics."`
+	Partitions   int32  `name:"partitions" env:"USAGESTREAM_PARTITIONS" default:"6" help:"Partitions of topics created here."`
+	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
+}
+
+// stack is what run (and demo) bring up: the embedded broker and registry
+// when no brokers are configured, and the topics and schemas in either case.
+type stack struct {
+	kc       kafkaconf.Config
+	embedded *embedded.Stack
+}
+
+func (s *stack) Close() {
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+}
+
+func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, registryPort int, partitions int32, replication int16) (*stack, error) {
+	s := &stack{kc: g.Kafka}
+	if g.Kafka.Embedded() {
+		st, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, KafkaPort: kafkaPort, RegistryPort: registryPort, Partitions: partitions, Logger: g.log})
+		if err != nil {
+			return nil, err
+		}
+		s.embedded = st
+		s.kc.Brokers = st.BrokerAddrs()
+		if s.kc.Registry == "" {
+			s.kc.Registry = st.RegistryURL()
+		}
+		g.log.Info("embedded broker and registry started", "brokers", st.BrokerAddrs(), "registry", s.kc.RegistryURL(), "data_dir", dataDir)
+	}
+	if err := ensureTopicsAndSchemas(ctx, s.kc, partitions, replication); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ensureTopicsAndSchemas creates missing topics and registers every schema,
+// so consumers can decode before the first record arrives.
+func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions int32, replication int16) error {
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	names := topics.NewNames(kc.TopicPrefix)
+	if err := topics.Ensure(ctx, kadm.NewClient(cl), names.Specs(), partitions, replication); err != nil {
+		return err
+	}
+	rc, err := kc.NewRegistryClient()
+	if err != nil {
+		return err
+	}
+	reg := serde.NewRegistry(rc)
+	for _, sp := range names.Specs() {
+		if sp.Schema == "" {
+			continue
+		}
+		if _, err := reg.Register(ctx, serde.SubjectFor(sp.Name), schemas.MustText(sp.Schema)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runCmd) Run(ctx context.Context, g *Globals) error {
+	s, err := startStack(ctx, g, r.DataDir, r.KafkaPort, r.RegistryPort, r.Partitions, r.Replication)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
+		cctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
+		defer cancel()
+		cl, err := s.kc.NewClient(cctx)
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		cl.Close()
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", r.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on --http-addr %s (in use? choose another): %w", r.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("http server stopped", "err", err)
+		}
+	}()
+	g.log.Info("usagestream is running; stop with Ctrl-C",
+		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "http", "http://"+ln.Addr().String(), "topic_prefix", s.kc.TopicPrefix)
+	<-ctx.Done()
+	g.log.Info("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
