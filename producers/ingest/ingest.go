@@ -305,8 +305,8 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	defer rd.Close()
 	res.Layout = rd.Layout()
 	tx.layout = string(rd.Layout())
-	if nameErr != nil || !name.Conforms {
-		log.Warn("file name does not follow the convention; using the layout given explicitly", "layout", rd.Layout())
+	for _, w := range rd.Warnings() {
+		log.Warn(w)
 	}
 
 	lines, endErr, err := tx.pump(ctx, rd, path)
@@ -390,6 +390,7 @@ func (t *txn) commit(ctx context.Context, status, errText string, final bool) er
 		return err
 	}
 	t.produce(ctx, &kgo.Record{Topic: t.in.cfg.Topics.IngestCheckpoints, Key: []byte(t.src.sha256), Value: v})
+	flushStart := time.Now()
 	if err := t.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flushing records to Kafka: %w", err)
 	}
@@ -408,6 +409,8 @@ func (t *txn) commit(ctx context.Context, status, errText string, final bool) er
 	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("committing the transaction for %s up to line %d: %w; a rerun resumes from the last commit", t.src.file, t.st.nextLine-1, err)
 	}
+	t.log.Debug("chunk committed", "next_line", t.st.nextLine, "rows", t.sinceTx,
+		"chunk_time", time.Since(t.lastTx), "flush_and_commit_time", time.Since(flushStart))
 	t.sinceTx, t.lastTx = 0, time.Now()
 	if hook := t.in.cfg.afterCommit; hook != nil {
 		if err := hook(t.st.nextLine); err != nil {
@@ -512,8 +515,9 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			rb := newRowBuilder()
 			for b := range work {
-				t.encode(b)
+				t.encode(b, rb)
 				close(b.done)
 			}
 		}()
@@ -598,7 +602,7 @@ outer:
 	return seen
 }
 
-func (t *txn) encode(b *batch) {
+func (t *txn) encode(b *batch, rb *rowBuilder) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
 		if recordLine(rec) < t.st.resumeLine {
@@ -612,7 +616,7 @@ func (t *txn) encode(b *batch) {
 		if rec.Row != nil {
 			r.Topic = t.in.cfg.Topics.Billing
 			r.Key = []byte(rec.Row.ServicePointID)
-			v, err = t.in.billing.Append(make([]byte, 0, 384), billingNative(rec.Row, t.src))
+			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.billing(rec.Row, t.src))
 		} else {
 			r.Topic = t.in.cfg.Topics.Rejected
 			key := rec.Rejected.ServicePointID

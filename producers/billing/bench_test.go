@@ -1,0 +1,93 @@
+package billing
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// benchFile is a full-layout file of n distinct, valid rows, like a utility's
+// monthly extract: ids, dates and values vary from row to row.
+func benchFile(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(HeaderLine(LayoutFull))
+	b.WriteByte('\n')
+	for i := range n {
+		fmt.Fprintf(&b, "C%08d\tP%08d\t\tCCB%07d\tRES\t\tA%08d\t2022%02d%02d\t\t\t%02d\tR%d\tSP%09d\t%s\t%d\tMain Street\t\tEugene\tOR\t974%02d\tAMI\tKWH\t%d\t%d.%02d\t2024%02d%02d\t%d\t%s\t%d.%02d\n",
+			i, i, i, i, 1+i%12, 1+i%28, i%20, i%5, i, [...]string{"E", "G", "W"}[i%3], i%9000,
+			i%100, 800+i%2000, i%3000, i%100, 1+i%12, 1+i%28, 28+i%5, [...]string{"A", "E", "U", ""}[i%4], i%400, i%100)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkReaderFull measures parsing and validation only: the file is in
+// memory and uncompressed, so the figure is the reader's own CPU cost per row.
+func BenchmarkReaderFull(b *testing.B) {
+	const rows = 100_000
+	data := benchFile(rows)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	b.ResetTimer()
+	var total int64
+	for b.Loop() {
+		r, err := NewReader(fullName, bytes.NewReader(data), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			rec, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || rec.Row == nil {
+				b.Fatalf("%v %+v", err, rec.Rejected)
+			}
+		}
+		total += r.Stats().Accepted
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(total), "allocs/row")
+	perRow := b.Elapsed().Seconds() / float64(total)
+	b.ReportMetric(perRow*1e9, "ns/row")
+	b.ReportMetric(1/perRow, "rows/s")
+}
+
+// BenchmarkReaderFullGzip adds decompression, the usual case for real files.
+func BenchmarkReaderFullGzip(b *testing.B) {
+	const rows = 100_000
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(benchFile(rows))
+	zw.Close()
+	data := gz.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	b.ResetTimer()
+	var total int64
+	for b.Loop() {
+		r, err := NewReader(fullName, bytes.NewReader(data), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+		}
+		total += r.Stats().Accepted
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(total), "allocs/row")
+	perRow := b.Elapsed().Seconds() / float64(total)
+	b.ReportMetric(perRow*1e9, "ns/row")
+	b.ReportMetric(1/perRow, "rows/s")
+}
