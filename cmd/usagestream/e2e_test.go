@@ -186,12 +186,14 @@ func TestIngestExitStatuses(t *testing.T) {
 // every line of the file is on Kafka exactly once.
 func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 	env := kafkatest.Start(t)
-	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 12000, Months: 12, Seed: 11, Anomalies: map[gen.Kind]int{"NULL_TOKEN": 2, "FIELD_COUNT": 1}})
+	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 25000, Months: 12, Seed: 11, Anomalies: map[gen.Kind]int{"NULL_TOKEN": 2, "FIELD_COUNT": 1}})
 	path := files.Files[0]
-	args := append(append([]string{"ingest", "--chunk-rows", "1500"}, connFlags(env.Kafka)...), path)
+	// Small chunks: many commit points to die between, and a run long
+	// enough for random kills to land mid-file.
+	args := append(append([]string{"ingest", "--chunk-rows", "300"}, connFlags(env.Kafka)...), path)
 	rng := rand.New(rand.NewPCG(1, 2))
 	kills := 0
-	for attempt := 0; attempt < 12; attempt++ {
+	for attempt := 0; attempt < 20; attempt++ {
 		cmd := exec.Command(binary, args...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -201,7 +203,7 @@ func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 		select {
 		case <-done: // finished before the kill
 			attempt = 99
-		case <-time.After(time.Duration(60+rng.IntN(400)) * time.Millisecond):
+		case <-time.After(time.Duration(30+rng.IntN(270)) * time.Millisecond):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			kills++
