@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -152,6 +154,11 @@ func (c Config) explain(err error) error {
 	var ke *kerr.Error
 	if errors.As(err, &ke) && (ke == kerr.SaslAuthenticationFailed || ke == kerr.IllegalSaslState || ke == kerr.UnsupportedSaslMechanism) {
 		return fmt.Errorf("Kafka at %s refused the SASL %s login of user %q: check --sasl-user and USAGESTREAM_SASL_PASSWORD: %w",
+			strings.Join(c.BrokerList(), ","), c.SASLMechanism, c.SASLUser, err)
+	}
+	if c.SASLMechanism != "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		// Some brokers close the connection instead of answering a failed login.
+		return fmt.Errorf("Kafka at %s closed the connection during the SASL %s login of user %q: the password is probably wrong (check --sasl-user and USAGESTREAM_SASL_PASSWORD), or the listener does not speak SASL/TLS as configured: %w",
 			strings.Join(c.BrokerList(), ","), c.SASLMechanism, c.SASLUser, err)
 	}
 	if c.Embedded() {
