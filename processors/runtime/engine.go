@@ -1,0 +1,733 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+)
+
+// Config configures one processor instance.
+type Config struct {
+	Kafka kafkaconf.Config
+	// Group is the consumer group; instances with the same group share the
+	// input partitions. Default: <topic prefix>processor-<name>.
+	Group string
+	// Changelog is the store's compacted changelog topic; it must have as
+	// many partitions as the inputs. Default: <topic prefix>changelog-<name>.v1.
+	Changelog string
+	// DataDir holds the Pebble store and the instance id of this instance.
+	DataDir string
+	// MaxPollRecords bounds one transaction. Default 5000.
+	MaxPollRecords int
+	// TransactionTimeout bounds how long a crashed instance's open
+	// transaction can hold back read_committed readers when its disk was
+	// lost too (with its disk, its successor fences it at once). Default 10s.
+	TransactionTimeout time.Duration
+	// WallClockTick is how often wall-clock timers are checked while idle.
+	WallClockTick time.Duration
+	// SessionTimeout is how long the group waits for a silent instance
+	// before giving its partitions to the others. Default 10s.
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
+	Metrics        *Metrics
+	// Now is the wall clock (tests set it).
+	Now func() time.Time
+}
+
+func (c *Config) defaults(name string) {
+	if c.Group == "" {
+		c.Group = c.Kafka.TopicPrefix + "processor-" + name
+	}
+	if c.Changelog == "" {
+		c.Changelog = ChangelogTopic(c.Kafka.TopicPrefix, name)
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 5000
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.WallClockTick <= 0 {
+		c.WallClockTick = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// ChangelogTopic is the changelog topic name of a store.
+func ChangelogTopic(prefix, name string) string { return prefix + "changelog-" + name + ".v1" }
+
+// instanceID returns this data directory's stable id, creating it once. The
+// transactional id derives from it, so a restarted instance fences its
+// crashed predecessor (aborting its open transaction) at once.
+func instanceID(dir string) (string, error) {
+	p := filepath.Join(dir, "instance-id")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("writing %s: %w", p, err)
+	}
+	return id, nil
+}
+
+// Instance runs one processor.
+type Instance struct {
+	cfg   Config
+	st    Stage
+	name  string
+	store *Store
+	sess  *kgo.GroupTransactSession
+	log   *slog.Logger
+	m     *Metrics
+
+	mu    sync.Mutex
+	owned map[int32]bool
+	fatal error
+
+	cancel context.CancelFunc
+}
+
+// Run runs the processor until ctx ends or a fatal error occurs.
+func Run(ctx context.Context, cfg Config, st Stage) error {
+	in, err := NewInstance(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return in.Run(ctx)
+}
+
+// NewInstance opens the store; Run starts consuming.
+func NewInstance(cfg Config, st Stage) (*Instance, error) {
+	cfg.defaults(st.name())
+	dir := filepath.Join(cfg.DataDir, st.name())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the state directory %s: %w", dir, err)
+	}
+	id, err := instanceID(dir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(filepath.Join(dir, "pebble"))
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{},
+		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
+
+	opts, err := cfg.Kafka.Opts()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(st.inputs()...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.TransactionalID("usagestream-"+st.name()+"-"+id),
+		// Static membership: a restarted instance takes its old seat in the
+		// group at once instead of waiting out its dead predecessor.
+		kgo.InstanceID(st.name()+"-"+id),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.TransactionTimeout(cfg.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(partitioner{changelog: cfg.Changelog, keyed: kgo.StickyKeyPartitioner(nil)}),
+		kgo.OnPartitionsAssigned(in.assigned),
+		kgo.OnPartitionsRevoked(in.dropped),
+		kgo.OnPartitionsLost(in.dropped),
+		kgo.ProducerLinger(2*time.Millisecond),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("configuring the consumer group %s: %w", cfg.Group, err)
+	}
+	in.sess = sess
+	return in, nil
+}
+
+// Close leaves the group and closes the store.
+func (in *Instance) Close() {
+	in.sess.Close()
+	in.store.Close()
+}
+
+// Store exposes the local state (the query API reads it).
+func (in *Instance) Store() *Store { return in.store }
+
+// Owned lists the partitions this instance owns now.
+func (in *Instance) Owned() []int32 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]int32, 0, len(in.owned))
+	for p := range in.owned {
+		out = append(out, p)
+	}
+	return out
+}
+
+type partitioner struct {
+	changelog string
+	keyed     kgo.Partitioner
+}
+
+// ForTopic routes changelog records to the partition set on the record (the
+// input partition they belong to) and every other record by key.
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.changelog {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.keyed.ForTopic(t)
+}
+
+func (in *Instance) setFatal(err error) {
+	in.mu.Lock()
+	if in.fatal == nil {
+		in.fatal = err
+	}
+	in.mu.Unlock()
+	if in.cancel != nil {
+		in.cancel()
+	}
+}
+
+// assigned restores each newly assigned partition before any of its input
+// is processed. franz-go calls it before fetching those partitions.
+func (in *Instance) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	// Fence first: a crashed predecessor's open transaction is aborted, so
+	// the changelog's stable offset reaches its end.
+	if _, _, err := in.sess.Client().ProducerID(ctx); err != nil {
+		in.setFatal(fmt.Errorf("initializing the transactional producer: %w", err))
+		return
+	}
+	seen := map[int32]bool{}
+	for _, ps := range assigned {
+		for _, p := range ps {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if err := in.restore(ctx, p); err != nil {
+				in.setFatal(err)
+				return
+			}
+			in.mu.Lock()
+			in.owned[p] = true
+			in.mu.Unlock()
+		}
+	}
+}
+
+func (in *Instance) dropped(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, ps := range lost {
+		for _, p := range ps {
+			delete(in.owned, p)
+		}
+	}
+}
+
+func (in *Instance) owns(p int32) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.owned[p]
+}
+
+// Run consumes until ctx ends.
+func (in *Instance) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	in.cancel = cancel
+	defer cancel()
+	in.log.Info("processor started", "group", in.cfg.Group, "inputs", in.st.inputs(), "changelog", in.cfg.Changelog)
+	lastTick := time.Time{}
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, in.cfg.WallClockTick)
+		fs := in.sess.PollRecords(pctx, in.cfg.MaxPollRecords)
+		pcancel()
+		in.mu.Lock()
+		fatal := in.fatal
+		in.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if ctx.Err() != nil {
+			in.log.Info("processor stopping")
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return errors.New("the Kafka client closed")
+		}
+		// franz-go retries what can be retried and reports it here too: log
+		// and go on; a fatal client state surfaces as a closed client or a
+		// failed transaction.
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				in.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
+			}
+		})
+		now := in.cfg.Now()
+		wallDue := now.Sub(lastTick) >= in.cfg.WallClockTick
+		if fs.NumRecords() == 0 && !wallDue {
+			continue
+		}
+		if wallDue {
+			lastTick = now
+		}
+		if err := in.transaction(ctx, fs, wallDue, now); err != nil {
+			return err
+		}
+	}
+}
+
+// txn is the state of one transaction: the write cache and what to produce.
+type txn struct {
+	parts map[int32]*partCache
+
+	mu         sync.Mutex
+	prodErr    error
+	changelogs map[int32]int64 // next changelog offset per partition after this txn
+}
+
+type entry struct {
+	val     any
+	dirty   bool
+	deleted bool
+}
+
+type partCache struct {
+	states   map[string]*entry
+	timers   map[string]int64 // changelog timer key -> fire ms (0 cancels)
+	wm       int64
+	wmDirty  bool
+	inOffset map[string]int64
+}
+
+func (t *txn) part(p int32) *partCache {
+	pc := t.parts[p]
+	if pc == nil {
+		pc = &partCache{states: map[string]*entry{}, timers: map[string]int64{}, inOffset: map[string]int64{}, wm: -1}
+		t.parts[p] = pc
+	}
+	return pc
+}
+
+func (t *txn) promise(r *kgo.Record, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		if t.prodErr == nil {
+			t.prodErr = err
+		}
+		return
+	}
+	if t.changelogs != nil && r.Offset+1 > t.changelogs[r.Partition] {
+		t.changelogs[r.Partition] = r.Offset + 1
+	}
+}
+
+func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bool, now time.Time) error {
+	start := time.Now()
+	if err := in.sess.Begin(); err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	t := &txn{parts: map[int32]*partCache{}, changelogs: map[int32]int64{}}
+	changelogPromise := func(r *kgo.Record, err error) { t.promise(r, err) }
+	outPromise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			t.promise(nil, err)
+		}
+	}
+
+	var procErr error
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if procErr != nil || len(fp.Records) == 0 {
+			return
+		}
+		p := fp.Partition
+		pc := t.part(p)
+		for _, r := range fp.Records {
+			in.m.recordsIn.WithLabelValues(in.name, r.Topic).Inc()
+			rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			if err := in.apply(ctx, t, pc, p, r.Key, Input{Record: rec}, outPromise); err != nil {
+				procErr = err
+				return
+			}
+			pc.inOffset[r.Topic] = r.Offset + 1
+		}
+		last := fp.Records[len(fp.Records)-1]
+		in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
+	})
+	if procErr == nil {
+		procErr = in.fireTimers(ctx, t, fireWall, now, outPromise)
+	}
+	if procErr != nil {
+		_, _ = in.sess.End(ctx, kgo.TryAbort)
+		return procErr
+	}
+
+	// Step 2: every changed state, timer and event time to the changelog.
+	for p, pc := range t.parts {
+		for k, e := range pc.states {
+			if !e.dirty {
+				continue
+			}
+			var v []byte
+			if !e.deleted {
+				b, err := in.st.marshal(e.val)
+				if err != nil {
+					_, _ = in.sess.End(ctx, kgo.TryAbort)
+					return fmt.Errorf("encoding the state of key %q: %w", k, err)
+				}
+				v = b
+			}
+			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: clStateKey([]byte(k)), Value: v}, changelogPromise)
+			if e.deleted {
+				e.val = nil
+			} else {
+				e.val = v // keep the encoded form for the local batch
+			}
+		}
+		for k, at := range pc.timers {
+			var v []byte
+			if at != 0 {
+				v = u64(at)
+			}
+			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: []byte(k), Value: v}, changelogPromise)
+		}
+		if pc.wmDirty {
+			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: []byte{clWM}, Value: u64(pc.wm)}, changelogPromise)
+		}
+	}
+	processed := time.Since(start)
+
+	// Step 3: commit outputs, changelog and input offsets together.
+	committed, err := in.sess.End(ctx, kgo.TryCommit)
+	if err != nil {
+		return fmt.Errorf("ending the transaction: %w", err)
+	}
+	t.mu.Lock()
+	perr := t.prodErr
+	t.mu.Unlock()
+	if perr != nil && committed {
+		return fmt.Errorf("a record of a committed transaction failed: %w", perr)
+	}
+	if !committed {
+		in.m.aborts.WithLabelValues(in.name).Inc()
+		in.log.Info("transaction aborted after a rebalance; its records will be processed again")
+		return nil
+	}
+
+	// Step 4: the same changes to Pebble, with the offsets they reflect.
+	b := in.store.NewBatch()
+	defer b.Close()
+	for p, pc := range t.parts {
+		for k, e := range pc.states {
+			if !e.dirty {
+				continue
+			}
+			if e.deleted {
+				b.Set(p, []byte(k), nil)
+			} else {
+				b.Set(p, []byte(k), e.val.([]byte))
+			}
+		}
+		for k, at := range pc.timers {
+			if err := in.store.setTimer(b, p, TimerKind(k[1]), []byte(k[2:]), at); err != nil {
+				return err
+			}
+		}
+		if pc.wmDirty {
+			_ = b.b.Set(metaKey(p, "wm"), u64(pc.wm), nil)
+		}
+		if next, ok := t.changelogs[p]; ok {
+			b.SetChangelogOffset(p, next)
+		}
+		for topic, off := range pc.inOffset {
+			b.SetInputOffset(p, topic, off)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	in.m.commits.WithLabelValues(in.name).Inc()
+	in.m.processSeconds.WithLabelValues(in.name).Observe(processed.Seconds())
+	in.m.commitSeconds.WithLabelValues(in.name).Observe((time.Since(start) - processed).Seconds())
+	in.m.storeBytes.WithLabelValues(in.name).Set(float64(in.store.DiskUsage()))
+	return nil
+}
+
+// apply processes one input for key in partition p against the cache.
+func (in *Instance) apply(ctx context.Context, t *txn, pc *partCache, p int32, key []byte, input Input, promise func(*kgo.Record, error)) error {
+	e, err := in.load(pc, p, key)
+	if err != nil {
+		return err
+	}
+	state := e.val
+	if e.deleted || state == nil {
+		state = in.st.newState()
+	}
+	res, err := in.st.process(state, input)
+	if err != nil {
+		where := fmt.Sprintf("%s[%d]@%d", input.Record.Topic, p, input.Record.Offset)
+		if input.Timer != nil {
+			where = fmt.Sprintf("a %c timer of key %q", input.Timer.Kind, input.Timer.Key)
+		}
+		return fmt.Errorf("processor %s failed on %s: %w; fix the input or the processor, then restart (nothing was committed)", in.name, where, err)
+	}
+	switch {
+	case res.del:
+		e.val, e.deleted, e.dirty = nil, true, true
+	case res.write:
+		e.val, e.deleted, e.dirty = res.state, false, true
+	}
+	for _, o := range res.outs {
+		in.sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value}, promise)
+		in.m.recordsOut.WithLabelValues(in.name, o.Topic).Inc()
+	}
+	for _, tm := range res.timers {
+		tk := string(clTimerKey(tm.Kind, tm.Key))
+		if tm.At.IsZero() {
+			pc.timers[tk] = 0
+		} else {
+			pc.timers[tk] = tm.At.UnixMilli()
+		}
+	}
+	et := res.eventTime
+	if et.IsZero() && input.Timer == nil {
+		et = input.Record.Timestamp
+	}
+	if ms := et.UnixMilli(); !et.IsZero() && ms > pc.wm {
+		if pc.wm < 0 {
+			stored, err := in.store.Watermark(p)
+			if err != nil {
+				return err
+			}
+			pc.wm = stored
+		}
+		if ms > pc.wm {
+			pc.wm, pc.wmDirty = ms, true
+		}
+	}
+	return nil
+}
+
+// load returns key's cache entry, reading it from Pebble the first time.
+func (in *Instance) load(pc *partCache, p int32, key []byte) (*entry, error) {
+	if e, ok := pc.states[string(key)]; ok {
+		return e, nil
+	}
+	e := &entry{}
+	b, ok, err := in.store.Get(p, key)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		v, err := in.st.unmarshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("decoding the stored state of key %q in partition %d: %w", key, p, err)
+		}
+		e.val = v
+	} else {
+		e.deleted = true
+	}
+	pc.states[string(key)] = e
+	return e, nil
+}
+
+// fireTimers fires due timers of the owned partitions inside the open
+// transaction: event-time timers up to each partition's event time, and
+// wall-clock timers up to now when fireWall.
+func (in *Instance) fireTimers(ctx context.Context, t *txn, fireWall bool, now time.Time, promise func(*kgo.Record, error)) error {
+	for _, p := range in.Owned() {
+		pc := t.part(p)
+		wm := pc.wm
+		if wm < 0 {
+			stored, err := in.store.Watermark(p)
+			if err != nil {
+				return err
+			}
+			wm = stored
+		}
+		kinds := []struct {
+			kind TimerKind
+			at   int64
+		}{{EventTime, wm}}
+		if fireWall {
+			kinds = append(kinds, struct {
+				kind TimerKind
+				at   int64
+			}{WallClock, now.UnixMilli()})
+		}
+		for _, k := range kinds {
+			if k.at <= 0 {
+				continue
+			}
+			due, err := in.store.dueTimers(p, k.kind, k.at, 10_000)
+			if err != nil {
+				return err
+			}
+			for _, tm := range due {
+				tk := string(clTimerKey(tm.Kind, tm.Key))
+				if at, changed := pc.timers[tk]; changed && at != tm.At.UnixMilli() {
+					continue // replaced or cancelled in this transaction
+				}
+				pc.timers[tk] = 0 // fired: gone unless the processor sets it again
+				rec := Record{Topic: in.cfg.Changelog, Partition: p}
+				tmc := tm
+				if err := in.apply(ctx, t, pc, p, tm.Key, Input{Record: rec, Timer: &tmc}, promise); err != nil {
+					return err
+				}
+				in.m.timersFired.WithLabelValues(in.name, string(rune(tm.Kind))).Inc()
+			}
+		}
+	}
+	return nil
+}
+
+// restore catches partition p of the store up from the changelog.
+func (in *Instance) restore(ctx context.Context, p int32) error {
+	from, err := in.store.ChangelogOffset(p)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	cl, err := in.cfg.Kafka.NewClient(ctx,
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{in.cfg.Changelog: {p: kgo.NewOffset().At(from)}}),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	end, err := stableEnd(ctx, cl, in.cfg.Changelog, p, 3*in.cfg.TransactionTimeout)
+	if err != nil {
+		return err
+	}
+	gauge := in.m.restoreRemaining.WithLabelValues(in.name, strconv.Itoa(int(p)))
+	if end <= from {
+		gauge.Set(0)
+		return nil
+	}
+	in.log.Info("restoring partition from the changelog", "partition", p, "from", from, "to", end)
+	next := from
+	applied := 0
+	for next < end {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := fs.Err0(); err != nil {
+			return fmt.Errorf("reading changelog %s[%d]: %w", in.cfg.Changelog, p, err)
+		}
+		b := in.store.NewBatch()
+		var aerr error
+		fs.EachRecord(func(r *kgo.Record) {
+			if aerr != nil || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				aerr = in.store.applyChangelog(b, p, r.Key, r.Value)
+				applied++
+			}
+			next = r.Offset + 1
+		})
+		if aerr != nil {
+			b.Close()
+			return fmt.Errorf("applying changelog %s[%d]: %w", in.cfg.Changelog, p, aerr)
+		}
+		b.SetChangelogOffset(p, next)
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		gauge.Set(float64(end - next))
+	}
+	in.m.restored.WithLabelValues(in.name).Add(float64(applied))
+	in.log.Info("partition restored", "partition", p, "records", applied, "seconds", time.Since(started).Seconds())
+	return nil
+}
+
+// stableEnd returns the end offset of topic[p] once every transaction open
+// on it when called has ended, so a restore sees all committed records.
+func stableEnd(ctx context.Context, cl *kgo.Client, topic string, p int32, maxWait time.Duration) (int64, error) {
+	hwm, err := listOffset(ctx, cl, topic, p, 0)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(maxWait)
+	for {
+		lso, err := listOffset(ctx, cl, topic, p, 1)
+		if err != nil {
+			return 0, err
+		}
+		if lso >= hwm {
+			return hwm, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("a transaction on %s[%d] stays open past %s: is another instance stuck? ", topic, p, maxWait)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// listOffset is topic[p]'s high watermark (isolation 0) or last stable
+// offset (isolation 1).
+func listOffset(ctx context.Context, cl *kgo.Client, topic string, p int32, isolation int) (int64, error) {
+	adm := kadm.NewClient(cl)
+	var (
+		l   kadm.ListedOffsets
+		err error
+	)
+	if isolation == 0 {
+		l, err = adm.ListEndOffsets(ctx, topic)
+	} else {
+		l, err = adm.ListCommittedOffsets(ctx, topic)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	}
+	o, ok := l.Lookup(topic, p)
+	if !ok {
+		return 0, fmt.Errorf("topic %s has no partition %d: it must have as many partitions as the processor's inputs", topic, p)
+	}
+	if o.Err != nil {
+		return 0, fmt.Errorf("listing offsets of %s[%d]: %w", topic, p, o.Err)
+	}
+	return o.Offset, nil
+}

@@ -1,0 +1,150 @@
+// Package runtime moves records from input topics through processors with
+// Pebble-backed state to output topics, exactly once.
+//
+// A processor is a pure function of (state of one key, one input) to (new
+// state, output records); it does no I/O. The runtime owns everything else:
+// the consumer group, the state store, the changelog, transactions, timers,
+// restore and metrics.
+//
+// Commit protocol, per poll of input records:
+//
+//  1. Each record is processed against a write cache of decoded states
+//     (read through to Pebble); outputs are produced into an open Kafka
+//     transaction as they come.
+//  2. Every state changed in the poll is encoded once and produced to the
+//     store's compacted changelog topic, into the partition of the input it
+//     came from, in the same transaction.
+//  3. The transaction commits together with the consumed input offsets
+//     (franz-go GroupTransactSession). If the group rebalanced meanwhile it
+//     aborts instead, the cache is dropped, and the records are read again.
+//  4. After the commit, the changed states are written to Pebble in one batch
+//     with the changelog offset and the input offsets they reflect.
+//
+// On start, and whenever a partition is assigned, Pebble is caught up from
+// the changelog (read_committed) from the offset it recorded to the end: a
+// crash after step 3 and before step 4 is repaired there, and a crash before
+// step 3 aborted a transaction that Pebble never saw. Nothing is wiped; an
+// empty disk is just a catch-up from offset 0.
+package runtime
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Record is one input record.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+}
+
+// Out is one output record. Its partition follows from its key (Kafka's
+// murmur2 partitioner, as Java clients and Kafka Streams use), so an output
+// topic can be the co-partitioned input of the next stage (repartitioning).
+type Out struct {
+	Topic string
+	Key   []byte
+	Value []byte
+}
+
+// TimerKind says what clock a timer follows.
+type TimerKind byte
+
+const (
+	// EventTime timers fire when the partition's event time (the largest
+	// record timestamp processed) passes them.
+	EventTime TimerKind = 'e'
+	// WallClock timers fire when the wall clock passes them, even with no
+	// input (a stale feed, for instance).
+	WallClock TimerKind = 'w'
+)
+
+// Timer asks for the processor to be called for Key at At.
+type Timer struct {
+	Kind TimerKind
+	Key  []byte
+	At   time.Time
+}
+
+// Input is what a processor is called with: a record, or a fired timer.
+type Input struct {
+	Record Record
+	Timer  *Timer // set when a timer fired; Record then names the partition only
+}
+
+// EventID derives the id of the n-th event caused by this input from its
+// position, so reprocessing the same input gives the same ids.
+func (in Input) EventID(n int) string {
+	if in.Timer != nil {
+		return fmt.Sprintf("timer-%s-%d-%c-%d-%s-%d", in.Record.Topic, in.Record.Partition, in.Timer.Kind,
+			in.Timer.At.UnixMilli(), in.Timer.Key, n)
+	}
+	return in.Record.Topic + "-" + strconv.Itoa(int(in.Record.Partition)) + "-" +
+		strconv.FormatInt(in.Record.Offset, 10) + "-" + strconv.Itoa(n)
+}
+
+// Step is what processing one input did to the state of its key.
+type Step[S any] struct {
+	State   S
+	Write   bool // the state changed: store it (and send it to the changelog)
+	Delete  bool // the key's state is gone
+	Outputs []Out
+	Timers  []Timer // set (or, with a zero At, cancel) timers of this key
+	// EventTime, when set, advances the partition's event time (for
+	// EventTime timers) instead of the record timestamp: a billing row's
+	// date, say.
+	EventTime time.Time
+}
+
+// Processor is a stateful processing stage keyed by the input record key.
+type Processor[S any] struct {
+	// Name names the store, the changelog topic and the consumer group.
+	Name   string
+	Inputs []string
+	// New returns the state of a key seen for the first time.
+	New       func() S
+	Marshal   func(S) ([]byte, error)
+	Unmarshal func([]byte) (S, error)
+	// Process must be deterministic and do no I/O.
+	Process func(state S, in Input) (Step[S], error)
+}
+
+// Stage is a Processor with its state type erased, as Run takes it. Only
+// *Processor[S] implements it.
+type Stage interface {
+	name() string
+	inputs() []string
+	newState() any
+	marshal(any) ([]byte, error)
+	unmarshal([]byte) (any, error)
+	process(state any, in Input) (stepResult, error)
+}
+
+type stepResult struct {
+	state     any
+	write     bool
+	del       bool
+	outs      []Out
+	timers    []Timer
+	eventTime time.Time
+}
+
+func (p *Processor[S]) name() string     { return p.Name }
+func (p *Processor[S]) inputs() []string { return p.Inputs }
+func (p *Processor[S]) newState() any    { return p.New() }
+func (p *Processor[S]) marshal(v any) ([]byte, error) {
+	return p.Marshal(v.(S))
+}
+func (p *Processor[S]) unmarshal(b []byte) (any, error) { return p.Unmarshal(b) }
+func (p *Processor[S]) process(state any, in Input) (stepResult, error) {
+	st, err := p.Process(state.(S), in)
+	if err != nil {
+		return stepResult{}, err
+	}
+	return stepResult{st.State, st.Write, st.Delete, st.Outputs, st.Timers, st.EventTime}, nil
+}

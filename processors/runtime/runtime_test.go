@@ -1,0 +1,351 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/consume"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+)
+
+// The test processor counts records per key and emits "key n eventID" for
+// each: every (key, n) must appear exactly once in the output, and a count
+// that continues correctly after a crash or a lost disk proves the state
+// survived exactly.
+type counter struct {
+	N     int   `json:"n"`
+	Fired []int `json:"fired,omitempty"`
+}
+
+const (
+	inTopic  = "t.in"
+	outTopic = "t.out"
+)
+
+func countingProcessor() *Processor[*counter] {
+	return &Processor[*counter]{
+		Name:      "counter",
+		Inputs:    []string{inTopic},
+		New:       func() *counter { return &counter{} },
+		Marshal:   func(c *counter) ([]byte, error) { return json.Marshal(c) },
+		Unmarshal: func(b []byte) (*counter, error) { var c counter; err := json.Unmarshal(b, &c); return &c, err },
+		Process: func(c *counter, in Input) (Step[*counter], error) {
+			if in.Timer != nil {
+				c.Fired = append(c.Fired, c.N)
+				v := fmt.Sprintf("%s timer-%c %d %s", in.Timer.Key, in.Timer.Kind, c.N, in.EventID(0))
+				return Step[*counter]{State: c, Write: true, Outputs: []Out{{Topic: outTopic, Key: in.Timer.Key, Value: []byte(v)}}}, nil
+			}
+			c.N++
+			v := fmt.Sprintf("%s %d %s", in.Record.Key, c.N, in.EventID(0))
+			st := Step[*counter]{State: c, Write: true, Outputs: []Out{{Topic: outTopic, Key: in.Record.Key, Value: []byte(v)}}}
+			if string(in.Record.Value) == "timer" {
+				st.Timers = []Timer{{Kind: WallClock, Key: in.Record.Key, At: in.Record.Timestamp.Add(300 * time.Millisecond)}}
+			}
+			return st, nil
+		},
+	}
+}
+
+type cluster struct {
+	c  *kfake.Cluster
+	kc kafkaconf.Config
+}
+
+func newCluster(t *testing.T, partitions int32) *cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	kc := kafkaconf.Config{Brokers: c.ListenAddrs(), TopicPrefix: "t."}
+	cl, err := kc.NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, tp := range []string{inTopic, outTopic, ChangelogTopic("t.", "counter")} {
+		cfg := map[string]*string{}
+		if strings.Contains(tp, "changelog") {
+			cfg["cleanup.policy"] = kadm.StringPtr("compact")
+		}
+		if _, err := adm.CreateTopic(context.Background(), partitions, 1, cfg, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &cluster{c: c, kc: kc}
+}
+
+// produce writes n records spread over keys, with optional per-record value.
+func (c *cluster) produce(t *testing.T, keys, from, n int, value string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.kc.Brokers...), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var wg sync.WaitGroup
+	var perr error
+	var mu sync.Mutex
+	for i := from; i < from+n; i++ {
+		wg.Add(1)
+		cl.Produce(context.Background(), &kgo.Record{Topic: inTopic, Key: []byte(fmt.Sprintf("k%03d", i%keys)), Value: []byte(value)}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				perr = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+}
+
+// outputs reads the output topic (read_committed) as key -> list of counts.
+func (c *cluster) outputs(t *testing.T) (counts map[string][]int, timers map[string]int, total int) {
+	t.Helper()
+	recs, err := consume.All(context.Background(), c.kc, outTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, timers = map[string][]int{}, map[string]int{}
+	for _, r := range recs {
+		f := strings.Fields(string(r.Value))
+		if strings.HasPrefix(f[1], "timer-") {
+			timers[f[0]]++
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		counts[f[0]] = append(counts[f[0]], n)
+	}
+	return counts, timers, len(recs)
+}
+
+// checkExactlyOnce: each key k has counts 1..want[k], each exactly once.
+func checkExactlyOnce(t *testing.T, counts map[string][]int, keys, total int) {
+	t.Helper()
+	got := 0
+	for k := 0; k < keys; k++ {
+		key := fmt.Sprintf("k%03d", k)
+		want := total / keys
+		if k < total%keys {
+			want++
+		}
+		seen := map[int]int{}
+		for _, n := range counts[key] {
+			seen[n]++
+		}
+		for n := 1; n <= want; n++ {
+			if seen[n] != 1 {
+				t.Fatalf("key %s: count %d emitted %d times, want exactly once (%d records in)", key, n, seen[n], want)
+			}
+		}
+		if len(counts[key]) != want {
+			t.Fatalf("key %s: %d outputs, want %d (extra: %v)", key, len(counts[key]), want, counts[key])
+		}
+		got += len(counts[key])
+	}
+	if got != total {
+		t.Fatalf("%d outputs, want %d", got, total)
+	}
+}
+
+func waitOutputs(t *testing.T, c *cluster, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, _, n := c.outputs(t)
+		if n >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d outputs after %s", n, want, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func startInstance(t *testing.T, c *cluster, dir string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Kafka: c.kc, DataDir: dir, WallClockTick: 50 * time.Millisecond}, countingProcessor())
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("instance: %v", err)
+		}
+	}
+}
+
+func TestCountsExactlyOnce(t *testing.T) {
+	c := newCluster(t, 3)
+	c.produce(t, 50, 0, 3000, "")
+	stop := startInstance(t, c, t.TempDir())
+	waitOutputs(t, c, 3000, time.Minute)
+	stop()
+	counts, _, _ := c.outputs(t)
+	checkExactlyOnce(t, counts, 50, 3000)
+}
+
+// TestLostDiskRestoresFromChangelog deletes the processor's Pebble directory
+// between runs: the new run rebuilds state from the changelog and counts on
+// exactly as an instance that never lost it.
+func TestLostDiskRestoresFromChangelog(t *testing.T) {
+	c := newCluster(t, 3)
+	c.produce(t, 40, 0, 2000, "")
+	dir := t.TempDir()
+	stop := startInstance(t, c, dir)
+	waitOutputs(t, c, 2000, time.Minute)
+	stop()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	c.produce(t, 40, 2000, 2000, "")
+	stop = startInstance(t, c, dir)
+	waitOutputs(t, c, 4000, time.Minute)
+	stop()
+	counts, _, _ := c.outputs(t)
+	checkExactlyOnce(t, counts, 40, 4000)
+	// The rebuilt store holds every key.
+	st, err := OpenStore(filepath.Join(dir, "counter", "pebble"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys := 0
+	for p := int32(0); p < 3; p++ {
+		n, _ := st.Keys(p)
+		keys += n
+	}
+	if keys != 40 {
+		t.Fatalf("restored store holds %d keys, want 40", keys)
+	}
+}
+
+func TestWallClockTimersFireOnce(t *testing.T) {
+	c := newCluster(t, 2)
+	c.produce(t, 10, 0, 10, "timer")
+	stop := startInstance(t, c, t.TempDir())
+	waitOutputs(t, c, 20, 30*time.Second)
+	time.Sleep(500 * time.Millisecond) // a second firing would land here
+	stop()
+	counts, timers, total := c.outputs(t)
+	checkExactlyOnce(t, counts, 10, 10)
+	if total != 20 || len(timers) != 10 {
+		t.Fatalf("timers fired %v (total outputs %d), want each of 10 keys once", timers, total)
+	}
+	for k, n := range timers {
+		if n != 1 {
+			t.Fatalf("timer of %s fired %d times", k, n)
+		}
+	}
+}
+
+// --- Subprocess tests: the processor runs as its own process and is killed.
+
+const childEnv = "USAGESTREAM_RUNTIME_CHILD"
+
+func TestMain(m *testing.M) {
+	if brokers := os.Getenv(childEnv); brokers != "" {
+		kc := kafkaconf.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: "t."}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			ch := make(chan os.Signal, 1)
+			signalNotify(ch)
+			<-ch
+			cancel()
+		}()
+		err := Run(ctx, Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond, SessionTimeout: 6 * time.Second}, countingProcessor())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func startChild(t *testing.T, c *cluster, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.kc.Brokers, ","), "USAGESTREAM_RUNTIME_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func kill(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+}
+
+// TestCrashTwentyTimes kills the processor process with SIGKILL at random
+// moments while input keeps arriving, restarts it each time, and checks the
+// committed output: every expected event exactly once, none missing, none extra.
+func TestCrashTwentyTimes(t *testing.T) {
+	const keys, total, kills = 100, 40_000, 20
+	c := newCluster(t, 4)
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 7))
+	done := make(chan struct{})
+	go func() { // input arrives throughout the kills
+		defer close(done)
+		for i := 0; i < 40; i++ {
+			c.produce(t, keys, i*total/40, total/40, "")
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	for i := 0; i < kills; i++ {
+		cmd := startChild(t, c, dir)
+		time.Sleep(time.Duration(150+rng.IntN(350)) * time.Millisecond)
+		kill(cmd)
+	}
+	<-done
+	cmd := startChild(t, c, dir)
+	waitOutputs(t, c, total, 2*time.Minute)
+	kill(cmd)
+	counts, _, n := c.outputs(t)
+	checkExactlyOnce(t, counts, keys, total)
+	t.Logf("%d SIGKILLs; %d outputs, each exactly once", kills, n)
+}
+
+// TestTwoInstancesOneKilled: two processes split the partitions; one is
+// killed; the other takes over its partitions; the output stays exactly once.
+func TestTwoInstancesOneKilled(t *testing.T) {
+	const keys, total = 60, 12_000
+	c := newCluster(t, 4)
+	a := startChild(t, c, t.TempDir())
+	b := startChild(t, c, t.TempDir())
+	c.produce(t, keys, 0, total/2, "")
+	waitOutputs(t, c, total/4, time.Minute)
+	kill(a)
+	c.produce(t, keys, total/2, total/2, "")
+	waitOutputs(t, c, total, 2*time.Minute)
+	kill(b)
+	counts, _, _ := c.outputs(t)
+	checkExactlyOnce(t, counts, keys, total)
+}
