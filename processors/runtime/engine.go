@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
@@ -138,7 +139,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := OpenStore(filepath.Join(dir, "pebble"))
+	store, err := OpenStore(filepath.Join(dir, "pebble"), cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +267,48 @@ func (in *Instance) owns(p int32) bool {
 	return in.owned[p]
 }
 
+// ensureChangelog creates the store's compacted changelog topic when it is
+// missing, with as many partitions as the inputs (restore and the changelog
+// partitioner rely on that), and checks an existing one.
+func (in *Instance) ensureChangelog(ctx context.Context) error {
+	adm := kadm.NewClient(in.sess.Client())
+	tds, err := adm.ListTopics(ctx, append([]string{in.cfg.Changelog}, in.st.inputs()...)...)
+	if err != nil {
+		return fmt.Errorf("describing the input topics %v: %w", in.st.inputs(), err)
+	}
+	parts := -1
+	for _, t := range in.st.inputs() {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			return fmt.Errorf("input topic %s does not exist: create it first ('usagestream run' creates the project's topics)", t)
+		}
+		if parts >= 0 && len(td.Partitions) != parts {
+			return fmt.Errorf("input topics %v must be co-partitioned (same partition count)", in.st.inputs())
+		}
+		parts = len(td.Partitions)
+	}
+	if td, ok := tds[in.cfg.Changelog]; ok && td.Err == nil {
+		if len(td.Partitions) != parts {
+			return fmt.Errorf("changelog %s has %d partitions, the inputs %d: they must match", in.cfg.Changelog, len(td.Partitions), parts)
+		}
+		return nil
+	}
+	rf := int16(-1) // the broker's default replication
+	resp, err := adm.CreateTopic(ctx, int32(parts), rf, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, in.cfg.Changelog)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating the changelog topic %s: %w", in.cfg.Changelog, err)
+	}
+	return nil
+}
+
 // Run consumes until ctx ends.
 func (in *Instance) Run(ctx context.Context) error {
+	if err := in.ensureChangelog(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	in.cancel = cancel
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -34,9 +35,13 @@ const (
 	kindTimer = 't'
 )
 
-// OpenStore opens (or creates) the Pebble database in dir.
-func OpenStore(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
+// OpenStore opens (or creates) the Pebble database in dir. Pebble's own
+// messages go to log (nil: dropped), at debug level but for errors.
+func OpenStore(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log.With("component", "pebble")}})
 	if err != nil {
 		return nil, fmt.Errorf("opening the state store in %s (is another instance using this --data-dir?): %w", dir, err)
 	}
@@ -45,6 +50,18 @@ func OpenStore(dir string) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
+
+// pebbleLogger sends Pebble's log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...)) // Pebble's contract: Fatalf does not return
+}
 
 func prefix(kind byte, p int32) []byte {
 	b := make([]byte, 5, 64)
@@ -100,8 +117,12 @@ func u64(n int64) []byte {
 	return b
 }
 
-// Batch accumulates writes applied atomically by Commit.
-type Batch struct{ b *pebble.Batch }
+// Batch accumulates writes applied atomically by Commit. Closing it twice
+// would hand the same pooled Pebble batch to two users, so it tracks that.
+type Batch struct {
+	b      *pebble.Batch
+	closed bool
+}
 
 // NewBatch starts a batch.
 // It is indexed, so reads through it see its own writes (the timer index
@@ -136,11 +157,17 @@ func (b *Batch) Commit() error {
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("writing state to the local store: %w", err)
 	}
+	b.closed = true
 	return b.b.Close()
 }
 
-// Close discards an uncommitted batch.
-func (b *Batch) Close() { _ = b.b.Close() }
+// Close discards an uncommitted batch; after Commit it does nothing.
+func (b *Batch) Close() {
+	if !b.closed {
+		b.closed = true
+		_ = b.b.Close()
+	}
+}
 
 // DiskUsage is the database's size on disk, for the store-size metric.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
