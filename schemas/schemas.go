@@ -24,10 +24,15 @@ const (
 	BillingRow  Name = "billing_row"
 	RejectedRow Name = "rejected_row"
 	FileEvent   Name = "file_event"
+
+	EligibilityChanged Name = "eligibility_changed"
+	UsageCorrected     Name = "usage_corrected"
+	AccountEvent       Name = "account_event"
+	Anomaly            Name = "anomaly"
 )
 
 // All lists every schema the project publishes.
-var All = []Name{BillingRow, RejectedRow, FileEvent}
+var All = []Name{BillingRow, RejectedRow, FileEvent, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
 
 // Text returns the schema's JSON text.
 func Text(n Name) (string, error) {

@@ -22,6 +22,14 @@ type Names struct {
 	// IngestCheckpoints is internal: per file, the last line committed, written
 	// in the same transaction as the rows, so an interrupted ingest resumes there.
 	IngestCheckpoints string
+
+	Eligibility   string // eligibility changes per (customer, premise, program), key customer_id
+	Corrections   string // usage corrections (U4, U5), key service_point_id
+	AccountEvents string // account events, key service_point_id
+	Anomalies     string // anomalies, key service_point_id
+	// Memberships is internal: stage 1 -> stage 2 repartition topic, keyed by
+	// customer_id, so stage 2 sees every service point of a customer.
+	Memberships string
 }
 
 // NewNames applies prefix to the versioned base names.
@@ -31,6 +39,11 @@ func NewNames(prefix string) Names {
 		Rejected:          prefix + "rejected.v1",
 		Files:             prefix + "files.v1",
 		IngestCheckpoints: prefix + "ingest-checkpoints.v1",
+		Eligibility:       prefix + "eligibility.v1",
+		Corrections:       prefix + "corrections.v1",
+		AccountEvents:     prefix + "account-events.v1",
+		Anomalies:         prefix + "anomalies.v1",
+		Memberships:       prefix + "repartition-memberships.v1",
 	}
 }
 
@@ -49,6 +62,11 @@ func (n Names) Specs() []Spec {
 		{Name: n.Rejected, Schema: schemas.RejectedRow, Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
 		{Name: n.Files, Schema: schemas.FileEvent, Doc: "file events RECEIVED/COMPLETED/FAILED with counts (Avro FileEvent), key file SHA-256"},
 		{Name: n.IngestCheckpoints, Compacted: true, Doc: "internal: ingest progress per file (JSON), compacted"},
+		{Name: n.Eligibility, Schema: schemas.EligibilityChanged, Doc: "eligibility changes per (customer, premise, program) with every reason (Avro EligibilityChanged), key customer_id"},
+		{Name: n.Corrections, Schema: schemas.UsageCorrected, Doc: "usage corrections U4/U5 with old and new value and charge (Avro UsageCorrected), key service_point_id"},
+		{Name: n.AccountEvents, Schema: schemas.AccountEvent, Doc: "account events (Avro AccountEvent), key service_point_id"},
+		{Name: n.Anomalies, Schema: schemas.Anomaly, Doc: "anomalies, raised and cleared (Avro Anomaly), key service_point_id"},
+		{Name: n.Memberships, Doc: "internal: repartition stage 1 -> stage 2 (JSON), key customer_id"},
 	}
 }
 

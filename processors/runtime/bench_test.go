@@ -96,38 +96,6 @@ func createTopic(b testing.TB, env *kafkatest.Env, name string) {
 	}
 }
 
-// waitCaughtUp waits until the group's committed offsets reach the input's end.
-func waitCaughtUp(b testing.TB, env *kafkatest.Env, group, topic string) {
-	cl, err := env.Kafka.NewClient(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		committed, err := adm.FetchOffsets(context.Background(), group)
-		if err == nil {
-			done := true
-			ends.Each(func(o kadm.ListedOffset) {
-				c, ok := committed.Lookup(topic, o.Partition)
-				// The input ends with a transaction marker, which takes the
-				// last offset and is never consumed as a record.
-				if !ok || c.At < o.Offset-1 {
-					done = false
-				}
-			})
-			if done {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // BenchmarkRuntimeEOS: a stateful per-service-point processor (decodes each
 // Avro billing row, keeps rows, usage and newest date per service point)
 // over generated billing records, exactly once on the embedded broker in the
@@ -146,7 +114,7 @@ func BenchmarkRuntimeEOS(b *testing.B) {
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() { done <- inst.Run(ctx) }()
-		waitCaughtUp(b, env, inst.cfg.Group, env.Topics.Billing)
+		kafkatest.WaitCaughtUp(b, env.Kafka, inst.cfg.Group, env.Topics.Billing, 5*time.Minute)
 		elapsed := time.Since(start)
 		cancel()
 		<-done

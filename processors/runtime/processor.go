@@ -141,7 +141,14 @@ func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
 }
 func (p *Processor[S]) unmarshal(b []byte) (any, error) { return p.Unmarshal(b) }
-func (p *Processor[S]) process(state any, in Input) (stepResult, error) {
+func (p *Processor[S]) process(state any, in Input) (res stepResult, err error) {
+	// A panic in a processor is a bug; it stops the instance with the input
+	// named (nothing is committed) instead of crashing the process.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
 	st, err := p.Process(state.(S), in)
 	if err != nil {
 		return stepResult{}, err

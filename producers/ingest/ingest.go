@@ -28,6 +28,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
@@ -515,7 +516,7 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rb := newRowBuilder()
+			rb := billingavro.NewBuilder()
 			for b := range work {
 				t.encode(b, rb)
 				close(b.done)
@@ -602,7 +603,7 @@ outer:
 	return seen
 }
 
-func (t *txn) encode(b *batch, rb *rowBuilder) {
+func (t *txn) encode(b *batch, rb *billingavro.Builder) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
 		if recordLine(rec) < t.st.resumeLine {
@@ -616,7 +617,7 @@ func (t *txn) encode(b *batch, rb *rowBuilder) {
 		if rec.Row != nil {
 			r.Topic = t.in.cfg.Topics.Billing
 			r.Key = []byte(rec.Row.ServicePointID)
-			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.billing(rec.Row, t.src))
+			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.Row(rec.Row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256}))
 		} else {
 			r.Topic = t.in.cfg.Topics.Rejected
 			key := rec.Rejected.ServicePointID

@@ -1,0 +1,205 @@
+// Package pipeline wires the domain rules (processors/rules) to the
+// streaming runtime (processors/runtime): it decodes input records, calls the
+// pure rule functions, and encodes their events as Avro.
+//
+// Topology (the whole application's data flow, in one place):
+//
+//	billing.v1 (key service_point_id)
+//	  └─ stage "servicepoint" (state: rules.ServicePoint, per service point)
+//	       ├─> corrections.v1     (UsageCorrected, key service_point_id)
+//	       ├─> anomalies.v1       (Anomaly, key service_point_id)
+//	       ├─> account-events.v1  (AccountEvent, key service_point_id)
+//	       └─> repartition-memberships.v1 (internal JSON, key customer_id)
+//	             └─ stage "customer" (state: rules.Customer, per customer_id)
+//	                  └─> eligibility.v1 (EligibilityChanged, key customer_id)
+//
+// Each stage's state also goes to its compacted changelog topic
+// (changelog-servicepoint.v1, changelog-customer.v1), managed by the runtime.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/usagestream/usagestream/internal/billingavro"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/schemas"
+)
+
+// Stage names: they name the stores, changelogs and consumer groups.
+const (
+	StageServicePoint = "servicepoint"
+	StageCustomer     = "customer"
+)
+
+// Pipeline holds what both stages share: topics, policy and codecs.
+type Pipeline struct {
+	topics topics.Names
+	policy rules.Policy
+	reg    *serde.Registry
+
+	eligibility, corrections, accountEvents, anomalies *serde.Codec
+}
+
+// New registers the output schemas and returns the pipeline.
+func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeline, error) {
+	if err := policy.Validate(); err != nil {
+		return nil, err
+	}
+	rc, err := kc.NewRegistryClient()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{topics: topics.NewNames(kc.TopicPrefix), policy: policy, reg: serde.NewRegistry(rc)}
+	for _, s := range []struct {
+		topic string
+		name  schemas.Name
+		dst   **serde.Codec
+	}{
+		{p.topics.Eligibility, schemas.EligibilityChanged, &p.eligibility},
+		{p.topics.Corrections, schemas.UsageCorrected, &p.corrections},
+		{p.topics.AccountEvents, schemas.AccountEvent, &p.accountEvents},
+		{p.topics.Anomalies, schemas.Anomaly, &p.anomalies},
+	} {
+		c, err := p.reg.Register(ctx, serde.SubjectFor(s.topic), schemas.MustText(s.name))
+		if err != nil {
+			return nil, err
+		}
+		*s.dst = c
+	}
+	return p, nil
+}
+
+// Stages returns the two stages for the runtime.
+func (p *Pipeline) Stages() []runtime.Stage {
+	return []runtime.Stage{p.ServicePointStage(), p.CustomerStage()}
+}
+
+// membership is the repartition record: a membership and the utility it
+// belongs to (every event carries the utility code).
+type membership struct {
+	Utility    string           `json:"utility"`
+	Membership rules.Membership `json:"membership"`
+}
+
+// events numbers the events one input causes, for ids derived from its position.
+type events struct {
+	in   runtime.Input
+	n    int
+	outs []runtime.Out
+	err  error
+}
+
+func (e *events) add(topic string, key string, codec *serde.Codec, native map[string]any) {
+	if e.err != nil {
+		return
+	}
+	v, err := codec.Append(nil, native)
+	if err != nil {
+		e.err = err
+		return
+	}
+	e.outs = append(e.outs, runtime.Out{Topic: topic, Key: []byte(key), Value: v})
+}
+
+func (e *events) id() string {
+	id := e.in.EventID(e.n)
+	e.n++
+	return id
+}
+
+// ServicePointStage is stage 1: the rules of one service point.
+func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
+	return &runtime.Processor[*rules.ServicePoint]{
+		Name:   StageServicePoint,
+		Inputs: []string{p.topics.Billing},
+		New:    func() *rules.ServicePoint { return &rules.ServicePoint{} },
+		Marshal: func(sp *rules.ServicePoint) ([]byte, error) {
+			return sp.MarshalBinary()
+		},
+		Unmarshal: func(b []byte) (*rules.ServicePoint, error) {
+			var sp rules.ServicePoint
+			return &sp, sp.UnmarshalBinary(b)
+		},
+		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
+			native, _, err := p.reg.Decode(context.Background(), in.Record.Value)
+			if err != nil {
+				return runtime.Step[*rules.ServicePoint]{}, err
+			}
+			d, err := billingavro.Decode(native)
+			if err != nil {
+				return runtime.Step[*rules.ServicePoint]{}, err
+			}
+			if d.Row.ServicePointID != string(in.Record.Key) {
+				return runtime.Step[*rules.ServicePoint]{}, fmt.Errorf("record keyed %q carries service point %q: the billing topic must be keyed by service_point_id", in.Record.Key, d.Row.ServicePointID)
+			}
+			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset, File: d.Source.File, Line: d.Line}
+			out := sp.Apply(p.policy, &d.Row, src)
+			u := d.Source.Utility
+			ev := &events{in: in}
+			for _, c := range out.Corrections {
+				ev.add(p.topics.Corrections, c.ServicePointID, p.corrections, correctionNative(ev.id(), u, c))
+			}
+			for _, a := range out.Anomalies {
+				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), u, a))
+			}
+			for _, a := range out.AccountEvents {
+				ev.add(p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventNative(ev.id(), u, a))
+			}
+			for _, m := range out.Memberships {
+				b, err := json.Marshal(membership{Utility: u, Membership: m})
+				if err != nil {
+					return runtime.Step[*rules.ServicePoint]{}, err
+				}
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(m.CustomerID), Value: b})
+			}
+			if ev.err != nil {
+				return runtime.Step[*rules.ServicePoint]{}, ev.err
+			}
+			st := runtime.Step[*rules.ServicePoint]{State: sp, Write: true, Outputs: ev.outs}
+			if d.Row.DateTo != 0 {
+				st.EventTime = d.Row.DateTo.Time()
+			}
+			return st, nil
+		},
+	}
+}
+
+// CustomerStage is stage 2: eligibility of each (customer, premise).
+func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
+	return &runtime.Processor[*rules.Customer]{
+		Name:   StageCustomer,
+		Inputs: []string{p.topics.Memberships},
+		New:    func() *rules.Customer { return &rules.Customer{} },
+		Marshal: func(c *rules.Customer) ([]byte, error) {
+			return c.MarshalBinary()
+		},
+		Unmarshal: func(b []byte) (*rules.Customer, error) {
+			var c rules.Customer
+			return &c, c.UnmarshalBinary(b)
+		},
+		Process: func(c *rules.Customer, in runtime.Input) (runtime.Step[*rules.Customer], error) {
+			var m membership
+			if err := json.Unmarshal(in.Record.Value, &m); err != nil {
+				return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a membership: %w", err)
+			}
+			if m.Membership.CustomerID != string(in.Record.Key) {
+				return runtime.Step[*rules.Customer]{}, fmt.Errorf("membership keyed %q is for customer %q", in.Record.Key, m.Membership.CustomerID)
+			}
+			changed := c.Apply(p.policy, m.Membership, m.Membership.Source)
+			ev := &events{in: in}
+			for _, e := range changed {
+				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), m.Utility, e))
+			}
+			if ev.err != nil {
+				return runtime.Step[*rules.Customer]{}, ev.err
+			}
+			return runtime.Step[*rules.Customer]{State: c, Write: true, Outputs: ev.outs}, nil
+		},
+	}
+}

@@ -1,0 +1,183 @@
+package rules
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Policy is the configurable part of the rules (rules.md marks these
+// **decision** or "configured"). It is a plain value: the runtime loads it once
+// and passes the same value to every Apply, so that a replay with the same
+// policy gives the same events.
+type Policy struct {
+	// RateAllowlist lists the rate codes eligible for programs (A7). Empty
+	// means every code is allowed. A row with an empty rate_code is treated as
+	// allowed: the column is optional and an absent code is no evidence of a
+	// rate that must be left off.
+	RateAllowlist []string `yaml:"rate_allowlist"`
+	// NetMetering accepts negative usage (U9). The reader rejects negative
+	// rows without it; the rules reject them too, as a second line of defence.
+	NetMetering bool `yaml:"net_metering"`
+	// GapHorizonDays is how long a gap or an overlap keeps blocking (U2, U3):
+	// the reason holds while the newest date_to of the service point is at
+	// most GapHorizonDays after the day the gap ends (event time).
+	GapHorizonDays int `yaml:"gap_horizon_days"`
+	// ReplacementHistoryMonths of chained usage on the new service point end
+	// a SERVICE_POINT_CHANGED reason (S1).
+	ReplacementHistoryMonths int `yaml:"replacement_history_months"`
+	// SumTolerancePct and SumToleranceUnits bound the interval/billing sum
+	// check (I6); not used by the billing rules yet.
+	SumTolerancePct   float64 `yaml:"sum_tolerance_pct"`
+	SumToleranceUnits float64 `yaml:"sum_tolerance_units"`
+	// PropertyManagerPremises: a customer active at more than this many
+	// premises is a property manager (C2).
+	PropertyManagerPremises int `yaml:"property_manager_premises"`
+	// IntervalHistoryMonths of interval data on an active service point make a
+	// premise eligible for disaggregation (I5).
+	IntervalHistoryMonths int `yaml:"interval_history_months"`
+}
+
+// DefaultPolicy returns the defaults of rules.md. The default rate allowlist
+// is R1, R2 and TOU1: the residential, second-tier and time-of-use codes the
+// project's data use; the medical rate MED1 is left off, as A7 asks.
+func DefaultPolicy() Policy {
+	return Policy{
+		RateAllowlist:            []string{"R1", "R2", "TOU1"},
+		NetMetering:              false,
+		GapHorizonDays:           730,
+		ReplacementHistoryMonths: 12,
+		SumTolerancePct:          2,
+		SumToleranceUnits:        1,
+		PropertyManagerPremises:  2,
+		IntervalHistoryMonths:    13,
+	}
+}
+
+//go:embed default-policy.yaml
+var defaultPolicyYAML string
+
+// DefaultPolicyYAML is the text of default-policy.yaml, the commented defaults:
+// a starting point for an operator's own policy file.
+func DefaultPolicyYAML() string { return defaultPolicyYAML }
+
+// LoadPolicy reads a YAML policy file. Keys missing from the file keep their
+// defaults; an unknown key is an error that names it (a misspelt key must not
+// silently leave a default in force). An empty file is the default policy.
+func LoadPolicy(path string) (Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Policy{}, fmt.Errorf("rules: reading policy: %w", err)
+	}
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return Policy{}, fmt.Errorf("rules: policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePolicy is LoadPolicy on bytes already read.
+//
+// The document is decoded key by key, so that every error names its key and
+// line: yaml's own type errors do not say which key they are about.
+func ParsePolicy(b []byte) (Policy, error) {
+	p := DefaultPolicy()
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	switch err := dec.Decode(&doc); {
+	case errors.Is(err, io.EOF):
+		return p, nil
+	case err != nil:
+		return Policy{}, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Policy{}, errors.New("the file holds more than one YAML document; keep one")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return p, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return Policy{}, fmt.Errorf("line %d: the policy must be a mapping of keys to values", root.Line)
+	}
+	fields := p.fields()
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		dst, ok := fields[k.Value]
+		switch {
+		case !ok:
+			return Policy{}, fmt.Errorf("line %d: unknown key %q; the known keys are %s", k.Line, k.Value, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
+		case seen[k.Value]:
+			return Policy{}, fmt.Errorf("line %d: key %q given twice", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		if err := v.Decode(dst); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) { // one line per error, not yaml's indented list
+				err = errors.New(strings.Join(te.Errors, "; "))
+			}
+			return Policy{}, fmt.Errorf("key %q: %w", k.Value, err)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// fields maps each YAML key of Policy to the address of its field.
+func (p *Policy) fields() map[string]any {
+	v := reflect.ValueOf(p).Elem()
+	out := make(map[string]any, v.NumField())
+	for i := 0; i < v.NumField(); i++ {
+		if tag := v.Type().Field(i).Tag.Get("yaml"); tag != "" && tag != "-" {
+			out[tag] = v.Field(i).Addr().Interface()
+		}
+	}
+	return out
+}
+
+// Validate reports a setting no rule can work with.
+func (p Policy) Validate() error {
+	var errs []error
+	if p.GapHorizonDays < 0 {
+		errs = append(errs, fmt.Errorf("gap_horizon_days is %d; give 0 or more days (730 is two years)", p.GapHorizonDays))
+	}
+	if p.ReplacementHistoryMonths < 0 {
+		errs = append(errs, fmt.Errorf("replacement_history_months is %d; give 0 or more months", p.ReplacementHistoryMonths))
+	}
+	if p.PropertyManagerPremises < 1 {
+		errs = append(errs, fmt.Errorf("property_manager_premises is %d; give 1 or more", p.PropertyManagerPremises))
+	}
+	if p.IntervalHistoryMonths < 0 {
+		errs = append(errs, fmt.Errorf("interval_history_months is %d; give 0 or more months", p.IntervalHistoryMonths))
+	}
+	if p.SumTolerancePct < 0 || p.SumToleranceUnits < 0 {
+		errs = append(errs, errors.New("sum_tolerance_pct and sum_tolerance_units must not be negative"))
+	}
+	for i, c := range p.RateAllowlist {
+		if c == "" {
+			errs = append(errs, fmt.Errorf("rate_allowlist entry %d is empty; remove it", i+1))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RateAllowed says whether a rate code is eligible under A7.
+func (p Policy) RateAllowed(code string) bool {
+	return code == "" || len(p.RateAllowlist) == 0 || slices.Contains(p.RateAllowlist, code)
+}

@@ -1,0 +1,372 @@
+package rules
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/producers/billing"
+)
+
+// ServicePoint is the stage 1 state of one service point (the key of stage 1):
+// its usage timeline, the accounts that were on file, the conditions open
+// on it, and what stage 2 was last told. The zero value is a service point
+// never seen. Fields are exported so that the state serialises (state.go);
+// only Apply changes them.
+//
+// Invariants (CheckInvariants checks them; UnmarshalBinary refuses state
+// that breaks them):
+//   - Periods sorted by (Start, DateTo), no two equal, Start <= DateTo.
+//   - Tenures as documented on Tenure.
+//   - FirstActive holds the first active_date seen for every live account (A3).
+//   - Open sorted by (Code, AccountID, KeyStart, KeyEnd), no duplicates,
+//     only condition codes (gap, overlap, active-date change, refused reactivation).
+//   - Sent sorted by (CustomerID, PremiseID), no duplicates.
+type ServicePoint struct {
+	ID          string   `json:"id"`
+	ServiceType string   `json:"service_type,omitempty"` // last full or customer row wins (A9)
+	Periods     []Period `json:"periods,omitempty"`
+	Tenures     []Tenure `json:"tenures,omitempty"`
+	NextSeq     int      `json:"next_seq,omitempty"` // the last Tenure.Seq given
+	// FirstActive is the active_date each account was first seen with: the
+	// date A3 compares against. Deleting an account forgets it.
+	FirstActive map[string]dates.Date `json:"first_active,omitempty"`
+	Open        []OpenAnomaly         `json:"open,omitempty"`
+	Sent        []SentMembership      `json:"sent,omitempty"`
+}
+
+// OpenAnomaly is a condition reported and not yet cleared.
+type OpenAnomaly struct {
+	Code      string `json:"code"`
+	AccountID string `json:"account_id,omitempty"` // A3, A5: the account concerned
+	// KeyStart/KeyEnd identify a gap (KeyStart: the start of the period after
+	// it) or an overlap (the overlapping period) across re-derivations.
+	KeyStart dates.Date `json:"key_start,omitempty"`
+	KeyEnd   dates.Date `json:"key_end,omitempty"`
+	// From/To: gap: the missing days now; overlap: the shared days; A3: the
+	// original and the changed active_date; A5: the account's active_date and
+	// the one the refused row carried.
+	From          dates.Date `json:"from,omitempty"`
+	To            dates.Date `json:"to,omitempty"`
+	EffectiveDate dates.Date `json:"effective_date"` // when first reported; kept while it holds
+	Until         dates.Date `json:"until,omitempty"`
+	Source        Source     `json:"source"` // the input that opened it
+}
+
+// SentMembership remembers the last membership sent to stage 2 for a
+// (customer, premise), by a hash of its content without sources: a new
+// membership is sent only when the hash differs.
+type SentMembership struct {
+	CustomerID string `json:"customer_id"`
+	PremiseID  string `json:"premise_id"`
+	Hash       uint64 `json:"hash"`
+}
+
+func compareOpen(a, b OpenAnomaly) int {
+	return cmp.Or(cmp.Compare(a.Code, b.Code), cmp.Compare(a.AccountID, b.AccountID),
+		cmp.Compare(a.KeyStart, b.KeyStart), cmp.Compare(a.KeyEnd, b.KeyEnd))
+}
+
+func sortOpen(os []OpenAnomaly) { slices.SortFunc(os, compareOpen) }
+
+func (sp *ServicePoint) openIndex(code, acct string) int {
+	for k := range sp.Open {
+		if sp.Open[k].Code == code && sp.Open[k].AccountID == acct {
+			return k
+		}
+	}
+	return -1
+}
+
+func (o *OpenAnomaly) rule() string {
+	switch o.Code {
+	case AnomalyUsageGap:
+		return "U2"
+	case AnomalyUsageOverlap:
+		return "U3"
+	case AnomalyActiveDateChanged:
+		return "A3"
+	case AnomalyReactivationRefused:
+		return "A5"
+	}
+	return ""
+}
+
+// reasonCode is the eligibility reason a condition gives its customer.
+func (o *OpenAnomaly) reasonCode() string {
+	switch o.Code {
+	case AnomalyUsageGap:
+		return ReasonUsageGap
+	case AnomalyUsageOverlap:
+		return ReasonUsageOverlap
+	case AnomalyActiveDateChanged:
+		return ReasonActiveDateChanged
+	}
+	return ""
+}
+
+func (o *OpenAnomaly) describe() string {
+	switch o.Code {
+	case AnomalyUsageGap:
+		return fmt.Sprintf("usage gap of %d days: no period covers %s-%s; the period starting %s follows it (U2)",
+			int(o.To-o.From+1), o.From, o.To, o.KeyStart)
+	case AnomalyUsageOverlap:
+		return fmt.Sprintf("the period %s-%s shares %d days (%s-%s) with an earlier period and is no correction (U3, U6)",
+			o.KeyStart, o.KeyEnd, int(o.To-o.From+1), o.From, o.To)
+	case AnomalyActiveDateChanged:
+		return fmt.Sprintf("account %s active_date changed from %s to %s (A3)", o.AccountID, o.From, o.To)
+	case AnomalyReactivationRefused:
+		return fmt.Sprintf("account %s reactivation refused: active_date %s does not match %s (A5)", o.AccountID, o.To, o.From)
+	}
+	return o.Code
+}
+
+// Apply runs stage 1 for one accepted billing row of this service point.
+//
+// Preconditions: row comes from producers/billing (its invariants hold) and
+// belongs to this service point: a row for another one is a routing bug and
+// panics. Apply is deterministic: the same state and row give the same
+// output and the same state.
+func (sp *ServicePoint) Apply(p Policy, row *billing.Row, src Source) Stage1Output {
+	var out Stage1Output
+	switch {
+	case sp.ID == "":
+		sp.ID = row.ServicePointID
+	case row.ServicePointID != sp.ID:
+		panic(fmt.Sprintf("rules: row for service point %q applied to %q: the runtime must key rows by service_point_id", row.ServicePointID, sp.ID))
+	}
+	hasAccount := row.Layout != billing.LayoutUsage
+	hasUsage := row.Layout != billing.LayoutCustomer
+	if hasUsage && row.Duration < 1 {
+		a := sp.anomaly(AnomalyInvalidUsage, "DC-2.4", row.DateTo, 0, src)
+		a.Message = fmt.Sprintf("duration %d is not positive; the row is ignored", row.Duration)
+		out.Anomalies = append(out.Anomalies, a)
+		return out
+	}
+	if hasUsage && row.UsageValue < 0 && !p.NetMetering {
+		a := sp.anomaly(AnomalyNegativeUsage, "U9", row.PeriodStart(), 0, src)
+		a.Message = fmt.Sprintf("usage_value %v is negative and net metering is off; the row is ignored", row.UsageValue)
+		out.Anomalies = append(out.Anomalies, a)
+		return out
+	}
+
+	ev := sp.eventDate(row)
+	before := sp.statuses()
+	if hasAccount {
+		if row.IsAccountDeletion {
+			if !sp.deleteAccount(row, src, ev, &out) {
+				return out
+			}
+		} else {
+			sp.applyAccount(row, src, ev, &out)
+		}
+		if row.ServiceType != "" {
+			sp.ServiceType = row.ServiceType
+		}
+	}
+	if hasUsage && sp.applyUsage(row, src, &out) {
+		sp.reconcileTimeline(p, src, &out)
+	}
+	sp.statusEvents(before, ev, src, &out)
+	sp.settle(src, &out)
+	sp.updateMemberships(p, ev, src, &out)
+	return out
+}
+
+// eventDate is when a row's account changes take effect (event time): the
+// start of its period; a customer row has none, so the day after the newest
+// usage on record, or its active_date before any usage.
+func (sp *ServicePoint) eventDate(row *billing.Row) dates.Date {
+	if row.Layout != billing.LayoutCustomer {
+		return row.PeriodStart()
+	}
+	if n := sp.newestDateTo(); n != 0 {
+		return n + 1
+	}
+	return row.ActiveDate
+}
+
+// anomaly builds an anomaly stamped with the account on file (C3).
+func (sp *ServicePoint) anomaly(code, rule string, eff, until dates.Date, src Source) Anomaly {
+	a := Anomaly{ServicePointID: sp.ID, Code: code, Rule: rule, EffectiveDate: eff, Until: until, Source: src}
+	if c := sp.current(); c >= 0 {
+		sp.stamp(&a, c)
+	}
+	return a
+}
+
+// anomalyAbout builds an anomaly about tenure i's account.
+func (sp *ServicePoint) anomalyAbout(i int, code, rule string, eff dates.Date, src Source) Anomaly {
+	a := Anomaly{ServicePointID: sp.ID, Code: code, Rule: rule, EffectiveDate: eff, Source: src}
+	sp.stamp(&a, i)
+	return a
+}
+
+func (sp *ServicePoint) anomalyForRow(row *billing.Row, code, rule string, eff dates.Date, src Source) Anomaly {
+	return Anomaly{ServicePointID: sp.ID, Code: code, Rule: rule, EffectiveDate: eff, Source: src,
+		AccountID: row.AccountID, CustomerID: row.CustomerID, PremiseID: row.PremiseID, SecondaryID: row.SecondaryID}
+}
+
+func (sp *ServicePoint) stamp(a *Anomaly, i int) {
+	t := &sp.Tenures[i]
+	a.AccountID, a.CustomerID, a.PremiseID, a.SecondaryID = t.AccountID, t.CustomerID, t.PremiseID, t.SecondaryID
+}
+
+// updateMemberships recomputes the membership of every (customer, premise)
+// with an account here and sends those that changed. A pair that no longer
+// has an account here (a later row changed its ids, A9) is sent once more as
+// deleted, so that stage 2 does not keep a stale active service point.
+func (sp *ServicePoint) updateMemberships(p Policy, ev dates.Date, src Source, out *Stage1Output) {
+	// The tenure that decides a pair: its latest live one, else its latest deleted one.
+	type pick struct {
+		c, p string
+		i    int
+	}
+	var picks []pick
+	for i := range sp.Tenures {
+		t := &sp.Tenures[i]
+		k := slices.IndexFunc(picks, func(x pick) bool { return x.c == t.CustomerID && x.p == t.PremiseID })
+		switch {
+		case k < 0:
+			picks = append(picks, pick{t.CustomerID, t.PremiseID, i})
+		case !t.Deleted || sp.Tenures[picks[k].i].Deleted:
+			picks[k].i = i
+		}
+	}
+	slices.SortFunc(picks, func(a, b pick) int { return cmp.Or(cmp.Compare(a.c, b.c), cmp.Compare(a.p, b.p)) })
+
+	next := make([]SentMembership, 0, len(picks))
+	for _, pk := range picks {
+		m := sp.membership(p, pk.i, src)
+		h := m.hash()
+		next = append(next, SentMembership{pk.c, pk.p, h})
+		k := slices.IndexFunc(sp.Sent, func(s SentMembership) bool { return s.CustomerID == pk.c && s.PremiseID == pk.p })
+		if k >= 0 && sp.Sent[k].Hash == h {
+			continue
+		}
+		out.Memberships = append(out.Memberships, m)
+	}
+	for _, s := range sp.Sent {
+		if slices.ContainsFunc(next, func(n SentMembership) bool { return n.CustomerID == s.CustomerID && n.PremiseID == s.PremiseID }) {
+			continue
+		}
+		out.Memberships = append(out.Memberships, Membership{
+			CustomerID: s.CustomerID, PremiseID: s.PremiseID, ServicePointID: sp.ID, ServiceType: sp.ServiceType,
+			Deleted: true,
+			Reasons: []Reason{{Code: ReasonInactive, Rule: "A9", ServicePointID: sp.ID, EffectiveDate: ev, Source: src}},
+			Source:  src,
+		})
+	}
+	sp.Sent = next
+}
+
+// membership is tenure i's customer's status at this service point.
+func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
+	t := &sp.Tenures[i]
+	m := Membership{
+		CustomerID: t.CustomerID, PremiseID: t.PremiseID, SecondaryID: t.SecondaryID,
+		ServicePointID: sp.ID, ServiceType: sp.ServiceType, AccountID: t.AccountID, ActiveDate: t.ActiveDate,
+		Source: src,
+	}
+	st := sp.status(i)
+	reason := func(code, rule string, eff, until dates.Date, from Source) {
+		m.Reasons = append(m.Reasons, Reason{Code: code, Rule: rule, ServicePointID: sp.ID, EffectiveDate: eff, Until: until, Source: from})
+	}
+	switch st {
+	case stDeleted:
+		m.Deleted = true
+		reason(ReasonInactive, "A8", t.DeletedOn, 0, t.EndSource)
+		return m
+	case stActive:
+		m.Active = true
+	case stTerminated:
+		reason(ReasonInactive, "A4", t.InactiveDate, 0, t.EndSource)
+	case stSuperseded:
+		s := &sp.Tenures[sp.successor(i)]
+		reason(ReasonSuperseded, "A2", s.ActiveDate, 0, s.Source)
+	}
+	w := sp.window(i)
+	v := sp.view(w)
+	m.FirstPeriodStart, m.LastDateTo, m.ChainStart, m.ChainedMonths = v.first, v.last, v.chainStart, v.chainedMonths
+	if !p.RateAllowed(t.RateCode) {
+		reason(ReasonRateNotAllowed, "A7", t.RateSince, 0, t.RateSource)
+	}
+	for k := range sp.Open {
+		o := &sp.Open[k]
+		switch o.Code {
+		case AnomalyActiveDateChanged:
+			if o.AccountID != t.AccountID {
+				continue
+			}
+		case AnomalyUsageGap:
+			// Both sides of the gap must be this account's usage: a gap
+			// between two accounts (a vacancy) blocks neither.
+			if o.From-1 < w.from || o.KeyStart > w.to {
+				continue
+			}
+		case AnomalyUsageOverlap:
+			if o.KeyEnd < w.from || o.KeyStart > w.to || o.To < w.from {
+				continue
+			}
+		default:
+			continue
+		}
+		reason(o.reasonCode(), o.rule(), o.EffectiveDate, o.Until, o.Source)
+	}
+	sortReasons(m.Reasons)
+	return m
+}
+
+// hash is FNV-1a over everything a membership says, sources left out.
+func (m *Membership) hash() uint64 {
+	h := fnv{v: 14695981039346656037}
+	h.str(m.CustomerID)
+	h.str(m.PremiseID)
+	h.str(m.SecondaryID)
+	h.str(m.ServicePointID)
+	h.str(m.ServiceType)
+	h.str(m.AccountID)
+	h.num(int64(m.ActiveDate))
+	h.flag(m.Active)
+	h.flag(m.Deleted)
+	h.num(int64(m.FirstPeriodStart))
+	h.num(int64(m.LastDateTo))
+	h.num(int64(m.ChainStart))
+	h.num(int64(m.ChainedMonths))
+	for _, r := range m.Reasons {
+		h.str(r.Code)
+		h.str(r.Rule)
+		h.str(r.ServicePointID)
+		h.num(int64(r.EffectiveDate))
+		h.num(int64(r.Until))
+	}
+	return h.v
+}
+
+type fnv struct{ v uint64 }
+
+const fnvPrime = 1099511628211
+
+func (h *fnv) byte(b byte) { h.v = (h.v ^ uint64(b)) * fnvPrime }
+
+func (h *fnv) str(s string) {
+	h.num(int64(len(s))) // length first: no two field lists hash the same bytes
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+}
+
+func (h *fnv) num(x int64) {
+	for i := 0; i < 8; i++ {
+		h.byte(byte(x >> (8 * i)))
+	}
+}
+
+func (h *fnv) flag(b bool) {
+	if b {
+		h.byte(1)
+	} else {
+		h.byte(0)
+	}
+}

@@ -1,0 +1,303 @@
+package rules
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/usagestream/usagestream/internal/dates"
+)
+
+// Customer is the stage 2 state of one customer_id (the key of stage 2): the
+// status of each of its service points at each premise, as stage 1 last
+// reported it, and what was last emitted per (premise, program).
+//
+// Invariants (CheckInvariants):
+//   - Premises[id].Points[sp] has PremiseID id, ServicePointID sp and
+//     CustomerID ID.
+//   - ActivePremises counts the premises with an active point.
+//   - Pinned reasons of a premise are sorted and unique by (Code, Rule,
+//     ServicePointID).
+type Customer struct {
+	ID       string              `json:"id"`
+	Premises map[string]*Premise `json:"premises,omitempty"`
+	// ActivePremises is the number of premises where the customer has an
+	// active account (C2), kept so that a membership costs O(1) premises.
+	ActivePremises int `json:"active_premises,omitempty"`
+	// PropertyManager is the C2 reason while it holds, pinned when it began
+	// so that its date and source stay those of the premise that tipped it.
+	PropertyManager *Reason `json:"property_manager,omitempty"`
+}
+
+// Premise is a customer at one premise: the subject of eligibility (C1).
+type Premise struct {
+	// SecondaryID is the id to display (C3): the latest one an active
+	// service point reported, else the latest reported.
+	SecondaryID string                `json:"secondary_id,omitempty"`
+	Points      map[string]Membership `json:"points,omitempty"` // by service point id
+	// IntervalMonths is the months of interval history by service point (I5).
+	// Nothing feeds it yet: interval processing will, through
+	// SetIntervalHistory; until then disaggregation is always blocked.
+	IntervalMonths map[string]int `json:"interval_months,omitempty"`
+	// Pinned holds the reasons stage 2 derives (S1, S2, I5, blocked for
+	// communications) with the effective date and source they had when they
+	// began: while a reason holds, only its Until may move.
+	Pinned []Reason `json:"pinned,omitempty"`
+	// Evaluated is set after the first evaluation, which emits every program.
+	Evaluated bool `json:"evaluated,omitempty"`
+	// Sent is what was last emitted, by program.
+	Sent map[string][]Reason `json:"sent,omitempty"`
+}
+
+func (pr *Premise) active() bool {
+	for _, m := range pr.Points {
+		if m.Active {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply runs stage 2 for one membership of this customer. m.Source, the
+// billing row behind the membership, becomes the source of the reasons stage
+// 2 derives; src, the stage 2 input itself, becomes the source of the events.
+// A membership of another customer is a routing bug and panics.
+func (c *Customer) Apply(p Policy, m Membership, src Source) []EligibilityChanged {
+	switch {
+	case c.ID == "":
+		c.ID = m.CustomerID
+	case m.CustomerID != c.ID:
+		panic(fmt.Sprintf("rules: membership of customer %q applied to %q: the runtime must key memberships by customer_id", m.CustomerID, c.ID))
+	}
+	pr := c.premise(m.PremiseID)
+	was := pr.active()
+	m.Reasons = slices.Clone(m.Reasons)
+	pr.Points[m.ServicePointID] = m
+	if m.Active || !pr.active() {
+		pr.SecondaryID = m.SecondaryID
+	}
+	switch now := pr.active(); {
+	case now && !was:
+		c.ActivePremises++
+	case was && !now:
+		c.ActivePremises--
+	}
+	if c.updatePropertyManager(p, m.Source) {
+		var out []EligibilityChanged
+		for _, id := range slices.Sorted(maps.Keys(c.Premises)) {
+			out = append(out, c.evaluate(p, id, m.Source, src)...)
+		}
+		return out
+	}
+	return c.evaluate(p, m.PremiseID, m.Source, src)
+}
+
+// SetIntervalHistory records the months of interval history of a service
+// point (I5) and re-evaluates its premise. It is the entry point interval
+// processing will use; nothing calls it yet.
+func (c *Customer) SetIntervalHistory(p Policy, premiseID, servicePointID string, months int, src Source) []EligibilityChanged {
+	pr := c.premise(premiseID)
+	if pr.IntervalMonths == nil {
+		pr.IntervalMonths = map[string]int{}
+	}
+	pr.IntervalMonths[servicePointID] = months
+	return c.evaluate(p, premiseID, src, src)
+}
+
+func (c *Customer) premise(id string) *Premise {
+	if c.Premises == nil {
+		c.Premises = map[string]*Premise{}
+	}
+	pr := c.Premises[id]
+	if pr == nil {
+		pr = &Premise{Points: map[string]Membership{}}
+		c.Premises[id] = pr
+	}
+	if pr.Points == nil {
+		pr.Points = map[string]Membership{}
+	}
+	return pr
+}
+
+// updatePropertyManager starts or ends the C2 reason; it reports a change.
+// The reason's date is when the customer became active at more than
+// PropertyManagerPremises premises: the activation of the premise that
+// tipped it, taking each premise's earliest active account.
+func (c *Customer) updatePropertyManager(p Policy, cause Source) bool {
+	should := c.ActivePremises > p.PropertyManagerPremises
+	switch {
+	case should && c.PropertyManager == nil:
+		var since []dates.Date
+		for _, pr := range c.Premises {
+			first := dates.Date(0)
+			for _, m := range pr.Points {
+				if m.Active && (first == 0 || m.ActiveDate < first) {
+					first = m.ActiveDate
+				}
+			}
+			if pr.active() {
+				since = append(since, first)
+			}
+		}
+		slices.Sort(since)
+		c.PropertyManager = &Reason{Code: ReasonPropertyManager, Rule: "C2",
+			EffectiveDate: since[p.PropertyManagerPremises], Source: cause}
+		return true
+	case !should && c.PropertyManager != nil:
+		c.PropertyManager = nil
+		return true
+	}
+	return false
+}
+
+// evaluate works out every program of one premise and emits those whose
+// reasons changed (all of them the first time).
+func (c *Customer) evaluate(p Policy, id string, cause, src Source) []EligibilityChanged {
+	pr := c.Premises[id]
+	if len(pr.Points) == 0 {
+		return nil // nothing known about the customer here yet
+	}
+	ids := slices.Sorted(maps.Keys(pr.Points))
+	anyActive := pr.active()
+
+	// The service points' own reasons. While the customer has an active
+	// account at the premise, an account that ended (one fuel terminated or
+	// superseded) does not block the premise: INACTIVE and SUPERSEDED hold
+	// only when no account here is active, and then every point speaks.
+	var all []Reason
+	for _, sp := range ids {
+		if m := pr.Points[sp]; m.Active || !anyActive {
+			all = append(all, m.Reasons...)
+		}
+	}
+	if c.PropertyManager != nil {
+		all = append(all, *c.PropertyManager)
+	}
+
+	cands := c.replacements(p, pr, ids)
+	cands = append(cands, c.dualFuel(pr, ids, cause)...)
+	cands = append(cands, c.history(p, pr, ids, cause)...)
+	comm := communications().selectReasons(append(slices.Clip(all), cands...))
+	if len(comm) > 0 {
+		first := slices.MinFunc(comm, func(a, b Reason) int { return cmp.Compare(a.EffectiveDate, b.EffectiveDate) })
+		for _, prog := range programTable {
+			if prog.commRule != "" {
+				cands = append(cands, Reason{Code: ReasonBlockedForCommunications, Rule: prog.commRule,
+					EffectiveDate: first.EffectiveDate, Source: first.Source})
+			}
+		}
+	}
+	pr.Pinned = pin(pr.Pinned, cands)
+	all = append(all, pr.Pinned...)
+
+	var out []EligibilityChanged
+	if pr.Sent == nil {
+		pr.Sent = map[string][]Reason{}
+	}
+	for i := range programTable {
+		prog := &programTable[i]
+		rs := prog.selectReasons(all)
+		if pr.Evaluated && sameReasons(rs, pr.Sent[prog.name]) {
+			continue
+		}
+		pr.Sent[prog.name] = rs
+		out = append(out, EligibilityChanged{CustomerID: c.ID, PremiseID: id, SecondaryID: pr.SecondaryID,
+			Program: prog.name, Eligible: len(rs) == 0, Reasons: slices.Clone(rs), Source: src})
+	}
+	pr.Evaluated = true
+	return out
+}
+
+// replacements finds S1: a new active service point N of a fuel while an
+// older one O of the same fuel has no period ending after N's first period
+// start. It holds until N has ReplacementHistoryMonths of chained usage.
+func (c *Customer) replacements(p Policy, pr *Premise, ids []string) []Reason {
+	var out []Reason
+	for _, nid := range ids {
+		n := pr.Points[nid]
+		if !n.Active || n.FirstPeriodStart == 0 || n.ChainedMonths >= p.ReplacementHistoryMonths {
+			continue
+		}
+		for _, oid := range ids {
+			o := pr.Points[oid]
+			if oid == nid || o.ServiceType != n.ServiceType || o.LastDateTo == 0 ||
+				o.FirstPeriodStart >= n.FirstPeriodStart || o.LastDateTo > n.FirstPeriodStart {
+				continue
+			}
+			out = append(out, Reason{Code: ReasonServicePointChanged, Rule: "S1", ServicePointID: nid,
+				EffectiveDate: n.FirstPeriodStart, Until: n.ChainStart.AddMonths(p.ReplacementHistoryMonths) - 1,
+				Source: n.Source})
+			break
+		}
+	}
+	return out
+}
+
+// dualFuel finds S2's reason: no active gas and electric pair. It dates from
+// the later of the customer's first account here and the end of the last
+// gas or electric account that ended.
+func (c *Customer) dualFuel(pr *Premise, ids []string, cause Source) []Reason {
+	var hasE, hasG bool
+	since := firstActive(pr, ids)
+	var ended dates.Date
+	for _, id := range ids {
+		m := pr.Points[id]
+		switch {
+		case m.Active && m.ServiceType == "E":
+			hasE = true
+		case m.Active && m.ServiceType == "G":
+			hasG = true
+		case !m.Active && (m.ServiceType == "E" || m.ServiceType == "G"):
+			for _, r := range m.Reasons {
+				if r.Code == ReasonInactive || r.Code == ReasonSuperseded {
+					ended = max(ended, r.EffectiveDate)
+				}
+			}
+		}
+	}
+	if hasE && hasG {
+		return nil
+	}
+	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: max(since, ended), Source: cause}}
+}
+
+// history finds I5's reason: no active service point with enough interval
+// history.
+func (c *Customer) history(p Policy, pr *Premise, ids []string, cause Source) []Reason {
+	for _, id := range ids {
+		if pr.Points[id].Active && pr.IntervalMonths[id] >= p.IntervalHistoryMonths {
+			return nil
+		}
+	}
+	return []Reason{{Code: ReasonInsufficientHistory, Rule: "I5", EffectiveDate: firstActive(pr, ids), Source: cause}}
+}
+
+// firstActive is the earliest active_date of the customer's accounts at the
+// premise (a retracted membership carries none and is skipped).
+func firstActive(pr *Premise, ids []string) dates.Date {
+	var since dates.Date
+	for _, id := range ids {
+		if d := pr.Points[id].ActiveDate; d != 0 && (since == 0 || d < since) {
+			since = d
+		}
+	}
+	return since
+}
+
+// pin returns cands with the effective date and source of the pinned reason
+// of the same code, rule and service point where there is one: a derived
+// reason keeps the date and cause it began with while it holds.
+func pin(pinned, cands []Reason) []Reason {
+	out := make([]Reason, 0, len(cands))
+	for _, r := range cands {
+		if k := slices.IndexFunc(pinned, func(q Reason) bool {
+			return q.Code == r.Code && q.Rule == r.Rule && q.ServicePointID == r.ServicePointID
+		}); k >= 0 {
+			r.EffectiveDate, r.Source = pinned[k].EffectiveDate, pinned[k].Source
+		}
+		out = append(out, r)
+	}
+	sortReasons(out)
+	return out
+}

@@ -1,0 +1,252 @@
+package rules
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/usagestream/usagestream/internal/dates"
+)
+
+// Customers, premises, fuels (C1-C3, S1, S2) and the programs table.
+
+func TestC1PremiseIsTheSubject(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-03", 1)) // a gap at P1
+	h.feed(full("SP2").who("C1", "P2").acct("A2", "20240101").mon("2024-01", 1))
+	if got := h.now("C1", "P1", ProgramCommunications); got == "eligible" {
+		t.Error("P1 should be blocked by its gap")
+	}
+	if got := h.now("C1", "P2", ProgramCommunications); got != "eligible" {
+		t.Errorf("P2 is another subject; its communications: %s", got)
+	}
+}
+
+func TestC2PropertyManager(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	pm := func(sp, prem, acct, active, month string) *rb {
+		return full(sp).who("C9", prem).acct(acct, active).mon(month, 1)
+	}
+	h.feed(pm("SP1", "P1", "A1", "20240101", "2024-01"), pm("SP2", "P2", "A2", "20240201", "2024-02"))
+	if got := h.now("C9", "P1", ProgramNeighborComparison); got != "eligible" {
+		t.Fatalf("two premises: %s", got)
+	}
+	_, o2 := h.feed(pm("SP3", "P3", "A3", "20240301", "2024-03"))
+	expect(t, "third premise", eligStrings(o2), []string{
+		"C9/P1 neighbor_comparison [PROPERTY_MANAGER:C2::20240301]",
+		"C9/P2 neighbor_comparison [PROPERTY_MANAGER:C2::20240301]",
+		"C9/P3 communications [eligible]",
+		"C9/P3 web_access [eligible]",
+		"C9/P3 neighbor_comparison [PROPERTY_MANAGER:C2::20240301]",
+		"C9/P3 dual_fuel_insights [NO_DUAL_FUEL:S2::20240301]",
+		"C9/P3 disaggregation [INSUFFICIENT_HISTORY:I5::20240301]",
+	})
+	if o2[0].Reasons[0].Source.Line != 3 {
+		t.Errorf("the C2 reason names the row that tipped it: %+v", o2[0].Reasons[0].Source)
+	}
+	_, o2 = h.feed(pm("SP2", "P2", "A2", "20240201", "2024-03"))
+	expect(t, "more usage changes nothing", eligStrings(o2), nil)
+
+	// Dropping back to two premises restores neighbour comparisons.
+	_, o2 = h.feed(pm("SP3", "P3", "A3", "20240301", "2024-03").inactive("20240331"))
+	expect(t, "back to two", eligStrings(o2), []string{
+		"C9/P1 neighbor_comparison [eligible]",
+		"C9/P2 neighbor_comparison [eligible]",
+		"C9/P3 communications [INACTIVE:A4:SP3:20240331]",
+		"C9/P3 web_access [INACTIVE:A4:SP3:20240331]",
+		"C9/P3 neighbor_comparison [INACTIVE:A4:SP3:20240331]",
+		"C9/P3 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240331 NO_DUAL_FUEL:S2::20240301]",
+		"C9/P3 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240331 INSUFFICIENT_HISTORY:I5::20240301]",
+	})
+}
+
+func TestC3SecondaryID(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(full("SP1").sec("W42").mon("2024-01", 1), full("SP1").sec("W42").mon("2024-03", 1))
+	for _, e := range h.all1.AccountEvents {
+		if e.SecondaryID != "W42" {
+			t.Errorf("account event without secondary id: %+v", e)
+		}
+	}
+	for _, a := range h.all1.Anomalies {
+		if a.SecondaryID != "W42" {
+			t.Errorf("anomaly without secondary id: %+v", a)
+		}
+	}
+	for _, m := range h.all1.Memberships {
+		if m.SecondaryID != "W42" {
+			t.Errorf("membership without secondary id: %+v", m)
+		}
+	}
+	if len(h.elig) == 0 {
+		t.Fatal("no eligibility events")
+	}
+	for _, e := range h.elig {
+		if e.SecondaryID != "W42" {
+			t.Errorf("eligibility event without secondary id: %+v", e)
+		}
+	}
+}
+
+func TestS1Replacement(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(months(full("SPE1"), "2024-01", 6)...)
+	newSP := months(full("SPE2").acct("A2", "20240701"), "2024-07", 12)
+	_, o2 := h.feed(newSP[0])
+	expect(t, "new service point", eligStrings(o2), []string{
+		"C1/P1 communications [SERVICE_POINT_CHANGED:S1:SPE2:20240701..20250630]",
+		"C1/P1 neighbor_comparison [SERVICE_POINT_CHANGED:S1:SPE2:20240701..20250630]",
+		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240701 NO_DUAL_FUEL:S2::20240101]",
+		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240701 INSUFFICIENT_HISTORY:I5::20240101]",
+	})
+	for _, r := range newSP[1:11] {
+		if _, o2 := h.feed(r); len(o2) != 0 {
+			t.Fatalf("%s: %v", r.r.DateTo, eligStrings(o2))
+		}
+	}
+	_, o2 = h.feed(newSP[11]) // twelve months of chained usage
+	expect(t, "after twelve months", eligStrings(o2), []string{
+		"C1/P1 communications [eligible]",
+		"C1/P1 neighbor_comparison [eligible]",
+		"C1/P1 dual_fuel_insights [NO_DUAL_FUEL:S2::20240101]",
+		"C1/P1 disaggregation [INSUFFICIENT_HISTORY:I5::20240101]",
+	})
+
+	t.Run("not a replacement", func(t *testing.T) {
+		cases := map[string][]*rb{
+			"the old one keeps receiving usage": append(months(full("SPE1"), "2024-01", 6), full("SPE2").acct("A2", "20240401").mon("2024-04", 1)),
+			"another fuel":                      append(months(full("SPE1"), "2024-01", 6), full("SPG1").fuel("G").acct("A2", "20240701").mon("2024-07", 1)),
+		}
+		for name, rows := range cases {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(rows...)
+			if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+				t.Errorf("%s: %s", name, got)
+			}
+		}
+	})
+}
+
+func TestS2DualFuel(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	gas := func(m string) *rb { return full("SPG").fuel("G").acct("A2", "20240101").mon(m, 1) }
+	h.feed(full("SPE").mon("2024-01", 1))
+	_, o2 := h.feed(gas("2024-01"))
+	expect(t, "pair", eligStrings(o2), []string{"C1/P1 dual_fuel_insights [eligible]"})
+
+	h.feed(gas("2024-02"))
+	_, o2 = h.feed(gas("2024-04")) // a gap on the gas side blocks communications
+	expect(t, "gas gap", eligStrings(o2), []string{
+		"C1/P1 communications [USAGE_GAP:U2:SPG:20240301..20260401]",
+		"C1/P1 neighbor_comparison [USAGE_GAP:U2:SPG:20240301..20260401]",
+		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240301]",
+		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240301 INSUFFICIENT_HISTORY:I5::20240101]",
+	})
+	// Gas terminated: the customer stays active with electric; dual fuel ends.
+	_, o2 = h.feed(gas("2024-05").inactive("20240531"))
+	expect(t, "gas terminated", eligStrings(o2), []string{
+		"C1/P1 communications [eligible]",
+		"C1/P1 neighbor_comparison [eligible]",
+		"C1/P1 dual_fuel_insights [NO_DUAL_FUEL:S2::20240531]",
+		"C1/P1 disaggregation [INSUFFICIENT_HISTORY:I5::20240101]",
+	})
+}
+
+// TestProgramsTable checks each reason against each program, end to end
+// through stage 2, against rules.md's table written out here.
+func TestProgramsTable(t *testing.T) {
+	all := []string{ProgramCommunications, ProgramWebAccess, ProgramNeighborComparison, ProgramDualFuelInsights, ProgramDisaggregation}
+	comm := []string{ProgramCommunications, ProgramNeighborComparison, ProgramDualFuelInsights, ProgramDisaggregation}
+	table := map[string][]string{ // reason -> programs it blocks
+		ReasonInactive:            all,
+		ReasonSuperseded:          all,
+		ReasonUsageGap:            comm,
+		ReasonUsageOverlap:        comm,
+		ReasonActiveDateChanged:   comm,
+		ReasonRateNotAllowed:      comm,
+		ReasonServicePointChanged: comm,
+		ReasonPropertyManager:     {ProgramNeighborComparison},
+		ReasonNoDualFuel:          {ProgramDualFuelInsights},
+		ReasonInsufficientHistory: {ProgramDisaggregation},
+	}
+	if !slices.Equal(Programs(), all) {
+		t.Fatalf("Programs() = %v", Programs())
+	}
+	p := DefaultPolicy()
+	d := dates.MustParse
+	point := func(sp, fuel string, active bool, rs ...Reason) Membership {
+		m := Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: sp, ServiceType: fuel, AccountID: "A" + sp,
+			ActiveDate: d("20240101"), Active: active, FirstPeriodStart: d("20240101"), LastDateTo: d("20241231"),
+			ChainStart: d("20240101"), ChainedMonths: 12}
+		for _, r := range rs {
+			r.ServicePointID = sp
+			m.Reasons = append(m.Reasons, r)
+		}
+		return m
+	}
+	// baseline: a dual-fuel customer with interval history: eligible for everything.
+	baseline := func() *Customer {
+		c := &Customer{}
+		c.Apply(p, point("SPE", "E", true), Source{})
+		c.Apply(p, point("SPG", "G", true), Source{})
+		c.SetIntervalHistory(p, "P1", "SPE", 13, Source{})
+		return c
+	}
+	for reason, blocked := range table {
+		t.Run(reason, func(t *testing.T) {
+			c := baseline()
+			for _, prog := range all {
+				if rs := c.Premises["P1"].Sent[prog]; len(rs) != 0 {
+					t.Fatalf("baseline %s: %s", prog, reasonList(rs))
+				}
+			}
+			r := Reason{Code: reason, Rule: "X", EffectiveDate: d("20240601")}
+			switch reason {
+			case ReasonInactive, ReasonSuperseded: // every account at the premise
+				c.Apply(p, point("SPE", "E", false, r), Source{})
+				c.Apply(p, point("SPG", "G", false, r), Source{})
+			case ReasonServicePointChanged:
+				n := point("SPE2", "E", true)
+				n.FirstPeriodStart, n.ChainStart, n.ChainedMonths = d("20250101"), d("20250101"), 1
+				c.Apply(p, n, Source{})
+			case ReasonPropertyManager:
+				for _, prem := range []string{"P2", "P3"} {
+					m := point("SP"+prem, "E", true)
+					m.PremiseID = prem
+					c.Apply(p, m, Source{})
+				}
+			case ReasonNoDualFuel:
+				c.Apply(p, point("SPG", "G", false), Source{})
+			case ReasonInsufficientHistory:
+				c.SetIntervalHistory(p, "P1", "SPE", 12, Source{})
+			default:
+				c.Apply(p, point("SPE", "E", true, r), Source{})
+			}
+			for _, prog := range all {
+				rs := c.Premises["P1"].Sent[prog]
+				want := slices.Contains(blocked, prog)
+				if (len(rs) > 0) != want {
+					t.Errorf("%s blocks %s: %v, want %v (%s)", reason, prog, len(rs) > 0, want, reasonList(rs))
+				}
+				direct := slices.ContainsFunc(rs, func(x Reason) bool { return x.Code == reason })
+				if direct != Blocks(prog, reason) || (want && !direct && !slices.ContainsFunc(rs, func(x Reason) bool { return x.Code == ReasonBlockedForCommunications })) {
+					t.Errorf("%s on %s: reasons %s", reason, prog, reasonList(rs))
+				}
+			}
+		})
+	}
+}
+
+// Events are emitted only on change, and the first evaluation emits every program.
+func TestEventsOnlyOnChange(t *testing.T) {
+	p := DefaultPolicy()
+	c := &Customer{}
+	m := Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", Active: true, ActiveDate: 1}
+	if got := c.Apply(p, m, Source{}); len(got) != len(Programs()) {
+		t.Fatalf("first evaluation: %d events", len(got))
+	}
+	m.Source = Source{Line: 9}
+	m.LastDateTo = 40
+	if got := c.Apply(p, m, Source{Offset: 1}); len(got) != 0 {
+		t.Errorf("nothing changed but: %v", eligStrings(got))
+	}
+}
