@@ -133,4 +133,3 @@ func estimateSymbol(e billing.Estimate) string {
 	}
 	return "E"
 }
-
