@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/consume"
@@ -17,6 +19,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
 
@@ -89,7 +92,13 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 
-	section(out, "4. What landed on Kafka (read_committed)")
+	section(out, "4. usagestream process (stage 1 per service point, stage 2 per customer, exactly once)")
+	if err := processUntilCaughtUp(ctx, g, s.kc, filepath.Join(dir, "state")); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "both stages caught up with the billing topic")
+
+	section(out, "5. What landed on Kafka (read_committed)")
 	if err := showTopics(ctx, out, s.kc); err != nil {
 		return err
 	}
@@ -97,6 +106,31 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 	fmt.Fprintln(out, "usagestream run                 # serve the embedded broker and registry on 127.0.0.1:9092 and :8081")
 	fmt.Fprintln(out, "usagestream gen -o drop --anomalies all=1 && usagestream ingest drop/*.gz")
 	return nil
+}
+
+// processUntilCaughtUp runs the processors until both stages have read
+// everything ingested so far.
+func processUntilCaughtUp(ctx context.Context, g *Globals, kc kafkaconf.Config, stateDir string) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runProcessors(pctx, kc, processFlags{StateDir: stateDir, SessionTimeout: 10 * time.Second}, prometheus.NewRegistry(), &atomic.Bool{}, g.log)
+	}()
+	names := topics.NewNames(kc.TopicPrefix)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer wcancel()
+	for _, w := range []struct{ stage, topic string }{{pipeline.StageServicePoint, names.Billing}, {pipeline.StageCustomer, names.Memberships}} {
+		if err := consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+w.stage, w.topic); err != nil {
+			cancel()
+			if perr := <-done; perr != nil {
+				return perr
+			}
+			return err
+		}
+	}
+	cancel()
+	return <-done
 }
 
 func section(w io.Writer, title string) { fmt.Fprintf(w, "\n== %s\n", title) }
@@ -166,6 +200,9 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 			fmt.Fprintf(w, "  %s line %d, %s: %s [%s, rule %s]\n", src["file"], src["line"], field, rr["message"], rr["code"], rr["rule"])
 		}
 	}
+	if err := showEvents(w, names, read); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nFile events:")
 	for _, m := range files {
 		fmt.Fprintf(w, "  %s %s read %d = published %d + rejected %d\n", m["status"], m["file"], m["rows_read"], m["rows_published"], m["rows_rejected"])
@@ -205,4 +242,102 @@ func periodStart(m map[string]any) string {
 	t, _ := to["int.date"].(time.Time)
 	n, _ := dur["int"].(int32)
 	return t.AddDate(0, 0, 1-int(n)).Format("2006-01-02")
+}
+
+// showEvents prints the processors' output: corrections, anomalies, and the
+// subjects blocked for communications with every reason and its source.
+func showEvents(w io.Writer, names topics.Names, read func(string) ([]map[string]any, error)) error {
+	elig, err := read(names.Eligibility)
+	if err != nil {
+		return err
+	}
+	corr, err := read(names.Corrections)
+	if err != nil {
+		return err
+	}
+	acct, err := read(names.AccountEvents)
+	if err != nil {
+		return err
+	}
+	anom, err := read(names.Anomalies)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%-32s %7d records\n", names.Eligibility, len(elig))
+	fmt.Fprintf(w, "%-32s %7d records\n", names.Corrections, len(corr))
+	fmt.Fprintf(w, "%-32s %7d records\n", names.AccountEvents, len(acct))
+	fmt.Fprintf(w, "%-32s %7d records\n", names.Anomalies, len(anom))
+
+	fmt.Fprintln(w, "\nCorrections (Avro UsageCorrected):")
+	for _, m := range corr {
+		fmt.Fprintf(w, "  %s period ending %s: %v -> %v  [%s, rule %s] %s\n", m["service_point_id"], unwrap(m["date_to"]),
+			m["old_value"], m["new_value"], m["kind"], m["rule"], causeOf(m))
+	}
+	fmt.Fprintln(w, "\nAnomalies (Avro Anomaly):")
+	for _, m := range anom {
+		state := "raised"
+		if m["cleared"] == true {
+			state = "cleared"
+		}
+		fmt.Fprintf(w, "  %s %s %s [rule %s]: %s %s\n", m["service_point_id"], m["code"], state, m["rule"], m["message"], causeOf(m))
+	}
+	// The latest event per (customer, premise, program) is its current state.
+	type subject struct{ customer, premise string }
+	latest := map[subject]map[string]map[string]any{}
+	var order []subject
+	for _, m := range elig {
+		k := subject{fmt.Sprint(m["customer_id"]), fmt.Sprint(m["premise_id"])}
+		if latest[k] == nil {
+			latest[k] = map[string]map[string]any{}
+			order = append(order, k)
+		}
+		latest[k][fmt.Sprint(m["program"])] = m
+	}
+	counts := map[string][2]int{}
+	for _, k := range order {
+		for prog, m := range latest[k] {
+			c := counts[prog]
+			if m["eligible"] == true {
+				c[0]++
+			} else {
+				c[1]++
+			}
+			counts[prog] = c
+		}
+	}
+	fmt.Fprintf(w, "\nEligibility now (Avro EligibilityChanged; %d customers at premises):\n", len(order))
+	for _, prog := range []string{"communications", "web_access", "neighbor_comparison", "dual_fuel_insights", "disaggregation"} {
+		fmt.Fprintf(w, "  %-20s %5d eligible %5d not eligible\n", prog, counts[prog][0], counts[prog][1])
+	}
+	fmt.Fprintln(w, "\nWhy customers are not eligible for communications (or neighbor comparison):")
+	shown := 0
+	for _, k := range order {
+		m := latest[k]["neighbor_comparison"]
+		if m == nil || m["eligible"] == true || shown >= 20 {
+			continue
+		}
+		shown++
+		fmt.Fprintf(w, "  customer %s at premise %s:\n", k.customer, k.premise)
+		for _, r := range m["reasons"].([]any) {
+			rr := r.(map[string]any)
+			until := ""
+			if u := unwrap(rr["until"]); u != "" {
+				until = " until " + u
+			}
+			fmt.Fprintf(w, "    %s (rule %s) %s since %s%s, from %s\n", rr["code"], rr["rule"], unwrap(rr["service_point_id"]),
+				unwrap(rr["effective_date"]), until, causeOf(map[string]any{"cause": rr["source"]}))
+		}
+	}
+	return nil
+}
+
+func causeOf(m map[string]any) string {
+	c, ok := m["cause"].(map[string]any)
+	if !ok {
+		return ""
+	}
+	if f := unwrap(c["file"]); f != "" {
+		return fmt.Sprintf("(%s line %s)", f, unwrap(c["line"]))
+	}
+	return fmt.Sprintf("(%s[%v]@%v)", c["topic"], c["partition"], c["offset"])
 }

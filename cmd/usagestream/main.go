@@ -28,10 +28,11 @@ type Globals struct {
 type cli struct {
 	Globals
 
-	Run    runCmd    `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
-	Ingest ingestCmd `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
-	Gen    genCmd    `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
-	Demo   demoCmd   `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
+	Run     runCmd     `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
+	Ingest  ingestCmd  `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
+	Process processCmd `cmd:"" help:"Run the processors (usage timelines, accounts, eligibility) against the configured brokers."`
+	Gen     genCmd     `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
+	Demo    demoCmd    `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
 }
 
 // exitError carries a process exit status with its message.

@@ -2,15 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"time"
+	"path/filepath"
+	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/usagestream/usagestream/internal/embedded"
@@ -27,6 +21,8 @@ type runCmd struct {
 	HTTPAddr     string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8088" help:"Address of /healthz, /readyz and /metrics."`
 	Partitions   int32  `name:"partitions" env:"USAGESTREAM_PARTITIONS" default:"6" help:"Partitions of topics created here."`
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
+	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
+	processFlags
 }
 
 // stack is what run (and demo) bring up: the embedded broker and registry
@@ -97,38 +93,25 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer s.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
-		cctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
-		defer cancel()
-		cl, err := s.kc.NewClient(cctx)
-		if err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		cl.Close()
-		fmt.Fprintln(w, "ready")
-	})
-	ln, err := net.Listen("tcp", r.HTTPAddr)
+	reg := newMetricsRegistry()
+	ready := &atomic.Bool{}
+	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log)
 	if err != nil {
-		return fmt.Errorf("listening on --http-addr %s (in use? choose another): %w", r.HTTPAddr, err)
+		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("http server stopped", "err", err)
-		}
-	}()
+	defer stop()
 	g.log.Info("usagestream is running; stop with Ctrl-C",
-		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "http", "http://"+ln.Addr().String(), "topic_prefix", s.kc.TopicPrefix)
-	<-ctx.Done()
+		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "topic_prefix", s.kc.TopicPrefix)
+	if r.NoProcess {
+		ready.Store(true)
+		<-ctx.Done()
+		return nil
+	}
+	f := r.processFlags
+	if f.StateDir == "" {
+		f.StateDir = filepath.Join(r.DataDir, "state")
+	}
+	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
 	g.log.Info("stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return err
 }

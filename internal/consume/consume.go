@@ -123,3 +123,43 @@ func firstRealError(fs kgo.Fetches) error {
 	})
 	return first
 }
+
+// WaitCaughtUp waits until group has committed every record of topic up to
+// the end the topic had when called. Transactional inputs end with a commit
+// marker that takes the last offset and is never consumed as a record, so a
+// committed offset one short of the end counts as caught up.
+func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, group, topic string) error {
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("listing the end offsets of %s: %w", topic, err)
+	}
+	for {
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err == nil {
+			done := true
+			ends.Each(func(o kadm.ListedOffset) {
+				if o.Offset == 0 {
+					return
+				}
+				c, ok := committed.Lookup(topic, o.Partition)
+				if !ok || c.At < o.Offset-1 {
+					done = false
+				}
+			})
+			if done {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("group %s did not catch up on %s: %w", group, topic, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

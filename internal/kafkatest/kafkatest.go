@@ -84,45 +84,13 @@ func Decode(t testing.TB, kc kafkaconf.Config, recs []*kgo.Record) []map[string]
 	return out
 }
 
-// WaitCaughtUp waits until group has committed every record of topic, as
-// far as the topic's end when called. Transactional inputs end with a commit
-// marker that takes the last offset and is never consumed, so a committed
-// offset one short of the end counts as caught up.
+// WaitCaughtUp waits until group has processed topic to its end (see
+// consume.WaitCaughtUp).
 func WaitCaughtUp(t testing.TB, kc kafkaconf.Config, group, topic string, timeout time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cl, err := kc.NewClient(ctx)
-	if err != nil {
+	if err := consume.WaitCaughtUp(ctx, kc, group, topic); err != nil {
 		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		committed, err := adm.FetchOffsets(ctx, group)
-		if err == nil {
-			done := true
-			ends.Each(func(o kadm.ListedOffset) {
-				if o.Offset == 0 {
-					return
-				}
-				c, ok := committed.Lookup(topic, o.Partition)
-				if !ok || c.At < o.Offset-1 {
-					done = false
-				}
-			})
-			if done {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("group %s did not catch up on %s within %s", group, topic, timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }

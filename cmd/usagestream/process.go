@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+)
+
+// processFlags are shared by process and run.
+type processFlags struct {
+	StateDir       string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"Local state (Pebble) of the processors, rebuilt from the changelog topics when lost (default: <data-dir>/state for run, data/state for process)."`
+	Policy         string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML); default: the built-in default policy (processors/rules/default-policy.yaml)."`
+	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
+}
+
+func (f processFlags) policy() (rules.Policy, error) {
+	if f.Policy == "" {
+		return rules.DefaultPolicy(), nil
+	}
+	return rules.LoadPolicy(f.Policy)
+}
+
+type processCmd struct {
+	processFlags
+	HTTPAddr string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8089" help:"Address of /healthz, /readyz and /metrics."`
+}
+
+func (c *processCmd) Run(ctx context.Context, g *Globals) error {
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join("data", "state")
+	}
+	reg := newMetricsRegistry()
+	ready := &atomic.Bool{}
+	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return runProcessors(ctx, g.Kafka, c.processFlags, reg, ready, g.log)
+}
+
+func newMetricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// runProcessors runs both stages of the pipeline until ctx ends.
+func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg prometheus.Registerer, ready *atomic.Bool, log *slog.Logger) error {
+	policy, err := f.policy()
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.New(ctx, kc, policy)
+	if err != nil {
+		return err
+	}
+	m := runtime.NewMetrics(reg)
+	eg, ectx := errgroup.WithContext(ctx)
+	for _, st := range p.Stages() {
+		eg.Go(func() error {
+			return runtime.Run(ectx, runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}, st)
+		})
+	}
+	ready.Store(true)
+	log.Info("processors running", "stages", []string{pipeline.StageServicePoint, pipeline.StageCustomer}, "state_dir", f.StateDir)
+	return eg.Wait()
+}
+
+// serveHTTP serves health and metrics; readyz answers 200 once ready is set.
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on --http-addr %s (in use? choose another): %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
