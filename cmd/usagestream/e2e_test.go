@@ -96,10 +96,11 @@ func genFiles(t *testing.T, dir string, cfg gen.Config) gen.Result {
 func TestRunServesTheDefaultAndIngestFindsIt(t *testing.T) {
 	data := t.TempDir()
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
+	var se bytes.Buffer
 	start := func() *exec.Cmd {
+		se.Reset()
 		cmd := exec.Command(binary, "run", "--data-dir", data, "--kafka-port", fmt.Sprint(kport),
 			"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport))
-		var se bytes.Buffer
 		cmd.Stderr = &se
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -127,7 +128,7 @@ func TestRunServesTheDefaultAndIngestFindsIt(t *testing.T) {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("run did not stop cleanly on SIGTERM: %v", err)
+				t.Fatalf("run did not stop cleanly on SIGTERM: %v\n%s", err, se.String())
 			}
 		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()

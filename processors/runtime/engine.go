@@ -321,12 +321,13 @@ func (in *Instance) Run(ctx context.Context) error {
 		in.mu.Lock()
 		fatal := in.fatal
 		in.mu.Unlock()
-		if fatal != nil {
-			return fatal
-		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && (fatal == nil || errors.Is(fatal, context.Canceled)) {
+			// A restore interrupted by the shutdown is no failure.
 			in.log.Info("processor stopping")
 			return nil
+		}
+		if fatal != nil {
+			return fatal
 		}
 		if fs.IsClientClosed() {
 			return errors.New("the Kafka client closed")
@@ -347,7 +348,12 @@ func (in *Instance) Run(ctx context.Context) error {
 		if wallDue {
 			lastTick = now
 		}
-		if err := in.transaction(ctx, fs, wallDue, now); err != nil {
+		// The transaction in flight finishes even when a stop was asked
+		// for meanwhile: a graceful stop commits what it processed.
+		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*in.cfg.TransactionTimeout)
+		err := in.transaction(tctx, fs, wallDue, now)
+		tcancel()
+		if err != nil {
 			return err
 		}
 	}

@@ -41,15 +41,30 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log.With("component", "pebble")}})
+	db, err := pebble.Open(dir, &pebble.Options{
+		Logger: pebbleLogger{log.With("component", "pebble")},
+		// No WAL: the changelog is the durable log. After a crash Pebble is
+		// back at its last flushed memtable, and since states and the
+		// changelog offset they reflect are written in the same batches,
+		// that older view is consistent and restore catches it up.
+		DisableWAL: true,
+		// States are overwritten every few seconds while a file flows; a
+		// large memtable absorbs those overwrites instead of flushing and
+		// compacting each version.
+		MemTableSize: 64 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the state store in %s (is another instance using this --data-dir?): %w", dir, err)
 	}
 	return &Store{db: db}, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes the memtable (there is no WAL to replay it from) and closes
+// the database, so a clean stop restarts without a restore.
+func (s *Store) Close() error {
+	ferr := s.db.Flush()
+	return errors.Join(ferr, s.db.Close())
+}
 
 // pebbleLogger sends Pebble's log lines to slog.
 type pebbleLogger struct{ l *slog.Logger }
@@ -151,8 +166,9 @@ func (b *Batch) SetInputOffset(p int32, topic string, next int64) {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return int(b.b.Count()) }
 
-// Commit applies the batch. It does not fsync: a batch lost in a crash is
-// repaired from the changelog, because its offsets were lost with it.
+// Commit applies the batch. Nothing is synced (the store has no WAL): a
+// batch lost in a crash is repaired from the changelog, because the offsets
+// it carried were lost with it.
 func (b *Batch) Commit() error {
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("writing state to the local store: %w", err)

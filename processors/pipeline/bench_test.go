@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/ingest"
+)
+
+func writeGenerated(b *testing.B, dir string, cfg gen.Config) string {
+	name := gen.FileName(cfg.WithDefaults(), "full")
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if _, _, err := gen.WriteFull(zw, cfg); err != nil {
+		b.Fatal(err)
+	}
+	zw.Close()
+	f.Close()
+	return path
+}
+
+// BenchmarkPipeline: both stages, exactly once, on the embedded broker in the
+// same process, over a generated full-layout file of ROWS rows (default
+// 1,000,000) already ingested. Reports rows/s through both stages, and the
+// end-to-end latency of a small incremental file once caught up (ingest
+// committed -> both stages committed its effects).
+func BenchmarkPipeline(b *testing.B) {
+	rows := 1_000_000
+	now := time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < b.N; i++ {
+		env := kafkatest.Start(b)
+		dir := b.TempDir()
+		path := writeGenerated(b, dir, gen.Config{ServicePoints: rows / 12, Months: 12, Seed: 1, Now: now})
+		ctx, cancel := context.WithCancel(context.Background())
+		in, err := ingest.New(ctx, env.Kafka, ingest.Config{Topics: env.Topics})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := in.Run(ctx, []string{path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := New(ctx, env.Kafka, rules.DefaultPolicy())
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		errs := make(chan error, 2)
+		for _, st := range p.Stages() {
+			go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: env.Kafka, DataDir: dir}, st) }()
+		}
+		group := func(s string) string { return env.Kafka.TopicPrefix + "processor-" + s }
+		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageServicePoint), env.Topics.Billing, 10*time.Minute)
+		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageCustomer), env.Topics.Memberships, 10*time.Minute)
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(res[0].Published)/elapsed.Seconds(), "rows/s")
+
+		// Latency: a small incremental file (next month for 500 service points).
+		inc := writeGenerated(b, dir, gen.Config{ServicePoints: 500, Months: 1, Seed: 2, Now: now.Add(24 * time.Hour),
+			Start: gen.Config{Now: now}.WithDefaults().Start.AddMonths(12)})
+		if _, err := in.Run(ctx, []string{inc}); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageServicePoint), env.Topics.Billing, time.Minute)
+		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageCustomer), env.Topics.Memberships, time.Minute)
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "incremental-ms")
+		cancel()
+		<-errs
+		<-errs
+	}
+}
