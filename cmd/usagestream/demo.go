@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -120,17 +121,27 @@ func processUntilCaughtUp(ctx context.Context, g *Globals, kc kafkaconf.Config, 
 	names := topics.NewNames(kc.TopicPrefix)
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer wcancel()
-	for _, w := range []struct{ stage, topic string }{{pipeline.StageServicePoint, names.Billing}, {pipeline.StageCustomer, names.Memberships}} {
-		if err := consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+w.stage, w.topic); err != nil {
-			cancel()
-			if perr := <-done; perr != nil {
-				return perr
-			}
-			return err
+	caught := make(chan error, 1)
+	go func() {
+		err := consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+pipeline.StageServicePoint, names.Billing)
+		if err == nil {
+			err = consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+pipeline.StageCustomer, names.Memberships)
 		}
+		caught <- err
+	}()
+	select {
+	case err := <-done: // a processor stopped before catching up
+		if err == nil {
+			err = errors.New("the processors stopped before catching up")
+		}
+		return err
+	case err := <-caught:
+		cancel()
+		if perr := <-done; perr != nil {
+			return perr
+		}
+		return err
 	}
-	cancel()
-	return <-done
 }
 
 func section(w io.Writer, title string) { fmt.Fprintf(w, "\n== %s\n", title) }

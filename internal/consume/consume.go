@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -124,10 +126,11 @@ func firstRealError(fs kgo.Fetches) error {
 	return first
 }
 
-// WaitCaughtUp waits until group has committed every record of topic up to
-// the end the topic had when called. Transactional inputs end with a commit
-// marker that takes the last offset and is never consumed as a record, so a
-// committed offset one short of the end counts as caught up.
+// WaitCaughtUp waits until group has consumed every committed record of
+// topic up to the end the topic had when called. Between the group's
+// committed offset and the end there may be only transaction markers and
+// aborted records, which a read_committed consumer never sees: a partition
+// counts as caught up when nothing readable is left there.
 func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, group, topic string) error {
 	cl, err := kc.NewClient(ctx)
 	if err != nil {
@@ -139,27 +142,102 @@ func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, group, topic string)
 	if err != nil {
 		return fmt.Errorf("listing the end offsets of %s: %w", topic, err)
 	}
+	last := "no committed offsets fetched yet"
 	for {
 		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			last = "fetching committed offsets: " + err.Error()
+		}
 		if err == nil {
-			done := true
+			last = fmt.Sprintf("committed %v, end %v", committedSummary(committed, topic), endSummary(ends))
+			behind := map[int32]kgo.Offset{}
+			want := map[int32]int64{}
 			ends.Each(func(o kadm.ListedOffset) {
-				if o.Offset == 0 {
-					return
-				}
 				c, ok := committed.Lookup(topic, o.Partition)
-				if !ok || c.At < o.Offset-1 {
-					done = false
+				at := int64(0)
+				if ok {
+					at = c.At
+				}
+				if at < o.Offset {
+					behind[o.Partition] = kgo.NewOffset().At(at)
+					want[o.Partition] = o.Offset
 				}
 			})
+			done := len(behind) == 0
+			if !done {
+				readable, err := readableBetween(ctx, kc, topic, behind, want)
+				if err != nil {
+					return err
+				}
+				done = !readable
+			}
 			if done {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("group %s did not catch up on %s: %w", group, topic, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+			return fmt.Errorf("group %s did not catch up on %s (%s): %w", group, topic, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// readableBetween reports whether a read_committed consumer would get any
+// record of topic between from and to (exclusive), per partition.
+func readableBetween(ctx context.Context, kc kafkaconf.Config, topic string, from map[int32]kgo.Offset, to map[int32]int64) (bool, error) {
+	cl, err := kc.NewClient(ctx, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	reached := map[int32]bool{}
+	for len(reached) < len(from) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if fs.Empty() {
+			// Nothing more arrives: what is left is open or aborted.
+			return false, nil
+		}
+		readable := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= to[r.Partition] {
+				reached[r.Partition] = true
+				return
+			}
+			if !r.Attrs.IsControl() {
+				readable = true
+			}
+			if r.Offset >= to[r.Partition]-1 {
+				reached[r.Partition] = true
+			}
+		})
+		if readable {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func committedSummary(o kadm.OffsetResponses, topic string) string {
+	var parts []string
+	o.Each(func(r kadm.OffsetResponse) {
+		if r.Topic == topic {
+			parts = append(parts, fmt.Sprintf("%d:%d", r.Partition, r.At))
+		}
+	})
+	sort.Strings(parts)
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func endSummary(l kadm.ListedOffsets) string {
+	var parts []string
+	l.Each(func(o kadm.ListedOffset) { parts = append(parts, fmt.Sprintf("%d:%d", o.Partition, o.Offset)) })
+	sort.Strings(parts)
+	return "[" + strings.Join(parts, " ") + "]"
 }

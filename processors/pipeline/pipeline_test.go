@@ -44,8 +44,7 @@ func runPipeline(t *testing.T, env *kafkatest.Env, policy rules.Policy, files []
 	for _, st := range p.Stages() {
 		go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: env.Kafka, DataDir: dir}, st) }()
 	}
-	kafkatest.WaitCaughtUp(t, env.Kafka, env.Kafka.TopicPrefix+"processor-"+StageServicePoint, env.Topics.Billing, 2*time.Minute)
-	kafkatest.WaitCaughtUp(t, env.Kafka, env.Kafka.TopicPrefix+"processor-"+StageCustomer, env.Topics.Memberships, 2*time.Minute)
+	waitStages(t, env.Kafka, env.Topics, errs)
 	cancel()
 	for range 2 {
 		if err := <-errs; err != nil {

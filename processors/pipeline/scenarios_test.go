@@ -25,9 +25,9 @@ var update = flag.Bool("update", false, "rewrite the golden files of the scenari
 // row is one billing row of a scenario; empty fields take defaults.
 type row struct {
 	sp, typ, cust, prem, acct, active, inactive, rate, del, sec string
-	to                                                      string // date_to
-	dur                                                     int
-	val                                                     string
+	to                                                          string // date_to
+	dur                                                         int
+	val                                                         string
 }
 
 func (r row) line() string {
@@ -228,10 +228,9 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	}
 	errs := make(chan error, 2)
 	for _, st := range p.Stages() {
-		go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir}, st) }()
+		go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(t)}, st) }()
 	}
-	kafkatest.WaitCaughtUp(t, kc, kc.TopicPrefix+"processor-"+StageServicePoint, names.Billing, time.Minute)
-	kafkatest.WaitCaughtUp(t, kc, kc.TopicPrefix+"processor-"+StageCustomer, names.Memberships, time.Minute)
+	waitStages(t, kc, names, errs)
 	cancel()
 	for range 2 {
 		if err := <-errs; err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 )
@@ -146,6 +147,12 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{},
 		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
 
+	// The changelog must exist before the group session joins: the first
+	// assignment restores from it at once.
+	if err := in.ensureChangelog(context.Background()); err != nil {
+		store.Close()
+		return nil, err
+	}
 	opts, err := cfg.Kafka.Opts()
 	if err != nil {
 		store.Close()
@@ -169,6 +176,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		kgo.OnPartitionsRevoked(in.dropped),
 		kgo.OnPartitionsLost(in.dropped),
 		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.WithLogger(kslog.New(in.log.With("component", "kgo"))),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -271,7 +279,14 @@ func (in *Instance) owns(p int32) bool {
 // missing, with as many partitions as the inputs (restore and the changelog
 // partitioner rely on that), and checks an existing one.
 func (in *Instance) ensureChangelog(ctx context.Context) error {
-	adm := kadm.NewClient(in.sess.Client())
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, err := in.cfg.Kafka.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	tds, err := adm.ListTopics(ctx, append([]string{in.cfg.Changelog}, in.st.inputs()...)...)
 	if err != nil {
 		return fmt.Errorf("describing the input topics %v: %w", in.st.inputs(), err)
@@ -306,9 +321,6 @@ func (in *Instance) ensureChangelog(ctx context.Context) error {
 
 // Run consumes until ctx ends.
 func (in *Instance) Run(ctx context.Context) error {
-	if err := in.ensureChangelog(ctx); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	in.cancel = cancel
 	defer cancel()
