@@ -53,8 +53,11 @@ func countingProcessor() *Processor[*counter] {
 			c.N++
 			v := fmt.Sprintf("%s %d %s", in.Record.Key, c.N, in.EventID(0))
 			st := Step[*counter]{State: c, Write: true, Outputs: []Out{{Topic: outTopic, Key: in.Record.Key, Value: []byte(v)}}}
-			if string(in.Record.Value) == "timer" {
+			switch string(in.Record.Value) {
+			case "timer":
 				st.Timers = []Timer{{Kind: WallClock, Key: in.Record.Key, At: in.Record.Timestamp.Add(300 * time.Millisecond)}}
+			case "etimer":
+				st.Timers = []Timer{{Kind: EventTime, Key: in.Record.Key, At: in.Record.Timestamp.Add(time.Hour)}}
 			}
 			return st, nil
 		},
@@ -348,4 +351,42 @@ func TestTwoInstancesOneKilled(t *testing.T) {
 	kill(b)
 	counts, _, _ := c.outputs(t)
 	checkExactlyOnce(t, counts, keys, total)
+}
+
+// TestEventTimeTimersFireWhenEventTimePasses: a timer an hour after a
+// record's event time fires only once a later record (event time) passes it,
+// however much wall-clock time goes by.
+func TestEventTimeTimersFireWhenEventTimePasses(t *testing.T) {
+	c := newCluster(t, 1)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	produceAt := func(key, value string, ts time.Time) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.kc.Brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: inTopic, Key: []byte(key), Value: []byte(value), Timestamp: ts}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAt("k000", "etimer", t0)
+	stop := startInstance(t, c, t.TempDir())
+	waitOutputs(t, c, 1, 30*time.Second)
+	time.Sleep(300 * time.Millisecond) // wall-clock time passes: nothing fires
+	if _, timers, _ := c.outputs(t); len(timers) != 0 {
+		t.Fatalf("event-time timer fired before event time passed it: %v", timers)
+	}
+	produceAt("k001", "", t0.Add(30*time.Minute)) // event time moves, not far enough
+	waitOutputs(t, c, 2, 30*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if _, timers, _ := c.outputs(t); len(timers) != 0 {
+		t.Fatalf("fired at event time +30m: %v", timers)
+	}
+	produceAt("k001", "", t0.Add(2*time.Hour)) // past the timer
+	waitOutputs(t, c, 4, 30*time.Second)
+	stop()
+	_, timers, _ := c.outputs(t)
+	if len(timers) != 1 || timers["k000"] != 1 {
+		t.Fatalf("timers fired %v, want k000 once", timers)
+	}
 }
