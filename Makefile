@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo test build bench-ingest lint
+.PHONY: demo test build bench bench-ingest lint
 
 demo:
 	$(GO) run ./cmd/usagestream demo
@@ -21,3 +21,7 @@ lint:
 # Ingest benchmark (issue 2): 5 million rows to the embedded broker.
 bench-ingest:
 	./scripts/bench-ingest.sh
+
+# Every benchmark recorded in the README.
+bench:
+	./scripts/bench-all.sh

@@ -20,7 +20,7 @@ rawbytes=$(gzip -dc "$file" | wc -c)
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 kp=$(port); rp=$(port); hp=$(port)
-"$bin" run --data-dir "$work/data" --kafka-port "$kp" --registry-port "$rp" --http-addr "127.0.0.1:$hp" --log-format json 2>"$work/run.log" &
+"$bin" run --no-process --data-dir "$work/data" --kafka-port "$kp" --registry-port "$rp" --http-addr "127.0.0.1:$hp" --log-format json 2>"$work/run.log" &
 runpid=$!
 trap 'kill $runpid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$hp/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
