@@ -44,6 +44,9 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent instance
 	// before giving its partitions to the others. Default 10s.
 	SessionTimeout time.Duration
+	// RebalanceTimeout bounds a rebalance; ending a transaction may wait
+	// that long for the group to settle. Default 30s.
+	RebalanceTimeout time.Duration
 	Logger         *slog.Logger
 	Metrics        *Metrics
 	// Now is the wall clock (tests set it).
@@ -65,6 +68,9 @@ func (c *Config) defaults(name string) {
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 30 * time.Second
 	}
 	if c.WallClockTick <= 0 {
 		c.WallClockTick = time.Second
@@ -167,6 +173,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		// group at once instead of waiting out its dead predecessor.
 		kgo.InstanceID(st.name()+"-"+id),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.TransactionTimeout(cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
@@ -362,7 +369,9 @@ func (in *Instance) Run(ctx context.Context) error {
 		}
 		// The transaction in flight finishes even when a stop was asked
 		// for meanwhile: a graceful stop commits what it processed.
-		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*in.cfg.TransactionTimeout)
+		// Ending a transaction may wait out a rebalance (franz-go waits for
+		// the group to settle before committing offsets), hence the bound.
+		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.RebalanceTimeout+2*in.cfg.TransactionTimeout)
 		err := in.transaction(tctx, fs, wallDue, now)
 		tcancel()
 		if err != nil {
