@@ -47,8 +47,8 @@ type Config struct {
 	// RebalanceTimeout bounds a rebalance; ending a transaction may wait
 	// that long for the group to settle. Default 30s.
 	RebalanceTimeout time.Duration
-	Logger         *slog.Logger
-	Metrics        *Metrics
+	Logger           *slog.Logger
+	Metrics          *Metrics
 	// Now is the wall clock (tests set it).
 	Now func() time.Time
 }
