@@ -35,9 +35,12 @@ type Config struct {
 	DataDir string
 	// MaxPollRecords bounds one transaction. Default 5000.
 	MaxPollRecords int
-	// TransactionTimeout bounds how long a crashed instance's open
-	// transaction can hold back read_committed readers when its disk was
-	// lost too (with its disk, its successor fences it at once). Default 10s.
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open. It must exceed RebalanceTimeout: ending a transaction may wait
+	// for the group to settle, and a broker that times the transaction out
+	// meanwhile fences the instance. It also bounds how long a crashed
+	// instance whose disk was lost holds back read_committed readers (with
+	// its disk, its successor fences it at once). Default 60s.
 	TransactionTimeout time.Duration
 	// WallClockTick is how often wall-clock timers are checked while idle.
 	WallClockTick time.Duration
@@ -64,7 +67,7 @@ func (c *Config) defaults(name string) {
 		c.MaxPollRecords = 5000
 	}
 	if c.TransactionTimeout <= 0 {
-		c.TransactionTimeout = 10 * time.Second
+		c.TransactionTimeout = 60 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -138,6 +141,9 @@ func Run(ctx context.Context, cfg Config, st Stage) error {
 // NewInstance opens the store; Run starts consuming.
 func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	cfg.defaults(st.name())
+	if cfg.TransactionTimeout <= cfg.RebalanceTimeout {
+		return nil, fmt.Errorf("the transaction timeout (%s) must exceed the rebalance timeout (%s): a transaction may wait a whole rebalance before it commits", cfg.TransactionTimeout, cfg.RebalanceTimeout)
+	}
 	dir := filepath.Join(cfg.DataDir, st.name())
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating the state directory %s: %w", dir, err)

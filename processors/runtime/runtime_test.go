@@ -280,7 +280,8 @@ func TestMain(m *testing.M) {
 			<-ch
 			cancel()
 		}()
-		err := Run(ctx, Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond, SessionTimeout: 6 * time.Second}, countingProcessor())
+		err := Run(ctx, Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond,
+			SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, TransactionTimeout: 20 * time.Second}, countingProcessor())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
