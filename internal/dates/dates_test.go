@@ -1,6 +1,9 @@
 package dates
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParse(t *testing.T) {
 	cases := []struct {
@@ -48,5 +51,25 @@ func TestEpochAndArithmetic(t *testing.T) {
 	}
 	if got := MustParse("20240301").AddDays(-1).String(); got != "20240229" {
 		t.Fatalf("Mar 1 - 1 day = %s", got)
+	}
+}
+
+// TestCivilAgreesWithTimePackage: the fast civil arithmetic against Go's
+// time package for every day from 1600 to 2400.
+func TestCivilAgreesWithTimePackage(t *testing.T) {
+	start := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 292_200; i++ {
+		tt := start.AddDate(0, 0, i)
+		d := Date(tt.Unix() / 86400)
+		y, m, day := d.Civil()
+		if y != tt.Year() || m != tt.Month() || day != tt.Day() {
+			t.Fatalf("Civil(%d) = %d-%d-%d, want %s", d, y, m, day, tt.Format("2006-01-02"))
+		}
+		if FromCivil(y, m, day) != d {
+			t.Fatalf("FromCivil(%d, %d, %d) = %d, want %d", y, m, day, FromCivil(y, m, day), d)
+		}
+		if d.String() != tt.Format("20060102") {
+			t.Fatalf("String %s, want %s", d, tt.Format("20060102"))
+		}
 	}
 }
