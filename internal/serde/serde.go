@@ -85,18 +85,9 @@ func (r *Registry) Register(ctx context.Context, subject, schemaText string) (*C
 // Decode reads a Confluent-framed value into goavro's native form, fetching
 // the writer schema by id from the registry the first time it is seen.
 func (r *Registry) Decode(ctx context.Context, b []byte) (native map[string]any, schemaID int, err error) {
-	var h sr.ConfluentHeader
-	id, rest, err := h.DecodeID(b)
-	if err != nil {
-		return nil, 0, fmt.Errorf("value is not Confluent-framed Avro: %w", err)
-	}
-	codec, err := r.codecByID(ctx, id)
+	_, v, id, err := r.decode(ctx, b)
 	if err != nil {
 		return nil, id, err
-	}
-	v, _, err := codec.NativeFromBinary(rest)
-	if err != nil {
-		return nil, id, fmt.Errorf("decoding Avro with schema id %d: %w", id, err)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -107,24 +98,32 @@ func (r *Registry) Decode(ctx context.Context, b []byte) (native map[string]any,
 
 // DecodeJSON is Decode rendered as Avro JSON (unions as {"type": value}).
 func (r *Registry) DecodeJSON(ctx context.Context, b []byte) ([]byte, int, error) {
-	var h sr.ConfluentHeader
-	id, rest, err := h.DecodeID(b)
-	if err != nil {
-		return nil, 0, fmt.Errorf("value is not Confluent-framed Avro: %w", err)
-	}
-	codec, err := r.codecByID(ctx, id)
+	codec, v, id, err := r.decode(ctx, b)
 	if err != nil {
 		return nil, id, err
-	}
-	v, _, err := codec.NativeFromBinary(rest)
-	if err != nil {
-		return nil, id, fmt.Errorf("decoding Avro with schema id %d: %w", id, err)
 	}
 	js, err := codec.TextualFromNative(nil, v)
 	if err != nil {
 		return nil, id, fmt.Errorf("rendering schema id %d as JSON: %w", id, err)
 	}
 	return js, id, nil
+}
+
+func (r *Registry) decode(ctx context.Context, b []byte) (*goavro.Codec, any, int, error) {
+	var h sr.ConfluentHeader
+	id, rest, err := h.DecodeID(b)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("value is not Confluent-framed Avro: %w", err)
+	}
+	codec, err := r.codecByID(ctx, id)
+	if err != nil {
+		return nil, nil, id, err
+	}
+	v, _, err := codec.NativeFromBinary(rest)
+	if err != nil {
+		return nil, nil, id, fmt.Errorf("decoding Avro with schema id %d: %w", id, err)
+	}
+	return codec, v, id, nil
 }
 
 func (r *Registry) codecByID(ctx context.Context, id int) (*goavro.Codec, error) {
@@ -161,3 +160,23 @@ func OptString(s string) any {
 
 // Union wraps a non-null value of a union branch.
 func Union(branch string, v any) any { return goavro.Union(branch, v) }
+
+// Binding asks for Schema to be registered as the value schema of Topic and
+// the codec to be stored in *Dst.
+type Binding struct {
+	Topic  string
+	Schema string
+	Dst    **Codec
+}
+
+// RegisterAll registers every binding's schema (TopicNameStrategy subject).
+func (r *Registry) RegisterAll(ctx context.Context, bs ...Binding) error {
+	for _, b := range bs {
+		c, err := r.Register(ctx, SubjectFor(b.Topic), b.Schema)
+		if err != nil {
+			return err
+		}
+		*b.Dst = c
+	}
+	return nil
+}

@@ -56,21 +56,14 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 		return nil, err
 	}
 	p := &Pipeline{topics: topics.NewNames(kc.TopicPrefix), policy: policy, reg: serde.NewRegistry(rc)}
-	for _, s := range []struct {
-		topic string
-		name  schemas.Name
-		dst   **serde.Codec
-	}{
-		{p.topics.Eligibility, schemas.EligibilityChanged, &p.eligibility},
-		{p.topics.Corrections, schemas.UsageCorrected, &p.corrections},
-		{p.topics.AccountEvents, schemas.AccountEvent, &p.accountEvents},
-		{p.topics.Anomalies, schemas.Anomaly, &p.anomalies},
-	} {
-		c, err := p.reg.Register(ctx, serde.SubjectFor(s.topic), schemas.MustText(s.name))
-		if err != nil {
-			return nil, err
-		}
-		*s.dst = c
+	err = p.reg.RegisterAll(ctx,
+		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
+		serde.Binding{Topic: p.topics.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &p.corrections},
+		serde.Binding{Topic: p.topics.AccountEvents, Schema: schemas.MustText(schemas.AccountEvent), Dst: &p.accountEvents},
+		serde.Binding{Topic: p.topics.Anomalies, Schema: schemas.MustText(schemas.Anomaly), Dst: &p.anomalies},
+	)
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }

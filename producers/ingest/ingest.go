@@ -130,20 +130,13 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	}
 	reg := serde.NewRegistry(rc)
 	in := &Ingester{kc: kc, cfg: cfg}
-	for _, s := range []struct {
-		topic string
-		name  schemas.Name
-		dst   **serde.Codec
-	}{
-		{cfg.Topics.Billing, schemas.BillingRow, &in.billing},
-		{cfg.Topics.Rejected, schemas.RejectedRow, &in.rejected},
-		{cfg.Topics.Files, schemas.FileEvent, &in.files},
-	} {
-		c, err := reg.Register(ctx, serde.SubjectFor(s.topic), schemas.MustText(s.name))
-		if err != nil {
-			return nil, fmt.Errorf("%w (registry %s)", err, kc.RegistryURL())
-		}
-		*s.dst = c
+	err = reg.RegisterAll(ctx,
+		serde.Binding{Topic: cfg.Topics.Billing, Schema: schemas.MustText(schemas.BillingRow), Dst: &in.billing},
+		serde.Binding{Topic: cfg.Topics.Rejected, Schema: schemas.MustText(schemas.RejectedRow), Dst: &in.rejected},
+		serde.Binding{Topic: cfg.Topics.Files, Schema: schemas.MustText(schemas.FileEvent), Dst: &in.files},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w (registry %s)", err, kc.RegistryURL())
 	}
 	return in, nil
 }
