@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "usagestream_processor_transactions_aborted_total", Help: "Transactions aborted (a rebalance during the transaction); their records are processed again.",
 		}, []string{"processor"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usagestream_processor_consumer_lag_records", Help: "Records between the last processed offset and the partition's high watermark.",
+			Name: "usagestream_processor_consumer_lag_records", Help: "Offsets between the last processed record and the partition's high watermark. Transactional inputs end with a commit marker that is never consumed, so a caught-up processor shows 1.",
 		}, []string{"processor", "topic", "partition"}),
 		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usagestream_processor_restore_remaining_records", Help: "Changelog records left to restore into the local store.",
