@@ -67,9 +67,10 @@ PROPS
     -Dlog4j2.configurationFile="$PWD/scripts/realkafka/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$run/server.properties" >"$run/logs/stdout.log" 2>&1 &
   echo $! >"$run/kafka.pid"
-  (cd "$root/apicurio" && java -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
-    -jar "apicurio-registry-app-$APICURIO_VERSION-runner.jar" >"$run/logs/apicurio.log" 2>&1 &
-   echo $! >"$run/apicurio.pid")
+  # exec: the recorded pid is the JVM itself, so stop can reach it.
+  (cd "$root/apicurio" && exec java -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -jar "apicurio-registry-app-$APICURIO_VERSION-runner.jar") >"$run/logs/apicurio.log" 2>&1 &
+  echo $! >"$run/apicurio.pid"
   for _ in $(seq 120); do
     grep -q "Kafka Server started" "$run/logs/server.log" 2>/dev/null &&
       [ "$(curl -s --max-time 2 "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects")" = "[]" ] && {
