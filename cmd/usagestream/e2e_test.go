@@ -76,7 +76,7 @@ func runCLI(t *testing.T, env []string, args ...string) result {
 }
 
 func connFlags(kc kafkaconf.Config) []string {
-	return []string{"--brokers", strings.Join(kc.Brokers, ","), "--registry", kc.Registry}
+	return []string{"--brokers", strings.Join(kc.Brokers, ","), "--registry", kc.Registry, "--topic-prefix", kc.TopicPrefix}
 }
 
 func genFiles(t *testing.T, dir string, cfg gen.Config) gen.Result {

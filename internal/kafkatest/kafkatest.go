@@ -5,6 +5,10 @@ package kafkatest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,24 +22,35 @@ import (
 	"github.com/usagestream/usagestream/internal/topics"
 )
 
-// Env is a running embedded stack with the project's topics created.
+// Env is a running stack with the project's topics created.
 type Env struct {
-	Stack  *embedded.Stack
 	Kafka  kafkaconf.Config
 	Topics topics.Names
 }
 
 // Start starts an embedded stack on free ports with its data in a temp dir.
+//
+// With USAGESTREAM_TEST_BROKERS and USAGESTREAM_TEST_REGISTRY set (see
+// scripts/realkafka.sh), it uses that real cluster and registry instead, with
+// a topic prefix of its own per test so tests do not see each other's data.
 func Start(t testing.TB) *Env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
+	var kc kafkaconf.Config
+	if b := os.Getenv("USAGESTREAM_TEST_BROKERS"); b != "" {
+		var r [6]byte
+		_, _ = rand.Read(r[:])
+		kc = kafkaconf.Config{Brokers: strings.Split(b, ","), Registry: os.Getenv("USAGESTREAM_TEST_REGISTRY"),
+			TopicPrefix: "t" + hex.EncodeToString(r[:]) + "."}
+	} else {
+		st, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), Partitions: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		kc = kafkaconf.Config{Brokers: st.BrokerAddrs(), Registry: st.RegistryURL(), TopicPrefix: "usagestream."}
 	}
-	t.Cleanup(st.Close)
-	kc := kafkaconf.Config{Brokers: st.BrokerAddrs(), Registry: st.RegistryURL(), TopicPrefix: "usagestream."}
 	names := topics.NewNames(kc.TopicPrefix)
 	cl, err := kc.NewClient(ctx)
 	if err != nil {
@@ -45,7 +60,7 @@ func Start(t testing.TB) *Env {
 	if err := topics.Ensure(ctx, kadm.NewClient(cl), names.Specs(), 3, 1); err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Stack: st, Kafka: kc, Topics: names}
+	return &Env{Kafka: kc, Topics: names}
 }
 
 // ReadAll returns every committed record of topic, in partition then offset order.

@@ -162,7 +162,7 @@ func TestScenarios(t *testing.T) {
 	for i, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			kc := env.Kafka
-			kc.TopicPrefix = fmt.Sprintf("s%02d.", i)
+			kc.TopicPrefix = env.Kafka.TopicPrefix + fmt.Sprintf("s%02d.", i)
 			policy := rules.DefaultPolicy()
 			if sc.policy != nil {
 				sc.policy(&policy)
