@@ -32,12 +32,8 @@ type counter struct {
 	Fired []int `json:"fired,omitempty"`
 }
 
-const (
-	inTopic  = "t.in"
-	outTopic = "t.out"
-)
-
-func countingProcessor() *Processor[*counter] {
+func countingProcessor(prefix string) *Processor[*counter] {
+	inTopic, outTopic := prefix+"in", prefix+"out"
 	return &Processor[*counter]{
 		Name:      "counter",
 		Inputs:    []string{inTopic},
@@ -65,24 +61,32 @@ func countingProcessor() *Processor[*counter] {
 }
 
 type cluster struct {
-	c  *kfake.Cluster
-	kc kafkaconf.Config
+	kc      kafkaconf.Config
+	in, out string
 }
 
 func newCluster(t *testing.T, partitions int32) *cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
+	// USAGESTREAM_TEST_BROKERS (scripts/realkafka.sh): a real cluster, with
+	// topics of this test's own; otherwise an in-process kfake.
+	var kc kafkaconf.Config
+	if b := os.Getenv("USAGESTREAM_TEST_BROKERS"); b != "" {
+		kc = kafkaconf.Config{Brokers: strings.Split(b, ","), TopicPrefix: fmt.Sprintf("rt%d.", time.Now().UnixNano())}
+	} else {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		kc = kafkaconf.Config{Brokers: c.ListenAddrs(), TopicPrefix: "t."}
 	}
-	t.Cleanup(c.Close)
-	kc := kafkaconf.Config{Brokers: c.ListenAddrs(), TopicPrefix: "t."}
 	cl, err := kc.NewClient(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	inTopic, outTopic := kc.TopicPrefix+"in", kc.TopicPrefix+"out"
 	for _, tp := range []string{inTopic, outTopic} { // the runtime creates its changelog
 		cfg := map[string]*string{}
 		if strings.Contains(tp, "changelog") {
@@ -92,7 +96,7 @@ func newCluster(t *testing.T, partitions int32) *cluster {
 			t.Fatal(err)
 		}
 	}
-	return &cluster{c: c, kc: kc}
+	return &cluster{kc: kc, in: inTopic, out: outTopic}
 }
 
 // produce writes n records spread over keys, with optional per-record value.
@@ -108,7 +112,7 @@ func (c *cluster) produce(t *testing.T, keys, from, n int, value string) {
 	var mu sync.Mutex
 	for i := from; i < from+n; i++ {
 		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Topic: inTopic, Key: []byte(fmt.Sprintf("k%03d", i%keys)), Value: []byte(value)}, func(_ *kgo.Record, err error) {
+		cl.Produce(context.Background(), &kgo.Record{Topic: c.in, Key: []byte(fmt.Sprintf("k%03d", i%keys)), Value: []byte(value)}, func(_ *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
 				mu.Lock()
@@ -126,7 +130,7 @@ func (c *cluster) produce(t *testing.T, keys, from, n int, value string) {
 // outputs reads the output topic (read_committed) as key -> list of counts.
 func (c *cluster) outputs(t *testing.T) (counts map[string][]int, timers map[string]int, total int) {
 	t.Helper()
-	recs, err := consume.All(context.Background(), c.kc, outTopic)
+	recs, err := consume.All(context.Background(), c.kc, c.out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +196,7 @@ func startInstance(t *testing.T, c *cluster, dir string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Kafka: c.kc, DataDir: dir, WallClockTick: 50 * time.Millisecond}, countingProcessor())
+		done <- Run(ctx, Config{Kafka: c.kc, DataDir: dir, WallClockTick: 50 * time.Millisecond}, countingProcessor(c.kc.TopicPrefix))
 	}()
 	return func() {
 		cancel()
@@ -272,7 +276,7 @@ const childEnv = "USAGESTREAM_RUNTIME_CHILD"
 
 func TestMain(m *testing.M) {
 	if brokers := os.Getenv(childEnv); brokers != "" {
-		kc := kafkaconf.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: "t."}
+		kc := kafkaconf.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: os.Getenv("USAGESTREAM_RUNTIME_PREFIX")}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			ch := make(chan os.Signal, 1)
@@ -281,7 +285,7 @@ func TestMain(m *testing.M) {
 			cancel()
 		}()
 		err := Run(ctx, Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond,
-			SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, TransactionTimeout: 20 * time.Second}, countingProcessor())
+			SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, TransactionTimeout: 20 * time.Second}, countingProcessor(kc.TopicPrefix))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
@@ -294,7 +298,8 @@ func TestMain(m *testing.M) {
 func startChild(t *testing.T, c *cluster, dir string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.kc.Brokers, ","), "USAGESTREAM_RUNTIME_DIR="+dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.kc.Brokers, ","), "USAGESTREAM_RUNTIME_DIR="+dir,
+		"USAGESTREAM_RUNTIME_PREFIX="+c.kc.TopicPrefix)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -366,7 +371,7 @@ func TestEventTimeTimersFireWhenEventTimePasses(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cl.Close()
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: inTopic, Key: []byte(key), Value: []byte(value), Timestamp: ts}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: c.in, Key: []byte(key), Value: []byte(value), Timestamp: ts}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
