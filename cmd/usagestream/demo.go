@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/gen"
@@ -156,7 +155,7 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 	}
 	reg := serde.NewRegistry(rc)
 	read := func(topic string) ([]map[string]any, error) {
-		recs, err := readTopic(ctx, kc, topic)
+		recs, err := consume.All(ctx, kc, topic)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +192,7 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 		}
 		fmt.Fprintf(w, "  %s %s  account %s  %s..%s  %v %s  rate %s  (%s line %d)\n",
 			m["service_point_id"], unwrap(m["service_type"]), unwrap(m["account_id"]),
-			periodStart(m), dateOf(m["date_to"]), unwrap(m["usage_value"]), unwrap(m["is_estimate"]),
+			periodStart(m), unwrap(m["date_to"]), unwrap(m["usage_value"]), unwrap(m["is_estimate"]),
 			unwrap(m["rate_code"]), m["source"].(map[string]any)["file"], m["source"].(map[string]any)["line"])
 	}
 	fmt.Fprintln(w, "\nRejected rows, explained (Avro RejectedRow):")
@@ -221,10 +220,6 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 	return nil
 }
 
-func readTopic(ctx context.Context, kc kafkaconf.Config, topic string) ([]*kgo.Record, error) {
-	return consume.All(ctx, kc, topic)
-}
-
 // unwrap renders a goavro union value ({"type": v}) or a plain value.
 func unwrap(v any) string {
 	switch x := v.(type) {
@@ -241,8 +236,6 @@ func unwrap(v any) string {
 		return fmt.Sprint(x)
 	}
 }
-
-func dateOf(v any) string { return unwrap(v) }
 
 func periodStart(m map[string]any) string {
 	to, ok1 := m["date_to"].(map[string]any)
