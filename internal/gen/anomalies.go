@@ -105,11 +105,7 @@ func (g *generator) inject(a *assignment) {
 		// account, active from the first period billed to them. The old
 		// account gets no inactive_date: the newer active_date supersedes it.
 		k := between(2, m-2)
-		g.accts = append(g.accts, acct{
-			custNo: a.extra, seq: 3, active: g.rows[k].start,
-			rate: rateCodes[r.IntN(len(rateCodes))], fuel: base.fuel, spNo: base.spNo,
-			serviceType: base.serviceType, meterAMI: base.meterAMI,
-		})
+		g.moveIn(a, base, k, rateCodes[r.IntN(len(rateCodes))])
 		g.setState(k, len(g.rows), 1)
 		g.addLabel(a.kind, k, 1, true, g.rows[k].start,
 			fmt.Sprintf("customer %s (account %s) moves out after %s; customer %s moves in with account %s active from %s",
@@ -199,11 +195,7 @@ func (g *generator) inject(a *assignment) {
 		// the newest period with the same value (so rejecting it loses
 		// nothing); in the split layout it is a customer-file row.
 		k := between(2, m-2)
-		g.accts = append(g.accts, acct{
-			custNo: a.extra, seq: 3, active: g.rows[k].start,
-			rate: rateCodes[r.IntN(len(rateCodes))], fuel: base.fuel, spNo: base.spNo,
-			serviceType: base.serviceType, meterAMI: base.meterAMI,
-		})
+		g.moveIn(a, base, k, rateCodes[r.IntN(len(rateCodes))])
 		del := base
 		del.deletion = deletionFlag[r.IntN(len(deletionFlag))]
 		g.accts = append(g.accts, del)
@@ -374,4 +366,14 @@ func appendBadDate(b []byte, d dates.Date) []byte {
 	return append(b,
 		byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10),
 		byte('0'+m/10), byte('0'+m%10), byte('0'+day/10), byte('0'+day%10))
+}
+
+// moveIn adds the account of a new customer (a.extra) who takes over the
+// service point of base from the start of row k (A2, and A8's refused case).
+func (g *generator) moveIn(a *assignment, base acct, k int, rate string) {
+	g.accts = append(g.accts, acct{
+		custNo: a.extra, seq: 3, active: g.rows[k].start,
+		rate: rate, fuel: base.fuel, spNo: base.spNo,
+		serviceType: base.serviceType, meterAMI: base.meterAMI,
+	})
 }
