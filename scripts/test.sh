@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
 # The whole test command (README's second command, called by .ci/run).
-# It installs what the tests need under .cache/ (ignored by git).
+# It installs what the tests need under .cache/ (ignored by git) and runs every
+# lane in scripts/test.d in name order. Each lane is a bash fragment sourced
+# here: it may export variables for later lanes and register clean-ups with
+# on_exit, which run in reverse order however the script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export USAGESTREAM_ROOT=$PWD
 
 command -v go >/dev/null || { echo "Go is required (https://go.dev/dl/); install it and rerun." >&2; exit 1; }
 
-echo "== gofmt and go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
-if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
-go vet ./...
+_cleanups=()
+on_exit() { _cleanups=("$1" "${_cleanups[@]}"); }
+_run_cleanups() {
+  local c
+  for c in "${_cleanups[@]}"; do eval "$c" || true; done
+}
+trap _run_cleanups EXIT
 
-echo "== go test (embedded broker and registry)"
-go test -count=1 -timeout 15m ./...
+started=$SECONDS
+for lane in scripts/test.d/*.sh; do
+  lane_start=$SECONDS
+  echo "== $(basename "$lane" .sh)"
+  # shellcheck source=/dev/null
+  . "$lane"
+  echo "   ($(basename "$lane" .sh): $((SECONDS - lane_start)) s)"
+done
+echo "== all lanes passed in $((SECONDS - started)) s"

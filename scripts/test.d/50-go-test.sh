@@ -1,0 +1,3 @@
+# Every Go test, on the embedded broker and registry (kfake and srfake), plus
+# whatever services the earlier lanes started (their variables are exported).
+go test -count=1 -timeout 15m ./...
