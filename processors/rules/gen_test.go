@@ -37,9 +37,11 @@ func ruleKinds() map[gen.Kind]int {
 
 // run is everything the rules said about a set of files, fed in file order.
 type run struct {
-	t        testing.TB
-	p        Policy
-	sps      map[string]*ServicePoint
+	t     testing.TB
+	p     Policy
+	chain *Chain
+	sps   map[string]*ServicePoint // the chain's stores
+
 	custs    map[string]*Customer
 	out      Stage1Output
 	elig     []EligibilityChanged
@@ -49,8 +51,9 @@ type run struct {
 }
 
 func newRun(t testing.TB, p Policy) *run {
-	return &run{t: t, p: p, sps: map[string]*ServicePoint{}, custs: map[string]*Customer{},
-		rejected: map[string][]string{}, spsAt: map[string]map[string]bool{}}
+	sps, custs := NewMemoryStore[ServicePoint](), NewMemoryStore[Customer]()
+	return &run{t: t, p: p, chain: &Chain{Policy: p, ServicePoints: sps, Customers: custs},
+		sps: sps.m, custs: custs.m, rejected: map[string][]string{}, spsAt: map[string]map[string]bool{}}
 }
 
 func (r *run) file(name string, rd io.Reader) {
@@ -81,29 +84,20 @@ func (r *run) file(name string, rd io.Reader) {
 }
 
 func (r *run) row(row *billing.Row, src Source) {
-	sp := r.sps[row.ServicePointID]
-	if sp == nil {
-		sp = &ServicePoint{}
-		r.sps[row.ServicePointID] = sp
+	o, err := r.chain.Apply(row, src)
+	if err != nil {
+		r.t.Fatal(err)
 	}
-	o := sp.Apply(r.p, row, src)
 	r.out.Corrections = append(r.out.Corrections, o.Corrections...)
 	r.out.Anomalies = append(r.out.Anomalies, o.Anomalies...)
 	r.out.AccountEvents = append(r.out.AccountEvents, o.AccountEvents...)
 	r.out.Memberships = append(r.out.Memberships, o.Memberships...)
+	r.elig = append(r.elig, o.Eligibility...)
 	for _, m := range o.Memberships {
 		if r.spsAt[m.PremiseID] == nil {
 			r.spsAt[m.PremiseID] = map[string]bool{}
 		}
 		r.spsAt[m.PremiseID][m.ServicePointID] = true
-		c := r.custs[m.CustomerID]
-		if c == nil {
-			c = &Customer{}
-			r.custs[m.CustomerID] = c
-		}
-		// The membership's own source stands for the stage 2 input, so
-		// that events name the billing row behind them.
-		r.elig = append(r.elig, c.Apply(r.p, m, m.Source)...)
 	}
 }
 

@@ -1,0 +1,93 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/usagestream/usagestream/producers/billing"
+)
+
+// Store keeps the state of one stage between inputs, by key. Load returns the
+// state to apply the next input to (a new zero state when the key is absent);
+// Save is called after every input applied to it, so a store that spills to
+// disk knows what changed. A store may hand out the same pointer again.
+type Store[S any] interface {
+	Load(key string) (S, error)
+	Save(key string, s S) error
+}
+
+// MemoryStore keeps every state in a map: right for files that fit in memory.
+type MemoryStore[T any] struct{ m map[string]*T }
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore[T any]() *MemoryStore[T] { return &MemoryStore[T]{m: map[string]*T{}} }
+
+// Load returns the state of key, creating it when absent.
+func (s *MemoryStore[T]) Load(key string) (*T, error) {
+	v := s.m[key]
+	if v == nil {
+		v = new(T)
+		s.m[key] = v
+	}
+	return v, nil
+}
+
+// Save does nothing: the map holds the pointer Load gave out.
+func (s *MemoryStore[T]) Save(string, *T) error { return nil }
+
+// Each calls fn for every state held, in no particular order.
+func (s *MemoryStore[T]) Each(fn func(key string, v *T)) {
+	for k, v := range s.m {
+		fn(k, v)
+	}
+}
+
+// Len is the number of states held.
+func (s *MemoryStore[T]) Len() int { return len(s.m) }
+
+// Chain runs every stage in one process, in input order: the offline
+// validator's way through the same rules the streaming stages apply. The
+// streaming runtime routes memberships through a repartition topic; Chain
+// hands them over at once, which is one of the orders the streaming path can
+// take, and the order a single-partition run takes.
+type Chain struct {
+	Policy        Policy
+	ServicePoints Store[*ServicePoint]
+	Customers     Store[*Customer]
+}
+
+// NewChain returns a Chain with its state in memory.
+func NewChain(p Policy) *Chain {
+	return &Chain{Policy: p, ServicePoints: NewMemoryStore[ServicePoint](), Customers: NewMemoryStore[Customer]()}
+}
+
+// ChainOutput is everything one billing row caused, in every stage.
+type ChainOutput struct {
+	Stage1Output
+	Eligibility []EligibilityChanged
+}
+
+// Apply runs one accepted billing row through stage 1 and the memberships it
+// caused through stage 2. The source of a stage 2 input is the billing row
+// behind the membership, so that every event names the file and line that
+// caused it.
+func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
+	sp, err := c.ServicePoints.Load(row.ServicePointID)
+	if err != nil {
+		return ChainOutput{}, fmt.Errorf("load service point state: %w", err)
+	}
+	out := ChainOutput{Stage1Output: sp.Apply(c.Policy, row, src)}
+	if err := c.ServicePoints.Save(row.ServicePointID, sp); err != nil {
+		return out, fmt.Errorf("save service point state: %w", err)
+	}
+	for _, m := range out.Memberships {
+		cu, err := c.Customers.Load(m.CustomerID)
+		if err != nil {
+			return out, fmt.Errorf("load customer state: %w", err)
+		}
+		out.Eligibility = append(out.Eligibility, cu.Apply(c.Policy, m, m.Source)...)
+		if err := c.Customers.Save(m.CustomerID, cu); err != nil {
+			return out, fmt.Errorf("save customer state: %w", err)
+		}
+	}
+	return out, nil
+}
