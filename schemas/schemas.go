@@ -21,9 +21,10 @@ var files embed.FS
 type Name string
 
 const (
-	BillingRow  Name = "billing_row"
-	RejectedRow Name = "rejected_row"
-	FileEvent   Name = "file_event"
+	BillingRow   Name = "billing_row"
+	RejectedRow  Name = "rejected_row"
+	FileEvent    Name = "file_event"
+	IntervalRead Name = "interval_read"
 
 	EligibilityChanged Name = "eligibility_changed"
 	UsageCorrected     Name = "usage_corrected"
@@ -32,7 +33,7 @@ const (
 )
 
 // All lists every schema the project publishes.
-var All = []Name{BillingRow, RejectedRow, FileEvent, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
+var All = []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
 
 // Text returns the schema's JSON text.
 func Text(n Name) (string, error) {

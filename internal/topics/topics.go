@@ -16,9 +16,12 @@ import (
 
 // Names holds the full topic names for one prefix.
 type Names struct {
-	Billing  string // accepted billing rows, keyed by service_point_id
-	Rejected string // rejected rows with their reasons
-	Files    string // file events, keyed by file SHA-256
+	Billing string // accepted billing rows, keyed by service_point_id
+	// Intervals holds interval reads, keyed by service_point_id with the
+	// partition count of Billing: the interval stage joins the two.
+	Intervals string
+	Rejected  string // rejected rows with their reasons
+	Files     string // file events, keyed by file SHA-256
 	// IngestCheckpoints is internal: per file, the last line committed, written
 	// in the same transaction as the rows, so an interrupted ingest resumes there.
 	IngestCheckpoints string
@@ -36,6 +39,7 @@ type Names struct {
 func NewNames(prefix string) Names {
 	return Names{
 		Billing:           prefix + "billing.v1",
+		Intervals:         prefix + "intervals.v1",
 		Rejected:          prefix + "rejected.v1",
 		Files:             prefix + "files.v1",
 		IngestCheckpoints: prefix + "ingest-checkpoints.v1",
@@ -59,6 +63,7 @@ type Spec struct {
 func (n Names) Specs() []Spec {
 	return []Spec{
 		{Name: n.Billing, Schema: schemas.BillingRow, Doc: "accepted billing rows (Avro BillingRow), key service_point_id"},
+		{Name: n.Intervals, Schema: schemas.IntervalRead, Doc: "interval reads from files, adapters and the NDJSON endpoint (Avro IntervalRead), key service_point_id, co-partitioned with billing"},
 		{Name: n.Rejected, Schema: schemas.RejectedRow, Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
 		{Name: n.Files, Schema: schemas.FileEvent, Doc: "file events RECEIVED/COMPLETED/FAILED with counts (Avro FileEvent), key file SHA-256"},
 		{Name: n.IngestCheckpoints, Compacted: true, Doc: "internal: ingest progress per file (JSON), compacted"},
