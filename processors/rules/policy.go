@@ -45,6 +45,56 @@ type Policy struct {
 	// IntervalHistoryMonths of interval data on an active service point make a
 	// premise eligible for disaggregation (I5).
 	IntervalHistoryMonths int `yaml:"interval_history_months"`
+	// Validation holds the pass/fail thresholds of `usagestream validate`;
+	// the streaming rules do not read it.
+	Validation Validation `yaml:"validation"`
+}
+
+// Validation is when a file fails offline validation (data contract 2.6: a
+// sample historical file is sent again until it passes diagnostics).
+type Validation struct {
+	// MaxRejectedRowShare is the largest share of data lines (0..1) the
+	// reader may reject.
+	MaxRejectedRowShare float64 `yaml:"max_rejected_row_share"`
+	// HistoryMonths of usage a service point needs (data contract 3: 13
+	// months for active accounts), and MinHistoryShare the smallest share of
+	// active service points with usage (0..1) that must have them.
+	HistoryMonths   int     `yaml:"history_months"`
+	MinHistoryShare float64 `yaml:"min_history_share"`
+	// MaxFindingsPerRule caps the findings (rejected rows, anomalies raised,
+	// corrections, refused account changes) per rule id, such as U2 or
+	// DC-2.4; a rule not listed has no cap.
+	MaxFindingsPerRule map[string]int64 `yaml:"max_findings_per_rule"`
+}
+
+// UnmarshalYAML decodes the validation section key by key over the values
+// already there, so that a missing key keeps its default and a misspelt one
+// is an error, as at the top level.
+func (v *Validation) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: validation must be a mapping of keys to values", n.Line)
+	}
+	fields := map[string]any{
+		"max_rejected_row_share": &v.MaxRejectedRowShare,
+		"history_months":         &v.HistoryMonths,
+		"min_history_share":      &v.MinHistoryShare,
+		"max_findings_per_rule":  &v.MaxFindingsPerRule,
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		dst, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key validation.%s; the known keys are %s", k.Line, k.Value, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
+		}
+		if err := n.Content[i+1].Decode(dst); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) { // yaml would merge a TypeError into its own list, dropping the key
+				err = errors.New(strings.Join(te.Errors, "; "))
+			}
+			return fmt.Errorf("validation.%s: %w", k.Value, err)
+		}
+	}
+	return nil
 }
 
 // DefaultPolicy returns the defaults of rules.md. The default rate allowlist
@@ -60,6 +110,12 @@ func DefaultPolicy() Policy {
 		SumToleranceUnits:        1,
 		PropertyManagerPremises:  2,
 		IntervalHistoryMonths:    13,
+		Validation: Validation{
+			MaxRejectedRowShare: 0.01,
+			HistoryMonths:       13,
+			MinHistoryShare:     0.9,
+			MaxFindingsPerRule:  map[string]int64{},
+		},
 	}
 }
 
@@ -168,6 +224,18 @@ func (p Policy) Validate() error {
 	}
 	if p.SumTolerancePct < 0 || p.SumToleranceUnits < 0 {
 		errs = append(errs, errors.New("sum_tolerance_pct and sum_tolerance_units must not be negative"))
+	}
+	v := p.Validation
+	if v.MaxRejectedRowShare < 0 || v.MaxRejectedRowShare > 1 || v.MinHistoryShare < 0 || v.MinHistoryShare > 1 {
+		errs = append(errs, errors.New("validation: max_rejected_row_share and min_history_share are shares; give a number from 0 to 1 (0.01 is 1%)"))
+	}
+	if v.HistoryMonths < 0 {
+		errs = append(errs, fmt.Errorf("validation.history_months is %d; give 0 or more months", v.HistoryMonths))
+	}
+	for _, r := range slices.Sorted(maps.Keys(v.MaxFindingsPerRule)) {
+		if v.MaxFindingsPerRule[r] < 0 {
+			errs = append(errs, fmt.Errorf("validation.max_findings_per_rule.%s is %d; give 0 or more", r, v.MaxFindingsPerRule[r]))
+		}
 	}
 	for i, c := range p.RateAllowlist {
 		if c == "" {

@@ -53,6 +53,18 @@ func TestLoadPolicy(t *testing.T) {
 			t.Errorf("empty list: %v %v", p.RateAllowlist, err)
 		}
 	})
+	t.Run("validation keys left out keep their defaults", func(t *testing.T) {
+		p, err := LoadPolicy(write("validation:\n  min_history_share: 0.5\n  max_findings_per_rule: {U2: 3, DC-2.4: 0}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := DefaultPolicy()
+		want.Validation.MinHistoryShare = 0.5
+		want.Validation.MaxFindingsPerRule = map[string]int64{"U2": 3, "DC-2.4": 0}
+		if !reflect.DeepEqual(p, want) {
+			t.Errorf("got %+v", p.Validation)
+		}
+	})
 	t.Run("empty file", func(t *testing.T) {
 		p, err := LoadPolicy(write(""))
 		if err != nil || !reflect.DeepEqual(p, DefaultPolicy()) {
@@ -67,6 +79,10 @@ func TestLoadPolicy(t *testing.T) {
 		"empty rate":         {"rate_allowlist: [R1, '']\n", "rate_allowlist"},
 		"two documents":      {"net_metering: true\n---\nnet_metering: false\n", "more than one"},
 		"negative tolerance": {"sum_tolerance_pct: -2\n", "sum_tolerance"},
+		"validation typo":    {"validation:\n  max_rejected_rows: 0.1\n", "validation.max_rejected_rows"},
+		"validation share":   {"validation:\n  min_history_share: 90\n", "min_history_share"},
+		"validation type":    {"validation:\n  history_months: a year\n", "validation.history_months"},
+		"negative rule cap":  {"validation:\n  max_findings_per_rule: {U2: -1}\n", "max_findings_per_rule.U2"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadPolicy(write(tc.text))
