@@ -9,12 +9,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+	_ "time/tzdata" // --interval-tz works on machines without a zone database
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/producers/watch"
 )
 
@@ -25,7 +27,9 @@ const (
 )
 
 type ingestCmd struct {
-	Files        []string      `arg:"" optional:"" type:"existingfile" help:"Billing files (.gz, .zip, or plain .tsv/.txt)."`
+	location *time.Location // from IntervalTZ
+
+	Files        []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt)."`
 	Watch        string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
 	Force        bool          `name:"force" help:"Ingest files again even when the same bytes were ingested before."`
 	Layout       string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
@@ -36,6 +40,10 @@ type ingestCmd struct {
 	ChunkRows    int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
 	Progress     string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
 	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans, and how long a file must stay unchanged to count as complete."`
+
+	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`
+	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
+	Units           []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads."`
 }
 
 func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
@@ -52,6 +60,7 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 			KeepPersonal: c.KeepPersonal,
 		},
 	}
+	cfg.Interval = interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes}, Minutes: c.IntervalMinutes, Location: c.location}
 	if c.Progress == "always" || (c.Progress == "auto" && isTerminal(os.Stderr)) {
 		cfg.Progress = newProgress(out).update
 	}
@@ -62,6 +71,11 @@ func (c *ingestCmd) Run(ctx context.Context, g *Globals) error {
 	if c.Watch == "" && len(c.Files) == 0 {
 		return errors.New("name the files to ingest, or a drop folder with --watch DIR")
 	}
+	loc, err := time.LoadLocation(c.IntervalTZ)
+	if err != nil {
+		return fmt.Errorf("--interval-tz %q: %w; give an IANA zone name such as America/New_York", c.IntervalTZ, err)
+	}
+	c.location = loc
 	in, err := ingest.New(ctx, g.Kafka, c.config(g, os.Stderr))
 	if err != nil {
 		return err

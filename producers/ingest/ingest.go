@@ -1,5 +1,5 @@
-// Package ingest publishes billing files to Kafka: every data line becomes a
-// BillingRow record or a RejectedRow record, and every file leaves file events
+// Package ingest publishes billing and interval files to Kafka: every data
+// line becomes a BillingRow (or IntervalRead) record or a RejectedRow record, and every file leaves file events
 // whose counts reconcile (rows read = published + rejected).
 //
 // Exactly once per file: rows are produced in Kafka transactions of a few
@@ -33,6 +33,7 @@ import (
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -40,6 +41,9 @@ import (
 type Config struct {
 	Topics topics.Names
 	Reader billing.Options
+	// Interval reads interval files (a name with interval<mm>, or any file
+	// when Interval.Minutes is set and the name does not conform).
+	Interval interval.Options
 	// Utility names the utility when a file name does not follow the
 	// convention (the name's code wins when it does).
 	Utility string
@@ -103,11 +107,12 @@ type Result struct {
 
 // Ingester publishes files. Create it once per command.
 type Ingester struct {
-	kc       kafkaconf.Config
-	cfg      Config
-	billing  *serde.Codec
-	rejected *serde.Codec
-	files    *serde.Codec
+	kc        kafkaconf.Config
+	cfg       Config
+	billing   *serde.Codec
+	intervals *serde.Codec
+	rejected  *serde.Codec
+	files     *serde.Codec
 }
 
 // New registers the schemas and returns an Ingester.
@@ -132,6 +137,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	in := &Ingester{kc: kc, cfg: cfg}
 	err = reg.RegisterAll(ctx,
 		serde.Binding{Topic: cfg.Topics.Billing, Schema: schemas.MustText(schemas.BillingRow), Dst: &in.billing},
+		serde.Binding{Topic: cfg.Topics.Intervals, Schema: schemas.MustText(schemas.IntervalRead), Dst: &in.intervals},
 		serde.Binding{Topic: cfg.Topics.Rejected, Schema: schemas.MustText(schemas.RejectedRow), Dst: &in.rejected},
 		serde.Binding{Topic: cfg.Topics.Files, Schema: schemas.MustText(schemas.FileEvent), Dst: &in.files},
 	)
@@ -278,6 +284,9 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	res.Generation = st.generation
 
 	tx := &txn{in: in, cl: cl, src: src, st: st, name: name, size: size, log: log}
+	if in.isInterval(name, nameErr) {
+		tx.layout = string(LayoutInterval) // the RECEIVED event is sent before the file is opened
+	}
 	if err := cl.BeginTransaction(); err != nil {
 		return res, fmt.Errorf("beginning a transaction: %w", err)
 	}
@@ -287,18 +296,18 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 		}
 	}
 
-	rd, openErr := billing.Open(path, in.cfg.Reader)
+	rd, layout, openErr := in.open(path, name, nameErr)
 	if openErr != nil {
-		var fe *billing.FileError
-		if !errors.As(openErr, &fe) {
+		if !isFileError(openErr) {
 			_ = cl.EndTransaction(ctx, kgo.TryAbort)
 			return res, openErr
 		}
+		tx.layout = string(layout)
 		return tx.finish(ctx, res, start, 0, openErr)
 	}
 	defer rd.Close()
-	res.Layout = rd.Layout()
-	tx.layout = string(rd.Layout())
+	res.Layout = layout
+	tx.layout = string(layout)
 	for _, w := range rd.Warnings() {
 		log.Warn(w)
 	}
@@ -449,7 +458,7 @@ func (t *txn) finish(ctx context.Context, res Result, start time.Time, lines int
 
 // batch is a slice of consecutive lines, encoded by a worker.
 type batch struct {
-	recs     []billing.Record
+	recs     []item
 	out      []*kgo.Record
 	firstErr error
 	done     chan struct{}
@@ -461,7 +470,7 @@ const batchLines = 512
 // committing a chunk whenever one is due. It returns the data lines read and
 // the error that ended the file (nil at a clean end), or an error that stops
 // the run.
-func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines int64, endErr error, err error) {
+func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64, endErr error, err error) {
 	// rctx stops the reader and encoders on an early return; records are
 	// produced with ctx, since they outlive this function in the transaction.
 	rctx, cancel := context.WithCancel(ctx)
@@ -474,10 +483,10 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 		defer close(order)
 		defer close(work)
 		for {
-			b := &batch{recs: make([]billing.Record, 0, batchLines), done: make(chan struct{})}
+			b := &batch{recs: make([]item, 0, batchLines), done: make(chan struct{})}
 			var rerr error
 			for len(b.recs) < batchLines {
-				r, e := rd.Next()
+				r, e := rd.next()
 				if e != nil {
 					rerr = e
 					break
@@ -532,18 +541,18 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 		}
 		for i, r := range b.out {
 			rec := b.recs[i]
-			line := recordLine(rec)
+			line := rec.line()
 			if r == nil { // committed by an earlier run
 				skipped++
 				continue
 			}
 			t.produce(ctx, r)
 			t.sinceTx++
-			if rec.Row != nil {
+			if rec.rejected == nil {
 				t.st.published++
 			} else {
 				t.st.rejected++
-				for _, code := range reasonCodes(rec.Rejected) {
+				for _, code := range reasonCodes(rec.rejected) {
 					t.st.byCode[code]++
 				}
 			}
@@ -555,7 +564,7 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 			}
 		}
 		if p := t.in.cfg.Progress; p != nil {
-			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: rd.Stats().Lines, Skipped: skipped, Generation: t.st.generation})
+			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: rd.lines(), Skipped: skipped, Generation: t.st.generation})
 		}
 		if t.sinceTx > 0 && time.Since(t.lastTx) >= t.in.cfg.ChunkEvery {
 			if err := t.commit(ctx, statusRunning, "", false); err != nil {
@@ -566,20 +575,12 @@ func (t *txn) pump(ctx context.Context, rd *billing.Reader, path string) (lines 
 	if errors.Is(readEnd, io.EOF) {
 		readEnd = nil
 	}
-	var fe *billing.FileError
-	if readEnd != nil && !errors.As(readEnd, &fe) {
+	if readEnd != nil && !isFileError(readEnd) {
 		// Not the file's content: an I/O error on this machine.
 		_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
 		return 0, nil, fmt.Errorf("reading %s: %w", path, readEnd)
 	}
-	return rd.Stats().Lines, readEnd, nil
-}
-
-func recordLine(r billing.Record) int64 {
-	if r.Row != nil {
-		return r.Row.Line
-	}
-	return r.Rejected.Line
+	return rd.lines(), readEnd, nil
 }
 
 func reasonCodes(rj *billing.Rejected) []string {
@@ -599,7 +600,7 @@ outer:
 func (t *txn) encode(b *batch, rb *billingavro.Builder) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
-		if recordLine(rec) < t.st.resumeLine {
+		if rec.line() < t.st.resumeLine {
 			continue
 		}
 		var (
@@ -607,21 +608,27 @@ func (t *txn) encode(b *batch, rb *billingavro.Builder) {
 			err error
 			r   = &kgo.Record{}
 		)
-		if rec.Row != nil {
+		switch {
+		case rec.row != nil:
 			r.Topic = t.in.cfg.Topics.Billing
-			r.Key = []byte(rec.Row.ServicePointID)
-			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.Row(rec.Row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256}))
-		} else {
+			r.Key = []byte(rec.row.ServicePointID)
+			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.Row(rec.row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256}))
+		case rec.read != nil:
+			r.Topic = t.in.cfg.Topics.Intervals
+			r.Key = []byte(rec.read.ServicePointID)
+			v = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals.ID, rec.read,
+				interval.Origin{Utility: t.src.utility, Kind: interval.OriginFile, Name: t.src.file, SHA256: t.src.sha256})
+		default:
 			r.Topic = t.in.cfg.Topics.Rejected
-			key := rec.Rejected.ServicePointID
+			key := rec.rejected.ServicePointID
 			if key == "" {
 				key = t.src.sha256
 			}
 			r.Key = []byte(key)
-			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedNative(rec.Rejected, t.layout, t.src))
+			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedNative(rec.rejected, t.layout, t.src))
 		}
 		if err != nil {
-			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, recordLine(rec), err)
+			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, rec.line(), err)
 			return
 		}
 		r.Value = v

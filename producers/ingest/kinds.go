@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"errors"
+
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/interval"
+)
+
+// LayoutInterval is the layout name of interval files in file events and
+// rejected rows (billing files use full, customer and usage).
+const LayoutInterval billing.Layout = "interval"
+
+// item is one data line of either file kind: exactly one of row, read or
+// rejected is set. Ingest treats both kinds alike but for the topic and the
+// encoding of accepted lines.
+type item struct {
+	row      *billing.Row
+	read     *interval.Read
+	rejected *billing.Rejected
+}
+
+func (it item) line() int64 {
+	switch {
+	case it.row != nil:
+		return it.row.Line
+	case it.read != nil:
+		return it.read.Line
+	}
+	return it.rejected.Line
+}
+
+// lineReader is what ingest needs of a file reader.
+type lineReader interface {
+	next() (item, error)
+	lines() int64
+	CompressedBytesRead() int64
+	Warnings() []string
+	Close() error
+}
+
+type billingLines struct{ *billing.Reader }
+
+func (b billingLines) next() (item, error) {
+	r, err := b.Next()
+	return item{row: r.Row, rejected: r.Rejected}, err
+}
+
+func (b billingLines) lines() int64 { return b.Stats().Lines }
+
+type intervalLines struct{ *interval.Reader }
+
+func (b intervalLines) next() (item, error) {
+	r, err := b.Next()
+	return item{read: r.Read, rejected: r.Rejected}, err
+}
+
+func (b intervalLines) lines() int64 { return b.Stats().Lines }
+
+// open dispatches on the file kind: a name that says interval<mm> (or an
+// explicit interval length) is an interval file, anything else a billing file.
+func (in *Ingester) open(path string, name billing.FileName, nameErr error) (lineReader, billing.Layout, error) {
+	if in.isInterval(name, nameErr) {
+		rd, err := interval.Open(path, in.cfg.Interval)
+		if err != nil {
+			return nil, LayoutInterval, err
+		}
+		return intervalLines{rd}, LayoutInterval, nil
+	}
+	rd, err := billing.Open(path, in.cfg.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	return billingLines{rd}, rd.Layout(), nil
+}
+
+func (in *Ingester) isInterval(name billing.FileName, nameErr error) bool {
+	return (nameErr == nil && name.IntervalMinutes > 0) || (nameErr != nil && in.cfg.Interval.Minutes > 0)
+}
+
+func isFileError(err error) bool {
+	var fe *billing.FileError
+	return errors.As(err, &fe)
+}

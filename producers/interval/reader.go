@@ -1,0 +1,616 @@
+package interval
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/producers/billing"
+)
+
+// Columns is the canonical column order of an interval file (data contract 3).
+var Columns = []string{
+	"service_point_id", "usage_value", "date", "time", "units",
+	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
+}
+
+// Column positions, in the order of Columns.
+const (
+	cServicePoint = iota
+	cValue
+	cDate
+	cTime
+	cUnits
+	cEstimate
+	cOffset
+	cServiceType
+	cChannel
+	numColumns
+)
+
+// Options configures a Reader.
+type Options struct {
+	Check
+	// Minutes is the interval length when the file name does not say it
+	// (interval<mm>); when both are given they must agree.
+	Minutes int
+	// Location is the utilities' time zone, used for rows whose UTC_offset is
+	// empty. nil is UTC. On a day when the zone changes its offset, a row
+	// without UTC_offset is rejected: the repeated hour cannot be told apart.
+	Location     *time.Location
+	MaxLineBytes int // 0 = 64 KiB
+}
+
+// Record is one data line: exactly one of Read or Rejected is set. Rejected
+// rows have billing's shape, so they go to the same rejected topic.
+type Record struct {
+	Read     *Read
+	Rejected *billing.Rejected
+}
+
+// Reader streams one interval file; each data line becomes one Record.
+// Memory is bounded by MaxLineBytes whatever the file size. Not safe for
+// concurrent use, except CompressedBytesRead.
+type Reader struct {
+	file     string
+	name     billing.FileName
+	minutes  int
+	warnings []string
+	k        checker
+	loc      *time.Location
+	zone     map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
+	maxLine  int
+	extra    int // unknown trailing columns, ignored
+
+	lines    *bufio.Reader
+	closers  []io.Closer
+	consumed atomic.Int64
+
+	line    int64
+	stats   billing.Stats
+	err     error
+	fields  []string
+	reasons []billing.Reason
+	closed  bool
+}
+
+type dayZone struct {
+	offset int16 // minutes east of UTC at noon
+	change bool  // the zone changes its offset on this date
+}
+
+func newReader(base string, opts Options) (*Reader, error) {
+	r := &Reader{file: base, loc: opts.Location, zone: map[dates.Date]dayZone{}}
+	r.stats.RejectedByCode = map[string]int64{}
+	if r.loc == nil {
+		r.loc = time.UTC
+	}
+	switch {
+	case opts.MaxLineBytes < 0:
+		return nil, r.fileErr(0, "", fmt.Errorf("MaxLineBytes is %d; give 0 for the default of 64 KiB or a positive limit", opts.MaxLineBytes))
+	case opts.MaxLineBytes == 0:
+		r.maxLine = 64 << 10
+	default:
+		r.maxLine = opts.MaxLineBytes
+	}
+	k, err := opts.Check.compile()
+	if err != nil {
+		return nil, r.fileErr(0, "", err)
+	}
+	r.k = k
+	name, nameErr := billing.ParseFileName(base)
+	r.name = name
+	switch {
+	case opts.Minutes != 0 && !ValidLength(opts.Minutes):
+		return nil, r.fileErr(0, "", fmt.Errorf("interval length %d minutes is not one of 5, 15, 30, 60, 1440", opts.Minutes))
+	case nameErr == nil && name.IntervalMinutes == 0:
+		return nil, r.fileErr(0, "", fmt.Errorf("the file name says %q, a billing file; read it with the billing reader", name.Kind))
+	case nameErr == nil && opts.Minutes != 0 && opts.Minutes != name.IntervalMinutes:
+		return nil, r.fileErr(0, "", fmt.Errorf("the file name says interval%d but %d minutes were given; rename the file or give the right length", name.IntervalMinutes, opts.Minutes))
+	case nameErr == nil:
+		r.minutes = name.IntervalMinutes
+	case opts.Minutes != 0:
+		r.minutes = opts.Minutes
+		r.warnings = append(r.warnings, fmt.Sprintf("%v; processed as %d-minute intervals given explicitly", nameErr, opts.Minutes))
+	default:
+		return nil, r.fileErr(0, "", fmt.Errorf("the interval length cannot be taken from the name (%w); give it explicitly", nameErr))
+	}
+	return r, nil
+}
+
+func (r *Reader) bufSize() int { return r.maxLine + 2 }
+
+func (r *Reader) fileErr(line int64, field string, err error) *billing.FileError {
+	return &billing.FileError{File: r.file, Line: line, Field: field, Err: err}
+}
+
+// Name is the parsed file name.
+func (r *Reader) Name() billing.FileName { return r.name }
+
+// Minutes is the file's interval length.
+func (r *Reader) Minutes() int { return r.minutes }
+
+// Warnings lists what the caller should log.
+func (r *Reader) Warnings() []string { return append([]string(nil), r.warnings...) }
+
+// Stats returns a copy of the counters so far (Lines = Accepted + Rejected).
+func (r *Reader) Stats() billing.Stats {
+	s := r.stats
+	s.RejectedByCode = maps.Clone(r.stats.RejectedByCode)
+	return s
+}
+
+// CompressedBytesRead is the bytes consumed from the file, for progress.
+func (r *Reader) CompressedBytesRead() int64 { return r.consumed.Load() }
+
+// Close releases the decompressor and, for Open, the file. Idempotent.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	for _, c := range r.closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.err == nil {
+		r.err = r.fileErr(r.line, "", errors.New("the reader is closed; open the file again to read more"))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reader) readLine() (b []byte, long bool, err error) {
+	b, err = r.lines.ReadSlice('\n')
+	switch {
+	case err == nil:
+	case errors.Is(err, bufio.ErrBufferFull):
+		return b, true, nil
+	case err == io.EOF:
+		if len(b) == 0 {
+			return nil, false, io.EOF
+		}
+	default:
+		return nil, false, err
+	}
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b, false, nil
+}
+
+func (r *Reader) streamErr(err error) *billing.FileError {
+	what := "reading stopped"
+	fix := "check the storage or connection and run again"
+	if isCorruption(err) {
+		what, fix = "the file is truncated or corrupt", "send the file again"
+	}
+	if r.line == 0 {
+		return r.fileErr(0, "", fmt.Errorf("%s before the end of its header (%w); %s", what, err, fix))
+	}
+	return r.fileErr(r.line, "", fmt.Errorf("%s after line %d (%w); %s", what, r.line, err, fix))
+}
+
+// readHeader checks line 1 names the columns of data contract 3 in order;
+// unknown columns may only follow them and are ignored.
+func (r *Reader) readHeader() error {
+	b, long, err := r.readLine()
+	switch {
+	case err == io.EOF:
+		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(Columns, ", ")))
+	case err != nil:
+		r.err = r.streamErr(err)
+		return r.err
+	case long || len(b) > r.maxLine:
+		return r.fileErr(1, "", fmt.Errorf("line 1 is longer than %d bytes, so it cannot be the header; check the file is a tab-separated interval file with line ends", r.maxLine))
+	}
+	r.line = 1
+	b = bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))
+	if !utf8.Valid(b) {
+		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
+	}
+	names := strings.Split(string(b), "\t")
+	fix := "send the header with the columns " + strings.Join(Columns, ", ") + " in this order (data contract 3), extra columns only at the end"
+	for i, c := range Columns {
+		if i >= len(names) {
+			return r.fileErr(1, c, fmt.Errorf("the header has %d columns and column %q (position %d) is missing; %s", len(names), c, i+1, fix))
+		}
+		got := strings.TrimSpace(names[i])
+		if strings.EqualFold(got, c) {
+			continue
+		}
+		if i == 0 && got != "" && !isColumn(got) {
+			return r.fileErr(1, "", fmt.Errorf("line 1 is not a header (its first field %q names no interval column, so it looks like data); %s", clip(got), fix))
+		}
+		return r.fileErr(1, c, fmt.Errorf("header position %d holds %q, expected %q; %s", i+1, clip(got), c, fix))
+	}
+	r.extra = len(names) - numColumns
+	if r.extra > 0 {
+		r.warnings = append(r.warnings, fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, Columns[numColumns-1]))
+	}
+	r.fields = make([]string, len(names))
+	return nil
+}
+
+func isColumn(name string) bool {
+	for _, c := range Columns {
+		if strings.EqualFold(c, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Next returns the next data line as a Read or a Rejected row. It returns
+// io.EOF at the end, or a *billing.FileError when the file cannot be read
+// further; both again on later calls.
+func (r *Reader) Next() (Record, error) {
+	if r.err != nil {
+		return Record{}, r.err
+	}
+	b, long, err := r.readLine()
+	if err != nil {
+		if err == io.EOF {
+			r.err = io.EOF
+		} else {
+			r.err = r.streamErr(err)
+		}
+		return Record{}, r.err
+	}
+	if long {
+		return r.longLine(b)
+	}
+	r.line++
+	r.stats.Lines++
+	if len(b) == 0 {
+		return r.reject(&billing.Rejected{Line: r.line, Reasons: []billing.Reason{{
+			Code: billing.CodeBlankLine, Rule: billing.RuleFormat,
+			Message: "the line is blank; every data line must hold a read, so remove blank lines",
+		}}}), nil
+	}
+	if len(b) > r.maxLine {
+		return r.tooLong(string(b[:min(len(b), 200)]), int64(len(b))), nil
+	}
+	valid := utf8.Valid(b)
+	raw := string(b)
+	if !valid {
+		raw = strings.ToValidUTF8(raw, "\uFFFD")
+	}
+	if n := bytes.Count(b, []byte("\t")) + 1; n != len(r.fields) {
+		rs := []billing.Reason{{Code: billing.CodeFieldCount, Rule: billing.RuleFormat,
+			Message: fmt.Sprintf("%d fields, expected %d (the header's count); a tab is missing or extra", n, len(r.fields))}}
+		if !valid {
+			rs = append(rs, billing.Reason{Code: billing.CodeInvalidUTF8, Rule: billing.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
+		}
+		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, Reasons: rs}), nil
+	}
+	s := raw
+	if !valid {
+		s = string(b)
+	}
+	f := r.fields
+	k, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\t' {
+			f[k] = s[start:i]
+			k++
+			start = i + 1
+		}
+	}
+	f[k] = s[start:]
+
+	rd := &Read{Line: r.line, Minutes: int16(r.minutes)}
+	r.reasons = r.reasons[:0]
+	r.parse(rd, f, valid)
+	if len(r.reasons) > 0 {
+		spid := ""
+		if v := f[cServicePoint]; strings.TrimSpace(v) != "" && utf8.ValidString(v) {
+			spid = v
+		}
+		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, ServicePointID: spid,
+			Reasons: append([]billing.Reason(nil), r.reasons...)}), nil
+	}
+	r.stats.Accepted++
+	return Record{Read: rd}, nil
+}
+
+func (r *Reader) add(col int, code, rule, msg string) {
+	r.reasons = append(r.reasons, billing.Reason{Field: Columns[col], Code: code, Rule: rule, Message: msg})
+}
+
+// parse fills rd from one line's fields and adds a reason for every problem,
+// so the sender sees all of a row's faults at once.
+func (r *Reader) parse(rd *Read, f []string, valid bool) {
+	var (
+		dateOK, timeOK, offsetOK bool
+		offset                   int
+	)
+	rd.Estimate = billing.EstimateEstimated
+	for col := 0; col < numColumns; col++ {
+		v := f[col]
+		if !valid && !utf8.ValidString(v) {
+			r.add(col, billing.CodeInvalidUTF8, billing.RuleFormat, Columns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
+			continue
+		}
+		if v == "" || (col <= cUnits && strings.TrimSpace(v) == "") {
+			if col <= cUnits {
+				r.add(col, billing.CodeRequired, RuleColumns, Columns[col]+" is empty; it is required, so fill it in")
+			}
+			continue
+		}
+		switch col {
+		case cServicePoint:
+			rd.ServicePointID = v
+		case cValue:
+			rd.Value, _ = r.number(v)
+		case cDate:
+			d, err := dates.Parse(v)
+			if err != nil {
+				r.add(col, billing.CodeBadDate, RuleColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
+				continue
+			}
+			rd.LocalDate, dateOK = d, true
+		case cTime:
+			m, ok := parseHHMM(v)
+			if !ok {
+				hint := ""
+				if v == "2400" {
+					hint = "; the interval ending at midnight is 0000 of the next date"
+				}
+				r.add(col, CodeBadTime, RuleColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
+				continue
+			}
+			rd.LocalTime, timeOK = int16(m), true
+			if !onGrid(m, r.minutes) {
+				r.add(col, CodeOffGrid, RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
+			}
+		case cUnits:
+			if u, ok := canonical(r.k.units, v); ok {
+				rd.Units = u
+			} else {
+				r.add(col, CodeBadUnits, RuleColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
+			}
+		case cEstimate:
+			rd.Estimate = r.estimate(v)
+		case cOffset:
+			o, ok := parseOffset(v)
+			if !ok {
+				r.add(col, CodeBadOffset, RuleColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
+				continue
+			}
+			offset, offsetOK, rd.OffsetGiven = o, true, true
+		case cServiceType:
+			if t, ok := canonical(r.k.serviceTypes, v); ok {
+				rd.ServiceType = t
+			} else {
+				r.add(col, billing.CodeBadServiceType, RuleColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
+			}
+		case cChannel:
+			rd.Channel = v
+		}
+	}
+	if !dateOK || !timeOK {
+		return
+	}
+	if !rd.OffsetGiven && f[cOffset] == "" {
+		z := r.zoneOn(rd.LocalDate)
+		if z.change {
+			r.add(cOffset, CodeMissingUTCOffset, RuleColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
+			return
+		}
+		offset, offsetOK = int(z.offset), true
+	}
+	if offsetOK {
+		rd.OffsetMinutes = int16(offset)
+		rd.EndMillis = endMillis(rd.LocalDate, int(rd.LocalTime), offset)
+	}
+}
+
+// zoneOn returns the configured zone's offset on date d and whether it
+// changes that day, cached: files hold many rows per date.
+func (r *Reader) zoneOn(d dates.Date) dayZone {
+	if z, ok := r.zone[d]; ok {
+		return z
+	}
+	y, m, day := d.Civil()
+	start := time.Date(y, m, day, 0, 0, 0, 0, r.loc)
+	end := time.Date(y, m, day+1, 0, 0, 0, 0, r.loc)
+	_, o0 := start.Zone()
+	_, o1 := end.Zone()
+	_, on := time.Date(y, m, day, 12, 0, 0, 0, r.loc).Zone()
+	z := dayZone{offset: int16(on / 60), change: o0 != o1 || end.Sub(start) != 24*time.Hour}
+	if len(r.zone) > 4096 {
+		clear(r.zone)
+	}
+	r.zone[d] = z
+	return z
+}
+
+func (r *Reader) number(v string) (float64, bool) {
+	if isNullToken(v) {
+		r.add(cValue, billing.CodeNullToken, billing.RuleFormat, fmt.Sprintf("usage_value %q is not a null; leave the field empty for null", v))
+		return 0, false
+	}
+	x, ok := parseDecimal(v)
+	if !ok {
+		if strings.IndexByte(v, ',') >= 0 {
+			r.add(cValue, billing.CodeThousandsSeparator, RuleColumns, fmt.Sprintf("usage_value %q has a ',': no thousands separators, and '.' is the decimal point", clip(v)))
+		} else {
+			r.add(cValue, billing.CodeBadNumber, RuleColumns, fmt.Sprintf("usage_value %q is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 0.25", clip(v)))
+		}
+		return 0, false
+	}
+	if x > maxValue || x < -maxValue {
+		r.add(cValue, billing.CodeOutOfRange, RuleColumns, fmt.Sprintf("usage_value %q is beyond ±%d", clip(v), maxValue))
+		return 0, false
+	}
+	return x, true
+}
+
+func (r *Reader) estimate(v string) billing.Estimate {
+	if len(v) == 1 {
+		switch v[0] | 0x20 {
+		case 'a':
+			return billing.EstimateActual
+		case 'e':
+			return billing.EstimateEstimated
+		case 'u':
+			return billing.EstimateUser
+		}
+	}
+	r.add(cEstimate, billing.CodeBadEstimate, RuleColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
+	return billing.EstimateEstimated
+}
+
+func (r *Reader) reject(rej *billing.Rejected) Record {
+	r.stats.Rejected++
+	for i, rs := range rej.Reasons {
+		seen := false
+		for _, prev := range rej.Reasons[:i] {
+			if prev.Code == rs.Code {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			r.stats.RejectedByCode[rs.Code]++
+		}
+	}
+	return Record{Rejected: rej}
+}
+
+// longLine skips an over-long line in buffer-sized steps, so memory stays
+// bounded however long the line is.
+func (r *Reader) longLine(first []byte) (Record, error) {
+	raw := strings.ToValidUTF8(string(first[:min(len(first), 200)]), "\uFFFD")
+	total := int64(len(first))
+	for {
+		b, err := r.lines.ReadSlice('\n')
+		total += int64(len(b))
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			r.err = r.streamErr(err)
+			return Record{}, r.err
+		}
+		if err == nil {
+			total-- // the line end
+		}
+		break
+	}
+	r.line++
+	r.stats.Lines++
+	return r.tooLong(raw, total), nil
+}
+
+func (r *Reader) tooLong(raw string, total int64) Record {
+	return r.reject(&billing.Rejected{Line: r.line, Raw: strings.ToValidUTF8(raw, "\uFFFD") + "…", Reasons: []billing.Reason{{
+		Code: billing.CodeLineTooLong, Rule: billing.RuleFormat,
+		Message: fmt.Sprintf("the line is %d bytes, over the limit of %d; check for a missing line end, or raise MaxLineBytes", total, r.maxLine),
+	}}})
+}
+
+// parseHHMM reads a 24-hour time of exactly four digits.
+func parseHHMM(v string) (int, bool) {
+	if len(v) != 4 {
+		return 0, false
+	}
+	for i := 0; i < 4; i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	h := int(v[0]-'0')*10 + int(v[1]-'0')
+	m := int(v[2]-'0')*10 + int(v[3]-'0')
+	if h > 23 || m > 59 {
+		return 0, false
+	}
+	return h*60 + m, true
+}
+
+// parseOffset reads ±HHMM (a missing sign means +) within -1200..+1400, in
+// quarter hours: every real offset is one.
+func parseOffset(v string) (int, bool) {
+	sign := 1
+	switch {
+	case len(v) == 5 && v[0] == '-':
+		sign, v = -1, v[1:]
+	case len(v) == 5 && v[0] == '+':
+		v = v[1:]
+	}
+	if len(v) != 4 {
+		return 0, false
+	}
+	for i := 0; i < 4; i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	h := int(v[0]-'0')*10 + int(v[1]-'0')
+	m := int(v[2]-'0')*10 + int(v[3]-'0')
+	o := sign * (h*60 + m)
+	if m > 59 || m%15 != 0 || o < -12*60 || o > 14*60 {
+		return 0, false
+	}
+	return o, true
+}
+
+// parseDecimal reads -?[0-9]+(\.[0-9]+)? exactly as strconv.ParseFloat does
+// for up to 15 digits (mantissa and power of ten both exact, one rounding).
+func parseDecimal(s string) (float64, bool) {
+	i := 0
+	neg := false
+	if i < len(s) && s[i] == '-' {
+		neg = true
+		i++
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0 && digits > 0:
+			frac = 0
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || frac == 0 || digits > 15 {
+		return 0, false
+	}
+	x := float64(m)
+	if frac > 0 {
+		x /= pow10[frac]
+	}
+	if neg && x != 0 {
+		x = -x
+	}
+	return x, true
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// isNullToken: NA, null and \N are not nulls (data contract 2.1); in a
+// number field they are errors worth naming as such.
+func isNullToken(s string) bool {
+	return strings.EqualFold(s, "null") || strings.EqualFold(s, "na") || s == `\N`
+}
