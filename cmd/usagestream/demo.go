@@ -108,7 +108,7 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
-// processUntilCaughtUp runs the processors until both stages have read
+// processUntilCaughtUp runs the processors until every stage has read
 // everything ingested so far.
 func processUntilCaughtUp(ctx context.Context, g *Globals, kc kafkaconf.Config, stateDir string) error {
 	pctx, cancel := context.WithCancel(ctx)
@@ -117,16 +117,11 @@ func processUntilCaughtUp(ctx context.Context, g *Globals, kc kafkaconf.Config, 
 	go func() {
 		done <- runProcessors(pctx, kc, processFlags{StateDir: stateDir, SessionTimeout: 10 * time.Second}, prometheus.NewRegistry(), &atomic.Bool{}, g.log)
 	}()
-	names := topics.NewNames(kc.TopicPrefix)
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer wcancel()
 	caught := make(chan error, 1)
 	go func() {
-		err := consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+pipeline.StageServicePoint, names.Billing)
-		if err == nil {
-			err = consume.WaitCaughtUp(wctx, kc, kc.TopicPrefix+"processor-"+pipeline.StageCustomer, names.Memberships)
-		}
-		caught <- err
+		caught <- pipeline.WaitCaughtUp(wctx, kc)
 	}()
 	select {
 	case err := <-done: // a processor stopped before catching up

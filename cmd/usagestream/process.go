@@ -79,7 +79,7 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 		})
 	}
 	ready.Store(true)
-	log.Info("processors running", "stages", []string{pipeline.StageServicePoint, pipeline.StageCustomer}, "state_dir", f.StateDir)
+	log.Info("processors running", "stages", []string{pipeline.StageServicePoint, pipeline.StagePremise, pipeline.StageCustomer}, "state_dir", f.StateDir)
 	return eg.Wait()
 }
 

@@ -30,8 +30,12 @@ type Names struct {
 	Corrections   string // usage corrections (U4, U5), key service_point_id
 	AccountEvents string // account events, key service_point_id
 	Anomalies     string // anomalies, key service_point_id
-	// Memberships is internal: stage 1 -> stage 2 repartition topic, keyed by
-	// customer_id, so stage 2 sees every service point of a customer.
+	// Premises is internal: stage 1 -> premise stage repartition topic,
+	// keyed by premise_id, so the premise stage sees every service point
+	// of a premise whoever's account it is (S1).
+	Premises string
+	// Memberships is internal: premise stage -> stage 2 repartition topic,
+	// keyed by customer_id, so stage 2 sees every premise of a customer.
 	Memberships string
 }
 
@@ -47,6 +51,7 @@ func NewNames(prefix string) Names {
 		Corrections:       prefix + "corrections.v1",
 		AccountEvents:     prefix + "account-events.v1",
 		Anomalies:         prefix + "anomalies.v1",
+		Premises:          prefix + "repartition-premises.v1",
 		Memberships:       prefix + "repartition-memberships.v1",
 	}
 }
@@ -71,7 +76,8 @@ func (n Names) Specs() []Spec {
 		{Name: n.Corrections, Schema: schemas.UsageCorrected, Doc: "usage corrections U4/U5 with old and new value and charge (Avro UsageCorrected), key service_point_id"},
 		{Name: n.AccountEvents, Schema: schemas.AccountEvent, Doc: "account events (Avro AccountEvent), key service_point_id"},
 		{Name: n.Anomalies, Schema: schemas.Anomaly, Doc: "anomalies, raised and cleared (Avro Anomaly), key service_point_id"},
-		{Name: n.Memberships, Doc: "internal: repartition stage 1 -> stage 2 (JSON), key customer_id"},
+		{Name: n.Premises, Doc: "internal: repartition stage 1 -> premise stage (JSON memberships), key premise_id"},
+		{Name: n.Memberships, Doc: "internal: repartition premise stage -> stage 2 (JSON), key customer_id"},
 	}
 }
 

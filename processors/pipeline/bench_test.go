@@ -11,7 +11,6 @@ import (
 	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
 
@@ -57,13 +56,8 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		errs := make(chan error, 2)
-		for _, st := range p.Stages() {
-			go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: env.Kafka, DataDir: dir}, st) }()
-		}
-		group := func(s string) string { return env.Kafka.TopicPrefix + "processor-" + s }
-		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageServicePoint), env.Topics.Billing, 10*time.Minute)
-		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageCustomer), env.Topics.Memberships, 10*time.Minute)
+		st := startStages(b, env.Kafka, dir, p)
+		st.wait(b, 10*time.Minute)
 		elapsed := time.Since(start)
 		b.ReportMetric(float64(res[0].Published)/elapsed.Seconds(), "rows/s")
 
@@ -74,11 +68,9 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageServicePoint), env.Topics.Billing, time.Minute)
-		kafkatest.WaitCaughtUp(b, env.Kafka, group(StageCustomer), env.Topics.Memberships, time.Minute)
+		st.wait(b, time.Minute)
 		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "incremental-ms")
+		st.stop(b)
 		cancel()
-		<-errs
-		<-errs
 	}
 }

@@ -10,40 +10,67 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
-	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/runtime"
 )
 
 func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("USAGESTREAM_TEST_LOG") == "" {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 }
 
-// waitStages waits until both stages caught up, failing at once with the
-// error of a stage that stopped.
-func waitStages(t *testing.T, kc kafkaconf.Config, names topics.Names, errs chan error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// stages is every stage of a pipeline running in this process.
+type stages struct {
+	kc     kafkaconf.Config
+	cancel context.CancelFunc
+	errs   chan error
+	n      int
+}
+
+// startStages runs every stage of p with its state under dir.
+func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline) *stages {
+	ctx, cancel := context.WithCancel(context.Background())
+	all := p.Stages()
+	s := &stages{kc: kc, cancel: cancel, errs: make(chan error, len(all)), n: len(all)}
+	for _, st := range all {
+		go func() {
+			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb)}, st)
+		}()
+	}
+	tb.Cleanup(cancel)
+	return s
+}
+
+// wait waits until every stage caught up, failing at once with the error of
+// a stage that stopped.
+func (s *stages) wait(tb testing.TB, timeout time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() {
-		err := consume.WaitCaughtUp(ctx, kc, kc.TopicPrefix+"processor-"+StageServicePoint, names.Billing)
-		if err == nil {
-			err = consume.WaitCaughtUp(ctx, kc, kc.TopicPrefix+"processor-"+StageCustomer, names.Memberships)
-		}
-		done <- err
-	}()
+	go func() { done <- WaitCaughtUp(ctx, s.kc) }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-	case err := <-errs:
-		t.Fatalf("a processor stopped: %v", err)
+	case err := <-s.errs:
+		s.n--
+		tb.Fatalf("a processor stopped: %v", err)
+	}
+}
+
+// stop stops every stage and fails on an error any of them returned.
+func (s *stages) stop(tb testing.TB) {
+	tb.Helper()
+	s.cancel()
+	for ; s.n > 0; s.n-- {
+		if err := <-s.errs; err != nil {
+			tb.Fatal(err)
+		}
 	}
 }

@@ -9,12 +9,15 @@
 //	       ├─> corrections.v1     (UsageCorrected, key service_point_id)
 //	       ├─> anomalies.v1       (Anomaly, key service_point_id)
 //	       ├─> account-events.v1  (AccountEvent, key service_point_id)
-//	       └─> repartition-memberships.v1 (internal JSON, key customer_id)
-//	             └─ stage "customer" (state: rules.Customer, per customer_id)
-//	                  └─> eligibility.v1 (EligibilityChanged, key customer_id)
+//	       └─> repartition-premises.v1 (internal JSON memberships, key premise_id)
+//	             └─ stage "premise" (state: rules.Site, per premise_id; judges S1)
+//	                  └─> repartition-memberships.v1 (internal JSON, key customer_id)
+//	                        └─ stage "customer" (state: rules.Customer, per customer_id)
+//	                             └─> eligibility.v1 (EligibilityChanged, key customer_id)
 //
 // Each stage's state also goes to its compacted changelog topic
-// (changelog-servicepoint.v1, changelog-customer.v1), managed by the runtime.
+// (changelog-servicepoint.v1, changelog-premise.v1, changelog-customer.v1),
+// managed by the runtime.
 package pipeline
 
 import (
@@ -23,6 +26,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
+	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
@@ -34,6 +38,7 @@ import (
 // Stage names: they name the stores, changelogs and consumer groups.
 const (
 	StageServicePoint = "servicepoint"
+	StagePremise      = "premise"
 	StageCustomer     = "customer"
 )
 
@@ -68,16 +73,38 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 	return p, nil
 }
 
-// Stages returns the two stages for the runtime.
+// Stages returns the stages for the runtime, in data-flow order.
 func (p *Pipeline) Stages() []runtime.Stage {
-	return []runtime.Stage{p.ServicePointStage(), p.CustomerStage()}
+	return []runtime.Stage{p.ServicePointStage(), p.PremiseStage(), p.CustomerStage()}
 }
 
-// membership is the repartition record: a membership and the utility it
-// belongs to (every event carries the utility code).
+// WaitCaughtUp waits until every stage (with the default group names) has
+// processed everything on its input so far, in data-flow order, so that what
+// was on the billing topic when it was called has reached the eligibility
+// topic when it returns.
+func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config) error {
+	names := topics.NewNames(kc.TopicPrefix)
+	for _, s := range []struct{ stage, input string }{
+		{StageServicePoint, names.Billing}, {StagePremise, names.Premises}, {StageCustomer, names.Memberships},
+	} {
+		if err := consume.WaitCaughtUp(ctx, kc, runtime.GroupName(kc.TopicPrefix, s.stage), s.input); err != nil {
+			return fmt.Errorf("waiting for stage %s: %w", s.stage, err)
+		}
+	}
+	return nil
+}
+
+// membership is the stage 1 -> premise stage record: a membership and the
+// utility it belongs to (every event carries the utility code).
 type membership struct {
 	Utility    string           `json:"utility"`
 	Membership rules.Membership `json:"membership"`
+}
+
+// customerInput is the premise stage -> stage 2 record.
+type customerInput struct {
+	Utility string              `json:"utility"`
+	Input   rules.CustomerInput `json:"input"`
 }
 
 // events numbers the events one input causes, for ids derived from its position.
@@ -149,7 +176,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				if err != nil {
 					return runtime.Step[*rules.ServicePoint]{}, err
 				}
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(m.CustomerID), Value: b})
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b})
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -159,6 +186,41 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				st.EventTime = d.Row.DateTo.Time()
 			}
 			return st, nil
+		},
+	}
+}
+
+// PremiseStage judges what belongs to a premise as a place (S1) and forwards
+// to stage 2 what it uses.
+func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
+	return &runtime.Processor[*rules.Site]{
+		Name:   StagePremise,
+		Inputs: []string{p.topics.Premises},
+		New:    func() *rules.Site { return &rules.Site{} },
+		Marshal: func(s *rules.Site) ([]byte, error) {
+			return s.MarshalBinary()
+		},
+		Unmarshal: func(b []byte) (*rules.Site, error) {
+			var s rules.Site
+			return &s, s.UnmarshalBinary(b)
+		},
+		Process: func(s *rules.Site, in runtime.Input) (runtime.Step[*rules.Site], error) {
+			var m membership
+			if err := json.Unmarshal(in.Record.Value, &m); err != nil {
+				return runtime.Step[*rules.Site]{}, fmt.Errorf("decoding a membership: %w", err)
+			}
+			if m.Membership.PremiseID != string(in.Record.Key) {
+				return runtime.Step[*rules.Site]{}, fmt.Errorf("membership keyed %q is for premise %q", in.Record.Key, m.Membership.PremiseID)
+			}
+			var outs []runtime.Out
+			for _, ci := range s.Apply(p.policy, m.Membership) {
+				b, err := json.Marshal(customerInput{Utility: m.Utility, Input: ci})
+				if err != nil {
+					return runtime.Step[*rules.Site]{}, err
+				}
+				outs = append(outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b})
+			}
+			return runtime.Step[*rules.Site]{State: s, Write: true, Outputs: outs}, nil
 		},
 	}
 }
@@ -177,17 +239,17 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			return &c, c.UnmarshalBinary(b)
 		},
 		Process: func(c *rules.Customer, in runtime.Input) (runtime.Step[*rules.Customer], error) {
-			var m membership
-			if err := json.Unmarshal(in.Record.Value, &m); err != nil {
-				return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a membership: %w", err)
+			var ci customerInput
+			if err := json.Unmarshal(in.Record.Value, &ci); err != nil {
+				return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a stage 2 input: %w", err)
 			}
-			if m.Membership.CustomerID != string(in.Record.Key) {
-				return runtime.Step[*rules.Customer]{}, fmt.Errorf("membership keyed %q is for customer %q", in.Record.Key, m.Membership.CustomerID)
+			if ci.Input.CustomerID != string(in.Record.Key) {
+				return runtime.Step[*rules.Customer]{}, fmt.Errorf("stage 2 input keyed %q is for customer %q", in.Record.Key, ci.Input.CustomerID)
 			}
-			changed := c.Apply(p.policy, m.Membership, m.Membership.Source)
+			changed := c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			ev := &events{in: in}
 			for _, e := range changed {
-				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), m.Utility, e))
+				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), ci.Utility, e))
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err

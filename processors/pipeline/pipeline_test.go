@@ -13,7 +13,6 @@ import (
 	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
@@ -40,17 +39,9 @@ func runPipeline(t *testing.T, env *kafkatest.Env, policy rules.Policy, files []
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	errs := make(chan error, 2)
-	for _, st := range p.Stages() {
-		go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: env.Kafka, DataDir: dir}, st) }()
-	}
-	waitStages(t, env.Kafka, env.Topics, errs)
-	cancel()
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := startStages(t, env.Kafka, dir, p)
+	st.wait(t, 2*time.Minute)
+	st.stop(t)
 	read := func(topic string) []map[string]any {
 		return kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, topic))
 	}
@@ -65,8 +56,7 @@ type direct struct {
 
 func runDirect(t *testing.T, policy rules.Policy, files []string) direct {
 	t.Helper()
-	sps := map[string]*rules.ServicePoint{}
-	custs := map[string]*rules.Customer{}
+	chain := rules.NewChain(policy)
 	var d direct
 	for _, f := range ingest.Order(files) {
 		rd, err := billing.Open(f, billing.Options{})
@@ -84,22 +74,12 @@ func runDirect(t *testing.T, policy rules.Policy, files []string) direct {
 			if rec.Row == nil {
 				continue
 			}
-			sp := sps[rec.Row.ServicePointID]
-			if sp == nil {
-				sp = &rules.ServicePoint{}
-				sps[rec.Row.ServicePointID] = sp
+			out, err := chain.Apply(rec.Row, rules.Source{File: rd.Name().Base, Line: rec.Row.Line})
+			if err != nil {
+				t.Fatal(err)
 			}
-			src := rules.Source{File: rd.Name().Base, Line: rec.Row.Line}
-			out := sp.Apply(policy, rec.Row, src)
-			d.stage1 = append(d.stage1, out)
-			for _, m := range out.Memberships {
-				c := custs[m.CustomerID]
-				if c == nil {
-					c = &rules.Customer{}
-					custs[m.CustomerID] = c
-				}
-				d.elig = append(d.elig, c.Apply(policy, m, m.Source)...)
-			}
+			d.stage1 = append(d.stage1, out.Stage1Output)
+			d.elig = append(d.elig, out.Eligibility...)
 		}
 		rd.Close()
 	}

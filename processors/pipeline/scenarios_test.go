@@ -15,7 +15,6 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
@@ -117,6 +116,11 @@ func scenarios() []scenario {
 	pmDrop := cat(pm("P1", "S1"), pm("P2", "S2"), pm("P3", "S3"),
 		with(pm("P3", "S3")[5:], func(r *row) { r.inactive = r.to }))
 	replacement := cat(year[:6], months(row{sp: "SP1B", cust: "C1", prem: "P1", acct: "A1B", active: "20230701"}, "20230701", 6))
+	// A customer moves out (terminated in June) and another moves in in July
+	// on a new service point: the meter exchange wrongly changed the id.
+	// S1 is the premise's, so it blocks the newcomer until twelve months.
+	newcomer := cat(year[:5], with(year[5:6], func(r *row) { r.inactive = r.to }),
+		months(row{sp: "SP2", cust: "C2", prem: "P1", acct: "A2", active: "20230701"}, "20230701", 13))
 	dual := cat(year, months(gas, "20230101", 12))
 	// A gap in Nov-Dec 2021; it blocks until a period ends more than 730 days
 	// after the gap (after 2023-12-31), which the Jan and Feb 2024 rows do.
@@ -149,6 +153,7 @@ func scenarios() []scenario {
 		{name: "C2_property_manager_drops_to_two", files: [][]row{pmDrop}},
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
+		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}},
 		{name: "S2_dual_fuel", files: [][]row{dual}},
 	}
 }
@@ -198,7 +203,13 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := topics.Ensure(ctx, kadmClient(cl), names.Specs(), 3, 1); err != nil {
+	// One partition per topic: the events then come in file order, so a
+	// golden can pin transient states too (a customer active at three
+	// premises for a while). With more partitions the premises of one
+	// customer reach stage 2 through different premise-stage partitions,
+	// whose interleaving is not fixed; TestStreamingEqualsRules checks that
+	// the final eligibility is the same then.
+	if err := topics.Ensure(ctx, kadmClient(cl), names.Specs(), 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()
@@ -226,17 +237,9 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := make(chan error, 2)
-	for _, st := range p.Stages() {
-		go func() { errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(t)}, st) }()
-	}
-	waitStages(t, kc, names, errs)
-	cancel()
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := startStages(t, kc, dir, p)
+	st.wait(t, 2*time.Minute)
+	st.stop(t)
 	var out []string
 	for _, topic := range []string{names.Corrections, names.Anomalies, names.AccountEvents, names.Eligibility} {
 		recs := kafkatest.ReadAll(t, kc, topic)

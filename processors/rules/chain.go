@@ -52,12 +52,14 @@ func (s *MemoryStore[T]) Len() int { return len(s.m) }
 type Chain struct {
 	Policy        Policy
 	ServicePoints Store[*ServicePoint]
+	Sites         Store[*Site]
 	Customers     Store[*Customer]
 }
 
 // NewChain returns a Chain with its state in memory.
 func NewChain(p Policy) *Chain {
-	return &Chain{Policy: p, ServicePoints: NewMemoryStore[ServicePoint](), Customers: NewMemoryStore[Customer]()}
+	return &Chain{Policy: p, ServicePoints: NewMemoryStore[ServicePoint](),
+		Sites: NewMemoryStore[Site](), Customers: NewMemoryStore[Customer]()}
 }
 
 // ChainOutput is everything one billing row caused, in every stage.
@@ -66,10 +68,10 @@ type ChainOutput struct {
 	Eligibility []EligibilityChanged
 }
 
-// Apply runs one accepted billing row through stage 1 and the memberships it
-// caused through stage 2. The source of a stage 2 input is the billing row
-// behind the membership, so that every event names the file and line that
-// caused it.
+// Apply runs one accepted billing row through stage 1, the memberships it
+// caused through the premise stage, and what that forwards through stage 2.
+// The source of a stage 2 input is the billing row behind it, so that every
+// event names the file and line that caused it.
 func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
 	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
@@ -80,13 +82,23 @@ func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
 		return out, fmt.Errorf("save service point state: %w", err)
 	}
 	for _, m := range out.Memberships {
-		cu, err := c.Customers.Load(m.CustomerID)
+		site, err := c.Sites.Load(m.PremiseID)
 		if err != nil {
-			return out, fmt.Errorf("load customer state: %w", err)
+			return out, fmt.Errorf("load premise state: %w", err)
 		}
-		out.Eligibility = append(out.Eligibility, cu.Apply(c.Policy, m, m.Source)...)
-		if err := c.Customers.Save(m.CustomerID, cu); err != nil {
-			return out, fmt.Errorf("save customer state: %w", err)
+		ins := site.Apply(c.Policy, m)
+		if err := c.Sites.Save(m.PremiseID, site); err != nil {
+			return out, fmt.Errorf("save premise state: %w", err)
+		}
+		for _, in := range ins {
+			cu, err := c.Customers.Load(in.CustomerID)
+			if err != nil {
+				return out, fmt.Errorf("load customer state: %w", err)
+			}
+			out.Eligibility = append(out.Eligibility, cu.Receive(c.Policy, in, in.Cause)...)
+			if err := c.Customers.Save(in.CustomerID, cu); err != nil {
+				return out, fmt.Errorf("save customer state: %w", err)
+			}
 		}
 	}
 	return out, nil

@@ -4,7 +4,7 @@
 // the same functions, so the same inputs in the same order give the same
 // events and the same state bytes.
 //
-// # Two stages
+// # Three stages
 //
 // Stage 1 is keyed by service_point_id. ServicePoint.Apply takes one accepted
 // billing row (producers/billing) and returns corrections (U4, U5),
@@ -12,18 +12,27 @@
 // point for each (customer, premise) that had an account there, sent only
 // when it changed.
 //
-// Stage 2 is keyed by customer_id. Customer.Apply takes one membership and
-// returns EligibilityChanged events, one per (customer, premise, program)
+// The premise stage is keyed by premise_id. Site.Apply takes one membership
+// and judges S1 across every service point and customer of the premise; it
+// returns the CustomerInputs for stage 2: the membership when a part stage 2
+// uses changed, and the premise's S1 reasons for each customer active there
+// when they changed.
+//
+// Stage 2 is keyed by customer_id. Customer.Receive takes one CustomerInput
+// and returns EligibilityChanged events, one per (customer, premise, program)
 // whose reasons changed; the first evaluation of a subject emits all five
 // programs, so that downstream knows where it starts.
+//
+// Chain runs the three in one process, for offline validation.
 //
 // # Decisions
 //
 // Where rules.md leaves room, this package decides as follows (README.md,
 // DECISIONS, says why at more length):
 //
-//   - A premise has one customer at a time, so premise facts (S1) are judged
-//     among the customer's own service points at that premise, in stage 2.
+//   - S1 is a fact of the premise as a place: the premise stage judges it
+//     over every service point there, whoever's account it is, and it
+//     blocks each customer active at the premise.
 //   - The subject is (customer, premise) (C1). INACTIVE and SUPERSEDED hold
 //     for it only when the customer has no active account at the premise;
 //     while one is active, the reasons of accounts that ended there do not

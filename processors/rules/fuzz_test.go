@@ -77,13 +77,18 @@ func FuzzStage1And2(f *testing.F) {
 				h.line++
 				h.apply(fuzzRow(b[i:i+6]), h.src())
 			}
-			// Every membership stage 2 saw is stage 1's latest word.
+			// Every membership the premise stage holds is stage 1's latest
+			// word, and stage 2 holds what of it stage 2 uses.
 			for _, id := range sortedKeys(h.sps) {
 				sp := h.sp(id)
 				for _, s := range sp.Sent {
-					c := h.customer(s.CustomerID)
-					m, ok := c.Premises[s.PremiseID].Points[id]
+					site := h.site(s.PremiseID)
+					m, ok := site.Points[id][s.CustomerID]
 					if !ok || m.hash() != s.Hash {
+						t.Fatalf("the premise stage holds a stale membership of %s for %s/%s", id, s.CustomerID, s.PremiseID)
+					}
+					got, ok := h.customer(s.CustomerID).Premises[s.PremiseID].Points[id]
+					if !ok || !sameForStage2(got, forStage2(m)) {
 						t.Fatalf("stage 2 holds a stale membership of %s for %s/%s", id, s.CustomerID, s.PremiseID)
 					}
 				}

@@ -52,7 +52,7 @@ type run struct {
 
 func newRun(t testing.TB, p Policy) *run {
 	sps, custs := NewMemoryStore[ServicePoint](), NewMemoryStore[Customer]()
-	return &run{t: t, p: p, chain: &Chain{Policy: p, ServicePoints: sps, Customers: custs},
+	return &run{t: t, p: p, chain: &Chain{Policy: p, ServicePoints: sps, Sites: NewMemoryStore[Site](), Customers: custs},
 		sps: sps.m, custs: custs.m, rejected: map[string][]string{}, spsAt: map[string]map[string]bool{}}
 }
 

@@ -40,6 +40,9 @@ type Premise struct {
 	// Nothing feeds it yet: interval processing will, through
 	// SetIntervalHistory; until then disaggregation is always blocked.
 	IntervalMonths map[string]int `json:"interval_months,omitempty"`
+	// Replacements is the premise's S1 reasons for this customer, as the
+	// premise stage (Site) last sent them.
+	Replacements []Reason `json:"replacements,omitempty"`
 	// Pinned holds the reasons stage 2 derives (S1, S2, I5, blocked for
 	// communications) with the effective date and source they had when they
 	// began: while a reason holds, only its Until may move.
@@ -59,18 +62,29 @@ func (pr *Premise) active() bool {
 	return false
 }
 
-// Apply runs stage 2 for one membership of this customer. m.Source, the
-// billing row behind the membership, becomes the source of the reasons stage
-// 2 derives; src, the stage 2 input itself, becomes the source of the events.
-// A membership of another customer is a routing bug and panics.
-func (c *Customer) Apply(p Policy, m Membership, src Source) []EligibilityChanged {
+// Receive runs stage 2 for one input from the premise stage: a membership of
+// this customer, the S1 reasons of its premise, or both. in.Cause, the billing
+// row behind the input, becomes the source of the reasons stage 2 derives;
+// src, the stage 2 input itself, becomes the source of the events. An input
+// for another customer is a routing bug and panics.
+func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []EligibilityChanged {
 	switch {
 	case c.ID == "":
-		c.ID = m.CustomerID
-	case m.CustomerID != c.ID:
-		panic(fmt.Sprintf("rules: membership of customer %q applied to %q: the runtime must key memberships by customer_id", m.CustomerID, c.ID))
+		c.ID = in.CustomerID
+	case in.CustomerID != c.ID:
+		panic(fmt.Sprintf("rules: input of customer %q applied to %q: the runtime must key stage 2 inputs by customer_id", in.CustomerID, c.ID))
 	}
-	pr := c.premise(m.PremiseID)
+	pr := c.premise(in.PremiseID)
+	if in.Replacements != nil {
+		pr.Replacements = slices.Clone(*in.Replacements)
+	}
+	if in.Membership == nil {
+		return c.evaluate(p, in.PremiseID, in.Cause, src)
+	}
+	m := *in.Membership
+	if m.CustomerID != c.ID || m.PremiseID != in.PremiseID {
+		panic(fmt.Sprintf("rules: membership of (%q, %q) sent as an input of (%q, %q)", m.CustomerID, m.PremiseID, in.CustomerID, in.PremiseID))
+	}
 	was := pr.active()
 	m.Reasons = slices.Clone(m.Reasons)
 	pr.Points[m.ServicePointID] = m
@@ -83,14 +97,14 @@ func (c *Customer) Apply(p Policy, m Membership, src Source) []EligibilityChange
 	case was && !now:
 		c.ActivePremises--
 	}
-	if c.updatePropertyManager(p, m.Source) {
+	if c.updatePropertyManager(p, in.Cause) {
 		var out []EligibilityChanged
 		for _, id := range slices.Sorted(maps.Keys(c.Premises)) {
-			out = append(out, c.evaluate(p, id, m.Source, src)...)
+			out = append(out, c.evaluate(p, id, in.Cause, src)...)
 		}
 		return out
 	}
-	return c.evaluate(p, m.PremiseID, m.Source, src)
+	return c.evaluate(p, m.PremiseID, in.Cause, src)
 }
 
 // SetIntervalHistory records the months of interval history of a service
@@ -175,7 +189,7 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 		all = append(all, *c.PropertyManager)
 	}
 
-	cands := c.replacements(p, pr, ids)
+	cands := slices.Clone(pr.Replacements)
 	cands = append(cands, c.dualFuel(pr, ids, cause)...)
 	cands = append(cands, c.history(p, pr, ids, cause)...)
 	comm := communications().selectReasons(append(slices.Clip(all), cands...))
@@ -206,31 +220,6 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 			Program: prog.name, Eligible: len(rs) == 0, Reasons: slices.Clone(rs), Source: src})
 	}
 	pr.Evaluated = true
-	return out
-}
-
-// replacements finds S1: a new active service point N of a fuel while an
-// older one O of the same fuel has no period ending after N's first period
-// start. It holds until N has ReplacementHistoryMonths of chained usage.
-func (c *Customer) replacements(p Policy, pr *Premise, ids []string) []Reason {
-	var out []Reason
-	for _, nid := range ids {
-		n := pr.Points[nid]
-		if !n.Active || n.FirstPeriodStart == 0 || n.ChainedMonths >= p.ReplacementHistoryMonths {
-			continue
-		}
-		for _, oid := range ids {
-			o := pr.Points[oid]
-			if oid == nid || o.ServiceType != n.ServiceType || o.LastDateTo == 0 ||
-				o.FirstPeriodStart >= n.FirstPeriodStart || o.LastDateTo > n.FirstPeriodStart {
-				continue
-			}
-			out = append(out, Reason{Code: ReasonServicePointChanged, Rule: "S1", ServicePointID: nid,
-				EffectiveDate: n.FirstPeriodStart, Until: n.ChainStart.AddMonths(p.ReplacementHistoryMonths) - 1,
-				Source: n.Source})
-			break
-		}
-	}
 	return out
 }
 

@@ -111,6 +111,31 @@ func TestS1Replacement(t *testing.T) {
 		"C1/P1 disaggregation [INSUFFICIENT_HISTORY:I5::20240101]",
 	})
 
+	// S1 is a fact of the premise: a customer moving in on a new meter is
+	// blocked although the old service point was another customer's.
+	t.Run("a new customer on a new service point", func(t *testing.T) {
+		h := newHarness(t, DefaultPolicy())
+		old := months(full("SPE1"), "2024-01", 6)
+		old[5].inactive("20240630")
+		h.feed(old...)
+		newSP := months(full("SPE2").who("C2", "P1").acct("A2", "20240701"), "2024-07", 12)
+		_, o2 := h.feed(newSP[0])
+		expect(t, "move-in on a new service point", eligStrings(o2), []string{
+			"C2/P1 communications [SERVICE_POINT_CHANGED:S1:SPE2:20240701..20250630]",
+			"C2/P1 web_access [eligible]",
+			"C2/P1 neighbor_comparison [SERVICE_POINT_CHANGED:S1:SPE2:20240701..20250630]",
+			"C2/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240701 NO_DUAL_FUEL:S2::20240701]",
+			"C2/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240701 INSUFFICIENT_HISTORY:I5::20240701]",
+		})
+		if got := h.now("C1", "P1", ProgramCommunications); got != "INACTIVE:A4:SPE1:20240630" {
+			t.Errorf("the customer who moved out: %s", got)
+		}
+		h.feed(newSP[1:]...)
+		if got := h.now("C2", "P1", ProgramCommunications); got != "eligible" {
+			t.Errorf("after twelve months: %s", got)
+		}
+	})
+
 	t.Run("not a replacement", func(t *testing.T) {
 		cases := map[string][]*rb{
 			"the old one keeps receiving usage": append(months(full("SPE1"), "2024-01", 6), full("SPE2").acct("A2", "20240401").mon("2024-04", 1)),
@@ -186,8 +211,8 @@ func TestProgramsTable(t *testing.T) {
 	// baseline: a dual-fuel customer with interval history: eligible for everything.
 	baseline := func() *Customer {
 		c := &Customer{}
-		c.Apply(p, point("SPE", "E", true), Source{})
-		c.Apply(p, point("SPG", "G", true), Source{})
+		receive(c, p, point("SPE", "E", true), Source{})
+		receive(c, p, point("SPG", "G", true), Source{})
 		c.SetIntervalHistory(p, "P1", "SPE", 13, Source{})
 		return c
 	}
@@ -202,24 +227,25 @@ func TestProgramsTable(t *testing.T) {
 			r := Reason{Code: reason, Rule: "X", EffectiveDate: d("20240601")}
 			switch reason {
 			case ReasonInactive, ReasonSuperseded: // every account at the premise
-				c.Apply(p, point("SPE", "E", false, r), Source{})
-				c.Apply(p, point("SPG", "G", false, r), Source{})
+				receive(c, p, point("SPE", "E", false, r), Source{})
+				receive(c, p, point("SPG", "G", false, r), Source{})
 			case ReasonServicePointChanged:
-				n := point("SPE2", "E", true)
-				n.FirstPeriodStart, n.ChainStart, n.ChainedMonths = d("20250101"), d("20250101"), 1
-				c.Apply(p, n, Source{})
+				// The premise stage judges S1 (TestS1 and TestSite cover how)
+				// and sends the customer its reasons.
+				rs := []Reason{{Code: reason, Rule: "S1", ServicePointID: "SPE2", EffectiveDate: d("20250101")}}
+				c.Receive(p, CustomerInput{CustomerID: c.ID, PremiseID: "P1", Replacements: &rs}, Source{})
 			case ReasonPropertyManager:
 				for _, prem := range []string{"P2", "P3"} {
 					m := point("SP"+prem, "E", true)
 					m.PremiseID = prem
-					c.Apply(p, m, Source{})
+					receive(c, p, m, Source{})
 				}
 			case ReasonNoDualFuel:
-				c.Apply(p, point("SPG", "G", false), Source{})
+				receive(c, p, point("SPG", "G", false), Source{})
 			case ReasonInsufficientHistory:
 				c.SetIntervalHistory(p, "P1", "SPE", 12, Source{})
 			default:
-				c.Apply(p, point("SPE", "E", true, r), Source{})
+				receive(c, p, point("SPE", "E", true, r), Source{})
 			}
 			for _, prog := range all {
 				rs := c.Premises["P1"].Sent[prog]
@@ -241,12 +267,37 @@ func TestEventsOnlyOnChange(t *testing.T) {
 	p := DefaultPolicy()
 	c := &Customer{}
 	m := Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", Active: true, ActiveDate: 1}
-	if got := c.Apply(p, m, Source{}); len(got) != len(Programs()) {
+	if got := receive(c, p, m, Source{}); len(got) != len(Programs()) {
 		t.Fatalf("first evaluation: %d events", len(got))
 	}
 	m.Source = Source{Line: 9}
 	m.LastDateTo = 40
-	if got := c.Apply(p, m, Source{Offset: 1}); len(got) != 0 {
+	if got := receive(c, p, m, Source{Offset: 1}); len(got) != 0 {
 		t.Errorf("nothing changed but: %v", eligStrings(got))
+	}
+}
+
+// TestSite checks the premise stage's forwarding: stage 1 sends a membership
+// on every usage row (its usage facts move), the premise stage forwards to
+// stage 2 only what stage 2 uses.
+func TestSite(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(months(full("SPE1"), "2024-01", 12)...)
+	if n := len(h.all1.Memberships); n != 12 {
+		t.Fatalf("stage 1 sent %d memberships for 12 usage rows, want 12", n)
+	}
+	if h.n2 != 1 {
+		t.Fatalf("stage 2 got %d inputs, want 1: usage facts alone must not be forwarded", h.n2)
+	}
+	h.feed(full("SPE1").mon("2025-01", 1).rate("MED1"))
+	if h.n2 != 2 {
+		t.Fatalf("stage 2 got %d inputs after a rate change, want 2", h.n2)
+	}
+	site := h.site("P1")
+	if m := site.Points["SPE1"]["C1"]; m.LastDateTo != D("20250131") || m.ChainedMonths != 13 {
+		t.Fatalf("the premise stage holds %s, %d chained months", m.LastDateTo, m.ChainedMonths)
+	}
+	if m := h.customer("C1").Premises["P1"].Points["SPE1"]; m.LastDateTo != 0 || m.ChainedMonths != 0 {
+		t.Fatalf("stage 2 holds usage facts it does not use: %s, %d", m.LastDateTo, m.ChainedMonths)
 	}
 }

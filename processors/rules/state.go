@@ -12,12 +12,31 @@ import (
 // meaning, and teach UnmarshalBinary the old one.
 const stateVersion = 1
 
+// customerStateVersion is 2 since S1 moved to the premise stage: a version 1
+// customer state lacks the premise's S1 reasons.
+const customerStateVersion = 2
+
+// siteStateVersion versions the premise stage's state.
+const siteStateVersion = 1
+
+func checkVersion(kind string, got, want int) error {
+	if got != want {
+		return fmt.Errorf("rules: %s state version %d, this build reads version %d; run the build that wrote it, or rebuild the state from the input topics", kind, got, want)
+	}
+	return nil
+}
+
 // The state encodings are JSON (encoding/json): self-describing, readable in
 // a changelog dump, and fast enough (see BenchmarkStage1 in the README).
 
 type spEnvelope struct {
 	V int `json:"v"`
 	*ServicePoint
+}
+
+type siteEnvelope struct {
+	V int `json:"v"`
+	*Site
 }
 
 type customerEnvelope struct {
@@ -42,8 +61,8 @@ func (sp *ServicePoint) UnmarshalBinary(b []byte) error {
 	if err := json.Unmarshal(b, &env); err != nil {
 		return fmt.Errorf("rules: decoding service point state: %w", err)
 	}
-	if env.V != stateVersion {
-		return fmt.Errorf("rules: service point state version %d, this build reads version %d; run the build that wrote it, or rebuild the state from the input topics", env.V, stateVersion)
+	if err := checkVersion("service point", env.V, stateVersion); err != nil {
+		return err
 	}
 	if err := sp.CheckInvariants(); err != nil {
 		return fmt.Errorf("rules: decoded service point state: %w", err)
@@ -53,7 +72,7 @@ func (sp *ServicePoint) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the state for Pebble and the changelog.
 func (c *Customer) MarshalBinary() ([]byte, error) {
-	b, err := json.Marshal(customerEnvelope{stateVersion, c})
+	b, err := json.Marshal(customerEnvelope{customerStateVersion, c})
 	if err != nil {
 		return nil, fmt.Errorf("rules: encoding customer %s: %w", c.ID, err)
 	}
@@ -67,8 +86,8 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 	if err := json.Unmarshal(b, &env); err != nil {
 		return fmt.Errorf("rules: decoding customer state: %w", err)
 	}
-	if env.V != stateVersion {
-		return fmt.Errorf("rules: customer state version %d, this build reads version %d; run the build that wrote it, or rebuild the state from the input topics", env.V, stateVersion)
+	if err := checkVersion("customer", env.V, customerStateVersion); err != nil {
+		return err
 	}
 	if err := c.CheckInvariants(); err != nil {
 		return fmt.Errorf("rules: decoded customer state: %w", err)
@@ -123,6 +142,48 @@ func (sp *ServicePoint) CheckInvariants() error {
 			if q.CustomerID > s.CustomerID || (q.CustomerID == s.CustomerID && q.PremiseID >= s.PremiseID) {
 				return fmt.Errorf("sent memberships %d and %d out of order or duplicate", k-1, k)
 			}
+		}
+	}
+	return nil
+}
+
+// MarshalBinary encodes the state for Pebble and the changelog.
+func (s *Site) MarshalBinary() ([]byte, error) {
+	b, err := json.Marshal(siteEnvelope{siteStateVersion, s})
+	if err != nil {
+		return nil, fmt.Errorf("rules: encoding premise %s: %w", s.ID, err)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a state written by MarshalBinary, replacing s.
+func (s *Site) UnmarshalBinary(b []byte) error {
+	*s = Site{}
+	env := siteEnvelope{Site: s}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return fmt.Errorf("rules: decoding premise state: %w", err)
+	}
+	if err := checkVersion("premise", env.V, siteStateVersion); err != nil {
+		return err
+	}
+	if err := s.CheckInvariants(); err != nil {
+		return fmt.Errorf("rules: decoded premise state: %w", err)
+	}
+	return nil
+}
+
+// CheckInvariants reports the first broken invariant of the state (see Site).
+func (s *Site) CheckInvariants() error {
+	for sp, byCust := range s.Points {
+		for c, m := range byCust {
+			if m.ServicePointID != sp || m.CustomerID != c || m.PremiseID != s.ID {
+				return fmt.Errorf("point %s customer %s holds the membership of (%s, %s, %s)", sp, c, m.CustomerID, m.PremiseID, m.ServicePointID)
+			}
+		}
+	}
+	for c, rs := range s.Sent {
+		if !slices.IsSortedFunc(rs, compareReasons) {
+			return fmt.Errorf("reasons sent to customer %s not sorted", c)
 		}
 	}
 	return nil

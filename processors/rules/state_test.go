@@ -90,10 +90,10 @@ func TestStateRefused(t *testing.T) {
 		}
 	}
 	var c Customer
-	if err := c.UnmarshalBinary([]byte(`{"v":1,"id":"C1","active_premises":1}`)); err == nil || !strings.Contains(err.Error(), "active premises") {
+	if err := c.UnmarshalBinary([]byte(`{"v":2,"id":"C1","active_premises":1}`)); err == nil || !strings.Contains(err.Error(), "active premises") {
 		t.Errorf("customer counter: %v", err)
 	}
-	if err := c.UnmarshalBinary([]byte(`{"v":1,"id":"C1","premises":{"P1":{"points":{"SP1":{"customer_id":"C2","premise_id":"P1","service_point_id":"SP1"}}}}}`)); err == nil {
+	if err := c.UnmarshalBinary([]byte(`{"v":2,"id":"C1","premises":{"P1":{"points":{"SP1":{"customer_id":"C2","premise_id":"P1","service_point_id":"SP1"}}}}}`)); err == nil {
 		t.Error("customer with another customer's membership: no error")
 	}
 }

@@ -56,9 +56,13 @@ type Config struct {
 	Now func() time.Time
 }
 
+// GroupName is the default consumer group (and transactional id stem) of a
+// processor: operators and tools find a stage's progress under it.
+func GroupName(topicPrefix, processor string) string { return topicPrefix + "processor-" + processor }
+
 func (c *Config) defaults(name string) {
 	if c.Group == "" {
-		c.Group = c.Kafka.TopicPrefix + "processor-" + name
+		c.Group = GroupName(c.Kafka.TopicPrefix, name)
 	}
 	if c.Changelog == "" {
 		c.Changelog = ChangelogTopic(c.Kafka.TopicPrefix, name)

@@ -1,0 +1,192 @@
+package rules
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/usagestream/usagestream/internal/dates"
+)
+
+// Site is the premise stage's state: one premise_id as a place, with every
+// service point there and every customer who had an account on it. S1 is a
+// fact of the place (rules.md: "the premise becomes ineligible"), so it is
+// judged here, across customers: a new customer moving in on a replaced
+// meter is blocked although none of the old service points were theirs.
+//
+// The site forwards each membership to stage 2 only when a part stage 2 uses
+// changed (status, reasons, ids, dates of the account), not on every usage
+// row, and sends each customer active here the S1 reasons of the place when
+// they change.
+//
+// Invariants (CheckInvariants): Points[sp][customer] has that service point,
+// customer and premise ID; Sent lists are sorted.
+type Site struct {
+	ID string `json:"id"`
+	// Points holds the latest membership by service point, then customer.
+	Points map[string]map[string]Membership `json:"points,omitempty"`
+	// Sent is the S1 reasons last sent to each customer, pinned: a reason
+	// keeps the effective date and source it began with while it holds.
+	Sent map[string][]Reason `json:"sent,omitempty"`
+}
+
+// CustomerInput is one stage 2 input: a membership of the customer at the
+// premise, the premise's S1 reasons for the customer, or both.
+type CustomerInput struct {
+	CustomerID string `json:"customer_id"`
+	PremiseID  string `json:"premise_id"`
+	// Membership is set when the customer's membership changed in a way
+	// stage 2 uses. Its usage facts (first and last dates, chain) are left
+	// out: the site judges them.
+	Membership *Membership `json:"membership,omitempty"`
+	// Replacements is set (possibly to an empty list) when the S1 reasons
+	// of the premise for this customer changed.
+	Replacements *[]Reason `json:"replacements,omitempty"`
+	// Cause is the billing row behind this input.
+	Cause Source `json:"cause"`
+}
+
+// Apply takes one membership of this premise from stage 1 and returns the
+// stage 2 inputs it causes, sorted by customer. A membership of another
+// premise is a routing bug and panics.
+func (s *Site) Apply(p Policy, m Membership) []CustomerInput {
+	switch {
+	case s.ID == "":
+		s.ID = m.PremiseID
+	case m.PremiseID != s.ID:
+		panic(fmt.Sprintf("rules: membership of premise %q applied to %q: the runtime must key site inputs by premise_id", m.PremiseID, s.ID))
+	}
+	if s.Points == nil {
+		s.Points = map[string]map[string]Membership{}
+	}
+	byCust := s.Points[m.ServicePointID]
+	if byCust == nil {
+		byCust = map[string]Membership{}
+		s.Points[m.ServicePointID] = byCust
+	}
+	prev, had := byCust[m.CustomerID]
+	m.Reasons = slices.Clone(m.Reasons)
+	byCust[m.CustomerID] = m
+
+	var out []CustomerInput
+	if fwd := forStage2(m); !had || !sameForStage2(forStage2(prev), fwd) {
+		out = append(out, CustomerInput{CustomerID: m.CustomerID, PremiseID: s.ID, Membership: &fwd, Cause: m.Source})
+	}
+	repl := s.replacements(p)
+	if s.Sent == nil {
+		s.Sent = map[string][]Reason{}
+	}
+	for _, cust := range s.customers() {
+		var rs []Reason
+		if s.activeFor(cust) {
+			rs = pin(s.Sent[cust], repl)
+		}
+		if sent, ok := s.Sent[cust]; ok && sameReasons(sent, rs) || !ok && len(rs) == 0 {
+			continue
+		}
+		s.Sent[cust] = rs
+		k := slices.IndexFunc(out, func(in CustomerInput) bool { return in.CustomerID == cust })
+		if k < 0 {
+			out = append(out, CustomerInput{CustomerID: cust, PremiseID: s.ID, Cause: m.Source})
+			k = len(out) - 1
+		}
+		cp := slices.Clone(rs)
+		out[k].Replacements = &cp
+	}
+	slices.SortFunc(out, func(a, b CustomerInput) int { return cmp.Compare(a.CustomerID, b.CustomerID) })
+	return out
+}
+
+// forStage2 is the membership without the usage facts only the site uses.
+func forStage2(m Membership) Membership {
+	m.FirstPeriodStart, m.LastDateTo, m.ChainStart, m.ChainedMonths = 0, 0, 0, 0
+	return m
+}
+
+func sameForStage2(a, b Membership) bool {
+	return a.CustomerID == b.CustomerID && a.PremiseID == b.PremiseID && a.SecondaryID == b.SecondaryID &&
+		a.ServicePointID == b.ServicePointID && a.ServiceType == b.ServiceType && a.AccountID == b.AccountID &&
+		a.ActiveDate == b.ActiveDate && a.Active == b.Active && a.Deleted == b.Deleted && sameReasons(a.Reasons, b.Reasons)
+}
+
+// customers lists every customer with a membership here, sorted.
+func (s *Site) customers() []string {
+	set := map[string]bool{}
+	for _, byCust := range s.Points {
+		for c := range byCust {
+			set[c] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func (s *Site) activeFor(cust string) bool {
+	for _, byCust := range s.Points {
+		if m, ok := byCust[cust]; ok && m.Active {
+			return true
+		}
+	}
+	return false
+}
+
+// point is what S1 needs of one service point, over every customer's account
+// on it: its usage as the accounts that are not deleted saw it.
+type point struct {
+	id, fuel      string
+	active        bool
+	first, last   dates.Date
+	chainStart    dates.Date
+	chainedMonths int
+	source        Source
+}
+
+func (s *Site) points() []point {
+	out := make([]point, 0, len(s.Points))
+	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+		pt := point{id: sp}
+		var lead dates.Date // active_date of the active account the chain is taken from
+		for _, c := range slices.Sorted(maps.Keys(s.Points[sp])) {
+			m := s.Points[sp][c]
+			if m.Deleted {
+				continue
+			}
+			pt.fuel = m.ServiceType
+			if m.FirstPeriodStart != 0 && (pt.first == 0 || m.FirstPeriodStart < pt.first) {
+				pt.first = m.FirstPeriodStart
+			}
+			pt.last = max(pt.last, m.LastDateTo)
+			if m.Active && (!pt.active || m.ActiveDate > lead) {
+				pt.active, lead = true, m.ActiveDate
+				pt.chainStart, pt.chainedMonths, pt.source = m.ChainStart, m.ChainedMonths, m.Source
+			}
+		}
+		out = append(out, pt)
+	}
+	return out
+}
+
+// replacements finds S1 at this premise: a new active service point N of a
+// fuel while an older one O of the same fuel has no period ending after N's
+// first period start. It holds until N has ReplacementHistoryMonths of
+// chained usage.
+func (s *Site) replacements(p Policy) []Reason {
+	pts := s.points()
+	var out []Reason
+	for _, n := range pts {
+		if !n.active || n.first == 0 || n.chainedMonths >= p.ReplacementHistoryMonths {
+			continue
+		}
+		for _, o := range pts {
+			if o.id == n.id || o.fuel != n.fuel || o.last == 0 || o.first >= n.first || o.last > n.first {
+				continue
+			}
+			out = append(out, Reason{Code: ReasonServicePointChanged, Rule: "S1", ServicePointID: n.id,
+				EffectiveDate: n.first, Until: n.chainStart.AddMonths(p.ReplacementHistoryMonths) - 1,
+				Source: n.source})
+			break
+		}
+	}
+	sortReasons(out)
+	return out
+}
