@@ -1,0 +1,369 @@
+// Package sink is the consume loop every sink shares: it reads the event
+// topics in a consumer group of its own (read_committed), decodes each record
+// through the schema registry, hands batches to a Writer, and commits the
+// batch's offsets only after the Writer has made it durable.
+//
+// Delivery is at least once: a sink killed after its write but before the
+// offset commit sees the batch again. Every event carries an event_id derived
+// from its input position, so Writers make a redelivered event change nothing
+// (PostgreSQL by key, files by offset), which makes the effect exactly once.
+// Offsets stay in Kafka rather than in each destination so that one loop
+// serves every sink, standard tools show the groups' lag, and more instances
+// of a sink share the partitions as any consumer group does.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/internal/topics"
+)
+
+// Event is one record of an event topic, decoded.
+type Event struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Timestamp time.Time // when the processor produced it
+	SchemaID  int
+	Value     []byte         // the Confluent-framed Avro value, as on the topic
+	Native    map[string]any // goavro native form (Format Native)
+	JSON      []byte         // the Avro JSON encoding (Format JSON)
+}
+
+// Format says how the loop decodes values for a Writer.
+type Format int
+
+const (
+	// Native decodes into goavro's native maps (Event.Native).
+	Native Format = iota
+	// JSON renders the Avro JSON encoding (Event.JSON).
+	JSON
+)
+
+// Writer makes a batch durable. When Write returns nil the loop commits the
+// batch's offsets; when it returns an error the same batch is offered again
+// after a back-off, until it succeeds, the error is Permanent, or the loop
+// stops. A Writer must therefore accept events it has already written
+// (redelivery after a crash) without writing them twice.
+type Writer interface {
+	Write(ctx context.Context, batch []Event) error
+}
+
+// Ticker is implemented by Writers that act on time, not only on events (a
+// file rotated by age): Tick is called about once a second, between batches.
+type Ticker interface {
+	Tick(ctx context.Context, now time.Time) error
+}
+
+// Revoker is implemented by Writers that keep per-partition state: Revoke is
+// called, between batches, when partitions move to another group member.
+type Revoker interface {
+	Revoke(partitions map[string][]int32)
+}
+
+// Permanent marks a Write error that retrying cannot fix (a record the
+// destination refuses): the loop stops with it instead of retrying.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Config configures one sink's loop.
+type Config struct {
+	Name   string // postgres, jsonl, webhook: names the group, metrics and logs
+	Kafka  kafkaconf.Config
+	Topics []string // default: EventTopics of the prefix
+	Group  string   // default: <prefix>sink-<Name>
+	Format Format
+	// MaxBatch bounds the records handed to one Write (default 5000).
+	MaxBatch int
+	// RetryMin and RetryMax bound the back-off between failed Writes
+	// (defaults 200ms and 30s).
+	RetryMin, RetryMax time.Duration
+	// RebalanceTimeout is how long the group waits for this member to finish
+	// a batch during a rebalance (default 3m): it must exceed the longest
+	// Write, retries included, or the member is dropped from the group.
+	RebalanceTimeout time.Duration
+	// WriteTimeout bounds one Write (default 1m).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics // default: unregistered
+	// Committed, when set, is called after each batch's offsets are
+	// committed (benchmarks measure delay and lag with it).
+	Committed func(batch []Event, at time.Time)
+}
+
+// EventTopics are the topics the sinks deliver: eligibility, corrections,
+// account events and anomalies.
+func EventTopics(n topics.Names) []string {
+	return []string{n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies}
+}
+
+// GroupFor is the default consumer group of a sink.
+func GroupFor(prefix, name string) string { return prefix + "sink-" + name }
+
+func (c *Config) defaults() {
+	if len(c.Topics) == 0 {
+		c.Topics = EventTopics(topics.NewNames(c.Kafka.TopicPrefix))
+	}
+	if c.Group == "" {
+		c.Group = GroupFor(c.Kafka.TopicPrefix, c.Name)
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 5000
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 200 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 3 * time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+}
+
+// Run consumes until ctx ends (nil) or a Permanent error, a decode failure or
+// a failed offset commit stops it. A batch in progress when ctx ends is
+// finished (its write and commit get 10 more seconds), so a stop leaves
+// nothing to redeliver.
+func Run(ctx context.Context, cfg Config, w Writer) error {
+	cfg.defaults()
+	log := cfg.Logger.With("sink", cfg.Name)
+	rc, err := cfg.Kafka.NewRegistryClient()
+	if err != nil {
+		return err
+	}
+	reg := serde.NewRegistry(rc)
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		// Polls and rebalances gate each other: a batch is written and
+		// committed by the member that owns its partitions.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.WithLogger(kslog.New(log.With("component", "kgo"))),
+	}
+	if r, ok := w.(Revoker); ok {
+		revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { r.Revoke(ps) }
+		opts = append(opts, kgo.OnPartitionsRevoked(revoke), kgo.OnPartitionsLost(revoke))
+	}
+	cl, err := cfg.Kafka.NewClient(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.CloseAllowingRebalance()
+	log.Info("sink consuming", "group", cfg.Group, "topics", cfg.Topics)
+
+	l := &loop{cfg: cfg, log: log, cl: cl, reg: reg, w: w}
+	return l.run(ctx)
+}
+
+type loop struct {
+	cfg      Config
+	log      *slog.Logger
+	cl       *kgo.Client
+	reg      *serde.Registry
+	w        Writer
+	lastTick time.Time
+}
+
+func (l *loop) run(ctx context.Context) error {
+	ticker, _ := l.w.(Ticker)
+	for {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if ticker != nil {
+			pollCtx, cancel = context.WithTimeout(ctx, time.Second)
+		}
+		fs := l.cl.PollRecords(pollCtx, l.cfg.MaxBatch)
+		cancel()
+		if ctx.Err() != nil && fs.Empty() {
+			l.cl.AllowRebalance()
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return errors.New("kafka client closed")
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
+				continue
+			}
+			// franz-go retries fetch errors itself; these are for the log.
+			l.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		err := l.batch(ctx, fs)
+		if err == nil && ticker != nil && time.Since(l.lastTick) >= time.Second {
+			l.lastTick = time.Now()
+			err = ticker.Tick(ctx, l.lastTick)
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("sink %s: %w", l.cfg.Name, err)
+			} else {
+				err = nil
+			}
+		}
+		l.cl.AllowRebalance()
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// batch decodes, writes and commits one poll's records.
+func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
+	recs := fs.Records()
+	if len(recs) == 0 {
+		return nil
+	}
+	// Finish the batch even when asked to stop (a stop then leaves nothing
+	// to redeliver), but only for a grace period past the stop.
+	const grace = 10 * time.Second
+	dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	defer cancel()
+	batch := make([]Event, len(recs))
+	for i, r := range recs {
+		ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp, Value: r.Value}
+		var err error
+		switch l.cfg.Format {
+		case JSON:
+			ev.JSON, ev.SchemaID, err = l.reg.DecodeJSON(dctx, r.Value)
+		default:
+			ev.Native, ev.SchemaID, err = l.reg.Decode(dctx, r.Value)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w; the record is not Avro with a schema the registry knows: check --registry points at the registry the producers used", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
+		}
+		batch[i] = ev
+	}
+
+	m := l.cfg.Metrics
+	backoff := l.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := l.write(ctx, grace, batch)
+		m.writeSeconds.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
+		if err == nil {
+			break
+		}
+		m.writeErrors.WithLabelValues(l.cfg.Name).Inc()
+		if IsPermanent(err) {
+			return fmt.Errorf("sink %s: %w", l.cfg.Name, err)
+		}
+		if ctx.Err() != nil {
+			// Stopping: the batch is delivered again on the next start.
+			l.log.Warn("batch not written before the stop; it is delivered again on the next start", "events", len(batch), "err", err)
+			return nil
+		}
+		l.log.Warn("write failed; retrying", "attempt", attempt, "events", len(batch), "retry_in", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff + rand.N(backoff/4+1)):
+		}
+		backoff = min(2*backoff, l.cfg.RetryMax)
+	}
+
+	cctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	defer cancel()
+	if err := l.commit(cctx, recs); err != nil {
+		return fmt.Errorf("sink %s: committing offsets after a durable write (the batch is delivered again on restart, without duplicates): %w", l.cfg.Name, err)
+	}
+	now := time.Now()
+	oldest := batch[0].Timestamp
+	counts := map[string]int{}
+	for _, ev := range batch {
+		counts[ev.Topic]++
+		if ev.Timestamp.Before(oldest) {
+			oldest = ev.Timestamp
+		}
+	}
+	for t, n := range counts {
+		m.events.WithLabelValues(l.cfg.Name, t).Add(float64(n))
+	}
+	m.batches.WithLabelValues(l.cfg.Name).Inc()
+	m.delay.WithLabelValues(l.cfg.Name).Observe(now.Sub(oldest).Seconds())
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			lag := p.HighWatermark - p.Records[n-1].Offset - 1
+			m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+		}
+	})
+	if l.cfg.Committed != nil {
+		l.cfg.Committed(batch, now)
+	}
+	return nil
+}
+
+func (l *loop) commit(ctx context.Context, recs []*kgo.Record) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = l.cl.CommitRecords(ctx, recs...); err == nil {
+			return nil
+		}
+		l.log.Warn("offset commit failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// graceContext is a context for finishing a batch: it ends timeout after now,
+// or grace after parent ends, whichever comes first.
+func graceContext(parent context.Context, grace, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
+	stop := context.AfterFunc(parent, func() { time.AfterFunc(grace, cancel) })
+	return ctx, func() { stop(); cancel() }
+}
+
+// write is one attempt at a batch, bounded by WriteTimeout and the grace.
+func (l *loop) write(ctx context.Context, grace time.Duration, batch []Event) error {
+	wctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	defer cancel()
+	err := l.w.Write(wctx, batch)
+	if err == nil && wctx.Err() != nil {
+		// A Writer that ignored its context: do not trust the result.
+		err = wctx.Err()
+	}
+	return err
+}
