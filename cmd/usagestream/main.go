@@ -28,11 +28,12 @@ type Globals struct {
 type cli struct {
 	Globals
 
-	Run     runCmd     `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
-	Ingest  ingestCmd  `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
-	Process processCmd `cmd:"" help:"Run the processors (usage timelines, accounts, eligibility) against the configured brokers."`
-	Gen     genCmd     `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
-	Demo    demoCmd    `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
+	Run      runCmd      `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
+	Ingest   ingestCmd   `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
+	Process  processCmd  `cmd:"" help:"Run the processors (usage timelines, accounts, eligibility) against the configured brokers."`
+	Gen      genCmd      `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
+	Demo     demoCmd     `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
+	Validate validateCmd `cmd:"" help:"Check billing files offline (no Kafka) with the same reader and rules; report in the terminal, JSON and HTML; exit 2 when they fail the policy's thresholds."`
 }
 
 // exitError carries a process exit status with its message.

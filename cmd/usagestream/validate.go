@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/validate"
+	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/billing"
+)
+
+// Exit status of validate when the files fail the policy's thresholds (0:
+// they pass; 1: the run could not go on).
+const exitValidationFailed = 2
+
+type validateCmd struct {
+	Files        []string `arg:"" help:"Billing files (.gz, .zip, or plain .tsv/.txt), taken in the order of data contract 2.5."`
+	Policy       string   `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Policy (YAML) with the validation thresholds; default: the built-in default policy."`
+	JSON         string   `name:"json" placeholder:"FILE" help:"Write the report as JSON to FILE (- for standard output)."`
+	HTML         string   `name:"html" placeholder:"FILE" help:"Write the report as a self-contained HTML page to FILE."`
+	Quiet        bool     `name:"quiet" short:"q" help:"No terminal summary; the exit status says pass (0) or fail (2)."`
+	Examples     int      `name:"examples" default:"200" help:"Findings kept per rule and code, and subjects listed per program, in the reports (0: all)."`
+	Store        string   `name:"store" enum:"auto,memory,pebble" default:"auto" help:"Rule state: memory, a temporary Pebble store with a bounded cache (for large files), or auto (Pebble above --pebble-above)."`
+	PebbleAbove  int64    `name:"pebble-above" default:"20971520" help:"With --store auto: total input size in bytes above which Pebble is used."`
+	CacheStates  int      `name:"cache-states" default:"20000" help:"With Pebble: states per stage kept decoded in memory."`
+	TempDir      string   `name:"temp-dir" env:"USAGESTREAM_TEMP_DIR" help:"Folder for the temporary Pebble store (default: the system's); removed at the end."`
+	Layout       string   `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
+	ServiceTypes []string `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+}
+
+func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
+	policy := rules.DefaultPolicy()
+	if c.Policy != "" {
+		p, err := rules.LoadPolicy(c.Policy)
+		if err != nil {
+			return err
+		}
+		policy = p
+	}
+	if c.Examples < 0 {
+		return fmt.Errorf("--examples is %d; give 0 (all) or more", c.Examples)
+	}
+	start := time.Now()
+	rep, err := validate.Run(ctx, c.Files, validate.Options{
+		Policy:      policy,
+		Reader:      billing.Options{Layout: billing.Layout(c.Layout), ServiceTypes: c.ServiceTypes},
+		Store:       c.Store,
+		PebbleAbove: c.PebbleAbove,
+		CacheStates: c.CacheStates,
+		TempDir:     c.TempDir,
+		Examples:    c.Examples,
+		Logger:      g.log,
+	})
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	if c.JSON != "" {
+		if err := writeOut(c.JSON, func(b *bytes.Buffer) error { return report.WriteJSON(b, rep) }); err != nil {
+			return err
+		}
+	}
+	if c.HTML != "" {
+		if err := writeOut(c.HTML, func(b *bytes.Buffer) error { return report.WriteHTML(b, rep) }); err != nil {
+			return err
+		}
+	}
+	if !c.Quiet && c.JSON != "-" {
+		if err := report.WriteText(os.Stdout, rep); err != nil {
+			return err
+		}
+		fmt.Printf("\n%d rows in %.1f s (%.0f rows/s), state in %s\n", rep.Lines, elapsed.Seconds(), float64(rep.Lines)/elapsed.Seconds(), rep.Store)
+	}
+	if !rep.Pass {
+		return &exitError{code: exitValidationFailed, msg: "validation failed: see the checks marked FAIL"}
+	}
+	return nil
+}
+
+// writeOut renders a report into memory and writes it to path, or to
+// standard output for "-"; the file is written whole or not at all.
+func writeOut(path string, render func(*bytes.Buffer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		return err
+	}
+	if path == "-" {
+		_, err := os.Stdout.Write(b.Bytes())
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing the report %s: %w; check the folder exists and is writable", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing the report %s: %w", path, err)
+	}
+	return nil
+}

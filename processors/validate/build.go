@@ -1,0 +1,218 @@
+package validate
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/billing"
+)
+
+// endFile records one file's counts; err is why it stopped early, if it did.
+func (r *run) endFile(f *report.File, st billing.Stats, err error) {
+	f.Lines, f.Accepted, f.Rejected = st.Lines, st.Accepted, st.Rejected
+	f.RejectedByCode = r.codeCounts(st.RejectedByCode)
+	if err != nil {
+		f.Error = err.Error()
+	}
+	r.rep.Files = append(r.rep.Files, *f)
+	r.rep.Lines += st.Lines
+	r.rep.Accepted += st.Accepted
+	r.rep.Rejected += st.Rejected
+}
+
+// codeCounts lists counts by reject code, most first, each with the rule the
+// reader gave it.
+func (r *run) codeCounts(m map[string]int64) []report.CodeCount {
+	out := []report.CodeCount{}
+	for c, n := range m {
+		out = append(out, report.CodeCount{Rule: r.codeRule[c], Code: c, Count: n})
+	}
+	slices.SortFunc(out, func(a, b report.CodeCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code, b.Code))
+	})
+	return out
+}
+
+// worstOffenders is how many service points the report ranks.
+const worstOffenders = 25
+
+// finish builds the report's sections from what the run gathered and judges
+// it against the policy.
+func (r *run) finish() {
+	rep := r.rep
+	e := &rep.Entities
+	e.Customers, e.Premises = int64(len(r.customers)), int64(len(r.premises))
+	e.Accounts, e.ServicePoints = int64(len(r.accounts)), int64(len(r.points))
+	if r.first != 0 {
+		rep.FirstDay, rep.LastDay = day(r.first), day(r.last)
+	}
+	byCode := map[string]int64{}
+	for _, f := range rep.Files {
+		for _, c := range f.RejectedByCode {
+			byCode[c.Code] += c.Count
+		}
+	}
+	rep.RejectedByCode = r.codeCounts(byCode)
+
+	// Rows by month, every month between the first and the last shown, so a
+	// month with no rows is a visible hole.
+	rep.RowsByMonth = []report.MonthRows{}
+	if len(r.months) > 0 {
+		lo, hi := int32(1<<30), int32(-1)
+		for k := range r.months {
+			lo, hi = min(lo, k.month), max(hi, k.month)
+		}
+		for m := lo; m <= hi; m++ {
+			mr := report.MonthRows{Month: fmt.Sprintf("%04d-%02d", m/12, m%12+1), ByFuel: map[string]int64{}}
+			for k, n := range r.months {
+				if k.month == m {
+					mr.ByFuel[k.fuel] = n
+				}
+			}
+			rep.RowsByMonth = append(rep.RowsByMonth, mr)
+		}
+	}
+
+	need := r.opts.Policy.Validation.HistoryMonths
+	h := report.History{NeedMonths: need}
+	top := max(2*need, 24)
+	counts := make([]int64, top+1)
+	for _, s := range r.history {
+		if !s.usage || s.inactive {
+			continue
+		}
+		h.ServicePoints++
+		if int(s.months) >= need {
+			h.WithNeed++
+		}
+		counts[min(int(s.months), top)]++
+	}
+	for m, n := range counts {
+		h.Histogram = append(h.Histogram, report.MonthsCount{Months: m, Count: n, OrMore: m == top})
+	}
+	if h.ServicePoints > 0 {
+		h.Share = float64(h.WithNeed) / float64(h.ServicePoints)
+	}
+	rep.History = h
+
+	rep.Rules = []report.RuleFindings{}
+	for _, g := range r.groups {
+		rep.Rules = append(rep.Rules, *g)
+	}
+	sevRank := map[string]int{report.SeverityError: 0, report.SeverityWarning: 1, report.SeverityInfo: 2}
+	slices.SortFunc(rep.Rules, func(a, b report.RuleFindings) int {
+		return cmp.Or(cmp.Compare(sevRank[a.Severity], sevRank[b.Severity]), cmp.Compare(b.Count, a.Count),
+			cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Code, b.Code))
+	})
+
+	rep.Eligibility = []report.Program{}
+	for pi, p := range programs {
+		prog := report.Program{Program: p, Reasons: []report.ReasonCount{}, Examples: []report.Subject{}}
+		perBit := make([]int64, otherBit+1)
+		for _, s := range r.subjects {
+			m := s[pi]
+			if m&evalBit == 0 {
+				continue
+			}
+			prog.Subjects++
+			if m&^evalBit == 0 {
+				prog.Eligible++
+				continue
+			}
+			prog.NotEligible++
+			for b := range perBit {
+				if m&(1<<b) != 0 {
+					perBit[b]++
+				}
+			}
+		}
+		for b, n := range perBit {
+			if n == 0 {
+				continue
+			}
+			rc := report.ReasonCount{Code: "OTHER", Rule: "", Subjects: n}
+			if b < len(r.reasonList) {
+				rc.Code, rc.Rule = r.reasonList[b][0], r.reasonList[b][1]
+			}
+			prog.Reasons = append(prog.Reasons, rc)
+		}
+		slices.SortFunc(prog.Reasons, func(a, b report.ReasonCount) int {
+			return cmp.Or(cmp.Compare(b.Subjects, a.Subjects), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Rule, b.Rule))
+		})
+		for _, k := range slices.SortedFunc(maps.Keys(r.examples[pi]), func(a, b [2]string) int {
+			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+		}) {
+			prog.Examples = append(prog.Examples, r.examples[pi][k])
+		}
+		rep.Eligibility = append(rep.Eligibility, prog)
+	}
+
+	rep.WorstOffenders = []report.Offender{}
+	for _, o := range r.offenders {
+		rep.WorstOffenders = append(rep.WorstOffenders, *o)
+	}
+	slices.SortFunc(rep.WorstOffenders, func(a, b report.Offender) int {
+		return cmp.Or(cmp.Compare(b.Findings, a.Findings), cmp.Compare(a.ServicePointID, b.ServicePointID))
+	})
+	rep.WorstOffenders = rep.WorstOffenders[:min(len(rep.WorstOffenders), worstOffenders)]
+
+	r.judge()
+}
+
+// judge applies the policy's validation thresholds.
+func (r *run) judge() {
+	rep, v := r.rep, r.opts.Policy.Validation
+	var failed []string
+	for _, f := range rep.Files {
+		if f.Error != "" {
+			failed = append(failed, f.Name)
+		}
+	}
+	files := report.Check{Name: "files read to the end", Pass: len(failed) == 0, Value: float64(len(failed)),
+		Detail: fmt.Sprintf("%d of %d files read to the end", len(rep.Files)-len(failed), len(rep.Files))}
+	if len(failed) > 0 {
+		files.Detail += "; stopped early: " + strings.Join(failed, ", ")
+	}
+	rep.Checks = append(rep.Checks, files)
+
+	share := 0.0
+	if rep.Lines > 0 {
+		share = float64(rep.Rejected) / float64(rep.Lines)
+	}
+	rep.Checks = append(rep.Checks, report.Check{Name: "rejected rows", Pass: share <= v.MaxRejectedRowShare,
+		Value: share, Threshold: v.MaxRejectedRowShare,
+		Detail: fmt.Sprintf("%d of %d rows rejected (%.2f%%; at most %.2f%% allowed: validation.max_rejected_row_share)",
+			rep.Rejected, rep.Lines, 100*share, 100*v.MaxRejectedRowShare)})
+
+	h := rep.History
+	hc := report.Check{Name: "history", Pass: h.ServicePoints == 0 || h.Share >= v.MinHistoryShare,
+		Value: h.Share, Threshold: v.MinHistoryShare}
+	if h.ServicePoints == 0 {
+		hc.Detail = "no active service point with usage: nothing to measure (a customer file alone carries no usage)"
+	} else {
+		hc.Detail = fmt.Sprintf("%d of %d active service points with usage have %d months of history (%.1f%%; at least %.1f%% needed: validation.min_history_share)",
+			h.WithNeed, h.ServicePoints, h.NeedMonths, 100*h.Share, 100*v.MinHistoryShare)
+	}
+	rep.Checks = append(rep.Checks, hc)
+
+	perRule := map[string]int64{}
+	for _, g := range rep.Rules {
+		if g.Severity != report.SeverityInfo {
+			perRule[g.Rule] += g.Count - g.Cleared
+		}
+	}
+	for _, rule := range slices.Sorted(maps.Keys(v.MaxFindingsPerRule)) {
+		n, limit := perRule[rule], v.MaxFindingsPerRule[rule]
+		rep.Checks = append(rep.Checks, report.Check{Name: "findings of rule " + rule, Pass: n <= limit,
+			Value: float64(n), Threshold: float64(limit),
+			Detail: fmt.Sprintf("%d findings of rule %s (at most %d allowed: validation.max_findings_per_rule)", n, rule, limit)})
+	}
+	rep.Pass = true
+	for _, c := range rep.Checks {
+		rep.Pass = rep.Pass && c.Pass
+	}
+}

@@ -1,0 +1,201 @@
+// Package report is the model of an offline validation report and its three
+// renderings: a terminal summary, a JSON document and a self-contained HTML
+// page. It holds no logic about billing rules: processors/validate fills it.
+package report
+
+// Finding kinds.
+const (
+	KindRejected   = "rejected"   // a row the reader rejected (one finding per reason)
+	KindAnomaly    = "anomaly"    // an anomaly raised or cleared by stage 1
+	KindCorrection = "correction" // usage replaced by a later row (U4, U5)
+	KindAccount    = "account"    // an account event
+)
+
+// Severities. Errors and warnings are what a utility must look at and what
+// the per-rule caps count; info findings are the ordinary life of accounts
+// (activations, move-ins, terminations) and anomalies that cleared.
+const (
+	SeverityError   = "error"
+	SeverityWarning = "warning"
+	SeverityInfo    = "info"
+)
+
+// Report is everything validate found in a set of files.
+type Report struct {
+	Pass   bool    `json:"pass"`
+	Checks []Check `json:"checks"`
+	// Store is where rule state was kept: "memory" or "pebble".
+	Store string `json:"store"`
+	Files []File `json:"files"`
+	// Lines counts data lines (headers excluded) of every file:
+	// Lines == Accepted + Rejected.
+	Lines    int64 `json:"lines"`
+	Accepted int64 `json:"accepted"`
+	Rejected int64 `json:"rejected"`
+	// Entities are distinct ids among accepted rows.
+	Entities Entities `json:"entities"`
+	// FirstDay and LastDay bound the usage periods of accepted rows
+	// (yyyy-mm-dd), empty without usage rows.
+	FirstDay string `json:"first_day,omitempty"`
+	LastDay  string `json:"last_day,omitempty"`
+	// RejectedByCode counts rejected rows per reason (a row with two
+	// reasons counts under both).
+	RejectedByCode []CodeCount    `json:"rejected_by_code"`
+	RowsByMonth    []MonthRows    `json:"rows_by_month"`
+	History        History        `json:"history"`
+	Rules          []RuleFindings `json:"rules"`
+	Eligibility    []Program      `json:"eligibility"`
+	// WorstOffenders are the service points with the most errors and
+	// warnings, most first.
+	WorstOffenders []Offender `json:"worst_offenders"`
+	// ExamplesPerGroup is the cap on findings and examples kept per group
+	// (0: all of them).
+	ExamplesPerGroup int `json:"examples_per_group"`
+}
+
+// Check is one threshold of the policy's validation section.
+type Check struct {
+	Name      string  `json:"name"`
+	Pass      bool    `json:"pass"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	Detail    string  `json:"detail"`
+}
+
+// File is what the reader made of one file.
+type File struct {
+	Name           string      `json:"name"` // base name
+	Layout         string      `json:"layout"`
+	Lines          int64       `json:"lines"`
+	Accepted       int64       `json:"accepted"`
+	Rejected       int64       `json:"rejected"`
+	RejectedByCode []CodeCount `json:"rejected_by_code,omitempty"`
+	// Error says why the file could not be read to its end (the rows before
+	// that point count), empty when it was.
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Entities counts distinct ids.
+type Entities struct {
+	Customers     int64 `json:"customers"`
+	Premises      int64 `json:"premises"`
+	Accounts      int64 `json:"accounts"`
+	ServicePoints int64 `json:"service_points"`
+}
+
+// CodeCount is a count per reject code.
+type CodeCount struct {
+	Rule  string `json:"rule"`
+	Code  string `json:"code"`
+	Count int64  `json:"count"`
+}
+
+// MonthRows counts accepted usage rows by the month of their date_to and by
+// fuel (service_type; "?" when not known, as for a usage file whose
+// customer file was not given).
+type MonthRows struct {
+	Month  string           `json:"month"` // yyyy-mm
+	ByFuel map[string]int64 `json:"by_fuel"`
+}
+
+// History is the history length of service points against the months a
+// service point needs.
+type History struct {
+	NeedMonths int `json:"need_months"`
+	// ServicePoints counts the active service points with usage: those the
+	// need applies to.
+	ServicePoints int64   `json:"service_points"`
+	WithNeed      int64   `json:"with_need"`
+	Share         float64 `json:"share"`
+	// Histogram counts those service points by whole months of history, from
+	// the first period start to the last date_to; its last bucket holds
+	// every longer history.
+	Histogram []MonthsCount `json:"histogram"`
+}
+
+// MonthsCount is one histogram bucket.
+type MonthsCount struct {
+	Months int   `json:"months"`
+	Count  int64 `json:"count"`
+	OrMore bool  `json:"or_more,omitempty"`
+}
+
+// RuleFindings is one group of findings: the same kind, rule and code.
+type RuleFindings struct {
+	Rule     string `json:"rule"`
+	Kind     string `json:"kind"`
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Count    int64  `json:"count"`
+	// Cleared counts anomalies of this code that ended (they are in Count
+	// too, as info findings).
+	Cleared int64 `json:"cleared,omitempty"`
+	// Findings are the first ones found, in file and line order, at most
+	// ExamplesPerGroup of them.
+	Findings []Finding `json:"findings"`
+}
+
+// Finding is one thing found at one line of one file.
+type Finding struct {
+	Kind           string `json:"kind"`
+	Rule           string `json:"rule"`
+	Code           string `json:"code"`
+	Severity       string `json:"severity"`
+	File           string `json:"file"`
+	Line           int64  `json:"line"`
+	ServicePointID string `json:"service_point_id,omitempty"`
+	AccountID      string `json:"account_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	PremiseID      string `json:"premise_id,omitempty"`
+	Field          string `json:"field,omitempty"`
+	Date           string `json:"date,omitempty"` // when it takes effect, yyyy-mm-dd
+	Cleared        bool   `json:"cleared,omitempty"`
+	Message        string `json:"message"`
+}
+
+// Program is the final eligibility of every (customer, premise) for one
+// program.
+type Program struct {
+	Program     string        `json:"program"`
+	Subjects    int64         `json:"subjects"`
+	Eligible    int64         `json:"eligible"`
+	NotEligible int64         `json:"not_eligible"`
+	Reasons     []ReasonCount `json:"reasons"`
+	// Examples are subjects not eligible at the end, by customer and
+	// premise, at most ExamplesPerGroup of them.
+	Examples []Subject `json:"examples"`
+}
+
+// ReasonCount counts the subjects a reason blocks.
+type ReasonCount struct {
+	Code     string `json:"code"`
+	Rule     string `json:"rule"`
+	Subjects int64  `json:"subjects"`
+}
+
+// Subject is one (customer, premise) not eligible, with its reasons.
+type Subject struct {
+	CustomerID  string   `json:"customer_id"`
+	PremiseID   string   `json:"premise_id"`
+	SecondaryID string   `json:"secondary_id,omitempty"`
+	Reasons     []Reason `json:"reasons"`
+}
+
+// Reason is one reason a subject is not eligible, with the row that began it.
+type Reason struct {
+	Code           string `json:"code"`
+	Rule           string `json:"rule"`
+	ServicePointID string `json:"service_point_id,omitempty"`
+	Since          string `json:"since,omitempty"`
+	Until          string `json:"until,omitempty"`
+	File           string `json:"file,omitempty"`
+	Line           int64  `json:"line,omitempty"`
+}
+
+// Offender is a service point with errors or warnings.
+type Offender struct {
+	ServicePointID string           `json:"service_point_id"`
+	Findings       int64            `json:"findings"`
+	ByRule         map[string]int64 `json:"by_rule"`
+}

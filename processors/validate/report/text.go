@@ -1,0 +1,155 @@
+package report
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the report as an indented JSON document.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("writing the JSON report: %w", err)
+	}
+	return nil
+}
+
+// textFindings is how many findings of each group the terminal shows.
+const textFindings = 3
+
+// WriteText writes the terminal summary: the verdict and the checks first,
+// then the counts, the rules with findings (worst first, a few examples
+// each), eligibility and the worst service points.
+func WriteText(w io.Writer, r *Report) error {
+	ew := &errWriter{w: w}
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	ew.printf("%s  %d files, %d rows: %d accepted, %d rejected\n", verdict, len(r.Files), r.Lines, r.Accepted, r.Rejected)
+	for _, c := range r.Checks {
+		mark := "ok  "
+		if !c.Pass {
+			mark = "FAIL"
+		}
+		ew.printf("  %s %s: %s\n", mark, c.Name, c.Detail)
+	}
+
+	ew.printf("\nFiles\n")
+	tw := tabwriter.NewWriter(ew, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "  \tlayout\trows\taccepted\trejected\t\n")
+	for _, f := range r.Files {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t\n", f.Name, f.Layout, f.Lines, f.Accepted, f.Rejected)
+	}
+	tw.Flush()
+	for _, f := range r.Files {
+		if f.Error != "" {
+			ew.printf("  %s stopped early: %s\n", f.Name, f.Error)
+		}
+		for _, warn := range f.Warnings {
+			ew.printf("  %s: %s\n", f.Name, warn)
+		}
+	}
+
+	e := r.Entities
+	ew.printf("\nEntities  %d customers, %d premises, %d accounts, %d service points", e.Customers, e.Premises, e.Accounts, e.ServicePoints)
+	if r.FirstDay != "" {
+		ew.printf("; usage from %s to %s", r.FirstDay, r.LastDay)
+	}
+	ew.printf("\nHistory   %d of %d active service points with usage have %d months (%.1f%%)\n",
+		r.History.WithNeed, r.History.ServicePoints, r.History.NeedMonths, 100*r.History.Share)
+
+	if len(r.RejectedByCode) > 0 {
+		ew.printf("\nRejected rows by reason\n")
+		for _, c := range r.RejectedByCode {
+			ew.printf("  %-8s %-24s %d\n", c.Rule, c.Code, c.Count)
+		}
+	}
+
+	ew.printf("\nFindings by rule (errors and warnings first)\n")
+	if len(r.Rules) == 0 {
+		ew.printf("  none\n")
+	}
+	for _, g := range r.Rules {
+		extra := ""
+		if g.Cleared > 0 {
+			extra = fmt.Sprintf(" (%d cleared)", g.Cleared)
+		}
+		ew.printf("  %-7s %-8s %-10s %-26s %d%s\n", g.Severity, g.Rule, g.Kind, g.Code, g.Count, extra)
+		if g.Severity == SeverityInfo {
+			continue
+		}
+		for _, f := range g.Findings[:min(len(g.Findings), textFindings)] {
+			ew.printf("           %s:%d %s: %s\n", f.File, f.Line, orDash(f.ServicePointID), oneLine(f.Message))
+		}
+		if g.Count > textFindings {
+			ew.printf("           ... %d more (see the JSON or HTML report)\n", g.Count-textFindings)
+		}
+	}
+
+	ew.printf("\nEligibility (customer at a premise, after the last file)\n")
+	for _, p := range r.Eligibility {
+		var rs []string
+		for _, x := range p.Reasons {
+			rs = append(rs, fmt.Sprintf("%s/%s %d", x.Code, x.Rule, x.Subjects))
+		}
+		ew.printf("  %-20s %d of %d eligible", p.Program, p.Eligible, p.Subjects)
+		if len(rs) > 0 {
+			ew.printf("; blocked by %s", strings.Join(rs, ", "))
+		}
+		ew.printf("\n")
+	}
+
+	if len(r.WorstOffenders) > 0 {
+		ew.printf("\nWorst service points (errors and warnings)\n")
+		for _, o := range r.WorstOffenders[:min(len(r.WorstOffenders), 10)] {
+			ew.printf("  %-20s %d %s\n", o.ServicePointID, o.Findings, byRule(o.ByRule))
+		}
+	}
+	return ew.err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// errWriter keeps the first write error, so the report code reads straight.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = fmt.Errorf("writing the report: %w", err)
+	}
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+
+// byRule lists counts by rule, most first.
+func byRule(m map[string]int64) string {
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

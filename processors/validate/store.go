@@ -1,0 +1,141 @@
+package validate
+
+import (
+	"container/list"
+	"encoding"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// state is a rule state that serialises: *rules.ServicePoint, *rules.Customer.
+type state[T any] interface {
+	*T
+	encoding.BinaryMarshaler
+	encoding.BinaryUnmarshaler
+}
+
+// PebbleStore is a rules.Store that keeps at most a fixed number of states
+// decoded in memory and spills the least recently used to Pebble, so that
+// memory stays bounded whatever the number of keys. Rows of one service point
+// come together in a file, so nearly every Load after the first is a hit.
+//
+// It is not safe for concurrent use. Several stores may share one DB, each
+// under its own key prefix.
+type PebbleStore[T any, P state[T]] struct {
+	db     *pebble.DB
+	prefix string
+	max    int
+	items  map[string]*list.Element
+	lru    list.List // of *entry[T, P], most recent first
+	batch  *pebble.Batch
+	key    []byte
+	// evicted is told of every state written out, and of those still in memory
+	// by Finish: the validator summarises states there instead
+	// of reading them all back at the end.
+	evicted func(key string, s P)
+}
+
+type entry[T any, P state[T]] struct {
+	key string
+	s   P
+}
+
+// batchBytes bounds the evicted states held in a batch before it is committed.
+const batchBytes = 8 << 20
+
+// NewPebbleStore returns a store over db under prefix, holding at most
+// capacity states decoded. evicted may be nil.
+func NewPebbleStore[T any, P state[T]](db *pebble.DB, prefix string, capacity int, evicted func(string, P)) *PebbleStore[T, P] {
+	return &PebbleStore[T, P]{db: db, prefix: prefix, max: max(capacity, 1), items: map[string]*list.Element{},
+		batch: db.NewIndexedBatch(), evicted: evicted}
+}
+
+func (s *PebbleStore[T, P]) dbKey(key string) []byte {
+	s.key = append(append(s.key[:0], s.prefix...), key...)
+	return s.key
+}
+
+// Load returns the state of key: from memory, else decoded from Pebble (or
+// the batch not yet committed), else a new zero state.
+func (s *PebbleStore[T, P]) Load(key string) (P, error) {
+	if e, ok := s.items[key]; ok {
+		s.lru.MoveToFront(e)
+		return e.Value.(*entry[T, P]).s, nil
+	}
+	v := P(new(T))
+	b, closer, err := s.batch.Get(s.dbKey(key))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("reading state %q from the temporary store: %w", key, err)
+	default:
+		err = v.UnmarshalBinary(b)
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("decoding state %q from the temporary store: %w", key, err)
+		}
+	}
+	// The key is kept: clone it so it does not pin the whole file line the
+	// reader cut it from.
+	k := string([]byte(key))
+	s.items[k] = s.lru.PushFront(&entry[T, P]{key: k, s: v})
+	if s.lru.Len() > s.max {
+		if err := s.evict(s.lru.Back()); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// Save does nothing: the state stays in memory until it is evicted, and
+// Load hands out the same pointer until then.
+func (s *PebbleStore[T, P]) Save(string, P) error { return nil }
+
+func (s *PebbleStore[T, P]) evict(el *list.Element) error {
+	e := el.Value.(*entry[T, P])
+	s.lru.Remove(el)
+	delete(s.items, e.key)
+	if err := s.write(e); err != nil {
+		return err
+	}
+	if s.batch.Len() >= batchBytes {
+		if err := s.batch.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("writing states to the temporary store: %w", err)
+		}
+		s.batch = s.db.NewIndexedBatch()
+	}
+	return nil
+}
+
+func (s *PebbleStore[T, P]) write(e *entry[T, P]) error {
+	b, err := e.s.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encoding state %q: %w", e.key, err)
+	}
+	if err := s.batch.Set(s.dbKey(e.key), b, nil); err != nil {
+		return fmt.Errorf("writing state %q to the temporary store: %w", e.key, err)
+	}
+	if s.evicted != nil {
+		s.evicted(e.key, e.s)
+	}
+	return nil
+}
+
+// Finish tells evicted of every state still in memory, without writing it
+// out: the run is over and nothing reads states back. The store is not
+// usable after it.
+func (s *PebbleStore[T, P]) Finish() {
+	for el := s.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*entry[T, P]); s.evicted != nil {
+			s.evicted(e.key, e.s)
+		}
+	}
+	s.lru.Init()
+	s.items = nil
+	_ = s.batch.Close() // uncommitted states are not needed any more
+}
+
+// Len is the number of states held in memory.
+func (s *PebbleStore[T, P]) Len() int { return s.lru.Len() }

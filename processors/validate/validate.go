@@ -1,0 +1,549 @@
+// Package validate checks billing files offline: the same reader
+// (producers/billing) and the same rules (processors/rules) as the streaming
+// path, in batch, in the order of data contract 2.5, with no Kafka. It fills a
+// report.Report and judges it against the policy's validation thresholds.
+//
+// State is kept in memory for small inputs and in a temporary Pebble store,
+// with a bounded cache of decoded states, for large ones, so that memory does
+// not grow with the number of service points.
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/ingest"
+)
+
+// Where rule state is kept.
+const (
+	StoreAuto   = "auto"   // memory up to Options.PebbleAbove bytes of input, else Pebble
+	StoreMemory = "memory" // every state in maps
+	StorePebble = "pebble" // a temporary Pebble store with a bounded cache
+)
+
+// Defaults of Options.
+const (
+	// DefaultPebbleAbove: about 20 MB of gzip is a million rows and a few
+	// hundred MB of decoded states, past which memory would grow with the file.
+	DefaultPebbleAbove = 20 << 20
+	DefaultCacheStates = 20000
+)
+
+// Options configures a validation run. The zero value, with a Policy, is
+// usable.
+type Options struct {
+	Policy rules.Policy
+	// Reader options; NetMetering is taken from the policy, as the rules do.
+	Reader billing.Options
+	// Store is StoreAuto (""), StoreMemory or StorePebble.
+	Store string
+	// PebbleAbove is the total size of the input files, in bytes, above
+	// which StoreAuto uses Pebble; 0 means DefaultPebbleAbove.
+	PebbleAbove int64
+	// TempDir is where the Pebble store's temporary folder goes ("" is the
+	// system's); it is removed at the end.
+	TempDir string
+	// CacheStates is how many states per stage the Pebble store keeps
+	// decoded; 0 means DefaultCacheStates.
+	CacheStates int
+	// Examples is how many findings the report keeps per group (rule, kind
+	// and code) and how many subjects per program it lists; 0 keeps all.
+	Examples int
+	// Progress, when set, is called after every batch of rows with the rows
+	// read so far (all files).
+	Progress func(rows int64)
+	Logger   *slog.Logger
+}
+
+// Run validates files, taken in the order of data contract 2.5. A file that
+// cannot be read to its end is a finding of the report (it fails the "files"
+// check); an error is returned only when the run itself cannot go on: a path
+// that does not exist, a cancelled context, a failing temporary store.
+func Run(ctx context.Context, paths []string, opts Options) (*report.Report, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("validate: no files given; name one or more billing files")
+	}
+	var total int64
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("validate: %w; check the path", err)
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("validate: %s is a folder; name the billing files in it", p)
+		}
+		total += st.Size()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts.Reader.NetMetering = opts.Policy.NetMetering
+	r := newRun(opts)
+	chain := rules.NewChain(opts.Policy)
+	r.chain = chain
+	store := opts.Store
+	if store == "" || store == StoreAuto {
+		store = StoreMemory
+		limit := opts.PebbleAbove
+		if limit == 0 {
+			limit = DefaultPebbleAbove
+		}
+		if total > limit {
+			store = StorePebble
+		}
+	}
+	r.rep.Store = store
+	var finish func()
+	switch store {
+	case StoreMemory:
+		sps := rules.NewMemoryStore[rules.ServicePoint]()
+		chain.ServicePoints = sps
+		finish = func() { sps.Each(func(k string, sp *rules.ServicePoint) { r.summarise(k, sp) }) }
+	case StorePebble:
+		dir, err := os.MkdirTemp(opts.TempDir, "usagestream-validate-")
+		if err != nil {
+			return nil, fmt.Errorf("validate: creating the temporary store (set --temp-dir to a writable folder): %w", err)
+		}
+		defer os.RemoveAll(dir)
+		db, err := pebble.Open(dir, &pebble.Options{
+			DisableWAL:   true, // a throw-away store: nothing to recover after a crash
+			Cache:        pebble.NewCache(16 << 20),
+			MemTableSize: 32 << 20,
+			Logger:       quietLogger{},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("validate: opening the temporary store in %s: %w", dir, err)
+		}
+		defer db.Close()
+		n := opts.CacheStates
+		if n == 0 {
+			n = DefaultCacheStates
+		}
+		sps := NewPebbleStore[rules.ServicePoint](db, "s/", n, r.summarise)
+		custs := NewPebbleStore[rules.Customer](db, "c/", n, nil)
+		chain.ServicePoints, chain.Customers = sps, custs
+		finish = func() { sps.Finish(); custs.Finish() }
+	default:
+		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
+	}
+	start := time.Now()
+	if err := r.files(ctx, ingest.Order(paths)); err != nil {
+		return nil, err
+	}
+	finish()
+	r.finish()
+	opts.Logger.Info("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
+		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
+	return r.rep, nil
+}
+
+// quietLogger keeps Pebble's informational lines out of the report's output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...)) // Pebble's contract: Fatalf does not return
+}
+
+// msg is what the reading goroutine hands to the rules: the start of a file,
+// a batch of its records, or its end.
+type msg struct {
+	file  *report.File
+	recs  []billing.Record
+	end   bool
+	stats billing.Stats
+	err   error // the file could not be read to its end
+}
+
+const batchRows = 1024
+
+// files reads every file on one goroutine and applies the rules on this one,
+// so that decompression and parsing overlap with the rules.
+func (r *run) files(ctx context.Context, paths []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan msg, 8)
+	go func() {
+		defer close(ch)
+		send := func(m msg) bool {
+			select {
+			case ch <- m:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, p := range paths {
+			f := &report.File{Name: filepath.Base(p)}
+			rd, err := billing.Open(p, r.opts.Reader)
+			if err != nil {
+				if !send(msg{file: f}) || !send(msg{end: true, err: err}) {
+					return
+				}
+				continue
+			}
+			f.Layout, f.Warnings = string(rd.Layout()), rd.Warnings()
+			if !send(msg{file: f}) {
+				rd.Close()
+				return
+			}
+			batch := make([]billing.Record, 0, batchRows)
+			for {
+				rec, err := rd.Next()
+				if err != nil {
+					if len(batch) > 0 && !send(msg{recs: batch}) {
+						rd.Close()
+						return
+					}
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					ok := send(msg{end: true, stats: rd.Stats(), err: err})
+					rd.Close()
+					if !ok {
+						return
+					}
+					break
+				}
+				batch = append(batch, rec)
+				if len(batch) == batchRows {
+					if !send(msg{recs: batch}) {
+						rd.Close()
+						return
+					}
+					batch = make([]billing.Record, 0, batchRows)
+				}
+			}
+		}
+	}()
+	var cur *report.File
+	for m := range ch {
+		switch {
+		case m.file != nil:
+			cur = m.file
+		case m.end:
+			r.endFile(cur, m.stats, m.err)
+		default:
+			for i := range m.recs {
+				if err := r.record(cur.Name, &m.recs[i]); err != nil {
+					return err
+				}
+			}
+			if r.opts.Progress != nil {
+				r.opts.Progress(r.rows)
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// run is one validation's accumulated findings and counts.
+type run struct {
+	opts  Options
+	chain *rules.Chain
+	rep   *report.Report
+	rows  int64
+
+	seed                                  maphash.Seed
+	customers, premises, accounts, points map[uint64]struct{}
+	lastCustomer, lastPremise, lastAcct   string
+	lastPoint                             string
+
+	first, last dates.Date
+	months      map[monthFuel]int64
+
+	codeRule  map[string]string // reject code -> its rule, as the reader gave it
+	groups    map[groupKey]*report.RuleFindings
+	offenders map[string]*report.Offender
+
+	// summaries of service point states, by hash of the id (see summarise).
+	history map[uint64]spSummary
+
+	// Final eligibility by hash of (customer, premise): per program, a bit per
+	// reason (reasonBits) and evalBit once evaluated.
+	subjects   map[uint64]*[nPrograms]uint32
+	reasonBits map[[2]string]int
+	reasonList [][2]string
+	examples   [nPrograms]map[[2]string]report.Subject
+}
+
+type monthFuel struct {
+	month int32 // year*12 + month-1
+	fuel  string
+}
+
+type groupKey struct{ kind, rule, code string }
+
+type spSummary struct {
+	months   int32
+	usage    bool
+	inactive bool
+}
+
+var programs = rules.Programs()
+
+const (
+	nPrograms = 5
+	evalBit   = 1 << 31
+	otherBit  = 30 // reasons past the 30th distinct (code, rule) pair share it
+)
+
+func newRun(opts Options) *run {
+	if len(programs) != nPrograms {
+		panic("validate: rules.Programs() changed length; update nPrograms") // a build-time mismatch, not input
+	}
+	r := &run{
+		opts:      opts,
+		rep:       &report.Report{ExamplesPerGroup: opts.Examples},
+		seed:      maphash.MakeSeed(),
+		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
+		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
+		months:     map[monthFuel]int64{},
+		codeRule:   map[string]string{},
+		groups:     map[groupKey]*report.RuleFindings{},
+		offenders:  map[string]*report.Offender{},
+		history:    map[uint64]spSummary{},
+		subjects:   map[uint64]*[nPrograms]uint32{},
+		reasonBits: map[[2]string]int{},
+	}
+	for i := range r.examples {
+		r.examples[i] = map[[2]string]report.Subject{}
+	}
+	return r
+}
+
+// count adds id to a distinct-count set. Sets hold 64-bit hashes, not the
+// ids: memory stays at a few bytes per entity, and a collision among a
+// million ids has a chance near 1 in 10^7.
+func (r *run) count(set map[uint64]struct{}, last *string, id string) {
+	if id == "" || id == *last {
+		return
+	}
+	*last = id
+	set[maphash.String(r.seed, id)] = struct{}{}
+}
+
+func (r *run) record(file string, rec *billing.Record) error {
+	r.rows++
+	if rj := rec.Rejected; rj != nil {
+		for _, rs := range rj.Reasons {
+			r.codeRule[rs.Code] = rs.Rule
+			r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
+				File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
+		}
+		return nil
+	}
+	row := rec.Row
+	r.count(r.customers, &r.lastCustomer, row.CustomerID)
+	r.count(r.premises, &r.lastPremise, row.PremiseID)
+	r.count(r.accounts, &r.lastAcct, row.AccountID)
+	r.count(r.points, &r.lastPoint, row.ServicePointID)
+	out, err := r.chain.Apply(row, rules.Source{File: file, Line: row.Line})
+	if err != nil {
+		return fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+	}
+	if row.Layout != billing.LayoutCustomer {
+		if start := row.PeriodStart(); r.first == 0 || start < r.first {
+			r.first = start
+		}
+		r.last = max(r.last, row.DateTo)
+		fuel := row.ServiceType
+		if fuel == "" { // a usage row: the service point's type comes from its customer row
+			sp, err := r.chain.ServicePoints.Load(row.ServicePointID)
+			if err != nil {
+				return fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+			}
+			fuel = sp.ServiceType
+		}
+		if fuel == "" {
+			fuel = "?"
+		}
+		y, m, _ := row.DateTo.Civil()
+		r.months[monthFuel{int32(y*12 + int(m) - 1), fuel}]++
+	}
+	r.stage1(out.Stage1Output)
+	for _, e := range out.Eligibility {
+		r.eligibility(e)
+	}
+	return nil
+}
+
+func day(d dates.Date) string {
+	if d == 0 {
+		return ""
+	}
+	return d.Time().Format(time.DateOnly)
+}
+
+// stage1 turns stage 1 events into findings.
+func (r *run) stage1(o rules.Stage1Output) {
+	for _, c := range o.Corrections {
+		r.add(report.Finding{Kind: report.KindCorrection, Rule: c.Rule, Code: c.Kind, Severity: report.SeverityWarning,
+			File: c.Source.File, Line: c.Source.Line, ServicePointID: c.ServicePointID, Date: day(c.NewDateTo.AddDays(1 - int(c.NewDuration))),
+			Message: fmt.Sprintf("usage of the %d days to %s (%g) replaced by %g over the %d days to %s",
+				c.Duration, day(c.DateTo), c.OldValue, c.NewValue, c.NewDuration, day(c.NewDateTo))})
+	}
+	for _, a := range o.Anomalies {
+		sev := report.SeverityWarning
+		if a.Cleared {
+			sev = report.SeverityInfo
+		}
+		r.add(report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
+			File: a.Source.File, Line: a.Source.Line, ServicePointID: a.ServicePointID, AccountID: a.AccountID,
+			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message})
+	}
+	for _, e := range o.AccountEvents {
+		sev := report.SeverityInfo
+		switch e.Type {
+		case rules.EventReactivationRefused, rules.EventDeletionRefused, rules.EventActiveDateChanged:
+			sev = report.SeverityWarning
+		}
+		msg := e.Detail
+		if msg == "" {
+			msg = "account " + e.AccountID + " " + e.Type
+		}
+		r.add(report.Finding{Kind: report.KindAccount, Rule: e.Rule, Code: e.Type, Severity: sev,
+			File: e.Source.File, Line: e.Source.Line, ServicePointID: e.ServicePointID, AccountID: e.AccountID,
+			CustomerID: e.CustomerID, PremiseID: e.PremiseID, Date: day(e.Date), Message: msg})
+	}
+}
+
+// add counts a finding in its group, keeps it while the group has room, and
+// counts errors and warnings against its service point.
+func (r *run) add(f report.Finding) {
+	k := groupKey{f.Kind, f.Rule, f.Code}
+	g := r.groups[k]
+	if g == nil {
+		g = &report.RuleFindings{Rule: f.Rule, Kind: f.Kind, Code: f.Code, Severity: f.Severity, Findings: []report.Finding{}}
+		r.groups[k] = g
+	}
+	g.Count++
+	if f.Cleared {
+		g.Cleared++
+	} else if f.Severity != report.SeverityInfo {
+		g.Severity = f.Severity // a group of raised anomalies is a warning group
+	}
+	if r.opts.Examples == 0 || len(g.Findings) < r.opts.Examples {
+		g.Findings = append(g.Findings, f)
+	}
+	if f.Severity == report.SeverityInfo || f.ServicePointID == "" {
+		return
+	}
+	o := r.offenders[f.ServicePointID]
+	if o == nil {
+		o = &report.Offender{ServicePointID: f.ServicePointID, ByRule: map[string]int64{}}
+		r.offenders[o.ServicePointID] = o
+	}
+	o.Findings++
+	o.ByRule[f.Rule]++
+}
+
+// eligibility records the latest reasons of a (customer, premise, program):
+// after the last file, they are what a downstream consumer of eligibility.v1
+// holds.
+func (r *run) eligibility(e rules.EligibilityChanged) {
+	pi := -1
+	for i, p := range programs {
+		if p == e.Program {
+			pi = i
+		}
+	}
+	if pi < 0 {
+		return // a program this report does not know; rules.Programs() lists every one
+	}
+	key := [2]string{e.CustomerID, e.PremiseID}
+	h := maphash.String(r.seed, e.CustomerID+"\x00"+e.PremiseID)
+	s := r.subjects[h]
+	if s == nil {
+		s = new([nPrograms]uint32)
+		r.subjects[h] = s
+	}
+	mask := uint32(evalBit)
+	for _, rs := range e.Reasons {
+		mask |= 1 << r.reasonBit(rs.Code, rs.Rule)
+	}
+	s[pi] = mask
+	ex := r.examples[pi]
+	if e.Eligible {
+		delete(ex, key)
+		return
+	}
+	if _, ok := ex[key]; !ok && r.opts.Examples > 0 && len(ex) >= r.opts.Examples {
+		return
+	}
+	sub := report.Subject{CustomerID: e.CustomerID, PremiseID: e.PremiseID, SecondaryID: e.SecondaryID}
+	for _, rs := range e.Reasons {
+		sub.Reasons = append(sub.Reasons, report.Reason{Code: rs.Code, Rule: rs.Rule, ServicePointID: rs.ServicePointID,
+			Since: day(rs.EffectiveDate), Until: day(rs.Until), File: rs.Source.File, Line: rs.Source.Line})
+	}
+	ex[key] = sub
+}
+
+func (r *run) reasonBit(code, rule string) int {
+	k := [2]string{code, rule}
+	if b, ok := r.reasonBits[k]; ok {
+		return b
+	}
+	if len(r.reasonList) == otherBit {
+		return otherBit
+	}
+	r.reasonBits[k] = len(r.reasonList)
+	r.reasonList = append(r.reasonList, k)
+	return r.reasonBits[k]
+}
+
+// summarise keeps what the report needs of a service point's final state:
+// its history length and whether it is active. The Pebble store calls it on
+// eviction and for the states left at the end; a later call for the same
+// service point replaces the earlier one.
+func (r *run) summarise(id string, sp *rules.ServicePoint) {
+	s := spSummary{}
+	if len(sp.Periods) > 0 {
+		s.usage = true
+		last := sp.Periods[0].DateTo
+		for _, p := range sp.Periods {
+			last = max(last, p.DateTo)
+		}
+		s.months = int32(wholeMonths(sp.Periods[0].Start, last.AddDays(1)))
+	}
+	// The account on file is the last tenure not deleted; without one (a
+	// usage file on its own carries no accounts) the service point counts as
+	// active, since nothing says it ended.
+	for i := len(sp.Tenures) - 1; i >= 0; i-- {
+		if t := sp.Tenures[i]; !t.Deleted {
+			s.inactive = t.InactiveDate != 0
+			break
+		}
+		if i == 0 {
+			s.inactive = true // every account deleted
+		}
+	}
+	r.history[maphash.String(r.seed, id)] = s
+}
+
+// wholeMonths counts whole calendar months from from up to (excluding) to, as
+// billing cycles count them (Jan 15 to Feb 15 is one).
+func wholeMonths(from, to dates.Date) int {
+	fy, fm, _ := from.Civil()
+	ty, tm, _ := to.Civil()
+	n := (ty-fy)*12 + int(tm) - int(fm)
+	for n > 0 && from.AddMonths(n) > to {
+		n--
+	}
+	return max(n, 0)
+}
