@@ -34,6 +34,9 @@ type cli struct {
 	Gen      genCmd      `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
 	Demo     demoCmd     `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
 	Validate validateCmd `cmd:"" help:"Check billing files offline (no Kafka) with the same reader and rules; report in the terminal, JSON and HTML; exit 2 when they fail the policy's thresholds."`
+	Replay   replayCmd   `cmd:"" help:"Reset processor groups and rebuild their state and output, into the live topics (same event ids) or shadow topics."`
+	Diff     diffCmd     `cmd:"" help:"Compare a shadow replay's eligibility with the live output: added, removed, changed per subject and program."`
+	Tail     tailCmd     `cmd:"" help:"Print a topic's records as JSON lines (Avro decoded through the registry), filtered by key and time."`
 }
 
 // exitError carries a process exit status with its message.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/queryapi"
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
@@ -27,6 +28,7 @@ type processFlags struct {
 	StateDir       string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"Local state (Pebble) of the processors, rebuilt from the changelog topics when lost (default: <data-dir>/state for run, data/state for process)."`
 	Policy         string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML); default: the built-in default policy (processors/rules/default-policy.yaml)."`
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
+	apiFlags       // query API (cmd/usagestream/api.go)
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
@@ -47,7 +49,9 @@ func (c *processCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	reg := newMetricsRegistry()
 	ready := &atomic.Bool{}
-	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log)
+	api := c.newAPI(g.Kafka, g.log) // query API
+	defer api.Close()
+	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log, api)
 	if err != nil {
 		return err
 	}
@@ -74,9 +78,14 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 	m := runtime.NewMetrics(reg)
 	eg, ectx := errgroup.WithContext(ctx)
 	for _, st := range p.Stages() {
-		eg.Go(func() error {
-			return runtime.Run(ectx, runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}, st)
-		})
+		// An instance of its own (not runtime.Run) so the query API can read its state.
+		in, err := runtime.NewInstance(runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}, st)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		f.attach(ctx, in)
+		eg.Go(func() error { return in.Run(ectx) })
 	}
 	ready.Store(true)
 	log.Info("processors running", "stages", []string{pipeline.StageServicePoint, pipeline.StagePremise, pipeline.StageCustomer}, "state_dir", f.StateDir)
@@ -84,7 +93,7 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 }
 
 // serveHTTP serves health and metrics; readyz answers 200 once ready is set.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (stop func(), err error) {
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, api *queryapi.Server) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -99,6 +108,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 	if err != nil {
 		return nil, fmt.Errorf("listening on --http-addr %s (in use? choose another): %w", addr, err)
 	}
+	mountAPI(mux, api, ln.Addr().String())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -95,7 +95,9 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	defer s.Close()
 	reg := newMetricsRegistry()
 	ready := &atomic.Bool{}
-	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log)
+	api := r.newAPI(s.kc, g.log) // query API
+	defer api.Close()
+	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,327 @@
+// Package queryapi answers operators' questions from the processors' state
+// over HTTP: a service point's timeline, accounts and open anomalies, and a
+// customer's eligibility at a premise with every reason, its rule, dates and
+// the file line that caused it (docs/openapi.yaml).
+//
+// Each instance answers for the partitions it owns. A key whose partition
+// another instance owns is fetched from that instance (found through the
+// consumer group's description and the addresses instances advertise on a
+// small compacted topic), or, when that fails, answered with 421 naming it.
+package queryapi
+
+import (
+	"cmp"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+)
+
+// Config configures the API of one process.
+type Config struct {
+	Kafka kafkaconf.Config
+	// Token, when set, is the bearer token every request must carry.
+	Token string
+	// Advertise is the base URL other instances reach this one at; empty:
+	// derived from the listening address (see Listening).
+	Advertise string
+	Logger    *slog.Logger
+	// Client proxies requests to other instances (default: 10s timeout).
+	Client *http.Client
+}
+
+// Server is the query API of one process. Instances are attached as the
+// processors start; until then lookups answer 503.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	dir  *directory
+	mu   sync.Mutex
+	inst map[string]*runtime.Instance // by stage name
+	self string                       // advertised URL
+}
+
+// forwardedHeader marks a request one instance passed to another, so that a
+// stale view of the group cannot make two instances pass it back and forth.
+const forwardedHeader = "X-Usagestream-Forwarded-By"
+
+// servedByHeader names the group member that answered.
+const servedByHeader = "X-Usagestream-Served-By"
+
+// New returns an API with no instances attached yet.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{},
+		dir: newDirectory(cfg.Kafka), self: strings.TrimRight(cfg.Advertise, "/")}
+}
+
+// Listening tells the API the address its HTTP server listens on, from which
+// it derives the advertised URL unless one was configured.
+func (s *Server) Listening(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.self == "" {
+		s.self = advertiseURL(addr)
+	}
+}
+
+// URL is the address this API advertises to the other instances.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.self
+}
+
+// Attach makes inst's state answerable and advertises this API's address as
+// the place to ask for the partitions inst owns. A failed advertisement is
+// logged, not fatal: local keys are still served.
+func (s *Server) Attach(ctx context.Context, inst *runtime.Instance) {
+	s.mu.Lock()
+	s.inst[inst.Name()] = inst
+	self := s.self
+	s.mu.Unlock()
+	member, err := inst.MemberID()
+	if err == nil && self != "" {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = s.dir.advertise(actx, member, self)
+		cancel()
+	}
+	if err != nil {
+		s.log.Warn("could not advertise the query API address; other instances will answer 421 for keys held here", "stage", inst.Name(), "err", err)
+	}
+}
+
+func (s *Server) instance(stage string) *runtime.Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inst[stage]
+}
+
+// Handler serves the API under /v1/, behind the bearer token if one is set.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/service-points/{id}", s.servicePoint)
+	mux.HandleFunc("GET /v1/customers/{id}", s.customer)
+	mux.HandleFunc("GET /v1/customers/{id}/premises/{premise}", s.premise)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: see docs/openapi.yaml", nil)
+	})
+	return s.auth(mux)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usagestream"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <USAGESTREAM_API_TOKEN>'", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxIDBytes bounds an id: ids are file columns, far shorter than this.
+const maxIDBytes = 256
+
+// checkID refuses ids no billing file can carry: empty, too long, not UTF-8,
+// with control characters (tabs and newlines split file columns) or with
+// surrounding spaces.
+func checkID(field, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%s is empty", field)
+	case len(id) > maxIDBytes:
+		return fmt.Errorf("%s is longer than %d bytes", field, maxIDBytes)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	case strings.TrimSpace(id) != id:
+		return fmt.Errorf("%s has leading or trailing spaces", field)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s contains a control character", field)
+	}
+	return nil
+}
+
+func (s *Server) servicePoint(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := checkID("service_point_id", id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	st, p, ok := s.lookup(w, r, pipeline.StageServicePoint, id)
+	if !ok {
+		return
+	}
+	sp, _ := st.(*rules.ServicePoint)
+	if sp == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("service point %q is unknown: no billing row for it has been processed", id), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, servicePointView(sp, p))
+}
+
+func (s *Server) customerState(w http.ResponseWriter, r *http.Request) (*rules.Customer, int32, bool) {
+	id := r.PathValue("id")
+	if err := checkID("customer_id", id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return nil, 0, false
+	}
+	st, p, ok := s.lookup(w, r, pipeline.StageCustomer, id)
+	if !ok {
+		return nil, 0, false
+	}
+	c, _ := st.(*rules.Customer)
+	if c == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is unknown: no account of it has been processed", id), nil)
+		return nil, 0, false
+	}
+	return c, p, true
+}
+
+func (s *Server) customer(w http.ResponseWriter, r *http.Request) {
+	if c, p, ok := s.customerState(w, r); ok {
+		writeJSON(w, http.StatusOK, customerView(c, p))
+	}
+}
+
+func (s *Server) premise(w http.ResponseWriter, r *http.Request) {
+	premise := r.PathValue("premise")
+	if err := checkID("premise_id", premise); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	c, p, ok := s.customerState(w, r)
+	if !ok {
+		return
+	}
+	pr := c.Premises[premise]
+	if pr == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no account at premise %q (GET /v1/customers/%s lists its premises)", c.ID, premise, c.ID), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, premiseView(c, pr, premise, p))
+}
+
+// lookup finds key's state in stage. When the answer was written here (an
+// error, or a proxied answer from the owner), ok is false. A nil state with
+// ok is an unknown key.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request, stage, key string) (state any, p int32, ok bool) {
+	inst := s.instance(stage)
+	if inst == nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the processors are starting (or not run by this process): retry shortly", nil)
+		return nil, 0, false
+	}
+	ctx := r.Context()
+	n, err := s.dir.partitions(ctx, inst.Inputs()[0])
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+		return nil, 0, false
+	}
+	p = runtime.KeyPartition([]byte(key), n)
+	if member, err := inst.MemberID(); err == nil {
+		w.Header().Set(servedByHeader, member)
+	}
+	st, found, err := inst.Lookup(p, []byte(key))
+	switch {
+	case errors.Is(err, runtime.ErrNotOwned):
+		s.remote(w, r, inst, p)
+		return nil, p, false
+	case err != nil:
+		s.log.Error("reading the local state", "stage", stage, "partition", p, "err", err)
+		writeError(w, http.StatusInternalServerError, "reading the local state failed; see the server log", nil)
+		return nil, p, false
+	case !found:
+		return nil, p, true
+	}
+	return st, p, true
+}
+
+// remote answers from the instance that owns partition p: the request is
+// passed on to it, or, when it cannot be (no address known, the owner
+// unreachable, or the request was already passed on once), 421 names it.
+func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.Instance, p int32) {
+	w.Header().Del(servedByHeader)
+	ctx := r.Context()
+	owner, err := s.dir.owner(ctx, inst.Group(), inst.Inputs()[0], p)
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("partition %d of %s has no owner right now (%v): retry shortly", p, inst.Name(), err), nil)
+		return
+	}
+	self := s.URL()
+	if owner.URL == "" || owner.URL == self || r.Header.Get(forwardedHeader) != "" {
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s", p, inst.Name(), owner.Member), &owner)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, owner.URL+r.URL.RequestURI(), nil)
+	if err != nil {
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s", p, inst.Name(), owner.Member), &owner)
+		return
+	}
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	req.Header.Set(forwardedHeader, self)
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		s.log.Warn("the owner of a partition did not answer", "stage", inst.Name(), "partition", p, "owner", owner.Member, "err", err)
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s, which did not answer", p, inst.Name(), owner.Member), &owner)
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", servedByHeader, "Retry-After"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string, owner *Owner) {
+	writeJSON(w, status, Error{Error: msg, Owner: owner})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, cmp.Compare)
+	return out
+}
+
+// Close releases the API's Kafka client.
+func (s *Server) Close() { s.dir.Close() }
