@@ -234,7 +234,7 @@ func TestSeveralReasonsInOneRow(t *testing.T) {
 func TestFileErrors(t *testing.T) {
 	cases := []struct {
 		name, file, body, want string
-		opts               Options
+		opts                   Options
 	}{
 		{"billing name", "opwr_gec_res_v1-19-0_full_20240101000000.tsv", header, "billing file", Options{}},
 		{"no length", "reads.tsv", header, "interval length cannot be taken", Options{}},
