@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/ingest"
+)
+
+// processedEnv is the embedded stack with generated files ingested and
+// processed by every stage.
+type processedEnv struct {
+	env   *kafkatest.Env
+	g     *Globals
+	files []string
+}
+
+func newProcessedEnv(t *testing.T) processedEnv {
+	t.Helper()
+	kinds := map[gen.Kind]int{}
+	for _, k := range gen.Kinds() {
+		kinds[k] = 1
+	}
+	env := kafkatest.Start(t)
+	res := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 80, Months: 14, Seed: 11, Anomalies: kinds})
+	ctx := context.Background()
+	in, err := ingest.New(ctx, env.Kafka, ingest.Config{Topics: env.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(ctx, res.Files); err != nil {
+		t.Fatal(err)
+	}
+	g := &Globals{Kafka: env.Kafka, log: slog.New(slog.DiscardHandler)}
+	if err := processUntilCaughtUp(ctx, g, env.Kafka, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	return processedEnv{env: env, g: g, files: res.Files}
+}
+
+// records reads a topic back, grouped by partition in offset order.
+func records(t *testing.T, pe processedEnv, topic string) map[int32][]*kgo.Record {
+	t.Helper()
+	out := map[int32][]*kgo.Record{}
+	for _, r := range kafkatest.ReadAll(t, pe.env.Kafka, topic) {
+		out[r.Partition] = append(out[r.Partition], r)
+	}
+	return out
+}
+
+func committedOffsets(t *testing.T, pe processedEnv, group string) map[string]map[int32]int64 {
+	t.Helper()
+	cl, err := pe.env.Kafka.NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	os, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[int32]int64{}
+	os.Each(func(o kadm.OffsetResponse) {
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]int64{}
+		}
+		out[o.Topic][o.Partition] = o.At
+	})
+	return out
+}
+
+func runReplay(t *testing.T, pe processedEnv, c replayCmd) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := c.run(ctx, pe.g, nil, &out)
+	return out.String(), err
+}
+
+// TestReplayReemitsIdenticalEvents: a replay of every stage from the
+// earliest offset, state recomputed, into the live topics, appends to each
+// output partition exactly the records it had (same event ids, same bytes);
+// the repartition topics get nothing new. Before that: a dry run changes
+// nothing, a replay while processors run is refused, and without a terminal
+// it asks for --yes.
+func TestReplayReemitsIdenticalEvents(t *testing.T) {
+	pe := newProcessedEnv(t)
+	n := pe.env.Topics
+	outputs := []string{n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies}
+	internal := []string{n.Premises, n.Memberships}
+	before := map[string]map[int32][]*kgo.Record{}
+	for _, topic := range append(slices.Clone(outputs), internal...) {
+		before[topic] = records(t, pe, topic)
+		total := 0
+		for _, rs := range before[topic] {
+			total += len(rs)
+		}
+		if total == 0 {
+			t.Fatalf("%s is empty after processing: the test data must produce every kind of event", topic)
+		}
+	}
+	group := groupName(pe.env.Kafka.TopicPrefix, "servicepoint")
+	offsetsBefore := committedOffsets(t, pe, group)
+
+	// A dry run shows the plan and changes nothing.
+	out, err := runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", DryRun: true, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Replay plan", "stage servicepoint", "stage customer", "tombstones", "Dry run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := committedOffsets(t, pe, group); !mapsEqual(got, offsetsBefore) {
+		t.Fatalf("a dry run moved the offsets: %v -> %v", offsetsBefore, got)
+	}
+
+	// While processors run, the replay refuses (even with --yes).
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := &atomic.Bool{}
+	go func() {
+		done <- runProcessors(ctx, pe.env.Kafka, processFlags{StateDir: t.TempDir(), SessionTimeout: 10 * time.Second}, prometheus.NewRegistry(), ready, pe.g.log)
+	}()
+	waitMembers(t, pe, group)
+	_, err = runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", Yes: true, Timeout: time.Minute})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(ee.msg, "members") {
+		t.Fatalf("replay with running processors: got %v, want a refusal naming the members", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := committedOffsets(t, pe, group); !mapsEqual(got, offsetsBefore) {
+		t.Fatalf("a refused replay moved the offsets: %v -> %v", offsetsBefore, got)
+	}
+
+	// Without --yes and without a terminal: asks for --yes. Stopped static
+	// members stay registered for their session timeout: --force removes them.
+	_, err = runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", Force: true, Timeout: time.Minute})
+	if !errors.As(err, &ee) || !strings.Contains(ee.msg, "--yes") {
+		t.Fatalf("replay without --yes off a terminal: got %v, want a request for --yes", err)
+	}
+
+	out, err = runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", Force: true, Yes: true, Timeout: 3 * time.Minute})
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "replay done") {
+		t.Fatalf("replay output:\n%s", out)
+	}
+	for _, topic := range outputs {
+		after := records(t, pe, topic)
+		for p, old := range before[topic] {
+			got := after[p]
+			if len(got) != 2*len(old) {
+				t.Errorf("%s[%d]: %d records before, %d after the replay; want twice as many", topic, p, len(old), len(got))
+				continue
+			}
+			for i, r := range old {
+				again := got[len(old)+i]
+				if !bytes.Equal(r.Key, again.Key) || !bytes.Equal(r.Value, again.Value) {
+					t.Errorf("%s[%d]: record %d replayed differently (key %q vs %q)", topic, p, i, r.Key, again.Key)
+					break
+				}
+			}
+		}
+		if len(after) != len(before[topic]) {
+			t.Errorf("%s: records in partitions %d before, %d after", topic, len(before[topic]), len(after))
+		}
+	}
+	// Event ids: every id appears exactly twice in the eligibility topic.
+	ids := map[string]int{}
+	for _, m := range kafkatest.Decode(t, pe.env.Kafka, kafkatest.ReadAll(t, pe.env.Kafka, n.Eligibility)) {
+		ids[m["event_id"].(string)]++
+	}
+	for id, c := range ids {
+		if c != 2 {
+			t.Errorf("event %s appears %d times, want 2 (original and replay)", id, c)
+		}
+	}
+	for _, topic := range internal {
+		after := records(t, pe, topic)
+		for p, old := range before[topic] {
+			if len(after[p]) != len(old) {
+				t.Errorf("%s[%d]: %d records before, %d after: the replay wrote to a repartition topic", topic, p, len(old), len(after[p]))
+			}
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]map[int32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, m := range a {
+		if len(m) != len(b[k]) {
+			return false
+		}
+		for p, o := range m {
+			if b[k][p] != o {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func waitMembers(t *testing.T, pe processedEnv, group string) {
+	t.Helper()
+	cl, err := pe.env.Kafka.NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		gs, err := adm.DescribeGroups(context.Background(), group)
+		if err == nil && len(gs[group].Members) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("group %s has no members after a minute", group)
+}
+
+// finalEligibility runs the pure rules over the files (one partition's
+// order) and keeps each subject's last state per program.
+func finalEligibility(t *testing.T, policy rules.Policy, files []string) map[subjectKey]rules.EligibilityChanged {
+	t.Helper()
+	ch := rules.NewChain(policy)
+	out := map[subjectKey]rules.EligibilityChanged{}
+	for _, f := range ingest.Order(files) {
+		rd, err := billing.Open(f, billing.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			rec, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Row == nil {
+				continue
+			}
+			res, err := ch.Apply(rec.Row, rules.Source{File: rd.Name().Base, Line: rec.Row.Line})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range res.Eligibility {
+				out[subjectKey{e.CustomerID, e.PremiseID, e.Program}] = e
+			}
+		}
+		rd.Close()
+	}
+	return out
+}
+
+func codes(rs []rules.Reason) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Code+"/"+r.Rule+"/"+r.ServicePointID+"/"+r.EffectiveDate.ISO()+"/"+r.Until.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestShadowReplayDiffShowsARateLeavingTheAllowlist: a shadow replay with
+// R2 taken off the rate allowlist, then diff: exactly the subjects the rules
+// say change do, each gaining RATE_NOT_ALLOWED (A7) on a service point that
+// has an R2 account (or the communications block that follows from it), and
+// nothing else changes; the live topics are untouched.
+func TestShadowReplayDiffShowsARateLeavingTheAllowlist(t *testing.T) {
+	pe := newProcessedEnv(t)
+	liveBefore := records(t, pe, pe.env.Topics.Eligibility)
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte("rate_allowlist: [R1, TOU1]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "shadow", Shadow: "no-r2",
+		Policy: policyFile, Yes: true, Timeout: 3 * time.Minute})
+	if err != nil {
+		t.Fatalf("shadow replay: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "usagestream diff --shadow no-r2") {
+		t.Errorf("the replay does not say how to compare:\n%s", out)
+	}
+	liveAfter := records(t, pe, pe.env.Topics.Eligibility)
+	for p, rs := range liveBefore {
+		if len(liveAfter[p]) != len(rs) {
+			t.Fatalf("a shadow replay wrote to the live eligibility topic (partition %d: %d -> %d)", p, len(rs), len(liveAfter[p]))
+		}
+	}
+
+	ctx := context.Background()
+	res, err := diffEligibility(ctx, pe.env.Kafka, "no-r2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The rules' own answer, with both policies.
+	noR2, err := rules.ParsePolicy([]byte("rate_allowlist: [R1, TOU1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveRules := finalEligibility(t, rules.DefaultPolicy(), pe.files)
+	shadowRules := finalEligibility(t, noR2, pe.files)
+	want := map[subjectKey]bool{}
+	for k, l := range liveRules {
+		s := shadowRules[k]
+		if l.Eligible != s.Eligible || !slices.Equal(codes(l.Reasons), codes(s.Reasons)) {
+			want[k] = true
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the generated data has no subject on rate R2: the test proves nothing")
+	}
+	r2 := servicePointsWithRate(t, pe.files, "R2")
+	got := map[subjectKey]bool{}
+	for _, d := range res.Diffs {
+		got[d.subjectKey] = true
+		if d.Change != "changed" {
+			t.Errorf("%v: %s, want only changes", d.subjectKey, d.Change)
+		}
+		for _, l := range d.Lost {
+			// A reason may only move its date (communications blocked
+			// earlier, by the rate), never go.
+			if !slices.ContainsFunc(d.Gained, func(g reasonBrief) bool {
+				return g.Code == l.Code && g.Rule == l.Rule && g.ServicePointID == l.ServicePointID
+			}) {
+				t.Errorf("%v lost reason %v: taking a rate off the allowlist removes none", d.subjectKey, l)
+			}
+		}
+		if len(d.Gained) == 0 || d.Shadow.Eligible {
+			t.Errorf("%v: gained %v, shadow eligible %v: want a new blocking reason", d.subjectKey, d.Gained, d.Shadow.Eligible)
+		}
+		for _, r := range d.Gained {
+			switch {
+			case r.Code == rules.ReasonRateNotAllowed && r.Rule == "A7":
+				if !r2[r.ServicePointID] {
+					t.Errorf("%v gained %v on a service point with no R2 account", d.subjectKey, r)
+				}
+			case r.Code == rules.ReasonBlockedForCommunications:
+			default:
+				t.Errorf("%v gained %v: only A7 (and the communications block it causes) may change", d.subjectKey, r)
+			}
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("the rules say %v changes; diff does not report it", k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("diff reports %v, which the rules do not change", k)
+		}
+	}
+	if res.Counts["changed"] != len(want) || res.Counts["added"]+res.Counts["removed"] != 0 {
+		t.Errorf("counts %v, want %d changed and nothing added or removed", res.Counts, len(want))
+	}
+	var buf bytes.Buffer
+	if err := printDiff(&buf, res, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "+RATE_NOT_ALLOWED (A7") || !strings.Contains(buf.String(), "changed") {
+		t.Errorf("diff table:\n%s", buf.String())
+	}
+	t.Logf("%d subject-programs changed out of %d", len(want), res.Compared)
+}
+
+// servicePointsWithRate lists the service points with a row on rate.
+func servicePointsWithRate(t *testing.T, files []string, rate string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, f := range files {
+		rd, err := billing.Open(f, billing.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			rec, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Row != nil && rec.Row.RateCode == rate {
+				out[rec.Row.ServicePointID] = true
+			}
+		}
+		rd.Close()
+	}
+	return out
+}
