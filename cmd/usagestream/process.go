@@ -28,7 +28,7 @@ type processFlags struct {
 	StateDir       string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"Local state (Pebble) of the processors, rebuilt from the changelog topics when lost (default: <data-dir>/state for run, data/state for process)."`
 	Policy         string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML); default: the built-in default policy (processors/rules/default-policy.yaml)."`
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
-	apiFlags       // query API (cmd/usagestream/api.go)
+	apiFlags                     // query API (cmd/usagestream/api.go)
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
