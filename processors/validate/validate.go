@@ -15,6 +15,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -519,7 +520,7 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 		for _, p := range sp.Periods {
 			last = max(last, p.DateTo)
 		}
-		s.months = int32(wholeMonths(sp.Periods[0].Start, last.AddDays(1)))
+		s.months = int32(historyMonths(sp.Periods[0].Start, last))
 	}
 	// The account on file is the last tenure not deleted; without one (a
 	// usage file on its own carries no accounts) the service point counts as
@@ -536,14 +537,10 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	r.history[maphash.String(r.seed, id)] = s
 }
 
-// wholeMonths counts whole calendar months from from up to (excluding) to, as
-// billing cycles count them (Jan 15 to Feb 15 is one).
-func wholeMonths(from, to dates.Date) int {
-	fy, fm, _ := from.Civil()
-	ty, tm, _ := to.Civil()
-	n := (ty-fy)*12 + int(tm) - int(fm)
-	for n > 0 && from.AddMonths(n) > to {
-		n--
-	}
-	return max(n, 0)
+// historyMonths is the length of a history in months of 30.44 days (a year
+// over twelve), rounded: thirteen monthly bills of 28 to 33 days are thirteen
+// months, whichever day of the month the read cycle starts on.
+func historyMonths(from, to dates.Date) int {
+	days := float64(to - from + 1)
+	return int(math.Round(days / (365.25 / 12)))
 }

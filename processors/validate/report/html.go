@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strconv"
+	"strings"
 )
 
 //go:embed report.html.tmpl
@@ -16,6 +18,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"byRule": byRule,
 	"more":   func(count int64, shown int) int64 { return count - int64(shown) },
 	"fuel":   fuelName,
+	"num":    thousands,
 }).Parse(pageTemplate))
 
 // WriteHTML writes the report as one self-contained page: inline CSS, SVG
@@ -24,10 +27,10 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 func WriteHTML(w io.Writer, r *Report) error {
 	data := struct {
 		*Report
-		Months, History  vChart
-		RulesC, EligC    hChart
-		Errors, Warnings int64
-	}{Report: r, Months: monthsChart(r), History: historyChart(r), RulesC: rulesChart(r), EligC: eligibilityChart(r)}
+		MonthsC, HistoryC vChart
+		RulesC, EligC     hChart
+		Errors, Warnings  int64
+	}{Report: r, MonthsC: monthsChart(r), HistoryC: historyChart(r), RulesC: rulesChart(r), EligC: eligibilityChart(r)}
 	for _, g := range r.Rules {
 		switch g.Severity {
 		case SeverityError:
@@ -40,4 +43,22 @@ func WriteHTML(w io.Writer, r *Report) error {
 		return fmt.Errorf("writing the HTML report: %w", err)
 	}
 	return nil
+}
+
+// thousands writes a count with thousands separators: 5,000,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -108,9 +108,10 @@ type History struct {
 	ServicePoints int64   `json:"service_points"`
 	WithNeed      int64   `json:"with_need"`
 	Share         float64 `json:"share"`
-	// Histogram counts those service points by whole months of history, from
-	// the first period start to the last date_to; its last bucket holds
-	// every longer history.
+	// Histogram counts those service points by months of history: the days
+	// from the first period start to the last date_to in months of 30.44
+	// days, rounded (gaps inside are U2 findings, not counted here); its
+	// last bucket holds every longer history.
 	Histogram []MonthsCount `json:"histogram"`
 }
 

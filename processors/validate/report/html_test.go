@@ -1,0 +1,219 @@
+package report_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/validate"
+	"github.com/usagestream/usagestream/processors/validate/report"
+)
+
+// chromium returns the browser to test with: $USAGESTREAM_CHROMIUM (exported
+// by scripts/test.d/30-chromium.sh), else /usr/bin/chromium. Without one
+// the test fails on CI and is skipped elsewhere.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("USAGESTREAM_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("no Chromium at %s (%v): run `make test`, whose lane 30-chromium installs Debian's chromium, or apt-get install chromium", path, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// sampleReport validates generated files with one of every anomaly, every
+// finding kept, so that tables are long enough to be paged.
+func sampleReport(t *testing.T) *report.Report {
+	t.Helper()
+	kinds := map[gen.Kind]int{}
+	for _, k := range gen.Kinds() {
+		kinds[k] = 1
+	}
+	res, err := gen.Generate(t.TempDir(), gen.Config{ServicePoints: 200, Months: 14, Seed: 9,
+		Now: time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC), Anomalies: kinds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := validate.Run(context.Background(), res.Files, validate.Options{Policy: rules.DefaultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestHTMLRendersInChromium loads the page in headless Chromium over
+// loopback: no console error or exception, no request but the page itself,
+// the four charts drawn, long tables paged by the script (and the next page
+// reachable), and a screenshot taken.
+func TestHTMLRendersInChromium(t *testing.T) {
+	browser := chromium(t)
+	rep := sampleReport(t)
+	var page bytes.Buffer
+	if err := report.WriteHTML(&page, rep); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(page.Bytes())
+	}))
+	defer srv.Close()
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// The first Do starts the browser, which lives as long as ctx: no
+	// timeout on it, only on the actions below.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", browser, err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		problems []string
+		requests []string
+		wg       sync.WaitGroup
+	)
+	console := chromedp.Console(ctx)
+	sent := chromedp.Events(ctx, network.RequestWillBeSent)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.Type != chromedp.ConsoleLog && m.Type != "info" && m.Type != "debug" {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("console %s: %s", m.Type, m.Text))
+				mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for e, err := range sent {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			requests = append(requests, e.Request.URL)
+			mu.Unlock()
+		}
+	}()
+
+	tctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer tcancel()
+	eval := func(js string) int {
+		t.Helper()
+		n, err := chromedp.Run(tctx, chromedp.Evaluate[int](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return n
+	}
+	text := func(js string) string {
+		t.Helper()
+		s, err := chromedp.Run(tctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return s
+	}
+	if err := chromedp.Do(tctx, chromedp.Navigate(srv.URL+"/report.html"), chromedp.WaitReady(chromedp.CSS("body"))); err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(tctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts := eval(`document.querySelectorAll("#charts svg").length`)
+	rects := eval(`document.querySelectorAll("#charts svg rect").length`)
+	pagers := eval(`document.querySelectorAll(".pager").length`)
+	// The first paged table shows 25 rows; its pager's "next" moves to page 2.
+	visible := eval(`(function(){ var t = document.querySelector(".pager + table.paged"); var d = t.closest("details"); if (d) { d.open = true; }
+		return Array.prototype.filter.call(t.tBodies[0].rows, function(r){ return r.style.display !== "none"; }).length; })()`)
+	infoBefore := text(`document.querySelector(".pager span").textContent`)
+	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(".pager button:nth-of-type(2)"))); err != nil {
+		t.Fatal(err)
+	}
+	infoAfter := text(`document.querySelector(".pager span").textContent`)
+	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let late console messages arrive
+	cancel()
+	wg.Wait()
+
+	for _, p := range problems {
+		t.Errorf("browser: %s", p)
+	}
+	for _, u := range requests {
+		if !strings.HasPrefix(u, srv.URL+"/report.html") && !strings.HasPrefix(u, "data:") {
+			t.Errorf("the page fetched %s; it must be self-contained", u)
+		}
+	}
+	if len(requests) == 0 {
+		t.Error("no request seen: the network listener did not work, so the check above proves nothing")
+	}
+	if want := map[bool]string{true: "usagestream validate: PASS", false: "usagestream validate: FAIL"}[rep.Pass]; title != want {
+		t.Errorf("title %q, want %q", title, want)
+	}
+	if charts != 4 || rects < 20 {
+		t.Errorf("%d charts with %d bars drawn, want 4 charts and their bars", charts, rects)
+	}
+	if pagers == 0 || visible != 25 {
+		t.Errorf("%d pagers, %d rows visible in the first paged table; want pagers and 25 rows a page", pagers, visible)
+	}
+	if !strings.HasPrefix(infoBefore, "page 1 of ") || !strings.HasPrefix(infoAfter, "page 2 of ") {
+		t.Errorf("pager said %q, then %q after next", infoBefore, infoAfter)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 1000 || b.Dy() < 1500 {
+		t.Errorf("screenshot of %v: the page did not lay out", b)
+	}
+	// USAGESTREAM_SCREENSHOTS keeps the screenshot for a person to look at.
+	dir := os.Getenv("USAGESTREAM_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	out := filepath.Join(dir, "validate-report.png")
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%d bytes), %d requests, %d chart bars", out, len(shot), len(requests), rects)
+}

@@ -1,0 +1,340 @@
+package validate
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/validate/report"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/report.golden.json from this run (review the diff before committing)")
+
+var now = time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC)
+
+func allKinds(n int) map[gen.Kind]int {
+	m := map[gen.Kind]int{}
+	for _, k := range gen.Kinds() {
+		m[k] = n
+	}
+	return m
+}
+
+// sample writes a full file with one of every anomaly (malformed rows
+// included) and returns its path and labels.
+func sample(t *testing.T, dir string) ([]string, []gen.Label) {
+	t.Helper()
+	full, err := gen.Generate(dir, gen.Config{ServicePoints: 60, Months: 14, Seed: 11, Now: now, Anomalies: allKinds(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return full.Files, full.Labels
+}
+
+func mustRun(t *testing.T, files []string, opts Options) *report.Report {
+	t.Helper()
+	if opts.Policy.Validation.HistoryMonths == 0 {
+		opts.Policy = rules.DefaultPolicy()
+	}
+	rep, err := Run(context.Background(), files, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestReportGolden: the JSON report of a fixed generated sample, compared
+// with a reviewed file (go test ./processors/validate -run Golden -update
+// rewrites it).
+func TestReportGolden(t *testing.T) {
+	files, _ := sample(t, t.TempDir())
+	rep := mustRun(t, files, Options{Examples: 5})
+	var b bytes.Buffer
+	if err := report.WriteJSON(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(want, b.Bytes()) {
+		wl, gl := strings.Split(string(want), "\n"), strings.Split(b.String(), "\n")
+		for i := range min(len(wl), len(gl)) {
+			if wl[i] != gl[i] {
+				t.Fatalf("report differs from %s at line %d:\nwant %s\ngot  %s\n(rerun with -update and review the diff if the change is intended)", golden, i+1, wl[i], gl[i])
+			}
+		}
+		t.Fatalf("report differs from %s in length: %d lines, want %d", golden, len(gl), len(wl))
+	}
+}
+
+// TestPebbleStoreGivesTheSameReport: with a cache of three states per stage,
+// nearly every state goes through Pebble and back; the report must not
+// change.
+func TestPebbleStoreGivesTheSameReport(t *testing.T) {
+	files, _ := sample(t, t.TempDir())
+	mem := mustRun(t, files, Options{Store: StoreMemory})
+	peb := mustRun(t, files, Options{Store: StorePebble, CacheStates: 3, TempDir: t.TempDir()})
+	if mem.Store != StoreMemory || peb.Store != StorePebble {
+		t.Fatalf("stores %s and %s", mem.Store, peb.Store)
+	}
+	peb.Store = mem.Store
+	if !reflect.DeepEqual(mem, peb) {
+		a, _ := json.Marshal(mem)
+		b, _ := json.Marshal(peb)
+		t.Fatalf("the Pebble store changes the report:\nmemory %s\npebble %s", a, b)
+	}
+	// auto picks Pebble above the size limit.
+	if r := mustRun(t, files, Options{PebbleAbove: 1}); r.Store != StorePebble {
+		t.Errorf("auto with a 1-byte limit kept state in %s", r.Store)
+	}
+}
+
+// TestCountsReconcileAndLabelsAreFound: every line is accepted or rejected,
+// per file and in total; the rejected-row findings match the reader's counts;
+// every injected anomaly the rules report is among the findings at its
+// service point, and every malformed row at its file and line.
+func TestCountsReconcileAndLabelsAreFound(t *testing.T) {
+	files, labels := sample(t, t.TempDir())
+	rep := mustRun(t, files, Options{})
+	var lines, acc, rej int64
+	for _, f := range rep.Files {
+		if f.Lines != f.Accepted+f.Rejected || f.Lines == 0 {
+			t.Errorf("%s: %d lines, %d accepted + %d rejected", f.Name, f.Lines, f.Accepted, f.Rejected)
+		}
+		lines, acc, rej = lines+f.Lines, acc+f.Accepted, rej+f.Rejected
+	}
+	if lines != rep.Lines || acc != rep.Accepted || rej != rep.Rejected || rep.Lines != rep.Accepted+rep.Rejected {
+		t.Errorf("totals %d = %d + %d, files sum to %d = %d + %d", rep.Lines, rep.Accepted, rep.Rejected, lines, acc, rej)
+	}
+	byCode := map[string]int64{}
+	for _, c := range rep.RejectedByCode {
+		byCode[c.Code] += c.Count
+	}
+	found := map[string]bool{}
+	for _, g := range rep.Rules {
+		if g.Kind == report.KindRejected && byCode[g.Code] != g.Count {
+			t.Errorf("%s: %d findings, %d rows by the reader", g.Code, g.Count, byCode[g.Code])
+		}
+		for _, f := range g.Findings {
+			found[f.Kind+" "+f.Code+" "+f.ServicePointID] = true
+			found[fmt.Sprintf("%s %s %s:%d", f.Kind, f.Code, f.File, f.Line)] = true
+		}
+	}
+	for _, p := range rep.Eligibility {
+		for _, s := range p.Examples {
+			for _, r := range s.Reasons {
+				found["reason "+r.Code+" "+s.CustomerID] = true
+			}
+		}
+	}
+	expect := map[gen.Kind]string{
+		gen.U2Gap: "anomaly USAGE_GAP", gen.U3Overlap: "anomaly USAGE_OVERLAP",
+		gen.U4ExactOverwrite: "correction EXACT", gen.U5OverlappingOverwrite: "correction OVERLAPPING",
+		gen.A2Supersede: "account SUPERSEDED", gen.A3ActiveDateChanged: "anomaly ACTIVE_DATE_CHANGED",
+		gen.A4Termination: "account TERMINATED", gen.A5Reactivation: "account REACTIVATED",
+		gen.A5InvalidReactivation: "anomaly REACTIVATION_REFUSED", gen.A8Deletion: "account DELETED",
+		gen.A8InvalidDeletion: "anomaly DELETION_REFUSED",
+	}
+	// S1 is left out: its reason ends when the new service point has twelve
+	// months, which it may reach before the file ends, and the report shows
+	// eligibility at the end.
+	reasons := map[gen.Kind]string{gen.A7RateNotAllowed: "RATE_NOT_ALLOWED", gen.C2PropertyManager: "PROPERTY_MANAGER"}
+	checked := 0
+	for _, l := range labels {
+		var key string
+		switch {
+		case l.RejectCode != "":
+			key = fmt.Sprintf("rejected %s %s:%d", l.RejectCode, l.File, l.Line)
+		case expect[l.Kind] != "":
+			key = expect[l.Kind] + " " + l.ServicePointID
+		case reasons[l.Kind] != "":
+			key = "reason " + reasons[l.Kind] + " " + l.CustomerID
+		default:
+			continue
+		}
+		checked++
+		if !found[key] {
+			t.Errorf("injected %s (%s line %d, %s) is not in the report as %q", l.Kind, l.File, l.Line, l.ServicePointID, key)
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d labels checked", checked)
+	}
+}
+
+// TestThresholdsDecide: each threshold of the policy's validation section
+// passes or fails the same files.
+func TestThresholdsDecide(t *testing.T) {
+	dir := t.TempDir()
+	files, _ := sample(t, dir)
+	check := func(rep *report.Report, name string) report.Check {
+		t.Helper()
+		for _, c := range rep.Checks {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("no check %q in %+v", name, rep.Checks)
+		return report.Check{}
+	}
+	p := rules.DefaultPolicy()
+	rep := mustRun(t, files, Options{Policy: p})
+	if !rep.Pass {
+		t.Fatalf("the sample fails the default policy: %+v", rep.Checks)
+	}
+
+	p.Validation.MaxRejectedRowShare = 0
+	p.Validation.MaxFindingsPerRule = map[string]int64{"U2": 0, "U3": 5, "DC-2.4": 0}
+	rep = mustRun(t, files, Options{Policy: p})
+	if c := check(rep, "rejected rows"); c.Pass || c.Value <= 0 {
+		t.Errorf("rejected rows with a share of 0 allowed: %+v", c)
+	}
+	// One gap was injected: over a cap of none.
+	if c := check(rep, "findings of rule U2"); c.Pass || c.Value != 1 {
+		t.Errorf("U2 capped at 0: %+v", c)
+	}
+	if c := check(rep, "findings of rule U3"); !c.Pass || c.Value != 1 {
+		t.Errorf("U3 capped at 5: %+v", c)
+	}
+	if c := check(rep, "findings of rule DC-2.4"); c.Pass {
+		t.Errorf("DC-2.4 capped at 0: %+v", c)
+	}
+	if rep.Pass {
+		t.Error("the report passes with failing checks")
+	}
+
+	// Eight months of history fall short of thirteen.
+	short, err := gen.Generate(t.TempDir(), gen.Config{ServicePoints: 30, Months: 8, Seed: 3, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = mustRun(t, short.Files, Options{})
+	if c := check(rep, "history"); c.Pass || c.Value != 0 || rep.Pass {
+		t.Errorf("8 months of history pass: %+v", c)
+	}
+	p = rules.DefaultPolicy()
+	p.Validation.HistoryMonths = 8
+	if c := check(mustRun(t, short.Files, Options{Policy: p}), "history"); !c.Pass || c.Value != 1 {
+		t.Errorf("8 months against a need of 8: %+v", c)
+	}
+}
+
+// TestUnreadableFiles: a truncated gzip and a file with a reordered header are
+// findings (the files check fails, the rows before the break count, the
+// other files are read); a missing path is an error.
+func TestUnreadableFiles(t *testing.T) {
+	dir := t.TempDir()
+	res, err := gen.Generate(dir, gen.Config{ServicePoints: 30, Months: 14, Seed: 4, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(res.Files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250316120000.gz")
+	if err := os.WriteFile(truncated, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if _, err := text.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(text.String(), "\n", 2)
+	cols := strings.Split(lines[0], "\t")
+	cols[0], cols[1] = cols[1], cols[0]
+	reordered := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250317120000.tsv")
+	if err := os.WriteFile(reordered, []byte(strings.Join(cols, "\t")+"\n"+lines[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustRun(t, []string{reordered, truncated, res.Files[0]}, Options{})
+	if len(rep.Files) != 3 || rep.Files[0].Name != filepath.Base(res.Files[0]) {
+		t.Fatalf("files %+v: want all three, in name-timestamp order", rep.Files)
+	}
+	if rep.Files[0].Error != "" {
+		t.Errorf("the intact file: %s", rep.Files[0].Error)
+	}
+	tr := rep.Files[1]
+	if tr.Error == "" || tr.Lines == 0 || tr.Lines >= rep.Files[0].Lines || !strings.Contains(tr.Error, tr.Name) {
+		t.Errorf("truncated file: %+v", tr)
+	}
+	if ro := rep.Files[2]; ro.Error == "" || ro.Lines != 0 || !strings.Contains(ro.Error, "customer_id") && !strings.Contains(ro.Error, "premise_id") {
+		t.Errorf("reordered header: %+v", ro)
+	}
+	if rep.Pass || rep.Checks[0].Pass || !strings.Contains(rep.Checks[0].Detail, "1 of 3") {
+		t.Errorf("checks %+v", rep.Checks)
+	}
+	if _, err := Run(context.Background(), []string{filepath.Join(dir, "missing.gz")}, Options{Policy: rules.DefaultPolicy()}); err == nil || !strings.Contains(err.Error(), "missing.gz") {
+		t.Errorf("missing file: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, res.Files, Options{Policy: rules.DefaultPolicy()}); err == nil {
+		t.Error("a cancelled run returned a report")
+	}
+}
+
+// TestSplitLayout: a customer file and its usage file, given in either order,
+// are taken customer first; usage rows get their fuel from the customer rows,
+// and the customer file's rows count as accepted rows without usage.
+func TestSplitLayout(t *testing.T) {
+	res, err := gen.Generate(t.TempDir(), gen.Config{ServicePoints: 40, Months: 14, Seed: 12, Now: now, Split: true,
+		Anomalies: map[gen.Kind]int{gen.U2Gap: 1, gen.BadDate: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := mustRun(t, []string{res.Files[1], res.Files[0]}, Options{})
+	if len(rep.Files) != 2 || rep.Files[0].Layout != "customer" || rep.Files[1].Layout != "usage" {
+		t.Fatalf("files %+v", rep.Files)
+	}
+	var usageRows int64
+	for _, m := range rep.RowsByMonth {
+		for fuel, n := range m.ByFuel {
+			if fuel != "E" && fuel != "G" {
+				t.Errorf("%s: %d usage rows of fuel %q", m.Month, n, fuel)
+			}
+			usageRows += n
+		}
+	}
+	if usageRows != rep.Files[1].Accepted {
+		t.Errorf("%d usage rows by month, %d accepted in the usage file", usageRows, rep.Files[1].Accepted)
+	}
+	if e := rep.Entities; e.ServicePoints < 40 || e.Customers == 0 || e.Accounts < e.ServicePoints {
+		t.Errorf("entities %+v", e)
+	}
+	var gaps int64
+	for _, g := range rep.Rules {
+		if g.Code == rules.AnomalyUsageGap {
+			gaps += g.Count - g.Cleared
+		}
+	}
+	if gaps != 1 || rep.Rejected != 1 {
+		t.Errorf("%d gaps and %d rejected rows, want the one injected of each", gaps, rep.Rejected)
+	}
+}
