@@ -37,6 +37,7 @@ type cli struct {
 	Replay   replayCmd   `cmd:"" help:"Reset processor groups and rebuild their state and output, into the live topics (same event ids) or shadow topics."`
 	Diff     diffCmd     `cmd:"" help:"Compare a shadow replay's eligibility with the live output: added, removed, changed per subject and program."`
 	Tail     tailCmd     `cmd:"" help:"Print a topic's records as JSON lines (Avro decoded through the registry), filtered by key and time."`
+	Sink     sinkCmd     `cmd:"" help:"Deliver the event topics to PostgreSQL (sink postgres), JSON Lines files (sink jsonl) or a webhook (sink webhook)."`
 }
 
 // exitError carries a process exit status with its message.

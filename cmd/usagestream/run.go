@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 
@@ -23,6 +24,7 @@ type runCmd struct {
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
 	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
 	processFlags
+	sinkFlags // sinks (issue 8), see sink.go
 }
 
 // stack is what run (and demo) bring up: the embedded broker and registry
@@ -104,10 +106,17 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	defer stop()
 	g.log.Info("usagestream is running; stop with Ctrl-C",
 		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "topic_prefix", s.kc.TopicPrefix)
+	// Sinks (issue 8): those whose destination is set run beside the
+	// processors; one that fails stops run with its error.
+	ctx, sinks, err := startSinks(ctx, s.kc, r.sinkFlags, reg, g.log, "")
+	if err != nil {
+		return err
+	}
+	defer sinks.wait()
 	if r.NoProcess {
 		ready.Store(true)
 		<-ctx.Done()
-		return nil
+		return sinks.wait()
 	}
 	f := r.processFlags
 	if f.StateDir == "" {
@@ -115,5 +124,5 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
 	g.log.Info("stopping")
-	return err
+	return errors.Join(err, sinks.wait()) // the sinks' error, if one stopped run
 }

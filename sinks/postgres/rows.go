@@ -38,9 +38,11 @@ ON CONFLICT (customer_id, premise_id, program) DO UPDATE SET
 WHERE c.kafka_partition <> EXCLUDED.kafka_partition OR c.kafka_offset < EXCLUDED.kafka_offset`
 
 const insertCorrections = `INSERT INTO corrections (` + commonColumns + `,
-	service_point_id, kind, rule, date_to, duration, old_value, new_value, old_charge, new_charge, new_date_to, new_duration)
+	service_point_id, kind, rule, date_to, duration, old_value, new_value, old_charge, new_charge, new_date_to, new_duration,
+	channel, interval_end, interval_minutes, old_estimate, new_estimate)
 SELECT * FROM unnest(` + commonUnnest + `, $10::text[], $11::text[], $12::text[], $13::date[], $14::int[],
-	$15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::date[], $20::int[])
+	$15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::date[], $20::int[],
+	$21::text[], $22::timestamptz[], $23::int[], $24::bool[], $25::bool[])
 ON CONFLICT (event_id) DO NOTHING`
 
 const insertAccountEvents = `INSERT INTO account_events (` + commonColumns + `,
@@ -198,6 +200,11 @@ type correctionRows struct {
 	oldCharge, newCharge     []*float64
 	newDateTo                []time.Time
 	newDuration              []int32
+	// Interval corrections (I2) only; null otherwise.
+	channel                  []*string
+	intervalEnd              []*time.Time
+	intervalMinutes          []*int32
+	oldEstimate, newEstimate []*bool
 }
 
 func (r *correctionRows) add(ev sink.Event) error {
@@ -236,12 +243,17 @@ func (r *correctionRows) add(ev sink.Event) error {
 	r.newCharge = append(r.newCharge, newChrg)
 	r.newDateTo = append(r.newDateTo, newDateTo)
 	r.newDuration = append(r.newDuration, newDur)
+	r.channel = append(r.channel, optString(n["channel"]))
+	r.intervalEnd = append(r.intervalEnd, optDate(n["interval_end"]))
+	r.intervalMinutes = append(r.intervalMinutes, optInt(n["interval_minutes"]))
+	r.oldEstimate = append(r.oldEstimate, optBool(n["old_estimate"]))
+	r.newEstimate = append(r.newEstimate, optBool(n["new_estimate"]))
 	return nil
 }
 
 func (r *correctionRows) args() []any {
 	return append(r.common.args(), r.servicePoint, r.kind, r.rule, r.dateTo, r.duration, r.oldValue, r.newValue,
-		r.oldCharge, r.newCharge, r.newDateTo, r.newDuration)
+		r.oldCharge, r.newCharge, r.newDateTo, r.newDuration, r.channel, r.intervalEnd, r.intervalMinutes, r.oldEstimate, r.newEstimate)
 }
 
 type accountRows struct {
@@ -399,6 +411,21 @@ func optDouble(v any) *float64 {
 	return nil
 }
 
+func optInt(v any) *int32 {
+	if n, ok := unionValue(v).(int32); ok {
+		return &n
+	}
+	return nil
+}
+
+func optBool(v any) *bool {
+	if b, ok := unionValue(v).(bool); ok {
+		return &b
+	}
+	return nil
+}
+
+// optDate reads a nullable date or timestamp (both time.Time when decoded).
 func optDate(v any) *time.Time {
 	if t, ok := unionValue(v).(time.Time); ok {
 		return &t
