@@ -75,7 +75,7 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 
 // Stages returns the stages for the runtime, in data-flow order.
 func (p *Pipeline) Stages() []runtime.Stage {
-	return []runtime.Stage{p.ServicePointStage(), p.PremiseStage(), p.CustomerStage()}
+	return []runtime.Stage{p.ServicePointStage(), p.PremiseStage(), p.CustomerStage(), p.IntervalStage()}
 }
 
 // WaitCaughtUp waits until every stage (with the default group names) has

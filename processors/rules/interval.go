@@ -38,7 +38,10 @@ const CorrectionInterval = "INTERVAL"
 // Coverage is a bitmap per local day (Day), not a key per interval: a year of
 // 15-minute reads is 366 days of a few words each.
 type IntervalPoint struct {
-	ID       string
+	ID string
+	// Utility is the utility code of the newest input, for events that a
+	// timer causes (every event carries it).
+	Utility  string
 	Channels []*Channel // sorted by name; "" is the main channel
 	Periods  []BilledPeriod
 	Account  IntervalAccount

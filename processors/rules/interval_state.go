@@ -25,6 +25,7 @@ func (ip *IntervalPoint) MarshalBinary() ([]byte, error) {
 	e := enc{b: make([]byte, 0, 256)}
 	e.b = append(e.b, intervalStateVersion)
 	e.str(ip.ID)
+	e.str(ip.Utility)
 	a := ip.Account
 	e.bools(a.Known, a.Active, ip.StaleRaised)
 	e.int(int64(a.ActiveDate))
@@ -101,6 +102,7 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 	}
 	d := dec{b: b, i: 1}
 	ip.ID = d.str()
+	ip.Utility = d.str()
 	a := &ip.Account
 	bs := d.bools(3)
 	a.Known, a.Active, ip.StaleRaised = bs[0], bs[1], bs[2]

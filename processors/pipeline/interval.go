@@ -1,0 +1,181 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+
+	"github.com/usagestream/usagestream/internal/billingavro"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/schemas"
+)
+
+// StageInterval names the interval stage's store, changelog and group.
+const StageInterval = "interval"
+
+// The interval stage (I1-I7) reads billing.v1 and intervals.v1, both keyed by
+// service_point_id with the same partition count, so one partition holds a
+// service point's bills and reads and the sum check (I6) needs no
+// repartitioning:
+//
+//	billing.v1 + intervals.v1 (key service_point_id)
+//	  └─ stage "interval" (state: rules.IntervalPoint, per service point)
+//	       ├─> corrections.v1 (UsageCorrected kind INTERVAL, I2)
+//	       └─> anomalies.v1   (I1, I3, I4, I6, I7)
+//
+// I5's months of history are kept in the state; routing them to the customer
+// stage is left to the repartition envelope's owner (see docs/readme/intervals.md).
+
+// IntervalStage is the interval stage with the default interval policy.
+func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
+	return p.IntervalStageWith(rules.DefaultIntervalPolicy())
+}
+
+// IntervalStageWith is the interval stage with ipol.
+func (p *Pipeline) IntervalStageWith(ipol rules.IntervalPolicy) *runtime.Processor[*rules.IntervalPoint] {
+	dec := &intervalDecoder{reg: p.reg, fast: map[uint32]bool{}}
+	type step = runtime.Step[*rules.IntervalPoint]
+	return &runtime.Processor[*rules.IntervalPoint]{
+		Name:   StageInterval,
+		Inputs: []string{p.topics.Billing, p.topics.Intervals},
+		New:    func() *rules.IntervalPoint { return &rules.IntervalPoint{} },
+		Marshal: func(ip *rules.IntervalPoint) ([]byte, error) {
+			return ip.MarshalBinary()
+		},
+		Unmarshal: func(b []byte) (*rules.IntervalPoint, error) {
+			var ip rules.IntervalPoint
+			return &ip, ip.UnmarshalBinary(b)
+		},
+		Process: func(ip *rules.IntervalPoint, in runtime.Input) (step, error) {
+			var (
+				out rules.IntervalOutput
+				st  step
+			)
+			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
+			switch {
+			case in.Timer != nil:
+				if ip.ID == "" {
+					return st, nil // the key's state is gone: nothing to check
+				}
+				out = ip.CheckStale(ipol, in.Timer.At.UnixMilli(), src)
+			case in.Record.Topic == p.topics.Intervals:
+				r, o, err := dec.read(in.Record.Value)
+				if err != nil {
+					return st, err
+				}
+				if r.ServicePointID != string(in.Record.Key) {
+					return st, fmt.Errorf("interval read keyed %q is for service point %q: the interval topic must be keyed by service_point_id", in.Record.Key, r.ServicePointID)
+				}
+				src.File, src.Line = o.Name, r.Line
+				ip.Utility = o.Utility
+				out = ip.ApplyRead(p.policy, ipol, &r, in.Record.Timestamp.UnixMilli(), src)
+				st.EventTime = time.UnixMilli(r.EndMillis)
+			default: // billing
+				native, _, err := p.reg.Decode(context.Background(), in.Record.Value)
+				if err != nil {
+					return st, err
+				}
+				d, err := billingavro.Decode(native)
+				if err != nil {
+					return st, err
+				}
+				if d.Row.ServicePointID != string(in.Record.Key) {
+					return st, fmt.Errorf("record keyed %q carries service point %q: the billing topic must be keyed by service_point_id", in.Record.Key, d.Row.ServicePointID)
+				}
+				src.File, src.Line = d.Source.File, d.Line
+				ip.Utility = d.Source.Utility
+				out = ip.ApplyBilling(p.policy, &d.Row, src)
+				if d.Row.DateTo != 0 {
+					st.EventTime = d.Row.DateTo.Time()
+				}
+			}
+			ev := &events{in: in}
+			for _, c := range out.Corrections {
+				ev.add(p.topics.Corrections, c.ServicePointID, p.corrections, intervalCorrectionNative(ev.id(), ip.Utility, c))
+			}
+			for _, a := range out.Anomalies {
+				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), ip.Utility, a))
+			}
+			if ev.err != nil {
+				return st, ev.err
+			}
+			st.State, st.Write, st.Outputs = ip, true, ev.outs
+			if !out.StaleTimer.IsZero() {
+				st.Timers = []runtime.Timer{{Kind: runtime.WallClock, Key: in.Record.Key, At: out.StaleTimer}}
+			}
+			return st, nil
+		},
+	}
+}
+
+func intervalCorrectionNative(id, utility string, c rules.IntervalCorrection) map[string]any {
+	return map[string]any{
+		"event_id": id, "utility": utility, "service_point_id": c.ServicePointID, "kind": rules.CorrectionInterval, "rule": "I2",
+		"date_to": c.Date.Time(), "duration": int32(1), "old_value": c.OldValue, "new_value": c.NewValue,
+		"old_charge": nil, "new_charge": nil, "new_date_to": c.Date.Time(), "new_duration": int32(1),
+		"cause": causeNative(c.Source), "channel": serde.OptString(c.Channel),
+		"interval_end":     goavro.Union("long.timestamp-millis", time.UnixMilli(c.EndMs).UTC()),
+		"interval_minutes": goavro.Union("int", int32(c.Minutes)),
+		"old_estimate":     goavro.Union("boolean", c.OldEstimate), "new_estimate": goavro.Union("boolean", c.NewEstimate),
+	}
+}
+
+// intervalDecoder reads IntervalRead values. Records written with the
+// schema embedded in this build (as every producer of this project writes
+// them) are decoded by hand, ten times faster than through goavro; any other
+// writer schema goes through the registry and schema resolution.
+type intervalDecoder struct {
+	reg  *serde.Registry
+	mu   sync.Mutex
+	fast map[uint32]bool // schema id -> same canonical form as the embedded schema
+}
+
+func (d *intervalDecoder) read(v []byte) (interval.Read, interval.Origin, error) {
+	if len(v) < 5 || v[0] != 0 {
+		return interval.Read{}, interval.Origin{}, fmt.Errorf("an interval record of %d bytes lacks the Confluent framing (magic byte 0 and a schema id); the producer must use a schema registry serializer", len(v))
+	}
+	id := binary.BigEndian.Uint32(v[1:5])
+	d.mu.Lock()
+	fast, known := d.fast[id]
+	d.mu.Unlock()
+	if !known {
+		var err error
+		if fast, err = d.sameAsEmbedded(id); err != nil {
+			return interval.Read{}, interval.Origin{}, err
+		}
+		d.mu.Lock()
+		d.fast[id] = fast
+		d.mu.Unlock()
+	}
+	if fast {
+		return interval.DecodeAvro(v[5:])
+	}
+	native, _, err := d.reg.Decode(context.Background(), v)
+	if err != nil {
+		return interval.Read{}, interval.Origin{}, err
+	}
+	return interval.FromNative(native)
+}
+
+func (d *intervalDecoder) sameAsEmbedded(id uint32) (bool, error) {
+	s, err := d.reg.Client().SchemaByID(context.Background(), int(id))
+	if err != nil {
+		return false, fmt.Errorf("fetching schema %d of an interval record from the registry: %w", id, err)
+	}
+	writer, err := goavro.NewCodec(s.Schema)
+	if err != nil {
+		return false, fmt.Errorf("schema %d of an interval record does not compile: %w", id, err)
+	}
+	embedded, err := goavro.NewCodec(schemas.MustText(schemas.IntervalRead))
+	if err != nil {
+		return false, err
+	}
+	return writer.CanonicalSchema() == embedded.CanonicalSchema(), nil
+}

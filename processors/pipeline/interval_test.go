@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/consume"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/interval"
+)
+
+// hourly renders the hourly interval lines of local days at -0400.
+func hourly(sp string, value float64, days ...string) []string {
+	var out []string
+	for _, day := range days {
+		d, _ := time.Parse("20060102", day)
+		for h := 1; h <= 24; h++ {
+			date, hh := day, h
+			if h == 24 {
+				date, hh = d.AddDate(0, 0, 1).Format("20060102"), 0
+			}
+			out = append(out, fmt.Sprintf("%s\t%v\t%s\t%02d00\tKWH\tA\t-0400\tE\t", sp, value, date, hh))
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, dir, name, header string, lines []string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(header+"\n"+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func billRow(sp, dateTo string, duration int, value float64) string {
+	vals := map[string]string{"customer_id": "C-" + sp, "premise_id": "P-" + sp, "account_id": "A-" + sp, "active_date": "20240101",
+		"service_point_id": sp, "service_type": "E", "rate_code": "R1", "usage_value": fmt.Sprint(value),
+		"date_to": dateTo, "duration": fmt.Sprint(duration), "is_estimate": "A"}
+	parts := make([]string, len(billing.Columns))
+	for i, c := range billing.Columns {
+		parts[i] = vals[c.Name]
+	}
+	return strings.Join(parts, "\t")
+}
+
+// runIntervalStage runs the interval stage alone, with the wall clock now,
+// until it has caught up on both inputs and done() holds (nil: at once).
+func runIntervalStage(t *testing.T, kc kafkaconf.Config, dir string, now func() time.Time, done func() bool) {
+	t.Helper()
+	p, err := New(context.Background(), kc, rules.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() {
+		errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(t), Now: now, WallClockTick: 50 * time.Millisecond}, p.IntervalStage())
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	names := topics.NewNames(kc.TopicPrefix)
+	for _, topic := range []string{names.Billing, names.Intervals} {
+		if err := consume.WaitCaughtUp(wctx, kc, runtime.GroupName(kc.TopicPrefix, StageInterval), topic); err != nil {
+			cancel()
+			t.Fatalf("waiting for the interval stage on %s: %v (stage: %v)", topic, err, <-errs)
+		}
+	}
+	for done != nil && !done() {
+		select {
+		case <-wctx.Done():
+			cancel()
+			t.Fatalf("the interval stage did not get there: %v", <-errs)
+		case err := <-errs:
+			t.Fatalf("the interval stage stopped: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func decodedEvents(t *testing.T, env *kafkatest.Env, topic string) []string {
+	var out []string
+	for _, m := range kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, topic)) {
+		cause := m["cause"].(map[string]any)
+		line := ""
+		if l, ok := cause["line"].(map[string]any); ok {
+			line = fmt.Sprint(l["long"])
+		}
+		switch topic {
+		case env.Topics.Corrections:
+			out = append(out, fmt.Sprintf("%s %s %s %v->%v end=%v line=%s", m["service_point_id"], m["kind"], m["rule"], m["old_value"], m["new_value"],
+				m["interval_end"].(map[string]any)["long.timestamp-millis"].(time.Time).UTC().Format("2006-01-02T15:04"), line))
+		default:
+			out = append(out, fmt.Sprintf("%s %s %s cleared=%v line=%s", m["service_point_id"], m["code"], m["rule"], m["cleared"], line))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestIntervalStage: billing and interval files through ingest and the
+// interval stage on the runtime: a corrected interval (I2), whole days
+// missing (I3), a bill that the intervals do not add up to (I6) and one they
+// do, and, with the wall clock 73 hours later, stale feeds (I4).
+func TestIntervalStage(t *testing.T) {
+	env := kafkatest.Start(t)
+	dir := t.TempDir()
+	days := []string{"20240601", "20240602", "20240603"}
+	var first []string
+	first = append(first, hourly("SP1", 1, days...)...)
+	first = append(first, hourly("SP2", 1, days...)...)
+	first = append(first, hourly("SP3", 0.5, "20240601", "20240604")...)
+	files := []string{
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20240604000000.tsv", billing.HeaderLine(billing.LayoutFull),
+			[]string{billRow("SP1", "20240603", 3, 72), billRow("SP2", "20240603", 3, 100)}),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(interval.Columns, "\t"), first),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240606000000.tsv", strings.Join(interval.Columns, "\t"),
+			[]string{"SP1\t1.5\t20240601\t0100\tKWH\tA\t-0400\tE\t", "SP1\t1\t20240601\t0200\tKWH\tA\t-0400\tE\t"}),
+	}
+	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	runIntervalStage(t, env.Kafka, state, time.Now, nil)
+
+	want := []string{"SP1 INTERVAL I2 1->1.5 end=2024-06-01T05:00 line=2"}
+	if got := decodedEvents(t, env, env.Topics.Corrections); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("corrections:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The mismatch is found by whichever came last of the bill (billing line
+	// 3) and SP2's last interval (line 145): the two topics interleave freely.
+	want = []string{
+		"SP2 BILLING_INTERVAL_MISMATCH I6 cleared=false line=N",
+		"SP3 INTERVAL_GAP_DAYS I3 cleared=false line=170",
+	}
+	got := decodedEvents(t, env, env.Topics.Anomalies)
+	for i, e := range got {
+		if strings.HasPrefix(e, "SP2 BILLING") && (strings.HasSuffix(e, "line=3") || strings.HasSuffix(e, "line=145")) {
+			got[i] = e[:strings.LastIndex(e, "=")+1] + "N"
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("anomalies:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// 73 hours later by the wall clock, with no new reads: every feed is
+	// stale, once, even across a restart of the stage.
+	later := func() time.Time { return time.Now().Add(73 * time.Hour) }
+	staleCount := func() int {
+		n := 0
+		for _, e := range decodedEvents(t, env, env.Topics.Anomalies) {
+			if strings.Contains(e, "STALE_FEED I4 cleared=false") {
+				n++
+			}
+		}
+		return n
+	}
+	runIntervalStage(t, env.Kafka, state, later, func() bool { return staleCount() >= 3 })
+	runIntervalStage(t, env.Kafka, state, later, nil)
+	if n, all := staleCount(), len(decodedEvents(t, env, env.Topics.Anomalies)); n != 3 || all != 5 {
+		t.Fatalf("%d stale feeds in %d anomalies, want 3 in 5", n, all)
+	}
+}
