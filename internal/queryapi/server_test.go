@@ -414,7 +414,7 @@ func TestErrorsAndToken(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, path, token string
-		want             int
+		want              int
 	}{
 		{"no token", "/v1/service-points/" + sp, "", http.StatusUnauthorized},
 		{"wrong token", "/v1/service-points/" + sp, "nope", http.StatusUnauthorized},
