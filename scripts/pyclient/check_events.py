@@ -118,13 +118,17 @@ def normalize(v):
     return v
 
 
+def js(v):
+    return json.dumps(v, sort_keys=True, default=str)
+
+
 def diff(path, want, got, out):
     if isinstance(want, dict) and isinstance(got, dict):
         for k in sorted(set(want) | set(got)):
             if k not in got:
-                out.append(f"{path}.{k}: missing (want {want[k]!r})")
+                out.append(f"{path}.{k}: missing (want {js(want[k])})")
             elif k not in want:
-                out.append(f"{path}.{k}: unexpected field {got[k]!r}")
+                out.append(f"{path}.{k}: unexpected field {js(got[k])}")
             else:
                 diff(f"{path}.{k}", want[k], got[k], out)
     elif isinstance(want, list) and isinstance(got, list):
@@ -135,9 +139,9 @@ def diff(path, want, got, out):
     elif isinstance(got, float) and type(want) is int:
         # JSON has one number type: Go writes a double of 5.0 as 5.
         if float(want) != got:
-            out.append(f"{path}: got {got!r}, want {want!r}")
+            out.append(f"{path}: got {js(got)}, want {js(want)}")
     elif type(want) is not type(got) or want != got:
-        out.append(f"{path}: got {got!r}, want {want!r}")
+        out.append(f"{path}: got {js(got)}, want {js(want)}")
 
 
 class Decoder:
@@ -168,6 +172,7 @@ def compare(args):
     dec = Decoder(args.registry)
     problems, total = [], 0
     for topic, want_events in sorted(expected["topics"].items()):
+        want_events = want_events or []
         recs = read_topic(args, topic, args.timeout)
         if len(recs) != len(want_events):
             problems.append(f"{topic}: {len(recs)} records read, the Go test expects {len(want_events)}")
@@ -192,7 +197,7 @@ def compare(args):
     if problems:
         raise Failure(f"{len(problems)} differences between the Python client and the Go test:\n  " + "\n  ".join(problems))
     print(f"pyclient: {total} events in {len(expected['topics'])} topics identical field by field "
-          f"(confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]}, fastavro {fastavro.__version__})")
+          f"(confluent-kafka {confluent_kafka.__version__}, librdkafka {confluent_kafka.libversion()[0]}, fastavro {fastavro.__version__})")
 
 
 def count(args):
