@@ -52,6 +52,7 @@ type replayStage struct {
 	members  []kadm.DescribedGroupMember
 	commits  map[string]map[int32]int64 // committed now, -1: none
 	targets  map[string]map[int32]int64 // where the group is reset to
+	ends     map[string]map[int32]int64 // the input's end offsets at planning
 	tombs    map[int32][][]byte         // changelog keys to delete (recompute)
 	tombSkip int64                      // changelog entries already deleted
 	dropped  []string                   // repartition outputs not written again
@@ -230,7 +231,7 @@ func (c *replayCmd) plan(ctx context.Context, live kafkaconf.Config, adm *kadm.C
 		if !selected[name] {
 			continue
 		}
-		rs := &replayStage{name: name, commits: map[string]map[int32]int64{}, targets: map[string]map[int32]int64{}}
+		rs := &replayStage{name: name, commits: map[string]map[int32]int64{}, targets: map[string]map[int32]int64{}, ends: map[string]map[int32]int64{}}
 		inputs := runtime.StageInputs(st)
 		if plan.shadow {
 			sp := shadowPrefix(prefix, c.Shadow)
@@ -296,6 +297,7 @@ func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *rep
 		fresh := plan.shadow && repartition(plan.kc.TopicPrefix, in) // a shadow topic made anew
 		rs.commits[in] = map[int32]int64{}
 		rs.targets[in] = map[int32]int64{}
+		rs.ends[in] = map[int32]int64{}
 		if fresh {
 			continue // read from its start; it is empty now
 		}
@@ -325,6 +327,7 @@ func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *rep
 		var perr error
 		starts.Each(func(s kadm.ListedOffset) {
 			e, _ := ends.Lookup(in, s.Partition)
+			rs.ends[in][s.Partition] = e.Offset
 			cur := int64(-1)
 			if o, ok := committed.Lookup(in, s.Partition); ok && o.Err == nil {
 				cur = o.At
@@ -466,24 +469,25 @@ func (c *replayCmd) printPlan(out io.Writer, plan *replayPlan) {
 		fmt.Fprintln(out, "  output: the live topics again, with the same event ids (consumers drop duplicates by event_id)")
 	}
 	for _, rs := range plan.stages {
-		fmt.Fprintf(out, "  stage %s (group %s, %d members)\n", rs.name, rs.group, len(rs.members))
+		fmt.Fprintf(out, "  stage %s (group %s, members: %d)\n", rs.name, rs.group, len(rs.members))
 		for _, in := range rs.inputs {
 			if len(rs.targets[in]) == 0 {
 				fmt.Fprintf(out, "    input %s: from its start (a new shadow topic)\n", in)
 				continue
 			}
-			var total int64
+			var again, total int64
 			var parts []string
 			for _, p := range sortedParts(rs.targets[in]) {
 				cur, to := rs.commits[in][p], rs.targets[in][p]
+				total += max(0, rs.ends[in][p]-to)
 				curS := "none"
 				if cur >= 0 {
 					curS = strconv.FormatInt(cur, 10)
-					total += max(0, cur-to)
+					again += max(0, cur-to)
 				}
 				parts = append(parts, fmt.Sprintf("%d: %s -> %d", p, curS, to))
 			}
-			fmt.Fprintf(out, "    input %s: reset partitions [%s]; %d committed records read again\n", in, strings.Join(parts, ", "), total)
+			fmt.Fprintf(out, "    input %s: offsets per partition (committed -> reset) [%s]; about %d records to process, %d of them processed before\n", in, strings.Join(parts, ", "), total, again)
 		}
 		switch {
 		case plan.shadow:
@@ -503,7 +507,7 @@ func (c *replayCmd) printPlan(out io.Writer, plan *replayPlan) {
 			fmt.Fprintln(out, "    state: kept as it is; the input is applied to it again")
 		}
 		if len(rs.dropped) > 0 {
-			fmt.Fprintf(out, "    not written again: %s (the next stage reads the records already there)\n", strings.Join(rs.dropped, ", "))
+			fmt.Fprintf(out, "    outputs to repartition topics are not written again (the next stages read the records already there): %s\n", strings.Join(rs.dropped, ", "))
 		}
 	}
 	if c.NoRun {
