@@ -1,0 +1,92 @@
+package queryapi
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestOpenAPIMatchesTheCode: docs/openapi.yaml documents every path the API
+// serves and, for every answer type, exactly the fields the code writes
+// (names and required ones), so the document cannot drift from the code.
+func TestOpenAPIMatchesTheCode(t *testing.T) {
+	b, err := os.ReadFile("../../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI    string         `yaml:"openapi"`
+		Paths      map[string]any `yaml:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `yaml:"required"`
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("docs/openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi %q, want 3.x", doc.OpenAPI)
+	}
+	for _, p := range []string{"/v1/service-points/{service_point_id}", "/v1/customers/{customer_id}", "/v1/customers/{customer_id}/premises/{premise_id}"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("path %s is served but not documented", p)
+		}
+	}
+	if len(doc.Paths) != 3 {
+		t.Errorf("%d paths documented, 3 served", len(doc.Paths))
+	}
+	types := map[string]any{
+		"Error": Error{}, "Owner": Owner{}, "Source": Source{}, "Period": Period{}, "Account": Account{},
+		"Anomaly": Anomaly{}, "ServicePoint": ServicePoint{}, "Reason": Reason{}, "Program": Program{},
+		"Membership": Membership{}, "Premise": Premise{}, "PremiseSummary": PremiseSummary{}, "Customer": Customer{},
+	}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s is missing", name)
+			continue
+		}
+		var fields, required []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			tag := rt.Field(i).Tag.Get("json")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			n, opts, _ := strings.Cut(tag, ",")
+			fields = append(fields, n)
+			if !strings.Contains(opts, "omitempty") {
+				required = append(required, n)
+			}
+		}
+		var documented []string
+		for p := range s.Properties {
+			documented = append(documented, p)
+		}
+		slices.Sort(fields)
+		slices.Sort(documented)
+		if !slices.Equal(fields, documented) {
+			t.Errorf("schema %s documents %v; the code writes %v", name, documented, fields)
+		}
+		for _, r := range required {
+			if !slices.Contains(s.Required, r) {
+				t.Errorf("schema %s: %s is always written but not required", name, r)
+			}
+		}
+		for _, r := range s.Required {
+			if !slices.Contains(required, r) {
+				t.Errorf("schema %s requires %s, which the code may leave out", name, r)
+			}
+		}
+	}
+	if len(doc.Components.Schemas) != len(types) {
+		t.Errorf("%d schemas documented, %d answer types", len(doc.Components.Schemas), len(types))
+	}
+}
