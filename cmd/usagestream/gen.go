@@ -23,6 +23,10 @@ type genCmd struct {
 	Utility       string  `name:"utility" default:"gec" help:"Utility code in the file names."`
 	Population    string  `name:"population" default:"res" help:"res, nonres, nonres-smb or nonres-lci."`
 	Now           string  `name:"now" help:"Pretend today is this date (yyyymmdd), for reproducible file names."`
+
+	Interval int    `name:"interval" enum:"0,5,15,30,60,1440" default:"0" help:"Write an interval file of this many minutes per read instead of billing files (0: billing)."`
+	Days     int    `name:"days" default:"1" help:"With --interval: local days of reads per service point, from --start (default: the days before --now)."`
+	TZ       string `name:"tz" default:"America/New_York" help:"With --interval: the utility's time zone; UTC_offset follows it, daylight saving included."`
 }
 
 func (c *genCmd) Run(_ context.Context, g *Globals) error {
@@ -54,6 +58,9 @@ func (c *genCmd) Run(_ context.Context, g *Globals) error {
 	if err := os.MkdirAll(c.Out, 0o750); err != nil {
 		return fmt.Errorf("creating --out %s: %w", c.Out, err)
 	}
+	if c.Interval > 0 {
+		return c.intervals(g, cfg)
+	}
 	res, err := gen.Generate(c.Out, cfg)
 	if err != nil {
 		return err
@@ -62,5 +69,23 @@ func (c *genCmd) Run(_ context.Context, g *Globals) error {
 		fmt.Println(f)
 	}
 	g.log.Info("generated", "files", len(res.Files), "rows", res.Rows, "labels", len(res.Labels))
+	return nil
+}
+
+// intervals writes one interval file (--interval) for the electric service
+// points the billing files would have.
+func (c *genCmd) intervals(g *Globals, cfg gen.Config) error {
+	loc, err := time.LoadLocation(c.TZ)
+	if err != nil {
+		return fmt.Errorf("--tz %q: %w; give an IANA zone name such as America/New_York", c.TZ, err)
+	}
+	ic := gen.IntervalConfig{Utility: cfg.Utility, Population: cfg.Population, ServicePoints: cfg.ServicePoints, Start: cfg.Start,
+		Days: c.Days, Minutes: c.Interval, Location: loc, Seed: cfg.Seed, Now: cfg.Now, Compression: cfg.Compression}
+	path, rows, err := gen.GenerateIntervals(c.Out, ic)
+	if err != nil {
+		return err
+	}
+	fmt.Println(path)
+	g.log.Info("generated", "files", 1, "reads", rows)
 	return nil
 }

@@ -93,8 +93,11 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 }
 
 // serveHTTP serves health and metrics; readyz answers 200 once ready is set.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, api *queryapi.Server) (stop func(), err error) {
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, api *queryapi.Server, mounts ...func(*http.ServeMux)) (stop func(), err error) {
 	mux := http.NewServeMux()
+	for _, m := range mounts {
+		m(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -24,7 +24,8 @@ type runCmd struct {
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
 	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
 	processFlags
-	sinkFlags // sinks (issue 8), see sink.go
+	sinkFlags     // sinks (issue 8), see sink.go
+	intervalFlags // POST /v1/intervals, see intervals.go
 }
 
 // stack is what run (and demo) bring up: the embedded broker and registry
@@ -99,7 +100,12 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	ready := &atomic.Bool{}
 	api := r.newAPI(s.kc, g.log) // query API
 	defer api.Close()
-	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api)
+	ivs, err := newIntervalEndpoint(ctx, s.kc, r.intervalFlags, r.APIToken, g.log) // POST /v1/intervals
+	if err != nil {
+		return err
+	}
+	defer ivs.Close()
+	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api, ivs.mount)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/producers/adapter"
+	"github.com/usagestream/usagestream/producers/httpin"
+	"github.com/usagestream/usagestream/producers/interval"
+)
+
+// intervalFlags configure the NDJSON endpoint for interval reads that run
+// serves on --http-addr (POST /v1/intervals).
+type intervalFlags struct {
+	IntervalsUtility string   `name:"intervals-utility" env:"USAGESTREAM_UTILITY" help:"Utility code of reads posted to /v1/intervals; empty: the endpoint is not served."`
+	IntervalsMaxBody int64    `name:"intervals-max-body" default:"8388608" help:"Largest body /v1/intervals accepts, in bytes; a larger one publishes nothing (413)."`
+	IntervalsUnits   []string `name:"intervals-units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of posted reads."`
+}
+
+// intervalEndpoint is the mounted endpoint and the client behind it.
+type intervalEndpoint struct {
+	client *adapter.Client
+	h      http.Handler
+}
+
+// newIntervalEndpoint connects the endpoint's client; nil when no utility is
+// configured. token is the bearer token (USAGESTREAM_API_TOKEN), shared with
+// the query API.
+func newIntervalEndpoint(ctx context.Context, kc kafkaconf.Config, f intervalFlags, token string, log *slog.Logger) (*intervalEndpoint, error) {
+	if f.IntervalsUtility == "" {
+		log.Info("POST /v1/intervals is not served: give --intervals-utility (USAGESTREAM_UTILITY) to accept interval reads over HTTP")
+		return nil, nil
+	}
+	c, err := adapter.New(ctx, kc, adapter.Config{Utility: f.IntervalsUtility, Name: "http", Kind: interval.OriginHTTP,
+		Check: interval.Check{Units: f.IntervalsUnits}})
+	if err != nil {
+		return nil, fmt.Errorf("starting the interval endpoint: %w", err)
+	}
+	return &intervalEndpoint{client: c, h: httpin.Handler(c, httpin.Config{Token: token, MaxBodyBytes: f.IntervalsMaxBody, Logger: log})}, nil
+}
+
+func (e *intervalEndpoint) mount(mux *http.ServeMux) {
+	if e != nil {
+		mux.Handle("POST "+httpin.Path, e.h)
+	}
+}
+
+func (e *intervalEndpoint) Close() {
+	if e != nil {
+		_ = e.client.Close(context.Background())
+	}
+}
