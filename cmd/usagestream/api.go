@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/queryapi"
 	"github.com/usagestream/usagestream/processors/runtime"
@@ -21,8 +23,8 @@ type apiFlags struct {
 	api *queryapi.Server
 }
 
-func (f *apiFlags) newAPI(kc kafkaconf.Config, log *slog.Logger) *queryapi.Server {
-	f.api = queryapi.New(queryapi.Config{Kafka: kc, Token: f.APIToken, Advertise: f.APIAdvertise, Logger: log})
+func (f *apiFlags) newAPI(kc kafkaconf.Config, reg prometheus.Registerer, log *slog.Logger) *queryapi.Server {
+	f.api = queryapi.New(queryapi.Config{Kafka: kc, Token: f.APIToken, Advertise: f.APIAdvertise, Logger: log, Metrics: reg})
 	return f.api
 }
 

@@ -49,7 +49,7 @@ func (c *processCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	reg := newMetricsRegistry()
 	ready := &atomic.Bool{}
-	api := c.newAPI(g.Kafka, g.log) // query API
+	api := c.newAPI(g.Kafka, reg, g.log) // query API
 	defer api.Close()
 	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log, api)
 	if err != nil {

@@ -98,7 +98,7 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	defer s.Close()
 	reg := newMetricsRegistry()
 	ready := &atomic.Bool{}
-	api := r.newAPI(s.kc, g.log) // query API
+	api := r.newAPI(s.kc, reg, g.log) // query API
 	defer api.Close()
 	ivs, err := newIntervalEndpoint(ctx, s.kc, r.intervalFlags, r.APIToken, g.log) // POST /v1/intervals
 	if err != nil {

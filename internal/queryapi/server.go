@@ -20,11 +20,14 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/processors/pipeline"
@@ -43,6 +46,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// Client proxies requests to other instances (default: 10s timeout).
 	Client *http.Client
+	// Metrics registers the API's metrics (nil: not exported).
+	Metrics prometheus.Registerer
 }
 
 // Server is the query API of one process. Instances are attached as the
@@ -54,6 +59,9 @@ type Server struct {
 	mu   sync.Mutex
 	inst map[string]*runtime.Instance // by stage name
 	self string                       // advertised URL
+
+	requests *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
 }
 
 // forwardedHeader marks a request one instance passed to another, so that a
@@ -71,8 +79,42 @@ func New(cfg Config) *Server {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{},
-		dir: newDirectory(cfg.Kafka), self: strings.TrimRight(cfg.Advertise, "/")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{},
+		dir: newDirectory(cfg.Kafka), self: strings.TrimRight(cfg.Advertise, "/"),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_query_requests_total", Help: "Query API requests answered, by endpoint and HTTP status (401s included).",
+		}, []string{"endpoint", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "usagestream_query_request_seconds", Help: "Time to answer a query API request, another instance's answer included.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}, []string{"endpoint"}),
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.requests, s.seconds)
+	}
+	return s
+}
+
+// statusWriter remembers the status code for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// instrument counts and times the requests of one endpoint.
+func (s *Server) instrument(endpoint string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		s.requests.WithLabelValues(endpoint, strconv.Itoa(sw.code)).Inc()
+		s.seconds.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	})
 }
 
 // Listening tells the API the address its HTTP server listens on, from which
@@ -120,13 +162,20 @@ func (s *Server) instance(stage string) *runtime.Instance {
 // Handler serves the API under /v1/, behind the bearer token if one is set.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/service-points/{id}", s.servicePoint)
-	mux.HandleFunc("GET /v1/customers/{id}", s.customer)
-	mux.HandleFunc("GET /v1/customers/{id}/premises/{premise}", s.premise)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: see docs/openapi.yaml", nil)
-	})
-	return s.auth(mux)
+	for _, e := range []struct {
+		pattern, name string
+		h             http.HandlerFunc
+	}{
+		{"GET /v1/service-points/{id}", "service_point", s.servicePoint},
+		{"GET /v1/customers/{id}", "customer", s.customer},
+		{"GET /v1/customers/{id}/premises/{premise}", "premise", s.premise},
+		{"/v1/", "other", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: see docs/openapi.yaml", nil)
+		}},
+	} {
+		mux.Handle(e.pattern, s.instrument(e.name, s.auth(e.h)))
+	}
+	return mux
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {

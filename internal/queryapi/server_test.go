@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
@@ -32,6 +35,7 @@ type fixture struct {
 	labels []gen.Label
 	p      *pipeline.Pipeline
 	ctx    context.Context
+	reg    *prometheus.Registry // the metrics of the APIs started (one: the last)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -66,7 +70,8 @@ func newFixture(t *testing.T) *fixture {
 // httptest server; stopping happens at the end of the test.
 func (f *fixture) start(t *testing.T, dir, token string) (*Server, *httptest.Server, []*runtime.Instance) {
 	t.Helper()
-	api := New(Config{Kafka: f.env.Kafka, Token: token})
+	f.reg = prometheus.NewRegistry()
+	api := New(Config{Kafka: f.env.Kafka, Token: token, Metrics: f.reg})
 	ts := httptest.NewServer(api.Handler())
 	api.Listening(strings.TrimPrefix(ts.URL, "http://"))
 	ctx, cancel := context.WithCancel(f.ctx)
@@ -445,6 +450,13 @@ func TestErrorsAndToken(t *testing.T) {
 			}
 		}
 	}
+	// The metrics count the answers by endpoint and status.
+	if got := testutil.ToFloat64(f.apiRequests(t, "service_point", "401")); got != 2 {
+		t.Errorf("usagestream_query_requests_total{endpoint=service_point,code=401} = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(f.apiRequests(t, "service_point", "400")); got != 4 {
+		t.Errorf("usagestream_query_requests_total{endpoint=service_point,code=400} = %v, want 4", got)
+	}
 	// A known customer at a premise it has no account at.
 	var cust string
 	for _, m := range kafkatest.Decode(t, f.env.Kafka, kafkatest.ReadAll(t, f.env.Kafka, f.env.Topics.Eligibility)) {
@@ -530,4 +542,29 @@ func partitions(t *testing.T, f *fixture) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// apiRequests is the request counter of the last API started, by labels.
+func (f *fixture) apiRequests(t *testing.T, endpoint, code string) prometheus.Collector {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+	for _, mf := range mfs {
+		if mf.GetName() != "usagestream_query_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["endpoint"] == endpoint && labels["code"] == code {
+				c.Add(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return c
 }
