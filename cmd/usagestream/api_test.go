@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/gen"
+)
+
+// TestRunServesTheQueryAPI: `usagestream run` with a token in the
+// environment serves the query API on its HTTP address, on 127.0.0.1: 401
+// without the token, the labelled gap with its rule and file line with it,
+// and the API's metrics on /metrics.
+func TestRunServesTheQueryAPI(t *testing.T) {
+	kport, rport, hport := freePort(t), freePort(t), freePort(t)
+	var se bytes.Buffer
+	cmd := exec.Command(binary, "run", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
+		"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport))
+	cmd.Env = append(cmd.Environ(), "USAGESTREAM_API_TOKEN=e2e-token")
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run did not stop cleanly: %v\n%s", err, se.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("run did not stop on SIGTERM")
+		}
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", hport)
+	call := func(path, token string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := call("/readyz", ""); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not become ready: %s", se.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 40, Months: 14, Seed: 9, Anomalies: map[gen.Kind]int{"U2_GAP": 1}})
+	var gap gen.Label
+	for _, l := range files.Labels {
+		if l.Rule == "U2" {
+			gap = l
+		}
+	}
+	if gap.ServicePointID == "" {
+		t.Fatal("no labelled gap")
+	}
+	conn := []string{"USAGESTREAM_BROKERS=127.0.0.1:" + fmt.Sprint(kport), "USAGESTREAM_REGISTRY=http://127.0.0.1:" + fmt.Sprint(rport)}
+	if r := runCLI(t, conn, append([]string{"ingest"}, files.Files...)...); r.code != 0 {
+		t.Fatalf("ingest: exit %d\n%s", r.code, r.stderr)
+	}
+
+	path := "/v1/service-points/" + gap.ServicePointID
+	if code, _ := call(path, ""); code != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d, want 401", code)
+	}
+	var sp struct {
+		Anomalies []struct {
+			Code, Rule string
+			Source     struct {
+				File string
+				Line int64
+			}
+		}
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, body := call(path, "e2e-token")
+		if code == http.StatusOK {
+			if err := json.Unmarshal(body, &sp); err != nil {
+				t.Fatal(err)
+			}
+			if len(sp.Anomalies) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gap on %s never showed: last answer %d %s", gap.ServicePointID, code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a := sp.Anomalies[0]
+	if a.Code != "USAGE_GAP" || a.Rule != "U2" || a.Source.File != gap.File || a.Source.Line == 0 {
+		t.Errorf("anomaly %+v, label %+v", a, gap)
+	}
+	_, metrics := call("/metrics", "")
+	if !strings.Contains(string(metrics), `usagestream_query_requests_total{code="401",endpoint="service_point"} 1`) {
+		t.Errorf("/metrics lacks the query API's 401:\n%s", grepLines(string(metrics), "usagestream_query"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
