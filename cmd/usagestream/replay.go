@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,19 +29,20 @@ import (
 )
 
 type replayCmd struct {
-	Stages   []string      `arg:"" optional:"" help:"Stages to replay, by name (servicepoint, premise, customer); default: every stage."`
-	To       string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
-	Offsets  []string      `name:"offsets" placeholder:"PARTITION:OFFSET" help:"Explicit start offsets in the input of the one stage given (repeatable); partitions not named keep their committed offset."`
-	State    string        `name:"state" enum:"recompute,restore,keep" default:"recompute" help:"recompute: delete the stage's state (tombstones on its changelog, so every instance drops it) and rebuild it from the input; restore: wipe the local store in --state-dir and restore it from the changelog; keep: leave the state as it is."`
-	Output   string        `name:"output" enum:"same,shadow" default:"same" help:"same: write into the live topics again (event ids as before, so consumers can drop duplicates); shadow: write to topics <prefix>shadow-<name>. (live topics untouched), to compare with 'usagestream diff'."`
-	Shadow   string        `name:"shadow" default:"default" help:"Name of the shadow (with --output shadow): its topics are <prefix>shadow-<name>.*; they are deleted and created again."`
-	Policy   string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML) the replay runs with; default: the built-in policy. A shadow replay with another policy answers 'what would it change?'."`
-	StateDir string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"State directory the replay's processors use (give the stopped instance's own to leave it up to date; required by --state restore). Default: a temporary directory, removed afterwards."`
-	Force    bool          `name:"force" help:"Remove the members still registered in the groups (a stopped instance stays a member for its session timeout) instead of refusing. Never while processors run."`
-	Yes      bool          `name:"yes" short:"y" help:"Do not ask for confirmation."`
-	DryRun   bool          `name:"dry-run" help:"Show what would be done, and do nothing."`
-	NoRun    bool          `name:"no-run" help:"Only reset offsets and state; the processors redo the work when started again. Default: the replay runs the stages until they reach the input's end as it was at the start, then exits."`
-	Timeout  time.Duration `name:"timeout" default:"2h" help:"Give up when the stages have not caught up by then."`
+	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (servicepoint, premise, customer); default: every stage."`
+	To          string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
+	Offsets     []string      `name:"offsets" placeholder:"PARTITION:OFFSET" help:"Explicit start offsets in the input of the one stage given (repeatable); partitions not named keep their committed offset."`
+	State       string        `name:"state" enum:"recompute,restore,keep" default:"recompute" help:"recompute: delete the stage's state (tombstones on its changelog, so every instance drops it) and rebuild it from the input; restore: wipe the local store in --state-dir and restore it from the changelog; keep: leave the state as it is."`
+	Output      string        `name:"output" enum:"same,shadow" default:"same" help:"same: write into the live topics again (event ids as before, so consumers can drop duplicates); shadow: write to topics <prefix>shadow-<name>. (live topics untouched), to compare with 'usagestream diff'."`
+	Shadow      string        `name:"shadow" default:"default" help:"Name of the shadow (with --output shadow): its topics are <prefix>shadow-<name>.*; they are deleted and created again."`
+	Policy      string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML) the replay runs with; default: the built-in policy. A shadow replay with another policy answers 'what would it change?'."`
+	StateDir    string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"State directory the replay's processors use (give the stopped instance's own to leave it up to date; required by --state restore). Default: a temporary directory, removed afterwards."`
+	Force       bool          `name:"force" help:"Remove the members still registered in the groups (a stopped instance stays a member for its session timeout) instead of refusing. Never while processors run."`
+	Yes         bool          `name:"yes" short:"y" help:"Do not ask for confirmation."`
+	DryRun      bool          `name:"dry-run" help:"Show what would be done, and do nothing."`
+	NoRun       bool          `name:"no-run" help:"Only reset offsets and state; the processors redo the work when started again. Default: the replay runs the stages until they reach the input's end as it was at the start, then exits."`
+	Timeout     time.Duration `name:"timeout" default:"2h" help:"Give up when the stages have not caught up by then."`
+	MetricsAddr string        `name:"metrics-addr" env:"USAGESTREAM_REPLAY_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve the processors' Prometheus metrics on http://HOST:PORT/metrics while the replay runs (127.0.0.1:8090, say); empty: not served."`
 }
 
 // replayStage is one stage's part of a replay plan.
@@ -684,8 +686,17 @@ func (c *replayCmd) runStages(ctx context.Context, plan *replayPlan, out io.Writ
 		}
 		defer os.RemoveAll(dir)
 	}
-	reg := prometheus.NewRegistry()
+	reg := newMetricsRegistry()
 	m := runtime.NewMetrics(reg)
+	if c.MetricsAddr != "" {
+		ready := &atomic.Bool{}
+		ready.Store(true)
+		stop, err := serveHTTP(c.MetricsAddr, reg, ready, g.log, nil)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	rctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	eg, ectx := errgroup.WithContext(rctx)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,9 +165,37 @@ func TestReplayReemitsIdenticalEvents(t *testing.T) {
 		t.Fatalf("replay without --yes off a terminal: got %v, want a request for --yes", err)
 	}
 
-	out, err = runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", Force: true, Yes: true, Timeout: 3 * time.Minute})
+	// The replay serves its metrics while it runs.
+	maddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	scraped := make(chan bool, 1)
+	stopScrape := make(chan struct{})
+	go func() {
+		seen := false
+		defer func() { scraped <- seen }()
+		for {
+			select {
+			case <-stopScrape:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			resp, err := http.Get("http://" + maddr + "/metrics")
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "go_goroutines") {
+				seen = true
+			}
+		}
+	}()
+	out, err = runReplay(t, pe, replayCmd{To: "earliest", State: "recompute", Output: "same", Force: true, Yes: true, Timeout: 3 * time.Minute, MetricsAddr: maddr})
+	close(stopScrape)
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if !<-scraped {
+		t.Errorf("no /metrics on --metrics-addr %s during the replay", maddr)
 	}
 	if !strings.Contains(out, "replay done") {
 		t.Fatalf("replay output:\n%s", out)
