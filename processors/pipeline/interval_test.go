@@ -59,7 +59,7 @@ func billRow(sp, dateTo string, duration int, value float64) string {
 
 // runIntervalStage runs the interval stage alone, with the wall clock now,
 // until it has caught up on both inputs and done() holds (nil: at once).
-func runIntervalStage(t *testing.T, kc kafkaconf.Config, dir string, now func() time.Time, done func() bool) {
+func runIntervalStage(t testing.TB, kc kafkaconf.Config, dir string, now func() time.Time, done func() bool) {
 	t.Helper()
 	p, err := New(context.Background(), kc, rules.DefaultPolicy())
 	if err != nil {
