@@ -449,3 +449,103 @@ func servicePointsWithRate(t *testing.T, files []string, rate string) map[string
 	}
 	return out
 }
+
+// TestReplayOffsetsTimesAndRestore: explicit offsets and times set exactly
+// the planned offsets; bad ones are refused with what to write; --state
+// restore wipes the given instance's local store and, with --no-run, only
+// resets (the processors started next redo the work).
+func TestReplayOffsetsTimesAndRestore(t *testing.T) {
+	pe := newProcessedEnv(t)
+	n := pe.env.Topics
+	group := groupName(pe.env.Kafka.TopicPrefix, "customer")
+	before := committedOffsets(t, pe, group)[n.Memberships]
+	if len(before) == 0 {
+		t.Fatal("stage customer committed nothing")
+	}
+
+	for _, c := range []struct {
+		cmd  replayCmd
+		want string
+	}{
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"0"}}, "PARTITION:OFFSET"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"0:999999999"}}, "holds offsets"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"99:1"}}, "no partition 99"},
+		{replayCmd{Offsets: []string{"0:1"}}, "one stage"},
+		{replayCmd{Stages: []string{"nosuch"}}, "no stage"},
+		{replayCmd{To: "yesterday"}, "not a time"},
+		{replayCmd{State: "restore"}, "--state-dir"},
+		{replayCmd{Output: "shadow", State: "keep"}, "recomputes"},
+		{replayCmd{Output: "shadow", State: "recompute", Stages: []string{"customer"}}, "every stage"},
+	} {
+		c.cmd.Yes, c.cmd.Force, c.cmd.Timeout = true, true, time.Minute
+		if c.cmd.To == "" {
+			c.cmd.To = "earliest"
+		}
+		if c.cmd.State == "" {
+			c.cmd.State = "keep"
+		}
+		if c.cmd.Output == "" {
+			c.cmd.Output = "same"
+		}
+		if c.cmd.Shadow == "" {
+			c.cmd.Shadow = "default"
+		}
+		_, err := runReplay(t, pe, c.cmd)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error saying %q", c.cmd, err, c.want)
+		}
+	}
+	if got := committedOffsets(t, pe, group)[n.Memberships]; !mapsEqual(map[string]map[int32]int64{"x": got}, map[string]map[int32]int64{"x": before}) {
+		t.Fatalf("refused replays moved offsets: %v -> %v", before, got)
+	}
+
+	// --offsets: the named partition moves, the others stay.
+	stateDir := t.TempDir()
+	pebble := filepath.Join(stateDir, "customer", "pebble")
+	if err := os.MkdirAll(pebble, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runReplay(t, pe, replayCmd{Stages: []string{"customer"}, Offsets: []string{"0:1"}, To: "earliest", State: "restore",
+		StateDir: stateDir, Output: "same", Force: true, Yes: true, NoRun: true, Timeout: time.Minute})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := committedOffsets(t, pe, group)[n.Memberships]
+	for p, o := range before {
+		want := o
+		if p == 0 {
+			want = 1
+		}
+		if got[p] != want {
+			t.Errorf("partition %d: offset %d after --offsets 0:1, want %d", p, got[p], want)
+		}
+	}
+	if _, err := os.Stat(pebble); !os.IsNotExist(err) {
+		t.Errorf("--state restore left %s (%v)", pebble, err)
+	}
+	if !strings.Contains(out, "start the processors") {
+		t.Errorf("--no-run output:\n%s", out)
+	}
+
+	// --to a time after every record: every partition to its end.
+	out, err = runReplay(t, pe, replayCmd{Stages: []string{"customer"}, To: time.Now().Add(time.Hour).Format(time.RFC3339), State: "keep",
+		Output: "same", Force: true, Yes: true, NoRun: true, Timeout: time.Minute})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cl, err := pe.env.Kafka.NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), n.Memberships)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = committedOffsets(t, pe, group)[n.Memberships]
+	ends.Each(func(o kadm.ListedOffset) {
+		if got[o.Partition] != o.Offset {
+			t.Errorf("--to an hour ahead: partition %d at %d, want its end %d", o.Partition, got[o.Partition], o.Offset)
+		}
+	})
+}
