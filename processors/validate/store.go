@@ -5,6 +5,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -31,6 +32,11 @@ type PebbleStore[T any, P state[T]] struct {
 	lru    list.List // of *entry[T, P], most recent first
 	batch  *pebble.Batch
 	key    []byte
+	// spilled holds a hash of every key ever written out: a key not in it is
+	// new, and needs no read from Pebble, which is most keys of a file. A
+	// hash collision only costs a read that finds nothing.
+	spilled map[uint64]struct{}
+	seed    maphash.Seed
 	// evicted is told of every state written out, and of those still in memory
 	// by Finish: the validator summarises states there instead
 	// of reading them all back at the end.
@@ -43,13 +49,13 @@ type entry[T any, P state[T]] struct {
 }
 
 // batchBytes bounds the evicted states held in a batch before it is committed.
-const batchBytes = 8 << 20
+const batchBytes = 2 << 20
 
 // NewPebbleStore returns a store over db under prefix, holding at most
 // capacity states decoded. evicted may be nil.
 func NewPebbleStore[T any, P state[T]](db *pebble.DB, prefix string, capacity int, evicted func(string, P)) *PebbleStore[T, P] {
 	return &PebbleStore[T, P]{db: db, prefix: prefix, max: max(capacity, 1), items: map[string]*list.Element{},
-		batch: db.NewIndexedBatch(), evicted: evicted}
+		batch: db.NewIndexedBatch(), evicted: evicted, spilled: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
 func (s *PebbleStore[T, P]) dbKey(key string) []byte {
@@ -65,16 +71,18 @@ func (s *PebbleStore[T, P]) Load(key string) (P, error) {
 		return e.Value.(*entry[T, P]).s, nil
 	}
 	v := P(new(T))
-	b, closer, err := s.batch.Get(s.dbKey(key))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("reading state %q from the temporary store: %w", key, err)
-	default:
-		err = v.UnmarshalBinary(b)
-		closer.Close()
-		if err != nil {
-			return nil, fmt.Errorf("decoding state %q from the temporary store: %w", key, err)
+	if _, ok := s.spilled[maphash.String(s.seed, key)]; ok {
+		b, closer, err := s.batch.Get(s.dbKey(key))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("reading state %q from the temporary store: %w", key, err)
+		default:
+			err = v.UnmarshalBinary(b)
+			closer.Close()
+			if err != nil {
+				return nil, fmt.Errorf("decoding state %q from the temporary store: %w", key, err)
+			}
 		}
 	}
 	// The key is kept: clone it so it does not pin the whole file line the
@@ -117,6 +125,7 @@ func (s *PebbleStore[T, P]) write(e *entry[T, P]) error {
 	if err := s.batch.Set(s.dbKey(e.key), b, nil); err != nil {
 		return fmt.Errorf("writing state %q to the temporary store: %w", e.key, err)
 	}
+	s.spilled[maphash.String(s.seed, e.key)] = struct{}{}
 	if s.evicted != nil {
 		s.evicted(e.key, e.s)
 	}

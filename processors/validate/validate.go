@@ -18,9 +18,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/processors/rules"
@@ -38,10 +40,14 @@ const (
 
 // Defaults of Options.
 const (
-	// DefaultPebbleAbove: about 20 MB of gzip is a million rows and a few
-	// hundred MB of decoded states, past which memory would grow with the file.
-	DefaultPebbleAbove = 20 << 20
-	DefaultCacheStates = 20000
+	// DefaultPebbleAbove: 5 MiB of gzip is about 300,000 full-layout rows,
+	// whose decoded states take about 150 MB in memory; a million rows would
+	// take 450 MB.
+	DefaultPebbleAbove = 5 << 20
+	// plainRatio is how much larger a plain file is than its gzip, for
+	// comparing plain files with DefaultPebbleAbove.
+	plainRatio         = 8
+	DefaultCacheStates = 5000
 )
 
 // Options configures a validation run. The zero value, with a Policy, is
@@ -52,8 +58,9 @@ type Options struct {
 	Reader billing.Options
 	// Store is StoreAuto (""), StoreMemory or StorePebble.
 	Store string
-	// PebbleAbove is the total size of the input files, in bytes, above
-	// which StoreAuto uses Pebble; 0 means DefaultPebbleAbove.
+	// PebbleAbove is the total size of the input files, in bytes of gzip or
+	// zip (a plain file counts an eighth of its size), above which StoreAuto
+	// uses Pebble; 0 means DefaultPebbleAbove.
 	PebbleAbove int64
 	// TempDir is where the Pebble store's temporary folder goes ("" is the
 	// system's); it is removed at the end.
@@ -87,7 +94,12 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		if st.IsDir() {
 			return nil, fmt.Errorf("validate: %s is a folder; name the billing files in it", p)
 		}
-		total += st.Size()
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".gz", ".zip":
+			total += st.Size()
+		default:
+			total += st.Size() / plainRatio
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -120,12 +132,16 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			return nil, fmt.Errorf("validate: creating the temporary store (set --temp-dir to a writable folder): %w", err)
 		}
 		defer os.RemoveAll(dir)
-		db, err := pebble.Open(dir, &pebble.Options{
+		po := &pebble.Options{
 			DisableWAL:   true, // a throw-away store: nothing to recover after a crash
-			Cache:        pebble.NewCache(16 << 20),
-			MemTableSize: 32 << 20,
+			Cache:        pebble.NewCache(8 << 20),
+			MemTableSize: 16 << 20,
 			Logger:       quietLogger{},
-		})
+		}
+		for i := range po.Levels {
+			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // a state read back is looked up by key
+		}
+		db, err := pebble.Open(dir, po)
 		if err != nil {
 			return nil, fmt.Errorf("validate: opening the temporary store in %s: %w", dir, err)
 		}
@@ -135,9 +151,10 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			n = DefaultCacheStates
 		}
 		sps := NewPebbleStore[rules.ServicePoint](db, "s/", n, r.summarise)
+		sites := NewPebbleStore[rules.Site](db, "p/", n, nil)
 		custs := NewPebbleStore[rules.Customer](db, "c/", n, nil)
-		chain.ServicePoints, chain.Customers = sps, custs
-		finish = func() { sps.Finish(); custs.Finish() }
+		chain.ServicePoints, chain.Sites, chain.Customers = sps, sites, custs
+		finish = func() { sps.Finish(); sites.Finish(); custs.Finish() }
 	default:
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
