@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/processors/validate/report"
+)
+
+// TestValidateExitStatuses runs `usagestream validate` as a user would: 0
+// when the files pass the policy, 2 when a threshold fails, 1 when the run
+// cannot go on; the JSON and HTML reports are written where asked.
+func TestValidateExitStatuses(t *testing.T) {
+	dir := t.TempDir()
+	res := genFiles(t, dir, gen.Config{ServicePoints: 80, Months: 14, Seed: 21,
+		Anomalies: map[gen.Kind]int{gen.U2Gap: 2, gen.BadDate: 1, gen.A3ActiveDateChanged: 1}})
+	jsonPath, htmlPath := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.html")
+
+	r := runCLI(t, nil, append([]string{"validate", "--json", jsonPath, "--html", htmlPath}, res.Files...)...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "PASS") {
+		t.Fatalf("exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep report.Report
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if !rep.Pass || rep.Lines != res.Rows || rep.Rejected != 1 {
+		t.Errorf("JSON report: pass %v, %d lines (%d generated), %d rejected", rep.Pass, rep.Lines, res.Rows, rep.Rejected)
+	}
+	page, err := os.ReadFile(htmlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<script src", "<link rel=\"stylesheet\"", "http://", "https://", "@import"} {
+		if strings.Contains(string(page), bad) {
+			t.Errorf("the HTML report holds %q: it must fetch nothing", bad)
+		}
+	}
+	if !strings.Contains(string(page), "<svg") || !strings.Contains(string(page), "USAGE_GAP") {
+		t.Error("the HTML report has no chart or no gap finding")
+	}
+
+	// The same files against a policy that allows no gap.
+	policy := filepath.Join(dir, "strict.yaml")
+	if err := os.WriteFile(policy, []byte("validation:\n  max_findings_per_rule: {U2: 0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, nil, append([]string{"validate", "--policy", policy}, res.Files...)...)
+	if r.code != exitValidationFailed || !strings.Contains(r.stdout, "FAIL findings of rule U2: 2 findings") || !strings.Contains(r.stderr, "validation failed") {
+		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitValidationFailed, r.stdout, r.stderr)
+	}
+
+	// --json - writes the document alone on standard output.
+	r = runCLI(t, nil, append([]string{"validate", "--json", "-", "--policy", policy}, res.Files...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Pass || r.code != exitValidationFailed {
+		t.Errorf("--json -: exit %d, %v\n%.300s", r.code, err, r.stdout)
+	}
+
+	// Errors: a missing file, a misspelt policy key.
+	r = runCLI(t, nil, "validate", filepath.Join(dir, "nope.gz"))
+	if r.code != 1 || !strings.Contains(r.stderr, "nope.gz") {
+		t.Errorf("missing file: exit %d, %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(policy, []byte("validation:\n  max_rejected_rows: 0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, nil, append([]string{"validate", "--policy", policy}, res.Files...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "validation.max_rejected_rows") {
+		t.Errorf("misspelt policy key: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestValidateKeepsPersonalDataOut: no street or business name of the file
+// appears in the terminal summary, the logs, or the JSON and HTML reports,
+// rejected rows included.
+func TestValidateKeepsPersonalDataOut(t *testing.T) {
+	dir := t.TempDir()
+	res := genFiles(t, dir, gen.Config{ServicePoints: 40, Months: 14, Seed: 22,
+		Anomalies: map[gen.Kind]int{gen.FieldCount: 2, gen.BadDate: 2, gen.NullToken: 2, gen.BadServiceType: 1}})
+	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	r := runCLI(t, nil, append([]string{"validate", "--log-level", "debug", "--examples", "0", "--json", jsonPath, "--html", htmlPath}, res.Files...)...)
+	if r.code != 0 && r.code != exitValidationFailed {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	j, _ := os.ReadFile(jsonPath)
+	h, _ := os.ReadFile(htmlPath)
+	out := r.stdout + r.stderr + string(j) + string(h)
+	if len(j) == 0 || len(h) == 0 {
+		t.Fatal("reports not written")
+	}
+	f, err := os.Open(res.Files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Scan()
+	cols := map[string]int{}
+	for i, c := range strings.Split(sc.Text(), "\t") {
+		cols[c] = i
+	}
+	checked := 0
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		for _, c := range []string{"service_street_name", "business_name"} {
+			if i := cols[c]; i < len(fields) && len(fields[i]) > 3 {
+				checked++
+				if strings.Contains(out, fields[i]) {
+					t.Fatalf("personal value %q of %s appears in validate's output", fields[i], c)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no personal value to look for: the check proves nothing")
+	}
+}
