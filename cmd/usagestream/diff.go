@@ -30,11 +30,10 @@ type diffCmd struct {
 // eligibilityState is the latest eligibility event of one subject and
 // program: what a consumer of the topic believes now.
 type eligibilityState struct {
-	Eligible    bool           `json:"eligible"`
-	SecondaryID string         `json:"secondary_id,omitempty"`
-	Reasons     []reasonBrief  `json:"reasons"`
-	EventID     string         `json:"event_id"`
-	raw         map[string]any `json:"-"`
+	Eligible    bool          `json:"eligible"`
+	SecondaryID string        `json:"secondary_id,omitempty"`
+	Reasons     []reasonBrief `json:"reasons"`
+	EventID     string        `json:"event_id"`
 }
 
 // reasonBrief is a reason as the diff compares it: its cause (source) is
@@ -108,7 +107,7 @@ func latestEligibility(ctx context.Context, kc kafkaconf.Config, reg *serde.Regi
 			return
 		}
 		k := subjectKey{CustomerID: str(m["customer_id"]), PremiseID: str(m["premise_id"]), Program: str(m["program"])}
-		st := &eligibilityState{Eligible: m["eligible"] == true, SecondaryID: str(m["secondary_id"]), EventID: str(m["event_id"]), raw: m}
+		st := &eligibilityState{Eligible: m["eligible"] == true, SecondaryID: str(m["secondary_id"]), EventID: str(m["event_id"])}
 		rs, _ := m["reasons"].([]any)
 		for _, x := range rs {
 			rm, _ := x.(map[string]any)
