@@ -110,7 +110,7 @@ func (r *run) finish() {
 	})
 
 	rep.Eligibility = []report.Program{}
-	for pi, p := range programs {
+	for pi, p := range r.programs {
 		prog := report.Program{Program: p, Reasons: []report.ReasonCount{}, Examples: []report.Subject{}}
 		perBit := make([]int64, otherBit+1)
 		for _, s := range r.subjects {

@@ -175,7 +175,7 @@ type quietLogger struct{}
 func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...)) // Pebble's contract: Fatalf does not return
+	pebble.DefaultLogger.Fatalf(format, args...) // Pebble's contract: Fatalf does not return
 }
 
 // msg is what the reading goroutine hands to the rules: the start of a file,
@@ -294,10 +294,11 @@ type run struct {
 
 	// Final eligibility by hash of (customer, premise): per program, a bit per
 	// reason (reasonBits) and evalBit once evaluated.
-	subjects   map[uint64]*[nPrograms]uint32
+	programs   []string // rules.Programs(), in their order
+	subjects   map[uint64][]uint32
 	reasonBits map[[2]string]int
 	reasonList [][2]string
-	examples   [nPrograms]map[[2]string]report.Subject
+	examples   []map[[2]string]report.Subject // by program
 }
 
 type monthFuel struct {
@@ -313,18 +314,12 @@ type spSummary struct {
 	inactive bool
 }
 
-var programs = rules.Programs()
-
 const (
-	nPrograms = 5
-	evalBit   = 1 << 31
-	otherBit  = 30 // reasons past the 30th distinct (code, rule) pair share it
+	evalBit  = 1 << 31
+	otherBit = 30 // reasons past the 30th distinct (code, rule) pair share it
 )
 
 func newRun(opts Options) *run {
-	if len(programs) != nPrograms {
-		panic("validate: rules.Programs() changed length; update nPrograms") // a build-time mismatch, not input
-	}
 	r := &run{
 		opts:      opts,
 		rep:       &report.Report{ExamplesPerGroup: opts.Examples},
@@ -336,9 +331,11 @@ func newRun(opts Options) *run {
 		groups:     map[groupKey]*report.RuleFindings{},
 		offenders:  map[string]*report.Offender{},
 		history:    map[uint64]spSummary{},
-		subjects:   map[uint64]*[nPrograms]uint32{},
+		programs:   rules.Programs(),
+		subjects:   map[uint64][]uint32{},
 		reasonBits: map[[2]string]int{},
 	}
+	r.examples = make([]map[[2]string]report.Subject, len(r.programs))
 	for i := range r.examples {
 		r.examples[i] = map[[2]string]report.Subject{}
 	}
@@ -476,7 +473,7 @@ func (r *run) add(f report.Finding) {
 // holds.
 func (r *run) eligibility(e rules.EligibilityChanged) {
 	pi := -1
-	for i, p := range programs {
+	for i, p := range r.programs {
 		if p == e.Program {
 			pi = i
 		}
@@ -488,7 +485,7 @@ func (r *run) eligibility(e rules.EligibilityChanged) {
 	h := maphash.String(r.seed, e.CustomerID+"\x00"+e.PremiseID)
 	s := r.subjects[h]
 	if s == nil {
-		s = new([nPrograms]uint32)
+		s = make([]uint32, len(r.programs))
 		r.subjects[h] = s
 	}
 	mask := uint32(evalBit)
