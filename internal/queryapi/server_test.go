@@ -38,7 +38,7 @@ type fixture struct {
 	reg    *prometheus.Registry // the metrics of the APIs started (one: the last)
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	kinds := map[gen.Kind]int{}
 	for _, k := range gen.Kinds() {
@@ -68,7 +68,7 @@ func newFixture(t *testing.T) *fixture {
 
 // start runs every stage in dir, attached to a new API served by an
 // httptest server; stopping happens at the end of the test.
-func (f *fixture) start(t *testing.T, dir, token string) (*Server, *httptest.Server, []*runtime.Instance) {
+func (f *fixture) start(t testing.TB, dir, token string) (*Server, *httptest.Server, []*runtime.Instance) {
 	t.Helper()
 	f.reg = prometheus.NewRegistry()
 	api := New(Config{Kafka: f.env.Kafka, Token: token, Metrics: f.reg})
@@ -140,7 +140,7 @@ func decode[T any](t *testing.T, b []byte) T {
 // stage1 runs stage 1 of the rules over the files: the state each service
 // point must have (stage 1 is per service point, so the order between
 // service points does not matter).
-func stage1(t *testing.T, files []string) map[string]*rules.ServicePoint {
+func stage1(t testing.TB, files []string) map[string]*rules.ServicePoint {
 	t.Helper()
 	out := map[string]*rules.ServicePoint{}
 	for _, f := range ingest.Order(files) {
@@ -266,7 +266,7 @@ func TestServicePointAnswersEveryField(t *testing.T) {
 	}
 }
 
-func waitCaughtUp(t *testing.T, f *fixture) {
+func waitCaughtUp(t testing.TB, f *fixture) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Minute)
 	defer cancel()
