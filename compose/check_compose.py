@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -143,6 +144,14 @@ def check_static(compose_path, dockerfile, binary, env):
                 problems.add(where, f"volume {src!r} is not declared under volumes:")
             if src.startswith("./") and not os.path.exists(os.path.join(os.path.dirname(compose_path), src)):
                 problems.add(where, f"bind mount {src!r} does not exist next to the compose file")
+    # The images are the versions the test lane runs (scripts/realkafka).
+    root = os.path.dirname(os.path.abspath(dockerfile))
+    pom = open(os.path.join(root, "scripts", "realkafka", "pom.xml"), encoding="utf-8").read()
+    kafka = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    apicurio = re.search(r"APICURIO_VERSION:-([0-9.]+)", open(os.path.join(root, "scripts", "realkafka.sh"), encoding="utf-8").read()).group(1)
+    for name, want in (("kafka", f"apache/kafka:{kafka}"), ("registry", f"apicurio/apicurio-registry:{apicurio}")):
+        if (services.get(name) or {}).get("image") != want:
+            problems.add(f"services.{name}", f"image {(services.get(name) or {}).get('image')!r}, but the test lane runs {want}")
     us = {n: s for n, s in services.items() if is_usagestream(s)}
     if not us:
         problems.add("compose", "no usagestream service")
@@ -239,10 +248,21 @@ def order(us):
 def smoke(doc, binary, args):
     services = doc["services"]
     us = {n: s for n, s in services.items() if is_usagestream(s)}
+    if shutil.which("psql") is None:
+        raise SystemExit("check_compose: --smoke needs psql (Debian's postgresql-client) to check the sink's rows")
     work = tempfile.mkdtemp(prefix="usagestream-compose-")
-    prefix = f"compose{uuid.uuid4().hex[:8]}."
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"compose{run_id}."
     procs, failures, drop = {}, [], None
+    # The sink writes into a database of its own, dropped afterwards.
+    admin_url, db = args.postgres_url, f"compose_{run_id}"
+    psql(admin_url, f"CREATE DATABASE {db}")
+    pg_url = urllib.parse.urlunsplit(urllib.parse.urlsplit(admin_url)._replace(path="/" + db))
+    registry, apicurio = args.registry, None
     try:
+        if args.apicurio_jar:
+            apicurio = Apicurio(args.apicurio_jar, env_of(services["registry"]), admin_url, f"apicurio_{run_id}", work)
+            registry = apicurio.start()
         for name in order(us):
             svc = us[name]
             e = env_of(svc)
@@ -260,9 +280,9 @@ def smoke(doc, binary, args):
 
             cmd = [local(str(c)) for c in svc.get("command") or []]
             e = {k: local(v) for k, v in e.items()}
-            e.update(USAGESTREAM_BROKERS=args.brokers, USAGESTREAM_REGISTRY=args.registry, USAGESTREAM_TOPIC_PREFIX=prefix)
+            e.update(USAGESTREAM_BROKERS=args.brokers, USAGESTREAM_REGISTRY=registry, USAGESTREAM_TOPIC_PREFIX=prefix)
             if "USAGESTREAM_POSTGRES_URL" in e:
-                e["USAGESTREAM_POSTGRES_URL"] = args.postgres_url
+                e["USAGESTREAM_POSTGRES_URL"] = pg_url
             http = None
             if "USAGESTREAM_HTTP_ADDR" in e:
                 http = f"127.0.0.1:{free_port()}"
@@ -300,10 +320,30 @@ def smoke(doc, binary, args):
                     failures.append(f"ingest: {files} not moved to done/ within 90 s (failed/: {os.listdir(os.path.join(drop, 'failed')) if os.path.isdir(os.path.join(drop, 'failed')) else []})")
                 else:
                     print(f"   compose service ingest: {len(files)} dropped file(s) ingested and moved to done/", file=sys.stderr)
+                    if any("USAGESTREAM_POSTGRES_URL" in env_of(s) for s in us.values()):
+                        # Through the processors and the sink into PostgreSQL.
+                        deadline, n = time.monotonic() + 90, 0
+                        while time.monotonic() < deadline and n == 0:
+                            time.sleep(1)
+                            n = int(psql(pg_url, "SELECT count(*) FROM eligibility_current", check=False) or 0)
+                        if n == 0:
+                            failures.append("sink: no row in eligibility_current within 90 s of the file's ingest")
+                        else:
+                            print(f"   compose service sink: {n} rows in PostgreSQL's eligibility_current", file=sys.stderr)
             time.sleep(2)
             for name, (p, _) in procs.items():
                 if p.poll() is not None:
                     failures.append(f"{name}: exited with status {p.returncode} while the others ran")
+            if apicurio and not failures:
+                # The registry's storage settings keep the schemas across a restart.
+                before = apicurio.subjects(prefix)
+                apicurio.stop()
+                apicurio.start()
+                after = apicurio.subjects(prefix)
+                if not before or before != after:
+                    failures.append(f"registry: subjects {before} before a restart, {after} after: the compose's storage settings do not persist them")
+                else:
+                    print(f"   compose service registry: Apicurio on PostgreSQL (the compose's APICURIO_* settings) kept {len(after)} subjects across a restart", file=sys.stderr)
     finally:
         for name, (p, log) in reversed(list(procs.items())):
             if p.poll() is None:
@@ -322,8 +362,75 @@ def smoke(doc, binary, args):
                 with open(os.path.join(work, name + ".log")) as f:
                     tail = f.read().splitlines()[-15:]
                 print(f"---- {name} log (last lines)\n" + "\n".join(tail), file=sys.stderr)
+        if apicurio:
+            apicurio.stop()
+            if failures:
+                print("---- registry log (last lines)\n" + apicurio.tail(), file=sys.stderr)
+            psql(admin_url, f"DROP DATABASE IF EXISTS {apicurio.db}", check=False)
         shutil.rmtree(work, ignore_errors=True)
+        psql(admin_url, f"DROP DATABASE IF EXISTS {db}", check=False)
     return failures
+
+
+class Apicurio:
+    """The registry service as compose configures it (its APICURIO_*
+    environment), run from the jar the test lane fetched, with its JDBC URL
+    pointed at a fresh database of the test PostgreSQL."""
+
+    def __init__(self, jar, env, admin_url, db, work):
+        self.jar, self.db, self.proc = jar, db, None
+        jdbc = env.get("APICURIO_DATASOURCE_URL", "")
+        if env.get("APICURIO_STORAGE_KIND") != "sql" or not jdbc.startswith("jdbc:postgresql://"):
+            raise SystemExit(f"check_compose: the registry service does not store in PostgreSQL ({env})")
+        psql(admin_url, f"CREATE DATABASE {db}")
+        u = urllib.parse.urlsplit(admin_url)
+        self.env = {**env, "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://{u.hostname}:{u.port or 5432}/{db}",
+                    "APICURIO_DATASOURCE_USERNAME": urllib.parse.unquote(u.username or "postgres"),
+                    "APICURIO_DATASOURCE_PASSWORD": urllib.parse.unquote(u.password or "")}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = os.path.join(work, "registry.log")
+
+    def start(self):
+        log = open(self.log, "a")
+        self.proc = subprocess.Popen(["java", "-Xmx384m", "-Dquarkus.http.host=127.0.0.1", f"-Dquarkus.http.port={self.port}",
+                                      "-jar", os.path.abspath(self.jar)], cwd=os.path.dirname(os.path.abspath(self.jar)),
+                                     env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        t0 = time.monotonic()
+        if not ready(self.url + "/health/ready", 120) or self.proc.poll() is not None:
+            raise SystemExit("check_compose: Apicurio with the compose's storage settings did not start:\n" + self.tail())
+        print(f"   compose service registry: Apicurio on PostgreSQL ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        return self.url + "/apis/ccompat/v7"
+
+    def subjects(self, prefix):
+        import json
+        with urllib.request.urlopen(self.url + "/apis/ccompat/v7/subjects", timeout=10) as r:
+            return sorted(x for x in json.load(r) if x.startswith(prefix))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self):
+        with open(self.log, errors="replace") as f:
+            return "\n".join(f.read().splitlines()[-20:])
+
+
+def psql(url, sql, check=True):
+    """One statement through psql; the first value of the answer."""
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        if check:
+            raise SystemExit(f"check_compose: psql {sql!r}: {r.stderr.strip()}")
+        return None
+    return r.stdout.strip()
 
 
 def dockerignored(path, patterns):
@@ -372,6 +479,40 @@ def copy_context(dockerfile, out):
     print(f"   docker build context: {n} files", file=sys.stderr)
 
 
+# Each mistake the static checks exist for, made in a copy of the file: every
+# one must be reported (so the checks cannot pass vacuously).
+MUTATIONS = [
+    ('"127.0.0.1:8088:8088"', '"8088:8088"', "published on every interface"),
+    ("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in compose/.env}", "${POSTGRES_PASSWORD:-secret}", "POSTGRES_PASSWORD unset does not fail"),
+    ('"--poll", "5s"', '"--pol", "5s"', "has no flag --pol"),
+    ("USAGESTREAM_HTTP_ADDR: 0.0.0.0:8090", "USAGESTREAM_HTTP_ADDR: 127.0.0.1:8090", "must be 0.0.0.0:PORT"),
+    ("USAGESTREAM_UTILITY:", "USAGESTREAM_UTILTY:", "USAGESTREAM_UTILTY is not read by"),
+    ('["sink", "postgres"]', '["sink", "postgress"]', "is not a command of this binary"),
+    ("image: apache/kafka:", "image: apache/kafka:0.", "but the test lane runs"),
+    ("      - kafka-data:/var/lib/kafka/data", "      - kafka-dat:/var/lib/kafka/data", "is not declared under volumes"),
+]
+
+
+def self_test(compose_path, dockerfile, binary, env):
+    text = open(compose_path, encoding="utf-8").read()
+    missed = []
+    with tempfile.TemporaryDirectory() as d:
+        for old, new, want in MUTATIONS:
+            if old not in text:
+                missed.append(f"mutation {old!r}: not in {compose_path} any more; update MUTATIONS")
+                continue
+            path = os.path.join(os.path.dirname(os.path.abspath(compose_path)), f".mutated-{os.getpid()}.yml")
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text.replace(old, new))
+                _, problems, _ = check_static(path, dockerfile, binary, env)
+            finally:
+                os.remove(path)
+            if not any(want in p for p in problems):
+                missed.append(f"{old!r} -> {new!r} was not reported as {want!r} (got {list(problems)})")
+    return missed
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--binary")
@@ -380,6 +521,7 @@ def main():
     p.add_argument("--brokers")
     p.add_argument("--registry")
     p.add_argument("--postgres-url")
+    p.add_argument("--apicurio-jar", help="with --smoke: run the registry service from this jar, as compose configures it")
     p.add_argument("compose")
     p.add_argument("dockerfile")
     args = p.parse_args()
@@ -390,12 +532,17 @@ def main():
         p.error("--binary is required")
     # The variables an operator sets in compose/.env; their values do not matter here.
     env = {s: "check-" + s.lower() for s in SECRETS}
+    missed = self_test(args.compose, args.dockerfile, args.binary, env)
+    if missed:
+        print("check_compose: the checks missed mistakes:\n  " + "\n  ".join(missed), file=sys.stderr)
+        return 1
     doc, problems, commands = check_static(args.compose, args.dockerfile, args.binary, env)
     if problems:
         print(f"check_compose: {len(problems)} problems:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     print(f"   compose: {len(doc['services'])} services; usagestream commands {sorted(commands)} and their flags and "
-          f"environment variables exist; ports on 127.0.0.1; Dockerfile multi-stage, static, non-root", file=sys.stderr)
+          f"environment variables exist; ports on 127.0.0.1; Dockerfile multi-stage, static, non-root "
+          f"({len(MUTATIONS)} planted mistakes all caught)", file=sys.stderr)
     if args.smoke:
         if not (args.brokers and args.registry and args.postgres_url):
             print("check_compose: --smoke needs --brokers, --registry and --postgres-url", file=sys.stderr)

@@ -89,7 +89,7 @@ rk_http=127.0.0.1:$((20000 + RANDOM % 30000))
   export USAGESTREAM_SASL_MECHANISM=$REALKAFKA_SASL_MECHANISM USAGESTREAM_SASL_USER=$REALKAFKA_SASL_USER
   export USAGESTREAM_SASL_PASSWORD=$USAGESTREAM_TEST_SASL_PASSWORD USAGESTREAM_TOPIC_PREFIX=$rk_prefix
   set -euo pipefail
-  "$rk_us" gen -o "$rk_cache/drop" --service-points 50 --months 6 --seed 7 --now 20250315 >/dev/null
+  "$rk_us" gen -o "$rk_cache/drop" --service-points 50 --months 6 --seed 7 --now 20250315 >/dev/null 2>&1
   "$rk_us" run --no-process --http-addr "$rk_http" --partitions 3 >"$rk_cache/run.log" 2>&1 &
   rk_run=$!
   trap 'kill $rk_run 2>/dev/null; wait $rk_run 2>/dev/null' EXIT
@@ -124,8 +124,11 @@ rk_http=127.0.0.1:$((20000 + RANDOM % 30000))
 rk_step "binary over SASL_SSL"
 
 # The compose services as compose would run them (their commands and
-# environment), against this Kafka and Apicurio and the lane's PostgreSQL.
+# environment) against this Kafka, the lane's PostgreSQL, and a second
+# Apicurio configured by the compose file's registry settings (schemas in
+# PostgreSQL, kept across a restart): a file dropped into the ingest folder
+# must reach the sink's tables.
 "$USAGESTREAM_TEST_PYTHON" compose/check_compose.py --binary "$rk_us" --smoke --brokers "$USAGESTREAM_TEST_BROKERS" \
   --registry "$USAGESTREAM_TEST_REGISTRY" --postgres-url "${USAGESTREAM_TEST_POSTGRES_URL:?the postgres lane (20) sets it}" \
-  compose/docker-compose.yml Dockerfile
+  --apicurio-jar "$(ls .cache/realkafka/apicurio/apicurio-registry-app-*-runner.jar)" compose/docker-compose.yml Dockerfile
 rk_step "compose services against real Kafka"
