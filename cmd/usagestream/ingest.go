@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // --interval-tz works on machines without a zone database
 
@@ -40,6 +41,7 @@ type ingestCmd struct {
 	ChunkRows    int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
 	Progress     string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
 	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans, and how long a file must stay unchanged to count as complete."`
+	MetricsAddr  string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
 
 	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`
 	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
@@ -93,13 +95,28 @@ func (c *ingestCmd) Run(ctx context.Context, g *Globals) error {
 
 func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) error {
 	g.log.Info("watching a drop folder; stop with Ctrl-C", "dir", c.Watch)
+	// Metrics of a long-running watch (ingestmetrics.go).
+	var m *ingestMetrics
+	if c.MetricsAddr != "" {
+		reg := newMetricsRegistry()
+		m = newIngestMetrics(reg)
+		ready := &atomic.Bool{}
+		ready.Store(true)
+		stop, err := serveHTTP(c.MetricsAddr, reg, ready, g.log, nil)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return watch.Run(ctx, c.Watch, func(ctx context.Context, path string) (watch.Outcome, string) {
 		res, err := in.File(ctx, path)
 		if err != nil {
 			// Not the file's fault (Kafka down, say): leave it and retry.
 			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", res.File, "err", err)
+			m.retry()
 			return watch.Retry, ""
 		}
+		m.observe(res)
 		printSummary(os.Stdout, []ingest.Result{res})
 		if res.Status == ingest.Failed {
 			return watch.Failed, res.Err.Error()
