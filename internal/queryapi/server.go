@@ -324,6 +324,12 @@ func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.In
 		return
 	}
 	self := s.URL()
+	if me, err := inst.MemberID(); err == nil && owner.Member == me {
+		// The group gave the partition here and its restore is not done.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("partition %d of %s is being restored here: retry shortly", p, inst.Name()), nil)
+		return
+	}
 	if owner.URL == "" || owner.URL == self || r.Header.Get(forwardedHeader) != "" {
 		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s", p, inst.Name(), owner.Member), &owner)
 		return
