@@ -96,7 +96,7 @@ func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.
 	if c.State == "restore" && c.StateDir == "" {
 		return errors.New("--state restore wipes the local store of an instance: give its --state-dir")
 	}
-	if c.Output == "shadow" && !regexpName(c.Shadow) {
+	if c.Output == "shadow" && !validShadowName(c.Shadow) {
 		return fmt.Errorf("--shadow %q: use letters, digits, '-' and '_' only", c.Shadow)
 	}
 	policy, err := c.policy()
@@ -147,7 +147,7 @@ func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.
 	return c.runStages(ctx, plan, out, g)
 }
 
-func regexpName(s string) bool {
+func validShadowName(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -535,15 +535,16 @@ func (c *replayCmd) apply(ctx context.Context, adm *kadm.Client, plan *replayPla
 		if len(rs.members) == 0 {
 			continue
 		}
-		lg := kadm.LeaveGroup(rs.group)
 		var ids []string
 		for _, m := range rs.members {
-			if m.InstanceID != nil {
-				ids = append(ids, *m.InstanceID)
+			if m.InstanceID == nil {
+				// Only static members can be removed by an admin; a dynamic
+				// one is a live consumer that is not usagestream's.
+				return fmt.Errorf("group %s has member %s without a static instance id: it is no usagestream processor; stop it", rs.group, m.MemberID)
 			}
+			ids = append(ids, *m.InstanceID)
 		}
-		lg = lg.InstanceIDs(ids...)
-		if _, err := adm.LeaveGroup(ctx, lg); err != nil {
+		if _, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(rs.group).InstanceIDs(ids...)); err != nil {
 			return fmt.Errorf("removing the members of group %s (--force): %w", rs.group, err)
 		}
 		g.log.Info("removed group members", "group", rs.group, "members", ids)
