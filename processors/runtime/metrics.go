@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "usagestream_processor_records_in_total", Help: "Input records processed (committed or not).",
 		}, []string{"processor", "topic"}),
 		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usagestream_processor_records_out_total", Help: "Output records produced, changelog included.",
+			Name: "usagestream_processor_records_out_total", Help: "Output records produced (committed or not); changelog records are not counted.",
 		}, []string{"processor", "topic"}),
 		processSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "usagestream_processor_process_seconds", Help: "Time to process one poll of records, before the commit.",
