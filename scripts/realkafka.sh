@@ -37,19 +37,33 @@ marker="-Dusagestream.realkafka=$root"
 say() { echo "realkafka: $*" >&2; }
 need() { command -v "$1" >/dev/null || { say "$1 is required (Java 17+, Maven, openssl, curl)"; exit 2; }; }
 
+# mvn_quiet shows Maven's output (errors included: -q prints them on stdout)
+# only when it fails.
+mvn_quiet() {
+  local log
+  log=$(mktemp)
+  if ! mvn -q -B "$@" >"$log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$log" >&2
+    rm -f "$log"
+    say "Maven failed (above); check that Maven Central is reachable, then rerun"
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 fetch() {
   need java; need mvn
   if [ ! -f "$root/libs/.done" ]; then
     say "fetching Apache Kafka from Maven Central into $root/libs"
     rm -rf "$root/libs"
-    (cd scripts/realkafka && mvn -q -B -Dmaven.repo.local="$m2" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$root/libs") >&2
+    (cd scripts/realkafka && mvn_quiet -Dmaven.repo.local="$m2" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$root/libs")
     touch "$root/libs/.done"
   fi
   if [ ! -f "$root/apicurio/.done" ]; then
     say "fetching Apicurio Registry $APICURIO_VERSION from Maven Central into $root/apicurio"
-    mvn -q -B -Dmaven.repo.local="$m2" dependency:copy \
-      -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" -DoutputDirectory="$root" >&2
+    mvn_quiet -Dmaven.repo.local="$m2" dependency:copy \
+      -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" -DoutputDirectory="$root"
     rm -rf "$root/apicurio" && mkdir -p "$root/apicurio"
     tar -xzf "$root/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$root/apicurio"
     rm -f "$root/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"

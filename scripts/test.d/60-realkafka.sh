@@ -69,27 +69,36 @@ rk_step "Kafka and Apicurio started"
 mapfile -t rk_pkgs < <(grep -rlE --include='*_test.go' 'kafkatest\.|USAGESTREAM_TEST_' . |
   grep -v '^./.cache/' | xargs -n1 dirname | sort -u)
 echo "   against real Kafka: ${rk_pkgs[*]}"
-go test -count=1 -timeout 15m -skip 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM' "${rk_pkgs[@]}"
+# A failing step does not stop the later ones (they test other things); the
+# lane fails at its end, listing every failed step.
+rk_failed=()
+set +e
+go test -count=1 -timeout 15m -skip 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM' "${rk_pkgs[@]}" ||
+  rk_failed+=("Go tests against real Kafka")
 # The two tests that only run here must not have skipped.
-go test -count=1 -v -run 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM' ./processors/pipeline ./internal/kafkaconf >"$rk_cache/ext.log" 2>&1 ||
-  { cat "$rk_cache/ext.log"; return 1; }
-if grep -q -- '--- SKIP' "$rk_cache/ext.log" || [ "$(grep -c -- '--- PASS: Test' "$rk_cache/ext.log")" != 2 ]; then
-  cat "$rk_cache/ext.log"; echo "   the external-client and SASL tests did not both run" >&2; return 1
+if ! go test -count=1 -v -run 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM' ./processors/pipeline ./internal/kafkaconf >"$rk_cache/ext.log" 2>&1; then
+  cat "$rk_cache/ext.log"; rk_failed+=("external Python client / SASL_SSL Go tests")
+elif grep -q -- '--- SKIP' "$rk_cache/ext.log" || [ "$(grep -c -- '--- PASS: Test' "$rk_cache/ext.log")" != 2 ]; then
+  cat "$rk_cache/ext.log"; rk_failed+=("the external-client and SASL tests did not both run")
+else
+  grep -h 'events in .* topics: pyclient' "$rk_cache/ext.log" | sed 's/^ */   /'
 fi
-grep -h 'events in .* topics: pyclient' "$rk_cache/ext.log" | sed 's/^ */   /'
+set -e
 rk_step "Go tests against real Kafka"
 
 # The binary through the SASL_SSL listener, configured by environment, as in
 # a container.
 rk_prefix=lane$RANDOM.
 rk_http=127.0.0.1:$((20000 + RANDOM % 30000))
+set +e
+# Each check exits explicitly: set -e does not apply in a subshell whose
+# status is tested.
 (
   export USAGESTREAM_BROKERS=$REALKAFKA_SASL_BROKERS USAGESTREAM_REGISTRY=$USAGESTREAM_TEST_REGISTRY
   export USAGESTREAM_KAFKA_TLS=true USAGESTREAM_KAFKA_TLS_CA=$REALKAFKA_SASL_CA
   export USAGESTREAM_SASL_MECHANISM=$REALKAFKA_SASL_MECHANISM USAGESTREAM_SASL_USER=$REALKAFKA_SASL_USER
   export USAGESTREAM_SASL_PASSWORD=$USAGESTREAM_TEST_SASL_PASSWORD USAGESTREAM_TOPIC_PREFIX=$rk_prefix
-  set -euo pipefail
-  "$rk_us" gen -o "$rk_cache/drop" --service-points 50 --months 6 --seed 7 --now 20250315 >/dev/null 2>&1
+  "$rk_us" gen -o "$rk_cache/drop" --service-points 50 --months 6 --seed 7 --now 20250315 >/dev/null 2>&1 || exit 1
   "$rk_us" run --no-process --http-addr "$rk_http" --partitions 3 >"$rk_cache/run.log" 2>&1 &
   rk_run=$!
   trap 'kill $rk_run 2>/dev/null; wait $rk_run 2>/dev/null' EXIT
@@ -106,21 +115,20 @@ rk_http=127.0.0.1:$((20000 + RANDOM % 30000))
     { cat "$rk_cache/ingest.out" >&2; echo "   ingest over SASL_SSL: no 'published N + rejected 0' line" >&2; exit 1; }
   "$USAGESTREAM_TEST_PYTHON" scripts/pyclient/check_events.py --brokers "$REALKAFKA_SASL_BROKERS" --registry "$USAGESTREAM_REGISTRY" \
     --ca "$REALKAFKA_SASL_CA" --sasl-mechanism "$REALKAFKA_SASL_MECHANISM" --sasl-user "$REALKAFKA_SASL_USER" \
-    count --topic "${rk_prefix}billing.v1" --expect "$published" | sed 's/^/   /'
-  set +e
+    count --topic "${rk_prefix}billing.v1" --expect "$published" >"$rk_cache/count.out" 2>&1 ||
+    { cat "$rk_cache/count.out" >&2; echo "   the Python client over SASL_SSL did not read back $published rows" >&2; exit 1; }
+  sed 's/^/   /' "$rk_cache/count.out"
   USAGESTREAM_SASL_PASSWORD=wrong "$rk_us" ingest --force --progress never "$rk_cache"/drop/*.gz >/dev/null 2>"$rk_cache/wrong.err"
   code=$?
-  set -e
   [ "$code" = 1 ] && grep -q 'refused the SASL SCRAM-SHA-512 login of user' "$rk_cache/wrong.err" ||
     { cat "$rk_cache/wrong.err" >&2; echo "   a wrong password: want exit 1 and a clear refusal, got $code" >&2; exit 1; }
-  set +e
   env -u USAGESTREAM_KAFKA_TLS_CA "$rk_us" ingest --force --progress never "$rk_cache"/drop/*.gz >/dev/null 2>"$rk_cache/ca.err"
   code=$?
-  set -e
   [ "$code" = 1 ] && grep -q 'certificate signed by unknown authority' "$rk_cache/ca.err" ||
     { cat "$rk_cache/ca.err" >&2; echo "   an unknown CA: want exit 1 and a clear refusal, got $code" >&2; exit 1; }
   echo "   binary over SASL_SSL: ingest published $published rows, read back by the Python client; wrong password and unknown CA refused (exit 1)"
-)
+) || rk_failed+=("the binary over SASL_SSL")
+set -e
 rk_step "binary over SASL_SSL"
 
 # The compose services as compose would run them (their commands and
@@ -128,7 +136,14 @@ rk_step "binary over SASL_SSL"
 # Apicurio configured by the compose file's registry settings (schemas in
 # PostgreSQL, kept across a restart): a file dropped into the ingest folder
 # must reach the sink's tables.
+set +e
 "$USAGESTREAM_TEST_PYTHON" compose/check_compose.py --binary "$rk_us" --smoke --brokers "$USAGESTREAM_TEST_BROKERS" \
   --registry "$USAGESTREAM_TEST_REGISTRY" --postgres-url "${USAGESTREAM_TEST_POSTGRES_URL:?the postgres lane (20) sets it}" \
-  --apicurio-jar "$(ls .cache/realkafka/apicurio/apicurio-registry-app-*-runner.jar)" compose/docker-compose.yml Dockerfile
+  --apicurio-jar "$(ls .cache/realkafka/apicurio/apicurio-registry-app-*-runner.jar)" compose/docker-compose.yml Dockerfile ||
+  rk_failed+=("compose services against real Kafka")
+set -e
 rk_step "compose services against real Kafka"
+if [ "${#rk_failed[@]}" -gt 0 ]; then
+  printf '   real-Kafka lane FAILED: %s\n' "${rk_failed[@]}" >&2
+  return 1
+fi
