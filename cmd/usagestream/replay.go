@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -282,6 +283,9 @@ func (c *replayCmd) plan(ctx context.Context, live kafkaconf.Config, adm *kadm.C
 // planOffsets decides where each input partition of a stage restarts.
 func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *replayPlan, rs *replayStage, at time.Time) error {
 	committed, err := adm.FetchOffsets(ctx, rs.group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		err = nil // a group that never committed: nothing to show
+	}
 	if err != nil && !plan.shadow {
 		return fmt.Errorf("fetching the committed offsets of group %s: %w", rs.group, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/gen"
@@ -76,10 +78,13 @@ func committedOffsets(t *testing.T, pe processedEnv, group string) map[string]ma
 	}
 	defer cl.Close()
 	os, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	out := map[string]map[int32]int64{}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return out
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]map[int32]int64{}
 	os.Each(func(o kadm.OffsetResponse) {
 		if out[o.Topic] == nil {
 			out[o.Topic] = map[int32]int64{}
@@ -548,4 +553,65 @@ func TestReplayOffsetsTimesAndRestore(t *testing.T) {
 			t.Errorf("--to an hour ahead: partition %d at %d, want its end %d", o.Partition, got[o.Partition], o.Offset)
 		}
 	})
+}
+
+// TestReplayAsksOnATerminal: on a terminal (a pseudo-terminal from
+// script(1)), the replay shows its plan and asks; "n" changes nothing, "y"
+// resets the group.
+func TestReplayAsksOnATerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("script(1) (util-linux) is needed to test the prompt on a terminal")
+		}
+		t.Skip("script(1) (util-linux) not installed")
+	}
+	env := kafkatest.Start(t)
+	res := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 20, Months: 3, Seed: 2})
+	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(context.Background(), res.Files); err != nil {
+		t.Fatal(err)
+	}
+	pe := processedEnv{env: env}
+	group := groupName(env.Kafka.TopicPrefix, "servicepoint")
+	args := append([]string{binary, "replay", "servicepoint", "--state", "keep", "--no-run"}, connFlags(env.Kafka)...)
+	answer := func(a string) (string, int) {
+		cmd := exec.Command(scriptBin, "-qec", strings.Join(quoteAll(args), " "), "/dev/null")
+		cmd.Stdin = strings.NewReader(a + "\n")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		code := 0
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := answer("n")
+	if code != 1 || !strings.Contains(out, "Proceed? [y/N]") || !strings.Contains(out, "cancelled") {
+		t.Fatalf("answering n: exit %d\n%s", code, out)
+	}
+	if got := committedOffsets(t, pe, group); len(got) != 0 {
+		t.Fatalf("a cancelled replay committed offsets: %v", got)
+	}
+	out, code = answer("y")
+	if code != 0 || !strings.Contains(out, "Offsets and state reset") {
+		t.Fatalf("answering y: exit %d\n%s", code, out)
+	}
+	if got := committedOffsets(t, pe, group)[env.Topics.Billing]; len(got) == 0 {
+		t.Fatalf("after y, the group has no offsets on %s", env.Topics.Billing)
+	}
+}
+
+// quoteAll quotes arguments for the shell script(1) runs.
+func quoteAll(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return out
 }
