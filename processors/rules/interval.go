@@ -601,9 +601,18 @@ func (ip *IntervalPoint) ApplyBilling(p Policy, row *billing.Row, src Source) In
 	if row.Layout != billing.LayoutUsage {
 		a := &ip.Account
 		if !a.Known || row.ActiveDate >= a.ActiveDate {
+			moved := !a.Known || a.CustomerID != row.CustomerID || a.PremiseID != row.PremiseID
 			*a = IntervalAccount{Known: true, ActiveDate: row.ActiveDate, AccountID: row.AccountID, CustomerID: row.CustomerID,
 				PremiseID: row.PremiseID, SecondaryID: row.SecondaryID, ServiceType: row.ServiceType,
 				Active: !row.InactiveDate.Valid && !row.IsAccountDeletion}
+			// I5 is judged per customer at a premise: a new one learns the
+			// history the service point already has.
+			if moved && ip.HistoryMonths > 0 {
+				if c := ip.find(""); c != nil && len(c.Days) > 0 {
+					out.History = &IntervalHistory{ServicePointID: ip.ID, CustomerID: a.CustomerID, PremiseID: a.PremiseID,
+						Months: ip.HistoryMonths, Since: c.historyStart(), Source: src}
+				}
+			}
 		}
 	}
 	if row.Layout == billing.LayoutCustomer || row.Duration < 1 {

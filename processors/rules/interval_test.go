@@ -296,6 +296,14 @@ func TestI5_History(t *testing.T) {
 	if !HistoryEligible(r.p, r.ip.HistoryMonths) || HistoryEligible(r.p, 12) {
 		t.Fatal("13 months are needed, and enough")
 	}
+	// A new customer at the service point learns its history.
+	r.n++
+	r.record(r.ip.ApplyBilling(r.p, &billing.Row{Layout: billing.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C2", PremiseID: "P1",
+		AccountID: "A2", ActiveDate: dates.MustParse("20240201"), ServiceType: "E"}, Source{Offset: r.n}))
+	expectEvents(t, r.take(), "HISTORY 13 months since 20230101")
+	if h := r.ip.Account; h.CustomerID != "C2" {
+		t.Fatalf("account %+v", h)
+	}
 	// A whole-day gap restarts the history.
 	r.reads(ir(t, start.AddDays(420).String(), "0000", 1440, 1, -300, false))
 	got = r.take()
