@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -124,6 +125,11 @@ func (s *Server) Listening(addr string) {
 	defer s.mu.Unlock()
 	if s.self == "" {
 		s.self = advertiseURL(addr)
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && s.cfg.Token == "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			s.log.Warn("the query API answers beyond this host without a token: set USAGESTREAM_API_TOKEN", "addr", addr)
+		}
 	}
 }
 
