@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -728,15 +729,33 @@ func (c *replayCmd) runStages(ctx context.Context, plan *replayPlan, out io.Writ
 	started := time.Now()
 	eg.Go(func() error {
 		defer cancel()
-		for _, rs := range plan.stages {
-			for _, in := range rs.inputs {
-				if err := consume.WaitCaughtUp(ectx, plan.kc, rs.group, in); err != nil {
-					return fmt.Errorf("stage %s did not catch up on %s: %w", rs.name, in, err)
+		// Stages are waited for in data-flow order; should a later stage
+		// feed an earlier one, a pass ends with that one's input grown: the
+		// stages are waited for again until a pass sees no internal topic
+		// grow. External input (live ingestion) is not waited for.
+		for pass := 1; ; pass++ {
+			before, err := internalEnds(ectx, plan)
+			if err != nil {
+				return err
+			}
+			for _, rs := range plan.stages {
+				for _, in := range rs.inputs {
+					if err := consume.WaitCaughtUp(ectx, plan.kc, rs.group, in); err != nil {
+						return fmt.Errorf("stage %s did not catch up on %s: %w", rs.name, in, err)
+					}
+				}
+				if pass == 1 {
+					fmt.Fprintf(out, "stage %s caught up (%s)\n", rs.name, time.Since(started).Round(time.Millisecond))
 				}
 			}
-			fmt.Fprintf(out, "stage %s caught up (%s)\n", rs.name, time.Since(started).Round(time.Millisecond))
+			after, err := internalEnds(ectx, plan)
+			if err != nil {
+				return err
+			}
+			if maps.Equal(before, after) {
+				return nil
+			}
 		}
-		return nil
 	})
 	err = eg.Wait()
 	if ctx.Err() != nil {
@@ -765,6 +784,37 @@ func (c *replayCmd) runStages(ctx context.Context, plan *replayPlan, out io.Writ
 		fmt.Fprintf(out, "compare with: usagestream diff --shadow %s\n", c.Shadow)
 	}
 	return nil
+}
+
+// internalEnds are the end offsets of the stages' internal inputs (the
+// repartition topics between them).
+func internalEnds(ctx context.Context, plan *replayPlan) (map[string]int64, error) {
+	var internal []string
+	for _, rs := range plan.stages {
+		for _, in := range rs.inputs {
+			if repartition(plan.kc.TopicPrefix, in) {
+				internal = append(internal, in)
+			}
+		}
+	}
+	out := map[string]int64{}
+	if len(internal) == 0 {
+		return out, nil
+	}
+	cl, err := plan.kc.NewClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, internal...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing the end offsets of %v: %w", internal, err)
+	}
+	ends.Each(func(o kadm.ListedOffset) { out[fmt.Sprintf("%s/%d", o.Topic, o.Partition)] = o.Offset })
+	return out, nil
 }
 
 // recordCounts sums the runtime's record counters for the summary line.
