@@ -114,7 +114,7 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "topic_prefix", s.kc.TopicPrefix)
 	// Sinks (issue 8): those whose destination is set run beside the
 	// processors; one that fails stops run with its error.
-	ctx, sinks, err := startSinks(ctx, s.kc, r.sinkFlags, reg, g.log, "")
+	ctx, sinks, err := startSinks(ctx, s.kc, r.sinkFlags, reg, g.log, "", "")
 	if err != nil {
 		return err
 	}

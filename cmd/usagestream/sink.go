@@ -52,9 +52,10 @@ type sinkFlags struct {
 
 // sinkCommon are the flags of every `sink NAME` command.
 type sinkCommon struct {
-	HTTPAddr string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8090" help:"Address of /healthz, /readyz and /metrics."`
-	Group    string `name:"group" env:"USAGESTREAM_SINK_GROUP" help:"Consumer group (default <prefix>sink-NAME); instances with the same group share the partitions."`
-	Batch    int    `name:"batch" env:"USAGESTREAM_SINK_BATCH" default:"5000" help:"Most events written at once (the webhook sink: --webhook-batch)."`
+	HTTPAddr   string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8090" help:"Address of /healthz, /readyz and /metrics."`
+	Group      string `name:"group" env:"USAGESTREAM_SINK_GROUP" help:"Consumer group (default <prefix>sink-NAME); instances with the same group share the partitions."`
+	Batch      int    `name:"batch" env:"USAGESTREAM_SINK_BATCH" default:"5000" help:"Most events written at once (the webhook sink: --webhook-batch)."`
+	InstanceID string `name:"instance-id" env:"USAGESTREAM_SINK_INSTANCE_ID" help:"Static group membership: a restarted instance with the same id gets its partitions back at once. Give each running instance its own."`
 }
 
 type sinkCmd struct {
@@ -109,7 +110,7 @@ func serveSinks(ctx context.Context, g *Globals, c sinkCommon, f sinkFlags) erro
 		return err
 	}
 	defer stop()
-	sctx, sinks, err := startSinks(ctx, g.Kafka, f, reg, g.log, c.Group)
+	sctx, sinks, err := startSinks(ctx, g.Kafka, f, reg, g.log, c.Group, c.InstanceID)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func (r *runningSinks) wait() error {
 // startSinks opens every sink whose destination f sets and runs each in its
 // own consumer group. The returned context ends when ctx does or a sink
 // fails; wait then says which.
-func startSinks(ctx context.Context, kc kafkaconf.Config, f sinkFlags, reg prometheus.Registerer, log *slog.Logger, group string) (context.Context, *runningSinks, error) {
+func startSinks(ctx context.Context, kc kafkaconf.Config, f sinkFlags, reg prometheus.Registerer, log *slog.Logger, group, instanceID string) (context.Context, *runningSinks, error) {
 	type started struct {
 		cfg sink.Config
 		w   sink.Writer
@@ -168,7 +169,7 @@ func startSinks(ctx context.Context, kc kafkaconf.Config, f sinkFlags, reg prome
 		if g == "" {
 			g = sink.GroupFor(kc.TopicPrefix, name)
 		}
-		return sink.Config{Name: name, Kafka: kc, Group: g, MaxBatch: f.SinkBatch, Logger: log, Metrics: lm}
+		return sink.Config{Name: name, Kafka: kc, Group: g, InstanceID: instanceID, MaxBatch: f.SinkBatch, Logger: log, Metrics: lm}
 	}
 	if f.PostgresURL != "" {
 		s, err := postgres.Open(ctx, postgres.Config{URL: f.PostgresURL, Topics: names, Logger: log, Metrics: postgres.NewMetrics(reg)})

@@ -12,9 +12,10 @@
 // finished .jsonl file is never changed again and never holds half a line.
 //
 // Crash safety: each batch is written and fsynced before its offsets are
-// committed. After a crash, the .part file is cut back to its last complete
-// line, and events at or below the last offset on disk are skipped when
-// Kafka delivers them again, so every event is in the files exactly once.
+// committed. On start, a .part file left by a crash is cut back to its last
+// complete line and finished; events at or below the last offset on disk
+// are skipped when Kafka delivers them again, so every event is in the files
+// exactly once. One directory serves one sink instance.
 package jsonl
 
 import (
@@ -27,7 +28,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,7 +98,56 @@ func Open(cfg Config) (*Sink, error) {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	return &Sink{cfg: cfg, log: cfg.Logger.With("sink", "jsonl"), parts: map[partKey]*partFile{}}, nil
+	s := &Sink{cfg: cfg, log: cfg.Logger.With("sink", "jsonl"), parts: map[partKey]*partFile{}}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// recover finishes the .part files a crash left: each is cut back to its
+// last whole line and renamed to .jsonl (or removed when nothing is left),
+// so readers get every line that was written even if its partition never
+// sees another event. The directory belongs to one sink instance: another
+// one's open files would be finished under it.
+func (s *Sink) recover() error {
+	parts, err := filepath.Glob(filepath.Join(s.cfg.Dir, "*", "*.jsonl.part"))
+	if err != nil {
+		return err
+	}
+	for _, path := range parts {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("recovering %s: %w", path, err)
+		}
+		size, cut, err := repair(f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("recovering %s: %w", path, err)
+		}
+		if cut > 0 {
+			s.cfg.Metrics.repaired.Inc()
+			s.log.Warn("cut a half-written line at the end of a file (left by a crash)", "file", path, "bytes", cut)
+		}
+		if size == 0 {
+			err = os.Remove(path)
+		} else {
+			err = os.Rename(path, strings.TrimSuffix(path, ".part"))
+			s.cfg.Metrics.files.Inc()
+		}
+		if err == nil {
+			err = syncDir(filepath.Dir(path))
+		}
+		if err != nil {
+			return fmt.Errorf("recovering %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 type line struct {
@@ -231,70 +280,32 @@ func (s *Sink) part(topic string, partition int32) (*partFile, error) {
 	return p, nil
 }
 
-// load finds the partition's newest file: a .part file is cut back to its
-// last complete line and written on; either way its last line's offset says
-// where the files end.
+// load finds where the partition's files end: the offset of the last line
+// of its newest file (after recover, every file is finished).
 func (s *Sink) load(p *partFile) error {
 	entries, err := os.ReadDir(p.dir)
 	if err != nil {
 		return err
 	}
-	type file struct {
-		first int64
-		name  string
-	}
-	var files []file
+	newest, newestFirst := "", int64(-1)
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), p.prefix)
-		if !ok {
+		if !ok || !strings.HasSuffix(rest, ".jsonl") {
 			continue
 		}
-		num, _, _ := strings.Cut(rest, ".")
-		first, err := strconv.ParseInt(num, 10, 64)
-		if err != nil || !(strings.HasSuffix(rest, ".jsonl") || strings.HasSuffix(rest, ".jsonl.part")) {
-			continue
+		first, err := strconv.ParseInt(strings.TrimSuffix(rest, ".jsonl"), 10, 64)
+		if err == nil && first > newestFirst {
+			newest, newestFirst = e.Name(), first
 		}
-		files = append(files, file{first, e.Name()})
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].first < files[j].first })
-	for i := len(files) - 1; i >= 0; i-- {
-		path := filepath.Join(p.dir, files[i].name)
-		if !strings.HasSuffix(path, ".part") {
-			last, err := lastOffset(path)
-			if err != nil {
-				return err
-			}
-			p.last = last
-			return nil
-		}
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		size, cut, err := repair(f)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if cut > 0 {
-			s.cfg.Metrics.repaired.Inc()
-			s.log.Warn("cut a half-written line at the end of a file (left by a crash)", "file", path, "bytes", cut)
-		}
-		if size == 0 {
-			f.Close()
-			if err := os.Remove(path); err != nil {
-				return err
-			}
-			continue
-		}
-		last, err := lastOffset(path)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		p.f, p.path, p.size, p.opened, p.last = f, path, size, time.Now(), last
+	if newest == "" {
 		return nil
 	}
+	last, err := lastOffset(filepath.Join(p.dir, newest))
+	if err != nil {
+		return err
+	}
+	p.last = last
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
 
@@ -101,9 +102,17 @@ type Config struct {
 	// (defaults 200ms and 30s).
 	RetryMin, RetryMax time.Duration
 	// RebalanceTimeout is how long the group waits for this member to finish
-	// a batch during a rebalance (default 3m): it must exceed the longest
-	// Write, retries included, or the member is dropped from the group.
+	// a batch during a rebalance (default 30s). A Write that takes longer
+	// (a webhook retrying) loses the member its partitions: its offsets are
+	// then not committed and the new owner delivers the batch again.
 	RebalanceTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member (one
+	// that was killed) before giving its partitions to others (default 10s).
+	SessionTimeout time.Duration
+	// InstanceID, when set, makes this a static group member: a restarted
+	// instance with the same id takes its partitions back at once, without
+	// a rebalance. Every running instance needs its own.
+	InstanceID string
 	// WriteTimeout bounds one Write (default 1m).
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -139,7 +148,10 @@ func (c *Config) defaults() {
 		c.RetryMax = 30 * time.Second
 	}
 	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = 3 * time.Minute
+		c.RebalanceTimeout = 30 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = time.Minute
@@ -175,7 +187,11 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.WithLogger(kslog.New(log.With("component", "kgo"))),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
 	if r, ok := w.(Revoker); ok {
 		revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { r.Revoke(ps) }
@@ -304,6 +320,12 @@ func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
 	cctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
 	defer cancel()
 	if err := l.commit(cctx, recs); err != nil {
+		if lostMembership(err) {
+			// The group moved on while this batch was written: the new
+			// owner delivers it again, and the Writers drop what they have.
+			l.log.Warn("offsets not committed: the partitions went to another member during the write; it delivers the batch again", "err", err)
+			return nil
+		}
 		return fmt.Errorf("sink %s: committing offsets after a durable write (the batch is delivered again on restart, without duplicates): %w", l.cfg.Name, err)
 	}
 	now := time.Now()
@@ -332,11 +354,18 @@ func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
 	return nil
 }
 
+// lostMembership reports a commit refused because this member is no longer
+// the owner of its partitions in the current generation of the group.
+func lostMembership(err error) bool {
+	return errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.UnknownMemberID) ||
+		errors.Is(err, kerr.RebalanceInProgress)
+}
+
 func (l *loop) commit(ctx context.Context, recs []*kgo.Record) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = l.cl.CommitRecords(ctx, recs...); err == nil {
-			return nil
+		if err = l.cl.CommitRecords(ctx, recs...); err == nil || lostMembership(err) {
+			return err
 		}
 		l.log.Warn("offset commit failed; retrying", "err", err)
 		select {
