@@ -238,6 +238,15 @@ func (r *run) files(ctx context.Context, paths []string) error {
 					}
 					break
 				}
+				if row := rec.Row; row != nil {
+					// Distinct ids are counted here, off the goroutine
+					// that runs the rules; the sets are read after the
+					// channel closes.
+					r.count(r.customers, &r.lastCustomer, row.CustomerID)
+					r.count(r.premises, &r.lastPremise, row.PremiseID)
+					r.count(r.accounts, &r.lastAcct, row.AccountID)
+					r.count(r.points, &r.lastPoint, row.ServicePointID)
+				}
 				batch = append(batch, rec)
 				if len(batch) == batchRows {
 					if !send(msg{recs: batch}) {
@@ -364,10 +373,6 @@ func (r *run) record(file string, rec *billing.Record) error {
 		return nil
 	}
 	row := rec.Row
-	r.count(r.customers, &r.lastCustomer, row.CustomerID)
-	r.count(r.premises, &r.lastPremise, row.PremiseID)
-	r.count(r.accounts, &r.lastAcct, row.AccountID)
-	r.count(r.points, &r.lastPoint, row.ServicePointID)
 	out, err := r.chain.Apply(row, rules.Source{File: file, Line: row.Line})
 	if err != nil {
 		return fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
