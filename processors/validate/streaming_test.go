@@ -36,8 +36,10 @@ func TestFindingsEqualStreamingEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A later two-file delivery of other service points, as an incremental
-	// customer/usage pair would come.
+	// A later customer/usage pair. The generator numbers service points from
+	// 1, so it delivers other accounts and usage for service points of the
+	// full file: late history, overlaps, corrections and supersessions that
+	// both paths must agree on.
 	split, err := gen.Generate(dir, gen.Config{ServicePoints: 40, Months: 14, Seed: 6, Now: now.Add(time.Hour),
 		Split: true, Utility: "gec", Anomalies: map[gen.Kind]int{"U2_GAP": 1, "BAD_DATE": 1}})
 	if err != nil {
