@@ -204,8 +204,9 @@ func (ip *IntervalPoint) channel(name string) *Channel {
 	return c
 }
 
-// day returns the day d of c, creating it; the bool says it is new.
-func (c *Channel) day(d dates.Date) (*Day, bool) {
+// day returns the day d of c, creating it (with values when it is after
+// noDetail); the bool says it is new.
+func (c *Channel) day(d, noDetail dates.Date) (*Day, bool) {
 	n := len(c.Days)
 	if n > 0 && c.Days[n-1].Date == d { // the usual case: reads in time order
 		return &c.Days[n-1], false
@@ -215,7 +216,7 @@ func (c *Channel) day(d dates.Date) (*Day, bool) {
 		return &c.Days[i], false
 	}
 	words := (slotsPerDay(int(c.Minutes)) + 63) / 64
-	c.Days = slices.Insert(c.Days, i, Day{Date: d, Bits: make([]uint64, words), Est: make([]uint64, words), Detailed: true})
+	c.Days = slices.Insert(c.Days, i, Day{Date: d, Bits: make([]uint64, words), Est: make([]uint64, words), Detailed: d > noDetail})
 	return &c.Days[i], true
 }
 
@@ -316,7 +317,8 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *interval.Re
 			return out // older than the history kept: nothing to compare it with
 		}
 	}
-	d, isNew := c.day(date)
+	noDetail := max(newest, date).AddDays(-ipol.DetailDays)
+	d, isNew := c.day(date, noDetail)
 	est := r.Estimate != billing.EstimateActual
 
 	if d.has(slot) { // I2: the same interval again
@@ -554,15 +556,19 @@ func (ip *IntervalPoint) retain(ipol IntervalPolicy, c *Channel) {
 			c.DayGaps = slices.Delete(c.DayGaps, 0, 1)
 		}
 	}
+	// Days leave the detail window oldest first, so walking back from the
+	// newest day stops at the first one already without values: the cost
+	// per read does not grow with the history.
 	detail := newest.AddDays(-ipol.DetailDays)
-	for i := range c.Days {
+	for i := len(c.Days) - 1; i >= 0; i-- {
 		d := &c.Days[i]
 		if d.Date > detail {
+			continue
+		}
+		if !d.Detailed {
 			break
 		}
-		if d.Detailed {
-			d.Detailed, d.Values = false, nil
-		}
+		d.Detailed, d.Values = false, nil
 	}
 	c.NegativeDates = slices.DeleteFunc(c.NegativeDates, func(x dates.Date) bool { return x <= detail })
 	if len(ip.Periods) > 0 {

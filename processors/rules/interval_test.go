@@ -188,6 +188,11 @@ func TestI2_SentAgainIsACorrection(t *testing.T) {
 		r.take()
 		r.reads(ir(t, "20240101", "1200", 60, 3, -300, false))
 		expectEvents(t, r.take(), "INTERVAL_LATE_CORRECTION I2 20240101")
+		// A day back-filled beyond the window keeps coverage, not values.
+		r.reads(ir(t, "20240103", "1200", 60, 1, -300, false))
+		if d := r.ip.Channels[0].find(dates.MustParse("20240103")); d == nil || d.Detailed || d.Values != nil || d.count() != 1 {
+			t.Fatalf("back-filled day %+v", d)
+		}
 	})
 }
 
