@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/producers/interval"
 )
 
 // intervalStateVersion is the first byte of an encoded IntervalPoint.
@@ -121,6 +122,10 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 			ZeroRunMin: int32(d.int()), EstRunMin: int32(d.int()), ZeroRunStart: d.int(), EstRunStart: d.int()}
 		bs := d.bools(3)
 		c.ZeroRaised, c.EstRaised, c.LengthWarned = bs[0], bs[1], bs[2]
+		if c.Minutes != 0 && !interval.ValidLength(int(c.Minutes)) {
+			d.fail("interval length")
+			break
+		}
 		for k := d.count(); k > 0; k-- {
 			c.DayGaps = append(c.DayGaps, DateRange{dates.Date(d.int()), dates.Date(d.int())})
 		}
@@ -136,7 +141,7 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 			bs := d.bools(3)
 			day.Detailed, day.SumUnknown, day.SpikeRaised = bs[0], bs[1], bs[2]
 			words := d.count()
-			if words != (slotsPerDay(int(c.Minutes))+63)/64 {
+			if c.Minutes == 0 || words != (slotsPerDay(int(c.Minutes))+63)/64 {
 				d.fail("day bitmap size")
 				break
 			}

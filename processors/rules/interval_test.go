@@ -415,3 +415,29 @@ func TestIntervalStateRefusesGarbage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIntervalState: any bytes are a state or an error, never a panic, and
+// a state that decodes encodes back to bytes that decode the same.
+func FuzzIntervalState(f *testing.F) {
+	r := newIPRun(f)
+	r.bill("20240602", 2, 50)
+	r.reads(dayReads(f, "20240601", 60, 1, -240, "0300")...)
+	r.reads(dayReads(f, "20240604", 15, 0.25, -240)...)
+	b, _ := r.ip.MarshalBinary()
+	f.Add(b)
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ip IntervalPoint
+		if ip.UnmarshalBinary(b) != nil {
+			return
+		}
+		again, err := ip.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back IntervalPoint
+		if err := back.UnmarshalBinary(again); err != nil {
+			t.Fatalf("a decoded state does not decode after encoding: %v", err)
+		}
+	})
+}
