@@ -480,14 +480,14 @@ func TestKeyOnAnotherInstance(t *testing.T) {
 	// Wait until the service point stage's partitions are split between the
 	// two and the group has settled.
 	n := partitions(t, f)
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		a, b := instA[0].Owned(), instB[0].Owned()
 		if len(a) > 0 && len(b) > 0 && len(a)+len(b) == n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("partitions not split after 90s: A %v, B %v", a, b)
+			t.Fatalf("partitions not split after 3 minutes: A %v, B %v", a, b)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
