@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate"
 	"github.com/usagestream/usagestream/processors/validate/report"
@@ -32,6 +34,7 @@ type validateCmd struct {
 	TempDir      string   `name:"temp-dir" env:"USAGESTREAM_TEMP_DIR" help:"Folder for the temporary Pebble store (default: the system's); removed at the end."`
 	Layout       string   `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
 	ServiceTypes []string `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+	Progress     string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
 func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
@@ -48,6 +51,18 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	tuneGC()
 	start := time.Now()
+	var (
+		progress func(int64)
+		bar      *progressbar.ProgressBar
+	)
+	if c.Progress == "always" || (c.Progress == "auto" && isTerminal(os.Stderr)) {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+		progress = func(rows int64) {
+			bar.Describe(fmt.Sprintf("%d rows, %.0f rows/s", rows, float64(rows)/time.Since(start).Seconds()))
+			_ = bar.Set64(rows)
+		}
+	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
 		Policy:      policy,
 		Reader:      billing.Options{Layout: billing.Layout(c.Layout), ServiceTypes: c.ServiceTypes},
@@ -56,8 +71,12 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		CacheStates: c.CacheStates,
 		TempDir:     c.TempDir,
 		Examples:    c.Examples,
+		Progress:    progress,
 		Logger:      g.log,
 	})
+	if bar != nil {
+		_ = bar.Finish() // clears its line before the summary
+	}
 	if err != nil {
 		return err
 	}
