@@ -164,7 +164,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	}
 	finish()
 	r.finish()
-	opts.Logger.Info("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
+	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
 		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
 	return r.rep, nil
 }
