@@ -93,7 +93,15 @@ func TestReportGolden(t *testing.T) {
 // nearly every state goes through Pebble and back; the report must not
 // change.
 func TestPebbleStoreGivesTheSameReport(t *testing.T) {
-	files, _ := sample(t, t.TempDir())
+	dir := t.TempDir()
+	files, _ := sample(t, dir)
+	// A later customer/usage pair for the same service point ids: their
+	// states come back from Pebble.
+	again, err := gen.Generate(dir, gen.Config{ServicePoints: 30, Months: 14, Seed: 13, Now: now.Add(time.Hour), Split: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, again.Files...)
 	mem := mustRun(t, files, Options{Store: StoreMemory})
 	peb := mustRun(t, files, Options{Store: StorePebble, CacheStates: 3, TempDir: t.TempDir()})
 	if mem.Store != StoreMemory || peb.Store != StorePebble {
