@@ -73,13 +73,22 @@ fetch() {
 
 port_busy() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
+# free_port picks a port below the kernel's ephemeral range (where outgoing
+# connections would take it between the pick and the bind) that is neither
+# listening nor already picked.
+picked=" "
 free_port() {
-  local p
+  local p lo
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
-    port_busy "$p" || { echo "$p"; return; }
+    p=$((10000 + RANDOM % (lo - 10000)))
+    case $picked in *" $p "*) continue ;; esac
+    port_busy "$p" && continue
+    picked="$picked$p "
+    port=$p
+    return
   done
-  say "no free port found"; exit 1
+  say "no free port found below $lo"; exit 1
 }
 
 # ours lists the pids of JVMs this checkout started (by the marker property).
@@ -128,10 +137,10 @@ start() {
   need openssl; need curl; need ss
   # Leftovers of an aborted run (a killed test command) hold the ports.
   stop
-  [ "$KAFKA_PORT" = auto ] && KAFKA_PORT=$(free_port)
-  [ "$CONTROLLER_PORT" = auto ] && CONTROLLER_PORT=$(free_port)
-  [ "$SASL_PORT" = auto ] && SASL_PORT=$(free_port)
-  [ "$REGISTRY_PORT" = auto ] && REGISTRY_PORT=$(free_port)
+  [ "$KAFKA_PORT" = auto ] && free_port && KAFKA_PORT=$port
+  [ "$CONTROLLER_PORT" = auto ] && free_port && CONTROLLER_PORT=$port
+  [ "$SASL_PORT" = auto ] && free_port && SASL_PORT=$port
+  [ "$REGISTRY_PORT" = auto ] && free_port && REGISTRY_PORT=$port
   for p in "$KAFKA_PORT" "$CONTROLLER_PORT" "$SASL_PORT" "$REGISTRY_PORT"; do
     if port_busy "$p"; then
       say "port $p on 127.0.0.1 is taken by another program; set KAFKA_PORT, CONTROLLER_PORT, SASL_PORT, REGISTRY_PORT (or =auto)"

@@ -78,7 +78,7 @@ go test -count=1 -timeout 15m -skip 'TestExternalPythonClient|TestRealKafkaTLSAn
 # The two tests that only run here must not have skipped.
 if ! go test -count=1 -v -run 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM' ./processors/pipeline ./internal/kafkaconf >"$rk_cache/ext.log" 2>&1; then
   cat "$rk_cache/ext.log"; rk_failed+=("external Python client / SASL_SSL Go tests")
-elif grep -q -- '--- SKIP' "$rk_cache/ext.log" || [ "$(grep -c -- '--- PASS: Test' "$rk_cache/ext.log")" != 2 ]; then
+elif grep -q -- '^--- SKIP' "$rk_cache/ext.log" || [ "$(grep -c -- '^--- PASS: Test' "$rk_cache/ext.log")" != 2 ]; then
   cat "$rk_cache/ext.log"; rk_failed+=("the external-client and SASL tests did not both run")
 else
   grep -h 'events in .* topics: pyclient' "$rk_cache/ext.log" | sed 's/^ */   /'
@@ -89,7 +89,7 @@ rk_step "Go tests against real Kafka"
 # The binary through the SASL_SSL listener, configured by environment, as in
 # a container.
 rk_prefix=lane$RANDOM.
-rk_http=127.0.0.1:$((20000 + RANDOM % 30000))
+rk_http=127.0.0.1:$((10000 + RANDOM % 20000))  # below the ephemeral range
 set +e
 # Each check exits explicitly: set -e does not apply in a subshell whose
 # status is tested.
