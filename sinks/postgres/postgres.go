@@ -265,7 +265,7 @@ func (c *common) add(ev sink.Event) error {
 	if !ok {
 		return errors.New("field cause: missing")
 	}
-	cj, err := json.Marshal(sourceJSON(cm))
+	cj, err := json.Marshal(sourceOf(cm))
 	if err != nil {
 		return err
 	}

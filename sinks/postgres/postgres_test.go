@@ -61,7 +61,7 @@ func TestOpenWithoutServerSaysWhatToCheck(t *testing.T) {
 
 // roundTrip gives events as the loop hands them over: encoded with the
 // topic's schema and decoded again.
-func roundTrip(t *testing.T, names topics.Names, evs []sinktest.Event, start time.Time) []sink.Event {
+func roundTrip(t testing.TB, names topics.Names, evs []sinktest.Event, start time.Time) []sink.Event {
 	t.Helper()
 	codecs := map[string]*goavro.Codec{}
 	for topic, name := range map[string]schemas.Name{names.Eligibility: schemas.EligibilityChanged, names.Corrections: schemas.UsageCorrected,

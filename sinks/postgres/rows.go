@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usagestream/usagestream/sinks/sink"
@@ -10,9 +11,9 @@ import (
 
 const insertEligibility = `INSERT INTO eligibility_history (` + commonColumns + `,
 	customer_id, premise_id, secondary_id, program, eligible, reasons, since, reason_codes)
-SELECT u.*, ARRAY(SELECT x->>'code' FROM jsonb_array_elements(u.reasons) x)
-FROM unnest(` + commonUnnest + `, $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::jsonb[], $16::date[])
-	AS u(` + commonColumns + `, customer_id, premise_id, secondary_id, program, eligible, reasons, since)
+SELECT ` + commonColumns + `, customer_id, premise_id, secondary_id, program, eligible, reasons, since, string_to_array(codes, ',')
+FROM unnest(` + commonUnnest + `, $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::jsonb[], $16::date[], $17::text[])
+	AS u(` + commonColumns + `, customer_id, premise_id, secondary_id, program, eligible, reasons, since, codes)
 ON CONFLICT (event_id) DO NOTHING`
 
 // upsertCurrent moves a subject's row only forward in its partition (the
@@ -23,12 +24,12 @@ ON CONFLICT (event_id) DO NOTHING`
 const upsertCurrent = `INSERT INTO eligibility_current AS c (customer_id, premise_id, program, utility, secondary_id, eligible,
 	reason_codes, reasons, since, status_since, event_id, kafka_partition, kafka_offset, updated_at)
 SELECT u.customer_id, u.premise_id, u.program, u.utility, u.secondary_id, u.eligible,
-	ARRAY(SELECT x->>'code' FROM jsonb_array_elements(u.reasons) x), u.reasons, u.since,
+	string_to_array(u.codes, ','), u.reasons, u.since,
 	CASE WHEN u.extends AND p.eligible = u.eligible THEN p.status_since ELSE u.status_since END,
 	u.event_id, u.kafka_partition, u.kafka_offset, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::jsonb[], $8::date[],
-	$9::timestamptz[], $10::bool[], $11::text[], $12::int[], $13::bigint[])
-	AS u(customer_id, premise_id, program, utility, secondary_id, eligible, reasons, since, status_since, extends, event_id, kafka_partition, kafka_offset)
+	$9::timestamptz[], $10::bool[], $11::text[], $12::int[], $13::bigint[], $14::text[])
+	AS u(customer_id, premise_id, program, utility, secondary_id, eligible, reasons, since, status_since, extends, event_id, kafka_partition, kafka_offset, codes)
 LEFT JOIN eligibility_current p ON p.customer_id = u.customer_id AND p.premise_id = u.premise_id AND p.program = u.program
 ON CONFLICT (customer_id, premise_id, program) DO UPDATE SET
 	utility = EXCLUDED.utility, secondary_id = EXCLUDED.secondary_id, eligible = EXCLUDED.eligible,
@@ -64,6 +65,7 @@ type eligibilityRows struct {
 	program           []string
 	eligible          []bool
 	reasons           []string
+	codes             []string // reason codes joined by commas
 	since             []*time.Time
 }
 
@@ -90,7 +92,8 @@ func (r *eligibilityRows) add(ev sink.Event) error {
 		return fmt.Errorf("field reasons: want an array, got %T", n["reasons"])
 	}
 	var since *time.Time
-	out := make([]map[string]any, 0, len(rs))
+	out := make([]reasonDoc, 0, len(rs))
+	codes := make([]string, 0, len(rs))
 	for i, x := range rs {
 		m, ok := x.(map[string]any)
 		if !ok {
@@ -100,14 +103,18 @@ func (r *eligibilityRows) add(ev sink.Event) error {
 		if !ok {
 			return fmt.Errorf("field reasons[%d].effective_date: want a date, got %T", i, m["effective_date"])
 		}
+		code, _ := m["code"].(string)
+		rule, _ := m["rule"].(string)
+		if code == "" || strings.Contains(code, ",") {
+			return fmt.Errorf("field reasons[%d].code: %q is not a reason code", i, code)
+		}
 		if !eligible && (since == nil || eff.Before(*since)) {
 			since = &eff
 		}
 		src, _ := m["source"].(map[string]any)
-		out = append(out, map[string]any{
-			"code": m["code"], "rule": m["rule"], "service_point_id": optString(m["service_point_id"]),
-			"effective_date": eff.Format(time.DateOnly), "until": dateString(optDate(m["until"])), "source": sourceJSON(src),
-		})
+		codes = append(codes, code)
+		out = append(out, reasonDoc{Code: code, Rule: rule, ServicePointID: optString(m["service_point_id"]),
+			EffectiveDate: eff.Format(time.DateOnly), Until: dateString(optDate(m["until"])), Source: sourceOf(src)})
 	}
 	rj, err := json.Marshal(out)
 	if err != nil {
@@ -122,12 +129,13 @@ func (r *eligibilityRows) add(ev sink.Event) error {
 	r.program = append(r.program, program)
 	r.eligible = append(r.eligible, eligible)
 	r.reasons = append(r.reasons, string(rj))
+	r.codes = append(r.codes, strings.Join(codes, ","))
 	r.since = append(r.since, since)
 	return nil
 }
 
 func (r *eligibilityRows) args() []any {
-	return append(r.common.args(), r.customer, r.premise, r.secondary, r.program, r.eligible, r.reasons, r.since)
+	return append(r.common.args(), r.customer, r.premise, r.secondary, r.program, r.eligible, r.reasons, r.since, r.codes)
 }
 
 // currentRows is the newest event of each subject in a batch.
@@ -136,6 +144,7 @@ type currentRows struct {
 	secondary                           []*string
 	eligible                            []bool
 	reasons                             []string
+	codes                               []string
 	since                               []*time.Time
 	statusSince                         []time.Time
 	extends                             []bool
@@ -176,6 +185,7 @@ func (r *eligibilityRows) current() currentRows {
 		c.secondary = append(c.secondary, r.secondary[i])
 		c.eligible = append(c.eligible, r.eligible[i])
 		c.reasons = append(c.reasons, r.reasons[i])
+		c.codes = append(c.codes, r.codes[i])
 		c.since = append(c.since, r.since[i])
 		c.statusSince = append(c.statusSince, r.produced[x.start])
 		c.extends = append(c.extends, x.start == x.first)
@@ -188,7 +198,7 @@ func (r *eligibilityRows) current() currentRows {
 
 func (c currentRows) args() []any {
 	return []any{c.customer, c.premise, c.program, c.utility, c.secondary, c.eligible, c.reasons, c.since,
-		c.statusSince, c.extends, c.eventID, c.partition, c.offset}
+		c.statusSince, c.extends, c.eventID, c.partition, c.offset, c.codes}
 }
 
 type correctionRows struct {
@@ -433,24 +443,39 @@ func optDate(v any) *time.Time {
 	return nil
 }
 
-func dateString(t *time.Time) any {
+func dateString(t *time.Time) *string {
 	if t == nil {
 		return nil
 	}
-	return t.Format(time.DateOnly)
+	d := t.Format(time.DateOnly)
+	return &d
 }
 
-// sourceJSON is a Cause record as plain JSON (null file and line omitted).
-func sourceJSON(m map[string]any) map[string]any {
+// reasonDoc and sourceDoc are the JSON of a reason and of a Cause record
+// (null file and line omitted) in the jsonb columns.
+type reasonDoc struct {
+	Code           string     `json:"code"`
+	Rule           string     `json:"rule"`
+	ServicePointID *string    `json:"service_point_id"`
+	EffectiveDate  string     `json:"effective_date"`
+	Until          *string    `json:"until"`
+	Source         *sourceDoc `json:"source"`
+}
+
+type sourceDoc struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Offset    int64   `json:"offset"`
+	File      *string `json:"file,omitempty"`
+	Line      *int64  `json:"line,omitempty"`
+}
+
+func sourceOf(m map[string]any) *sourceDoc {
 	if m == nil {
 		return nil
 	}
-	out := map[string]any{"topic": m["topic"], "partition": m["partition"], "offset": m["offset"]}
-	if f := optString(m["file"]); f != nil {
-		out["file"] = *f
-	}
-	if l := optLong(m["line"]); l != nil {
-		out["line"] = *l
-	}
-	return out
+	topic, _ := m["topic"].(string)
+	partition, _ := m["partition"].(int32)
+	offset, _ := m["offset"].(int64)
+	return &sourceDoc{Topic: topic, Partition: partition, Offset: offset, File: optString(m["file"]), Line: optLong(m["line"])}
 }

@@ -1,0 +1,288 @@
+package postgres
+
+import (
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/sinks/sink"
+	"github.com/usagestream/usagestream/sinks/sinktest"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// runSink runs the PostgreSQL sink through the consume loop until stop is
+// called; observe sees every committed batch.
+func runSink(b *testing.B, kc kafkaconf.Config, names topics.Names, url string, observe func([]sink.Event, time.Time)) (stop func()) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := Open(ctx, Config{URL: url, Topics: names})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- sink.Run(ctx, sink.Config{Name: "postgres", Kafka: kc, Committed: observe}, s)
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+		s.Close()
+	}
+}
+
+// delays collects, per event, the time from being produced to being
+// committed by the sink.
+type delays struct {
+	mu sync.Mutex
+	d  []time.Duration
+	n  int
+}
+
+func (d *delays) observe(batch []sink.Event, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range batch {
+		d.d = append(d.d, at.Sub(e.Timestamp))
+	}
+	d.n += len(batch)
+}
+
+func (d *delays) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n
+}
+
+func (d *delays) report(b *testing.B) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.d) == 0 {
+		return
+	}
+	sort.Slice(d.d, func(i, j int) bool { return d.d[i] < d.d[j] })
+	q := func(p float64) float64 { return float64(d.d[int(p*float64(len(d.d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "delay-p50-ms")
+	b.ReportMetric(q(0.99), "delay-p99-ms")
+	b.ReportMetric(q(1), "delay-max-ms")
+}
+
+// BenchmarkPostgresSink: throughput of the whole sink (Kafka fetch, Avro
+// decode, batched idempotent writes, offset commits) over EVENTS generated
+// events (default 300,000: 60% eligibility, the rest corrections, account
+// events and anomalies) produced beforehand to the embedded broker, into the
+// PostgreSQL server of USAGESTREAM_TEST_POSTGRES_URL (durable defaults:
+// fsync and synchronous_commit on).
+func BenchmarkPostgresSink(b *testing.B) {
+	n := envInt("EVENTS", 300_000)
+	for range b.N {
+		env := kafkatest.Start(b)
+		url := sinktest.Postgres(b)
+		g := sinktest.NewGenerator(env.Topics, 1)
+		g.Customers = n / 20
+		sinktest.Produce(b, env.Kafka, env.Topics, g, n)
+		var d delays
+		start := time.Now()
+		stop := runSink(b, env.Kafka, env.Topics, url, d.observe)
+		for d.count() < n {
+			time.Sleep(5 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		stop()
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+	}
+}
+
+// BenchmarkPostgresWrite: the database side alone: batches of 5000 decoded
+// events written with Write, no Kafka.
+func BenchmarkPostgresWrite(b *testing.B) {
+	names := topics.NewNames("usagestream.")
+	g := sinktest.NewGenerator(names, 2)
+	g.Customers = 10_000
+	const batch = 5000
+	var gen []sinktest.Event
+	for range 20 * batch {
+		gen = append(gen, g.Next())
+	}
+	evs := roundTrip(b, names, gen, time.Now())
+	url := sinktest.Postgres(b)
+	s, err := Open(context.Background(), Config{URL: url, Topics: names})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ResetTimer()
+	start := time.Now()
+	written := 0
+	for i := range b.N {
+		k := i % 20
+		chunk := evs[k*batch : (k+1)*batch]
+		if i >= 20 {
+			// New ids each round, so every write inserts.
+			for j := range chunk {
+				chunk[j].Native["event_id"] = chunk[j].Native["event_id"].(string) + "r"
+			}
+		}
+		if err := s.Write(context.Background(), chunk); err != nil {
+			b.Fatal(err)
+		}
+		written += len(chunk)
+	}
+	b.ReportMetric(float64(written)/time.Since(start).Seconds(), "events/s")
+}
+
+func writeGenerated(b *testing.B, dir string, cfg gen.Config) string {
+	path := filepath.Join(dir, gen.FileName(cfg.WithDefaults(), "full"))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if _, _, err := gen.WriteFull(zw, cfg); err != nil {
+		b.Fatal(err)
+	}
+	zw.Close()
+	f.Close()
+	return path
+}
+
+// lagSampler samples, every 100 ms, the events on the event topics not yet
+// committed by the sink's group (high watermarks minus committed offsets;
+// each partition's last transaction marker counts as one).
+type lagSampler struct {
+	max  int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleLag(b *testing.B, kc kafkaconf.Config, names topics.Names) *lagSampler {
+	cl, err := kc.NewClient(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	ls := &lagSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	group := sink.GroupFor(kc.TopicPrefix, "postgres")
+	go func() {
+		defer close(ls.done)
+		defer cl.Close()
+		for {
+			select {
+			case <-ls.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ends, err1 := adm.ListEndOffsets(ctx, sink.EventTopics(names)...)
+			offs, err2 := adm.FetchOffsets(ctx, group)
+			cancel()
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			var lag int64
+			ends.Each(func(o kadm.ListedOffset) {
+				c, _ := offs.Lookup(o.Topic, o.Partition)
+				lag += o.Offset - max(c.At, 0)
+			})
+			ls.max = max(ls.max, lag)
+		}
+	}()
+	return ls
+}
+
+func (ls *lagSampler) finish() int64 {
+	close(ls.stop)
+	<-ls.done
+	return ls.max
+}
+
+// BenchmarkPostgresSinkBehindPipeline: the sink keeping up with the
+// processors' real output. A generated file of ROWS rows (default 1,000,000,
+// as processors/pipeline BenchmarkPipeline) is ingested, then the stages and
+// the PostgreSQL sink start together, all in this process on the shared
+// cores, with the PostgreSQL server beside them. Reports the pipeline's
+// rows/s and the event rate it emits, the sink's largest lag in events while
+// they run, the time from the pipeline catching up to the sink catching up,
+// and each event's delay from being produced to being committed in the
+// database.
+func BenchmarkPostgresSinkBehindPipeline(b *testing.B) {
+	rows := envInt("ROWS", 1_000_000)
+	now := time.Date(2025, 3, 15, 12, 0, 0, 0, time.UTC)
+	for range b.N {
+		env := kafkatest.Start(b)
+		url := sinktest.Postgres(b)
+		dir := b.TempDir()
+		path := writeGenerated(b, dir, gen.Config{ServicePoints: rows / 12, Months: 12, Seed: 1, Now: now})
+		ctx, cancel := context.WithCancel(context.Background())
+		in, err := ingest.New(ctx, env.Kafka, ingest.Config{Topics: env.Topics})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := in.Run(ctx, []string{path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := pipeline.New(ctx, env.Kafka, rules.DefaultPolicy())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var d delays
+		lag := sampleLag(b, env.Kafka, env.Topics)
+		start := time.Now()
+		stopSink := runSink(b, env.Kafka, env.Topics, url, d.observe)
+		var wg sync.WaitGroup
+		for _, st := range p.Stages() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := runtime.Run(ctx, runtime.Config{Kafka: env.Kafka, DataDir: dir}, st); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 20*time.Minute)
+		if err := pipeline.WaitCaughtUp(wctx, env.Kafka); err != nil {
+			b.Fatal(err)
+		}
+		pipelineDone := time.Since(start)
+		for _, topic := range sink.EventTopics(env.Topics) {
+			kafkatest.WaitCaughtUp(b, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "postgres"), topic, 10*time.Minute)
+		}
+		sinkDone := time.Since(start)
+		wcancel()
+		maxLag := lag.finish()
+		stopSink()
+		cancel()
+		wg.Wait()
+		events := d.count()
+		b.ReportMetric(float64(res[0].Published)/pipelineDone.Seconds(), "pipeline-rows/s")
+		b.ReportMetric(float64(events)/pipelineDone.Seconds(), "emitted-events/s")
+		b.ReportMetric(float64(events), "events")
+		b.ReportMetric(float64(maxLag), "max-lag-events")
+		b.ReportMetric(float64((sinkDone - pipelineDone).Milliseconds()), "sink-after-pipeline-ms")
+		d.report(b)
+	}
+}
