@@ -37,6 +37,9 @@ type Names struct {
 	// Memberships is internal: premise stage -> stage 2 repartition topic,
 	// keyed by customer_id, so stage 2 sees every premise of a customer.
 	Memberships string
+	// IntervalHistory is internal: interval stage -> stage 2, the months of
+	// interval history of a service point for its customer (I5), key customer_id.
+	IntervalHistory string
 }
 
 // NewNames applies prefix to the versioned base names.
@@ -53,6 +56,7 @@ func NewNames(prefix string) Names {
 		Anomalies:         prefix + "anomalies.v1",
 		Premises:          prefix + "repartition-premises.v1",
 		Memberships:       prefix + "repartition-memberships.v1",
+		IntervalHistory:   prefix + "repartition-interval-history.v1",
 	}
 }
 
@@ -78,6 +82,7 @@ func (n Names) Specs() []Spec {
 		{Name: n.Anomalies, Schema: schemas.Anomaly, Doc: "anomalies, raised and cleared (Avro Anomaly), key service_point_id"},
 		{Name: n.Premises, Doc: "internal: repartition stage 1 -> premise stage (JSON memberships), key premise_id"},
 		{Name: n.Memberships, Doc: "internal: repartition premise stage -> stage 2 (JSON), key customer_id"},
+		{Name: n.IntervalHistory, Doc: "internal: repartition interval stage -> stage 2, months of interval history for I5 (JSON), key customer_id"},
 	}
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -28,10 +29,9 @@ const StageInterval = "interval"
 //	billing.v1 + intervals.v1 (key service_point_id)
 //	  └─ stage "interval" (state: rules.IntervalPoint, per service point)
 //	       ├─> corrections.v1 (UsageCorrected kind INTERVAL, I2)
-//	       └─> anomalies.v1   (I1, I3, I4, I6, I7)
-//
-// I5's months of history are kept in the state; routing them to the customer
-// stage is left to the repartition envelope's owner (see docs/readme/intervals.md).
+//	       ├─> anomalies.v1   (I1, I3, I4, I6, I7)
+//	       └─> repartition-interval-history.v1 (internal JSON, key customer_id;
+//	           I5: months of history, for stage 2's SetIntervalHistory)
 
 // IntervalStage is the interval stage with the default interval policy.
 func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
@@ -103,6 +103,13 @@ func (p *Pipeline) IntervalStageWith(ipol rules.IntervalPolicy) *runtime.Process
 			for _, a := range out.Anomalies {
 				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), ip.Utility, a))
 			}
+			if h := out.History; h != nil {
+				b, err := json.Marshal(intervalHistory{Utility: ip.Utility, History: *h})
+				if err != nil {
+					return st, err
+				}
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.IntervalHistory, Key: []byte(h.CustomerID), Value: b})
+			}
 			if ev.err != nil {
 				return st, ev.err
 			}
@@ -113,6 +120,14 @@ func (p *Pipeline) IntervalStageWith(ipol rules.IntervalPolicy) *runtime.Process
 			return st, nil
 		},
 	}
+}
+
+// intervalHistory is the interval stage -> stage 2 record (I5): the months
+// of interval history of a service point, for its customer at its premise.
+// Stage 2 is to apply it with rules.Customer.SetIntervalHistory.
+type intervalHistory struct {
+	Utility string                `json:"utility"`
+	History rules.IntervalHistory `json:"history"`
 }
 
 func intervalCorrectionNative(id, utility string, c rules.IntervalCorrection) map[string]any {

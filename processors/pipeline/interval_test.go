@@ -254,3 +254,43 @@ func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 		t.Fatalf("%d events: %v", len(want), codes)
 	}
 }
+
+// TestIntervalHistoryForStage2: the months of history of a service point
+// with a known customer go to stage 2's input, keyed by customer (I5).
+func TestIntervalHistoryForStage2(t *testing.T) {
+	env := kafkatest.Start(t)
+	dir := t.TempDir()
+	var daily []string
+	start := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	for d := 1; d <= 400; d++ { // the read ending at 0000 of day d covers day d-1
+		daily = append(daily, fmt.Sprintf("SP1\t10\t%s\t0000\tKWH\tA\t-0500\tE\t", start.AddDate(0, 0, d).Format("20060102")))
+	}
+	files := []string{
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230101000000.tsv", billing.HeaderLine(billing.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(interval.Columns, "\t"), daily),
+	}
+	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+	runIntervalStage(t, env.Kafka, t.TempDir(), time.Now, nil)
+	var months []int
+	for _, r := range kafkatest.ReadAll(t, env.Kafka, env.Topics.IntervalHistory) {
+		var h intervalHistory
+		if err := json.Unmarshal(r.Value, &h); err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != "C-SP1" || h.History.PremiseID != "P-SP1" || h.Utility != "gec" {
+			t.Fatalf("record %s %+v", r.Key, h)
+		}
+		months = append(months, h.History.Months)
+	}
+	// The bill may come before or after the reads: the history is sent from
+	// the first month the customer is known.
+	if len(months) == 0 || months[len(months)-1] != 13 {
+		t.Fatalf("months sent: %v", months)
+	}
+}

@@ -144,12 +144,12 @@ type IntervalCorrection struct {
 // IntervalHistory reports the months of interval history of a service point
 // (I5) when it changes, with the customer and premise stage 2 needs.
 type IntervalHistory struct {
-	ServicePointID string
-	CustomerID     string
-	PremiseID      string
-	Months         int
-	Since          dates.Date
-	Source         Source
+	ServicePointID string     `json:"service_point_id"`
+	CustomerID     string     `json:"customer_id"`
+	PremiseID      string     `json:"premise_id"`
+	Months         int        `json:"months"`
+	Since          dates.Date `json:"since"`
+	Source         Source     `json:"source"`
 }
 
 // IntervalOutput is everything one input caused, in a deterministic order.
