@@ -11,13 +11,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +37,7 @@ import (
 	"github.com/usagestream/usagestream/sinks/postgres"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"
+	"github.com/usagestream/usagestream/sinks/webhook"
 )
 
 // startServing starts a long-running command and waits for its /readyz.
@@ -494,5 +498,73 @@ func TestSinkCommandErrors(t *testing.T) {
 		append([]string{"sink", "webhook", "--http-addr", "127.0.0.1:0"}, connFlags(env.Kafka)...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "USAGESTREAM_WEBHOOK_SECRET") {
 		t.Fatalf("webhook without a secret: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestSinkWebhookCommand: `usagestream sink webhook`, configured by its
+// environment variables, POSTs signed batches to a receiver that fails its
+// first attempts; every event arrives, and a receiver that refuses (400)
+// sends the batches to the dead-letter topic instead.
+func TestSinkWebhookCommand(t *testing.T) {
+	env := kafkatest.Start(t)
+	evs := sinktest.Produce(t, env.Kafka, env.Topics, sinktest.NewGenerator(env.Topics, 14), 1500)
+	const secret = "e2e-secret"
+	var mu sync.Mutex
+	requests, refuse := 0, false
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify(secret, r.Header.Get("X-Usagestream-Signature"), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		switch {
+		case refuse:
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		case requests <= 3:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var b struct {
+			Events []struct {
+				Topic string `json:"topic"`
+				Event struct {
+					EventID string `json:"event_id"`
+				} `json:"event"`
+			} `json:"events"`
+		}
+		json.Unmarshal(body, &b)
+		for _, e := range b.Events {
+			got[e.Topic+" "+e.Event.EventID]++
+		}
+	}))
+	defer srv.Close()
+	port := freePort(t)
+	cmdEnv := []string{"USAGESTREAM_WEBHOOK_URL=" + srv.URL, "USAGESTREAM_WEBHOOK_SECRET=" + secret}
+	cmd, se := startServing(t, cmdEnv, port, append([]string{"sink", "webhook", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--webhook-retry-for", "5s"}, connFlags(env.Kafka)...)...)
+	waitSinkCaughtUp(t, env.Kafka, "webhook")
+	mu.Lock()
+	for _, e := range evs {
+		if got[e.Topic+" "+e.EventID] == 0 {
+			t.Fatalf("%s %s never arrived (%d requests)", e.Topic, e.EventID, requests)
+		}
+	}
+	refuse = true
+	mu.Unlock()
+	more := sinktest.Produce(t, env.Kafka, env.Topics, sinktest.NewGenerator(env.Topics, 15), 50)
+	waitSinkCaughtUp(t, env.Kafka, "webhook")
+	stopServing(t, cmd, se)
+	dead := readToEnd(t, env.Kafka, webhook.DeadLetterTopic(env.Kafka.TopicPrefix))
+	if len(dead) != len(more) {
+		t.Fatalf("%d dead letters, want the %d refused events\n%s", len(dead), len(more), se.String())
+	}
+	if strings.Contains(se.String(), secret) {
+		t.Fatal("the secret appears in the logs")
 	}
 }
