@@ -84,11 +84,19 @@ func (p *Pipeline) Stages() []runtime.Stage {
 // topic when it returns.
 func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config) error {
 	names := topics.NewNames(kc.TopicPrefix)
-	for _, s := range []struct{ stage, input string }{
-		{StageServicePoint, names.Billing}, {StagePremise, names.Premises}, {StageCustomer, names.Memberships},
+	for _, s := range []struct {
+		stage  string
+		inputs []string
+	}{
+		{StageServicePoint, []string{names.Billing}},
+		{StageInterval, []string{names.Billing, names.Intervals}},
+		{StagePremise, []string{names.Premises}},
+		{StageCustomer, []string{names.Memberships, names.IntervalHistory}},
 	} {
-		if err := consume.WaitCaughtUp(ctx, kc, runtime.GroupName(kc.TopicPrefix, s.stage), s.input); err != nil {
-			return fmt.Errorf("waiting for stage %s: %w", s.stage, err)
+		for _, input := range s.inputs {
+			if err := consume.WaitCaughtUp(ctx, kc, runtime.GroupName(kc.TopicPrefix, s.stage), input); err != nil {
+				return fmt.Errorf("waiting for stage %s: %w", s.stage, err)
+			}
 		}
 	}
 	return nil
@@ -229,7 +237,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 	return &runtime.Processor[*rules.Customer]{
 		Name:   StageCustomer,
-		Inputs: []string{p.topics.Memberships},
+		Inputs: []string{p.topics.Memberships, p.topics.IntervalHistory},
 		New:    func() *rules.Customer { return &rules.Customer{} },
 		Marshal: func(c *rules.Customer) ([]byte, error) {
 			return c.MarshalBinary()
@@ -239,17 +247,38 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			return &c, c.UnmarshalBinary(b)
 		},
 		Process: func(c *rules.Customer, in runtime.Input) (runtime.Step[*rules.Customer], error) {
-			var ci customerInput
-			if err := json.Unmarshal(in.Record.Value, &ci); err != nil {
-				return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a stage 2 input: %w", err)
+			var (
+				utility string
+				changed []rules.EligibilityChanged
+			)
+			switch in.Record.Topic {
+			case p.topics.IntervalHistory:
+				var h intervalHistory
+				if err := json.Unmarshal(in.Record.Value, &h); err != nil {
+					return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding an interval history: %w", err)
+				}
+				if h.History.CustomerID != string(in.Record.Key) {
+					return runtime.Step[*rules.Customer]{}, fmt.Errorf("interval history keyed %q is for customer %q", in.Record.Key, h.History.CustomerID)
+				}
+				if c.ID == "" {
+					c.ID = h.History.CustomerID
+				}
+				utility = h.Utility
+				changed = c.SetIntervalHistory(p.policy, h.History.PremiseID, h.History.ServicePointID, h.History.Months, h.History.Source)
+			default:
+				var ci customerInput
+				if err := json.Unmarshal(in.Record.Value, &ci); err != nil {
+					return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a stage 2 input: %w", err)
+				}
+				if ci.Input.CustomerID != string(in.Record.Key) {
+					return runtime.Step[*rules.Customer]{}, fmt.Errorf("stage 2 input keyed %q is for customer %q", in.Record.Key, ci.Input.CustomerID)
+				}
+				utility = ci.Utility
+				changed = c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			}
-			if ci.Input.CustomerID != string(in.Record.Key) {
-				return runtime.Step[*rules.Customer]{}, fmt.Errorf("stage 2 input keyed %q is for customer %q", in.Record.Key, ci.Input.CustomerID)
-			}
-			changed := c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			ev := &events{in: in}
 			for _, e := range changed {
-				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), ci.Utility, e))
+				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), utility, e))
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err

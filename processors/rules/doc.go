@@ -86,7 +86,7 @@
 //     latest reported by an active account; a changed secondary_id alone
 //     emits nothing.
 //   - I5: IntervalHistoryMonths (13) of interval data on an active service
-//     point; nothing feeds it yet, so disaggregation stays blocked.
+//     point, as the interval stage reports it (IntervalHistory).
 //   - Sources: a stage 1 reason carries the row that opened it; a stage 2
 //     reason the billing row behind the membership that began it; events the
 //     input that caused them.

@@ -28,6 +28,7 @@ type Site struct {
 	Points map[string]map[string]Membership `json:"points,omitempty"`
 	// Sent is the S1 reasons last sent to each customer, pinned: a reason
 	// keeps the effective date and source it began with while it holds.
+	// A customer whose last list was empty has no entry.
 	Sent map[string][]Reason `json:"sent,omitempty"`
 }
 
@@ -73,7 +74,15 @@ func (s *Site) Apply(p Policy, m Membership) []CustomerInput {
 	if fwd := forStage2(m); !had || !sameForStage2(forStage2(prev), fwd) {
 		out = append(out, CustomerInput{CustomerID: m.CustomerID, PremiseID: s.ID, Membership: &fwd, Cause: m.Source})
 	}
-	repl := s.replacements(p)
+	// S1 needs two service points; a premise with one (most of them) and
+	// nothing sent before has nothing to judge.
+	var repl []Reason
+	if len(s.Points) > 1 {
+		repl = s.replacements(p)
+	}
+	if len(repl) == 0 && len(s.Sent) == 0 {
+		return out
+	}
 	if s.Sent == nil {
 		s.Sent = map[string][]Reason{}
 	}
@@ -82,10 +91,14 @@ func (s *Site) Apply(p Policy, m Membership) []CustomerInput {
 		if s.activeFor(cust) {
 			rs = pin(s.Sent[cust], repl)
 		}
-		if sent, ok := s.Sent[cust]; ok && sameReasons(sent, rs) || !ok && len(rs) == 0 {
+		if sameReasons(s.Sent[cust], rs) {
 			continue
 		}
-		s.Sent[cust] = rs
+		if len(rs) == 0 {
+			delete(s.Sent, cust)
+		} else {
+			s.Sent[cust] = rs
+		}
 		k := slices.IndexFunc(out, func(in CustomerInput) bool { return in.CustomerID == cust })
 		if k < 0 {
 			out = append(out, CustomerInput{CustomerID: cust, PremiseID: s.ID, Cause: m.Source})

@@ -36,9 +36,8 @@ type Premise struct {
 	// service point reported, else the latest reported.
 	SecondaryID string                `json:"secondary_id,omitempty"`
 	Points      map[string]Membership `json:"points,omitempty"` // by service point id
-	// IntervalMonths is the months of interval history by service point (I5).
-	// Nothing feeds it yet: interval processing will, through
-	// SetIntervalHistory; until then disaggregation is always blocked.
+	// IntervalMonths is the months of interval history by service point (I5),
+	// as the interval stage last reported it through SetIntervalHistory.
 	IntervalMonths map[string]int `json:"interval_months,omitempty"`
 	// Replacements is the premise's S1 reasons for this customer, as the
 	// premise stage (Site) last sent them.
@@ -108,8 +107,7 @@ func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []Eligibility
 }
 
 // SetIntervalHistory records the months of interval history of a service
-// point (I5) and re-evaluates its premise. It is the entry point interval
-// processing will use; nothing calls it yet.
+// point (I5), as the interval stage reports it, and re-evaluates its premise.
 func (c *Customer) SetIntervalHistory(p Policy, premiseID, servicePointID string, months int, src Source) []EligibilityChanged {
 	pr := c.premise(premiseID)
 	if pr.IntervalMonths == nil {

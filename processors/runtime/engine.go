@@ -251,10 +251,12 @@ func (in *Instance) setFatal(err error) {
 
 // assigned restores each newly assigned partition before any of its input
 // is processed. franz-go calls it before fetching those partitions.
-func (in *Instance) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (in *Instance) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	// Fence first: a crashed predecessor's open transaction is aborted, so
-	// the changelog's stable offset reaches its end.
-	if _, _, err := in.sess.Client().ProducerID(ctx); err != nil {
+	// the changelog's stable offset reaches its end. The callback's own
+	// client, not in.sess: the group may assign partitions before
+	// NewGroupTransactSession has returned.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
 		in.setFatal(fmt.Errorf("initializing the transactional producer: %w", err))
 		return
 	}
