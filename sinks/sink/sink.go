@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -193,18 +194,23 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
-	if r, ok := w.(Revoker); ok {
-		revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { r.Revoke(ps) }
-		opts = append(opts, kgo.OnPartitionsRevoked(revoke), kgo.OnPartitionsLost(revoke))
+	l := &loop{cfg: cfg, log: log, reg: reg, w: w}
+	// Revocations are gated by the polls (and signalled to the loop, which
+	// then stops fetching ahead), whether or not the Writer keeps state.
+	revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+		if r, ok := w.(Revoker); ok {
+			r.Revoke(ps)
+		}
 	}
+	opts = append(opts, kgo.OnPartitionsRevoked(revoke), kgo.OnPartitionsLost(revoke),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { l.rebalanceWaiting.Store(true) }))
 	cl, err := cfg.Kafka.NewClient(ctx, opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.CloseAllowingRebalance()
+	l.cl = cl
 	log.Info("sink consuming", "group", cfg.Group, "topics", cfg.Topics)
-
-	l := &loop{cfg: cfg, log: log, cl: cl, reg: reg, w: w}
 	return l.run(ctx)
 }
 
@@ -215,64 +221,134 @@ type loop struct {
 	reg      *serde.Registry
 	w        Writer
 	lastTick time.Time
+	// rebalanceWaiting is set when the group wants to rebalance: the loop
+	// stops fetching ahead so that it can let the rebalance through.
+	rebalanceWaiting atomic.Bool
 }
 
+// batch is a poll's records, decoded.
+type batch struct {
+	fs     kgo.Fetches
+	recs   []*kgo.Record
+	events []Event
+}
+
+// grace is how long a batch in progress may go on after a stop.
+const grace = 10 * time.Second
+
+// run writes one batch while it fetches and decodes the next, so the
+// destination and Kafka work at the same time. Rebalances are held back
+// (BlockRebalanceOnPoll) while records are polled but not committed; when
+// the group wants one, the loop stops fetching ahead, finishes what it has
+// and lets it through.
 func (l *loop) run(ctx context.Context) error {
 	ticker, _ := l.w.(Ticker)
+	var next *batch
 	for {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if ticker != nil {
-			pollCtx, cancel = context.WithTimeout(ctx, time.Second)
-		}
-		fs := l.cl.PollRecords(pollCtx, l.cfg.MaxBatch)
-		cancel()
-		if ctx.Err() != nil && fs.Empty() {
-			l.cl.AllowRebalance()
-			return nil
-		}
-		if fs.IsClientClosed() {
-			return errors.New("kafka client closed")
-		}
-		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
-				continue
+		cur := next
+		next = nil
+		if cur == nil {
+			fs := l.poll(ctx, ticker != nil)
+			if ctx.Err() != nil && fs.Empty() {
+				l.allow()
+				return nil
 			}
-			// franz-go retries fetch errors itself; these are for the log.
-			l.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+			if fs.IsClientClosed() {
+				return errors.New("kafka client closed")
+			}
+			var err error
+			if cur, err = l.decode(ctx, fs); err != nil {
+				l.allow()
+				return err
+			}
 		}
-		err := l.batch(ctx, fs)
-		if err == nil && ticker != nil && time.Since(l.lastTick) >= time.Second {
-			l.lastTick = time.Now()
-			err = ticker.Tick(ctx, l.lastTick)
-			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("sink %s: %w", l.cfg.Name, err)
+		if len(cur.recs) > 0 {
+			type result struct {
+				written bool
+				err     error
+			}
+			done := make(chan result, 1)
+			go func() {
+				written, err := l.deliver(ctx, cur.events)
+				done <- result{written, err}
+			}()
+			var res result
+			var decodeErr error
+			if ctx.Err() == nil && !l.rebalanceWaiting.Load() {
+				// Fetch ahead until the write ends.
+				pctx, cancel := context.WithCancel(ctx)
+				waited := make(chan result, 1)
+				go func() { r := <-done; cancel(); waited <- r }()
+				fs := l.cl.PollRecords(pctx, l.cfg.MaxBatch)
+				if !fs.Empty() {
+					next, decodeErr = l.decode(ctx, fs)
+				}
+				res = <-waited
+				cancel()
 			} else {
-				err = nil
+				res = <-done
+			}
+			if res.err != nil {
+				l.allow()
+				return res.err
+			}
+			if !res.written {
+				l.allow()
+				return nil // stopping: delivered again on the next start
+			}
+			if err := l.committed(ctx, cur); err != nil {
+				l.allow()
+				return err
+			}
+			if decodeErr != nil {
+				l.allow()
+				return decodeErr
 			}
 		}
-		l.cl.AllowRebalance()
-		if err != nil {
-			return err
+		if ticker != nil && time.Since(l.lastTick) >= time.Second {
+			l.lastTick = time.Now()
+			if err := ticker.Tick(ctx, l.lastTick); err != nil && ctx.Err() == nil {
+				l.allow()
+				return fmt.Errorf("sink %s: %w", l.cfg.Name, err)
+			}
 		}
-		if ctx.Err() != nil {
-			return nil
+		if next == nil || len(next.recs) == 0 {
+			next = nil
+			l.allow()
 		}
 	}
 }
 
-// batch decodes, writes and commits one poll's records.
-func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
-	recs := fs.Records()
-	if len(recs) == 0 {
-		return nil
+// allow lets a waiting rebalance through; nothing may be polled and
+// uncommitted then.
+func (l *loop) allow() {
+	l.rebalanceWaiting.Store(false)
+	l.cl.AllowRebalance()
+}
+
+func (l *loop) poll(ctx context.Context, ticking bool) kgo.Fetches {
+	pctx, cancel := ctx, context.CancelFunc(func() {})
+	if ticking {
+		pctx, cancel = context.WithTimeout(ctx, time.Second)
 	}
-	// Finish the batch even when asked to stop (a stop then leaves nothing
-	// to redeliver), but only for a grace period past the stop.
-	const grace = 10 * time.Second
+	defer cancel()
+	return l.cl.PollRecords(pctx, l.cfg.MaxBatch)
+}
+
+// decode reads a poll's records through the registry.
+func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
+	for _, fe := range fs.Errors() {
+		if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
+			continue
+		}
+		// franz-go retries fetch errors itself; these are for the log.
+		l.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+	}
+	b := &batch{fs: fs, recs: fs.Records()}
 	dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
 	defer cancel()
-	batch := make([]Event, len(recs))
-	for i, r := range recs {
+	b.events = make([]Event, len(b.recs))
+	for i, r := range b.recs {
 		ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp, Value: r.Value}
 		var err error
 		switch l.cfg.Format {
@@ -282,44 +358,49 @@ func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
 			ev.Native, ev.SchemaID, err = l.reg.Decode(dctx, r.Value)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w; the record is not Avro with a schema the registry knows: check --registry points at the registry the producers used", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
+			return nil, fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w; the record is not Avro with a schema the registry knows: check --registry points at the registry the producers used", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
 		}
-		batch[i] = ev
+		b.events[i] = ev
 	}
+	return b, nil
+}
 
+// deliver writes a batch, retrying transient failures with back-off. It
+// reports false, without error, when the loop stopped before the batch was
+// written: the batch is then delivered again on the next start.
+func (l *loop) deliver(ctx context.Context, events []Event) (bool, error) {
 	m := l.cfg.Metrics
 	backoff := l.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := l.write(ctx, grace, batch)
+		err := l.write(ctx, grace, events)
 		m.writeSeconds.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
 		if err == nil {
-			break
+			return true, nil
 		}
 		m.writeErrors.WithLabelValues(l.cfg.Name).Inc()
 		if IsPermanent(err) {
-			return fmt.Errorf("sink %s: %w", l.cfg.Name, err)
+			return false, fmt.Errorf("sink %s: %w", l.cfg.Name, err)
 		}
 		if ctx.Err() != nil {
-			// Stopping: the batch is delivered again on the next start.
-			l.log.Warn("batch not written before the stop; it is delivered again on the next start", "events", len(batch), "err", err)
-			return nil
+			l.log.Warn("batch not written before the stop; it is delivered again on the next start", "events", len(events), "err", err)
+			return false, nil
 		}
-		l.log.Warn("write failed; retrying", "attempt", attempt, "events", len(batch), "retry_in", backoff.String(), "err", err)
+		l.log.Warn("write failed; retrying", "attempt", attempt, "events", len(events), "retry_in", backoff.String(), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		case <-time.After(backoff + rand.N(backoff/4+1)):
 		}
 		backoff = min(2*backoff, l.cfg.RetryMax)
 	}
+}
 
+// committed commits a written batch's offsets and records its metrics.
+func (l *loop) committed(ctx context.Context, b *batch) error {
 	cctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
 	defer cancel()
-	if err := l.commit(cctx, recs); err != nil {
+	if err := l.commit(cctx, b.recs); err != nil {
 		if lostMembership(err) {
 			// The group moved on while this batch was written: the new
 			// owner delivers it again, and the Writers drop what they have.
@@ -328,10 +409,11 @@ func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
 		}
 		return fmt.Errorf("sink %s: committing offsets after a durable write (the batch is delivered again on restart, without duplicates): %w", l.cfg.Name, err)
 	}
+	m := l.cfg.Metrics
 	now := time.Now()
-	oldest := batch[0].Timestamp
+	oldest := b.events[0].Timestamp
 	counts := map[string]int{}
-	for _, ev := range batch {
+	for _, ev := range b.events {
 		counts[ev.Topic]++
 		if ev.Timestamp.Before(oldest) {
 			oldest = ev.Timestamp
@@ -342,14 +424,14 @@ func (l *loop) batch(ctx context.Context, fs kgo.Fetches) error {
 	}
 	m.batches.WithLabelValues(l.cfg.Name).Inc()
 	m.delay.WithLabelValues(l.cfg.Name).Observe(now.Sub(oldest).Seconds())
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+	b.fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
 			lag := p.HighWatermark - p.Records[n-1].Offset - 1
 			m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
 		}
 	})
 	if l.cfg.Committed != nil {
-		l.cfg.Committed(batch, now)
+		l.cfg.Committed(b.events, now)
 	}
 	return nil
 }

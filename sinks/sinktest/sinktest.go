@@ -200,19 +200,32 @@ func NewProducer(ctx context.Context, kc kafkaconf.Config, names topics.Names) (
 // Close closes the client.
 func (p *Producer) Close() { p.cl.Close() }
 
-// Send produces evs in one transaction and waits for its commit.
-func (p *Producer) Send(ctx context.Context, evs []Event) error {
-	if err := p.cl.BeginTransaction(); err != nil {
-		return err
-	}
+// Encode turns events into records, so a paced benchmark can encode ahead.
+func (p *Producer) Encode(evs []Event) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, len(evs))
 	for i, e := range evs {
 		v, err := p.codecs[e.Topic].Append(nil, e.Native)
 		if err != nil {
-			_ = p.cl.EndTransaction(ctx, kgo.TryAbort)
-			return fmt.Errorf("encoding %s: %w", e.EventID, err)
+			return nil, fmt.Errorf("encoding %s: %w", e.EventID, err)
 		}
 		recs[i] = &kgo.Record{Topic: e.Topic, Key: []byte(e.Key), Value: v}
+	}
+	return recs, nil
+}
+
+// Send produces evs in one transaction and waits for its commit.
+func (p *Producer) Send(ctx context.Context, evs []Event) error {
+	recs, err := p.Encode(evs)
+	if err != nil {
+		return err
+	}
+	return p.SendRecords(ctx, recs)
+}
+
+// SendRecords produces recs in one transaction and waits for its commit.
+func (p *Producer) SendRecords(ctx context.Context, recs []*kgo.Record) error {
+	if err := p.cl.BeginTransaction(); err != nil {
+		return err
 	}
 	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		_ = p.cl.EndTransaction(ctx, kgo.TryAbort)
