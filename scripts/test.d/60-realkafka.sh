@@ -81,7 +81,7 @@ if ! go test -count=1 -v -run 'TestExternalPythonClient|TestRealKafkaTLSAndSCRAM
 elif grep -q -- '^--- SKIP' "$rk_cache/ext.log" || [ "$(grep -c -- '^--- PASS: Test' "$rk_cache/ext.log")" != 2 ]; then
   cat "$rk_cache/ext.log"; rk_failed+=("the external-client and SASL tests did not both run")
 else
-  grep -h 'events in .* topics: pyclient' "$rk_cache/ext.log" | sed 's/^ */   /'
+  grep -h '^ *pyclient: [0-9]* events in' "$rk_cache/ext.log" | sed 's/^ */   /'
 fi
 set -e
 rk_step "Go tests against real Kafka"
