@@ -15,7 +15,6 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
-	"github.com/usagestream/usagestream/schemas"
 )
 
 // StageInterval names the interval stage's store, changelog and group.
@@ -40,7 +39,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 
 // IntervalStageWith is the interval stage with ipol.
 func (p *Pipeline) IntervalStageWith(ipol rules.IntervalPolicy) *runtime.Processor[*rules.IntervalPoint] {
-	dec := &intervalDecoder{reg: p.reg, fast: map[uint32]bool{}}
+	dec := &intervalDecoder{reg: p.reg}
 	type step = runtime.Step[*rules.IntervalPoint]
 	return &runtime.Processor[*rules.IntervalPoint]{
 		Name:   StageInterval,
@@ -142,14 +141,15 @@ func intervalCorrectionNative(id, utility string, c rules.IntervalCorrection) ma
 	}
 }
 
-// intervalDecoder reads IntervalRead values. Records written with the
-// schema embedded in this build (as every producer of this project writes
-// them) are decoded by hand, ten times faster than through goavro; any other
-// writer schema goes through the registry and schema resolution.
+// intervalDecoder reads IntervalRead values with hamba/avro: records written
+// with the schema embedded in this build (as every producer of this project
+// writes them) directly, records of any other registered version through Avro
+// schema resolution. A decoder per writer schema id, fetched once.
 type intervalDecoder struct {
-	reg  *serde.Registry
-	mu   sync.Mutex
-	fast map[uint32]bool // schema id -> same canonical form as the embedded schema
+	reg   *serde.Registry
+	mu    sync.Mutex
+	codec *interval.Codec
+	byID  map[uint32]*interval.Decoder
 }
 
 func (d *intervalDecoder) read(v []byte) (interval.Read, interval.Origin, error) {
@@ -158,39 +158,36 @@ func (d *intervalDecoder) read(v []byte) (interval.Read, interval.Origin, error)
 	}
 	id := binary.BigEndian.Uint32(v[1:5])
 	d.mu.Lock()
-	fast, known := d.fast[id]
+	dec := d.byID[id]
 	d.mu.Unlock()
-	if !known {
+	if dec == nil {
 		var err error
-		if fast, err = d.sameAsEmbedded(id); err != nil {
+		if dec, err = d.decoderFor(id); err != nil {
 			return interval.Read{}, interval.Origin{}, err
 		}
-		d.mu.Lock()
-		d.fast[id] = fast
-		d.mu.Unlock()
 	}
-	if fast {
-		return interval.DecodeAvro(v[5:])
-	}
-	native, _, err := d.reg.Decode(context.Background(), v)
-	if err != nil {
-		return interval.Read{}, interval.Origin{}, err
-	}
-	return interval.FromNative(native)
+	return dec.Decode(v[5:])
 }
 
-func (d *intervalDecoder) sameAsEmbedded(id uint32) (bool, error) {
+func (d *intervalDecoder) decoderFor(id uint32) (*interval.Decoder, error) {
 	s, err := d.reg.Client().SchemaByID(context.Background(), int(id))
 	if err != nil {
-		return false, fmt.Errorf("fetching schema %d of an interval record from the registry: %w", id, err)
+		return nil, fmt.Errorf("fetching schema %d of an interval record from the registry: %w", id, err)
 	}
-	writer, err := goavro.NewCodec(s.Schema)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.codec == nil {
+		if d.codec, err = interval.NewCodec(); err != nil {
+			return nil, err
+		}
+	}
+	dec, err := d.codec.NewDecoder(s.Schema)
 	if err != nil {
-		return false, fmt.Errorf("schema %d of an interval record does not compile: %w", id, err)
+		return nil, fmt.Errorf("schema %d of an interval record: %w", id, err)
 	}
-	embedded, err := goavro.NewCodec(schemas.MustText(schemas.IntervalRead))
-	if err != nil {
-		return false, err
+	if d.byID == nil {
+		d.byID = map[uint32]*interval.Decoder{}
 	}
-	return writer.CanonicalSchema() == embedded.CanonicalSchema(), nil
+	d.byID[id] = dec
+	return dec, nil
 }

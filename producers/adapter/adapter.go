@@ -129,8 +129,11 @@ func (c *Client) encode(r *interval.Read) (*kgo.Record, error) {
 	if rs := c.v.Validate(r); rs != nil {
 		return nil, &ReadError{ServicePointID: r.ServicePointID, EndMillis: r.EndMillis, Reasons: rs}
 	}
-	v := interval.AppendAvro(make([]byte, 0, 96), c.codec.ID, r,
+	v, err := interval.AppendAvro(make([]byte, 0, 96), c.codec.ID, r,
 		interval.Origin{Utility: c.cfg.Utility, Kind: c.cfg.Kind, Name: c.cfg.Name})
+	if err != nil {
+		return nil, &ReadError{ServicePointID: r.ServicePointID, EndMillis: r.EndMillis, Err: err}
+	}
 	return &kgo.Record{Topic: c.topic, Key: []byte(r.ServicePointID), Value: v}, nil
 }
 

@@ -616,7 +616,7 @@ func (t *txn) encode(b *batch, rb *billingavro.Builder) {
 		case rec.read != nil:
 			r.Topic = t.in.cfg.Topics.Intervals
 			r.Key = []byte(rec.read.ServicePointID)
-			v = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals.ID, rec.read,
+			v, err = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals.ID, rec.read,
 				interval.Origin{Utility: t.src.utility, Kind: interval.OriginFile, Name: t.src.file, SHA256: t.src.sha256})
 		default:
 			r.Topic = t.in.cfg.Topics.Rejected

@@ -1,17 +1,16 @@
 package interval
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"sync"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/hamba/avro/v2"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/schemas"
 )
 
 // Origin says where a read came from (the IntervalOrigin record).
@@ -28,202 +27,223 @@ const (
 	OriginHTTP    = "http"
 )
 
-// The IntervalRead schema (schemas/interval_read.avsc) is fixed and small, so
-// it is encoded and decoded here by hand: a generic goavro map per read cost
-// more than the rest of ingest together at ten million reads a file.
-// TestAvroMatchesGoavro holds the hand-written form to goavro, byte for byte,
-// in both directions.
+// wireRead is the IntervalRead record (schemas/interval_read.avsc) as
+// hamba/avro maps it to Go: a struct codec built once per schema, instead of
+// a goavro map per read, which cost more than the rest of ingest together at
+// ten million reads a file.
+type wireRead struct {
+	Utility        string     `avro:"utility"`
+	ServicePointID string     `avro:"service_point_id"`
+	Channel        string     `avro:"channel"`
+	ServiceType    *string    `avro:"service_type"`
+	IntervalEnd    int64      `avro:"interval_end"`
+	LocalDate      dates.Date `avro:"local_date"`
+	LocalTime      int16      `avro:"local_time"`
+	OffsetMinutes  int16      `avro:"utc_offset_minutes"`
+	OffsetGiven    bool       `avro:"offset_given"`
+	Minutes        int16      `avro:"minutes"`
+	Value          float64    `avro:"value"`
+	Units          string     `avro:"units"`
+	Estimate       string     `avro:"is_estimate"`
+	Origin         wireOrigin `avro:"origin"`
+}
+
+type wireOrigin struct {
+	Kind   string  `avro:"kind"`
+	Name   string  `avro:"name"`
+	Line   *int64  `avro:"line"`
+	SHA256 *string `avro:"file_sha256"`
+}
+
+// wireBuf is a wireRead with the targets of its optional fields, pooled so
+// that neither encoding nor decoding allocates the record or its pointers.
+type wireBuf struct {
+	rec         wireRead
+	serviceType string
+	line        int64
+	sha256      string
+	w           *avro.Writer
+	r           *avro.Reader
+}
+
+// Codec encodes and decodes IntervalRead records with hamba/avro: records
+// of the schema embedded in this build directly, and records of any other
+// registered version through Avro schema resolution (NewDecoder).
+type Codec struct {
+	api    avro.API
+	schema avro.Schema
+	bufs   sync.Pool
+}
+
+// NewCodec compiles the embedded IntervalRead schema.
+func NewCodec() (*Codec, error) {
+	// A cache of its own: the process-wide default cache would let another
+	// version of the same named types (e.g. a schema history test) interfere.
+	s, err := avro.ParseWithCache(schemas.MustText(schemas.IntervalRead), "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, fmt.Errorf("the embedded IntervalRead schema does not compile: %w", err)
+	}
+	c := &Codec{api: avro.Config{}.Freeze(), schema: s}
+	c.bufs.New = func() any {
+		return &wireBuf{w: avro.NewWriter(nil, 256, avro.WithWriterConfig(c.api)), r: avro.NewReader(nil, 0, avro.WithReaderConfig(c.api))}
+	}
+	return c, nil
+}
+
+// defaultCodec serves AppendAvro and DecodeAvro: the embedded schema never
+// changes while the process runs, so one compiled codec serves every caller.
+var defaultCodec = sync.OnceValues(NewCodec)
 
 // AppendAvro appends r in the Confluent framing (magic 0, the 4-byte schema
-// id, Avro binary of IntervalRead) to dst.
-func AppendAvro(dst []byte, schemaID int, r *Read, o Origin) []byte {
-	dst = append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID))
-	dst = appendString(dst, o.Utility)
-	dst = appendString(dst, r.ServicePointID)
-	dst = appendString(dst, r.Channel)
-	dst = appendOptString(dst, r.ServiceType)
-	dst = binary.AppendVarint(dst, r.EndMillis)
-	dst = binary.AppendVarint(dst, int64(r.LocalDate))
-	dst = binary.AppendVarint(dst, int64(r.LocalTime))
-	dst = binary.AppendVarint(dst, int64(r.OffsetMinutes))
-	dst = appendBool(dst, r.OffsetGiven)
-	dst = binary.AppendVarint(dst, int64(r.Minutes))
-	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(r.Value))
-	dst = appendString(dst, r.Units)
-	dst = binary.AppendVarint(dst, int64(estimateIndex(r.Estimate)))
-	dst = appendString(dst, o.Kind)
-	dst = appendString(dst, o.Name)
-	if r.Line > 0 {
-		dst = binary.AppendVarint(dst, 1)
-		dst = binary.AppendVarint(dst, r.Line)
-	} else {
-		dst = binary.AppendVarint(dst, 0)
+// id, Avro binary of IntervalRead) to dst. It fails only on a read that the
+// checks of this package would not have accepted (an unknown estimate flag).
+func AppendAvro(dst []byte, schemaID int, r *Read, o Origin) ([]byte, error) {
+	c, err := defaultCodec()
+	if err != nil {
+		return dst, err
 	}
-	return appendOptString(dst, o.SHA256)
+	return c.Append(dst, schemaID, r, o)
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendVarint(dst, int64(len(s)))
-	return append(dst, s...)
-}
-
-func appendOptString(dst []byte, s string) []byte {
-	if s == "" {
-		return binary.AppendVarint(dst, 0)
-	}
-	return appendString(binary.AppendVarint(dst, 1), s)
-}
-
-func appendBool(dst []byte, b bool) []byte {
-	if b {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
-}
-
-func estimateIndex(e billing.Estimate) int {
-	switch e {
-	case billing.EstimateActual:
-		return 0
-	case billing.EstimateUser:
-		return 2
-	}
-	return 1
-}
-
-var estimateSymbols = [...]billing.Estimate{billing.EstimateActual, billing.EstimateEstimated, billing.EstimateUser}
-
-// ErrSchema says a record is not an IntervalRead this build can read by hand;
-// decode it through the registry (FromNative) instead.
-var ErrSchema = errors.New("not an IntervalRead of the embedded schema")
-
-// DecodeAvro reads the Avro binary body (after the 5-byte framing) written by
-// AppendAvro. Strings alias nothing: they are copied out of b.
+// DecodeAvro reads the Avro binary body (after the 5-byte framing) of a
+// record written with the embedded schema.
 func DecodeAvro(b []byte) (Read, Origin, error) {
-	d := decoder{b: b}
-	var r Read
-	var o Origin
-	o.Utility = d.str()
-	r.ServicePointID = d.str()
-	r.Channel = d.str()
-	r.ServiceType = d.optStr()
-	r.EndMillis = d.long()
-	r.LocalDate = dates.Date(d.long())
-	r.LocalTime = int16(d.long())
-	r.OffsetMinutes = int16(d.long())
-	r.OffsetGiven = d.bool()
-	r.Minutes = int16(d.long())
-	r.Value = d.double()
-	r.Units = d.str()
-	if i := d.long(); i >= 0 && i < int64(len(estimateSymbols)) {
-		r.Estimate = estimateSymbols[i]
-	} else {
-		d.fail()
+	c, err := defaultCodec()
+	if err != nil {
+		return Read{}, Origin{}, err
 	}
-	o.Kind = d.str()
-	o.Name = d.str()
-	switch d.long() {
-	case 0:
-	case 1:
-		r.Line = d.long()
-	default:
-		d.fail()
+	return c.decode(c.schema, b)
+}
+
+// Append is AppendAvro with c.
+func (c *Codec) Append(dst []byte, schemaID int, r *Read, o Origin) ([]byte, error) {
+	est, ok := estimateSymbol(r.Estimate)
+	if !ok {
+		return dst, fmt.Errorf("encoding the read of %s ending %s: is_estimate %q is not A, E or U", r.ServicePointID, time.UnixMilli(r.EndMillis).UTC().Format(time.RFC3339), rune(r.Estimate))
 	}
-	o.SHA256 = d.optStr()
-	if d.err == nil && d.i != len(b) {
-		d.fail()
+	b := c.bufs.Get().(*wireBuf)
+	defer c.bufs.Put(b)
+	b.rec = wireRead{
+		Utility: o.Utility, ServicePointID: r.ServicePointID, Channel: r.Channel,
+		IntervalEnd: r.EndMillis, LocalDate: r.LocalDate, LocalTime: r.LocalTime, OffsetMinutes: r.OffsetMinutes,
+		OffsetGiven: r.OffsetGiven, Minutes: r.Minutes, Value: r.Value, Units: r.Units, Estimate: est,
+		Origin: wireOrigin{Kind: o.Kind, Name: o.Name},
 	}
-	if d.err != nil {
-		return Read{}, Origin{}, fmt.Errorf("decoding an IntervalRead: %w", d.err)
+	if r.ServiceType != "" {
+		b.serviceType = r.ServiceType
+		b.rec.ServiceType = &b.serviceType
+	}
+	if r.Line > 0 {
+		b.line = r.Line
+		b.rec.Origin.Line = &b.line
+	}
+	if o.SHA256 != "" {
+		b.sha256 = o.SHA256
+		b.rec.Origin.SHA256 = &b.sha256
+	}
+	b.w.Reset(nil)
+	b.w.Error = nil
+	b.w.WriteVal(c.schema, &b.rec)
+	b.serviceType, b.sha256, b.rec = "", "", wireRead{} // keep no caller strings alive in the pool
+	if err := b.w.Error; err != nil {
+		return dst, fmt.Errorf("encoding the read of %s as IntervalRead: %w", r.ServicePointID, err)
+	}
+	dst = append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID))
+	return append(dst, b.w.Buffer()...), nil
+}
+
+// decode reads b, written with writer schema s (the embedded one, or one
+// resolved against it), into a Read. Strings are copied out of b.
+func (c *Codec) decode(s avro.Schema, body []byte) (Read, Origin, error) {
+	b := c.bufs.Get().(*wireBuf)
+	defer c.bufs.Put(b)
+	b.rec = wireRead{ServiceType: &b.serviceType, Origin: wireOrigin{Line: &b.line, SHA256: &b.sha256}}
+	rd := b.r.Reset(body)
+	rd.Error = nil
+	rd.ReadVal(s, &b.rec)
+	if rd.Error == nil {
+		// hamba stops at the end of the record; bytes after it mean the
+		// record is not what its schema id says.
+		var one [1]byte
+		if rd.Read(one[:]); rd.Error == nil {
+			rd.Error = errors.New("bytes left after the record")
+		} else {
+			rd.Error = nil
+		}
+	}
+	err := rd.Error
+	rd.Reset(nil)
+	w := b.rec
+	b.rec = wireRead{}
+	if err != nil {
+		return Read{}, Origin{}, fmt.Errorf("decoding an IntervalRead of %d bytes: %w", len(body), err)
+	}
+	r := Read{
+		ServicePointID: w.ServicePointID, Channel: w.Channel, EndMillis: w.IntervalEnd,
+		LocalDate: w.LocalDate, LocalTime: w.LocalTime, OffsetMinutes: w.OffsetMinutes, OffsetGiven: w.OffsetGiven,
+		Minutes: w.Minutes, Value: w.Value, Units: w.Units,
+	}
+	if len(w.Estimate) == 1 {
+		r.Estimate = billing.Estimate(w.Estimate[0])
+	}
+	o := Origin{Utility: w.Utility, Kind: w.Origin.Kind, Name: w.Origin.Name}
+	if w.ServiceType != nil {
+		r.ServiceType = *w.ServiceType
+	}
+	if w.Origin.Line != nil {
+		r.Line = *w.Origin.Line
+	}
+	if w.Origin.SHA256 != nil {
+		o.SHA256 = *w.Origin.SHA256
 	}
 	return r, o, nil
 }
 
-type decoder struct {
-	b   []byte
-	i   int
-	err error
+// Decoder reads IntervalRead records written with one writer schema.
+type Decoder struct {
+	c      *Codec
+	schema avro.Schema
 }
 
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: malformed at byte %d", ErrSchema, d.i)
+// NewDecoder returns a decoder for records written with writerSchema (a
+// schema text from the registry): the embedded schema's own decoder when the
+// two have the same canonical form, else the writer schema resolved against
+// the embedded one by Avro's rules (fields added with defaults, promotions,
+// fields the writer has and this build does not skipped).
+func (c *Codec) NewDecoder(writerSchema string) (*Decoder, error) {
+	w, err := avro.ParseWithCache(writerSchema, "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, fmt.Errorf("the writer schema of an interval record does not compile: %w", err)
 	}
+	if w.Fingerprint() == c.schema.Fingerprint() {
+		return &Decoder{c: c, schema: c.schema}, nil
+	}
+	resolved, err := avro.NewSchemaCompatibility().Resolve(c.schema, w)
+	if err != nil {
+		return nil, fmt.Errorf("interval records written with this schema cannot be read as this build's IntervalRead (%w); upgrade usagestream or register a compatible schema", err)
+	}
+	return &Decoder{c: c, schema: resolved}, nil
 }
 
-func (d *decoder) long() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b[d.i:])
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.i += n
-	return v
+// Decode reads the Avro binary body (after the 5-byte framing) of a record.
+func (d *Decoder) Decode(body []byte) (Read, Origin, error) {
+	return d.c.decode(d.schema, body)
 }
 
-func (d *decoder) str() string {
-	n := d.long()
-	if d.err != nil || n < 0 || int64(len(d.b)-d.i) < n {
-		d.fail()
-		return ""
+func estimateSymbol(e billing.Estimate) (string, bool) {
+	switch e {
+	case billing.EstimateActual:
+		return "A", true
+	case billing.EstimateEstimated:
+		return "E", true
+	case billing.EstimateUser:
+		return "U", true
 	}
-	s := string(d.b[d.i : d.i+int(n)])
-	d.i += int(n)
-	return s
+	return "", false
 }
 
-func (d *decoder) optStr() string {
-	switch d.long() {
-	case 0:
-		return ""
-	case 1:
-		return d.str()
-	}
-	d.fail()
-	return ""
-}
-
-func (d *decoder) bool() bool {
-	if d.err != nil || d.i >= len(d.b) || d.b[d.i] > 1 {
-		d.fail()
-		return false
-	}
-	d.i++
-	return d.b[d.i-1] == 1
-}
-
-func (d *decoder) double() float64 {
-	if d.err != nil || len(d.b)-d.i < 8 {
-		d.fail()
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.i:]))
-	d.i += 8
-	return v
-}
-
-// Native is r in goavro's native form, for tests and for any writer that
-// goes through serde.Codec.
-func Native(r *Read, o Origin) map[string]any {
-	var line any
-	if r.Line > 0 {
-		line = goavro.Union("long", r.Line)
-	}
-	return map[string]any{
-		"utility": o.Utility, "service_point_id": r.ServicePointID, "channel": r.Channel,
-		"service_type": serde.OptString(r.ServiceType), "interval_end": time.UnixMilli(r.EndMillis).UTC(),
-		"local_date": r.LocalDate.Time(), "local_time": int32(r.LocalTime), "utc_offset_minutes": int32(r.OffsetMinutes),
-		"offset_given": r.OffsetGiven, "minutes": int32(r.Minutes), "value": r.Value, "units": r.Units,
-		"is_estimate": string(rune(r.Estimate)),
-		"origin":      map[string]any{"kind": o.Kind, "name": o.Name, "line": line, "file_sha256": serde.OptString(o.SHA256)},
-	}
-}
-
-// FromNative reads a decoded IntervalRead (any schema version the registry
-// resolved) back into a Read.
+// FromNative reads an IntervalRead that serde.Registry decoded into goavro's
+// native form (any schema version the registry resolved) back into a Read.
 func FromNative(m map[string]any) (Read, Origin, error) {
 	var r Read
 	var o Origin

@@ -47,7 +47,10 @@ func FuzzReader(f *testing.F) {
 					rd.EndMillis != endMillis(rd.LocalDate, int(rd.LocalTime), int(rd.OffsetMinutes)) {
 					t.Fatalf("accepted read breaks the contract: %+v", rd)
 				}
-				b := AppendAvro(nil, 1, rd, Origin{Utility: "gec", Kind: OriginFile, Name: "f"})
+				b, err := AppendAvro(nil, 1, rd, Origin{Utility: "gec", Kind: OriginFile, Name: "f"})
+				if err != nil {
+					t.Fatalf("encoding an accepted read: %v", err)
+				}
 				back, _, err := DecodeAvro(b[5:])
 				if err != nil || back != *rd {
 					t.Fatalf("round trip: %v %+v", err, back)
