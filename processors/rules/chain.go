@@ -73,31 +73,54 @@ type ChainOutput struct {
 // The source of a stage 2 input is the billing row behind it, so that every
 // event names the file and line that caused it.
 func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
+	o, err := c.ApplyRow(row, src)
+	out := ChainOutput{Stage1Output: o}
+	if err != nil {
+		return out, err
+	}
+	out.Eligibility, err = c.ApplyMemberships(o.Memberships, nil)
+	return out, err
+}
+
+// ApplyRow runs one accepted billing row through stage 1 alone. It touches
+// only ServicePoints, and ApplyMemberships only Sites and Customers, so the
+// two may run on two goroutines, one row behind the other, as long as
+// ApplyMemberships gets every row's memberships in row order: stage 1 never
+// depends on what the later stages do with them. Apply is the two in turn.
+func (c *Chain) ApplyRow(row *billing.Row, src Source) (Stage1Output, error) {
 	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
-		return ChainOutput{}, fmt.Errorf("load service point state: %w", err)
+		return Stage1Output{}, fmt.Errorf("load service point state: %w", err)
 	}
-	out := ChainOutput{Stage1Output: sp.Apply(c.Policy, row, src)}
+	out := sp.Apply(c.Policy, row, src)
 	if err := c.ServicePoints.Save(row.ServicePointID, sp); err != nil {
 		return out, fmt.Errorf("save service point state: %w", err)
 	}
-	for _, m := range out.Memberships {
+	return out, nil
+}
+
+// ApplyMemberships runs memberships of stage 1, in the order it sent them,
+// through the premise stage and what that forwards through stage 2,
+// appending the eligibility changes to out. An error names the file and
+// line of the row behind the membership.
+func (c *Chain) ApplyMemberships(ms []Membership, out []EligibilityChanged) ([]EligibilityChanged, error) {
+	for _, m := range ms {
 		site, err := c.Sites.Load(m.PremiseID)
 		if err != nil {
-			return out, fmt.Errorf("load premise state: %w", err)
+			return out, fmt.Errorf("%s line %d: load premise state: %w", m.Source.File, m.Source.Line, err)
 		}
 		ins := site.Apply(c.Policy, m)
 		if err := c.Sites.Save(m.PremiseID, site); err != nil {
-			return out, fmt.Errorf("save premise state: %w", err)
+			return out, fmt.Errorf("%s line %d: save premise state: %w", m.Source.File, m.Source.Line, err)
 		}
 		for _, in := range ins {
 			cu, err := c.Customers.Load(in.CustomerID)
 			if err != nil {
-				return out, fmt.Errorf("load customer state: %w", err)
+				return out, fmt.Errorf("%s line %d: load customer state: %w", m.Source.File, m.Source.Line, err)
 			}
-			out.Eligibility = append(out.Eligibility, cu.Receive(c.Policy, in, in.Cause)...)
+			out = append(out, cu.Receive(c.Policy, in, in.Cause)...)
 			if err := c.Customers.Save(in.CustomerID, cu); err != nil {
-				return out, fmt.Errorf("save customer state: %w", err)
+				return out, fmt.Errorf("%s line %d: save customer state: %w", m.Source.File, m.Source.Line, err)
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package validate
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/gen"
@@ -31,4 +33,29 @@ func BenchmarkValidate(b *testing.B) {
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// BenchmarkValidateFiles validates the files named by the glob in
+// USAGESTREAM_BENCH_VALIDATE_FILES through the Pebble store, as the command
+// does for a large input: the way to profile the 5-million-row figure
+// (-cpuprofile) without the report writers. Skipped when unset.
+func BenchmarkValidateFiles(b *testing.B) {
+	glob := os.Getenv("USAGESTREAM_BENCH_VALIDATE_FILES")
+	if glob == "" {
+		b.Skip("set USAGESTREAM_BENCH_VALIDATE_FILES to a glob of billing files")
+	}
+	files, err := filepath.Glob(glob)
+	if err != nil || len(files) == 0 {
+		b.Fatalf("USAGESTREAM_BENCH_VALIDATE_FILES=%q matches no file (%v)", glob, err)
+	}
+	tmp := b.TempDir()
+	var rows int64
+	for b.Loop() {
+		rep, err := Run(context.Background(), files, Options{Policy: rules.DefaultPolicy(), Store: StorePebble, TempDir: tmp, Examples: 200})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += rep.Lines
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }

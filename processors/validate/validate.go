@@ -23,6 +23,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/processors/rules"
@@ -132,16 +134,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			return nil, fmt.Errorf("validate: creating the temporary store (set --temp-dir to a writable folder): %w", err)
 		}
 		defer os.RemoveAll(dir)
-		po := &pebble.Options{
-			DisableWAL:   true, // a throw-away store: nothing to recover after a crash
-			Cache:        pebble.NewCache(8 << 20),
-			MemTableSize: 16 << 20,
-			Logger:       quietLogger{},
-		}
-		for i := range po.Levels {
-			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // a state read back is looked up by key
-		}
-		db, err := pebble.Open(dir, po)
+		db, err := pebble.Open(dir, throwawayOptions())
 		if err != nil {
 			return nil, fmt.Errorf("validate: opening the temporary store in %s: %w", dir, err)
 		}
@@ -169,6 +162,32 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	return r.rep, nil
 }
 
+// throwawayOptions tune Pebble for a store that lives for one run and is
+// mostly written: a state is written once when evicted, and read back only
+// when its key comes again (a later file), which for one full file is never.
+// Compactions would rewrite every state again, and compression would
+// compress it twice, for reads that seldom come (both were a third of the
+// CPU of a 5-million-row run), so there are neither: the flushed tables stay
+// in L0, each with a bloom filter, so that a read looks into the few whose
+// filter matches.
+func throwawayOptions() *pebble.Options {
+	po := &pebble.Options{
+		DisableWAL:                  true, // nothing to recover after a crash
+		DisableAutomaticCompactions: true,
+		// Without compactions L0 only grows: writes must never wait for it.
+		L0StopWritesThreshold: math.MaxInt32,
+		L0CompactionThreshold: math.MaxInt32,
+		Cache:                 pebble.NewCache(8 << 20),
+		MemTableSize:          32 << 20,
+		Logger:                quietLogger{},
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // a state read back is looked up by key
+		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	return po
+}
+
 // quietLogger keeps Pebble's informational lines out of the report's output.
 type quietLogger struct{}
 
@@ -190,93 +209,131 @@ type msg struct {
 
 const batchRows = 1024
 
-// files reads every file on one goroutine and applies the rules on this one,
-// so that decompression and parsing overlap with the rules.
+// files runs three goroutines, one after the other like a pipeline, so
+// that on two cores the work overlaps: one reads the files (decompression,
+// parsing, distinct ids), one runs stage 1 (service points) and the report's
+// bookkeeping of its events, one runs the premise stage and stage 2
+// (customers) and keeps the eligibility they produce. Each keeps its own
+// part of the run (see run), and batches go between them in input order, so
+// the result is the one of a single goroutine.
 func (r *run) files(ctx context.Context, paths []string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan msg, 8)
-	go func() {
-		defer close(ch)
-		send := func(m msg) bool {
-			select {
-			case ch <- m:
-				return true
-			case <-ctx.Done():
-				return false
+	g, ctx := errgroup.WithContext(ctx)
+	recs := make(chan msg, 8)
+	members := make(chan []rules.Membership, 8)
+	g.Go(func() error {
+		defer close(recs)
+		return r.read(ctx, paths, recs)
+	})
+	g.Go(func() error {
+		defer close(members)
+		var cur *report.File
+		for m := range recs {
+			switch {
+			case m.file != nil:
+				cur = m.file
+			case m.end:
+				r.endFile(cur, m.stats, m.err)
+			default:
+				var out []rules.Membership
+				for i := range m.recs {
+					var err error
+					if out, err = r.record(cur.Name, &m.recs[i], out); err != nil {
+						return err
+					}
+				}
+				if r.opts.Progress != nil {
+					r.opts.Progress(r.rows)
+				}
+				if len(out) == 0 {
+					continue
+				}
+				select {
+				case members <- out:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 		}
-		for _, p := range paths {
-			f := &report.File{Name: filepath.Base(p)}
-			rd, err := billing.Open(p, r.opts.Reader)
+		return nil
+	})
+	g.Go(func() error {
+		var elig []rules.EligibilityChanged
+		for ms := range members {
+			var err error
+			if elig, err = r.chain.ApplyMemberships(ms, elig[:0]); err != nil {
+				return fmt.Errorf("validate: %w", err) // it names the file and line
+			}
+			for _, e := range elig {
+				r.eligibility(e)
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// read reads every file in turn and sends its records in batches, each file
+// between a message with its name and one with its counts.
+func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
+	send := func(m msg) bool {
+		select {
+		case ch <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for _, p := range paths {
+		f := &report.File{Name: filepath.Base(p)}
+		rd, err := billing.Open(p, r.opts.Reader)
+		if err != nil {
+			if !send(msg{file: f}) || !send(msg{end: true, err: err}) {
+				return ctx.Err()
+			}
+			continue
+		}
+		f.Layout, f.Warnings = string(rd.Layout()), rd.Warnings()
+		if !send(msg{file: f}) {
+			rd.Close()
+			return ctx.Err()
+		}
+		batch := make([]billing.Record, 0, batchRows)
+		for {
+			rec, err := rd.Next()
 			if err != nil {
-				if !send(msg{file: f}) || !send(msg{end: true, err: err}) {
-					return
-				}
-				continue
-			}
-			f.Layout, f.Warnings = string(rd.Layout()), rd.Warnings()
-			if !send(msg{file: f}) {
-				rd.Close()
-				return
-			}
-			batch := make([]billing.Record, 0, batchRows)
-			for {
-				rec, err := rd.Next()
-				if err != nil {
-					if len(batch) > 0 && !send(msg{recs: batch}) {
-						rd.Close()
-						return
-					}
-					if errors.Is(err, io.EOF) {
-						err = nil
-					}
-					ok := send(msg{end: true, stats: rd.Stats(), err: err})
+				if len(batch) > 0 && !send(msg{recs: batch}) {
 					rd.Close()
-					if !ok {
-						return
-					}
-					break
+					return ctx.Err()
 				}
-				if row := rec.Row; row != nil {
-					// Distinct ids are counted here, off the goroutine
-					// that runs the rules; the sets are read after the
-					// channel closes.
-					r.count(r.customers, &r.lastCustomer, row.CustomerID)
-					r.count(r.premises, &r.lastPremise, row.PremiseID)
-					r.count(r.accounts, &r.lastAcct, row.AccountID)
-					r.count(r.points, &r.lastPoint, row.ServicePointID)
+				if errors.Is(err, io.EOF) {
+					err = nil
 				}
-				batch = append(batch, rec)
-				if len(batch) == batchRows {
-					if !send(msg{recs: batch}) {
-						rd.Close()
-						return
-					}
-					batch = make([]billing.Record, 0, batchRows)
+				ok := send(msg{end: true, stats: rd.Stats(), err: err})
+				rd.Close()
+				if !ok {
+					return ctx.Err()
 				}
+				break
 			}
-		}
-	}()
-	var cur *report.File
-	for m := range ch {
-		switch {
-		case m.file != nil:
-			cur = m.file
-		case m.end:
-			r.endFile(cur, m.stats, m.err)
-		default:
-			for i := range m.recs {
-				if err := r.record(cur.Name, &m.recs[i]); err != nil {
-					return err
-				}
+			if row := rec.Row; row != nil {
+				// Distinct ids are counted here, off the goroutines that
+				// run the rules; the sets are read after the run.
+				r.count(r.customers, &r.lastCustomer, row.CustomerID)
+				r.count(r.premises, &r.lastPremise, row.PremiseID)
+				r.count(r.accounts, &r.lastAcct, row.AccountID)
+				r.count(r.points, &r.lastPoint, row.ServicePointID)
 			}
-			if r.opts.Progress != nil {
-				r.opts.Progress(r.rows)
+			batch = append(batch, rec)
+			if len(batch) == batchRows {
+				if !send(msg{recs: batch}) {
+					rd.Close()
+					return ctx.Err()
+				}
+				batch = make([]billing.Record, 0, batchRows)
 			}
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // run is one validation's accumulated findings and counts.
@@ -362,7 +419,9 @@ func (r *run) count(set map[uint64]struct{}, last *string, id string) {
 	set[maphash.String(r.seed, id)] = struct{}{}
 }
 
-func (r *run) record(file string, rec *billing.Record) error {
+// record runs one record through stage 1 and keeps what the report needs of
+// it, appending the memberships it caused, for the later stages, to ms.
+func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([]rules.Membership, error) {
 	r.rows++
 	if rj := rec.Rejected; rj != nil {
 		for _, rs := range rj.Reasons {
@@ -370,12 +429,12 @@ func (r *run) record(file string, rec *billing.Record) error {
 			r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
 				File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
 		}
-		return nil
+		return ms, nil
 	}
 	row := rec.Row
-	out, err := r.chain.Apply(row, rules.Source{File: file, Line: row.Line})
+	out, err := r.chain.ApplyRow(row, rules.Source{File: file, Line: row.Line})
 	if err != nil {
-		return fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+		return ms, fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
 	}
 	if row.Layout != billing.LayoutCustomer {
 		if start := row.PeriodStart(); r.first == 0 || start < r.first {
@@ -386,7 +445,7 @@ func (r *run) record(file string, rec *billing.Record) error {
 		if fuel == "" { // a usage row: the service point's type comes from its customer row
 			sp, err := r.chain.ServicePoints.Load(row.ServicePointID)
 			if err != nil {
-				return fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+				return ms, fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
 			}
 			fuel = sp.ServiceType
 		}
@@ -396,11 +455,8 @@ func (r *run) record(file string, rec *billing.Record) error {
 		y, m, _ := row.DateTo.Civil()
 		r.months[monthFuel{int32(y*12 + int(m) - 1), fuel}]++
 	}
-	r.stage1(out.Stage1Output)
-	for _, e := range out.Eligibility {
-		r.eligibility(e)
-	}
-	return nil
+	r.stage1(out)
+	return append(ms, out.Memberships...), nil
 }
 
 func day(d dates.Date) string {
