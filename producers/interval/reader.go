@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/fileopen"
 	"github.com/usagestream/usagestream/producers/billing"
 )
 
@@ -70,9 +71,8 @@ type Reader struct {
 	maxLine  int
 	extra    int // unknown trailing columns, ignored
 
-	lines    *bufio.Reader
-	closers  []io.Closer
-	consumed atomic.Int64
+	src      *fileopen.File
+	consumed atomic.Int64 // bytes taken from the file, counted by src
 
 	line    int64
 	stats   billing.Stats
@@ -157,44 +157,20 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
-	var errs []error
-	for _, c := range r.closers {
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
-		}
+	var err error
+	if r.src != nil {
+		err = r.src.Close()
 	}
 	if r.err == nil {
 		r.err = r.fileErr(r.line, "", errors.New("the reader is closed; open the file again to read more"))
 	}
-	return errors.Join(errs...)
-}
-
-func (r *Reader) readLine() (b []byte, long bool, err error) {
-	b, err = r.lines.ReadSlice('\n')
-	switch {
-	case err == nil:
-	case errors.Is(err, bufio.ErrBufferFull):
-		return b, true, nil
-	case err == io.EOF:
-		if len(b) == 0 {
-			return nil, false, io.EOF
-		}
-	default:
-		return nil, false, err
-	}
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b, false, nil
+	return err
 }
 
 func (r *Reader) streamErr(err error) *billing.FileError {
 	what := "reading stopped"
 	fix := "check the storage or connection and run again"
-	if isCorruption(err) {
+	if fileopen.IsCorruption(err) {
 		what, fix = "the file is truncated or corrupt", "send the file again"
 	}
 	if r.line == 0 {
@@ -206,7 +182,7 @@ func (r *Reader) streamErr(err error) *billing.FileError {
 // readHeader checks line 1 names the columns of data contract 3 in order;
 // unknown columns may only follow them and are ignored.
 func (r *Reader) readHeader() error {
-	b, long, err := r.readLine()
+	b, long, err := r.src.ReadLine()
 	switch {
 	case err == io.EOF:
 		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(Columns, ", ")))
@@ -260,7 +236,7 @@ func (r *Reader) Next() (Record, error) {
 	if r.err != nil {
 		return Record{}, r.err
 	}
-	b, long, err := r.readLine()
+	b, long, err := r.src.ReadLine()
 	if err != nil {
 		if err == io.EOF {
 			r.err = io.EOF
@@ -497,7 +473,7 @@ func (r *Reader) longLine(first []byte) (Record, error) {
 	raw := strings.ToValidUTF8(string(first[:min(len(first), 200)]), "\uFFFD")
 	total := int64(len(first))
 	for {
-		b, err := r.lines.ReadSlice('\n')
+		b, err := r.src.Lines().ReadSlice('\n')
 		total += int64(len(b))
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue

@@ -271,8 +271,15 @@ func TestCompressedAndTruncated(t *testing.T) {
 	zw.Close()
 	zipPath := filepath.Join(dir, strings.Replace(name(60), ".tsv", ".zip", 1))
 	os.WriteFile(zipPath, zb.Bytes(), 0o644)
-	for _, p := range []string{gzPath, zipPath} {
-		r, err := Open(p, Options{})
+	// By path, and from memory: a zip in an io.ReaderAt needs no path.
+	for i, p := range []string{gzPath, zipPath, zipPath + " from memory"} {
+		var r *Reader
+		var err error
+		if i < 2 {
+			r, err = Open(p, Options{})
+		} else {
+			r, err = NewReader(filepath.Base(zipPath), bytes.NewReader(zb.Bytes()), Options{})
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
