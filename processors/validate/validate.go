@@ -220,6 +220,10 @@ func (r *run) files(ctx context.Context, paths []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	recs := make(chan msg, 8)
 	members := make(chan []rules.Membership, 8)
+	// Batches of memberships go back to stage 1 once the later stages are
+	// done with them: growing a new slice for every batch allocated more
+	// than the rules did.
+	free := make(chan []rules.Membership, cap(members)+2)
 	g.Go(func() error {
 		defer close(recs)
 		return r.read(ctx, paths, recs)
@@ -235,6 +239,10 @@ func (r *run) files(ctx context.Context, paths []string) error {
 				r.endFile(cur, m.stats, m.err)
 			default:
 				var out []rules.Membership
+				select {
+				case out = <-free:
+				default:
+				}
 				for i := range m.recs {
 					var err error
 					if out, err = r.record(cur.Name, &m.recs[i], out); err != nil {
@@ -265,6 +273,10 @@ func (r *run) files(ctx context.Context, paths []string) error {
 			}
 			for _, e := range elig {
 				r.eligibility(e)
+			}
+			select {
+			case free <- ms[:0]:
+			default:
 			}
 		}
 		return nil
