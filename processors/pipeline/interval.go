@@ -32,13 +32,10 @@ const StageInterval = "interval"
 //	       └─> repartition-interval-history.v1 (internal JSON, key customer_id;
 //	           I5: months of history, for stage 2's SetIntervalHistory)
 
-// IntervalStage is the interval stage with the default interval policy.
+// IntervalStage is the interval stage, with the interval settings of the
+// pipeline's policy (its `intervals:` section).
 func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
-	return p.IntervalStageWith(rules.DefaultIntervalPolicy())
-}
-
-// IntervalStageWith is the interval stage with ipol.
-func (p *Pipeline) IntervalStageWith(ipol rules.IntervalPolicy) *runtime.Processor[*rules.IntervalPoint] {
+	ipol := p.policy.Intervals
 	dec := &intervalDecoder{reg: p.reg}
 	type step = runtime.Step[*rules.IntervalPoint]
 	return &runtime.Processor[*rules.IntervalPoint]{

@@ -62,7 +62,13 @@ func billRow(sp, dateTo string, duration int, value float64) string {
 // until it has caught up on both inputs and done() holds (nil: at once).
 func runIntervalStage(t testing.TB, kc kafkaconf.Config, dir string, now func() time.Time, done func() bool) {
 	t.Helper()
-	p, err := New(context.Background(), kc, rules.DefaultPolicy())
+	runIntervalStageWith(t, rules.DefaultPolicy(), kc, dir, now, done)
+}
+
+// runIntervalStageWith is runIntervalStage under policy pol.
+func runIntervalStageWith(t testing.TB, pol rules.Policy, kc kafkaconf.Config, dir string, now func() time.Time, done func() bool) {
+	t.Helper()
+	p, err := New(context.Background(), kc, pol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +187,42 @@ func TestIntervalStage(t *testing.T) {
 	runIntervalStage(t, env.Kafka, state, later, nil)
 	if n, all := staleCount(), len(decodedEvents(t, env, env.Topics.Anomalies)); n != 3 || all != 5 {
 		t.Fatalf("%d stale feeds in %d anomalies, want 3 in 5", n, all)
+	}
+}
+
+// TestIntervalStageUsesPolicyFile: the interval settings of a policy file
+// reach the stage: with `intervals: {stale_after: 2h}` a feed is stale 3
+// hours after its last read (by the default 72h it would not be, as
+// TestIntervalStage shows), and the message gives the configured duration.
+func TestIntervalStageUsesPolicyFile(t *testing.T) {
+	pol, err := rules.ParsePolicy([]byte("intervals:\n  stale_after: 2h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := kafkatest.Start(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(interval.Columns, "\t"), hourly("SP1", 1, "20240601"))
+	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Run(context.Background(), []string{file}); err != nil {
+		t.Fatal(err)
+	}
+	stale := func() []map[string]any {
+		var out []map[string]any
+		for _, m := range kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, env.Topics.Anomalies)) {
+			if m["code"] == "STALE_FEED" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	later := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	runIntervalStageWith(t, pol, env.Kafka, t.TempDir(), later, func() bool { return len(stale()) > 0 })
+	got := stale()
+	if len(got) != 1 || got[0]["service_point_id"] != "SP1" || !strings.Contains(fmt.Sprint(got[0]["message"]), "more than 2h0m0s ago") {
+		t.Fatalf("stale feeds: %v", got)
 	}
 }
 

@@ -45,6 +45,9 @@ type Policy struct {
 	// IntervalHistoryMonths of interval data on an active service point make a
 	// premise eligible for disaggregation (I5).
 	IntervalHistoryMonths int `yaml:"interval_history_months"`
+	// Intervals holds the interval rules' own settings (I4, I7, how much
+	// history the interval stage keeps).
+	Intervals IntervalPolicy `yaml:"intervals"`
 	// Validation holds the pass/fail thresholds of `usagestream validate`;
 	// the streaming rules do not read it.
 	Validation Validation `yaml:"validation"`
@@ -110,6 +113,7 @@ func DefaultPolicy() Policy {
 		SumToleranceUnits:        1,
 		PropertyManagerPremises:  2,
 		IntervalHistoryMonths:    13,
+		Intervals:                DefaultIntervalPolicy(),
 		Validation: Validation{
 			MaxRejectedRowShare: 0.01,
 			HistoryMonths:       13,
@@ -224,6 +228,14 @@ func (p Policy) Validate() error {
 	}
 	if p.SumTolerancePct < 0 || p.SumToleranceUnits < 0 {
 		errs = append(errs, errors.New("sum_tolerance_pct and sum_tolerance_units must not be negative"))
+	}
+	if err := p.Intervals.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	// I5 counts months in the coverage the interval stage keeps: a shorter
+	// retention would never let a premise reach interval_history_months.
+	if need := (p.IntervalHistoryMonths*61 + 1) / 2; p.Intervals.RetentionDays < need {
+		errs = append(errs, fmt.Errorf("intervals.retention_days is %d, too short for interval_history_months %d; keep at least %d days (30.5 a month)", p.Intervals.RetentionDays, p.IntervalHistoryMonths, need))
 	}
 	v := p.Validation
 	if v.MaxRejectedRowShare < 0 || v.MaxRejectedRowShare > 1 || v.MinHistoryShare < 0 || v.MinHistoryShare > 1 {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultPolicyFile(t *testing.T) {
@@ -65,6 +66,20 @@ func TestLoadPolicy(t *testing.T) {
 			t.Errorf("got %+v", p.Validation)
 		}
 	})
+	t.Run("intervals keys left out keep their defaults", func(t *testing.T) {
+		p, err := LoadPolicy(write("intervals:\n  stale_after: 36h\n  zero_run: 90m\n  spike_ratio: 4.5\n  retention_days: 500\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := DefaultPolicy()
+		want.Intervals.StaleAfter = 36 * time.Hour
+		want.Intervals.ZeroRunMinutes = 90
+		want.Intervals.SpikeRatio = 4.5
+		want.Intervals.RetentionDays = 500
+		if !reflect.DeepEqual(p, want) {
+			t.Errorf("got %+v", p.Intervals)
+		}
+	})
 	t.Run("empty file", func(t *testing.T) {
 		p, err := LoadPolicy(write(""))
 		if err != nil || !reflect.DeepEqual(p, DefaultPolicy()) {
@@ -83,6 +98,25 @@ func TestLoadPolicy(t *testing.T) {
 		"validation share":   {"validation:\n  min_history_share: 90\n", "min_history_share"},
 		"validation type":    {"validation:\n  history_months: a year\n", "validation.history_months"},
 		"negative rule cap":  {"validation:\n  max_findings_per_rule: {U2: -1}\n", "max_findings_per_rule.U2"},
+		"intervals typo":     {"intervals:\n  stale_afer: 72h\n", "line 2: unknown key intervals.stale_afer; the known keys are detail_days, estimate_run,"},
+		"intervals twice":    {"intervals:\n  spike_ratio: 3\n  spike_ratio: 4\n", "intervals.spike_ratio given twice"},
+		"intervals a list":   {"intervals: [72h]\n", "intervals must be a mapping"},
+		"duration a number":  {"intervals:\n  stale_after: 72\n", "intervals.stale_after: line 2: cannot unmarshal !!int `72` into time.Duration (give a duration such as 72h or 90m)"},
+		"duration a word":    {"intervals:\n  estimate_run: two days\n", "intervals.estimate_run"},
+		"count a word":       {"intervals:\n  detail_days: forty\n", "intervals.detail_days"},
+		"stale too soon":     {"intervals:\n  stale_after: 30m\n", "intervals.stale_after is 30m0s; give a duration from 1h0m0s to 2160h0m0s"},
+		"stale too late":     {"intervals:\n  stale_after: 2161h\n", "intervals.stale_after"},
+		"seconds in a run":   {"intervals:\n  zero_run: 90s\n", "intervals.zero_run is 1m30s; give whole minutes"},
+		"zero run":           {"intervals:\n  estimate_run: 0s\n", "intervals.estimate_run is 0 minutes"},
+		"run over a year":    {"intervals:\n  zero_run: 8785h\n", "intervals.zero_run is 527100 minutes"},
+		"no detail":          {"intervals:\n  detail_days: 0\n", "intervals.detail_days is 0"},
+		"detail over a year": {"intervals:\n  detail_days: 367\n  retention_days: 800\n", "intervals.detail_days is 367"},
+		"retention < detail": {"intervals:\n  detail_days: 40\n  retention_days: 39\n", "intervals.retention_days is 39; give from detail_days (40)"},
+		"retention too long": {"intervals:\n  retention_days: 3661\n", "intervals.retention_days is 3661"},
+		"retention < I5":     {"interval_history_months: 13\nintervals:\n  retention_days: 396\n", "intervals.retention_days is 396, too short for interval_history_months 13; keep at least 397 days"},
+		"spike ratio 1":      {"intervals:\n  spike_ratio: 1\n", "intervals.spike_ratio is 1; give a ratio above 1"},
+		"spike ratio NaN":    {"intervals:\n  spike_ratio: .nan\n", "intervals.spike_ratio is NaN"},
+		"negative minimum":   {"intervals:\n  spike_minimum: -1\n", "intervals.spike_minimum is -1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadPolicy(write(tc.text))
