@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/embedded"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
 )
@@ -62,5 +68,98 @@ func TestClient(t *testing.T) {
 func TestConfigRequired(t *testing.T) {
 	if _, err := New(context.Background(), kafkaconf.Config{}, Config{Name: "x"}); err == nil {
 		t.Fatal("a client without a utility was created")
+	}
+}
+
+// TestSendBlocksWhenFull: with the broker holding every produce request,
+// MaxBuffered reads fill the client; the next Send waits inside the Kafka
+// client (counted there as blocked) and returns only once the broker lets
+// the batches through; then every read is delivered, once. The broker is
+// the embedded one, whose requests a test can hold.
+func TestSendBlocksWhenFull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kc := kafkaconf.Config{Brokers: st.BrokerAddrs(), Registry: st.RegistryURL(), TopicPrefix: "bp."}
+	names := topics.NewNames(kc.TopicPrefix)
+	admin, err := kc.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := topics.Ensure(ctx, kadm.NewClient(admin), names.Specs(), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	cluster := st.Cluster()
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		cluster.SleepControl(func() { <-release }) // other requests go on meanwhile
+		return nil, nil, false                     // then the broker handles it as usual
+	})
+
+	const max = 8
+	c, err := New(ctx, kc, Config{Utility: "gec", Name: "bp", Topics: &names, MaxBuffered: max, Linger: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := int16(1); q <= max; q++ {
+		if err := c.Send(ctx, read("SP1", q*15, float64(q))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("no produce request reached the broker")
+	}
+
+	returned := make(chan error, 1)
+	go func() { returned <- c.Send(ctx, read("SP1", (max+1)*15, max+1)) }()
+	// The client counts a Produce call waiting for room as buffered: max+1
+	// means the extra Send is inside it, waiting.
+	for c.cl.BufferedProduceRecords() != max+1 {
+		select {
+		case err := <-returned:
+			t.Fatalf("Send returned while %d reads were waiting for Kafka (MaxBuffered %d): %v", c.cl.BufferedProduceRecords(), max, err)
+		case <-ctx.Done():
+			t.Fatalf("the extra Send never waited: %d buffered", c.cl.BufferedProduceRecords())
+		case <-time.After(time.Millisecond): // polling the client's counter, not timing the test
+		}
+	}
+	select {
+	case err := <-returned:
+		t.Fatalf("Send returned while the buffer was full: %v", err)
+	default:
+	}
+
+	close(release)
+	if err := <-returned; err != nil {
+		t.Fatalf("Send after the broker drained: %v", err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.ReadAll(t, kc, names.Intervals)
+	seen := map[float64]int{}
+	for _, m := range kafkatest.Decode(t, kc, recs) {
+		r, _, err := interval.FromNative(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[r.Value]++
+	}
+	if len(recs) != max+1 || len(seen) != max+1 {
+		t.Fatalf("%d records, %d distinct reads, want %d of each: %v", len(recs), len(seen), max+1, seen)
 	}
 }
