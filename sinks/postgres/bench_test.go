@@ -1,13 +1,17 @@
 package postgres
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,12 +40,20 @@ func envInt(name string, def int) int {
 // runSink runs the PostgreSQL sink through the consume loop until stop is
 // called; observe sees every committed batch.
 func runSink(b *testing.B, kc kafkaconf.Config, names topics.Names, url string, observe func([]sink.Event, time.Time)) (stop func()) {
+	stop, _ = runSinkPID(b, kc, names, url, observe)
+	return stop
+}
+
+// runSinkPID is runSink that also returns the process id of the sink's
+// PostgreSQL backend, whose CPU time the throughput benchmark reads.
+func runSinkPID(b *testing.B, kc kafkaconf.Config, names topics.Names, url string, observe func([]sink.Event, time.Time)) (stop func(), backend uint32) {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := Open(ctx, Config{URL: url, Topics: names})
 	if err != nil {
 		b.Fatal(err)
 	}
+	backend = s.conn.PgConn().PID()
 	done := make(chan error, 1)
 	go func() {
 		done <- sink.Run(ctx, sink.Config{Name: "postgres", Kafka: kc, Committed: observe}, s)
@@ -52,7 +64,32 @@ func runSink(b *testing.B, kc kafkaconf.Config, names topics.Names, url string, 
 			b.Error(err)
 		}
 		s.Close()
+	}, backend
+}
+
+// cpuSelf is this process's CPU time (user and system).
+func cpuSelf() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuOf is the CPU time of another process on this machine (the PostgreSQL
+// backend), from /proc/PID/stat in clock ticks of 10 ms.
+func cpuOf(pid uint32) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
 	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th of the line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // delays collects, per event, the time from being produced to being
@@ -106,14 +143,22 @@ func BenchmarkPostgresSink(b *testing.B) {
 		g.Customers = n / 20
 		sinktest.Produce(b, env.Kafka, env.Topics, g, n)
 		var d delays
+		cpu0 := cpuSelf()
 		start := time.Now()
-		stop := runSink(b, env.Kafka, env.Topics, url, d.observe)
+		stop, backend := runSinkPID(b, env.Kafka, env.Topics, url, d.observe)
+		pg0 := cpuOf(backend)
 		for d.count() < n {
 			time.Sleep(5 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
+		cpu, pg := cpuSelf()-cpu0, cpuOf(backend)-pg0
 		stop()
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+		// CPU per event, which other work on the shared machine does not
+		// change as it changes the rate: the sink with the embedded broker
+		// (this process), and the database backend writing for it.
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "sink+broker-cpu-us/event")
+		b.ReportMetric(float64(pg.Microseconds())/float64(n), "postgres-cpu-us/event")
 	}
 }
 
