@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/producers/billing"
 )
@@ -150,4 +152,55 @@ func BenchmarkStage2(b *testing.B) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "memberships/s")
 	b.ReportMetric(float64(len(ms))/float64(len(rows)), "memberships/row")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkStateCodec encodes and decodes the final service point states of
+// the bench file (24 months each) in the binary encoding and, for
+// comparison, in the JSON of the previous state versions, which
+// UnmarshalBinary still reads.
+func BenchmarkStateCodec(b *testing.B) {
+	rows := benchRows(b)
+	p := DefaultPolicy()
+	byID := map[string]*ServicePoint{}
+	for i, row := range rows {
+		sp := byID[row.ServicePointID]
+		if sp == nil {
+			sp = &ServicePoint{}
+			byID[row.ServicePointID] = sp
+		}
+		sp.Apply(p, row, Source{Topic: "billing.v1", Offset: int64(i), File: "bench.tsv", Line: row.Line})
+	}
+	sps := make([]*ServicePoint, 0, len(byID))
+	for _, id := range sortedKeys(byID) {
+		sps = append(sps, byID[id])
+	}
+	for _, codec := range []struct {
+		name   string
+		encode func(*ServicePoint) ([]byte, error)
+	}{
+		{"binary", (*ServicePoint).MarshalBinary},
+		{"json", func(sp *ServicePoint) ([]byte, error) { return json.Marshal(spEnvelope{spJSONVersion, sp}) }},
+	} {
+		b.Run(codec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var n, size int64
+			for b.Loop() {
+				for _, sp := range sps {
+					st, err := codec.encode(sp)
+					if err != nil {
+						b.Fatal(err)
+					}
+					var back ServicePoint
+					if err := back.UnmarshalBinary(st); err != nil {
+						b.Fatal(err)
+					}
+					size += int64(len(st))
+				}
+				n += int64(len(sps))
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "states/s")
+			b.ReportMetric(float64(size)/float64(n), "B/state")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
