@@ -11,9 +11,11 @@
 //	  "key":"C1","timestamp":"…","schema_id":7,"event":{…Avro JSON…}}, …]}
 //
 // Headers: Content-Type application/json; X-Usagestream-Batch-Id (also
-// Idempotency-Key), the same for the same events, retries and redeliveries
-// included; X-Usagestream-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-// "<t>.<body>" with the shared secret> (see Verify).
+// Idempotency-Key), the same for the same events, so the same on every retry
+// (a batch delivered again after a restart may be cut differently: receivers
+// drop repeated events by event_id); X-Usagestream-Signature: t=<unix
+// seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the shared secret> (see
+// Verify).
 package webhook
 
 import (
