@@ -55,9 +55,8 @@ func Each(ctx context.Context, kc kafkaconf.Config, topic string, fn func(*kgo.R
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts})
 
 	reached := map[int32]bool{}
+	progress := time.Now()
 	for len(reached) < len(want) {
-		// The stable offset has passed the target, so an idle poll means the
-		// rest was compacted or aborted away: nothing more to read.
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := cl.PollFetches(pctx)
 		cancel()
@@ -65,11 +64,18 @@ func Each(ctx context.Context, kc kafkaconf.Config, topic string, fn func(*kgo.R
 			return ctx.Err()
 		}
 		if fs.Empty() {
-			return nil
+			// The stable offset has passed the target, so a long silence
+			// means the rest was compacted away. A short one is only a slow
+			// broker (a busy machine): keep polling.
+			if time.Since(progress) > idleEnd {
+				return nil
+			}
+			continue
 		}
 		if err := firstRealError(fs); err != nil {
 			return fmt.Errorf("reading %s: %w", topic, err)
 		}
+		progress = time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
 				fn(r)
@@ -81,6 +87,10 @@ func Each(ctx context.Context, kc kafkaconf.Config, topic string, fn func(*kgo.R
 	}
 	return nil
 }
+
+// idleEnd is how long Each polls without a record before it takes the rest
+// of the range as compacted away.
+const idleEnd = 30 * time.Second
 
 // All collects every committed record of topic (see Each).
 func All(ctx context.Context, kc kafkaconf.Config, topic string) ([]*kgo.Record, error) {
