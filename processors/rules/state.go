@@ -70,8 +70,13 @@ type customerEnvelope struct {
 
 // MarshalBinary encodes the state for Pebble and the changelog.
 func (sp *ServicePoint) MarshalBinary() ([]byte, error) {
-	e := enc{b: make([]byte, 0, 128+64*len(sp.Periods)+160*len(sp.Tenures))}
-	e.b = append(e.b, stateVersion)
+	return sp.AppendBinary(make([]byte, 0, 128+32*len(sp.Periods)+96*len(sp.Tenures)))
+}
+
+// AppendBinary appends what MarshalBinary returns to b: a store that copies
+// the bytes can reuse one buffer.
+func (sp *ServicePoint) AppendBinary(b []byte) ([]byte, error) {
+	e := enc{b: append(b, stateVersion)}
 	e.servicePoint(sp)
 	return e.b, nil
 }
@@ -109,8 +114,12 @@ func (sp *ServicePoint) UnmarshalBinary(b []byte) error {
 
 // MarshalBinary encodes the state for Pebble and the changelog.
 func (c *Customer) MarshalBinary() ([]byte, error) {
-	e := enc{b: make([]byte, 0, 64+512*len(c.Premises))}
-	e.b = append(e.b, customerStateVersion)
+	return c.AppendBinary(make([]byte, 0, 64+512*len(c.Premises)))
+}
+
+// AppendBinary appends what MarshalBinary returns to b.
+func (c *Customer) AppendBinary(b []byte) ([]byte, error) {
+	e := enc{b: append(b, customerStateVersion)}
 	e.customer(c)
 	return e.b, nil
 }
@@ -199,8 +208,12 @@ func (sp *ServicePoint) CheckInvariants() error {
 
 // MarshalBinary encodes the state for Pebble and the changelog.
 func (s *Site) MarshalBinary() ([]byte, error) {
-	e := enc{b: make([]byte, 0, 64+320*len(s.Points))}
-	e.b = append(e.b, siteStateVersion)
+	return s.AppendBinary(make([]byte, 0, 64+256*len(s.Points)))
+}
+
+// AppendBinary appends what MarshalBinary returns to b.
+func (s *Site) AppendBinary(b []byte) ([]byte, error) {
+	e := enc{b: append(b, siteStateVersion)}
 	e.site(s)
 	return e.b, nil
 }

@@ -10,10 +10,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// state is a rule state that serialises: *rules.ServicePoint, *rules.Customer.
+// state is a rule state that serialises: *rules.ServicePoint, *rules.Site,
+// *rules.Customer. States are appended to one buffer (the batch copies them),
+// not each marshalled into a new slice.
 type state[T any] interface {
 	*T
-	encoding.BinaryMarshaler
+	encoding.BinaryAppender
 	encoding.BinaryUnmarshaler
 }
 
@@ -32,6 +34,7 @@ type PebbleStore[T any, P state[T]] struct {
 	lru    list.List // of *entry[T, P], most recent first
 	batch  *pebble.Batch
 	key    []byte
+	buf    []byte // the state being written
 	// spilled holds a hash of every key ever written out: a key not in it is
 	// new, and needs no read from Pebble, which is most keys of a file. A
 	// hash collision only costs a read that finds nothing.
@@ -48,14 +51,20 @@ type entry[T any, P state[T]] struct {
 	s   P
 }
 
-// batchBytes bounds the evicted states held in a batch before it is committed.
-const batchBytes = 2 << 20
+// batchBytes bounds the evicted states held in a batch before it is
+// committed. The batch is allocated at batchCap and reset after each commit,
+// so it keeps its buffer; Pebble drops the buffer of a batch that grew past
+// 1 MiB instead, which meant a new one grown from nothing for every commit.
+const (
+	batchBytes = 768 << 10
+	batchCap   = 1 << 20
+)
 
 // NewPebbleStore returns a store over db under prefix, holding at most
 // capacity states decoded. evicted may be nil.
 func NewPebbleStore[T any, P state[T]](db *pebble.DB, prefix string, capacity int, evicted func(string, P)) *PebbleStore[T, P] {
 	return &PebbleStore[T, P]{db: db, prefix: prefix, max: max(capacity, 1), items: map[string]*list.Element{},
-		batch: db.NewIndexedBatch(), evicted: evicted, spilled: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+		batch: db.NewIndexedBatchWithSize(batchCap), evicted: evicted, spilled: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
 func (s *PebbleStore[T, P]) dbKey(key string) []byte {
@@ -112,18 +121,17 @@ func (s *PebbleStore[T, P]) evict(el *list.Element) error {
 		if err := s.batch.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("writing states to the temporary store: %w", err)
 		}
-		// Reset keeps the batch's buffer: a new batch grew one again from
-		// nothing each time, which was a quarter of all the bytes allocated.
-		s.batch.Reset()
+		s.batch.Reset() // keeps the buffer (see batchBytes)
 	}
 	return nil
 }
 
 func (s *PebbleStore[T, P]) write(e *entry[T, P]) error {
-	b, err := e.s.MarshalBinary()
+	b, err := e.s.AppendBinary(s.buf[:0])
 	if err != nil {
 		return fmt.Errorf("encoding state %q: %w", e.key, err)
 	}
+	s.buf = b
 	if err := s.batch.Set(s.dbKey(e.key), b, nil); err != nil {
 		return fmt.Errorf("writing state %q to the temporary store: %w", e.key, err)
 	}

@@ -178,7 +178,7 @@ func throwawayOptions() *pebble.Options {
 		L0StopWritesThreshold: math.MaxInt32,
 		L0CompactionThreshold: math.MaxInt32,
 		Cache:                 pebble.NewCache(8 << 20),
-		MemTableSize:          32 << 20,
+		MemTableSize:          16 << 20,
 		Logger:                quietLogger{},
 	}
 	for i := range po.Levels {
