@@ -223,7 +223,8 @@ func (sp *ServicePoint) updateMemberships(p Policy, ev dates.Date, src Source, o
 		c, p string
 		i    int
 	}
-	var picks []pick
+	var pickBuf [4]pick // on the stack: most service points have one or two pairs
+	picks := pickBuf[:0]
 	for i := range sp.Tenures {
 		t := &sp.Tenures[i]
 		k := slices.IndexFunc(picks, func(x pick) bool { return x.c == t.CustomerID && x.p == t.PremiseID })
@@ -236,7 +237,8 @@ func (sp *ServicePoint) updateMemberships(p Policy, ev dates.Date, src Source, o
 	}
 	slices.SortFunc(picks, func(a, b pick) int { return cmp.Or(cmp.Compare(a.c, b.c), cmp.Compare(a.p, b.p)) })
 
-	next := make([]SentMembership, 0, len(picks))
+	var nextBuf [4]SentMembership
+	next := nextBuf[:0]
 	for _, pk := range picks {
 		m := sp.membership(p, pk.i, src)
 		h := m.hash()
@@ -258,7 +260,14 @@ func (sp *ServicePoint) updateMemberships(p Policy, ev dates.Date, src Source, o
 			Source:  src,
 		})
 	}
-	sp.Sent = next
+	switch {
+	case len(next) == 0:
+		sp.Sent = nil // as a decoded state has it
+	case len(next) == len(sp.Sent):
+		copy(sp.Sent, next) // the state owns its slice: no new one per row
+	default:
+		sp.Sent = slices.Clone(next)
+	}
 }
 
 // membership is tenure i's customer's status at this service point.

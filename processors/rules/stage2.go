@@ -214,6 +214,9 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 			continue
 		}
 		pr.Sent[prog.name] = rs
+		if out == nil {
+			out = make([]EligibilityChanged, 0, len(programTable)) // one allocation, not one per doubling
+		}
 		out = append(out, EligibilityChanged{CustomerID: c.ID, PremiseID: id, SecondaryID: pr.SecondaryID,
 			Program: prog.name, Eligible: len(rs) == 0, Reasons: slices.Clone(rs), Source: src})
 	}

@@ -32,6 +32,11 @@ type PebbleStore[T any, P state[T]] struct {
 	max    int
 	items  map[string]*list.Element
 	lru    list.List // of *entry[T, P], most recent first
+	// last is the entry Load gave out last (nil when none): the rows of a
+	// service point, and the memberships of a premise and of a customer,
+	// come one after another, so most Loads are for it and need neither the
+	// map nor the list.
+	last *entry[T, P]
 	batch  *pebble.Batch
 	key    []byte
 	buf    []byte // the state being written
@@ -75,9 +80,13 @@ func (s *PebbleStore[T, P]) dbKey(key string) []byte {
 // Load returns the state of key: from memory, else decoded from Pebble (or
 // the batch not yet committed), else a new zero state.
 func (s *PebbleStore[T, P]) Load(key string) (P, error) {
-	if e, ok := s.items[key]; ok {
-		s.lru.MoveToFront(e)
-		return e.Value.(*entry[T, P]).s, nil
+	if s.last != nil && s.last.key == key {
+		return s.last.s, nil // at the front of the list already
+	}
+	if el, ok := s.items[key]; ok {
+		s.lru.MoveToFront(el)
+		s.last = el.Value.(*entry[T, P])
+		return s.last.s, nil
 	}
 	v := P(new(T))
 	if _, ok := s.spilled[maphash.String(s.seed, key)]; ok {
@@ -97,7 +106,8 @@ func (s *PebbleStore[T, P]) Load(key string) (P, error) {
 	// The key is kept: clone it so it does not pin the whole file line the
 	// reader cut it from.
 	k := string([]byte(key))
-	s.items[k] = s.lru.PushFront(&entry[T, P]{key: k, s: v})
+	s.last = &entry[T, P]{key: k, s: v}
+	s.items[k] = s.lru.PushFront(s.last)
 	if s.lru.Len() > s.max {
 		if err := s.evict(s.lru.Back()); err != nil {
 			return nil, err
@@ -112,6 +122,9 @@ func (s *PebbleStore[T, P]) Save(string, P) error { return nil }
 
 func (s *PebbleStore[T, P]) evict(el *list.Element) error {
 	e := el.Value.(*entry[T, P])
+	if e == s.last {
+		s.last = nil // only with a capacity of one
+	}
 	s.lru.Remove(el)
 	delete(s.items, e.key)
 	if err := s.write(e); err != nil {
@@ -152,7 +165,7 @@ func (s *PebbleStore[T, P]) Finish() {
 		}
 	}
 	s.lru.Init()
-	s.items = nil
+	s.items, s.last = nil, nil
 	_ = s.batch.Close() // uncommitted states are not needed any more
 }
 

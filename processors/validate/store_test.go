@@ -48,3 +48,39 @@ func TestPebbleStoreSpillsAndReadsBack(t *testing.T) {
 		t.Fatalf("after Finish: %v", evicted)
 	}
 }
+
+// TestPebbleStoreEvictsLeastRecent: the state loaded last is never the one
+// written out, however it was found (new, from the cache, the same key again).
+func TestPebbleStoreEvictsLeastRecent(t *testing.T) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evicted := map[string]int{}
+	s := NewPebbleStore[rules.ServicePoint](db, "s/", 2, func(k string, sp *rules.ServicePoint) { evicted[k]++ })
+	load := func(k string) *rules.ServicePoint {
+		t.Helper()
+		sp, err := s.Load(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	a := load("A")
+	if load("A") != a {
+		t.Fatal("A loaded twice in a row: another state")
+	}
+	load("B")
+	if load("A") != a || load("A") != a {
+		t.Fatal("A from the cache: another state")
+	}
+	load("C") // B is the least recent
+	if evicted["B"] != 1 || evicted["A"] != 0 {
+		t.Fatalf("evicted %v, want B only", evicted)
+	}
+	load("B") // now A is
+	if evicted["A"] != 1 || evicted["C"] != 0 {
+		t.Fatalf("evicted %v, want A then", evicted)
+	}
+}
