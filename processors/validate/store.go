@@ -36,10 +36,10 @@ type PebbleStore[T any, P state[T]] struct {
 	// service point, and the memberships of a premise and of a customer,
 	// come one after another, so most Loads are for it and need neither the
 	// map nor the list.
-	last *entry[T, P]
-	batch  *pebble.Batch
-	key    []byte
-	buf    []byte // the state being written
+	last  *entry[T, P]
+	batch *pebble.Batch
+	key   []byte
+	buf   []byte // the state being written
 	// spilled holds a hash of every key ever written out: a key not in it is
 	// new, and needs no read from Pebble, which is most keys of a file. A
 	// hash collision only costs a read that finds nothing.
