@@ -154,13 +154,27 @@ type point struct {
 	source        Source
 }
 
+// points lists what S1 needs of every service point of the premise. They
+// come in no particular order (replacements does not depend on
+// it); a point's customers are taken in order, since the last one sets the
+// fuel and the first of equal active dates leads. Sorting only when there
+// are several keeps the common premise free of allocations.
 func (s *Site) points() []point {
 	out := make([]point, 0, len(s.Points))
-	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+	var one [1]string
+	for sp, byCust := range s.Points {
 		pt := point{id: sp}
 		var lead dates.Date // active_date of the active account the chain is taken from
-		for _, c := range slices.Sorted(maps.Keys(s.Points[sp])) {
-			m := s.Points[sp][c]
+		custs := one[:0]
+		if len(byCust) == 1 {
+			for c := range byCust {
+				custs = append(custs, c)
+			}
+		} else {
+			custs = slices.Sorted(maps.Keys(byCust))
+		}
+		for _, c := range custs {
+			m := byCust[c]
 			if m.Deleted {
 				continue
 			}
