@@ -93,7 +93,8 @@
 //
 // # State
 //
-// ServicePoint and Customer encode as versioned JSON (MarshalBinary); a
+// ServicePoint, Site and Customer encode in a versioned binary form
+// (MarshalBinary; the JSON of earlier versions still decodes); a
 // decoded state is checked against its invariants (CheckInvariants) and
 // refused if broken. Inputs for another key panic: that is a routing bug.
 package rules
