@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -102,5 +103,45 @@ func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec, partitions int3
 			return fmt.Errorf("creating topic %s (%d partitions, replication %d): %w; check the broker's permissions or create it by hand", s.Name, partitions, replication, err)
 		}
 	}
-	return nil
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return WaitVisible(ctx, adm, names...)
+}
+
+// WaitVisible waits until every partition of the topics has an offset to
+// list. A real Kafka answers CreateTopics before its brokers' metadata holds
+// the new topic, so a client that lists offsets (or produces) at once can be
+// told it does not exist.
+func WaitVisible(ctx context.Context, adm *kadm.Client, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		l, err := adm.ListEndOffsets(ctx, topics...)
+		if err == nil && l.Error() == nil {
+			td, derr := adm.ListTopics(ctx, topics...)
+			ok := derr == nil
+			for _, t := range topics {
+				d, found := td[t]
+				if !found || d.Err != nil || len(d.Partitions) == 0 {
+					ok = false
+					break
+				}
+				for p := range d.Partitions {
+					if _, have := l.Lookup(t, p); !have {
+						ok = false
+					}
+				}
+			}
+			if ok {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics %v created but not visible in the brokers' metadata after 30 s: %w", topics, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

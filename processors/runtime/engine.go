@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/topics"
 )
 
 // Config configures one processor instance.
@@ -335,7 +336,7 @@ func (in *Instance) ensureChangelog(ctx context.Context) error {
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("creating the changelog topic %s: %w", in.cfg.Changelog, err)
 	}
-	return nil
+	return topics.WaitVisible(ctx, adm, in.cfg.Changelog)
 }
 
 // Run consumes until ctx ends.

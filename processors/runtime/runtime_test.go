@@ -21,6 +21,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/topics"
 )
 
 // The test processor counts records per key and emits "key n eventID" for
@@ -95,6 +96,9 @@ func newCluster(t *testing.T, partitions int32) *cluster {
 		if _, err := adm.CreateTopic(context.Background(), partitions, 1, cfg, tp); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := topics.WaitVisible(context.Background(), adm, inTopic, outTopic); err != nil {
+		t.Fatal(err)
 	}
 	return &cluster{kc: kc, in: inTopic, out: outTopic}
 }
