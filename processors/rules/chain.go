@@ -16,18 +16,29 @@ type Store[S any] interface {
 }
 
 // MemoryStore keeps every state in a map: right for files that fit in memory.
-type MemoryStore[T any] struct{ m map[string]*T }
+type MemoryStore[T any] struct {
+	m map[string]*T
+	// The key loaded last and its state: the rows of a key mostly come one
+	// after another, and comparing a key is cheaper than hashing it.
+	lastKey string
+	last    *T
+}
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore[T any]() *MemoryStore[T] { return &MemoryStore[T]{m: map[string]*T{}} }
 
 // Load returns the state of key, creating it when absent.
 func (s *MemoryStore[T]) Load(key string) (*T, error) {
+	if s.last != nil && key == s.lastKey {
+		return s.last, nil
+	}
 	v := s.m[key]
 	if v == nil {
 		v = new(T)
+		key = string([]byte(key)) // kept: not a slice of the file line it came from
 		s.m[key] = v
 	}
+	s.lastKey, s.last = key, v
 	return v, nil
 }
 
