@@ -33,7 +33,7 @@ import (
 type replayCmd struct {
 	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (servicepoint, premise, customer); default: every stage."`
 	To          string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
-	Offsets     []string      `name:"offsets" placeholder:"PARTITION:OFFSET" help:"Explicit start offsets in the input of the one stage given (repeatable); partitions not named keep their committed offset."`
+	Offsets     []string      `name:"offsets" placeholder:"[TOPIC:]PARTITION:OFFSET" help:"Explicit start offsets in the inputs of the one stage given (repeatable; TOPIC, with or without the prefix, is needed when the stage reads several); partitions not named keep their committed offset."`
 	State       string        `name:"state" enum:"recompute,restore,keep" default:"recompute" help:"recompute: delete the stage's state (tombstones on its changelog, so every instance drops it) and rebuild it from the input; restore: wipe the local store in --state-dir and restore it from the changelog; keep: leave the state as it is."`
 	Output      string        `name:"output" enum:"same,shadow" default:"same" help:"same: write into the live topics again (event ids as before, so consumers can drop duplicates); shadow: write to topics <prefix>shadow-<name>. (live topics untouched), to compare with 'usagestream diff'."`
 	Shadow      string        `name:"shadow" default:"default" help:"Name of the shadow (with --output shadow): its topics are <prefix>shadow-<name>.*; they are deleted and created again."`
@@ -281,6 +281,46 @@ func (c *replayCmd) plan(ctx context.Context, live kafkaconf.Config, adm *kadm.C
 	return plan, nil
 }
 
+// parseExplicitOffsets reads --offsets values, [TOPIC:]PARTITION:OFFSET, into
+// offsets by input topic and partition. TOPIC may leave out the prefix; it
+// is needed only when the stage reads more than one input.
+func parseExplicitOffsets(values []string, prefix string, rs *replayStage) (map[string]map[int32]int64, error) {
+	out := map[string]map[int32]int64{}
+	for _, o := range values {
+		f := strings.Split(o, ":")
+		topic := ""
+		switch len(f) {
+		case 2:
+			if len(rs.inputs) != 1 {
+				return nil, fmt.Errorf("--offsets %q: stage %s reads %s; write TOPIC:PARTITION:OFFSET", o, rs.name, strings.Join(rs.inputs, " and "))
+			}
+			topic = rs.inputs[0]
+		case 3:
+			for _, in := range rs.inputs {
+				if f[0] == in || prefix+f[0] == in {
+					topic = in
+				}
+			}
+			if topic == "" {
+				return nil, fmt.Errorf("--offsets %q: stage %s reads %s, not %s", o, rs.name, strings.Join(rs.inputs, " and "), f[0])
+			}
+			f = f[1:]
+		default:
+			return nil, fmt.Errorf("--offsets %q: write [TOPIC:]PARTITION:OFFSET, e.g. 3:1200", o)
+		}
+		p, err1 := strconv.ParseInt(f[0], 10, 32)
+		off, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil || p < 0 || off < 0 {
+			return nil, fmt.Errorf("--offsets %q: write [TOPIC:]PARTITION:OFFSET, e.g. 3:1200", o)
+		}
+		if out[topic] == nil {
+			out[topic] = map[int32]int64{}
+		}
+		out[topic][int32(p)] = off
+	}
+	return out, nil
+}
+
 // planOffsets decides where each input partition of a stage restarts.
 func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *replayPlan, rs *replayStage, at time.Time) error {
 	committed, err := adm.FetchOffsets(ctx, rs.group)
@@ -290,15 +330,9 @@ func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *rep
 	if err != nil && !plan.shadow {
 		return fmt.Errorf("fetching the committed offsets of group %s: %w", rs.group, err)
 	}
-	explicit := map[int32]int64{}
-	for _, o := range c.Offsets {
-		ps, os, ok := strings.Cut(o, ":")
-		p, err1 := strconv.ParseInt(ps, 10, 32)
-		off, err2 := strconv.ParseInt(os, 10, 64)
-		if !ok || err1 != nil || err2 != nil || p < 0 || off < 0 {
-			return fmt.Errorf("--offsets %q: write PARTITION:OFFSET, e.g. 3:1200", o)
-		}
-		explicit[int32(p)] = off
+	explicit, err := parseExplicitOffsets(c.Offsets, plan.kc.TopicPrefix, rs)
+	if err != nil {
+		return err
 	}
 	for _, in := range rs.inputs {
 		fresh := plan.shadow && repartition(plan.kc.TopicPrefix, in) // a shadow topic made anew
@@ -343,7 +377,7 @@ func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *rep
 			target := s.Offset
 			switch {
 			case len(c.Offsets) > 0:
-				off, ok := explicit[s.Partition]
+				off, ok := explicit[in][s.Partition]
 				if !ok {
 					if cur < 0 {
 						return // not committed, not named: the group starts at the beginning anyway
@@ -366,7 +400,7 @@ func (c *replayCmd) planOffsets(ctx context.Context, adm *kadm.Client, plan *rep
 		if perr != nil {
 			return perr
 		}
-		for p := range explicit {
+		for p := range explicit[in] {
 			if _, ok := rs.commits[in][p]; !ok {
 				return fmt.Errorf("--offsets: %s has no partition %d", in, p)
 			}

@@ -473,8 +473,10 @@ func TestReplayOffsetsTimesAndRestore(t *testing.T) {
 		want string
 	}{
 		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"0"}}, "PARTITION:OFFSET"},
-		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"0:999999999"}}, "holds offsets"},
-		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"99:1"}}, "no partition 99"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"0:1"}}, "write TOPIC:PARTITION:OFFSET"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"billing.v1:0:1"}}, "not billing.v1"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"repartition-memberships.v1:0:999999999"}}, "holds offsets"},
+		{replayCmd{Stages: []string{"customer"}, Offsets: []string{"repartition-memberships.v1:99:1"}}, "no partition 99"},
 		{replayCmd{Offsets: []string{"0:1"}}, "one stage"},
 		{replayCmd{Stages: []string{"nosuch"}}, "no stage"},
 		{replayCmd{To: "yesterday"}, "not a time"},
@@ -510,7 +512,7 @@ func TestReplayOffsetsTimesAndRestore(t *testing.T) {
 	if err := os.MkdirAll(pebble, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runReplay(t, pe, replayCmd{Stages: []string{"customer"}, Offsets: []string{"0:1"}, To: "earliest", State: "restore",
+	out, err := runReplay(t, pe, replayCmd{Stages: []string{"customer"}, Offsets: []string{"repartition-memberships.v1:0:1"}, To: "earliest", State: "restore",
 		StateDir: stateDir, Output: "same", Force: true, Yes: true, NoRun: true, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
