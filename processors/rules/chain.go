@@ -65,6 +65,8 @@ type Chain struct {
 	ServicePoints Store[*ServicePoint]
 	Sites         Store[*Site]
 	Customers     Store[*Customer]
+
+	scratch Stage1Output // ApplyRow's output, reused from row to row
 }
 
 // NewChain returns a Chain with its state in memory.
@@ -84,12 +86,15 @@ type ChainOutput struct {
 // The source of a stage 2 input is the billing row behind it, so that every
 // event names the file and line that caused it.
 func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
-	o, err := c.ApplyRow(row, src)
-	out := ChainOutput{Stage1Output: o}
+	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
-		return out, err
+		return ChainOutput{}, fmt.Errorf("load service point state: %w", err)
 	}
-	out.Eligibility, err = c.ApplyMemberships(o.Memberships, nil)
+	out := ChainOutput{Stage1Output: sp.Apply(c.Policy, row, src)}
+	if err := c.ServicePoints.Save(row.ServicePointID, sp); err != nil {
+		return out, fmt.Errorf("save service point state: %w", err)
+	}
+	out.Eligibility, err = c.ApplyMemberships(out.Memberships, nil)
 	return out, err
 }
 
@@ -98,16 +103,23 @@ func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
 // two may run on two goroutines, one row behind the other, as long as
 // ApplyMemberships gets every row's memberships in row order: stage 1 never
 // depends on what the later stages do with them. Apply is the two in turn.
+//
+// The slices of the output are reused by the next ApplyRow: use them, or
+// copy them (the memberships for ApplyMemberships), before. Apply's output
+// is the caller's.
 func (c *Chain) ApplyRow(row *billing.Row, src Source) (Stage1Output, error) {
 	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
 		return Stage1Output{}, fmt.Errorf("load service point state: %w", err)
 	}
-	out := sp.Apply(c.Policy, row, src)
+	o := &c.scratch
+	o.Corrections, o.Anomalies = o.Corrections[:0], o.Anomalies[:0]
+	o.AccountEvents, o.Memberships = o.AccountEvents[:0], o.Memberships[:0]
+	sp.apply(c.Policy, row, src, o)
 	if err := c.ServicePoints.Save(row.ServicePointID, sp); err != nil {
-		return out, fmt.Errorf("save service point state: %w", err)
+		return *o, fmt.Errorf("save service point state: %w", err)
 	}
-	return out, nil
+	return *o, nil
 }
 
 // ApplyMemberships runs memberships of stage 1, in the order it sent them,

@@ -130,6 +130,14 @@ func (o *OpenAnomaly) describe() string {
 // output and the same state.
 func (sp *ServicePoint) Apply(p Policy, row *billing.Row, src Source) Stage1Output {
 	var out Stage1Output
+	sp.apply(p, row, src, &out)
+	return out
+}
+
+// apply is Apply appending to out, whose slices the caller may reuse from
+// row to row (Chain.ApplyRow does): a new output per row was a tenth of the
+// bytes a large validation allocated.
+func (sp *ServicePoint) apply(p Policy, row *billing.Row, src Source, out *Stage1Output) {
 	switch {
 	case sp.ID == "":
 		sp.ID = row.ServicePointID
@@ -142,36 +150,35 @@ func (sp *ServicePoint) Apply(p Policy, row *billing.Row, src Source) Stage1Outp
 		a := sp.anomaly(AnomalyInvalidUsage, "DC-2.4", row.DateTo, 0, src)
 		a.Message = fmt.Sprintf("duration %d is not positive; the row is ignored", row.Duration)
 		out.Anomalies = append(out.Anomalies, a)
-		return out
+		return
 	}
 	if hasUsage && row.UsageValue < 0 && !p.NetMetering {
 		a := sp.anomaly(AnomalyNegativeUsage, "U9", row.PeriodStart(), 0, src)
 		a.Message = fmt.Sprintf("usage_value %v is negative and net metering is off; the row is ignored", row.UsageValue)
 		out.Anomalies = append(out.Anomalies, a)
-		return out
+		return
 	}
 
 	ev := sp.eventDate(row)
 	before := sp.statuses()
 	if hasAccount {
 		if row.IsAccountDeletion {
-			if !sp.deleteAccount(row, src, ev, &out) {
-				return out
+			if !sp.deleteAccount(row, src, ev, out) {
+				return
 			}
 		} else {
-			sp.applyAccount(row, src, ev, &out)
+			sp.applyAccount(row, src, ev, out)
 		}
 		if row.ServiceType != "" {
 			sp.ServiceType = row.ServiceType
 		}
 	}
-	if hasUsage && sp.applyUsage(row, src, &out) {
-		sp.reconcileTimeline(p, src, &out)
+	if hasUsage && sp.applyUsage(row, src, out) {
+		sp.reconcileTimeline(p, src, out)
 	}
-	sp.statusEvents(before, ev, src, &out)
-	sp.settle(src, &out)
-	sp.updateMemberships(p, ev, src, &out)
-	return out
+	sp.statusEvents(before, ev, src, out)
+	sp.settle(src, out)
+	sp.updateMemberships(p, ev, src, out)
 }
 
 // eventDate is when a row's account changes take effect (event time): the
