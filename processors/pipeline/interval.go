@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/serde"
@@ -150,20 +150,21 @@ type intervalDecoder struct {
 }
 
 func (d *intervalDecoder) read(v []byte) (interval.Read, interval.Origin, error) {
-	if len(v) < 5 || v[0] != 0 {
-		return interval.Read{}, interval.Origin{}, fmt.Errorf("an interval record of %d bytes lacks the Confluent framing (magic byte 0 and a schema id); the producer must use a schema registry serializer", len(v))
+	var h sr.ConfluentHeader
+	sid, body, err := h.DecodeID(v)
+	if err != nil {
+		return interval.Read{}, interval.Origin{}, fmt.Errorf("an interval record of %d bytes lacks the Confluent framing (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", len(v), err)
 	}
-	id := binary.BigEndian.Uint32(v[1:5])
+	id := uint32(sid)
 	d.mu.Lock()
 	dec := d.byID[id]
 	d.mu.Unlock()
 	if dec == nil {
-		var err error
 		if dec, err = d.decoderFor(id); err != nil {
 			return interval.Read{}, interval.Origin{}, err
 		}
 	}
-	return dec.Decode(v[5:])
+	return dec.Decode(body)
 }
 
 func (d *intervalDecoder) decoderFor(id uint32) (*interval.Decoder, error) {

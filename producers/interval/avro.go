@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/producers/billing"
@@ -148,7 +149,11 @@ func (c *Codec) Append(dst []byte, schemaID int, r *Read, o Origin) ([]byte, err
 	if err := b.w.Error; err != nil {
 		return dst, fmt.Errorf("encoding the read of %s as IntervalRead: %w", r.ServicePointID, err)
 	}
-	dst = append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID))
+	var h sr.ConfluentHeader // the framing internal/serde writes
+	dst, err := h.AppendEncode(dst, schemaID, nil)
+	if err != nil {
+		return dst, fmt.Errorf("framing an IntervalRead: %w", err)
+	}
 	return append(dst, b.w.Buffer()...), nil
 }
 
