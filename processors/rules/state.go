@@ -346,7 +346,8 @@ func (e *enc) servicePoint(sp *ServicePoint) {
 	}
 	e.int(int64(sp.NextSeq))
 	e.uint(uint64(len(sp.FirstActive)))
-	for _, k := range sortedMapKeys(sp.FirstActive) {
+	var keys [8]string
+	for _, k := range sortedMapKeys(sp.FirstActive, keys[:0]) {
 		e.str(k)
 		e.date(sp.FirstActive[k])
 	}
@@ -389,7 +390,8 @@ func (e *enc) reasons(rs []Reason) {
 
 func (e *enc) reasonsByKey(m map[string][]Reason) {
 	e.uint(uint64(len(m)))
-	for _, k := range sortedMapKeys(m) {
+	var keys [8]string
+	for _, k := range sortedMapKeys(m, keys[:0]) {
 		e.str(k)
 		e.reasons(m[k])
 	}
@@ -415,7 +417,8 @@ func (e *enc) membership(m *Membership) {
 
 func (e *enc) memberships(ms map[string]Membership) {
 	e.uint(uint64(len(ms)))
-	for _, k := range sortedMapKeys(ms) {
+	var keys [8]string
+	for _, k := range sortedMapKeys(ms, keys[:0]) {
 		m := ms[k]
 		e.str(k)
 		e.membership(&m)
@@ -425,7 +428,8 @@ func (e *enc) memberships(ms map[string]Membership) {
 func (e *enc) site(s *Site) {
 	e.str(s.ID)
 	e.uint(uint64(len(s.Points)))
-	for _, sp := range sortedMapKeys(s.Points) {
+	var keys [8]string
+	for _, sp := range sortedMapKeys(s.Points, keys[:0]) {
 		e.str(sp)
 		e.memberships(s.Points[sp])
 	}
@@ -435,7 +439,8 @@ func (e *enc) site(s *Site) {
 func (e *enc) customer(c *Customer) {
 	e.str(c.ID)
 	e.uint(uint64(len(c.Premises)))
-	for _, id := range sortedMapKeys(c.Premises) {
+	var keys [8]string
+	for _, id := range sortedMapKeys(c.Premises, keys[:0]) {
 		pr := c.Premises[id]
 		e.str(id)
 		e.flag(pr != nil)
@@ -445,7 +450,8 @@ func (e *enc) customer(c *Customer) {
 		e.str(pr.SecondaryID)
 		e.memberships(pr.Points)
 		e.uint(uint64(len(pr.IntervalMonths)))
-		for _, sp := range sortedMapKeys(pr.IntervalMonths) {
+		var spKeys [8]string
+		for _, sp := range sortedMapKeys(pr.IntervalMonths, spKeys[:0]) {
 			e.str(sp)
 			e.int(int64(pr.IntervalMonths[sp]))
 		}
@@ -461,17 +467,16 @@ func (e *enc) customer(c *Customer) {
 	}
 }
 
-// sortedMapKeys gives the keys of a small map in order; it does not allocate
-// for an empty one.
-func sortedMapKeys[V any](m map[string]V) []string {
-	if len(m) == 0 {
-		return nil
-	}
-	ks := make([]string, 0, len(m))
+// sortedMapKeys appends the keys of a small map to ks, in order: callers pass
+// a buffer on their stack, so that encoding a state does not allocate one
+// slice of keys per map.
+func sortedMapKeys[V any](m map[string]V, ks []string) []string {
 	for k := range m {
 		ks = append(ks, k)
 	}
-	slices.Sort(ks)
+	if len(ks) > 1 {
+		slices.Sort(ks)
+	}
 	return ks
 }
 
