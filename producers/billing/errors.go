@@ -1,11 +1,6 @@
 package billing
 
 import (
-	"archive/zip"
-	"compress/flate"
-	"compress/gzip"
-	"errors"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -101,12 +96,3 @@ type Stats struct {
 	RejectedByCode            map[string]int64
 }
 
-// isCorruption tells a damaged compressed stream (send the file again) from a
-// failing disk or network (run again).
-func isCorruption(err error) bool {
-	var ce flate.CorruptInputError
-	return errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
-		errors.Is(err, zip.ErrChecksum) || errors.Is(err, zip.ErrFormat) ||
-		errors.As(err, &ce)
-}

@@ -48,7 +48,7 @@ func (r *Reader) openOptions() fileopen.Options {
 
 // start reads the header of an opened file.
 func (r *Reader) start(f *fileopen.File) (*Reader, error) {
-	r.lines = f.Lines()
+	r.data = f
 	r.closers = append(r.closers, f)
 	if err := r.readHeader(); err != nil {
 		r.Close()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/internal/fileopen"
 )
 
 // DefaultServiceTypes is the service_type list used when Options.ServiceTypes
@@ -52,7 +54,7 @@ type Reader struct {
 	personal []bool   // per position: redact in Raw
 	spPos    int      // position of service_point_id
 
-	lines    *bufio.Reader
+	data     *fileopen.File
 	closers  []io.Closer
 	consumed atomic.Int64
 
@@ -175,44 +177,18 @@ func (r *Reader) Close() error {
 	return errors.Join(errs...)
 }
 
-// readLine returns the next line without its line end. long is set when the line
-// did not fit the buffer: then b is only its first buffer-full. At the end of
-// input it returns io.EOF with no bytes; a stream error comes back as is.
-func (r *Reader) readLine() (b []byte, long bool, err error) {
-	b, err = r.lines.ReadSlice('\n')
-	switch {
-	case err == nil:
-	case errors.Is(err, bufio.ErrBufferFull):
-		return b, true, nil
-	case err == io.EOF:
-		if len(b) == 0 {
-			return nil, false, io.EOF
-		}
-	default:
-		return nil, false, err // a partial line before a stream error is not a line
-	}
-	return trimEOL(b), false, nil
-}
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
-}
+// readLine returns the next line without its line end (see fileopen.File.ReadLine).
+func (r *Reader) readLine() (b []byte, long bool, err error) { return r.data.ReadLine() }
 
 // streamErr turns a read error into the FileError that ends the file.
 func (r *Reader) streamErr(err error) *FileError {
 	if r.line == 0 {
-		if isCorruption(err) {
+		if fileopen.IsCorruption(err) {
 			return r.fileErr(0, "", fmt.Errorf("the file is truncated or corrupt before the end of its header (%w); send the file again", err))
 		}
 		return r.fileErr(0, "", fmt.Errorf("reading stopped before the end of the header (%w); check the storage or connection and run again", err))
 	}
-	if isCorruption(err) {
+	if fileopen.IsCorruption(err) {
 		return r.fileErr(r.line, "", fmt.Errorf("the file is truncated or corrupt after line %d (%w); send the file again", r.line, err))
 	}
 	return r.fileErr(r.line, "", fmt.Errorf("reading stopped after line %d (%w); check the storage or connection and run again", r.line, err))
@@ -332,7 +308,7 @@ func (r *Reader) longLine(first []byte) (Record, error) {
 		last2[0] = first[len(first)-2]
 	}
 	for {
-		b, err := r.lines.ReadSlice('\n')
+		b, err := r.data.Lines().ReadSlice('\n')
 		total += int64(len(b))
 		if n := len(b); n >= 2 {
 			last2 = [2]byte{b[n-2], b[n-1]}
