@@ -95,4 +95,3 @@ type Stats struct {
 	Lines, Accepted, Rejected int64
 	RejectedByCode            map[string]int64
 }
-
