@@ -287,31 +287,15 @@ func finalEligibility(t *testing.T, policy rules.Policy, files []string) map[sub
 	t.Helper()
 	ch := rules.NewChain(policy)
 	out := map[subjectKey]rules.EligibilityChanged{}
-	for _, f := range ingest.Order(files) {
-		rd, err := billing.Open(f, billing.Options{})
-		if err != nil {
-			t.Fatal(err)
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+		res, err := ch.Apply(row, rules.Source{File: file, Line: row.Line})
+		for _, e := range res.Eligibility {
+			out[subjectKey{e.CustomerID, e.PremiseID, e.Program}] = e
 		}
-		for {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.Row == nil {
-				continue
-			}
-			res, err := ch.Apply(rec.Row, rules.Source{File: rd.Name().Base, Line: rec.Row.Line})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range res.Eligibility {
-				out[subjectKey{e.CustomerID, e.PremiseID, e.Program}] = e
-			}
-		}
-		rd.Close()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package queryapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,30 +142,17 @@ func decode[T any](t *testing.T, b []byte) T {
 func stage1(t testing.TB, files []string) map[string]*rules.ServicePoint {
 	t.Helper()
 	out := map[string]*rules.ServicePoint{}
-	for _, f := range ingest.Order(files) {
-		rd, err := billing.Open(f, billing.Options{})
-		if err != nil {
-			t.Fatal(err)
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+		sp := out[row.ServicePointID]
+		if sp == nil {
+			sp = &rules.ServicePoint{}
+			out[row.ServicePointID] = sp
 		}
-		for {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.Row == nil {
-				continue
-			}
-			sp := out[rec.Row.ServicePointID]
-			if sp == nil {
-				sp = &rules.ServicePoint{}
-				out[rec.Row.ServicePointID] = sp
-			}
-			sp.Apply(rules.DefaultPolicy(), rec.Row, rules.Source{File: rd.Name().Base, Line: rec.Row.Line})
-		}
-		rd.Close()
+		sp.Apply(rules.DefaultPolicy(), row, rules.Source{File: file, Line: row.Line})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"testing"
@@ -58,30 +56,14 @@ func runDirect(t *testing.T, policy rules.Policy, files []string) direct {
 	t.Helper()
 	chain := rules.NewChain(policy)
 	var d direct
-	for _, f := range ingest.Order(files) {
-		rd, err := billing.Open(f, billing.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.Row == nil {
-				continue
-			}
-			out, err := chain.Apply(rec.Row, rules.Source{File: rd.Name().Base, Line: rec.Row.Line})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.stage1 = append(d.stage1, out.Stage1Output)
-			d.elig = append(d.elig, out.Eligibility...)
-		}
-		rd.Close()
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+		out, err := chain.Apply(row, rules.Source{File: file, Line: row.Line})
+		d.stage1 = append(d.stage1, out.Stage1Output)
+		d.elig = append(d.elig, out.Eligibility...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return d
 }
