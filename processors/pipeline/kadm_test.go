@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,13 +30,20 @@ type stages struct {
 	cancel context.CancelFunc
 	errs   chan error
 	n      int
+	names  []string
 }
 
-// startStages runs every stage of p with its state under dir.
-func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline) *stages {
+// startStages runs the stages of p named in only (every one when none is),
+// with their state under dir.
+func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, only ...string) *stages {
 	ctx, cancel := context.WithCancel(context.Background())
-	all := p.Stages()
-	s := &stages{kc: kc, cancel: cancel, errs: make(chan error, len(all)), n: len(all)}
+	var all []runtime.Stage
+	for _, st := range p.Stages() {
+		if len(only) == 0 || slices.Contains(only, runtime.StageName(st)) {
+			all = append(all, st)
+		}
+	}
+	s := &stages{kc: kc, cancel: cancel, errs: make(chan error, len(all)), n: len(all), names: only}
 	for _, st := range all {
 		go func() {
 			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb)}, st)
@@ -52,7 +60,7 @@ func (s *stages) wait(tb testing.TB, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- WaitCaughtUp(ctx, s.kc) }()
+	go func() { done <- WaitCaughtUp(ctx, s.kc, s.names...) }()
 	select {
 	case err := <-done:
 		if err != nil {

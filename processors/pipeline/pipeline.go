@@ -23,6 +23,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
@@ -82,7 +83,10 @@ func (p *Pipeline) Stages() []runtime.Stage {
 // processed everything on its input so far, in data-flow order, so that what
 // was on the billing topic when it was called has reached the eligibility
 // topic when it returns.
-func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config) error {
+//
+// With stage names given, it waits for those only (a deployment that runs
+// some stages elsewhere, or not at all).
+func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, stages ...string) error {
 	names := topics.NewNames(kc.TopicPrefix)
 	for _, s := range []struct {
 		stage  string
@@ -93,6 +97,9 @@ func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config) error {
 		{StagePremise, []string{names.Premises}},
 		{StageCustomer, []string{names.Memberships, names.IntervalHistory}},
 	} {
+		if len(stages) > 0 && !slices.Contains(stages, s.stage) {
+			continue
+		}
 		for _, input := range s.inputs {
 			if err := consume.WaitCaughtUp(ctx, kc, runtime.GroupName(kc.TopicPrefix, s.stage), input); err != nil {
 				return fmt.Errorf("waiting for stage %s: %w", s.stage, err)
