@@ -23,8 +23,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"slices"
 	json "github.com/goccy/go-json"
+	"slices"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
