@@ -23,8 +23,9 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"slices"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
