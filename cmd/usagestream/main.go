@@ -29,7 +29,7 @@ type cli struct {
 	Globals
 
 	Run      runCmd      `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
-	Ingest   ingestCmd   `cmd:"" help:"Publish billing files (or a watched drop folder) to Kafka."`
+	Ingest   ingestCmd   `cmd:"" help:"Publish billing and interval files (or a watched drop folder) to Kafka."`
 	Process  processCmd  `cmd:"" help:"Run the processors (usage timelines, accounts, eligibility) against the configured brokers."`
 	Gen      genCmd      `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
 	Demo     demoCmd     `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
@@ -54,7 +54,7 @@ func main() {
 	vars["data_dir"] = "data"
 	kctx := kong.Parse(&c,
 		kong.Name("usagestream"),
-		kong.Description("Stream Opower utility billing files into Kafka as Avro records."),
+		kong.Description("Stream Opower utility billing files and interval reads through Kafka: exactly-once processors keep usage timelines, accounts and eligibility, and emit eligibility changes, corrections and anomalies."),
 		kong.UsageOnError(),
 		kong.Vars(vars),
 	)
