@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/serde"
@@ -36,7 +34,10 @@ const StageInterval = "interval"
 // pipeline's policy (its `intervals:` section).
 func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 	ipol := p.policy.Intervals
-	dec := &intervalDecoder{reg: p.reg}
+	// hamba/avro struct codecs for both inputs: the embedded schemas
+	// directly, other registered versions by Avro resolution.
+	dec := interval.NewResolver(p.reg)
+	bill := billingavro.NewDecoder(p.reg)
 	type step = runtime.Step[*rules.IntervalPoint]
 	return &runtime.Processor[*rules.IntervalPoint]{
 		Name:   StageInterval,
@@ -62,7 +63,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				}
 				out = ip.CheckStale(ipol, in.Timer.At.UnixMilli(), src)
 			case in.Record.Topic == p.topics.Intervals:
-				r, o, err := dec.read(in.Record.Value)
+				r, o, err := dec.Decode(context.Background(), in.Record.Value)
 				if err != nil {
 					return st, err
 				}
@@ -74,11 +75,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				out = ip.ApplyRead(p.policy, ipol, &r, in.Record.Timestamp.UnixMilli(), src)
 				st.EventTime = time.UnixMilli(r.EndMillis)
 			default: // billing
-				native, _, err := p.reg.Decode(context.Background(), in.Record.Value)
-				if err != nil {
-					return st, err
-				}
-				d, err := billingavro.Decode(native)
+				d, err := bill.Decode(context.Background(), in.Record.Value)
 				if err != nil {
 					return st, err
 				}
@@ -136,56 +133,4 @@ func intervalCorrectionNative(id, utility string, c rules.IntervalCorrection) ma
 		"interval_minutes": goavro.Union("int", int32(c.Minutes)),
 		"old_estimate":     goavro.Union("boolean", c.OldEstimate), "new_estimate": goavro.Union("boolean", c.NewEstimate),
 	}
-}
-
-// intervalDecoder reads IntervalRead values with hamba/avro: records written
-// with the schema embedded in this build (as every producer of this project
-// writes them) directly, records of any other registered version through Avro
-// schema resolution. A decoder per writer schema id, fetched once.
-type intervalDecoder struct {
-	reg   *serde.Registry
-	mu    sync.Mutex
-	codec *interval.Codec
-	byID  map[uint32]*interval.Decoder
-}
-
-func (d *intervalDecoder) read(v []byte) (interval.Read, interval.Origin, error) {
-	var h sr.ConfluentHeader
-	sid, body, err := h.DecodeID(v)
-	if err != nil {
-		return interval.Read{}, interval.Origin{}, fmt.Errorf("an interval record of %d bytes lacks the Confluent framing (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", len(v), err)
-	}
-	id := uint32(sid)
-	d.mu.Lock()
-	dec := d.byID[id]
-	d.mu.Unlock()
-	if dec == nil {
-		if dec, err = d.decoderFor(id); err != nil {
-			return interval.Read{}, interval.Origin{}, err
-		}
-	}
-	return dec.Decode(body)
-}
-
-func (d *intervalDecoder) decoderFor(id uint32) (*interval.Decoder, error) {
-	s, err := d.reg.Client().SchemaByID(context.Background(), int(id))
-	if err != nil {
-		return nil, fmt.Errorf("fetching schema %d of an interval record from the registry: %w", id, err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.codec == nil {
-		if d.codec, err = interval.NewCodec(); err != nil {
-			return nil, err
-		}
-	}
-	dec, err := d.codec.NewDecoder(s.Schema)
-	if err != nil {
-		return nil, fmt.Errorf("schema %d of an interval record: %w", id, err)
-	}
-	if d.byID == nil {
-		d.byID = map[uint32]*interval.Decoder{}
-	}
-	d.byID[id] = dec
-	return dec, nil
 }

@@ -151,6 +151,7 @@ func (e *events) id() string {
 
 // ServicePointStage is stage 1: the rules of one service point.
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
+	bill := billingavro.NewDecoder(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:   StageServicePoint,
 		Inputs: []string{p.topics.Billing},
@@ -163,11 +164,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			return &sp, sp.UnmarshalBinary(b)
 		},
 		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
-			native, _, err := p.reg.Decode(context.Background(), in.Record.Value)
-			if err != nil {
-				return runtime.Step[*rules.ServicePoint]{}, err
-			}
-			d, err := billingavro.Decode(native)
+			d, err := bill.Decode(context.Background(), in.Record.Value)
 			if err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, err
 			}

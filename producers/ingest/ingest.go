@@ -518,9 +518,8 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rb := billingavro.NewBuilder()
 			for b := range work {
-				t.encode(b, rb)
+				t.encode(b)
 				close(b.done)
 			}
 		}()
@@ -597,7 +596,7 @@ outer:
 	return seen
 }
 
-func (t *txn) encode(b *batch, rb *billingavro.Builder) {
+func (t *txn) encode(b *batch) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
 		if rec.line() < t.st.resumeLine {
@@ -612,7 +611,7 @@ func (t *txn) encode(b *batch, rb *billingavro.Builder) {
 		case rec.row != nil:
 			r.Topic = t.in.cfg.Topics.Billing
 			r.Key = []byte(rec.row.ServicePointID)
-			v, err = t.in.billing.Append(make([]byte, 0, 384), rb.Row(rec.row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256}))
+			v, err = billingavro.AppendAvro(make([]byte, 0, 384), t.in.billing.ID, rec.row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
 		case rec.read != nil:
 			r.Topic = t.in.cfg.Topics.Intervals
 			r.Key = []byte(rec.read.ServicePointID)

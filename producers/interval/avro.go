@@ -1,15 +1,16 @@
 package interval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/schemas"
 )
@@ -63,31 +64,28 @@ type wireBuf struct {
 	serviceType string
 	line        int64
 	sha256      string
-	w           *avro.Writer
-	r           *avro.Reader
 }
 
-// Codec encodes and decodes IntervalRead records with hamba/avro: records
-// of the schema embedded in this build directly, and records of any other
-// registered version through Avro schema resolution (NewDecoder).
+// Codec encodes and decodes IntervalRead records with hamba/avro (through
+// serde.Struct): records of the schema embedded in this build directly, and
+// records of any other registered version through Avro schema resolution
+// (NewDecoder, NewResolver).
 type Codec struct {
-	api    avro.API
-	schema avro.Schema
+	s      *serde.Struct[wireRead]
+	schema avro.Schema // the embedded schema
+	direct *Decoder
 	bufs   sync.Pool
 }
 
 // NewCodec compiles the embedded IntervalRead schema.
 func NewCodec() (*Codec, error) {
-	// A cache of its own: the process-wide default cache would let another
-	// version of the same named types (e.g. a schema history test) interfere.
-	s, err := avro.ParseWithCache(schemas.MustText(schemas.IntervalRead), "", &avro.SchemaCache{})
+	s, err := serde.NewStruct[wireRead](schemas.MustText(schemas.IntervalRead))
 	if err != nil {
-		return nil, fmt.Errorf("the embedded IntervalRead schema does not compile: %w", err)
+		return nil, fmt.Errorf("IntervalRead: %w", err)
 	}
-	c := &Codec{api: avro.Config{}.Freeze(), schema: s}
-	c.bufs.New = func() any {
-		return &wireBuf{w: avro.NewWriter(nil, 256, avro.WithWriterConfig(c.api)), r: avro.NewReader(nil, 0, avro.WithReaderConfig(c.api))}
-	}
+	c := &Codec{s: s, schema: s.Schema()}
+	c.direct = &Decoder{c: c, d: s.Decoder(), schema: s.Schema()}
+	c.bufs.New = func() any { return &wireBuf{} }
 	return c, nil
 }
 
@@ -113,7 +111,7 @@ func DecodeAvro(b []byte) (Read, Origin, error) {
 	if err != nil {
 		return Read{}, Origin{}, err
 	}
-	return c.decode(c.schema, b)
+	return c.direct.Decode(b)
 }
 
 // Append is AppendAvro with c.
@@ -142,46 +140,25 @@ func (c *Codec) Append(dst []byte, schemaID int, r *Read, o Origin) ([]byte, err
 		b.sha256 = o.SHA256
 		b.rec.Origin.SHA256 = &b.sha256
 	}
-	b.w.Reset(nil)
-	b.w.Error = nil
-	b.w.WriteVal(c.schema, &b.rec)
+	out, err := c.s.Append(dst, schemaID, &b.rec)
 	b.serviceType, b.sha256, b.rec = "", "", wireRead{} // keep no caller strings alive in the pool
-	if err := b.w.Error; err != nil {
-		return dst, fmt.Errorf("encoding the read of %s as IntervalRead: %w", r.ServicePointID, err)
-	}
-	var h sr.ConfluentHeader // the framing internal/serde writes
-	dst, err := h.AppendEncode(dst, schemaID, nil)
 	if err != nil {
-		return dst, fmt.Errorf("framing an IntervalRead: %w", err)
+		return out, fmt.Errorf("encoding the read of %s: %w", r.ServicePointID, err)
 	}
-	return append(dst, b.w.Buffer()...), nil
+	return out, nil
 }
 
-// decode reads b, written with writer schema s (the embedded one, or one
-// resolved against it), into a Read. Strings are copied out of b.
-func (c *Codec) decode(s avro.Schema, body []byte) (Read, Origin, error) {
+// decode fills a pooled wireRead with read (one writer schema's decoder, or
+// a resolver) and maps it to a Read.
+func (c *Codec) decode(read func(*wireRead) error) (Read, Origin, error) {
 	b := c.bufs.Get().(*wireBuf)
 	defer c.bufs.Put(b)
 	b.rec = wireRead{ServiceType: &b.serviceType, Origin: wireOrigin{Line: &b.line, SHA256: &b.sha256}}
-	rd := b.r.Reset(body)
-	rd.Error = nil
-	rd.ReadVal(s, &b.rec)
-	if rd.Error == nil {
-		// hamba stops at the end of the record; bytes after it mean the
-		// record is not what its schema id says.
-		var one [1]byte
-		if rd.Read(one[:]); rd.Error == nil {
-			rd.Error = errors.New("bytes left after the record")
-		} else {
-			rd.Error = nil
-		}
-	}
-	err := rd.Error
-	rd.Reset(nil)
+	err := read(&b.rec)
 	w := b.rec
 	b.rec = wireRead{}
 	if err != nil {
-		return Read{}, Origin{}, fmt.Errorf("decoding an IntervalRead of %d bytes: %w", len(body), err)
+		return Read{}, Origin{}, err
 	}
 	r := Read{
 		ServicePointID: w.ServicePointID, Channel: w.Channel, EndMillis: w.IntervalEnd,
@@ -207,7 +184,8 @@ func (c *Codec) decode(s avro.Schema, body []byte) (Read, Origin, error) {
 // Decoder reads IntervalRead records written with one writer schema.
 type Decoder struct {
 	c      *Codec
-	schema avro.Schema
+	d      *serde.Decoder[wireRead]
+	schema avro.Schema // what d reads with: the embedded schema, or a resolution
 }
 
 // NewDecoder returns a decoder for records written with writerSchema (a
@@ -216,23 +194,51 @@ type Decoder struct {
 // the embedded one by Avro's rules (fields added with defaults, promotions,
 // fields the writer has and this build does not skipped).
 func (c *Codec) NewDecoder(writerSchema string) (*Decoder, error) {
-	w, err := avro.ParseWithCache(writerSchema, "", &avro.SchemaCache{})
+	d, err := c.s.NewDecoder(writerSchema)
 	if err != nil {
-		return nil, fmt.Errorf("the writer schema of an interval record does not compile: %w", err)
+		return nil, err
 	}
-	if w.Fingerprint() == c.schema.Fingerprint() {
-		return &Decoder{c: c, schema: c.schema}, nil
-	}
-	resolved, err := avro.NewSchemaCompatibility().Resolve(c.schema, w)
-	if err != nil {
-		return nil, fmt.Errorf("interval records written with this schema cannot be read as this build's IntervalRead (%w); upgrade usagestream or register a compatible schema", err)
-	}
-	return &Decoder{c: c, schema: resolved}, nil
+	return &Decoder{c: c, d: d, schema: d.Schema()}, nil
 }
 
 // Decode reads the Avro binary body (after the 5-byte framing) of a record.
 func (d *Decoder) Decode(body []byte) (Read, Origin, error) {
-	return d.c.decode(d.schema, body)
+	return d.c.decode(func(w *wireRead) error { return d.d.Decode(body, w) })
+}
+
+// Resolver reads Confluent-framed IntervalRead records of any registered
+// schema id, fetching each writer schema from the registry once. Safe for
+// concurrent use.
+type Resolver struct {
+	c   *Codec
+	res *serde.Resolver[wireRead]
+	err error
+}
+
+// NewResolver is Codec.NewResolver with the codec AppendAvro uses. If the
+// embedded schema did not compile (a broken build), every Decode says so.
+func NewResolver(reg *serde.Registry) *Resolver {
+	c, err := defaultCodec()
+	if err != nil {
+		return &Resolver{err: err}
+	}
+	return c.NewResolver(reg)
+}
+
+// NewResolver reads writer schemas from reg.
+func (c *Codec) NewResolver(reg *serde.Registry) *Resolver {
+	return &Resolver{c: c, res: c.s.NewResolver(reg)}
+}
+
+// Decode reads one framed record.
+func (r *Resolver) Decode(ctx context.Context, framed []byte) (Read, Origin, error) {
+	if r.err != nil {
+		return Read{}, Origin{}, r.err
+	}
+	return r.c.decode(func(w *wireRead) error {
+		_, err := r.res.Decode(ctx, framed, w)
+		return err
+	})
 }
 
 func estimateSymbol(e billing.Estimate) (string, bool) {

@@ -1,0 +1,274 @@
+package billingavro
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/schemas"
+)
+
+var testSrc = Source{Utility: "gec", File: "opwr_gec_res_v1-19-0_full_20250315120000.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+
+// sampleRows cover every field type of BillingRow with and without a value:
+// strings, long, boolean, doubles (negative, fractional), int, dates before
+// and after the epoch, both enums (every estimate symbol), the map with
+// zero, one and several entries, unicode, and each layout's nulls.
+func sampleRows() []billing.Row {
+	full := billing.Row{
+		Layout: billing.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", CCBAccountID: "CCB1",
+		CustomerType: "RES", BusinessName: "Café Ünïcode", AccountID: "A1",
+		ActiveDate: dates.MustParse("20240101"), InactiveDate: billing.NullDate{Date: dates.MustParse("20241231"), Valid: true},
+		IsAccountDeletion: true, ReadCycle: "07", RateCode: "R1", ServicePointID: "SP1", ServiceType: "E",
+		ServiceHouseNumber: "12", ServiceStreetName: "Main", ServiceUnit: "4B", ServiceCity: "Macon", ServiceState: "GA",
+		ServiceZipCode: "31201", MeterType: "AMI", MeterUnit: "KWH",
+		BldgSqFoot: billing.NullFloat{Value: 1200.5, Valid: true}, UsageValue: 321.5, DateTo: dates.MustParse("20240131"),
+		Duration: 31, IsEstimate: billing.EstimateActual, UsageCharge: billing.NullFloat{Value: 40.25, Valid: true},
+		Extra: []billing.Attribute{{Name: "mail_city", Value: "Macon"}},
+	}
+	sparse := billing.Row{ // every optional field null, dates before 1970
+		Layout: billing.LayoutFull, Line: 1 << 40, ServicePointID: "SP2", ActiveDate: dates.MustParse("19650301"),
+		UsageValue: -2.75, DateTo: dates.MustParse("19691231"), Duration: 1, IsEstimate: billing.EstimateUser,
+	}
+	customer := full
+	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = billing.LayoutCustomer, 0, 0, 0, 0, billing.NullFloat{}
+	customer.Extra = []billing.Attribute{{Name: "a", Value: "1"}, {Name: "b", Value: ""}, {Name: "c", Value: "x y"}}
+	usage := billing.Row{Layout: billing.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: 0, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: billing.EstimateEstimated}
+	return []billing.Row{full, sparse, customer, usage}
+}
+
+// TestMatchesGoavro: hamba/avro writes the bytes goavro (Builder) writes,
+// and each library reads what the other wrote back to the same row.
+func TestMatchesGoavro(t *testing.T) {
+	g, err := goavro.NewCodec(schemas.MustText(schemas.BillingRow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBuilder()
+	for _, row := range sampleRows() {
+		want, err := g.BinaryFromNative(nil, b.Row(&row, testSrc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		framed, err := c.Append([]byte("prefix"), 258, &row, testSrc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(framed, []byte("prefix")) || framed[6] != 0 || binary.BigEndian.Uint32(framed[7:11]) != 258 {
+			t.Fatalf("framing %x", framed[:11])
+		}
+		got := framed[11:]
+		// goavro writes a map in Go's random order: bytes compare only when
+		// there is at most one entry.
+		if len(row.Extra) <= 1 && !bytes.Equal(got, want) {
+			t.Fatalf("line %d: hamba/avro\n%x\ngoavro\n%x", row.Line, got, want)
+		}
+		// hamba's bytes through goavro and the native decoder.
+		native, rest, err := g.NativeFromBinary(got)
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("goavro reads hamba's bytes: %v (%d left)", err, len(rest))
+		}
+		viaGoavro, err := Decode(native.(map[string]any))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// goavro's bytes through hamba.
+		viaHamba, err := c.decodeBody(c.s.Decoder(), want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, d := range map[string]*Decoded{"goavro": viaGoavro, "hamba": viaHamba} {
+			if d.Source != testSrc || d.Line != row.Line {
+				t.Fatalf("%s: source %+v line %d", name, d.Source, d.Line)
+			}
+			sortExtra(d.Row.Extra)
+			if !reflect.DeepEqual(d.Row, row) {
+				t.Fatalf("%s, line %d:\n got %+v\nwant %+v", name, row.Line, d.Row, row)
+			}
+		}
+	}
+}
+
+func sortExtra(a []billing.Attribute) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j].Name < a[j-1].Name; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+// TestEncodeDefaultsAndErrors: a usage row without an estimate flag is
+// written as E (data contract 2.4); a layout outside the enum is an error
+// naming the file and line, not a panic or a corrupt record.
+func TestEncodeDefaultsAndErrors(t *testing.T) {
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := billing.Row{Layout: billing.LayoutUsage, Line: 9, ServicePointID: "SP9", DateTo: dates.MustParse("20240229"), Duration: 29}
+	b, err := c.Append(nil, 1, &row, testSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.decodeBody(c.s.Decoder(), b[5:])
+	if err != nil || d.Row.IsEstimate != billing.EstimateEstimated {
+		t.Fatalf("estimate %q, err %v", d.Row.IsEstimate, err)
+	}
+	row.Layout = "monthly"
+	if _, err := c.Append(nil, 1, &row, testSrc); err == nil || !strings.Contains(err.Error(), testSrc.File+" line 9") {
+		t.Fatalf("layout monthly: %v", err)
+	}
+}
+
+// TestDecodeRejectsBadRecords: truncated bytes, bytes after the record, an
+// enum index out of range and a record without service point are errors.
+func TestDecodeRejectsBadRecords(t *testing.T) {
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := sampleRows()[0]
+	b, err := c.Append(nil, 1, &row, testSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := b[5:]
+	dec := c.s.Decoder()
+	for name, bad := range map[string][]byte{
+		"truncated":   body[:len(body)-3],
+		"trailing":    append(append([]byte{}, body...), 0),
+		"enum 7":      append([]byte{body[0]}, append(append([]byte{}, body[1:1+len("gec")]...), append([]byte{14}, body[1+len("gec")+1:]...)...)...),
+		"empty input": nil,
+	} {
+		if _, err := c.decodeBody(dec, bad); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+	row.ServicePointID = ""
+	b, err = c.Append(nil, 1, &row, testSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.decodeBody(dec, b[5:]); err == nil || !strings.Contains(err.Error(), "service_point_id") || !strings.Contains(err.Error(), "line 7") {
+		t.Fatalf("no service point: %v", err)
+	}
+}
+
+// olderSchema is BillingRow as an earlier or later writer might have it:
+// without extra and customer_type (both with defaults here), with a field
+// this build does not know, and bldg_sq_foot as a float (promoted).
+func olderSchema(t *testing.T) string {
+	var s map[string]any
+	if err := json.Unmarshal([]byte(schemas.MustText(schemas.BillingRow)), &s); err != nil {
+		t.Fatal(err)
+	}
+	var fields []any
+	for _, f := range s["fields"].([]any) {
+		switch f.(map[string]any)["name"] {
+		case "extra", "customer_type":
+			continue
+		case "bldg_sq_foot":
+			f.(map[string]any)["type"] = []any{"null", "float"}
+		}
+		fields = append(fields, f)
+	}
+	s["fields"] = append(fields, map[string]any{"name": "region", "type": "string"})
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestDecoderResolvesRegisteredVersions goes through a real (fake) schema
+// registry as the stages do: records of the embedded schema and of another
+// registered version decode to the row; an unknown schema id and unframed
+// bytes are errors that say so.
+func TestDecoderResolvesRegisteredVersions(t *testing.T) {
+	ctx := context.Background()
+	fake := srfake.New()
+	defer fake.Close()
+	cl, err := sr.NewClient(sr.URLs(fake.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := serde.NewRegistry(cl)
+	older := olderSchema(t)
+	oldCodec, err := reg.Register(ctx, "old-billing-value", older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := reg.Register(ctx, serde.SubjectFor("billing.v1"), schemas.MustText(schemas.BillingRow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := c.NewDecoder(serde.NewRegistry(cl))
+	row := sampleRows()[0]
+
+	b, err := AppendAvro(nil, cur.ID, &row, testSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dec.Decode(ctx, b)
+	if err != nil || !reflect.DeepEqual(d.Row, row) || d.Source != testSrc {
+		t.Fatalf("current version: %v\n%+v", err, d)
+	}
+
+	m := NewBuilder().Row(&row, testSrc)
+	delete(m, "extra")
+	delete(m, "customer_type")
+	m["bldg_sq_foot"] = goavro.Union("float", float32(row.BldgSqFoot.Value))
+	m["region"] = "south"
+	old, err := oldCodec.Append(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := row
+	want.Extra, want.CustomerType = nil, "" // the reader's defaults: {} and null
+	for i := 0; i < 2; i++ {                // the second time from the decoder kept for the id
+		d, err = dec.Decode(ctx, old)
+		if err != nil || !reflect.DeepEqual(d.Row, want) {
+			t.Fatalf("older version: %v\n got %+v\nwant %+v", err, d, want)
+		}
+	}
+
+	binary.BigEndian.PutUint32(b[1:5], 999)
+	if _, err := dec.Decode(ctx, b); err == nil || !strings.Contains(err.Error(), "schema id 999") {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := dec.Decode(ctx, []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent framing") {
+		t.Fatalf("unframed: %v", err)
+	}
+}
+
+// TestNewDecoderRefusesIncompatible: a writer schema without a field this
+// build needs and that has no default cannot be resolved.
+func TestNewDecoderRefusesIncompatible(t *testing.T) {
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(schemas.MustText(schemas.BillingRow), `"name": "service_point_id"`, `"name": "spid"`, 1)
+	if _, err := c.s.NewDecoder(s); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("writer without service_point_id: %v", err)
+	}
+}
