@@ -1,0 +1,134 @@
+package serde
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+const structSchema = `{"type":"record","name":"S","fields":[
+ {"name":"name","type":"string"},
+ {"name":"n","type":["null","long"],"default":null},
+ {"name":"tags","type":{"type":"map","values":"string"},"default":{}}]}`
+
+type structRec struct {
+	Name string            `avro:"name"`
+	N    *int64            `avro:"n"`
+	Tags map[string]string `avro:"tags"`
+}
+
+// TestStructMatchesGoavro: Struct frames and encodes as Codec (goavro) does,
+// maps included (no block byte size), and reads goavro's bytes back.
+func TestStructMatchesGoavro(t *testing.T) {
+	s, err := NewStruct[structRec](structSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := goavro.NewCodec(structSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := &Codec{ID: 77, Subject: "s", avro: g}
+	seven := int64(7)
+	for _, tc := range []struct {
+		rec    structRec
+		native map[string]any
+	}{
+		{structRec{Name: "a", N: &seven, Tags: map[string]string{"k": "v"}}, map[string]any{"name": "a", "n": Union("long", int64(7)), "tags": map[string]any{"k": "v"}}},
+		{structRec{Name: "", Tags: map[string]string{}}, map[string]any{"name": "", "n": nil, "tags": map[string]any{}}},
+	} {
+		got, err := s.Append(nil, 77, &tc.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := gc.Append(nil, tc.native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("hamba %x\ngoavro %x", got, want)
+		}
+		var back structRec
+		if err := s.Decoder().Decode(want[5:], &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Name != tc.rec.Name || (back.N == nil) != (tc.rec.N == nil) || len(back.Tags) != len(tc.rec.Tags) {
+			t.Fatalf("decoded %+v, want %+v", back, tc.rec)
+		}
+	}
+	var back structRec
+	if err := s.Decoder().Decode([]byte{2, 'a', 0, 0, 0}, &back); err == nil || !strings.Contains(err.Error(), "bytes left") {
+		t.Fatalf("trailing bytes: %v", err)
+	}
+}
+
+// TestResolverFetchesOncePerID: the writer schema of an id is fetched once;
+// another version is resolved; a failing fetch and an incompatible schema
+// are errors naming the id, and are retried on the next record.
+func TestResolverFetchesOncePerID(t *testing.T) {
+	s, err := NewStruct[structRec](structSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := `{"type":"record","name":"S","fields":[{"name":"name","type":"string"},{"name":"gone","type":"int"}]}`
+	broken := `{"type":"record","name":"S","fields":[{"name":"other","type":"string"}]}`
+	fetches := map[int]int{}
+	res := s.newResolver(func(_ context.Context, id int) (string, error) {
+		fetches[id]++
+		switch id {
+		case 1:
+			return structSchema, nil
+		case 2:
+			return older, nil
+		case 3:
+			return broken, nil
+		}
+		return "", errors.New("40403 schema not found")
+	})
+	ctx := context.Background()
+	cur, err := s.Append(nil, 1, &structRec{Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		var v structRec
+		if id, err := res.Decode(ctx, cur, &v); err != nil || id != 1 || v.Name != "x" {
+			t.Fatalf("id %d %+v %v", id, v, err)
+		}
+	}
+	og, err := goavro.NewCodec(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := &Codec{ID: 2, avro: og}
+	old, err := oc.Append(nil, map[string]any{"name": "y", "gone": int32(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v structRec
+	if _, err := res.Decode(ctx, old, &v); err != nil || v.Name != "y" || v.N != nil {
+		t.Fatalf("older version: %+v %v", v, err)
+	}
+	if fetches[1] != 1 || fetches[2] != 1 {
+		t.Fatalf("fetches %v, want one per id", fetches)
+	}
+	for _, id := range []byte{3, 9} {
+		b := append([]byte{}, cur...)
+		b[4] = id
+		for i := 0; i < 2; i++ {
+			if _, err := res.Decode(ctx, b, &v); err == nil || !strings.Contains(err.Error(), "schema id "+string('0'+rune(id))) {
+				t.Fatalf("id %d: %v", id, err)
+			}
+		}
+		if fetches[int(id)] != 2 {
+			t.Fatalf("id %d fetched %d times: a failure is not to be remembered", id, fetches[int(id)])
+		}
+	}
+	if _, err := res.Decode(ctx, []byte("x"), &v); err == nil || !strings.Contains(err.Error(), "Confluent framing") {
+		t.Fatalf("unframed: %v", err)
+	}
+}
