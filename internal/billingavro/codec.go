@@ -99,7 +99,7 @@ func AppendAvro(dst []byte, schemaID int, r *billing.Row, src Source) ([]byte, e
 }
 
 // Append is AppendAvro with c. Fields the row's layout does not carry are
-// written as null, as Builder.Row does.
+// written as null, as the goavro mapping before it did.
 func (c *Codec) Append(dst []byte, schemaID int, r *billing.Row, src Source) ([]byte, error) {
 	customer := r.Layout != billing.LayoutUsage
 	usage := r.Layout != billing.LayoutCustomer
