@@ -92,7 +92,7 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 
-	section(out, "4. usagestream process (stage 1 per service point, stage 2 per customer, exactly once)")
+	section(out, "4. usagestream process (stages per service point, premise, customer and interval feed, exactly once)")
 	if err := processUntilCaughtUp(ctx, g, s.kc, filepath.Join(dir, "state")); err != nil {
 		return err
 	}
