@@ -96,7 +96,7 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 	if err := processUntilCaughtUp(ctx, g, s.kc, filepath.Join(dir, "state")); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "both stages caught up with the billing topic")
+	fmt.Fprintln(out, "every stage caught up with its input")
 
 	section(out, "5. What landed on Kafka (read_committed)")
 	if err := showTopics(ctx, out, s.kc); err != nil {

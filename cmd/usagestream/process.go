@@ -65,7 +65,7 @@ func newMetricsRegistry() *prometheus.Registry {
 	return reg
 }
 
-// runProcessors runs both stages of the pipeline until ctx ends.
+// runProcessors runs every stage of the pipeline until ctx ends.
 func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg prometheus.Registerer, ready *atomic.Bool, log *slog.Logger) error {
 	policy, err := f.policy()
 	if err != nil {

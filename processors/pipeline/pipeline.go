@@ -44,7 +44,7 @@ const (
 	StageCustomer     = "customer"
 )
 
-// Pipeline holds what both stages share: topics, policy and codecs.
+// Pipeline holds what the stages share: topics, policy and codecs.
 type Pipeline struct {
 	topics topics.Names
 	policy rules.Policy

@@ -15,7 +15,7 @@ import (
 	"github.com/usagestream/usagestream/producers/ingest"
 )
 
-// streamed runs files through ingest and both stages on the embedded broker
+// streamed runs files through ingest and every stage on the embedded broker
 // and returns the decoded events of each output topic.
 type streamed struct {
 	eligibility, corrections, accountEvents, anomalies []map[string]any

@@ -159,7 +159,7 @@ func scenarios() []scenario {
 }
 
 // TestScenarios runs each scenario's billing files (real file format) through
-// ingest and both stages on the embedded broker and compares every output
+// ingest and every stage on the embedded broker and compares every output
 // event with testdata/scenarios/<name>.golden (go test -run TestScenarios
 // -update rewrites them; review the diff).
 func TestScenarios(t *testing.T) {
