@@ -38,30 +38,10 @@ func TestStateRoundTrip(t *testing.T) {
 	if len(codes) != 4 || len(sp.Tenures) != 3 || len(sp.Sent) != 3 {
 		t.Fatalf("state not busy enough: %d open codes, %d tenures, %d sent", len(codes), len(sp.Tenures), len(sp.Sent))
 	}
-	b, err := sp.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back ServicePoint
-	if err := back.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(*sp, back) {
-		t.Errorf("service point differs after a round trip:\n%+v\n%+v", *sp, back)
-	}
+	back := decodesTo(t, "service point", must(t)(sp.MarshalBinary()), sp)
 	for _, cid := range sortedKeys(h.custs) {
 		c := h.customer(cid)
-		b, err := c.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Customer
-		if err := back.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(*c, back) {
-			t.Errorf("customer %s differs after a round trip", cid)
-		}
+		decodesTo(t, "customer "+cid, must(t)(c.MarshalBinary()), c)
 	}
 	// A decoded state keeps working like the original.
 	row := full("SP1").acct("A2", "20240501").who("C2", "P1").mon("2024-08", 1).r
@@ -255,45 +235,42 @@ func roundTrip[T any](t *testing.T, what string, n *int, encode func(*enc, *T), 
 func TestStateReadsJSON(t *testing.T) {
 	h, id := busyState(t)
 	sp := h.sp(id)
-	b, err := json.Marshal(spEnvelope{spJSONVersion, sp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back ServicePoint
-	if err := back.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(*sp, back) {
-		t.Errorf("service point from JSON differs:\n%+v\n%+v", *sp, back)
-	}
+	decodesTo(t, "service point from JSON", must(t)(json.Marshal(spEnvelope{spJSONVersion, sp})), sp)
 	for _, pid := range sortedKeys(h.sites) {
 		s := h.site(pid)
-		b, err := json.Marshal(siteEnvelope{siteJSONVersion, s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Site
-		if err := back.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(*s, back) {
-			t.Errorf("premise %s from JSON differs", pid)
-		}
+		decodesTo(t, "premise "+pid+" from JSON", must(t)(json.Marshal(siteEnvelope{siteJSONVersion, s})), s)
 	}
 	for _, cid := range sortedKeys(h.custs) {
 		c := h.customer(cid)
-		b, err := json.Marshal(customerEnvelope{customerJSONVersion, c})
+		decodesTo(t, "customer "+cid+" from JSON", must(t)(json.Marshal(customerEnvelope{customerJSONVersion, c})), c)
+	}
+}
+
+// must fails the test on an encoding error and returns the bytes.
+func must(t *testing.T) func([]byte, error) []byte {
+	return func(b []byte, err error) []byte {
+		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back Customer
-		if err := back.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(*c, back) {
-			t.Errorf("customer %s from JSON differs", cid)
-		}
+		return b
 	}
+}
+
+// decodesTo decodes b into a new T and fails unless it equals want.
+func decodesTo[T any, PT interface {
+	*T
+	UnmarshalBinary([]byte) error
+}](t *testing.T, what string, b []byte, want *T) *T {
+	t.Helper()
+	back := PT(new(T))
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !reflect.DeepEqual(want, (*T)(back)) {
+		t.Errorf("%s differs after decoding:\n%+v\n%+v", what, *want, *back)
+	}
+	return back
 }
 
 // TestBinaryStateRefused: a binary state that is newer, cut short, too long
