@@ -49,7 +49,6 @@ func (r *Reader) openOptions() fileopen.Options {
 // start reads the header of an opened file.
 func (r *Reader) start(f *fileopen.File) (*Reader, error) {
 	r.data = f
-	r.closers = append(r.closers, f)
 	if err := r.readHeader(); err != nil {
 		r.Close()
 		return nil, err

@@ -55,7 +55,6 @@ type Reader struct {
 	spPos    int      // position of service_point_id
 
 	data     *fileopen.File
-	closers  []io.Closer
 	consumed atomic.Int64
 
 	line    int64 // physical line of the last line read
@@ -165,16 +164,14 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
-	var errs []error
-	for _, c := range r.closers {
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
-		}
+	var err error
+	if r.data != nil {
+		err = r.data.Close()
 	}
 	if r.err == nil {
 		r.err = r.fileErr(r.line, "", errors.New("the reader is closed; open the file again to read more"))
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // readLine returns the next line without its line end (see fileopen.File.ReadLine).
