@@ -501,20 +501,24 @@ func (r *Reader) tooLong(raw string, total int64) Record {
 
 // parseHHMM reads a 24-hour time of exactly four digits.
 func parseHHMM(v string) (int, bool) {
-	if len(v) != 4 {
-		return 0, false
-	}
-	for i := 0; i < 4; i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return 0, false
-		}
-	}
-	h := int(v[0]-'0')*10 + int(v[1]-'0')
-	m := int(v[2]-'0')*10 + int(v[3]-'0')
-	if h > 23 || m > 59 {
+	h, m, ok := fourDigits(v)
+	if !ok || h > 23 || m > 59 {
 		return 0, false
 	}
 	return h*60 + m, true
+}
+
+// fourDigits splits HHMM into hours and minutes.
+func fourDigits(v string) (h, m int, ok bool) {
+	if len(v) != 4 {
+		return 0, 0, false
+	}
+	for i := 0; i < 4; i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, 0, false
+		}
+	}
+	return int(v[0]-'0')*10 + int(v[1]-'0'), int(v[2]-'0')*10 + int(v[3]-'0'), true
 }
 
 // parseOffset reads ±HHMM (a missing sign means +) within -1200..+1400, in
@@ -527,16 +531,10 @@ func parseOffset(v string) (int, bool) {
 	case len(v) == 5 && v[0] == '+':
 		v = v[1:]
 	}
-	if len(v) != 4 {
+	h, m, ok := fourDigits(v)
+	if !ok {
 		return 0, false
 	}
-	for i := 0; i < 4; i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return 0, false
-		}
-	}
-	h := int(v[0]-'0')*10 + int(v[1]-'0')
-	m := int(v[2]-'0')*10 + int(v[3]-'0')
 	o := sign * (h*60 + m)
 	if m > 59 || m%15 != 0 || o < -12*60 || o > 14*60 {
 		return 0, false
