@@ -8,7 +8,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 	_ "time/tzdata" // --interval-tz works on machines without a zone database
 
@@ -100,9 +99,7 @@ func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) 
 	if c.MetricsAddr != "" {
 		reg := newMetricsRegistry()
 		m = newIngestMetrics(reg)
-		ready := &atomic.Bool{}
-		ready.Store(true)
-		stop, err := serveHTTP(c.MetricsAddr, reg, ready, g.log, nil)
+		stop, err := serveMetrics(c.MetricsAddr, reg, g.log)
 		if err != nil {
 			return err
 		}

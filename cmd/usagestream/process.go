@@ -77,7 +77,9 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 	}
 	m := runtime.NewMetrics(reg)
 	eg, ectx := errgroup.WithContext(ctx)
+	var names []string
 	for _, st := range p.Stages() {
+		names = append(names, runtime.StageName(st))
 		// An instance of its own (not runtime.Run) so the query API can read its state.
 		in, err := runtime.NewInstance(runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}, st)
 		if err != nil {
@@ -88,8 +90,16 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 		eg.Go(func() error { return in.Run(ectx) })
 	}
 	ready.Store(true)
-	log.Info("processors running", "stages", []string{pipeline.StageServicePoint, pipeline.StagePremise, pipeline.StageCustomer}, "state_dir", f.StateDir)
+	log.Info("processors running", "stages", names, "state_dir", f.StateDir)
 	return eg.Wait()
+}
+
+// serveMetrics serves the metrics (and health, ready at once) of a command
+// that runs long without processors of its own: ingest --watch, replay.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ready := &atomic.Bool{}
+	ready.Store(true)
+	return serveHTTP(addr, reg, ready, log, nil)
 }
 
 // serveHTTP serves health and metrics; readyz answers 200 once ready is set.

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -729,9 +728,7 @@ func (c *replayCmd) runStages(ctx context.Context, plan *replayPlan, out io.Writ
 	reg := newMetricsRegistry()
 	m := runtime.NewMetrics(reg)
 	if c.MetricsAddr != "" {
-		ready := &atomic.Bool{}
-		ready.Store(true)
-		stop, err := serveHTTP(c.MetricsAddr, reg, ready, g.log, nil)
+		stop, err := serveMetrics(c.MetricsAddr, reg, g.log)
 		if err != nil {
 			return err
 		}
