@@ -285,6 +285,11 @@ func (r *run) files(ctx context.Context, paths []string) error {
 // between a message with its name and one with its counts.
 func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 	send := func(m msg) bool {
+		// A select with both cases ready picks either: check first, so a
+		// cancelled run always stops.
+		if ctx.Err() != nil {
+			return false
+		}
 		select {
 		case ch <- m:
 			return true
