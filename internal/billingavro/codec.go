@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/usagestream/usagestream/internal/dates"
+
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/schemas"
@@ -245,7 +247,7 @@ func (c *Codec) decode(read func(*wireRow) (int, error)) (*Decoded, error) {
 		slices.SortFunc(r.Extra, func(a, b billing.Attribute) int { return strings.Compare(a.Name, b.Name) })
 	}
 	if r.ServicePointID == "" {
-		return nil, fmt.Errorf("billing record (schema id %d) of %s line %d without service_point_id", id, out.Source.File, out.Line)
+		return nil, quarantine.Poison(fmt.Errorf("billing record (schema id %d) of %s line %d without service_point_id", id, out.Source.File, out.Line))
 	}
 	return out, nil
 }

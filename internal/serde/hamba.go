@@ -8,6 +8,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/usagestream/usagestream/internal/quarantine"
 )
 
 // Struct encodes and decodes records of one schema embedded in this build
@@ -129,7 +131,7 @@ func (d *Decoder[T]) Decode(body []byte, v *T) error {
 	err := rd.Error
 	rd.Reset(nil)
 	if err != nil {
-		return fmt.Errorf("decoding %s (%d bytes): %w", d.c.name, len(body), err)
+		return quarantine.Poison(fmt.Errorf("decoding %s (%d bytes): %w", d.c.name, len(body), err))
 	}
 	return nil
 }
@@ -162,7 +164,7 @@ func (r *Resolver[T]) Decode(ctx context.Context, framed []byte, v *T) (int, err
 	var h sr.ConfluentHeader
 	id, body, err := h.DecodeID(framed)
 	if err != nil {
-		return 0, fmt.Errorf("%s of %d bytes lacks the Confluent framing (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", r.c.name, len(framed), err)
+		return 0, quarantine.Poison(fmt.Errorf("%s of %d bytes lacks the Confluent framing (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", r.c.name, len(framed), err))
 	}
 	r.mu.RLock()
 	d := r.byID[id]
@@ -178,11 +180,11 @@ func (r *Resolver[T]) Decode(ctx context.Context, framed []byte, v *T) (int, err
 func (r *Resolver[T]) decoderFor(ctx context.Context, id int) (*Decoder[T], error) {
 	text, err := r.schema(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("fetching schema id %d (of %s) from the registry: %w", id, r.c.name, err)
+		return nil, fmt.Errorf("%s: %w", r.c.name, SchemaFetchError(id, err))
 	}
 	d, err := r.c.NewDecoder(text)
 	if err != nil {
-		return nil, fmt.Errorf("schema id %d: %w", id, err)
+		return nil, quarantine.Poison(fmt.Errorf("schema id %d: %w", id, err))
 	}
 	r.mu.Lock()
 	r.byID[id] = d

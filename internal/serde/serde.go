@@ -6,11 +6,15 @@ package serde
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/usagestream/usagestream/internal/quarantine"
 )
 
 // Codec encodes records of one registered schema. It is safe for concurrent
@@ -91,7 +95,7 @@ func (r *Registry) Decode(ctx context.Context, b []byte) (native map[string]any,
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, id, fmt.Errorf("schema id %d is not a record schema", id)
+		return nil, id, quarantine.Poison(fmt.Errorf("schema id %d is not a record schema", id))
 	}
 	return m, id, nil
 }
@@ -113,7 +117,7 @@ func (r *Registry) decode(ctx context.Context, b []byte) (*goavro.Codec, any, in
 	var h sr.ConfluentHeader
 	id, rest, err := h.DecodeID(b)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("value is not Confluent-framed Avro: %w", err)
+		return nil, nil, 0, quarantine.Poison(fmt.Errorf("value is not Confluent-framed Avro: %w", err))
 	}
 	codec, err := r.codecByID(ctx, id)
 	if err != nil {
@@ -121,7 +125,7 @@ func (r *Registry) decode(ctx context.Context, b []byte) (*goavro.Codec, any, in
 	}
 	v, _, err := codec.NativeFromBinary(rest)
 	if err != nil {
-		return nil, nil, id, fmt.Errorf("decoding Avro with schema id %d: %w", id, err)
+		return nil, nil, id, quarantine.Poison(fmt.Errorf("decoding Avro with schema id %d: %w", id, err))
 	}
 	return codec, v, id, nil
 }
@@ -135,16 +139,27 @@ func (r *Registry) codecByID(ctx context.Context, id int) (*goavro.Codec, error)
 	}
 	s, err := r.client.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("fetching schema id %d from the registry: %w", id, err)
+		return nil, SchemaFetchError(id, err)
 	}
 	c, err = goavro.NewCodec(s.Schema)
 	if err != nil {
-		return nil, fmt.Errorf("schema id %d from the registry does not compile: %w", id, err)
+		return nil, quarantine.Poison(fmt.Errorf("schema id %d from the registry does not compile: %w", id, err))
 	}
 	r.mu.Lock()
 	r.byID[id] = c
 	r.mu.Unlock()
 	return c, nil
+}
+
+// SchemaFetchError wraps a failed schema lookup. A registry that answered
+// "no such schema" says the record names an id it never issued: the record is
+// poison. Anything else (no answer, a 5xx) is an outage that a retry fixes.
+func SchemaFetchError(id int, err error) error {
+	err = fmt.Errorf("fetching schema id %d from the registry: %w", id, err)
+	if re := (*sr.ResponseError)(nil); errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+		return quarantine.Poison(err)
+	}
+	return err
 }
 
 // Helpers for building goavro native values. Empty strings are the file
