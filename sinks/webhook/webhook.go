@@ -140,6 +140,13 @@ func (c Config) WithDefaults() Config {
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: c.Timeout}
 	}
+	// Never follow a redirect: a 301/302/303 turns the signed POST into a GET
+	// without its body (the batch would count as delivered and be lost), and
+	// a 307/308 re-posts the signed body to wherever the Location points. A
+	// copy, so a caller's client is not changed under it.
+	cl := *c.Client
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.Client = &cl
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -309,6 +316,12 @@ func (s *Sink) post(ctx context.Context, batchID string, payload []byte) (time.D
 	switch c := resp.StatusCode; {
 	case c >= 200 && c < 300:
 		return 0, nil
+	case c >= 300 && c < 400:
+		// Not delivered: retried like a 5xx (the receiver may be moving), then
+		// dead-lettered. The Location is named without its query string, which
+		// may carry a token.
+		return 0, fmt.Errorf("the receiver answered HTTP %d redirecting to %s; redirects are not followed (the signed body would be dropped or sent elsewhere): set the webhook URL to the final address",
+			c, redactedLocation(req.URL, resp.Header.Get("Location")))
 	case c == http.StatusRequestTimeout || c == http.StatusTooEarly || c == http.StatusTooManyRequests || c >= 500:
 		var wait time.Duration
 		if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
@@ -318,6 +331,20 @@ func (s *Sink) post(ctx context.Context, batchID string, payload []byte) (time.D
 	default:
 		return 0, refusedError{c}
 	}
+}
+
+// redactedLocation is a redirect's target, resolved against the request URL,
+// without user info, query string or fragment.
+func redactedLocation(base *url.URL, loc string) string {
+	if loc == "" {
+		return "no Location"
+	}
+	u, err := base.Parse(loc)
+	if err != nil {
+		return "an unparsable Location"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
 }
 
 // deadLetter writes the batch's records, as they were on their topics, to

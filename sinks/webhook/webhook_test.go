@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,5 +285,85 @@ func TestThroughKafkaAndNeverBlocksOtherSinks(t *testing.T) {
 	}
 	if len(seen) != len(evs) || testutil.ToFloat64(m.attempts.WithLabelValues("failed")) < 2 {
 		t.Fatalf("%d distinct events received of %d; failed attempts %v", len(seen), len(evs), testutil.ToFloat64(m.attempts.WithLabelValues("failed")))
+	}
+}
+
+// TestRedirectIsNotFollowedAndDeadLetters: a receiver answering 302, 307 or
+// 308 has not taken the batch. The sink must not follow the redirect (a 302
+// turned the POST into a body-less GET counted as delivered; a 307 re-posted
+// the signed body to the other host): the batch is retried, then
+// dead-lettered, the second host receives nothing, and the error names the
+// Location without its query string.
+func TestRedirectIsNotFollowedAndDeadLetters(t *testing.T) {
+	env := kafkatest.Start(t)
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			var elsewhere atomic.Int64
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				elsewhere.Add(1)
+			}))
+			defer other.Close()
+			var asked atomic.Int64
+			first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				asked.Add(1)
+				http.Redirect(w, r, other.URL+"/moved?token=tok-in-query", status)
+			}))
+			defer first.Close()
+			dlt := env.Kafka.TopicPrefix + "dlt-redirect-" + strconv.Itoa(status)
+			m := NewMetrics(nil)
+			s, err := Open(context.Background(), Config{URL: first.URL, Secret: secret, Kafka: env.Kafka, DeadLetterTopic: dlt,
+				RetryMin: 20 * time.Millisecond, RetryFor: 300 * time.Millisecond, Metrics: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			evs := events("src", 3)
+			if err := s.Write(context.Background(), evs); err != nil {
+				t.Fatalf("a dead-lettered batch is done, not an error: %v", err)
+			}
+			if n := elsewhere.Load(); n != 0 {
+				t.Fatalf("the redirect target received %d requests, want 0", n)
+			}
+			if asked.Load() < 2 {
+				t.Fatalf("%d attempts: a redirect must be retried like a 5xx", asked.Load())
+			}
+			if got := testutil.ToFloat64(m.delivered); got != 0 {
+				t.Fatalf("%v events counted as delivered, want 0", got)
+			}
+			if got := testutil.ToFloat64(m.attempts.WithLabelValues("ok")); got != 0 {
+				t.Fatalf("%v ok attempts, want 0", got)
+			}
+			recs := kafkatest.ReadAll(t, env.Kafka, dlt)
+			if len(recs) != len(evs) || testutil.ToFloat64(m.deadLettered) != float64(len(evs)) {
+				t.Fatalf("%d dead letters (metric %v), want %d", len(recs), testutil.ToFloat64(m.deadLettered), len(evs))
+			}
+			var cause string
+			for _, h := range recs[0].Headers {
+				if h.Key == "usagestream.webhook.error" {
+					cause = string(h.Value)
+				}
+			}
+			if !strings.Contains(cause, "HTTP "+strconv.Itoa(status)) || !strings.Contains(cause, other.URL+"/moved") || strings.Contains(cause, "tok-in-query") {
+				t.Fatalf("dead-letter error %q: want the status and the Location without its query", cause)
+			}
+		})
+	}
+}
+
+// TestRedirectNotFollowedWithCallerClient: a client passed in Config is used
+// without following redirects either, and is not changed.
+func TestRedirectNotFollowedWithCallerClient(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	first := httptest.NewServer(http.RedirectHandler(other.URL, http.StatusTemporaryRedirect))
+	defer first.Close()
+	mine := &http.Client{Timeout: time.Second}
+	s := &Sink{cfg: Config{URL: first.URL, Secret: secret, Client: mine}.WithDefaults(), host: "x"}
+	if _, err := s.post(context.Background(), "b", []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Fatalf("post through a redirect: %v, want an HTTP 307 error", err)
+	}
+	if elsewhere.Load() != 0 || mine.CheckRedirect != nil {
+		t.Fatalf("redirect followed (%d) or the caller's client changed", elsewhere.Load())
 	}
 }
