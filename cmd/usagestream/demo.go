@@ -48,7 +48,7 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 	defer s.Close()
 	section(out, "1. Embedded default")
 	fmt.Fprintf(out, "Kafka broker %s, schema registry %s (127.0.0.1 only, data in %s)\n",
-		strings.Join(s.kc.BrokerList(), ","), s.kc.RegistryURL(), filepath.Join(dir, "embedded"))
+		strings.Join(s.kc.BrokerList(), ","), s.kc.RedactedRegistryURL(), filepath.Join(dir, "embedded"))
 
 	section(out, "2. Sample files")
 	incoming := filepath.Join(dir, "incoming")

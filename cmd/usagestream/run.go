@@ -53,7 +53,7 @@ func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, regi
 		if s.kc.Registry == "" {
 			s.kc.Registry = st.RegistryURL()
 		}
-		g.log.Info("embedded broker and registry started", "brokers", st.BrokerAddrs(), "registry", s.kc.RegistryURL(), "data_dir", dataDir)
+		g.log.Info("embedded broker and registry started", "brokers", st.BrokerAddrs(), "registry", s.kc.RedactedRegistryURL(), "data_dir", dataDir)
 	}
 	if err := ensureTopicsAndSchemas(ctx, s.kc, partitions, replication); err != nil {
 		s.Close()
@@ -111,7 +111,7 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer stop()
 	g.log.Info("usagestream is running; stop with Ctrl-C",
-		"brokers", s.kc.BrokerList(), "registry", s.kc.RegistryURL(), "topic_prefix", s.kc.TopicPrefix)
+		"brokers", s.kc.BrokerList(), "registry", s.kc.RedactedRegistryURL(), "topic_prefix", s.kc.TopicPrefix)
 	// Sinks (issue 8): those whose destination is set run beside the
 	// processors; one that fails stops run with its error.
 	ctx, sinks, err := startSinks(ctx, s.kc, r.sinkFlags, reg, g.log, "", "")

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -67,7 +69,9 @@ func (c Config) BrokerList() []string {
 	return c.Brokers
 }
 
-// RegistryURL is the configured registry, or the embedded default.
+// RegistryURL is the configured registry, or the embedded default. It may
+// carry user info (http://user:password@host): never log it or put it in an
+// error; use RedactedRegistryURL.
 func (c Config) RegistryURL() string {
 	if c.Registry == "" {
 		return DefaultRegistry
@@ -167,15 +171,71 @@ func (c Config) explain(err error) error {
 	return fmt.Errorf("cannot reach Kafka at %s: check --brokers, TLS and SASL settings: %w", strings.Join(c.BrokerList(), ","), err)
 }
 
+// RedactedRegistryURL is RegistryURL without its user info, for logs and
+// errors.
+func (c Config) RedactedRegistryURL() string { return Redact(c.RegistryURL()) }
+
+// registryAuth splits RegistryURL into the URL without user info and the
+// basic-auth credentials: --registry-user/USAGESTREAM_REGISTRY_PASSWORD when
+// set, else the URL's user info. The sr client then never holds the secret
+// in its URL, so no error it makes (url.Error, ResponseError) can show it.
+func (c Config) registryAuth() (base, user, pass string, auth bool) {
+	base = c.RegistryURL()
+	if u, err := url.Parse(base); err == nil && u.User != nil {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+		auth = true
+		u.User = nil
+		base = u.String()
+	} else if err != nil {
+		// Unparsable: strip what looks like user info all the same.
+		base = Redact(base)
+	}
+	if c.RegistryUser != "" {
+		user, pass, auth = c.RegistryUser, c.RegistryPassword, true
+	}
+	return base, user, pass, auth
+}
+
 // NewRegistryClient builds the schema registry client.
 func (c Config) NewRegistryClient() (*sr.Client, error) {
-	opts := []sr.ClientOpt{sr.URLs(c.RegistryURL()), sr.HTTPClient(&http.Client{Timeout: 30 * time.Second})}
-	if c.RegistryUser != "" {
-		opts = append(opts, sr.BasicAuth(c.RegistryUser, c.RegistryPassword))
+	base, user, pass, auth := c.registryAuth()
+	opts := []sr.ClientOpt{sr.URLs(base), sr.HTTPClient(&http.Client{Timeout: 30 * time.Second})}
+	if auth {
+		opts = append(opts, sr.BasicAuth(user, pass))
 	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("configuring the schema registry client for %s: %w", c.RegistryURL(), err)
+		return nil, fmt.Errorf("configuring the schema registry client for %s: %w", base, RedactError(err))
 	}
 	return cl, nil
 }
+
+// userInfo matches the user info of a URL in free text: a scheme, "//",
+// then everything up to the last "@" before the host (Go's url.Parse also
+// takes the last "@", so a password holding a raw "@" is covered).
+var userInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@`)
+
+// Redact removes the user info (user:password@) of every URL in s, for text
+// that goes to logs or errors: a registry URL, an error of a library that
+// quotes the URL it called.
+func Redact(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return userInfo.ReplaceAllString(s, "$1")
+}
+
+// RedactError wraps err so that its message has no URL user info (see
+// Redact); errors.Is and errors.As still see err. Nil stays nil.
+func RedactError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return redacted{err}
+}
+
+type redacted struct{ err error }
+
+func (r redacted) Error() string { return Redact(r.err.Error()) }
+func (r redacted) Unwrap() error { return r.err }

@@ -115,7 +115,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Client, error) 
 	}
 	c := &Client{cfg: cfg, v: v, topic: cfg.Topics.Intervals}
 	if err := serde.NewRegistry(rc).RegisterAll(ctx, serde.Binding{Topic: c.topic, Schema: schemas.MustText(schemas.IntervalRead), Dst: &c.codec}); err != nil {
-		return nil, fmt.Errorf("adapter: %w (registry %s)", err, kc.RegistryURL())
+		return nil, fmt.Errorf("adapter: %w (registry %s)", err, kc.RedactedRegistryURL())
 	}
 	c.cl, err = kc.NewClient(ctx, kgo.MaxBufferedRecords(cfg.MaxBuffered), kgo.ProducerLinger(cfg.Linger))
 	if err != nil {

@@ -142,7 +142,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 		serde.Binding{Topic: cfg.Topics.Files, Schema: schemas.MustText(schemas.FileEvent), Dst: &in.files},
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w (registry %s)", err, kc.RegistryURL())
+		return nil, fmt.Errorf("%w (registry %s)", err, kc.RedactedRegistryURL())
 	}
 	return in, nil
 }
