@@ -43,6 +43,8 @@ type replayCmd struct {
 	DryRun      bool          `name:"dry-run" help:"Show what would be done, and do nothing."`
 	NoRun       bool          `name:"no-run" help:"Only reset offsets and state; the processors redo the work when started again. Default: the replay runs the stages until they reach the input's end as it was at the start, then exits."`
 	Timeout     time.Duration `name:"timeout" default:"2h" help:"Give up when the stages have not caught up by then."`
+	Quarantine  string        `name:"quarantine" placeholder:"STAGE" help:"Instead of a replay: re-feed the records stage STAGE (or sink-NAME, a sink) quarantined, from its quarantine topic <prefix>quarantine-STAGE.v1 back to their source topics, addressed to that stage only; each record is re-fed once (progress in group <prefix>refeed-STAGE). With --dry-run: list them."`
+	Since       string        `name:"since" placeholder:"WHEN" help:"With --quarantine: re-feed only records quarantined since then (RFC 3339, YYYY-MM-DD, or a duration back such as 24h); never one re-fed already."`
 	MetricsAddr string        `name:"metrics-addr" env:"USAGESTREAM_REPLAY_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve the processors' Prometheus metrics on http://HOST:PORT/metrics while the replay runs (127.0.0.1:8090, say); empty: not served."`
 }
 
@@ -91,6 +93,12 @@ func repartition(prefix, topic string) bool {
 }
 
 func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.Writer) error {
+	if c.Quarantine != "" {
+		return c.requeue(ctx, g.Kafka, out) // requeue.go
+	}
+	if c.Since != "" {
+		return errors.New("--since applies to --quarantine; a replay starts --to a time")
+	}
 	if c.Output == "shadow" && c.State != "recompute" {
 		return errors.New("--output shadow always recomputes the state (the shadow starts empty): drop --state")
 	}

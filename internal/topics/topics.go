@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -41,6 +43,8 @@ type Names struct {
 	// IntervalHistory is internal: interval stage -> stage 2, the months of
 	// interval history of a service point for its customer (I5), key customer_id.
 	IntervalHistory string
+
+	prefix string
 }
 
 // NewNames applies prefix to the versioned base names.
@@ -58,7 +62,27 @@ func NewNames(prefix string) Names {
 		Premises:          prefix + "repartition-premises.v1",
 		Memberships:       prefix + "repartition-memberships.v1",
 		IntervalHistory:   prefix + "repartition-interval-history.v1",
+		prefix:            prefix,
 	}
+}
+
+// QuarantineRetention is the retention of quarantine topics: forever
+// (retention.ms -1). A quarantined record is the only copy of an input the
+// stage never applied once its source topic's retention has passed; it must
+// still be there whenever an operator gets to look at it and re-feed it.
+// Quarantine topics stay small (bad records only); an operator deletes them
+// once every record is re-fed or written off.
+const QuarantineRetention = "-1"
+
+// QuarantineSpec is the spec of the quarantine topic of consumer (a stage
+// name, or "sink-" and a sink name).
+func QuarantineSpec(name, consumer string) Spec {
+	who := "stage " + consumer
+	if sink, ok := strings.CutPrefix(consumer, "sink-"); ok {
+		who = "sink " + sink
+	}
+	return Spec{Name: name, Config: map[string]string{"retention.ms": QuarantineRetention, "cleanup.policy": "delete"},
+		Doc: "records " + who + " could not decode, with origin headers (internal/quarantine); kept forever, re-fed with 'usagestream replay --quarantine " + consumer + "'"}
 }
 
 // Spec describes one topic.
@@ -66,7 +90,9 @@ type Spec struct {
 	Name      string
 	Schema    schemas.Name // "" when the values are not Avro (internal JSON)
 	Compacted bool
-	Doc       string
+	// Config holds further topic configs set when the topic is created.
+	Config map[string]string
+	Doc    string
 }
 
 // Specs lists every topic, in the order the README documents them.
@@ -84,6 +110,12 @@ func (n Names) Specs() []Spec {
 		{Name: n.Premises, Doc: "internal: repartition stage 1 -> premise stage (JSON memberships), key premise_id"},
 		{Name: n.Memberships, Doc: "internal: repartition premise stage -> stage 2 (JSON), key customer_id"},
 		{Name: n.IntervalHistory, Doc: "internal: repartition interval stage -> stage 2, months of interval history for I5 (JSON), key customer_id"},
+		// The stages' quarantine topics (the stage names of
+		// processors/pipeline, which this package cannot import).
+		QuarantineSpec(quarantine.StageTopic(n.prefix, "servicepoint"), "servicepoint"),
+		QuarantineSpec(quarantine.StageTopic(n.prefix, "premise"), "premise"),
+		QuarantineSpec(quarantine.StageTopic(n.prefix, "customer"), "customer"),
+		QuarantineSpec(quarantine.StageTopic(n.prefix, "interval"), "interval"),
 	}
 }
 
@@ -92,6 +124,9 @@ func (n Names) Specs() []Spec {
 func Ensure(ctx context.Context, adm *kadm.Client, specs []Spec, partitions int32, replication int16) error {
 	for _, s := range specs {
 		cfg := map[string]*string{}
+		for k, v := range s.Config {
+			cfg[k] = kadm.StringPtr(v)
+		}
 		if s.Compacted {
 			cfg["cleanup.policy"] = kadm.StringPtr("compact")
 		}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
@@ -68,7 +67,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 					return st, err
 				}
 				if r.ServicePointID != string(in.Record.Key) {
-					return st, fmt.Errorf("interval read keyed %q is for service point %q: the interval topic must be keyed by service_point_id", in.Record.Key, r.ServicePointID)
+					return st, errKeyMismatch("interval read", "service_point_id", "the interval topic")
 				}
 				src.File, src.Line = o.Name, r.Line
 				ip.Utility = o.Utility
@@ -80,7 +79,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 					return st, err
 				}
 				if d.Row.ServicePointID != string(in.Record.Key) {
-					return st, fmt.Errorf("record keyed %q carries service point %q: the billing topic must be keyed by service_point_id", in.Record.Key, d.Row.ServicePointID)
+					return st, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 				}
 				src.File, src.Line = d.Source.File, d.Line
 				ip.Utility = d.Source.Utility

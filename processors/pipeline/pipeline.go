@@ -30,6 +30,7 @@ import (
 	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
@@ -110,6 +111,20 @@ func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, stages ...string) er
 	return nil
 }
 
+// StageNames are the names of the stages Stages returns, in the same order,
+// for tools that need them without a registry connection (replay
+// --quarantine validates its argument with them).
+func StageNames() []string {
+	return []string{StageServicePoint, StagePremise, StageCustomer, StageInterval}
+}
+
+// errKeyMismatch is the poison error of a record whose key is not the field
+// its topic is keyed by. Neither value is named: the error goes to logs, and
+// both are in the quarantined record.
+func errKeyMismatch(what, field, topic string) error {
+	return quarantine.Poison(fmt.Errorf("%s whose record key is not its %s: %s must be keyed by %s (fix the producer)", what, field, topic, field))
+}
+
 // membership is the stage 1 -> premise stage record: a membership and the
 // utility it belongs to (every event carries the utility code).
 type membership struct {
@@ -169,7 +184,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				return runtime.Step[*rules.ServicePoint]{}, err
 			}
 			if d.Row.ServicePointID != string(in.Record.Key) {
-				return runtime.Step[*rules.ServicePoint]{}, fmt.Errorf("record keyed %q carries service point %q: the billing topic must be keyed by service_point_id", in.Record.Key, d.Row.ServicePointID)
+				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 			}
 			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset, File: d.Source.File, Line: d.Line}
 			out := sp.Apply(p.policy, &d.Row, src)
@@ -220,10 +235,10 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 		Process: func(s *rules.Site, in runtime.Input) (runtime.Step[*rules.Site], error) {
 			var m membership
 			if err := json.Unmarshal(in.Record.Value, &m); err != nil {
-				return runtime.Step[*rules.Site]{}, fmt.Errorf("decoding a membership: %w", err)
+				return runtime.Step[*rules.Site]{}, quarantine.Poison(fmt.Errorf("decoding a membership (JSON) from %s: %w", in.Record.Topic, err))
 			}
 			if m.Membership.PremiseID != string(in.Record.Key) {
-				return runtime.Step[*rules.Site]{}, fmt.Errorf("membership keyed %q is for premise %q", in.Record.Key, m.Membership.PremiseID)
+				return runtime.Step[*rules.Site]{}, errKeyMismatch("membership", "premise_id", in.Record.Topic)
 			}
 			var outs []runtime.Out
 			for _, ci := range s.Apply(p.policy, m.Membership) {
@@ -260,10 +275,10 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			case p.topics.IntervalHistory:
 				var h intervalHistory
 				if err := json.Unmarshal(in.Record.Value, &h); err != nil {
-					return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding an interval history: %w", err)
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding an interval history (JSON) from %s: %w", in.Record.Topic, err))
 				}
 				if h.History.CustomerID != string(in.Record.Key) {
-					return runtime.Step[*rules.Customer]{}, fmt.Errorf("interval history keyed %q is for customer %q", in.Record.Key, h.History.CustomerID)
+					return runtime.Step[*rules.Customer]{}, errKeyMismatch("interval history", "customer_id", in.Record.Topic)
 				}
 				if c.ID == "" {
 					c.ID = h.History.CustomerID
@@ -273,10 +288,10 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			default:
 				var ci customerInput
 				if err := json.Unmarshal(in.Record.Value, &ci); err != nil {
-					return runtime.Step[*rules.Customer]{}, fmt.Errorf("decoding a stage 2 input: %w", err)
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding a stage 2 input (JSON) from %s: %w", in.Record.Topic, err))
 				}
 				if ci.Input.CustomerID != string(in.Record.Key) {
-					return runtime.Step[*rules.Customer]{}, fmt.Errorf("stage 2 input keyed %q is for customer %q", in.Record.Key, ci.Input.CustomerID)
+					return runtime.Step[*rules.Customer]{}, errKeyMismatch("stage 2 input", "customer_id", in.Record.Topic)
 				}
 				utility = ci.Utility
 				changed = c.Receive(p.policy, ci.Input, ci.Input.Cause)

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/topics"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	// Changelog is the store's compacted changelog topic; it must have as
 	// many partitions as the inputs. Default: <topic prefix>changelog-<name>.v1.
 	Changelog string
+	// Quarantine is the topic records the stage cannot decode go to, with
+	// their origin headers (internal/quarantine). Default:
+	// <topic prefix>quarantine-<name>.v1.
+	Quarantine string
 	// DataDir holds the Pebble store and the instance id of this instance.
 	DataDir string
 	// MaxPollRecords bounds one transaction. Default 5000.
@@ -67,6 +72,9 @@ func (c *Config) defaults(name string) {
 	}
 	if c.Changelog == "" {
 		c.Changelog = ChangelogTopic(c.Kafka.TopicPrefix, name)
+	}
+	if c.Quarantine == "" {
+		c.Quarantine = quarantine.StageTopic(c.Kafka.TopicPrefix, name)
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 5000
@@ -170,6 +178,13 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		store.Close()
 		return nil, err
 	}
+	// The quarantine topic is an output like any other, but one a stage run
+	// by 'process' against an existing cluster must not find missing the
+	// first time a bad record arrives (the transaction would fail).
+	if err := in.ensureQuarantine(context.Background()); err != nil {
+		store.Close()
+		return nil, err
+	}
 	opts, err := cfg.Kafka.Opts()
 	if err != nil {
 		store.Close()
@@ -208,6 +223,12 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 // Close leaves the group and closes the store.
 func (in *Instance) Close() {
 	in.sess.Close()
+	// A closed instance owns nothing: a query API still holding it until its
+	// successor is attached answers "not owned" instead of reading a closed
+	// store.
+	in.mu.Lock()
+	clear(in.owned)
+	in.mu.Unlock()
 	in.store.Close()
 }
 
@@ -339,6 +360,36 @@ func (in *Instance) ensureChangelog(ctx context.Context) error {
 	return topics.WaitVisible(ctx, adm, in.cfg.Changelog)
 }
 
+// ensureQuarantine creates the stage's quarantine topic when it is missing,
+// with the inputs' partition count (any count works: records go by key) and
+// the quarantine retention (topics.QuarantineSpec).
+func (in *Instance) ensureQuarantine(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, err := in.cfg.Kafka.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx, in.cfg.Quarantine, in.st.inputs()[0])
+	if err != nil {
+		return fmt.Errorf("describing the quarantine topic %s: %w", in.cfg.Quarantine, err)
+	}
+	if td, ok := tds[in.cfg.Quarantine]; ok && td.Err == nil {
+		return nil
+	}
+	parts := int32(1)
+	if td, ok := tds[in.st.inputs()[0]]; ok && td.Err == nil && len(td.Partitions) > 0 {
+		parts = int32(len(td.Partitions))
+	}
+	spec := topics.QuarantineSpec(in.cfg.Quarantine, in.name)
+	if err := topics.Ensure(ctx, adm, []topics.Spec{spec}, parts, -1); err != nil {
+		return fmt.Errorf("the quarantine topic of stage %s: %w", in.name, err)
+	}
+	return nil
+}
+
 // Run consumes until ctx ends.
 func (in *Instance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -461,10 +512,21 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 		pc := t.part(p)
 		for _, r := range fp.Records {
 			in.m.recordsIn.WithLabelValues(in.name, r.Topic).Inc()
-			rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+			if quarantine.SkipFor(in.name, r.Headers) {
+				// A re-feed addressed to another consumer of this topic: this
+				// stage processed the original already.
+				in.m.skipped.WithLabelValues(in.name, r.Topic).Inc()
+				pc.inOffset[r.Topic] = r.Offset + 1
+				continue
+			}
+			rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers}
 			if err := in.apply(ctx, t, pc, p, r.Key, Input{Record: rec}, outPromise); err != nil {
-				procErr = err
-				return
+				var pe poisonRecord
+				if !errors.As(err, &pe) {
+					procErr = err
+					return
+				}
+				in.quarantine(ctx, r, pe.err, outPromise)
 			}
 			pc.inOffset[r.Topic] = r.Offset + 1
 		}
@@ -581,6 +643,11 @@ func (in *Instance) apply(ctx context.Context, t *txn, pc *partCache, p int32, k
 		state = in.st.newState()
 	}
 	res, err := in.st.process(state, input)
+	if err != nil && input.Timer == nil && quarantine.IsPoison(err) {
+		// Nothing of this step is applied: the processor returns a poison
+		// error before it changes the state (see Processor.Process).
+		return poisonRecord{err}
+	}
 	if err != nil {
 		where := fmt.Sprintf("%s[%d]@%d", input.Record.Topic, p, input.Record.Offset)
 		if input.Timer != nil {
@@ -623,6 +690,25 @@ func (in *Instance) apply(ctx context.Context, t *txn, pc *partCache, p int32, k
 		}
 	}
 	return nil
+}
+
+// poisonRecord is what apply returns for an input record the processor
+// found poison: the caller quarantines it instead of failing.
+type poisonRecord struct{ err error }
+
+func (p poisonRecord) Error() string { return p.err.Error() }
+
+// quarantine produces r to the stage's quarantine topic inside the open
+// transaction, so it is committed together with r's input offset: exactly
+// once, whatever crashes or rebalances happen.
+func (in *Instance) quarantine(ctx context.Context, r *kgo.Record, cause error, promise func(*kgo.Record, error)) {
+	src := quarantine.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaID: quarantine.SchemaID(r.Value)}
+	in.sess.Produce(ctx, quarantine.Record(in.cfg.Quarantine, r, src, in.name, cause), promise)
+	in.m.quarantined.WithLabelValues(in.name, r.Topic).Inc()
+	// Never the key or the value: they may hold personal data.
+	in.log.Warn("record quarantined: it cannot be processed; the stage goes on without it (re-feed it with 'usagestream replay --quarantine "+in.name+"' once fixed)",
+		"stage", in.name, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+		"schema_id", src.SchemaID, "quarantine_topic", in.cfg.Quarantine, "err", cause)
 }
 
 // load returns key's cache entry, reading it from Pebble the first time.

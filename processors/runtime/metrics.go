@@ -17,6 +17,9 @@ type Metrics struct {
 	restored         *prometheus.CounterVec
 	storeBytes       *prometheus.GaugeVec
 	timersFired      *prometheus.CounterVec
+	quarantined      *prometheus.CounterVec
+	skipped          *prometheus.CounterVec
+	restarts         *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not exported).
@@ -57,10 +60,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		timersFired: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_processor_timers_fired_total", Help: "Timers fired.",
 		}, []string{"processor", "kind"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_processor_records_quarantined_total", Help: "Input records that could not be decoded (poison) and went to the stage's quarantine topic instead of failing the stage (committed or not).",
+		}, []string{"processor", "topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_processor_records_skipped_total", Help: "Input records skipped because they are re-fed from a quarantine to another consumer (committed or not).",
+		}, []string{"processor", "topic"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_processor_restarts_total", Help: "Times a processor stopped on an error and was started again (run, process).",
+		}, []string{"processor"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.recordsIn, m.recordsOut, m.processSeconds, m.commitSeconds, m.commits, m.aborts,
-			m.lag, m.restoreRemaining, m.restored, m.storeBytes, m.timersFired)
+			m.lag, m.restoreRemaining, m.restored, m.storeBytes, m.timersFired, m.quarantined, m.skipped, m.restarts)
 	}
 	return m
 }
+
+// Restarted counts a restart of processor (its supervisor restarts it after
+// a failure).
+func (m *Metrics) Restarted(processor string) { m.restarts.WithLabelValues(processor).Inc() }

@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Record is one input record.
@@ -41,6 +43,9 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Timestamp time.Time
+	// Headers are the record's Kafka headers, as read: a quarantined record
+	// keeps them, and a re-fed one is addressed by one of them.
+	Headers []kgo.RecordHeader
 }
 
 // Out is one output record. Its partition follows from its key (Kafka's
@@ -111,6 +116,13 @@ type Processor[S any] struct {
 	Marshal   func(S) ([]byte, error)
 	Unmarshal func([]byte) (S, error)
 	// Process must be deterministic and do no I/O.
+	//
+	// An error marked with quarantine.Poison says the input record itself is
+	// bad (it cannot be decoded, or breaks its topic's contract): the runtime
+	// then writes the record to the stage's quarantine topic and goes on, so
+	// Process must return such an error before it changes the state it was
+	// given (the state may be a pointer the runtime keeps in its cache). Any
+	// other error stops the instance with nothing committed.
 	Process func(state S, in Input) (Step[S], error)
 }
 
