@@ -32,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/producers/interval/readrules"
 )
 
 // Path is where the endpoint is mounted.
@@ -51,8 +52,26 @@ type Config struct {
 	// Token, when set, must come as "Authorization: Bearer <token>".
 	Token        string
 	MaxBodyBytes int64 // 0 = DefaultMaxBodyBytes
-	Logger       *slog.Logger
+	// MaxLines bounds the reads of one request (0 = DefaultMaxLines); a body
+	// with more publishes nothing (413).
+	MaxLines int
+	// MaxErrors is how many not-accepted lines carry their errors in the
+	// answer (0 = DefaultMaxErrors); Counts still counts every reason.
+	MaxErrors int
+	// MaxConcurrent requests are served at once (0 = DefaultMaxConcurrent);
+	// more are answered 503 with Retry-After at once.
+	MaxConcurrent int
+	// Dates is the plausible date window (readrules; zero: the default).
+	Dates  readrules.Window
+	Logger *slog.Logger
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxLines      = 50_000
+	DefaultMaxErrors     = 100
+	DefaultMaxConcurrent = 4
+)
 
 // Response is the body of every answer to a POST.
 type Response struct {
@@ -61,7 +80,11 @@ type Response struct {
 	Rejected int      `json:"rejected"` // wrong: fix and send again
 	Failed   int      `json:"failed"`   // not delivered: send again as they are
 	Results  []Result `json:"results"`  // one per read, in body order
-	Error    string   `json:"error,omitempty"`
+	// Counts is the number of times each reason code occurred, over every
+	// line (only the first MaxErrors not-accepted lines list their errors).
+	Counts        map[string]int `json:"counts,omitempty"`
+	ErrorsOmitted int            `json:"errors_omitted,omitempty"` // not-accepted lines listed without their errors
+	Error         string         `json:"error,omitempty"`
 }
 
 // Result is the outcome of one line.
@@ -95,15 +118,25 @@ func Handler(s Sender, cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxLines <= 0 {
+		cfg.MaxLines = DefaultMaxLines
+	}
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = DefaultMaxErrors
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{s: s, cfg: cfg}
+	return &handler{s: s, cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 type handler struct {
-	s   Sender
-	cfg Config
+	s     Sender
+	cfg   Config
+	slots chan struct{} // one per request being served
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -120,6 +153,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+	// Refused before a byte of the body is read: a client announcing too
+	// much cannot hold the connection by sending it slowly.
+	if req.ContentLength > h.cfg.MaxBodyBytes {
+		reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("the body is over %d bytes; nothing was published: send it in smaller parts", h.cfg.MaxBodyBytes)})
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		reply(w, http.StatusServiceUnavailable, Response{Error: fmt.Sprintf("%d requests are being served, the most at once; nothing was published: retry after a second", h.cfg.MaxConcurrent)})
+		return
+	}
 	// The whole body is read before anything is sent, so a body over the
 	// limit publishes nothing: the sender splits it and sends every part.
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.cfg.MaxBodyBytes))
@@ -132,7 +179,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		reply(w, http.StatusBadRequest, Response{Error: fmt.Sprintf("reading the body: %v; nothing was published", err)})
 		return
 	}
-	resp, reads, idx := Parse(body)
+	if n := countLines(body); n > h.cfg.MaxLines {
+		reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("the body holds %d reads, over the limit of %d; nothing was published: send it in smaller parts", n, h.cfg.MaxLines)})
+		return
+	}
+	resp, reads, idx := Parse(body, h.cfg.Dates.Bounds())
+	resp.Counts = map[string]int{}
+	for _, r := range resp.Results {
+		for _, f := range r.Errors {
+			resp.Counts[f.Code]++
+		}
+	}
 	if len(reads) > 0 {
 		errs := h.s.SendBatch(req.Context(), reads)
 		for k, err := range errs {
@@ -149,6 +206,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				r.Status, r.Errors = "failed", []LineFail{{Code: "NOT_DELIVERED", Message: err.Error()}}
 				resp.Failed++
 			}
+			for _, f := range r.Errors {
+				resp.Counts[f.Code]++
+			}
+		}
+	}
+	// Only the first MaxErrors not-accepted lines keep their errors: five
+	// reasons on each of 50,000 lines would be a response of hundreds of MB.
+	listed := 0
+	for i := range resp.Results {
+		if r := &resp.Results[i]; r.Status != "accepted" {
+			if listed >= h.cfg.MaxErrors {
+				r.Errors = nil
+				resp.ErrorsOmitted++
+			}
+			listed++
 		}
 	}
 	status := http.StatusOK
@@ -163,7 +235,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // Parse reads an NDJSON body into reads and a Response whose Results hold a
 // rejected result for every line that is not a read; idx[k] is the index in
 // Results of reads[k]. Lines are numbered from 1; blank lines are skipped.
-func Parse(body []byte) (Response, []interval.Read, []int) {
+func Parse(body []byte, bounds readrules.Bounds) (Response, []interval.Read, []int) {
 	var (
 		resp  Response
 		reads []interval.Read
@@ -179,7 +251,7 @@ func Parse(body []byte) (Response, []interval.Read, []int) {
 			continue
 		}
 		resp.Lines++
-		rd, fs := parseLine(text)
+		rd, fs := parseLine(text, bounds)
 		rd.Line = int64(n)
 		resp.Results = append(resp.Results, Result{Line: n, Status: "rejected", Errors: fs})
 		if fs != nil {
@@ -192,7 +264,7 @@ func Parse(body []byte) (Response, []interval.Read, []int) {
 	return resp, reads, idx
 }
 
-func parseLine(text []byte) (interval.Read, []LineFail) {
+func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail) {
 	var (
 		l  line
 		rd interval.Read
@@ -248,7 +320,12 @@ func parseLine(text []byte) (interval.Read, []LineFail) {
 	default:
 		return rd, []LineFail{{Field: "is_estimate", Code: billing.CodeBadEstimate, Message: fmt.Sprintf("is_estimate %q must be A, E or U (or absent for E)", clip(l.IsEstimate))}}
 	}
-	return rd, nil
+	// The rules every way in shares (producers/interval/readrules); JSON
+	// decoding turned bytes that are not UTF-8 into U+FFFD, which they refuse.
+	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: rd.ServicePointID, Channel: rd.Channel, Date: rd.LocalDate, HasDate: true}, bounds) {
+		fs = append(fs, LineFail{Field: vi.Field, Code: vi.Code, Message: vi.Message})
+	}
+	return rd, fs
 }
 
 func fails(rs []billing.Reason) []LineFail {
@@ -259,13 +336,52 @@ func fails(rs []billing.Reason) []LineFail {
 	return out
 }
 
-func reply(w http.ResponseWriter, status int, resp Response) {
-	if resp.Results == nil {
-		resp.Results = []Result{}
+// countLines counts the non-blank lines of body without parsing them.
+func countLines(body []byte) int {
+	n := 0
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
 	}
+	return n
+}
+
+// reply streams resp: the results are encoded one at a time through a small
+// buffer, never the whole answer at once.
+func reply(w http.ResponseWriter, status int, resp Response) {
+	results := resp.Results
+	resp.Results = nil
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(resp)
+	head, err := json.Marshal(resp)
+	if err != nil {
+		return
+	}
+	bw := bufio.NewWriterSize(w, 16<<10)
+	defer bw.Flush()
+	// head ends with "results":null} (or more fields after it); put the
+	// streamed array in its place.
+	const null = `"results":null`
+	i := bytes.Index(head, []byte(null))
+	_, _ = bw.Write(head[:i])
+	_, _ = bw.WriteString(`"results":[`)
+	for k := range results {
+		if k > 0 {
+			_ = bw.WriteByte(',')
+		}
+		b, _ := json.Marshal(&results[k])
+		_, _ = bw.Write(b)
+	}
+	_ = bw.WriteByte(']')
+	_, _ = bw.Write(head[i+len(null):])
+	_ = bw.WriteByte('\n')
 }
 
 func clip(s string) string {

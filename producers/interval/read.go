@@ -15,6 +15,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/interval/readrules"
 )
 
 // Reject codes that only interval data has; the others (FIELD_COUNT,
@@ -102,6 +103,9 @@ func endMillis(d dates.Date, localMin, offsetMin int) int64 {
 type Check struct {
 	Units        []string // nil = DefaultUnits; compared case-insensitively
 	ServiceTypes []string // nil = billing.DefaultServiceTypes
+	// Dates is the plausible date window (readrules.Window; zero: 1990-01-01
+	// .. today + 366 days).
+	Dates readrules.Window
 }
 
 // checker is a Check made ready for the hot path: canonical upper-case
@@ -110,10 +114,11 @@ type Check struct {
 type checker struct {
 	units        []string
 	serviceTypes []string
+	dates        readrules.Window
 }
 
 func (c Check) compile() (checker, error) {
-	var k checker
+	k := checker{dates: c.Dates}
 	units := c.Units
 	if units == nil {
 		units = DefaultUnits
@@ -206,6 +211,9 @@ func (v *Validator) Validate(r *Read) []billing.Reason {
 	}
 	if r.Value != r.Value || r.Value > maxValue || r.Value < -maxValue {
 		add("usage_value", billing.CodeOutOfRange, RuleColumns, "usage_value is not a number within ±%d", maxValue)
+	}
+	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: r.ServicePointID, Channel: r.Channel, Date: r.LocalDate, HasDate: true}, v.k.dates.Bounds()) {
+		add(vi.Field, vi.Code, RuleColumns, "%s", vi.Message)
 	}
 	if len(rs) == 0 {
 		r.EndMillis = endMillis(r.LocalDate, int(r.LocalTime), int(r.OffsetMinutes))

@@ -15,6 +15,7 @@ import (
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/fileopen"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/interval/readrules"
 )
 
 // Columns is the canonical column order of an interval file (data contract 3).
@@ -66,6 +67,7 @@ type Reader struct {
 	minutes  int
 	warnings []string
 	k        checker
+	bounds   readrules.Bounds
 	loc      *time.Location
 	zone     map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
 	maxLine  int
@@ -106,6 +108,7 @@ func newReader(base string, opts Options) (*Reader, error) {
 		return nil, r.fileErr(0, "", err)
 	}
 	r.k = k
+	r.bounds = k.dates.Bounds() // fixed per file: a file is read in minutes
 	name, nameErr := billing.ParseFileName(base)
 	r.name = name
 	switch {
@@ -333,6 +336,13 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 			rd.Value, _ = r.number(v)
 		case cDate:
 			d, err := dates.Parse(v)
+			if err != nil && len(v) == 8 && strings.HasPrefix(v, "0000") {
+				// Year 0000 is no calendar date here but it is before any
+				// window too: reject it as the other ways in do.
+				vi := readrules.DateViolation(v, r.bounds)
+				r.add(col, vi.Code, RuleColumns, vi.Message)
+				continue
+			}
 			if err != nil {
 				r.add(col, billing.CodeBadDate, RuleColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
 				continue
@@ -376,6 +386,16 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 		case cChannel:
 			rd.Channel = v
 		}
+	}
+	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: rd.ServicePointID, Channel: rd.Channel, Date: rd.LocalDate, HasDate: dateOK}, r.bounds) {
+		col := cServicePoint
+		switch vi.Field {
+		case readrules.FieldChannel:
+			col = cChannel
+		case readrules.FieldDate:
+			col = cDate
+		}
+		r.add(col, vi.Code, RuleColumns, vi.Message)
 	}
 	if !dateOK || !timeOK {
 		return
