@@ -43,7 +43,7 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	errs := c.SendBatch(ctx, []interval.Read{read("SP2", 15, 1), {ServicePointID: "SP2", Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
+	errs := c.SendBatch(ctx, []interval.Read{read("SP2", 15, 1), {ServicePointID: "SP2", LocalDate: dates.MustParse("20240601"), Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
 	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &re) || len(re.Reasons) != 2 || re.Reasons[0].Field != "minutes" || re.Reasons[1].Field != "units" {
 		t.Fatalf("batch errors: %v", errs)
 	}

@@ -2,8 +2,8 @@ package httpin
 
 import (
 	"bufio"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,7 +25,7 @@ type countingWriter struct {
 	body         strings.Builder
 }
 
-func (c *countingWriter) Header() http.Header { return c.hdr }
+func (c *countingWriter) Header() http.Header  { return c.hdr }
 func (c *countingWriter) WriteHeader(code int) { c.code = code }
 func (c *countingWriter) Write(b []byte) (int, error) {
 	c.writes++

@@ -341,7 +341,7 @@ func TestValidator(t *testing.T) {
 	for _, r := range rs {
 		fields = append(fields, r.Field+":"+r.Code)
 	}
-	if got := strings.Join(fields, " "); got != "service_point_id:REQUIRED minutes:BAD_LENGTH UTC_offset:BAD_OFFSET units:BAD_UNITS is_estimate:BAD_ESTIMATE" {
+	if got := strings.Join(fields, " "); got != "service_point_id:REQUIRED minutes:BAD_LENGTH UTC_offset:BAD_OFFSET units:BAD_UNITS is_estimate:BAD_ESTIMATE date:DATE_OUT_OF_RANGE" {
 		t.Fatalf("reasons %s", got)
 	}
 }
