@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
@@ -183,8 +184,10 @@ func (c *replayCmd) requeue(ctx context.Context, kc kafkaconf.Config, out io.Wri
 // consumer's, so two re-feeds of one quarantine at once fence each other.
 func produceRefeed(ctx context.Context, kc kafkaconf.Config, consumer, group, topic string, items []refeedItem, to map[int32]int64) error {
 	txid := kc.TopicPrefix + "usagestream-refeed-" + consumer
+	// Kafka 3.9's request versions: the offset commit below is hand-built,
+	// and TxnOffsetCommit from v6 names topics by id, not by name.
 	cl, err := kc.NewClient(ctx, kgo.TransactionalID(txid), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.TransactionTimeout(time.Minute))
+		kgo.TransactionTimeout(time.Minute), kgo.MaxVersions(kversion.V3_9_0()))
 	if err != nil {
 		return err
 	}
