@@ -238,7 +238,7 @@ func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 func TestWatchFolderIngestsAndMovesFiles(t *testing.T) {
 	env := kafkatest.Start(t)
 	drop := t.TempDir()
-	cmd := exec.Command(binary, append([]string{"ingest", "--watch", drop, "--poll", "100ms"}, connFlags(env.Kafka)...)...)
+	cmd := exec.Command(binary, append([]string{"ingest", "--watch", drop, "--poll", "100ms", "--settle", "300ms"}, connFlags(env.Kafka)...)...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Start(); err != nil {

@@ -39,7 +39,13 @@ type ingestCmd struct {
 	KeepPersonal bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
 	ChunkRows    int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
 	Progress     string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
-	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans, and how long a file must stay unchanged to count as complete."`
+	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
+	Settle       time.Duration `name:"settle" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
+	Ready        string        `name:"ready" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
+	MarkerSuffix string        `name:"marker-suffix" default:".done" help:"With --ready marker: the marker file's suffix."`
+	Ignore       []string      `name:"ignore" placeholder:"PATTERN" help:"With --watch: names never taken (shell patterns, case-insensitive), such as upload temporaries; default .*, *.tmp, *.part, *.partial, *.filepart."`
+	DoneDir      string        `name:"done-dir" help:"With --watch: where ingested files go (a real directory on the drop folder's file system; default DIR/done)."`
+	FailedDir    string        `name:"failed-dir" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
 	MetricsAddr  string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
 
 	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`
@@ -119,7 +125,8 @@ func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) 
 			return watch.Failed, res.Err.Error()
 		}
 		return watch.Done, ""
-	}, watch.Options{Poll: c.Poll, Settle: c.Poll, Logger: g.log})
+	}, watch.Options{Poll: c.Poll, Settle: c.Settle, Ready: watch.Ready(c.Ready), MarkerSuffix: c.MarkerSuffix,
+		Ignore: c.Ignore, DoneDir: c.DoneDir, FailedDir: c.FailedDir, Logger: g.log})
 }
 
 func exitStatus(results []ingest.Result) error {
@@ -152,10 +159,12 @@ func printSummary(w io.Writer, results []ingest.Result) {
 			rate = fmt.Sprintf(", %.0f rows/s", float64(r.Read-r.ResumedFrom)/r.Elapsed.Seconds())
 		}
 		if r.Status == ingest.Skipped {
-			fmt.Fprintf(w, "%s: skipped: %s\n", r.File, r.Note)
+			fmt.Fprintf(w, "%s: skipped: %s\n", watch.DisplayName(r.File), watch.OneLine(r.Note))
 			continue
 		}
-		fmt.Fprintf(w, "%s: %s (%s layout, %s%s)\n", r.File, r.Status, r.Layout, r.Elapsed.Round(time.Millisecond), rate)
+		// Names are quoted when they hold control characters: a file name
+		// must not be able to send escape sequences to the terminal.
+		fmt.Fprintf(w, "%s: %s (%s layout, %s%s)\n", watch.DisplayName(r.File), r.Status, r.Layout, r.Elapsed.Round(time.Millisecond), rate)
 		fmt.Fprintf(w, "  rows read %d = published %d + rejected %d\n", r.Read, r.Published, r.Rejected)
 		if r.ResumedFrom > 0 {
 			fmt.Fprintf(w, "  resumed after line %d, committed by an earlier run\n", r.ResumedFrom-1)
@@ -164,7 +173,7 @@ func printSummary(w io.Writer, results []ingest.Result) {
 			fmt.Fprintf(w, "  rejected by reason: %s\n", formatCounts(r.ByCode))
 		}
 		if r.Err != nil {
-			fmt.Fprintf(w, "  error: %v\n", r.Err)
+			fmt.Fprintf(w, "  error: %s\n", watch.OneLine(r.Err.Error()))
 		}
 	}
 	if len(results) > 1 {
