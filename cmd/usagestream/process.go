@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/usagestream/usagestream/internal/httpserve"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/queryapi"
 	"github.com/usagestream/usagestream/processors/pipeline"
@@ -122,7 +123,9 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 		return nil, fmt.Errorf("listening on --http-addr %s (in use? choose another): %w", addr, err)
 	}
 	mountAPI(mux, api, ln.Addr().String())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	limits := httpserve.Defaults()
+	ln = httpserve.Limit(ln, limits)
+	srv := httpserve.Server(mux, limits)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)

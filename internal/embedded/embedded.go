@@ -25,6 +25,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/usagestream/usagestream/internal/httpserve"
 )
 
 // Config says where the embedded stack lives.
@@ -68,13 +70,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the embedded schema registry cannot listen on 127.0.0.1:%d (is another 'usagestream run' running? choose --registry-port): %w", cfg.RegistryPort, err)
 	}
+	limits := httpserve.Defaults()
+	ln = httpserve.Limit(ln, limits)
 	s.ln = ln
 	s.registry = srfake.NewRegistry()
 	if err := s.restoreSchemas(); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	s.server = &http.Server{Handler: s.persisting(s.registry.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	s.server = httpserve.Server(s.persisting(s.registry.Handler()), limits)
 	go func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("embedded schema registry stopped", "err", err)
