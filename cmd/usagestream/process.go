@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/usagestream/usagestream/internal/httpserve"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
@@ -66,7 +65,10 @@ func newMetricsRegistry() *prometheus.Registry {
 	return reg
 }
 
-// runProcessors runs every stage of the pipeline until ctx ends.
+// runProcessors runs every stage of the pipeline until ctx ends. Each stage
+// is supervised (runtime.Supervise): one that fails is started again after
+// a back-off, saying why, while the others, the HTTP servers and the
+// embedded broker and registry of run go on.
 func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg prometheus.Registerer, ready *atomic.Bool, log *slog.Logger) error {
 	policy, err := f.policy()
 	if err != nil {
@@ -77,22 +79,31 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 		return err
 	}
 	m := runtime.NewMetrics(reg)
-	eg, ectx := errgroup.WithContext(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	var waits []func()
+	// Stopped before returning, a start error included: every stage
+	// started is stopped and closed before run closes the broker.
+	defer func() {
+		cancel()
+		for _, w := range waits {
+			w()
+		}
+	}()
 	var names []string
 	for _, st := range p.Stages() {
 		names = append(names, runtime.StageName(st))
-		// An instance of its own (not runtime.Run) so the query API can read its state.
-		in, err := runtime.NewInstance(runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}, st)
+		cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}
+		// The query API reads each instance's state, the restarted ones too.
+		wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) { f.attach(ctx, in) }})
 		if err != nil {
 			return err
 		}
-		defer in.Close()
-		f.attach(ctx, in)
-		eg.Go(func() error { return in.Run(ectx) })
+		waits = append(waits, wait)
 	}
 	ready.Store(true)
 	log.Info("processors running", "stages", names, "state_dir", f.StateDir)
-	return eg.Wait()
+	<-ctx.Done()
+	return nil
 }
 
 // serveMetrics serves the metrics (and health, ready at once) of a command

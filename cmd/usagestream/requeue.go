@@ -49,6 +49,7 @@ type refeedItem struct {
 	from *kgo.Record // on the quarantine topic
 	to   *kgo.Record // to the source topic, nil when from is no usagestream quarantine record
 	q    quarantine.Quarantined
+	dup  bool // the same source record as an earlier item
 	err  error // why from cannot be re-fed
 }
 
@@ -134,9 +135,16 @@ func (c *replayCmd) requeue(ctx context.Context, kc kafkaconf.Config, out io.Wri
 			return fmt.Errorf("reading the quarantine topic %s: %w", topic, err)
 		}
 	}
-	fmt.Fprintf(out, "Quarantine %s of %s: %d records to re-feed (re-feed progress in group %s)\n", topic, consumer, len(items), group)
+	dups := dropDuplicates(items)
+	fmt.Fprintf(out, "Quarantine %s of %s: %d records to re-feed (re-feed progress in group %s)\n", topic, consumer, len(items)-dups, group)
+	if dups > 0 {
+		fmt.Fprintf(out, "  %d records quarantined twice (a sink restarted before committing its offsets) are re-fed once\n", dups)
+	}
 	bad := 0
 	for _, it := range items {
+		if it.dup {
+			continue
+		}
 		if it.err != nil {
 			bad++
 			fmt.Fprintf(out, "  %s[%d]@%d: cannot be re-fed: %v\n", topic, it.from.Partition, it.from.Offset, it.err)
@@ -160,7 +168,7 @@ func (c *replayCmd) requeue(ctx context.Context, kc kafkaconf.Config, out io.Wri
 	}
 	per := map[string]int{}
 	for _, it := range items {
-		if it.to != nil {
+		if it.to != nil && !it.dup {
 			per[it.to.Topic]++
 		}
 	}
@@ -176,6 +184,34 @@ func (c *replayCmd) requeue(ctx context.Context, kc kafkaconf.Config, out io.Wri
 		fmt.Fprintf(out, "%d records could not be re-fed (listed above; they stay on %s)\n", bad, topic)
 	}
 	return nil
+}
+
+// dropDuplicates marks the items whose source record an earlier item
+// already names, and counts them. A sink produces its quarantine records
+// before it commits its offsets, so a sink that stops between the two
+// quarantines the record again when it restarts; the stages quarantine in
+// their transaction and never do.
+func dropDuplicates(items []refeedItem) int {
+	type pos struct {
+		topic     string
+		partition int32
+		offset    int64
+	}
+	seen := map[pos]bool{}
+	n := 0
+	for i := range items {
+		it := &items[i]
+		if it.to == nil {
+			continue
+		}
+		k := pos{it.q.Source.Topic, it.q.Source.Partition, it.q.Source.Offset}
+		if seen[k] {
+			it.dup = true
+			n++
+		}
+		seen[k] = true
+	}
+	return n
 }
 
 // produceRefeed produces the re-fed records and commits the re-feed
@@ -205,7 +241,7 @@ func produceRefeed(ctx context.Context, kc kafkaconf.Config, consumer, group, to
 	}
 	var recs []*kgo.Record
 	for _, it := range items {
-		if it.to != nil {
+		if it.to != nil && !it.dup {
 			recs = append(recs, it.to)
 		}
 	}

@@ -91,3 +91,60 @@ func TestReplayQuarantineRefeedsToTheStageThatQuarantined(t *testing.T) {
 		t.Fatal("an unknown stage was accepted")
 	}
 }
+
+// TestReplayQuarantineRefeedsASinksRecordsOnce: a record on an event topic
+// that the JSON Lines sink cannot decode is quarantined by it while `sink
+// jsonl` goes on; a sink that stopped between its quarantine write and its
+// offset commit quarantines the record twice, and `replay --quarantine
+// sink-jsonl` re-feeds it once, addressed to sink-jsonl.
+func TestReplayQuarantineRefeedsASinksRecordsOnce(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := env.Kafka.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	bad := &kgo.Record{Topic: env.Topics.Eligibility, Key: []byte("C-BAD"), Value: []byte("not avro")}
+	if err := cl.ProduceSync(ctx, bad).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	g := &Globals{Kafka: env.Kafka, log: slog.New(slog.DiscardHandler)}
+	sctx, sinks, err := startSinks(ctx, env.Kafka, sinkFlags{jsonlFlags: jsonlFlags{JSONLDir: t.TempDir(), JSONLMaxMB: 1, JSONLMaxAge: time.Hour}}, nil, g.log, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitCaughtUp(t, env.Kafka, "usagestream.sink-jsonl", env.Topics.Eligibility, time.Minute)
+	if sctx.Err() != nil {
+		t.Fatal("the bad record stopped the sink")
+	}
+	sinks.wait()
+	qt := quarantine.SinkTopic(env.Kafka.TopicPrefix, "jsonl")
+	qs := kafkatest.ReadAll(t, env.Kafka, qt)
+	if len(qs) != 1 {
+		t.Fatalf("%d records on %s, want 1", len(qs), qt)
+	}
+	// The copy a sink writes when it restarts before committing.
+	dup := *qs[0]
+	dup.Partition, dup.Offset = 0, 0
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: qt, Key: dup.Key, Value: dup.Value, Headers: dup.Headers}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := (&replayCmd{Quarantine: "sink-jsonl"}).run(ctx, g, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.ReadAll(t, env.Kafka, env.Topics.Eligibility)
+	if len(recs) != 2 {
+		t.Fatalf("eligibility has %d records after the re-feed, want 2 (the original and one re-feed)\n%s", len(recs), out.String())
+	}
+	for _, r := range recs[1:] {
+		if to, _ := quarantine.Header(r.Headers, quarantine.HeaderRefeedFor); to != "sink-jsonl" || string(r.Value) != "not avro" {
+			t.Fatalf("re-fed record addressed to %q with value %q", to, r.Value)
+		}
+	}
+	if !strings.Contains(out.String(), "quarantined twice") {
+		t.Fatalf("the report does not say a duplicate was dropped:\n%s", out.String())
+	}
+}

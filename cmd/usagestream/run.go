@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"sync/atomic"
 
@@ -113,16 +112,18 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	g.log.Info("usagestream is running; stop with Ctrl-C",
 		"brokers", s.kc.BrokerList(), "registry", s.kc.RedactedRegistryURL(), "topic_prefix", s.kc.TopicPrefix)
 	// Sinks (issue 8): those whose destination is set run beside the
-	// processors; one that fails stops run with its error.
+	// processors, supervised like them: one that fails restarts after a
+	// back-off and stops nothing else.
 	ctx, sinks, err := startSinks(ctx, s.kc, r.sinkFlags, reg, g.log, "", "")
 	if err != nil {
 		return err
 	}
+	// Deferred after the broker's Close: the sinks stop first.
 	defer sinks.wait()
 	if r.NoProcess {
 		ready.Store(true)
 		<-ctx.Done()
-		return sinks.wait()
+		return nil
 	}
 	f := r.processFlags
 	if f.StateDir == "" {
@@ -130,5 +131,5 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
 	g.log.Info("stopping")
-	return errors.Join(err, sinks.wait()) // the sinks' error, if one stopped run
+	return err
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/supervise"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/sinks/jsonl"
 	"github.com/usagestream/usagestream/sinks/postgres"
@@ -114,41 +114,48 @@ func serveSinks(ctx context.Context, g *Globals, c sinkCommon, f sinkFlags) erro
 	if err != nil {
 		return err
 	}
+	defer sinks.wait()
 	ready.Store(true)
 	<-sctx.Done()
-	return sinks.wait()
+	return nil
+}
+
+// runSink runs one sink until ctx ends, starting it again after a failure.
+// It resumes from its committed offsets: the batch that failed is delivered
+// again, and the Writers drop what they already have.
+func runSink(ctx context.Context, cfg sink.Config, w sink.Writer, m *sink.Metrics, log *slog.Logger) {
+	supervise.Run(ctx, supervise.Config{Name: "sink " + cfg.Name, Logger: log, Restarted: func() { m.Restarted(cfg.Name) }},
+		func(ctx context.Context) error { return sink.Run(ctx, cfg, w) })
 }
 
 // runningSinks are sinks started in the background.
 type runningSinks struct {
-	cancel    context.CancelCauseFunc
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closes    []func()
 	closeOnce sync.Once
-	err       error
 }
 
-var errSinksStopped = errors.New("stopped")
-
-// wait stops the sinks (if they still run) and returns why they ended: nil
-// for a stop, or the first sink's error.
-func (r *runningSinks) wait() error {
+// wait stops the sinks (if they still run), waits for them and closes their
+// destinations.
+func (r *runningSinks) wait() {
 	if r == nil {
-		return nil
+		return
 	}
-	r.cancel(errSinksStopped)
+	r.cancel()
 	r.wg.Wait()
 	r.closeOnce.Do(func() {
 		for _, c := range r.closes {
 			c()
 		}
 	})
-	return r.err
 }
 
 // startSinks opens every sink whose destination f sets and runs each in its
-// own consumer group. The returned context ends when ctx does or a sink
-// fails; wait then says which.
+// own consumer group, supervised: a sink that fails (a destination that
+// refuses a batch, a lost broker) is started again after a back-off, saying
+// why, and never stops the others, the processors or the embedded broker
+// and registry of run. The returned context ends when ctx does.
 func startSinks(ctx context.Context, kc kafkaconf.Config, f sinkFlags, reg prometheus.Registerer, log *slog.Logger, group, instanceID string) (context.Context, *runningSinks, error) {
 	type started struct {
 		cfg sink.Config
@@ -213,19 +220,13 @@ func startSinks(ctx context.Context, kc kafkaconf.Config, f sinkFlags, reg prome
 		cfg.RebalanceTimeout = cfg.WriteTimeout + time.Minute
 		all = append(all, started{cfg, s})
 	}
-	sctx, cancel := context.WithCancelCause(ctx)
+	sctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
-	var once sync.Once
 	for _, s := range all {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			err := sink.Run(sctx, s.cfg, s.w)
-			if err != nil {
-				once.Do(func() { r.err = fmt.Errorf("sink %s stopped: %w", s.cfg.Name, err) })
-				log.Error("sink stopped", "sink", s.cfg.Name, "err", err)
-				cancel(err)
-			}
+			runSink(sctx, s.cfg, s.w, lm, log)
 		}()
 	}
 	if len(all) > 0 {

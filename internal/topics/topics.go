@@ -180,3 +180,29 @@ func WaitVisible(ctx context.Context, adm *kadm.Client, topics ...string) error 
 		}
 	}
 }
+
+// EnsureQuarantine creates the quarantine topic name of consumer (a stage
+// name, or "sink-" and a sink name) when it is missing, with the partition
+// count of like (one of the consumer's inputs; any count works, records go
+// by key) and the quarantine retention. A consumer creates it when it
+// starts, so the first bad record never finds it missing (a stage's
+// transaction would fail; a sink would stop).
+func EnsureQuarantine(ctx context.Context, adm *kadm.Client, name, consumer, like string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tds, err := adm.ListTopics(ctx, name, like)
+	if err != nil {
+		return fmt.Errorf("describing the quarantine topic %s: %w", name, err)
+	}
+	if td, ok := tds[name]; ok && td.Err == nil {
+		return nil
+	}
+	parts := int32(1)
+	if td, ok := tds[like]; ok && td.Err == nil && len(td.Partitions) > 0 {
+		parts = int32(len(td.Partitions))
+	}
+	if err := Ensure(ctx, adm, []Spec{QuarantineSpec(name, consumer)}, parts, -1); err != nil {
+		return fmt.Errorf("the quarantine topic of %s: %w", consumer, err)
+	}
+	return nil
+}

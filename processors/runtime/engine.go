@@ -371,23 +371,7 @@ func (in *Instance) ensureQuarantine(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	tds, err := adm.ListTopics(ctx, in.cfg.Quarantine, in.st.inputs()[0])
-	if err != nil {
-		return fmt.Errorf("describing the quarantine topic %s: %w", in.cfg.Quarantine, err)
-	}
-	if td, ok := tds[in.cfg.Quarantine]; ok && td.Err == nil {
-		return nil
-	}
-	parts := int32(1)
-	if td, ok := tds[in.st.inputs()[0]]; ok && td.Err == nil && len(td.Partitions) > 0 {
-		parts = int32(len(td.Partitions))
-	}
-	spec := topics.QuarantineSpec(in.cfg.Quarantine, in.name)
-	if err := topics.Ensure(ctx, adm, []topics.Spec{spec}, parts, -1); err != nil {
-		return fmt.Errorf("the quarantine topic of stage %s: %w", in.name, err)
-	}
-	return nil
+	return topics.EnsureQuarantine(ctx, kadm.NewClient(cl), in.cfg.Quarantine, in.name, in.st.inputs()[0])
 }
 
 // Run consumes until ctx ends.

@@ -11,6 +11,9 @@ type Metrics struct {
 	writeErrors  *prometheus.CounterVec
 	delay        *prometheus.HistogramVec
 	lag          *prometheus.GaugeVec
+	quarantined  *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	restarts     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -37,9 +40,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usagestream_sink_lag_records", Help: "Offsets between the last delivered record and the partition's high watermark. Transactional topics end with a commit marker that is never delivered, so a caught-up sink shows 1.",
 		}, []string{"sink", "topic", "partition"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_sink_records_quarantined_total", Help: "Records that could not be decoded, sent to the sink's quarantine topic (re-feed with replay --quarantine sink-NAME).",
+		}, []string{"sink", "topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_sink_records_skipped_total", Help: "Re-fed records addressed to another consumer (replay --quarantine), skipped.",
+		}, []string{"sink", "topic"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_sink_restarts_total", Help: "Times a sink stopped on an error and was started again after a back-off (run, sink).",
+		}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.batches, m.writeSeconds, m.writeErrors, m.delay, m.lag)
+		reg.MustRegister(m.events, m.batches, m.writeSeconds, m.writeErrors, m.delay, m.lag, m.quarantined, m.skipped, m.restarts)
 	}
 	return m
 }
+
+// Restarted counts a restart of sink (its supervisor starts it again after
+// a failure).
+func (m *Metrics) Restarted(sink string) { m.restarts.WithLabelValues(sink).Inc() }

@@ -22,11 +22,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 )
@@ -96,7 +98,10 @@ type Config struct {
 	Kafka  kafkaconf.Config
 	Topics []string // default: EventTopics of the prefix
 	Group  string   // default: <prefix>sink-<Name>
-	Format Format
+	// Quarantine is where records that cannot be decoded go (default
+	// <prefix>quarantine-sink-<Name>.v1, see internal/quarantine).
+	Quarantine string
+	Format     Format
 	// MaxBatch bounds the records handed to one Write (default 5000).
 	MaxBatch int
 	// RetryMin and RetryMax bound the back-off between failed Writes
@@ -139,6 +144,9 @@ func (c *Config) defaults() {
 	if c.Group == "" {
 		c.Group = GroupFor(c.Kafka.TopicPrefix, c.Name)
 	}
+	if c.Quarantine == "" {
+		c.Quarantine = quarantine.SinkTopic(c.Kafka.TopicPrefix, c.Name)
+	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
 	}
@@ -165,10 +173,18 @@ func (c *Config) defaults() {
 	}
 }
 
-// Run consumes until ctx ends (nil) or a Permanent error, a decode failure or
-// a failed offset commit stops it. A batch in progress when ctx ends is
-// finished (its write and commit get 10 more seconds), so a stop leaves
-// nothing to redeliver.
+// Run consumes until ctx ends (nil) or a Permanent error or a failed offset
+// commit stops it. A batch in progress when ctx ends is finished (its write
+// and commit get 10 more seconds), so a stop leaves nothing to redeliver.
+//
+// A record that cannot be decoded (not Confluent-framed Avro, a schema id
+// the registry does not have, bytes the schema does not read) goes to the
+// sink's quarantine topic with its origin headers and the loop goes on; a
+// registry that cannot be reached is waited for. A re-feed addressed to
+// another consumer (replay --quarantine) is skipped. Quarantine records are
+// produced after the batch is written and before its offsets are committed:
+// at least once, like the delivery (replay --quarantine re-feeds a record
+// quarantined twice once).
 func Run(ctx context.Context, cfg Config, w Writer) error {
 	cfg.defaults()
 	log := cfg.Logger.With("sink", cfg.Name)
@@ -210,6 +226,9 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 	}
 	defer cl.CloseAllowingRebalance()
 	l.cl = cl
+	if err := topics.EnsureQuarantine(ctx, kadm.NewClient(cl), cfg.Quarantine, quarantine.SinkConsumer(cfg.Name), cfg.Topics[0]); err != nil {
+		return fmt.Errorf("sink %s: %w", cfg.Name, err)
+	}
 	log.Info("sink consuming", "group", cfg.Group, "topics", cfg.Topics)
 	return l.run(ctx)
 }
@@ -229,8 +248,11 @@ type loop struct {
 // batch is a poll's records, decoded.
 type batch struct {
 	fs     kgo.Fetches
-	recs   []*kgo.Record
-	events []Event
+	recs   []*kgo.Record // every record, committed together
+	events []Event       // those to write
+	// quarantine holds the quarantine records of those that could not be
+	// decoded.
+	quarantine []*kgo.Record
 }
 
 // grace is how long a batch in progress may go on after a stop.
@@ -259,6 +281,9 @@ func (l *loop) run(ctx context.Context) error {
 			var err error
 			if cur, err = l.decode(ctx, fs); err != nil {
 				l.allow()
+				if ctx.Err() != nil {
+					return nil // stopped while the registry was away
+				}
 				return err
 			}
 		}
@@ -269,6 +294,10 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			done := make(chan result, 1)
 			go func() {
+				if len(cur.events) == 0 { // all skipped or quarantined
+					done <- result{written: true}
+					return
+				}
 				written, err := l.deliver(ctx, cur.events)
 				done <- result{written, err}
 			}()
@@ -296,12 +325,19 @@ func (l *loop) run(ctx context.Context) error {
 				l.allow()
 				return nil // stopping: delivered again on the next start
 			}
+			if err := l.quarantined(ctx, cur); err != nil {
+				l.allow()
+				return err
+			}
 			if err := l.committed(ctx, cur); err != nil {
 				l.allow()
 				return err
 			}
 			if decodeErr != nil {
 				l.allow()
+				if ctx.Err() != nil {
+					return nil // stopped while the registry was away
+				}
 				return decodeErr
 			}
 		}
@@ -335,7 +371,10 @@ func (l *loop) poll(ctx context.Context, ticking bool) kgo.Fetches {
 	return l.cl.PollRecords(pctx, l.cfg.MaxBatch)
 }
 
-// decode reads a poll's records through the registry.
+// decode reads a poll's records through the registry. A record that
+// cannot be decoded becomes a quarantine record; a registry that cannot be
+// reached is retried with back-off until it answers or the loop stops (the
+// error is then returned, and the batch is not committed).
 func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 	for _, fe := range fs.Errors() {
 		if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
@@ -345,11 +384,37 @@ func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 		l.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 	}
 	b := &batch{fs: fs, recs: fs.Records()}
-	dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
-	defer cancel()
-	b.events = make([]Event, len(b.recs))
-	for i, r := range b.recs {
+	b.events = make([]Event, 0, len(b.recs))
+	consumer := quarantine.SinkConsumer(l.cfg.Name)
+	for _, r := range b.recs {
+		if quarantine.SkipFor(consumer, r.Headers) {
+			// A re-feed addressed to another consumer: delivered already.
+			l.cfg.Metrics.skipped.WithLabelValues(l.cfg.Name, r.Topic).Inc()
+			continue
+		}
 		ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp, Value: r.Value}
+		err := l.decodeOne(ctx, r, &ev)
+		if quarantine.IsPoison(err) {
+			cause := fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
+			src := quarantine.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaID: quarantine.SchemaID(r.Value)}
+			b.quarantine = append(b.quarantine, quarantine.Record(l.cfg.Quarantine, r, src, consumer, cause))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.events = append(b.events, ev)
+	}
+	return b, nil
+}
+
+// decodeOne decodes r into ev, waiting out a registry that cannot be
+// reached: only the record's own faults (quarantine.IsPoison) and a stop end
+// it with an error.
+func (l *loop) decodeOne(ctx context.Context, r *kgo.Record, ev *Event) error {
+	backoff := l.cfg.RetryMin
+	for {
+		dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
 		var err error
 		switch l.cfg.Format {
 		case JSON:
@@ -357,12 +422,44 @@ func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 		default:
 			ev.Native, ev.SchemaID, err = l.reg.Decode(dctx, r.Value)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w; the record is not Avro with a schema the registry knows: check --registry points at the registry the producers used", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
+		cancel()
+		if err == nil || quarantine.IsPoison(err) {
+			return err
 		}
-		b.events[i] = ev
+		if ctx.Err() != nil {
+			return fmt.Errorf("sink %s: stopped while the registry could not be reached: %w", l.cfg.Name, err)
+		}
+		l.log.Warn("the schema registry cannot be reached; retrying (check --registry)", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"retry_in", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sink %s: stopped while the registry could not be reached: %w", l.cfg.Name, err)
+		case <-time.After(backoff + rand.N(backoff/4+1)):
+		}
+		backoff = min(2*backoff, l.cfg.RetryMax)
 	}
-	return b, nil
+}
+
+// quarantined produces a batch's quarantine records, counts and logs them
+// (never the key or value: they may hold personal data).
+func (l *loop) quarantined(ctx context.Context, b *batch) error {
+	if len(b.quarantine) == 0 {
+		return nil
+	}
+	qctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	defer cancel()
+	if err := l.cl.ProduceSync(qctx, b.quarantine...).FirstErr(); err != nil {
+		return fmt.Errorf("sink %s: producing %d records to the quarantine topic %s (the batch is delivered again on restart): %w", l.cfg.Name, len(b.quarantine), l.cfg.Quarantine, err)
+	}
+	for _, q := range b.quarantine {
+		src, _ := quarantine.Parse(q)
+		why, _ := quarantine.Header(q.Headers, quarantine.HeaderError)
+		l.cfg.Metrics.quarantined.WithLabelValues(l.cfg.Name, src.Source.Topic).Inc()
+		l.log.Warn("record quarantined: it cannot be decoded; the sink goes on without it (re-feed it with 'usagestream replay --quarantine "+quarantine.SinkConsumer(l.cfg.Name)+"' once fixed)",
+			"topic", src.Source.Topic, "partition", src.Source.Partition, "offset", src.Source.Offset, "schema_id", src.Source.SchemaID,
+			"quarantine_topic", l.cfg.Quarantine, "err", why)
+	}
+	return nil
 }
 
 // deliver writes a batch, retrying transient failures with back-off. It
@@ -411,6 +508,15 @@ func (l *loop) committed(ctx context.Context, b *batch) error {
 	}
 	m := l.cfg.Metrics
 	now := time.Now()
+	b.fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			lag := p.HighWatermark - p.Records[n-1].Offset - 1
+			m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+		}
+	})
+	if len(b.events) == 0 {
+		return nil
+	}
 	oldest := b.events[0].Timestamp
 	counts := map[string]int{}
 	for _, ev := range b.events {
@@ -424,12 +530,6 @@ func (l *loop) committed(ctx context.Context, b *batch) error {
 	}
 	m.batches.WithLabelValues(l.cfg.Name).Inc()
 	m.delay.WithLabelValues(l.cfg.Name).Observe(now.Sub(oldest).Seconds())
-	b.fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if n := len(p.Records); n > 0 {
-			lag := p.HighWatermark - p.Records[n-1].Offset - 1
-			m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
-		}
-	})
 	if l.cfg.Committed != nil {
 		l.cfg.Committed(b.events, now)
 	}
