@@ -49,7 +49,7 @@ type refeedItem struct {
 	from *kgo.Record // on the quarantine topic
 	to   *kgo.Record // to the source topic, nil when from is no usagestream quarantine record
 	q    quarantine.Quarantined
-	dup  bool // the same source record as an earlier item
+	dup  bool  // the same source record as an earlier item
 	err  error // why from cannot be re-fed
 }
 
