@@ -93,48 +93,62 @@ func genFiles(t *testing.T, dir string, cfg gen.Config) gen.Result {
 
 // TestRunServesTheDefaultAndIngestFindsIt: `usagestream run` with no brokers
 // is the embedded default; `ingest` reaches it; data survives a restart.
+// runProc is `usagestream run` started as users start it, with its stderr.
+type runProc struct {
+	cmd *exec.Cmd
+	se  *bytes.Buffer
+}
+
+// startRun starts run and waits until /readyz answers on hport.
+func startRun(t *testing.T, hport int, args ...string) runProc {
+	t.Helper()
+	se := &bytes.Buffer{}
+	cmd := exec.Command(binary, append([]string{"run", "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport)}, args...)...)
+	cmd.Stderr = se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", hport))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return runProc{cmd, se}
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("run did not become ready: %s", se.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and wants a clean exit.
+func (r runProc) stop(t *testing.T) {
+	t.Helper()
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run did not stop cleanly on SIGTERM: %v\n%s", err, r.se.String())
+		}
+	case <-time.After(20 * time.Second):
+		r.cmd.Process.Kill()
+		t.Fatal("run did not stop on SIGTERM")
+	}
+}
+
 func TestRunServesTheDefaultAndIngestFindsIt(t *testing.T) {
 	data := t.TempDir()
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
-	var se bytes.Buffer
-	start := func() *exec.Cmd {
-		se.Reset()
-		cmd := exec.Command(binary, "run", "--data-dir", data, "--kafka-port", fmt.Sprint(kport),
-			"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport))
-		cmd.Stderr = &se
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", hport))
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return cmd
-				}
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("run did not become ready: %s", se.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	start := func() runProc {
+		return startRun(t, hport, "--data-dir", data, "--kafka-port", fmt.Sprint(kport), "--registry-port", fmt.Sprint(rport))
 	}
-	stop := func(cmd *exec.Cmd) {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("run did not stop cleanly on SIGTERM: %v\n%s", err, se.String())
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("run did not stop on SIGTERM")
-		}
-	}
+	stop := func(r runProc) { r.stop(t) }
 	run := start()
 	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 50, Months: 8, Seed: 5, Anomalies: map[gen.Kind]int{"BAD_DATE": 1}})
 	conn := []string{"USAGESTREAM_BROKERS=127.0.0.1:" + fmt.Sprint(kport), "USAGESTREAM_REGISTRY=http://127.0.0.1:" + fmt.Sprint(rport)}
