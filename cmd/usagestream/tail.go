@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/processors/runtime"
 )
@@ -48,6 +49,11 @@ type tailLine struct {
 	SchemaID    int             `json:"schema_id,omitempty"`
 	Value       json.RawMessage `json:"value"`
 	ValueBase64 []byte          `json:"value_base64,omitempty"`
+	// ValueError says why a framed value could not be decoded (a
+	// quarantined record): the value is then printed as base64.
+	ValueError string `json:"value_error,omitempty"`
+	// Headers are the record's headers (a quarantined record's origin).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 func (c *tailCmd) Run(ctx context.Context, g *Globals) error {
@@ -322,11 +328,22 @@ func tailRecord(ctx context.Context, reg *serde.Registry, r *kgo.Record) (tailLi
 			l.KeyBase64 = r.Key
 		}
 	}
+	for _, h := range r.Headers {
+		if l.Headers == nil {
+			l.Headers = map[string]string{}
+		}
+		l.Headers[h.Key] = strings.ToValidUTF8(string(h.Value), "\uFFFD")
+	}
 	switch {
 	case r.Value == nil:
 		l.Value = json.RawMessage("null")
 	case len(r.Value) > 5 && r.Value[0] == 0:
 		js, id, err := reg.DecodeJSON(ctx, r.Value)
+		if quarantine.IsPoison(err) {
+			// The record is bad, not the registry: show it as it is.
+			l.Value, l.ValueBase64, l.ValueError = json.RawMessage("null"), r.Value, err.Error()
+			return l, nil
+		}
 		if err != nil {
 			return l, fmt.Errorf("%s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}

@@ -237,3 +237,33 @@ func TestTailPrintsRecordsAsJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTailShowsAQuarantinedRecordAsItIs: tail of a quarantine topic prints
+// each record with its origin headers and, for a framed value its schema
+// cannot read, the raw bytes and why, instead of stopping at the first one.
+func TestTailShowsAQuarantinedRecordAsItIs(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := env.Kafka.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	bad := []byte{0, 0, 0, 0, 1, 0xff, 0xff}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: env.Topics.Billing, Key: []byte("SP1"), Value: bad,
+		Headers: []kgo.RecordHeader{{Key: "usagestream.source.topic", Value: []byte("x.billing.v1")}}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := (&tailCmd{Topic: "billing.v1"}).run(ctx, env.Kafka, &buf, func() {}); err != nil {
+		t.Fatalf("tail stopped at a record it cannot decode: %v", err)
+	}
+	var l tailLine
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &l); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if !bytes.Equal(l.ValueBase64, bad) || l.ValueError == "" || l.Headers["usagestream.source.topic"] != "x.billing.v1" {
+		t.Fatalf("line %s lacks the raw value, the error or the headers", buf.String())
+	}
+}
