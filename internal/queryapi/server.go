@@ -7,6 +7,9 @@
 // another instance owns is fetched from that instance (found through the
 // consumer group's description and the addresses instances advertise on a
 // small compacted topic), or, when that fails, answered with 421 naming it.
+// Whoever can write that topic picks those addresses, so a request is passed
+// on only to an address inside an allowlist, and with this instance's own
+// peer token, never the caller's (peer.go).
 package queryapi
 
 import (
