@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -129,4 +131,30 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestPeerFlagsAreChecked: a --peer-allow entry that is neither a CIDR, an
+// IP nor host:port, or a --peer-ca without a certificate, stops run and
+// process before they start anything, naming the flag, from the flag or
+// from the environment.
+func TestPeerFlagsAreChecked(t *testing.T) {
+	noCert := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(noCert, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"process, flag", nil, []string{"process", "--brokers", "127.0.0.1:1", "--peer-allow", "10.0.0.0/8,api-2"}, `--peer-allow entry "api-2"`},
+		{"run, environment", []string{"USAGESTREAM_PEER_ALLOW=10.0.0.0/33"}, []string{"run", "--data-dir", t.TempDir()}, `--peer-allow entry "10.0.0.0/33"`},
+		{"process, CA", nil, []string{"process", "--brokers", "127.0.0.1:1", "--peer-ca", noCert}, "holds no PEM certificate"},
+	} {
+		r := runCLI(t, c.env, c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr lacks %q:\n%s", c.name, r.code, c.want, r.stderr)
+		}
+	}
 }

@@ -7,12 +7,16 @@
 // another instance owns is fetched from that instance (found through the
 // consumer group's description and the addresses instances advertise on a
 // small compacted topic), or, when that fails, answered with 421 naming it.
+// Whoever can write that topic picks those addresses, so a request is passed
+// on only to an address inside an allowlist, and with this instance's own
+// peer token, never the caller's (peer.go).
 package queryapi
 
 import (
 	"cmp"
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +45,26 @@ type Config struct {
 	Kafka kafkaconf.Config
 	// Token, when set, is the bearer token every request must carry.
 	Token string
+	// PeerToken is this instance's own credential towards the others: sent
+	// when it passes a request on to the instance that owns the key, and
+	// accepted, besides Token, on requests passed on to it (and only on
+	// those, which are never passed on again). The caller's token is never
+	// sent on. Empty with a Token set: nothing is passed on (421), as the
+	// only credential left, Token, also admits POST /v1/intervals.
+	PeerToken string
+	// PeerAllow is where requests may be passed on to (nil: loopback only,
+	// DefaultPeerAllow). An owner advertising another address is answered
+	// 502 without being contacted.
+	PeerAllow *Allowlist
+	// PeerRootCAs verifies https peers (nil: the system's roots).
+	PeerRootCAs *x509.CertPool
 	// Advertise is the base URL other instances reach this one at; empty:
 	// derived from the listening address (see Listening).
 	Advertise string
 	Logger    *slog.Logger
-	// Client proxies requests to other instances (default: 10s timeout).
+	// Client proxies requests to other instances (default: 10s timeout, and
+	// connections only to PeerAllow). A Client given here dials as it
+	// likes; PeerAllow is still checked before each request.
 	Client *http.Client
 	// Metrics registers the API's metrics (nil: not exported).
 	Metrics prometheus.Registerer
@@ -60,6 +79,9 @@ type Server struct {
 	mu   sync.Mutex
 	inst map[string]*runtime.Instance // by stage name
 	self string                       // advertised URL
+	// warned is when each refusal to pass on was last logged, so that a bad
+	// advertisement gives a WARN a minute, not one per request.
+	warned map[string]time.Time
 
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
@@ -77,10 +99,13 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	if cfg.PeerAllow == nil {
+		cfg.PeerAllow = defaultAllowlist()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{},
+	if cfg.Client == nil {
+		cfg.Client = peerClient(cfg.PeerAllow, cfg.PeerRootCAs)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{}, warned: map[string]time.Time{},
 		dir: newDirectory(cfg.Kafka), self: strings.TrimRight(cfg.Advertise, "/"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_query_requests_total", Help: "Query API requests answered, by endpoint and HTTP status (401s included).",
@@ -92,6 +117,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(s.requests, s.seconds)
+	}
+	if cfg.Token != "" && cfg.PeerToken == cfg.Token {
+		s.log.Warn("the peer token is the API token: whoever gets it from a peer can also POST /v1/intervals; set a distinct USAGESTREAM_PEER_TOKEN")
 	}
 	return s
 }
@@ -189,9 +217,20 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		return next
 	}
 	want := []byte("Bearer " + s.cfg.Token)
+	var peer []byte
+	if s.cfg.PeerToken != "" {
+		peer = []byte("Bearer " + s.cfg.PeerToken)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		ok := subtle.ConstantTimeCompare(got, want) == 1
+		// The peer token only on a request passed on: remote never passes
+		// such a request on again, so the peer token reads this instance's
+		// partitions and nothing more (no second hop, no POST /v1/intervals).
+		if !ok && peer != nil && r.Header.Get(forwardedHeader) != "" {
+			ok = subtle.ConstantTimeCompare(got, peer) == 1
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="usagestream"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send 'Authorization: Bearer <USAGESTREAM_API_TOKEN>'", nil)
 			return
@@ -319,7 +358,9 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, stage, key strin
 
 // remote answers from the instance that owns partition p: the request is
 // passed on to it, or, when it cannot be (no address known, the owner
-// unreachable, or the request was already passed on once), 421 names it.
+// unreachable, the request was already passed on once, or no peer token),
+// 421 names it. An owner advertising an address outside the allowlist is
+// not contacted and not named: 502.
 func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.Instance, p int32) {
 	w.Header().Del(servedByHeader)
 	ctx := r.Context()
@@ -336,24 +377,53 @@ func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.In
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("partition %d of %s is being restored here: retry shortly", p, inst.Name()), nil)
 		return
 	}
+	misdirected := func(why string) {
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s%s", p, inst.Name(), owner.Member, why), &owner)
+	}
+	if owner.URL != "" && owner.URL != self {
+		// Checked before anything else: a 421 would hand the address to the
+		// caller, who might send its token there.
+		if err := s.cfg.PeerAllow.checkPeerURL(ctx, owner.URL); err != nil {
+			s.refuse(w, inst, owner, err)
+			return
+		}
+	}
 	if owner.URL == "" || owner.URL == self || r.Header.Get(forwardedHeader) != "" {
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s", p, inst.Name(), owner.Member), &owner)
+		misdirected("")
+		return
+	}
+	if s.cfg.Token != "" && s.cfg.PeerToken == "" {
+		s.warnOnce("no-peer-token", "a key is held by another instance and no peer token is set: answering 421; set USAGESTREAM_PEER_TOKEN (--peer-token), the same on every instance")
+		misdirected(": this instance has no --peer-token (USAGESTREAM_PEER_TOKEN) to pass the request on with; ask that instance, or set the same --peer-token on every instance")
 		return
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, owner.URL+r.URL.RequestURI(), nil)
 	if err != nil {
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s", p, inst.Name(), owner.Member), &owner)
+		misdirected("")
 		return
 	}
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	// This instance's own credential, never the caller's: the caller's
+	// token is not this instance's to hand out.
+	if s.cfg.PeerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.PeerToken)
+	}
 	req.Header.Set(forwardedHeader, self)
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
+		if errors.Is(err, errOutside) {
+			s.refuse(w, inst, owner, err)
+			return
+		}
 		s.log.Warn("the owner of a partition did not answer", "stage", inst.Name(), "partition", p, "owner", owner.Member, "err", err)
-		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("partition %d of %s lives on instance %s, which did not answer", p, inst.Name(), owner.Member), &owner)
+		misdirected(", which did not answer")
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		s.warnOnce("peer-401:"+owner.Member, "another instance refused this instance's peer token: set the same USAGESTREAM_PEER_TOKEN on every instance", "owner", owner.Member)
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("partition %d of %s lives on instance %s, which refused this instance's peer token: set the same --peer-token (USAGESTREAM_PEER_TOKEN) on every instance", p, inst.Name(), owner.Member), &Owner{Member: owner.Member, Partition: p})
+		return
+	}
 	for _, h := range []string{"Content-Type", servedByHeader, "Retry-After"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
@@ -361,6 +431,34 @@ func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.In
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// refuse answers 502 for an owner whose advertised address this instance
+// will not contact. The address is in the message for the operator but not
+// in the owner field, which clients may follow.
+func (s *Server) refuse(w http.ResponseWriter, inst *runtime.Instance, owner Owner, why error) {
+	s.warnOnce("allow:"+owner.Member+" "+owner.URL, "an instance advertises a query API address outside --peer-allow: not passing requests on to it; if the address is right, add it to USAGESTREAM_PEER_ALLOW, else find who writes the endpoints topic",
+		"stage", inst.Name(), "owner", owner.Member, "address", owner.URL, "err", why)
+	writeError(w, http.StatusBadGateway, fmt.Sprintf("partition %d of %s lives on instance %s, which advertises address %q outside --peer-allow (%v): not contacted; if that address is right, add it to --peer-allow (USAGESTREAM_PEER_ALLOW)",
+		owner.Partition, inst.Name(), owner.Member, owner.URL, why), &Owner{Member: owner.Member, Partition: owner.Partition})
+}
+
+// warnOnce logs msg at most once a minute per key.
+func (s *Server) warnOnce(key, msg string, args ...any) {
+	s.mu.Lock()
+	last, seen := s.warned[key]
+	if seen && time.Since(last) < time.Minute {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.warned) > 1000 {
+		// The keys hold advertised addresses, which a topic writer picks:
+		// bound the memory they take.
+		clear(s.warned)
+	}
+	s.warned[key] = time.Now()
+	s.mu.Unlock()
+	s.log.Warn(msg, args...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

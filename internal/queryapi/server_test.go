@@ -67,10 +67,14 @@ func newFixture(t testing.TB) *fixture {
 
 // start runs every stage in dir, attached to a new API served by an
 // httptest server; stopping happens at the end of the test.
-func (f *fixture) start(t testing.TB, dir, token string) (*Server, *httptest.Server, []*runtime.Instance) {
+func (f *fixture) start(t testing.TB, dir, token string, opts ...func(*Config)) (*Server, *httptest.Server, []*runtime.Instance) {
 	t.Helper()
 	f.reg = prometheus.NewRegistry()
-	api := New(Config{Kafka: f.env.Kafka, Token: token, Metrics: f.reg})
+	cfg := Config{Kafka: f.env.Kafka, Token: token, Metrics: f.reg}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	api := New(cfg)
 	ts := httptest.NewServer(api.Handler())
 	api.Listening(strings.TrimPrefix(ts.URL, "http://"))
 	ctx, cancel := context.WithCancel(f.ctx)
@@ -460,8 +464,9 @@ func TestErrorsAndToken(t *testing.T) {
 // is answered with 421 naming the owner and its address.
 func TestKeyOnAnotherInstance(t *testing.T) {
 	f := newFixture(t)
-	_, tsA, instA := f.start(t, t.TempDir(), "tok")
-	_, tsB, instB := f.start(t, t.TempDir(), "tok")
+	peer := func(c *Config) { c.PeerToken = "peer-tok" }
+	_, tsA, instA := f.start(t, t.TempDir(), "tok", peer)
+	_, tsB, instB := f.start(t, t.TempDir(), "tok", peer)
 	waitCaughtUp(t, f)
 	// Wait until the service point stage's partitions are split between the
 	// two and the group has settled.
