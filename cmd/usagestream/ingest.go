@@ -111,22 +111,30 @@ func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) 
 		}
 		defer stop()
 	}
-	return watch.Run(ctx, c.Watch, func(ctx context.Context, path string) (watch.Outcome, string) {
+	return watch.Run(ctx, c.Watch, watchHandler(g, in, m, os.Stdout), watch.Options{Poll: c.Poll, Settle: c.Settle, Ready: watch.Ready(c.Ready), MarkerSuffix: c.MarkerSuffix,
+		Ignore: c.Ignore, DoneDir: c.DoneDir, FailedDir: c.FailedDir, Logger: g.log})
+}
+
+// watchHandler ingests one file of the drop folder and tells the watcher
+// where it goes: a file's own fault (bad content, a name that cannot be read,
+// a file that changed while it was read) is Failed and moved to failed/ once;
+// anything else (Kafka down, say) is Retry, since the file is not to blame.
+func watchHandler(g *Globals, in *ingest.Ingester, m *ingestMetrics, out io.Writer) watch.Handler {
+	return func(ctx context.Context, path string) (watch.Outcome, string) {
 		res, err := in.File(ctx, path)
 		if err != nil {
 			// Not the file's fault (Kafka down, say): leave it and retry.
-			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", res.File, "err", err)
+			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", watch.DisplayName(res.File), "err", err)
 			m.retry()
 			return watch.Retry, ""
 		}
 		m.observe(res)
-		printSummary(os.Stdout, []ingest.Result{res})
+		printSummary(out, []ingest.Result{res})
 		if res.Status == ingest.Failed {
 			return watch.Failed, res.Err.Error()
 		}
 		return watch.Done, ""
-	}, watch.Options{Poll: c.Poll, Settle: c.Settle, Ready: watch.Ready(c.Ready), MarkerSuffix: c.MarkerSuffix,
-		Ignore: c.Ignore, DoneDir: c.DoneDir, FailedDir: c.FailedDir, Logger: g.log})
+	}
 }
 
 func exitStatus(results []ingest.Result) error {
