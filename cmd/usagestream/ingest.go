@@ -29,24 +29,26 @@ const (
 type ingestCmd struct {
 	location *time.Location // from IntervalTZ
 
-	Files        []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt)."`
-	Watch        string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
-	Force        bool          `name:"force" help:"Ingest files again even when the same bytes were ingested before."`
-	Layout       string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
-	Utility      string        `name:"utility" env:"USAGESTREAM_UTILITY" help:"Utility code of files whose name does not follow the convention."`
-	NetMetering  bool          `name:"net-metering" env:"USAGESTREAM_NET_METERING" help:"Accept negative usage (rule U9)."`
-	ServiceTypes []string      `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
-	KeepPersonal bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
-	ChunkRows    int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
-	Progress     string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
-	Poll         time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
-	Settle       time.Duration `name:"settle" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
-	Ready        string        `name:"ready" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
-	MarkerSuffix string        `name:"marker-suffix" default:".done" help:"With --ready marker: the marker file's suffix."`
-	Ignore       []string      `name:"ignore" placeholder:"PATTERN" help:"With --watch: names never taken (shell patterns, case-insensitive), such as upload temporaries; default .*, *.tmp, *.part, *.partial, *.filepart."`
-	DoneDir      string        `name:"done-dir" help:"With --watch: where ingested files go (a real directory on the drop folder's file system; default DIR/done)."`
-	FailedDir    string        `name:"failed-dir" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
-	MetricsAddr  string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
+	Files          []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt)."`
+	Watch          string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
+	Force          bool          `name:"force" help:"Ingest files again even when the same bytes were ingested before."`
+	Layout         string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
+	Utility        string        `name:"utility" env:"USAGESTREAM_UTILITY" help:"Utility code of files whose name does not follow the convention."`
+	NetMetering    bool          `name:"net-metering" env:"USAGESTREAM_NET_METERING" help:"Accept negative usage (rule U9)."`
+	ServiceTypes   []string      `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+	KeepPersonal   bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
+	MaxRejects     int64         `name:"max-rejects" env:"USAGESTREAM_MAX_REJECTS" default:"1000" help:"Fail a file once more than this many rows are rejected and --max-reject-share is crossed too; the rest of the file is not read (-1: no limit)."`
+	MaxRejectShare float64       `name:"max-reject-share" env:"USAGESTREAM_MAX_REJECT_SHARE" default:"0.5" help:"Fail a file once more than this share of the rows read so far is rejected and --max-rejects is crossed too (1: no limit)."`
+	ChunkRows      int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
+	Progress       string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
+	Poll           time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
+	Settle         time.Duration `name:"settle" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
+	Ready          string        `name:"ready" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
+	MarkerSuffix   string        `name:"marker-suffix" default:".done" help:"With --ready marker: the marker file's suffix."`
+	Ignore         []string      `name:"ignore" placeholder:"PATTERN" help:"With --watch: names never taken (shell patterns, case-insensitive), such as upload temporaries; default .*, *.tmp, *.part, *.partial, *.filepart."`
+	DoneDir        string        `name:"done-dir" help:"With --watch: where ingested files go (a real directory on the drop folder's file system; default DIR/done)."`
+	FailedDir      string        `name:"failed-dir" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
+	MetricsAddr    string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
 
 	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`
 	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
@@ -60,6 +62,9 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 		Force:     c.Force,
 		ChunkRows: c.ChunkRows,
 		Logger:    g.log,
+		// Both limits from the flags, so --max-rejects 0 means no rejected
+		// row at all (past the share), not the default.
+		RejectLimit: &ingest.RejectLimit{MaxRows: c.MaxRejects, MaxShare: c.MaxRejectShare},
 		Reader: billing.Options{
 			Layout:       billing.Layout(c.Layout),
 			ServiceTypes: c.ServiceTypes,
@@ -77,6 +82,9 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 func (c *ingestCmd) Run(ctx context.Context, g *Globals) error {
 	if c.Watch == "" && len(c.Files) == 0 {
 		return errors.New("name the files to ingest, or a drop folder with --watch DIR")
+	}
+	if c.MaxRejectShare < 0 || c.MaxRejectShare > 1 {
+		return fmt.Errorf("--max-reject-share %g: give a share between 0 and 1 (0.5 is half the rows read; 1 is no limit)", c.MaxRejectShare)
 	}
 	loc, err := time.LoadLocation(c.IntervalTZ)
 	if err != nil {
@@ -111,22 +119,30 @@ func (c *ingestCmd) watch(ctx context.Context, g *Globals, in *ingest.Ingester) 
 		}
 		defer stop()
 	}
-	return watch.Run(ctx, c.Watch, func(ctx context.Context, path string) (watch.Outcome, string) {
+	return watch.Run(ctx, c.Watch, watchHandler(g, in, m, os.Stdout), watch.Options{Poll: c.Poll, Settle: c.Settle, Ready: watch.Ready(c.Ready), MarkerSuffix: c.MarkerSuffix,
+		Ignore: c.Ignore, DoneDir: c.DoneDir, FailedDir: c.FailedDir, Logger: g.log})
+}
+
+// watchHandler ingests one file of the drop folder and tells the watcher
+// where it goes: a file's own fault (bad content, a name that cannot be read,
+// a file that changed while it was read) is Failed and moved to failed/ once;
+// anything else (Kafka down, say) is Retry, since the file is not to blame.
+func watchHandler(g *Globals, in *ingest.Ingester, m *ingestMetrics, out io.Writer) watch.Handler {
+	return func(ctx context.Context, path string) (watch.Outcome, string) {
 		res, err := in.File(ctx, path)
 		if err != nil {
 			// Not the file's fault (Kafka down, say): leave it and retry.
-			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", res.File, "err", err)
+			g.log.Error("ingestion interrupted; the file stays in the drop folder and is retried", "file", watch.DisplayName(res.File), "err", err)
 			m.retry()
 			return watch.Retry, ""
 		}
 		m.observe(res)
-		printSummary(os.Stdout, []ingest.Result{res})
+		printSummary(out, []ingest.Result{res})
 		if res.Status == ingest.Failed {
 			return watch.Failed, res.Err.Error()
 		}
 		return watch.Done, ""
-	}, watch.Options{Poll: c.Poll, Settle: c.Settle, Ready: watch.Ready(c.Ready), MarkerSuffix: c.MarkerSuffix,
-		Ignore: c.Ignore, DoneDir: c.DoneDir, FailedDir: c.FailedDir, Logger: g.log})
+	}
 }
 
 func exitStatus(results []ingest.Result) error {
@@ -139,7 +155,7 @@ func exitStatus(results []ingest.Result) error {
 	}
 	switch {
 	case failed > 0:
-		return &exitError{code: exitFailed, msg: fmt.Sprintf("%d file(s) could not be read to the end: see the errors above", failed)}
+		return &exitError{code: exitFailed, msg: fmt.Sprintf("%d file(s) failed (unreadable, misnamed, changed while read, or too many rows rejected): see the errors above", failed)}
 	case rejected > 0:
 		return &exitError{code: exitRejected}
 	}
@@ -164,7 +180,11 @@ func printSummary(w io.Writer, results []ingest.Result) {
 		}
 		// Names are quoted when they hold control characters: a file name
 		// must not be able to send escape sequences to the terminal.
-		fmt.Fprintf(w, "%s: %s (%s layout, %s%s)\n", watch.DisplayName(r.File), r.Status, r.Layout, r.Elapsed.Round(time.Millisecond), rate)
+		layout := ""
+		if r.Layout != "" { // a file failed before it was opened has none
+			layout = string(r.Layout) + " layout, "
+		}
+		fmt.Fprintf(w, "%s: %s (%s%s%s)\n", watch.DisplayName(r.File), r.Status, layout, r.Elapsed.Round(time.Millisecond), rate)
 		fmt.Fprintf(w, "  rows read %d = published %d + rejected %d\n", r.Read, r.Published, r.Rejected)
 		if r.ResumedFrom > 0 {
 			fmt.Fprintf(w, "  resumed after line %d, committed by an earlier run\n", r.ResumedFrom-1)

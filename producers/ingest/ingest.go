@@ -57,6 +57,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Progress, when set, is called after each batch of rows.
 	Progress func(Progress)
+	// RejectLimit fails a file that is mostly rejected rows; nil:
+	// DefaultRejectLimit().
+	RejectLimit *RejectLimit
 
 	// afterCommit is a test hook run after each committed chunk; an error
 	// stops the run there without aborting anything, like a crash would.
@@ -65,7 +68,25 @@ type Config struct {
 	// transaction and before it commits; an error stops the run with the
 	// transaction left open, as a crash would.
 	beforeCommit func(nextLine int64) error
+	// beforeRecheck runs once the rows were read, before the file is checked
+	// for changes since it was opened.
+	beforeRecheck func()
 }
+
+// RejectLimit is when a file has too many rejected rows to go on: once more
+// than MaxRows rows are rejected AND rejected rows are more than MaxShare of
+// the rows read so far, the file fails there (both, so a large file with a
+// few bad rows per thousand goes through, and so does a small file that is
+// all bad rows but a handful). MaxRows < 0 or MaxShare >= 1: no limit.
+type RejectLimit struct {
+	MaxRows  int64
+	MaxShare float64
+}
+
+// DefaultRejectLimit is the limit when none is given: a thousand rejected rows is more than anyone reads
+// one by one, and a file more than half rejected is the wrong file, a wrong
+// layout or a broken export, not a few bad rows.
+func DefaultRejectLimit() RejectLimit { return RejectLimit{MaxRows: 1000, MaxShare: 0.5} }
 
 // Progress reports how far a file is.
 type Progress struct {
@@ -128,6 +149,13 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RejectLimit == nil {
+		lim := DefaultRejectLimit()
+		cfg.RejectLimit = &lim
+	}
+	if s := cfg.RejectLimit.MaxShare; s < 0 || s > 1 || s != s {
+		return nil, fmt.Errorf("reject share limit %g: give a share between 0 and 1 (0.5 is half the rows read)", s)
 	}
 	rc, err := kc.NewRegistryClient()
 	if err != nil {
@@ -222,20 +250,31 @@ func FileSHA256(path string) (string, int64, error) {
 func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	start := time.Now()
 	res := Result{Path: path, File: filepath.Base(path)}
-	sha, size, err := FileSHA256(path)
-	if err != nil {
-		return res, err
-	}
-	res.SHA256, res.Size = sha, size
 
+	// The name first: it costs nothing, and a file whose utility is unknown
+	// is the file's own fault, failed once rather than an error that stops a
+	// run (and makes the watcher retry and re-hash it every poll). Nothing is
+	// published for it: every record names its utility.
 	name, nameErr := billing.ParseFileName(res.File)
 	utility := in.cfg.Utility
 	if nameErr == nil && name.Conforms {
 		utility = name.Utility
 	}
 	if utility == "" {
-		return res, fmt.Errorf("%s: the name does not follow opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>, so the utility is unknown: rename the file or pass --utility (and --layout)", res.File)
+		res.Status, res.Elapsed = Failed, time.Since(start)
+		res.Err = fmt.Errorf("%s: the name does not follow opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>, so the utility is unknown: rename the file or pass --utility (and --layout)", res.File)
+		in.cfg.Logger.Warn("file failed: its name does not say its utility", "file", res.File)
+		return res, nil
 	}
+
+	f, err := receive(path)
+	if err != nil {
+		return res, err
+	}
+	defer f.Close()
+	sha, size := f.sha256, f.size
+	res.SHA256, res.Size = sha, size
+
 	src := source{utility: utility, file: res.File, sha256: sha}
 	log := in.cfg.Logger.With("file", res.File, "sha256", sha[:12])
 
@@ -296,14 +335,14 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 		}
 	}
 
-	rd, layout, openErr := in.open(path, name, nameErr)
+	rd, layout, openErr := in.open(f, name, nameErr)
 	if openErr != nil {
 		if !isFileError(openErr) {
 			_ = cl.EndTransaction(ctx, kgo.TryAbort)
 			return res, openErr
 		}
 		tx.layout = string(layout)
-		return tx.finish(ctx, res, start, 0, openErr)
+		return tx.finish(ctx, res, start, 0, in.recheck(f, openErr))
 	}
 	defer rd.Close()
 	res.Layout = layout
@@ -319,7 +358,33 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	if endErr == nil && lines != st.published+st.rejected {
 		endErr = fmt.Errorf("counts do not reconcile: %d lines read, %d published + %d rejected; this is a bug, please report it", lines, st.published, st.rejected)
 	}
-	return tx.finish(ctx, res, start, lines, endErr)
+	if hook := in.cfg.beforeRecheck; hook != nil {
+		hook()
+	}
+	return tx.finish(ctx, res, start, lines, in.recheck(f, endErr))
+}
+
+// recheck fails a file that changed since it was opened (still being
+// written, or replaced), whatever else ended it: its rows as published are
+// not the file's content, so it must not be reported completed. endErr, what
+// had ended the file otherwise, is kept in the message, since a partial
+// upload often also ends in a truncated line or gzip stream.
+func (in *Ingester) recheck(f *received, endErr error) error {
+	how, err := f.changed()
+	if err != nil {
+		// The check itself could not be made (the storage failed): do not
+		// vouch for the file.
+		how = err.Error()
+	}
+	if how == "" {
+		return endErr
+	}
+	msg := fmt.Sprintf("%s changed while it was read (%s): it is probably still being uploaded; the rows published so far are marked FAILED, "+
+		"so upload it again under a temporary name (such as NAME.part) and rename it when complete, or use --ready marker", f.base, how)
+	if endErr != nil {
+		return fmt.Errorf("%s; reading it had ended with: %w", msg, endErr)
+	}
+	return errors.New(msg)
 }
 
 // state is what one file's ingestion has accounted for so far.
@@ -474,7 +539,6 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 	// rctx stops the reader and encoders on an early return; records are
 	// produced with ctx, since they outlive this function in the transaction.
 	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	order := make(chan *batch, 2*t.in.cfg.Workers+2)
 	work := make(chan *batch, 2*t.in.cfg.Workers+2)
 	var readEnd error
@@ -514,6 +578,9 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 		}
 	}()
 	var wg sync.WaitGroup
+	// Cancel before waiting: on an early return the reader may be blocked
+	// handing over a batch, and the workers end only once it has.
+	defer func() { cancel(); wg.Wait() }()
 	for i := 0; i < t.in.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -524,7 +591,6 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 			}
 		}()
 	}
-	defer wg.Wait()
 
 	t.lastTx = time.Now()
 	var skipped int64
@@ -556,6 +622,14 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 				}
 			}
 			t.st.nextLine = line + 1
+			if rec.rejected != nil {
+				if err := t.overRejectLimit(line); err != nil {
+					// Stop here: the lines after are not read, nor counted.
+					// What was read reconciles and is committed with the
+					// FAILED event; a rerun with raised limits resumes here.
+					return t.st.published + t.st.rejected, err, nil
+				}
+			}
 			if t.sinceTx >= t.in.cfg.ChunkRows {
 				if err := t.commit(ctx, statusRunning, "", false); err != nil {
 					return 0, nil, err
@@ -580,6 +654,20 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 		return 0, nil, fmt.Errorf("reading %s: %w", path, readEnd)
 	}
 	return rd.lines(), readEnd, nil
+}
+
+// overRejectLimit fails the file once both limits of RejectLimit are
+// crossed: a tiny gzip of blank lines would otherwise become millions of
+// rejected records, burying whatever else the rejected topic says.
+func (t *txn) overRejectLimit(line int64) error {
+	lim := t.in.cfg.RejectLimit
+	read := t.st.published + t.st.rejected
+	if lim.MaxRows < 0 || t.st.rejected <= lim.MaxRows || float64(t.st.rejected) <= lim.MaxShare*float64(read) {
+		return nil
+	}
+	return fmt.Errorf("file %s: %d of %d rows rejected (over --max-rejects %d and --max-reject-share %g); fix the file or raise the limits "+
+		"(reading stopped after line %d: the lines after it were not read; a rerun of the same file with raised limits resumes there)",
+		t.src.file, t.st.rejected, read, lim.MaxRows, lim.MaxShare, line)
 }
 
 func reasonCodes(rj *billing.Rejected) []string {

@@ -59,19 +59,25 @@ func (b intervalLines) lines() int64 { return b.Stats().Lines }
 
 // open dispatches on the file kind: a name that says interval<mm> (or an
 // explicit interval length) is an interval file, anything else a billing file.
-func (in *Ingester) open(path string, name billing.FileName, nameErr error) (lineReader, billing.Layout, error) {
+// It reads the already opened file (see received), so what is parsed is the
+// file that was hashed, not whatever the path names by now.
+func (in *Ingester) open(f *received, name billing.FileName, nameErr error) (lineReader, billing.Layout, error) {
+	rd, err := f.content()
+	if err != nil {
+		return nil, "", err
+	}
 	if in.isInterval(name, nameErr) {
-		rd, err := interval.Open(path, in.cfg.Interval)
+		rd, err := interval.NewReader(f.base, rd, in.cfg.Interval)
 		if err != nil {
 			return nil, LayoutInterval, err
 		}
 		return intervalLines{rd}, LayoutInterval, nil
 	}
-	rd, err := billing.Open(path, in.cfg.Reader)
+	br, err := billing.NewReader(f.base, rd, in.cfg.Reader)
 	if err != nil {
 		return nil, "", err
 	}
-	return billingLines{rd}, rd.Layout(), nil
+	return billingLines{br}, br.Layout(), nil
 }
 
 func (in *Ingester) isInterval(name billing.FileName, nameErr error) bool {
