@@ -42,12 +42,12 @@ type ingestCmd struct {
 	ChunkRows      int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
 	Progress       string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
 	Poll           time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
-	Settle         time.Duration `name:"settle" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
-	Ready          string        `name:"ready" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
-	MarkerSuffix   string        `name:"marker-suffix" default:".done" help:"With --ready marker: the marker file's suffix."`
-	Ignore         []string      `name:"ignore" placeholder:"PATTERN" help:"With --watch: names never taken (shell patterns, case-insensitive), such as upload temporaries; default .*, *.tmp, *.part, *.partial, *.filepart."`
-	DoneDir        string        `name:"done-dir" help:"With --watch: where ingested files go (a real directory on the drop folder's file system; default DIR/done)."`
-	FailedDir      string        `name:"failed-dir" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
+	Settle         time.Duration `name:"settle" env:"USAGESTREAM_WATCH_SETTLE" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
+	Ready          string        `name:"ready" env:"USAGESTREAM_WATCH_READY" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
+	MarkerSuffix   string        `name:"marker-suffix" env:"USAGESTREAM_WATCH_MARKER_SUFFIX" default:".done" help:"With --ready marker: the marker file's suffix."`
+	Ignore         []string      `name:"ignore" env:"USAGESTREAM_WATCH_IGNORE" placeholder:"PATTERN" help:"With --watch: names never taken (shell patterns, case-insensitive), such as upload temporaries; default .*, *.tmp, *.part, *.partial, *.filepart."`
+	DoneDir        string        `name:"done-dir" env:"USAGESTREAM_WATCH_DONE_DIR" help:"With --watch: where ingested files go (a real directory on the drop folder's file system; default DIR/done)."`
+	FailedDir      string        `name:"failed-dir" env:"USAGESTREAM_WATCH_FAILED_DIR" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
 	MetricsAddr    string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
 
 	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`

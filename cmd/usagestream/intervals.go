@@ -16,7 +16,7 @@ import (
 // serves on --http-addr (POST /v1/intervals).
 type intervalFlags struct {
 	IntervalsUtility       string   `name:"intervals-utility" env:"USAGESTREAM_UTILITY" help:"Utility code of reads posted to /v1/intervals; empty: the endpoint is not served."`
-	IntervalsMaxBody       int64    `name:"intervals-max-body" default:"8388608" help:"Largest body /v1/intervals accepts, in bytes; a larger one publishes nothing (413)."`
+	IntervalsMaxBody       int64    `name:"intervals-max-body" env:"USAGESTREAM_INTERVALS_MAX_BODY" default:"8388608" help:"Largest body /v1/intervals accepts, in bytes; a larger one publishes nothing (413)."`
 	IntervalsMaxLines      int      `name:"intervals-max-lines" env:"USAGESTREAM_INTERVALS_MAX_LINES" default:"50000" help:"Most reads in one POST /v1/intervals; a body with more publishes nothing (413)."`
 	IntervalsMaxErrors     int      `name:"intervals-max-errors" env:"USAGESTREAM_INTERVALS_MAX_ERRORS" default:"100" help:"Not-accepted lines listed with their errors in an answer; the rest are counted per reason (counts, errors_omitted)."`
 	IntervalsMaxConcurrent int      `name:"intervals-max-concurrent" env:"USAGESTREAM_INTERVALS_MAX_CONCURRENT" default:"4" help:"POST /v1/intervals requests served at once; more are answered 503 with Retry-After."`
