@@ -75,7 +75,8 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 	fmt.Fprintf(out, "%d anomalies injected and labelled, %d of them malformed rows the reader must reject\n", len(res.Labels), malformed)
 
 	section(out, "3. usagestream ingest")
-	ic := ingestCmd{ServiceTypes: []string{"E", "G", "W"}, ChunkRows: 50_000, Progress: "auto"}
+	lim := ingest.DefaultRejectLimit() // the flags' defaults: ic is not parsed from flags
+	ic := ingestCmd{ServiceTypes: []string{"E", "G", "W"}, ChunkRows: 50_000, Progress: "auto", MaxRejects: lim.MaxRows, MaxRejectShare: lim.MaxShare}
 	in, err := ingest.New(ctx, s.kc, ic.config(g, os.Stderr))
 	if err != nil {
 		return err
