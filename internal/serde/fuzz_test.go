@@ -68,7 +68,7 @@ func FuzzRegistryDecode(f *testing.F) {
 	ctx := context.Background()
 	good, err := fr.codecs[0].Append(nil, map[string]any{
 		"utility": "gec", "layout": "full",
-		"source": map[string]any{"file": "f.gz", "line": int64(2), "file_sha256": strings.Repeat("0", 64)},
+		"source":           map[string]any{"file": "f.gz", "line": int64(2), "file_sha256": strings.Repeat("0", 64)},
 		"service_point_id": "SP1", "is_account_deletion": false,
 	})
 	if err != nil {
