@@ -41,11 +41,11 @@ func FuzzRestoreSchemas(f *testing.F) {
 	f.Add([]byte(line(persisted{Subject: "a-value", Version: -1, ID: -5, Schema: s1})))
 	f.Add([]byte(line(persisted{Subject: "", Version: 0, ID: 0, Schema: "nope"})))
 	f.Add([]byte("\n\n{}\n[1]\n"))
+	path := filepath.Join(f.TempDir(), "registry.jsonl") // one per worker process
 	f.Fuzz(func(t *testing.T, file []byte) {
 		if len(file) > 1<<14 {
 			return
 		}
-		path := filepath.Join(t.TempDir(), "registry.jsonl")
 		if err := os.WriteFile(path, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
