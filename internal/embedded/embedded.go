@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -234,6 +235,12 @@ func (s *Stack) restoreSchemas() error {
 			// A torn last line from a crash mid-append: the schema was never acknowledged.
 			s.log.Warn("embedded registry: skipping an unreadable line", "file", s.logPath, "line", n, "err", err)
 			continue
+		}
+		// An id must fit the 4-byte framing and a version be positive: srfake
+		// takes any int, and an id of 2^63-1 made the next one handed out
+		// negative (FuzzRestoreSchemas).
+		if p.Subject == "" || p.Version < 1 || p.ID < 1 || p.ID > math.MaxInt32 {
+			return fmt.Errorf("restoring line %d of %s: subject %q version %d id %d is out of range (a subject, a version from 1, an id from 1 to %d); move the file away to start with an empty registry", n, s.logPath, p.Subject, p.Version, p.ID, math.MaxInt32)
 		}
 		if _, dup := s.registry.GetSchema(p.Subject, p.Version); dup {
 			continue

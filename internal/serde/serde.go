@@ -17,6 +17,14 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 )
 
+func init() {
+	// goavro sizes a map or an array by the block count a record claims,
+	// before reading an item (up to 2^31 by default): 8 bytes claiming 2^31
+	// map entries took 24 GB and 15 minutes to refuse. Records come from
+	// any producer; none of ours has anywhere near this many items.
+	goavro.MaxBlockCount = maxArrayItems
+}
+
 // Codec encodes records of one registered schema. It is safe for concurrent
 // use: goavro codecs are immutable once built.
 type Codec struct {

@@ -293,6 +293,11 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				if ci.Input.CustomerID != string(in.Record.Key) {
 					return runtime.Step[*rules.Customer]{}, errKeyMismatch("stage 2 input", "customer_id", in.Record.Topic)
 				}
+				// Receive panics on such an input (a routing bug when the
+				// premise stage made it): from the topic, it is poison.
+				if m := ci.Input.Membership; m != nil && (m.CustomerID != ci.Input.CustomerID || m.PremiseID != ci.Input.PremiseID) {
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("stage 2 input from %s whose membership is not of its customer_id and premise_id (fix the producer)", in.Record.Topic))
+				}
 				utility = ci.Utility
 				changed = c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			}

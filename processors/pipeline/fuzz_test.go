@@ -1,0 +1,203 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/quarantine"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
+)
+
+// fuzzPipeline is a pipeline on an in-memory registry, shared by a fuzz
+// run's iterations (the stages keep no state of their own between inputs).
+var fuzzPipeline = sync.OnceValues(func() (*Pipeline, error) {
+	reg := srfake.New() // lives for the test binary
+	return New(context.Background(), kafkaconf.Config{Registry: reg.URL()}, rules.DefaultPolicy())
+})
+
+// FuzzRepartitionValues: the values of the repartition topics, as the
+// premise stage (repartition-premises: membership JSON) and stage 2
+// (repartition-memberships: stage 2 input JSON; repartition-interval-history:
+// interval history JSON) read them. topic picks the topic; key is the record
+// key; the state the value meets is empty, or the state the previous value
+// (prev, on the same topic and key) left.
+//
+// Properties: no panic; an error is poison, non-empty, and names the topic
+// or the key field that is wrong; a value that is accepted has the key its
+// topic is keyed by, survives a JSON round trip unchanged, and leaves a state
+// that round-trips through its changelog encoding; every output is keyed as
+// its topic is, and decodes (repartition JSON, or Avro through the registry).
+func FuzzRepartitionValues(f *testing.F) {
+	p, err := fuzzPipeline()
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := dates.MustParse("20240101")
+	m, _ := json.Marshal(membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C1", PremiseID: "P1",
+		ServicePointID: "SP1", ServiceType: "E", AccountID: "A1", ActiveDate: d, Active: true}})
+	m2, _ := json.Marshal(membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C2", PremiseID: "P1",
+		ServicePointID: "SP1", ServiceType: "E", AccountID: "A2", ActiveDate: d + 40, Active: true}})
+	reasons := []rules.Reason{}
+	ci, _ := json.Marshal(customerInput{Utility: "gec", Input: rules.CustomerInput{CustomerID: "C1", PremiseID: "P1",
+		Membership:   &rules.Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", ActiveDate: d, Active: true},
+		Replacements: &reasons, Cause: rules.Source{Topic: "billing.v1", Offset: 3, File: "f.gz", Line: 2}}})
+	ih, _ := json.Marshal(intervalHistory{Utility: "gec", History: rules.IntervalHistory{ServicePointID: "SP1", CustomerID: "C1",
+		PremiseID: "P1", Months: 13, Since: d}})
+	f.Add(uint8(0), "P1", []byte(nil), m)
+	f.Add(uint8(0), "P1", m, m2)
+	f.Add(uint8(0), "P2", []byte(nil), m)
+	f.Add(uint8(1), "C1", []byte(nil), ci)
+	f.Add(uint8(1), "C1", ci, ci)
+	f.Add(uint8(2), "C1", ci, ih)
+	f.Add(uint8(2), "C1", []byte(nil), ih)
+	f.Add(uint8(0), "P1", []byte(nil), []byte(`{"membership":{"premise_id":"P1","active_date":"x"}}`))
+	f.Add(uint8(1), "", []byte(nil), []byte(`{}`))
+	f.Add(uint8(2), "C1", []byte(nil), []byte(`{"history":{"customer_id":"C1","months":-9223372036854775808}}`))
+	f.Add(uint8(1), "C1", []byte(nil), []byte(`{"input":{"customer_id":"C1","membership":null,"replacements":[{"code":"`+strings.Repeat("X", 300)+`"}]}}`))
+	f.Add(uint8(0), "P1", []byte(nil), []byte("not json"))
+	f.Add(uint8(0), "P1", []byte(nil), []byte(nil))
+	f.Fuzz(func(t *testing.T, topic uint8, key string, prev, value []byte) {
+		if len(value) > 1<<14 || len(prev) > 1<<14 {
+			return
+		}
+		names := []string{p.topics.Premises, p.topics.Memberships, p.topics.IntervalHistory}
+		tp := names[int(topic)%len(names)]
+		var state any
+		site, cust := &rules.Site{}, &rules.Customer{}
+		if tp == p.topics.Premises {
+			state = site
+		} else {
+			state = cust
+		}
+		if prev != nil {
+			// Whatever the previous value did, it must leave the stage working.
+			_, _ = process(p, tp, key, prev, 1, site, cust)
+		}
+		outs, err := process(p, tp, key, value, 2, site, cust)
+		if err != nil {
+			msg := err.Error()
+			if !quarantine.IsPoison(err) {
+				t.Fatalf("not poison: %v", err)
+			}
+			if !strings.Contains(msg, tp) && !strings.Contains(msg, "record key") {
+				t.Fatalf("error names neither the topic nor the key: %q", msg)
+			}
+			return
+		}
+		// Accepted: the key is the field the topic is keyed by, and the value
+		// means the same after a round trip.
+		switch tp {
+		case p.topics.Premises:
+			var m membership
+			mustJSON(t, value, &m)
+			if m.Membership.PremiseID != key {
+				t.Fatalf("accepted a membership of premise %q under key %q", m.Membership.PremiseID, key)
+			}
+		case p.topics.Memberships:
+			var ci customerInput
+			mustJSON(t, value, &ci)
+			if ci.Input.CustomerID != key {
+				t.Fatalf("accepted a stage 2 input of customer %q under key %q", ci.Input.CustomerID, key)
+			}
+		default:
+			var h intervalHistory
+			mustJSON(t, value, &h)
+			if h.History.CustomerID != key {
+				t.Fatalf("accepted an interval history of customer %q under key %q", h.History.CustomerID, key)
+			}
+		}
+		checkState(t, state)
+		for _, o := range outs {
+			switch o.Topic {
+			case p.topics.Memberships:
+				var ci customerInput
+				mustJSON(t, o.Value, &ci)
+				if string(o.Key) != ci.Input.CustomerID {
+					t.Fatalf("output to %s keyed %q for customer %q", o.Topic, o.Key, ci.Input.CustomerID)
+				}
+			case p.topics.Eligibility:
+				ev, _, err := p.reg.Decode(context.Background(), o.Value)
+				if err != nil {
+					t.Fatalf("an eligibility event does not decode: %v", err)
+				}
+				if ev["customer_id"] != string(o.Key) {
+					t.Fatalf("eligibility event of %v keyed %q", ev["customer_id"], o.Key)
+				}
+			default:
+				t.Fatalf("output to unexpected topic %s", o.Topic)
+			}
+		}
+	})
+}
+
+// process runs value through the stage that reads topic tp.
+func process(p *Pipeline, tp, key string, value []byte, off int64, site *rules.Site, cust *rules.Customer) ([]runtime.Out, error) {
+	in := runtime.Input{Record: runtime.Record{Topic: tp, Partition: 0, Offset: off, Key: []byte(key), Value: value,
+		Timestamp: time.UnixMilli(1_700_000_000_000)}}
+	if tp == p.topics.Premises {
+		st, err := p.PremiseStage().Process(site, in)
+		return st.Outputs, err
+	}
+	st, err := p.CustomerStage().Process(cust, in)
+	return st.Outputs, err
+}
+
+// mustJSON decodes an accepted value and checks that encoding it again and
+// decoding that gives the same value.
+func mustJSON[T any](t *testing.T, b []byte, v *T) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("an accepted value does not decode: %v", err)
+	}
+	again, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("an accepted value does not encode: %v", err)
+	}
+	var back T
+	if err := json.Unmarshal(again, &back); err != nil {
+		t.Fatalf("a re-encoded value does not decode: %v (%s)", err, again)
+	}
+	if !reflect.DeepEqual(*v, back) {
+		t.Fatalf("JSON round trip changed the value:\n%+v\n%+v", *v, back)
+	}
+}
+
+// checkState: the state a value left round-trips through its changelog
+// encoding (what a restore would read back).
+func checkState(t *testing.T, state any) {
+	t.Helper()
+	type binary interface {
+		MarshalBinary() ([]byte, error)
+		UnmarshalBinary([]byte) error
+	}
+	s := state.(binary)
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatalf("state does not encode: %v", err)
+	}
+	var back binary
+	switch state.(type) {
+	case *rules.Site:
+		back = &rules.Site{}
+	default:
+		back = &rules.Customer{}
+	}
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatalf("state does not decode: %v", err)
+	}
+	b2, err := back.MarshalBinary()
+	if err != nil || !bytes.Equal(b, b2) {
+		t.Fatalf("state round trip: %v\n%s\n%s", err, b, b2)
+	}
+}
