@@ -12,6 +12,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/quarantine"
+	"github.com/usagestream/usagestream/sinks/sink"
 )
 
 // TestReplayQuarantineRefeedsToTheStageThatQuarantined (issue 13): a record
@@ -115,7 +116,7 @@ func TestReplayQuarantineRefeedsASinksRecordsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kafkatest.WaitCaughtUp(t, env.Kafka, "usagestream.sink-jsonl", env.Topics.Eligibility, time.Minute)
+	kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "jsonl"), env.Topics.Eligibility, time.Minute)
 	if sctx.Err() != nil {
 		t.Fatal("the bad record stopped the sink")
 	}
