@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/testlog"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"
 )
@@ -59,7 +59,7 @@ func TestFailedSinkRestartsWithoutStoppingTheOthers(t *testing.T) {
 	defer cancel()
 	reg := prometheus.NewRegistry()
 	m := sink.NewMetrics(reg)
-	var logs syncLog
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	failing := &countingWriter{failures: 2, seen: map[string]int{}}
 	healthy := &countingWriter{seen: map[string]int{}}
@@ -96,22 +96,4 @@ func TestFailedSinkRestartsWithoutStoppingTheOthers(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "sink failing failed") || !strings.Contains(out, "does not exist") {
 		t.Fatalf("the log does not say which sink failed and why:\n%s", out)
 	}
-}
-
-// syncLog is a log destination several goroutines write.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

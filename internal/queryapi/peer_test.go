@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/usagestream/usagestream/processors/runtime"
 )
@@ -104,18 +103,8 @@ func TestPeerForwarding(t *testing.T) {
 	_, _, instA := f.start(t, t.TempDir(), callerTok, peer)
 	_, tsB, instB := f.start(t, t.TempDir(), callerTok, peer)
 	waitCaughtUp(t, f)
+	waitSplit(t, f, instA[0], instB[0])
 	n := partitions(t, f)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		a, b := instA[0].Owned(), instB[0].Owned()
-		if len(a) > 0 && len(b) > 0 && len(a)+len(b) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions not split after 3 minutes: A %v, B %v", a, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	memberB, err := instB[0].MemberID()
 	if err != nil {
 		t.Fatal(err)

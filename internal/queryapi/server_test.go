@@ -470,18 +470,8 @@ func TestKeyOnAnotherInstance(t *testing.T) {
 	waitCaughtUp(t, f)
 	// Wait until the service point stage's partitions are split between the
 	// two and the group has settled.
+	waitSplit(t, f, instA[0], instB[0])
 	n := partitions(t, f)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		a, b := instA[0].Owned(), instB[0].Owned()
-		if len(a) > 0 && len(b) > 0 && len(a)+len(b) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions not split after 3 minutes: A %v, B %v", a, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	memberB, err := instB[0].MemberID()
 	if err != nil {
 		t.Fatal(err)
@@ -558,4 +548,22 @@ func (f *fixture) apiRequests(t *testing.T, endpoint, code string) prometheus.Co
 		}
 	}
 	return c
+}
+
+// waitSplit waits until the service point stage's partitions are split
+// between two instances and the group has settled.
+func waitSplit(t *testing.T, f *fixture, a, b *runtime.Instance) {
+	t.Helper()
+	n := partitions(t, f)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		oa, ob := a.Owned(), b.Owned()
+		if len(oa) > 0 && len(ob) > 0 && len(oa)+len(ob) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not split after 3 minutes: A %v, B %v", oa, ob)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

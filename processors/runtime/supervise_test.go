@@ -1,36 +1,18 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/usagestream/usagestream/internal/testlog"
 )
-
-// syncBuffer is a log sink written by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSupervisedStageRestartsAfterAFailureExactlyOnce: a stage whose
 // processor fails for a reason that is not the record's (a dependency down)
@@ -49,7 +31,7 @@ func TestSupervisedStageRestartsAfterAFailureExactlyOnce(t *testing.T) {
 		}
 		return process(s, in)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	m := NewMetrics(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
