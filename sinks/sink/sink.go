@@ -386,6 +386,10 @@ func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 	b := &batch{fs: fs, recs: fs.Records()}
 	b.events = make([]Event, 0, len(b.recs))
 	consumer := quarantine.SinkConsumer(l.cfg.Name)
+	// One bounded context for the batch, not one per record: decoding is
+	// the loop's hot path, and most records hit the registry's cache.
+	dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	defer cancel()
 	for _, r := range b.recs {
 		if quarantine.SkipFor(consumer, r.Headers) {
 			// A re-feed addressed to another consumer: delivered already.
@@ -393,7 +397,7 @@ func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 			continue
 		}
 		ev := Event{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp, Value: r.Value}
-		err := l.decodeOne(ctx, r, &ev)
+		err := l.decodeOne(ctx, dctx, r, &ev)
 		if quarantine.IsPoison(err) {
 			cause := fmt.Errorf("sink %s: decoding %s partition %d offset %d: %w", l.cfg.Name, r.Topic, r.Partition, r.Offset, err)
 			src := quarantine.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaID: quarantine.SchemaID(r.Value)}
@@ -408,13 +412,16 @@ func (l *loop) decode(ctx context.Context, fs kgo.Fetches) (*batch, error) {
 	return b, nil
 }
 
-// decodeOne decodes r into ev, waiting out a registry that cannot be
-// reached: only the record's own faults (quarantine.IsPoison) and a stop end
-// it with an error.
-func (l *loop) decodeOne(ctx context.Context, r *kgo.Record, ev *Event) error {
+// decodeOne decodes r into ev within dctx, waiting out a registry that
+// cannot be reached (each retry with a fresh bound): only the record's own
+// faults (quarantine.IsPoison) and a stop of ctx end it with an error.
+func (l *loop) decodeOne(ctx, dctx context.Context, r *kgo.Record, ev *Event) error {
 	backoff := l.cfg.RetryMin
-	for {
-		dctx, cancel := graceContext(ctx, grace, l.cfg.WriteTimeout)
+	for attempt := 0; ; attempt++ {
+		cancel := context.CancelFunc(func() {})
+		if attempt > 0 {
+			dctx, cancel = graceContext(ctx, grace, l.cfg.WriteTimeout)
+		}
 		var err error
 		switch l.cfg.Format {
 		case JSON:
