@@ -22,7 +22,7 @@ import (
 const exitValidationFailed = 2
 
 type validateCmd struct {
-	Files        []string `arg:"" help:"Billing files (.gz, .zip, or plain .tsv/.txt), taken in the order of data contract 2.5."`
+	Files        []string `arg:"" help:"Billing files (.gz, .zip, or plain .tsv/.txt), taken in the order of docs/data-contract.md §2.5."`
 	Policy       string   `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Policy (YAML) with the validation thresholds; default: the built-in default policy."`
 	JSON         string   `name:"json" placeholder:"FILE" help:"Write the report as JSON to FILE (- for standard output)."`
 	HTML         string   `name:"html" placeholder:"FILE" help:"Write the report as a self-contained HTML page to FILE."`

@@ -114,7 +114,7 @@ func sortExtra(a []billing.Attribute) {
 }
 
 // TestEncodeDefaultsAndErrors: a usage row without an estimate flag is
-// written as E (data contract 2.4); a layout outside the enum is an error
+// written as E (docs/data-contract.md §2.4); a layout outside the enum is an error
 // naming the file and line, not a panic or a corrupt record.
 func TestEncodeDefaultsAndErrors(t *testing.T) {
 	c, err := NewCodec()

@@ -152,7 +152,7 @@ func (g *generator) loadPremise(p int64) {
 	}
 
 	// Multi-family buildings are blocks of six consecutive premises sharing one
-	// street address, each unit its own premise (data contract 1).
+	// street address, each unit its own premise (docs/data-contract.md §1).
 	const perBuilding = 6
 	building := p / perBuilding
 	multi := unit(g.hash(saltPremise, building)) < 0.2

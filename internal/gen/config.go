@@ -1,5 +1,5 @@
-// Package gen writes realistic Opower legacy billing files (data contract
-// section 2) with injected, labelled anomalies: test fixtures, benchmark input
+// Package gen writes realistic Opower legacy billing files
+// (docs/data-contract.md §2) with injected, labelled anomalies: test fixtures, benchmark input
 // and demo data.
 //
 // Output is a pure function of Config: the same Config (Seed and Now included)
@@ -38,7 +38,7 @@ type Config struct {
 	Months int
 	// Start is the earliest first period start; each premise's read cycle
 	// (01-20) moves its first period 0-19 days later, as real read routes do.
-	// Default: January 1 of the year before Now (data contract 2.6).
+	// Default: January 1 of the year before Now (docs/data-contract.md §2.6).
 	Start dates.Date
 	// Now sets the defaults and the file-name timestamp; zero means time.Now(),
 	// which makes the output differ from run to run.
@@ -108,7 +108,7 @@ func (c Config) WithDefaults() Config {
 // validate checks a Config after WithDefaults; messages say what to change.
 func (c Config) validate() error {
 	if n := len(c.Utility); (n != 3 && n != 4) || !isLowerAlnum(c.Utility) {
-		return fmt.Errorf("gen: utility %q must be 3 or 4 lower-case letters or digits (file names, data contract 2.3)", c.Utility)
+		return fmt.Errorf("gen: utility %q must be 3 or 4 lower-case letters or digits (file names, docs/data-contract.md §2.3)", c.Utility)
 	}
 	switch c.Population {
 	case "res", "nonres", "nonres-smb", "nonres-lci":
@@ -158,7 +158,7 @@ func (c Config) gasShare() float64 {
 	return c.GasShare
 }
 
-// Kind is one injected scenario, named after its rules.md id (or, for rows the
+// Kind is one injected scenario, named after its docs/rules.md id (or, for rows the
 // reader must reject, after the reader's reject code).
 type Kind string
 
@@ -240,7 +240,7 @@ var kindInfo = map[Kind]kindMeta{
 // Kinds lists every Kind in canonical order.
 func Kinds() []Kind { return slices.Clone(kindOrder) }
 
-// Rule is the rules.md id ("U2") or data contract section ("DC-2.4") a Kind tests.
+// Rule is the docs/rules.md id ("U2") or data contract section ("DC-2.4") a Kind tests.
 func (k Kind) Rule() string { return kindInfo[k].rule }
 
 // RejectCode is the reader's reject code for kinds whose row the reader must
@@ -294,7 +294,7 @@ func ParseAnomalies(spec string) (map[Kind]int, error) {
 // Label is the ground truth for one injected anomaly.
 type Label struct {
 	Kind           Kind   `json:"kind"`
-	Rule           string `json:"rule"`                  // rules.md id ("U2") or "DC-2.1"/"DC-2.4" for malformed rows
+	Rule           string `json:"rule"`                  // docs/rules.md id ("U2") or "DC-2.1"/"DC-2.4" for malformed rows
 	RejectCode     string `json:"reject_code,omitempty"` // for rows the reader must reject
 	File           string `json:"file"`                  // base name
 	Line           int64  `json:"line"`                  // physical line of the row that carries it (header = 1)

@@ -459,7 +459,7 @@ func checkCleanSplit(t *testing.T, o *outputSet) {
 }
 
 // checkRules checks, on the full layout, that each labelled row has the shape
-// its rule describes (rules.md), so that a processor finds exactly that.
+// its rule describes (docs/rules.md), so that a processor finds exactly that.
 func checkRules(t *testing.T, o *outputSet, f *tfile) {
 	by, _ := rowsBySP(f)
 	// Service points by premise, for S1 and S2.

@@ -18,7 +18,7 @@ import (
 	"github.com/usagestream/usagestream/producers/interval"
 )
 
-// IntervalConfig says what interval file (data contract 3) to generate.
+// IntervalConfig says what interval file (docs/data-contract.md §3) to generate.
 type IntervalConfig struct {
 	Utility     string // default "gec"
 	Population  string // default "res"
@@ -133,7 +133,7 @@ func GenerateIntervals(dir string, c IntervalConfig) (path string, rows int64, e
 }
 
 // WriteIntervals writes the header and the reads of c to w: service point
-// by service point, each oldest to newest (data contract 2.5). Values follow
+// by service point, each oldest to newest (docs/data-contract.md §2.5). Values follow
 // a residential daily shape (night base load, morning and evening peaks)
 // scaled per service point, with noise; 2% of reads are estimated.
 func WriteIntervals(w io.Writer, c IntervalConfig) (rows int64, err error) {

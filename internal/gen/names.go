@@ -4,7 +4,7 @@ import "github.com/usagestream/usagestream/producers/billing"
 
 // FileName is the base name Generate gives a file of layout l:
 // opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>.<gz|zip|tsv>
-// (data contract 2.3). c should have its defaults filled.
+// (docs/data-contract.md §2.3). c should have its defaults filled.
 func FileName(c Config, l billing.Layout) string {
 	ext := ".gz"
 	switch c.Compression {
@@ -75,7 +75,7 @@ var bizSuffix = []string{"LLC", "Inc", "Co", "Corp", ""}
 var unitStyles = []string{"Apt ", "Unit ", "#"}
 
 // Rate codes on every real allowlist; MED1 is the medical rate that A7 switches
-// to (rules.md A7: medical rates are left off the allowlist).
+// to (docs/rules.md#A7: medical rates are left off the allowlist).
 var (
 	rateCodes    = []string{"R1", "R1", "R1", "R2", "R2", "TOU1"}
 	rateMedical  = "MED1"

@@ -308,7 +308,7 @@ func createOutput(dir string, c Config, l billing.Layout) (*output, error) {
 		zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
 			return flate.NewWriter(out, flate.BestSpeed)
 		})
-		// One file, no folders (data contract 2.1).
+		// One file, no folders (docs/data-contract.md §2.1).
 		ew, err := zw.CreateHeader(&zip.FileHeader{Name: innerName(c, l), Method: zip.Deflate, Modified: c.Now})
 		if err != nil {
 			f.Close()

@@ -171,7 +171,7 @@ func SchemaFetchError(id int, err error) error {
 }
 
 // Helpers for building goavro native values. Empty strings are the file
-// format's null (data contract 2.1), so they map to Avro null.
+// format's null (docs/data-contract.md §2.1), so they map to Avro null.
 
 // OptString is a ["null","string"] union value.
 func OptString(s string) any {

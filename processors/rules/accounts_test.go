@@ -2,7 +2,7 @@ package rules
 
 import "testing"
 
-// Account rules A1-A9 (rules.md), one test per rule id.
+// Account rules A1-A9 (docs/rules.md), one test per rule id.
 
 func TestA1FirstAccount(t *testing.T) {
 	t.Run("first account activates from its active_date", func(t *testing.T) {

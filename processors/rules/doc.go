@@ -1,4 +1,4 @@
-// Package rules holds the domain rules of usagestream (spec/rules.md) as pure
+// Package rules holds the domain rules of usagestream (docs/rules.md) as pure
 // functions of state and input: no I/O, no clocks, no randomness, no globals
 // but read-only tables. The streaming runtime and the offline validator run
 // the same functions, so the same inputs in the same order give the same
@@ -27,8 +27,8 @@
 //
 // # Decisions
 //
-// Where rules.md leaves room, this package decides as follows (README.md,
-// DECISIONS, says why at more length):
+// Where the upstream catalogue leaves room, this package decides as follows (docs/rules.md
+// lists them under each rule; README.md, DECISIONS, says why at more length):
 //
 //   - S1 is a fact of the premise as a place: the premise stage judges it
 //     over every service point there, whoever's account it is, and it

@@ -10,7 +10,7 @@ import (
 
 // Source says where an input came from. The rules copy it onto every reason
 // and event the input causes, so that a report can name the topic, partition
-// and offset, and for file rows the file and line (rules.md, last paragraph).
+// and offset, and for file rows the file and line (docs/rules.md: every reason and event names its rule and input).
 type Source struct {
 	Topic     string `json:"topic,omitempty"`
 	Partition int32  `json:"partition,omitempty"`
@@ -71,7 +71,7 @@ const (
 // Reason is one thing that blocks a program for a subject.
 type Reason struct {
 	Code           string     `json:"code"`
-	Rule           string     `json:"rule"`                       // rules.md id
+	Rule           string     `json:"rule"`                       // docs/rules.md id
 	ServicePointID string     `json:"service_point_id,omitempty"` // "" for customer- or premise-level reasons
 	EffectiveDate  dates.Date `json:"effective_date"`             // when it started holding (event time)
 	// Until is 0 when open-ended. U2/U3: the last newest-date_to at which the

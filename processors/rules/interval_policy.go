@@ -17,7 +17,7 @@ import (
 // top-level Policy keys, shared with the billing rules.
 type IntervalPolicy struct {
 	// StaleAfter without interval data raises STALE_FEED on an active
-	// service point (I4; data contract 3: reads come within 72 hours).
+	// service point (I4; docs/data-contract.md §3: reads come within 72 hours).
 	StaleAfter time.Duration
 	// RetentionDays of coverage are kept per channel, counted back from the
 	// newest day with data: 13 months for I5 plus a margin.
@@ -118,7 +118,7 @@ func (p *IntervalPolicy) UnmarshalYAML(n *yaml.Node) error {
 func (p IntervalPolicy) Validate() error {
 	var errs []error
 	if p.StaleAfter < minStaleAfter || p.StaleAfter > maxStaleAfter {
-		errs = append(errs, fmt.Errorf("intervals.stale_after is %s; give a duration from %s to %s (72h: data contract 3)", p.StaleAfter, minStaleAfter, maxStaleAfter))
+		errs = append(errs, fmt.Errorf("intervals.stale_after is %s; give a duration from %s to %s (72h: docs/data-contract.md §3)", p.StaleAfter, minStaleAfter, maxStaleAfter))
 	}
 	if p.DetailDays < 1 || p.DetailDays > maxDetailDays {
 		errs = append(errs, fmt.Errorf("intervals.detail_days is %d; give 1 to %d days (40 covers a billing period and late reads)", p.DetailDays, maxDetailDays))

@@ -15,7 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Policy is the configurable part of the rules (rules.md marks these
+// Policy is the configurable part of the rules (docs/rules.md marks these
 // **decision** or "configured"). It is a plain value: the runtime loads it once
 // and passes the same value to every Apply, so that a replay with the same
 // policy gives the same events.
@@ -53,13 +53,13 @@ type Policy struct {
 	Validation Validation `yaml:"validation"`
 }
 
-// Validation is when a file fails offline validation (data contract 2.6: a
+// Validation is when a file fails offline validation (docs/data-contract.md §2.6: a
 // sample historical file is sent again until it passes diagnostics).
 type Validation struct {
 	// MaxRejectedRowShare is the largest share of data lines (0..1) the
 	// reader may reject.
 	MaxRejectedRowShare float64 `yaml:"max_rejected_row_share"`
-	// HistoryMonths of usage a service point needs (data contract 3: 13
+	// HistoryMonths of usage a service point needs (docs/data-contract.md §3: 13
 	// months for active accounts), and MinHistoryShare the smallest share of
 	// active service points with usage (0..1) that must have them.
 	HistoryMonths   int     `yaml:"history_months"`
@@ -100,7 +100,7 @@ func (v *Validation) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// DefaultPolicy returns the defaults of rules.md. The default rate allowlist
+// DefaultPolicy returns the defaults of docs/rules.md. The default rate allowlist
 // is R1, R2 and TOU1: the residential, second-tier and time-of-use codes the
 // project's data use; the medical rate MED1 is left off, as A7 asks.
 func DefaultPolicy() Policy {

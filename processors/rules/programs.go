@@ -2,7 +2,7 @@ package rules
 
 import "slices"
 
-// Programs a subject can be eligible for (rules.md, eligibility programs).
+// Programs a subject can be eligible for (docs/rules.md#programs).
 const (
 	ProgramCommunications     = "communications" // reports, emails, alerts
 	ProgramWebAccess          = "web_access"
@@ -27,7 +27,7 @@ var communicationsBlocks = []string{
 	ReasonActiveDateChanged, ReasonRateNotAllowed, ReasonServicePointChanged,
 }
 
-// programTable is rules.md's eligibility programs table (default policy), in
+// programTable is the programs table of docs/rules.md#programs (default policy), in
 // the order events are emitted. Read-only.
 var programTable = []program{
 	{name: ProgramCommunications, blocks: communicationsBlocks},

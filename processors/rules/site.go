@@ -11,7 +11,7 @@ import (
 
 // Site is the premise stage's state: one premise_id as a place, with every
 // service point there and every customer who had an account on it. S1 is a
-// fact of the place (rules.md: "the premise becomes ineligible"), so it is
+// fact of the place (docs/rules.md#S1: "the premise becomes ineligible"), so it is
 // judged here, across customers: a new customer moving in on a replaced
 // meter is blocked although none of the old service points were theirs.
 //

@@ -177,7 +177,7 @@ func TestS2DualFuel(t *testing.T) {
 }
 
 // TestProgramsTable checks each reason against each program, end to end
-// through stage 2, against rules.md's table written out here.
+// through stage 2, against the table of docs/rules.md#programs written out here.
 func TestProgramsTable(t *testing.T) {
 	all := []string{ProgramCommunications, ProgramWebAccess, ProgramNeighborComparison, ProgramDualFuelInsights, ProgramDisaggregation}
 	comm := []string{ProgramCommunications, ProgramNeighborComparison, ProgramDualFuelInsights, ProgramDisaggregation}

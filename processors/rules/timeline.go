@@ -11,7 +11,7 @@ import (
 )
 
 // Period is one billing period on a service point's timeline: Start through
-// DateTo, both inclusive (rules.md: start = date_to - duration + 1).
+// DateTo, both inclusive (docs/rules.md: start = date_to - duration + 1).
 //
 // Periods are kept in ServicePoint.Periods sorted by (Start, DateTo), with no
 // two sharing both: a second row for the same days is an exact overwrite

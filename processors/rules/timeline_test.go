@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// Usage timeline rules U1-U9 (rules.md), one test per rule id.
+// Usage timeline rules U1-U9 (docs/rules.md), one test per rule id.
 
 func TestU1Chain(t *testing.T) {
 	cases := []struct {

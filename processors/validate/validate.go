@@ -1,6 +1,6 @@
 // Package validate checks billing files offline: the same reader
 // (producers/billing) and the same rules (processors/rules) as the streaming
-// path, in batch, in the order of data contract 2.5, with no Kafka. It fills a
+// path, in batch, in the order of docs/data-contract.md §2.5, with no Kafka. It fills a
 // report.Report and judges it against the policy's validation thresholds.
 //
 // State is kept in memory for small inputs and in a temporary Pebble store,
@@ -79,7 +79,7 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// Run validates files, taken in the order of data contract 2.5. A file that
+// Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
 // cannot be read to its end is a finding of the report (it fails the "files"
 // check); an error is returned only when the run itself cannot go on: a path
 // that does not exist, a cancelled context, a failing temporary store.

@@ -137,8 +137,8 @@ func (c *Client) encode(r *interval.Read) (*kgo.Record, error) {
 	return &kgo.Record{Topic: c.topic, Key: []byte(r.ServicePointID), Value: v}, nil
 }
 
-// Send validates r and queues it. A read that breaks the rules of data
-// contract 3 comes back at once as a *ReadError naming each field; a
+// Send validates r and queues it. A read that breaks the rules of
+// docs/data-contract.md §3 comes back at once as a *ReadError naming each field; a
 // delivery failure is returned by the next Flush or Close. Send blocks while
 // MaxBuffered reads wait for Kafka, until ctx ends.
 func (c *Client) Send(ctx context.Context, r interval.Read) error {

@@ -1,9 +1,9 @@
-// Package billing reads Opower legacy billing files (data contract section 2):
+// Package billing reads Opower legacy billing files (docs/data-contract.md §2):
 // tab-separated rows with a header, in the full layout or the customer/usage
 // two-file layout, plain or gzip or zip, into typed rows or rejected rows.
 package billing
 
-// Layout names which columns a billing file carries (data contract 2.2).
+// Layout names which columns a billing file carries (docs/data-contract.md §2.2).
 type Layout string
 
 const (
@@ -12,7 +12,7 @@ const (
 	LayoutUsage    Layout = "usage"
 )
 
-// ColumnType is the type letter of data contract 2.4.
+// ColumnType is the type letter of docs/data-contract.md §2.4.
 type ColumnType byte
 
 const (
@@ -34,7 +34,7 @@ type Column struct {
 	Usage bool
 }
 
-// Columns is the canonical column order of the full layout (data contract 2.4:
+// Columns is the canonical column order of the full layout (docs/data-contract.md §2.4:
 // the table's order is the canonical order).
 var Columns = []Column{
 	{Name: "customer_id", Type: TypeString, Required: true},

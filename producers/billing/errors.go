@@ -29,7 +29,8 @@ const (
 	CodeBadZip               = "BAD_ZIP"
 )
 
-// Rule ids cited in Reason.Rule: data contract sections, or rules.md ids.
+// Rule ids cited in Reason.Rule: data contract sections (docs/data-contract.md)
+// or rule ids; docs/rules.md explains each (docs/rules.md#DC-2.1, ...).
 const (
 	RuleFormat  = "DC-2.1" // file format: fields, lines, encoding, nulls
 	RuleColumns = "DC-2.4" // column types and per-column rules
@@ -84,7 +85,7 @@ type Rejected struct {
 type Reason struct {
 	Field   string // column name, or "" for whole-row problems
 	Code    string // one of the Code* constants
-	Rule    string // "DC-2.1", "DC-2.4" or a rules.md id such as "U9"
+	Rule    string // "DC-2.1", "DC-2.4" or a docs/rules.md id such as "U9"
 	Message string // for a person; never holds a personal value unless Options.KeepPersonal
 }
 

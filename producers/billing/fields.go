@@ -43,7 +43,7 @@ const (
 	numColumns
 )
 
-// Limits of data contract 2.4 and the project's decisions.
+// Limits of docs/data-contract.md §2.4 and the project's decisions.
 const (
 	maxUsageValue = 999999999
 	maxDuration   = 10000 // days; a longer billing period is a typing error
@@ -66,7 +66,7 @@ func (r *Reader) add(id int, code, rule, msg string) {
 // every problem, so the sender sees all of a row's faults at once.
 func (r *Reader) parseFields(row *Row, f []string, validUTF8 bool) {
 	if r.layout != LayoutCustomer {
-		row.IsEstimate = EstimateEstimated // data contract 2.4: empty is_estimate means E
+		row.IsEstimate = EstimateEstimated // docs/data-contract.md §2.4: empty is_estimate means E
 	}
 	activeOK, inactiveOK := false, false
 	for pos, id := range r.ids {

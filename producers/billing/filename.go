@@ -9,7 +9,7 @@ import (
 // nameConvention is quoted in every file name error so the sender sees the target shape.
 const nameConvention = "opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>.<gz|zip>"
 
-// FileName is the parsed Opower file name (data contract 2.3):
+// FileName is the parsed Opower file name (docs/data-contract.md §2.3):
 // opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>.<gz|zip>;
 // plain .tsv/.txt (optionally before .gz/.zip) is allowed too.
 type FileName struct {
@@ -38,7 +38,7 @@ func (e *NameError) Error() string {
 
 // ParseFileName parses a base name. On error the returned FileName holds the
 // parts read so far with Conforms false, so a caller that knows the layout can
-// still process the file (data contract 2.3 decision).
+// still process the file (docs/data-contract.md §2.3 decision).
 func ParseFileName(base string) (FileName, error) {
 	fn := FileName{Base: base}
 	fail := func(part, format string, args ...any) (FileName, error) {
@@ -137,7 +137,7 @@ func intervalMinutes(kind string) (int, bool) {
 		n = n*10 + int(digits[i]-'0')
 	}
 	switch n {
-	case 5, 15, 30, 60, 1440: // data contract 3: the only interval lengths
+	case 5, 15, 30, 60, 1440: // docs/data-contract.md §3: the only interval lengths
 		return n, true
 	}
 	return 0, false

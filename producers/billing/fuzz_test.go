@@ -176,7 +176,7 @@ func FuzzFastDecimal(f *testing.F) {
 }
 
 // FuzzParseFileName: file names as they arrive in the drop folder (the
-// naming convention, data contract 2.3).
+// naming convention, docs/data-contract.md §2.3).
 //
 // Properties: no panic; an error is a *NameError that names the part that
 // is wrong, quotes the name, and clips what it quotes (the message stays

@@ -12,7 +12,7 @@ import (
 const bom = "\xEF\xBB\xBF"
 
 // readHeader reads line 1 and checks it names the layout's columns in canonical
-// order (data contract 2.1, 2.4); unknown names may only follow them.
+// order (docs/data-contract.md §2.1, §2.4); unknown names may only follow them.
 func (r *Reader) readHeader() error {
 	b, long, err := r.readLine()
 	switch {
@@ -52,7 +52,7 @@ func (r *Reader) readHeader() error {
 }
 
 func (r *Reader) checkHeader(names []string) error {
-	fix := fmt.Sprintf("send the header with the %d columns of the %s layout in canonical order (data contract 2.4), extra columns only at the end%s",
+	fix := fmt.Sprintf("send the header with the %d columns of the %s layout in canonical order (docs/data-contract.md §2.4), extra columns only at the end%s",
 		len(r.cols), r.layout, r.layoutHint(names))
 
 	if !namesAnyColumn(names) {

@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultServiceTypes is the service_type list used when Options.ServiceTypes
-// is nil (data contract 2.4 decision). It is never modified.
+// is nil (docs/data-contract.md §2.4 decision). It is never modified.
 var DefaultServiceTypes = []string{"E", "G", "W"}
 
 // DefaultMaxLineBytes bounds one line when Options.MaxLineBytes is 0.

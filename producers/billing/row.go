@@ -25,7 +25,7 @@ type NullFloat struct {
 }
 
 // Row is one accepted billing row, typed. Strings use "" for null (the file's
-// null is the empty string, data contract 2.1). Which groups are filled depends
+// null is the empty string, docs/data-contract.md §2.1). Which groups are filled depends
 // on Layout: the customer layout leaves the usage fields zero, the usage layout
 // fills only ServicePointID and the usage fields.
 type Row struct {
@@ -66,7 +66,7 @@ type Row struct {
 	IsEstimate  Estimate
 	UsageCharge NullFloat
 
-	// Extra holds unknown trailing columns (data contract 2.1 decision), by
+	// Extra holds unknown trailing columns (docs/data-contract.md §2.1 decision), by
 	// header name, in file order. They may be personal data.
 	Extra []Attribute
 }

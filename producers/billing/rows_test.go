@@ -11,7 +11,7 @@ import (
 
 type want struct{ code, field, rule string }
 
-// TestRejectedRows is the table of malformed data lines (data contract 2.1-2.4,
+// TestRejectedRows is the table of malformed data lines (docs/data-contract.md §2.1-2.4,
 // rule U9). Each case is a file with one good row, the bad line, one good row:
 // the bad line is line 3, and the rows around it must still be read.
 func TestRejectedRows(t *testing.T) {

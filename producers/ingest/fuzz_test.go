@@ -61,7 +61,7 @@ func FuzzCheckpoint(f *testing.F) {
 	})
 }
 
-// FuzzOrder: file names as Order sorts them (data contract 2.5), names
+// FuzzOrder: file names as Order sorts them (docs/data-contract.md §2.5), names
 // separated by newlines; the files do not exist, so a name that does not
 // conform sorts with the zero time.
 //

@@ -175,7 +175,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	return in, nil
 }
 
-// Run ingests files in the order of data contract 2.5 (see Order). It stops
+// Run ingests files in the order of docs/data-contract.md §2.5 (see Order). It stops
 // at the first error that is not the file's own fault (Kafka unreachable, a
 // fenced producer): files already done stay done, and a rerun resumes.
 func (in *Ingester) Run(ctx context.Context, paths []string) ([]Result, error) {
@@ -190,7 +190,7 @@ func (in *Ingester) Run(ctx context.Context, paths []string) ([]Result, error) {
 	return results, nil
 }
 
-// Order sorts files as data contract 2.5 asks: by the timestamp in their name
+// Order sorts files as docs/data-contract.md §2.5 asks: by the timestamp in their name
 // (files given together were all received together), a file whose name does
 // not conform by its modification time; at equal timestamps the customer file
 // before the usage file, so accounts exist before their usage; then as given.

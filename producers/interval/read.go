@@ -1,4 +1,4 @@
-// Package interval reads interval (AMI) data (data contract 3): Opower
+// Package interval reads interval (AMI) data (docs/data-contract.md §3): Opower
 // interval files (`..._interval<mm>_...`, plain, gzip or zip) into typed reads
 // or rejected rows, and checks reads that adapters send by other ways, so that
 // a read is the same record whichever way it came in.
@@ -31,15 +31,15 @@ const (
 
 // Rule ids cited in reasons.
 const (
-	RuleColumns = "DC-3" // data contract section 3, interval columns
+	RuleColumns = "DC-3" // docs/data-contract.md §3, interval columns
 	RuleI1      = "I1"   // one length per file, on its grid
 )
 
-// DefaultUnits is the units list used when Options.Units is nil (data
-// contract 3 decision: configurable). It is never modified.
+// DefaultUnits is the units list used when Options.Units is nil
+// (docs/data-contract.md §3 decision: configurable). It is never modified.
 var DefaultUnits = []string{"KWH", "WH", "MWH", "KVARH", "THERM", "CCF", "HCF", "CF", "M3", "GAL"}
 
-// Lengths are the only interval lengths, in minutes (data contract 3).
+// Lengths are the only interval lengths, in minutes (docs/data-contract.md §3).
 var Lengths = [...]int{5, 15, 30, 60, 1440}
 
 // ValidLength says whether minutes is one of Lengths.

@@ -18,7 +18,7 @@ import (
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 )
 
-// Columns is the canonical column order of an interval file (data contract 3).
+// Columns is the canonical column order of an interval file (docs/data-contract.md §3).
 var Columns = []string{
 	"service_point_id", "usage_value", "date", "time", "units",
 	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
@@ -182,7 +182,7 @@ func (r *Reader) streamErr(err error) *billing.FileError {
 	return r.fileErr(r.line, "", fmt.Errorf("%s after line %d (%w); %s", what, r.line, err, fix))
 }
 
-// readHeader checks line 1 names the columns of data contract 3 in order;
+// readHeader checks line 1 names the columns of docs/data-contract.md §3 in order;
 // unknown columns may only follow them and are ignored.
 func (r *Reader) readHeader() error {
 	b, long, err := r.src.ReadLine()
@@ -201,7 +201,7 @@ func (r *Reader) readHeader() error {
 		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
 	}
 	names := strings.Split(string(b), "\t")
-	fix := "send the header with the columns " + strings.Join(Columns, ", ") + " in this order (data contract 3), extra columns only at the end"
+	fix := "send the header with the columns " + strings.Join(Columns, ", ") + " in this order (docs/data-contract.md §3), extra columns only at the end"
 	for i, c := range Columns {
 		if i >= len(names) {
 			return r.fileErr(1, c, fmt.Errorf("the header has %d columns and column %q (position %d) is missing; %s", len(names), c, i+1, fix))
@@ -603,7 +603,7 @@ func parseDecimal(s string) (float64, bool) {
 
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
-// isNullToken: NA, null and \N are not nulls (data contract 2.1); in a
+// isNullToken: NA, null and \N are not nulls (docs/data-contract.md §2.1); in a
 // number field they are errors worth naming as such.
 func isNullToken(s string) bool {
 	return strings.EqualFold(s, "null") || strings.EqualFold(s, "na") || s == `\N`

@@ -31,7 +31,7 @@ const (
 	CodeDateOutOfWindow = "DATE_OUT_OF_RANGE" // outside the plausible date window
 )
 
-// Field names of the violations: the data-contract column names, which the
+// Field names of the violations: the column names of docs/data-contract.md §3, which the
 // file reader, the adapter and the endpoint all report.
 const (
 	FieldServicePoint = "service_point_id"
@@ -77,7 +77,7 @@ func (w Window) Bounds() Bounds {
 	return Bounds{First: first, Last: dates.FromCivil(now().UTC().Date()).AddDays(ahead)}
 }
 
-// Violation is one broken rule, naming its field (a data-contract column).
+// Violation is one broken rule, naming its field (a column of docs/data-contract.md §3).
 type Violation struct {
 	Field   string
 	Code    string
