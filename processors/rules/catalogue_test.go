@@ -286,3 +286,46 @@ func TestCatalogueLinksResolve(t *testing.T) {
 		t.Errorf("found %d links to the catalogue; is the scan broken?", links)
 	}
 }
+
+// ruleTestRe is a test named after a rule id: TestU2Gap, TestI1OneLength...
+var ruleTestRe = regexp.MustCompile(`^Test([UACSI][0-9])(.*)$`)
+
+// TestRuleTestNames keeps one naming style for rule tests: Test, the rule id
+// of docs/rules.md, then what is tested in CamelCase (TestU2Gap), with
+// table cases as subtests named in words.
+func TestRuleTestNames(t *testing.T) {
+	root := repoRoot(t)
+	cat := readCatalogue(t, filepath.Join(root, "docs", "rules.md"))
+	fset := token.NewFileSet()
+	n := 0
+	walkFiles(t, root, func(rel string, b []byte) {
+		if !strings.HasSuffix(rel, "_test.go") {
+			return
+		}
+		f, err := parser.ParseFile(fset, rel, b, parser.SkipObjectResolution)
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+			return
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil {
+				continue
+			}
+			m := ruleTestRe.FindStringSubmatch(fd.Name.Name)
+			if m == nil {
+				continue
+			}
+			n++
+			if !cat.anchors[m[1]] {
+				t.Errorf("%s: %s is named after rule %s, which docs/rules.md does not have", fset.Position(fd.Pos()), fd.Name.Name, m[1])
+			}
+			if m[2] == "" || !unicode.IsUpper(rune(m[2][0])) {
+				t.Errorf("%s: %s: name a rule test Test%s<WhatInCamelCase>, like TestU2Gap", fset.Position(fd.Pos()), fd.Name.Name, m[1])
+			}
+		}
+	})
+	if n < 30 {
+		t.Errorf("found %d rule tests; is the scan broken?", n)
+	}
+}

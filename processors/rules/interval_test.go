@@ -130,7 +130,7 @@ func expectEvents(t *testing.T, got, want string) {
 	}
 }
 
-func TestI1_OneLengthPerChannel(t *testing.T) {
+func TestI1OneLengthPerChannel(t *testing.T) {
 	cases := []struct {
 		name   string
 		second *interval.Read
@@ -156,7 +156,7 @@ func TestI1_OneLengthPerChannel(t *testing.T) {
 	}
 }
 
-func TestI2_SentAgainIsACorrection(t *testing.T) {
+func TestI2SentAgainIsACorrection(t *testing.T) {
 	cases := []struct {
 		name  string
 		again *interval.Read
@@ -196,7 +196,7 @@ func TestI2_SentAgainIsACorrection(t *testing.T) {
 	})
 }
 
-func TestI3_Gaps(t *testing.T) {
+func TestI3Gaps(t *testing.T) {
 	t.Run("missing intervals inside a day, reported when the day is closed, cleared when filled", func(t *testing.T) {
 		r := newIPRun(t)
 		r.reads(dayReads(t, "20240601", 60, 1, -240, "0300", "0400", "0000")...)
@@ -250,7 +250,7 @@ INTERVAL_GAP_DAYS I3 20240604..20240604`)
 	})
 }
 
-func TestI4_StaleFeed(t *testing.T) {
+func TestI4StaleFeed(t *testing.T) {
 	cases := []struct {
 		name     string
 		inactive bool
@@ -286,7 +286,7 @@ func TestI4_StaleFeed(t *testing.T) {
 	}
 }
 
-func TestI5_History(t *testing.T) {
+func TestI5History(t *testing.T) {
 	r := newIPRun(t)
 	r.bill("20230131", 31, 31) // makes the account known
 	r.take()
@@ -317,7 +317,7 @@ func TestI5_History(t *testing.T) {
 	}
 }
 
-func TestI6_SumCheck(t *testing.T) {
+func TestI6SumCheck(t *testing.T) {
 	cases := []struct {
 		name   string
 		billed float64
@@ -359,7 +359,7 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 	})
 }
 
-func TestI7_VEEFindings(t *testing.T) {
+func TestI7VEEFindings(t *testing.T) {
 	zeroDay := func(date string) []*interval.Read { return dayReads(t, date, 60, 0, -240) }
 	cases := []struct {
 		name  string

@@ -2,7 +2,7 @@ package rules
 
 import "testing"
 
-func TestCommunicationsRow(t *testing.T) {
+func TestProgramsCommunicationsRow(t *testing.T) {
 	if c := communications(); c.name != ProgramCommunications || c.commRule != "" {
 		t.Fatalf("the first row of the table must be communications, got %q", c.name)
 	}

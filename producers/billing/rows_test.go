@@ -312,7 +312,7 @@ func TestFlagsAndEstimates(t *testing.T) {
 	}
 }
 
-func TestNetMetering(t *testing.T) {
+func TestU9NetMetering(t *testing.T) {
 	line := rowLine(LayoutFull, map[string]string{"usage_value": "-42.5", "usage_charge": "-3.10"})
 	_, recs, _ := readString(t, fullName, fileText(LayoutFull, line), Options{})
 	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{CodeNegativeUsage, CodeNegativeUsage}) {
