@@ -24,6 +24,7 @@ import (
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 // fixture: generated files with every anomaly kind, ingested and processed
@@ -146,7 +147,7 @@ func decode[T any](t *testing.T, b []byte) T {
 func stage1(t testing.TB, files []string) map[string]*rules.ServicePoint {
 	t.Helper()
 	out := map[string]*rules.ServicePoint{}
-	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *records.BillingRow) error {
 		sp := out[row.ServicePointID]
 		if sp == nil {
 			sp = &rules.ServicePoint{}

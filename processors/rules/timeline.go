@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Period is one billing period on a service point's timeline: Start through
@@ -28,8 +28,8 @@ type Period struct {
 // Duration is the period's length in days.
 func (p Period) Duration() int32 { return int32(p.DateTo - p.Start + 1) }
 
-func (p Period) charge() billing.NullFloat {
-	return billing.NullFloat{Value: p.Charge, Valid: p.HasCharge}
+func (p Period) charge() records.NullFloat {
+	return records.NullFloat{Value: p.Charge, Valid: p.HasCharge}
 }
 
 func comparePeriods(a, b Period) int {
@@ -53,7 +53,7 @@ func (sp *ServicePoint) newestDateTo() dates.Date {
 // overlapping overwrite (U5), or a new period where it lands in start order
 // (U1, U8); overlaps and gaps are derived afterwards from the whole timeline.
 // It reports whether the timeline changed.
-func (sp *ServicePoint) applyUsage(row *billing.Row, src Source, out *Stage1Output) bool {
+func (sp *ServicePoint) applyUsage(row *records.BillingRow, src Source, out *Stage1Output) bool {
 	np := Period{Start: row.PeriodStart(), DateTo: row.DateTo, Value: row.UsageValue}
 	if row.UsageCharge.Valid {
 		np.Charge, np.HasCharge = row.UsageCharge.Value, true

@@ -3,37 +3,8 @@ package billing
 import (
 	"strconv"
 	"strings"
-)
 
-// Reject codes: stable, upper-case, one per kind of problem. Reports and the
-// rejected topic key on them, so never rename one.
-const (
-	CodeFieldCount           = "FIELD_COUNT"
-	CodeBlankLine            = "BLANK_LINE"
-	CodeLineTooLong          = "LINE_TOO_LONG"
-	CodeInvalidUTF8          = "INVALID_UTF8"
-	CodeRequired             = "REQUIRED"
-	CodeNullToken            = "NULL_TOKEN"
-	CodeBadDate              = "BAD_DATE"
-	CodeInactiveBeforeActive = "INACTIVE_BEFORE_ACTIVE"
-	CodeBadNumber            = "BAD_NUMBER"
-	CodeThousandsSeparator   = "THOUSANDS_SEPARATOR"
-	CodeOutOfRange           = "OUT_OF_RANGE"
-	CodeNegativeUsage        = "NEGATIVE_USAGE"
-	CodeBadInteger           = "BAD_INTEGER"
-	CodeBadDuration          = "BAD_DURATION"
-	CodeBadEstimate          = "BAD_ESTIMATE"
-	CodeBadServiceType       = "BAD_SERVICE_TYPE"
-	CodeBadFlag              = "BAD_FLAG"
-	CodeBadState             = "BAD_STATE"
-	CodeBadZip               = "BAD_ZIP"
-)
-
-// Rule ids cited in Reason.Rule: data contract sections, or rules.md ids.
-const (
-	RuleFormat  = "DC-2.1" // file format: fields, lines, encoding, nulls
-	RuleColumns = "DC-2.4" // column types and per-column rules
-	RuleU9      = "U9"     // negative usage only with net metering
+	"github.com/usagestream/usagestream/records"
 )
 
 // FileError is a problem with the file as a whole: the reader stops there.
@@ -68,24 +39,8 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // Record is one data line: exactly one of Row or Rejected is set.
 type Record struct {
-	Row      *Row
-	Rejected *Rejected
-}
-
-// Rejected is a data line that did not pass, with every reason found.
-type Rejected struct {
-	Line           int64  // 1-based physical line (header = line 1)
-	Raw            string // the line, personal fields redacted unless Options.KeepPersonal; always valid UTF-8
-	ServicePointID string // when the row had a readable one (the Kafka key), else ""
-	Reasons        []Reason
-}
-
-// Reason is one problem of a rejected row.
-type Reason struct {
-	Field   string // column name, or "" for whole-row problems
-	Code    string // one of the Code* constants
-	Rule    string // "DC-2.1", "DC-2.4" or a rules.md id such as "U9"
-	Message string // for a person; never holds a personal value unless Options.KeepPersonal
+	Row      *records.BillingRow
+	Rejected *records.Rejected
 }
 
 // Stats counts data lines (the header excluded). Lines == Accepted + Rejected

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/records"
 )
 
 const bom = "\xEF\xBB\xBF"
@@ -87,7 +89,7 @@ func (r *Reader) checkHeader(names []string) error {
 		if j := indexFold(names[:i], got); j >= 0 {
 			return r.fileErr(1, got, fmt.Errorf("column %q appears twice, at header positions %d and %d; %s", clip(got), j+1, i+1, fix))
 		}
-		if layoutHas(Columns, got) {
+		if layoutHas(records.BillingColumns, got) {
 			return r.fileErr(1, got, fmt.Errorf("column %q at header position %d belongs to another layout, not the %s layout; %s", clip(got), i+1, r.layout, fix))
 		}
 	}
@@ -97,11 +99,11 @@ func (r *Reader) checkHeader(names []string) error {
 // layoutHint names the layout the header belongs to when it is not the one in use:
 // the usual cause is a file name whose kind is wrong.
 func (r *Reader) layoutHint(names []string) string {
-	for _, l := range []Layout{LayoutFull, LayoutCustomer, LayoutUsage} {
+	for _, l := range []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage} {
 		if l == r.layout {
 			continue
 		}
-		cols := LayoutColumns(l)
+		cols := records.LayoutColumns(l)
 		if len(names) < len(cols) {
 			continue
 		}
@@ -112,7 +114,7 @@ func (r *Reader) layoutHint(names []string) string {
 				break
 			}
 		}
-		if match && (len(names) == len(cols) || !layoutHas(Columns, names[len(cols)])) {
+		if match && (len(names) == len(cols) || !layoutHas(records.BillingColumns, names[len(cols)])) {
 			return fmt.Sprintf(" (this header is that of the %s layout: check the file name's kind or Options.Layout)", l)
 		}
 	}
@@ -121,14 +123,14 @@ func (r *Reader) layoutHint(names []string) string {
 
 func namesAnyColumn(names []string) bool {
 	for _, n := range names {
-		if layoutHas(Columns, n) {
+		if layoutHas(records.BillingColumns, n) {
 			return true
 		}
 	}
 	return false
 }
 
-func layoutHas(cols []Column, name string) bool {
+func layoutHas(cols []records.Column, name string) bool {
 	for _, c := range cols {
 		if strings.EqualFold(c.Name, name) {
 			return true

@@ -12,11 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/fileopen"
+	"github.com/usagestream/usagestream/records"
 )
-
-// DefaultServiceTypes is the service_type list used when Options.ServiceTypes
-// is nil (data contract 2.4 decision). It is never modified.
-var DefaultServiceTypes = []string{"E", "G", "W"}
 
 // DefaultMaxLineBytes bounds one line when Options.MaxLineBytes is 0.
 const DefaultMaxLineBytes = 64 << 10
@@ -25,11 +22,11 @@ const DefaultMaxLineBytes = 64 << 10
 // layout with the default service types, no net metering, 64 KiB lines and
 // personal data redacted.
 type Options struct {
-	Layout       Layout   // "" = take it from the file name; required when the name does not conform
-	ServiceTypes []string // allowed service_type codes; nil = DefaultServiceTypes
-	NetMetering  bool     // allow negative usage_value / usage_charge (rule U9)
-	MaxLineBytes int      // 0 = 64 KiB; longer lines are rejected without being read into memory whole
-	KeepPersonal bool     // false = redact personal columns in Rejected.Raw and in messages
+	Layout       records.Layout // "" = take it from the file name; required when the name does not conform
+	ServiceTypes []string       // allowed service_type codes; nil = records.DefaultServiceTypes
+	NetMetering  bool           // allow negative usage_value / usage_charge (rule U9)
+	MaxLineBytes int            // 0 = 64 KiB; longer lines are rejected without being read into memory whole
+	KeepPersonal bool           // false = redact personal columns in Rejected.Raw and in messages
 }
 
 // Reader streams one billing file: each data line becomes exactly one Record.
@@ -38,8 +35,8 @@ type Options struct {
 // progress bar may poll from another goroutine.
 type Reader struct {
 	file     string
-	name     FileName
-	layout   Layout
+	name     records.FileName
+	layout   records.Layout
 	warnings []string
 
 	maxLine      int
@@ -47,21 +44,21 @@ type Reader struct {
 	netMetering  bool
 	keepPersonal bool
 
-	cols     []Column // known columns of the layout, canonical order
-	ids      []int    // per known position: index into Columns (the c* constants)
-	extra    []string // trailing unknown column names
-	nFields  int      // known + extra
-	personal []bool   // per position: redact in Raw
-	spPos    int      // position of service_point_id
+	cols     []records.Column // known columns of the layout, canonical order
+	ids      []int            // per known position: index into records.BillingColumns (the c* constants)
+	extra    []string         // trailing unknown column names
+	nFields  int              // known + extra
+	personal []bool           // per position: redact in Raw
+	spPos    int              // position of service_point_id
 
 	data     *fileopen.File
 	consumed atomic.Int64
 
 	line    int64 // physical line of the last line read
 	stats   Stats
-	err     error    // sticky: io.EOF or the *FileError that ended the file
-	fields  []string // reused per line
-	reasons []Reason // reused per line; copied out only for rejected rows
+	err     error            // sticky: io.EOF or the *FileError that ended the file
+	fields  []string         // reused per line
+	reasons []records.Reason // reused per line; copied out only for rejected rows
 	closed  bool
 }
 
@@ -82,7 +79,7 @@ func newReader(base string, opts Options) (*Reader, error) {
 
 	types := opts.ServiceTypes
 	if types == nil {
-		types = DefaultServiceTypes
+		types = records.DefaultServiceTypes
 	}
 	for _, t := range types {
 		if t = strings.ToUpper(strings.TrimSpace(t)); t != "" {
@@ -93,10 +90,10 @@ func newReader(base string, opts Options) (*Reader, error) {
 		return nil, r.fileErr(0, "", errors.New("Options.ServiceTypes has no usable code; give nil for E, G, W or list the allowed codes"))
 	}
 
-	name, nameErr := ParseFileName(base)
+	name, nameErr := records.ParseFileName(base)
 	r.name = name
 	switch opts.Layout {
-	case LayoutFull, LayoutCustomer, LayoutUsage:
+	case records.LayoutFull, records.LayoutCustomer, records.LayoutUsage:
 		r.layout = opts.Layout
 		if nameErr != nil {
 			r.warnings = append(r.warnings, fmt.Sprintf("%v; processed as the %s layout given explicitly", nameErr, opts.Layout))
@@ -112,10 +109,10 @@ func newReader(base string, opts Options) (*Reader, error) {
 		}
 		r.layout = name.Layout
 	default:
-		return nil, r.fileErr(0, "", fmt.Errorf("layout %q is unknown; use %q, %q or %q", opts.Layout, LayoutFull, LayoutCustomer, LayoutUsage))
+		return nil, r.fileErr(0, "", fmt.Errorf("layout %q is unknown; use %q, %q or %q", opts.Layout, records.LayoutFull, records.LayoutCustomer, records.LayoutUsage))
 	}
 
-	r.cols = LayoutColumns(r.layout)
+	r.cols = records.LayoutColumns(r.layout)
 	r.ids = make([]int, len(r.cols))
 	for i, c := range r.cols {
 		r.ids[i] = columnIndex(c.Name)
@@ -135,10 +132,10 @@ func (r *Reader) fileErr(line int64, field string, err error) *FileError {
 
 // Name is the parsed file name; Name().Conforms is false for a file processed
 // under an explicit layout despite its name.
-func (r *Reader) Name() FileName { return r.name }
+func (r *Reader) Name() records.FileName { return r.name }
 
 // Layout is the layout the file is read with.
-func (r *Reader) Layout() Layout { return r.layout }
+func (r *Reader) Layout() records.Layout { return r.layout }
 
 // ExtraColumns names the unknown trailing columns of the header, in file order.
 func (r *Reader) ExtraColumns() []string { return append([]string(nil), r.extra...) }
@@ -213,8 +210,8 @@ func (r *Reader) Next() (Record, error) {
 	r.line++
 	r.stats.Lines++
 	if len(b) == 0 {
-		return r.reject(&Rejected{Line: r.line, Reasons: []Reason{{
-			Code: CodeBlankLine, Rule: RuleFormat,
+		return r.reject(&records.Rejected{Line: r.line, Reasons: []records.Reason{{
+			Code: records.CodeBlankLine, Rule: records.RuleFormat,
 			Message: "the line is blank; every data line must hold a row, so remove blank lines",
 		}}}), nil
 	}
@@ -240,21 +237,21 @@ func (r *Reader) Next() (Record, error) {
 	}
 	f[k] = s[start:]
 
-	row := &Row{Layout: r.layout, Line: r.line}
+	row := &records.BillingRow{Layout: r.layout, Line: r.line}
 	r.reasons = r.reasons[:0]
 	r.parseFields(row, f, validUTF8)
 	if len(r.reasons) > 0 {
-		return r.reject(&Rejected{
+		return r.reject(&records.Rejected{
 			Line:           r.line,
 			Raw:            r.redactFields(f),
 			ServicePointID: readableID(f[r.spPos], validUTF8),
-			Reasons:        append([]Reason(nil), r.reasons...),
+			Reasons:        append([]records.Reason(nil), r.reasons...),
 		}), nil
 	}
 	if len(r.extra) > 0 {
-		row.Extra = make([]Attribute, len(r.extra))
+		row.Extra = make([]records.Attribute, len(r.extra))
 		for i, name := range r.extra {
-			row.Extra[i] = Attribute{Name: name, Value: f[len(r.cols)+i]}
+			row.Extra[i] = records.Attribute{Name: name, Value: f[len(r.cols)+i]}
 		}
 	}
 	r.stats.Accepted++
@@ -262,7 +259,7 @@ func (r *Reader) Next() (Record, error) {
 }
 
 // reject counts a rejected row once, and once under each distinct code.
-func (r *Reader) reject(rej *Rejected) Record {
+func (r *Reader) reject(rej *records.Rejected) Record {
 	r.stats.Rejected++
 	for i, rs := range rej.Reasons {
 		seen := false
@@ -280,14 +277,14 @@ func (r *Reader) reject(rej *Rejected) Record {
 }
 
 func (r *Reader) fieldCount(b []byte, n int, validUTF8 bool) Record {
-	rej := &Rejected{Line: r.line, Raw: r.redactCount(b, n)}
-	rej.Reasons = append(rej.Reasons, Reason{
-		Code: CodeFieldCount, Rule: RuleFormat,
+	rej := &records.Rejected{Line: r.line, Raw: r.redactCount(b, n)}
+	rej.Reasons = append(rej.Reasons, records.Reason{
+		Code: records.CodeFieldCount, Rule: records.RuleFormat,
 		Message: fmt.Sprintf("%d fields, expected %d (the header's count); a tab is missing or extra", n, r.nFields),
 	})
 	if !validUTF8 {
-		rej.Reasons = append(rej.Reasons, Reason{
-			Code: CodeInvalidUTF8, Rule: RuleFormat,
+		rej.Reasons = append(rej.Reasons, records.Reason{
+			Code: records.CodeInvalidUTF8, Rule: records.RuleFormat,
 			Message: "the line is not valid UTF-8; send the file encoded as UTF-8",
 		})
 	}
@@ -339,8 +336,8 @@ func (r *Reader) tooLong(b []byte, total int64) Record {
 }
 
 func (r *Reader) tooLongRecord(raw, spid string, total int64) Record {
-	return r.reject(&Rejected{Line: r.line, Raw: raw, ServicePointID: spid, Reasons: []Reason{{
-		Code: CodeLineTooLong, Rule: RuleFormat,
+	return r.reject(&records.Rejected{Line: r.line, Raw: raw, ServicePointID: spid, Reasons: []records.Reason{{
+		Code: records.CodeLineTooLong, Rule: records.RuleFormat,
 		Message: fmt.Sprintf("the line is %d bytes, over the limit of %d; check for a missing line end, or raise MaxLineBytes", total, r.maxLine),
 	}}})
 }

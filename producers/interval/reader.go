@@ -16,15 +16,10 @@ import (
 	"github.com/usagestream/usagestream/internal/fileopen"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
+	"github.com/usagestream/usagestream/records"
 )
 
-// Columns is the canonical column order of an interval file (data contract 3).
-var Columns = []string{
-	"service_point_id", "usage_value", "date", "time", "units",
-	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
-}
-
-// Column positions, in the order of Columns.
+// Column positions, in the order of records.IntervalColumns.
 const (
 	cServicePoint = iota
 	cValue
@@ -54,8 +49,8 @@ type Options struct {
 // Record is one data line: exactly one of Read or Rejected is set. Rejected
 // rows have billing's shape, so they go to the same rejected topic.
 type Record struct {
-	Read     *Read
-	Rejected *billing.Rejected
+	Read     *records.IntervalRead
+	Rejected *records.Rejected
 }
 
 // Reader streams one interval file; each data line becomes one Record.
@@ -63,7 +58,7 @@ type Record struct {
 // concurrent use, except CompressedBytesRead.
 type Reader struct {
 	file     string
-	name     billing.FileName
+	name     records.FileName
 	minutes  int
 	warnings []string
 	k        checker
@@ -80,7 +75,7 @@ type Reader struct {
 	stats   billing.Stats
 	err     error
 	fields  []string
-	reasons []billing.Reason
+	reasons []records.Reason
 	closed  bool
 }
 
@@ -109,10 +104,10 @@ func newReader(base string, opts Options) (*Reader, error) {
 	}
 	r.k = k
 	r.bounds = k.dates.Bounds() // fixed per file: a file is read in minutes
-	name, nameErr := billing.ParseFileName(base)
+	name, nameErr := records.ParseFileName(base)
 	r.name = name
 	switch {
-	case opts.Minutes != 0 && !ValidLength(opts.Minutes):
+	case opts.Minutes != 0 && !records.ValidIntervalLength(opts.Minutes):
 		return nil, r.fileErr(0, "", fmt.Errorf("interval length %d minutes is not one of 5, 15, 30, 60, 1440", opts.Minutes))
 	case nameErr == nil && name.IntervalMinutes == 0:
 		return nil, r.fileErr(0, "", fmt.Errorf("the file name says %q, a billing file; read it with the billing reader", name.Kind))
@@ -136,7 +131,7 @@ func (r *Reader) fileErr(line int64, field string, err error) *billing.FileError
 }
 
 // Name is the parsed file name.
-func (r *Reader) Name() billing.FileName { return r.name }
+func (r *Reader) Name() records.FileName { return r.name }
 
 // Minutes is the file's interval length.
 func (r *Reader) Minutes() int { return r.minutes }
@@ -188,7 +183,7 @@ func (r *Reader) readHeader() error {
 	b, long, err := r.src.ReadLine()
 	switch {
 	case err == io.EOF:
-		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(Columns, ", ")))
+		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(records.IntervalColumns, ", ")))
 	case err != nil:
 		r.err = r.streamErr(err)
 		return r.err
@@ -201,8 +196,8 @@ func (r *Reader) readHeader() error {
 		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
 	}
 	names := strings.Split(string(b), "\t")
-	fix := "send the header with the columns " + strings.Join(Columns, ", ") + " in this order (data contract 3), extra columns only at the end"
-	for i, c := range Columns {
+	fix := "send the header with the columns " + strings.Join(records.IntervalColumns, ", ") + " in this order (data contract 3), extra columns only at the end"
+	for i, c := range records.IntervalColumns {
 		if i >= len(names) {
 			return r.fileErr(1, c, fmt.Errorf("the header has %d columns and column %q (position %d) is missing; %s", len(names), c, i+1, fix))
 		}
@@ -217,14 +212,14 @@ func (r *Reader) readHeader() error {
 	}
 	r.extra = len(names) - numColumns
 	if r.extra > 0 {
-		r.warnings = append(r.warnings, fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, Columns[numColumns-1]))
+		r.warnings = append(r.warnings, fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumns[numColumns-1]))
 	}
 	r.fields = make([]string, len(names))
 	return nil
 }
 
 func isColumn(name string) bool {
-	for _, c := range Columns {
+	for _, c := range records.IntervalColumns {
 		if strings.EqualFold(c, name) {
 			return true
 		}
@@ -254,8 +249,8 @@ func (r *Reader) Next() (Record, error) {
 	r.line++
 	r.stats.Lines++
 	if len(b) == 0 {
-		return r.reject(&billing.Rejected{Line: r.line, Reasons: []billing.Reason{{
-			Code: billing.CodeBlankLine, Rule: billing.RuleFormat,
+		return r.reject(&records.Rejected{Line: r.line, Reasons: []records.Reason{{
+			Code: records.CodeBlankLine, Rule: records.RuleFormat,
 			Message: "the line is blank; every data line must hold a read, so remove blank lines",
 		}}}), nil
 	}
@@ -268,12 +263,12 @@ func (r *Reader) Next() (Record, error) {
 		raw = strings.ToValidUTF8(raw, "\uFFFD")
 	}
 	if n := bytes.Count(b, []byte("\t")) + 1; n != len(r.fields) {
-		rs := []billing.Reason{{Code: billing.CodeFieldCount, Rule: billing.RuleFormat,
+		rs := []records.Reason{{Code: records.CodeFieldCount, Rule: records.RuleFormat,
 			Message: fmt.Sprintf("%d fields, expected %d (the header's count); a tab is missing or extra", n, len(r.fields))}}
 		if !valid {
-			rs = append(rs, billing.Reason{Code: billing.CodeInvalidUTF8, Rule: billing.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
+			rs = append(rs, records.Reason{Code: records.CodeInvalidUTF8, Rule: records.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
 		}
-		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, Reasons: rs}), nil
+		return r.reject(&records.Rejected{Line: r.line, Raw: raw, Reasons: rs}), nil
 	}
 	s := raw
 	if !valid {
@@ -290,7 +285,7 @@ func (r *Reader) Next() (Record, error) {
 	}
 	f[k] = s[start:]
 
-	rd := &Read{Line: r.line, Minutes: int16(r.minutes)}
+	rd := &records.IntervalRead{Line: r.line, Minutes: int16(r.minutes)}
 	r.reasons = r.reasons[:0]
 	r.parse(rd, f, valid)
 	if len(r.reasons) > 0 {
@@ -298,34 +293,34 @@ func (r *Reader) Next() (Record, error) {
 		if v := f[cServicePoint]; strings.TrimSpace(v) != "" && utf8.ValidString(v) {
 			spid = v
 		}
-		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, ServicePointID: spid,
-			Reasons: append([]billing.Reason(nil), r.reasons...)}), nil
+		return r.reject(&records.Rejected{Line: r.line, Raw: raw, ServicePointID: spid,
+			Reasons: append([]records.Reason(nil), r.reasons...)}), nil
 	}
 	r.stats.Accepted++
 	return Record{Read: rd}, nil
 }
 
 func (r *Reader) add(col int, code, rule, msg string) {
-	r.reasons = append(r.reasons, billing.Reason{Field: Columns[col], Code: code, Rule: rule, Message: msg})
+	r.reasons = append(r.reasons, records.Reason{Field: records.IntervalColumns[col], Code: code, Rule: rule, Message: msg})
 }
 
 // parse fills rd from one line's fields and adds a reason for every problem,
 // so the sender sees all of a row's faults at once.
-func (r *Reader) parse(rd *Read, f []string, valid bool) {
+func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 	var (
 		dateOK, timeOK, offsetOK bool
 		offset                   int
 	)
-	rd.Estimate = billing.EstimateEstimated
+	rd.Estimate = records.EstimateEstimated
 	for col := 0; col < numColumns; col++ {
 		v := f[col]
 		if !valid && !utf8.ValidString(v) {
-			r.add(col, billing.CodeInvalidUTF8, billing.RuleFormat, Columns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
+			r.add(col, records.CodeInvalidUTF8, records.RuleFormat, records.IntervalColumns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
 			continue
 		}
 		if v == "" || (col <= cUnits && strings.TrimSpace(v) == "") {
 			if col <= cUnits {
-				r.add(col, billing.CodeRequired, RuleColumns, Columns[col]+" is empty; it is required, so fill it in")
+				r.add(col, records.CodeRequired, records.RuleIntervalColumns, records.IntervalColumns[col]+" is empty; it is required, so fill it in")
 			}
 			continue
 		}
@@ -340,11 +335,11 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 				// Year 0000 is no calendar date here but it is before any
 				// window too: reject it as the other ways in do.
 				vi := readrules.DateViolation(v, r.bounds)
-				r.add(col, vi.Code, RuleColumns, vi.Message)
+				r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
 				continue
 			}
 			if err != nil {
-				r.add(col, billing.CodeBadDate, RuleColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
+				r.add(col, records.CodeBadDate, records.RuleIntervalColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
 				continue
 			}
 			rd.LocalDate, dateOK = d, true
@@ -355,25 +350,25 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 				if v == "2400" {
 					hint = "; the interval ending at midnight is 0000 of the next date"
 				}
-				r.add(col, CodeBadTime, RuleColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
+				r.add(col, records.CodeBadTime, records.RuleIntervalColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
 				continue
 			}
 			rd.LocalTime, timeOK = int16(m), true
 			if !onGrid(m, r.minutes) {
-				r.add(col, CodeOffGrid, RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
+				r.add(col, records.CodeOffGrid, records.RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
 			}
 		case cUnits:
 			if u, ok := canonical(r.k.units, v); ok {
 				rd.Units = u
 			} else {
-				r.add(col, CodeBadUnits, RuleColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
+				r.add(col, records.CodeBadUnits, records.RuleIntervalColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
 			}
 		case cEstimate:
 			rd.Estimate = r.estimate(v)
 		case cOffset:
 			o, ok := parseOffset(v)
 			if !ok {
-				r.add(col, CodeBadOffset, RuleColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
+				r.add(col, records.CodeBadOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
 				continue
 			}
 			offset, offsetOK, rd.OffsetGiven = o, true, true
@@ -381,7 +376,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 			if t, ok := canonical(r.k.serviceTypes, v); ok {
 				rd.ServiceType = t
 			} else {
-				r.add(col, billing.CodeBadServiceType, RuleColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
+				r.add(col, records.CodeBadServiceType, records.RuleIntervalColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
 			}
 		case cChannel:
 			rd.Channel = v
@@ -395,7 +390,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 		case readrules.FieldDate:
 			col = cDate
 		}
-		r.add(col, vi.Code, RuleColumns, vi.Message)
+		r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
 	}
 	if !dateOK || !timeOK {
 		return
@@ -403,7 +398,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 	if !rd.OffsetGiven && f[cOffset] == "" {
 		z := r.zoneOn(rd.LocalDate)
 		if z.change {
-			r.add(cOffset, CodeMissingUTCOffset, RuleColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
+			r.add(cOffset, records.CodeMissingUTCOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
 			return
 		}
 		offset, offsetOK = int(z.offset), true
@@ -436,41 +431,41 @@ func (r *Reader) zoneOn(d dates.Date) dayZone {
 
 func (r *Reader) number(v string) (float64, bool) {
 	if isNullToken(v) {
-		r.add(cValue, billing.CodeNullToken, billing.RuleFormat, fmt.Sprintf("usage_value %q is not a null; leave the field empty for null", v))
+		r.add(cValue, records.CodeNullToken, records.RuleFormat, fmt.Sprintf("usage_value %q is not a null; leave the field empty for null", v))
 		return 0, false
 	}
 	x, ok := parseDecimal(v)
 	if !ok {
 		if strings.IndexByte(v, ',') >= 0 {
-			r.add(cValue, billing.CodeThousandsSeparator, RuleColumns, fmt.Sprintf("usage_value %q has a ',': no thousands separators, and '.' is the decimal point", clip(v)))
+			r.add(cValue, records.CodeThousandsSeparator, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q has a ',': no thousands separators, and '.' is the decimal point", clip(v)))
 		} else {
-			r.add(cValue, billing.CodeBadNumber, RuleColumns, fmt.Sprintf("usage_value %q is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 0.25", clip(v)))
+			r.add(cValue, records.CodeBadNumber, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 0.25", clip(v)))
 		}
 		return 0, false
 	}
 	if x > maxValue || x < -maxValue {
-		r.add(cValue, billing.CodeOutOfRange, RuleColumns, fmt.Sprintf("usage_value %q is beyond ±%d", clip(v), maxValue))
+		r.add(cValue, records.CodeOutOfRange, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q is beyond ±%d", clip(v), maxValue))
 		return 0, false
 	}
 	return x, true
 }
 
-func (r *Reader) estimate(v string) billing.Estimate {
+func (r *Reader) estimate(v string) records.Estimate {
 	if len(v) == 1 {
 		switch v[0] | 0x20 {
 		case 'a':
-			return billing.EstimateActual
+			return records.EstimateActual
 		case 'e':
-			return billing.EstimateEstimated
+			return records.EstimateEstimated
 		case 'u':
-			return billing.EstimateUser
+			return records.EstimateUser
 		}
 	}
-	r.add(cEstimate, billing.CodeBadEstimate, RuleColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
-	return billing.EstimateEstimated
+	r.add(cEstimate, records.CodeBadEstimate, records.RuleIntervalColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
+	return records.EstimateEstimated
 }
 
-func (r *Reader) reject(rej *billing.Rejected) Record {
+func (r *Reader) reject(rej *records.Rejected) Record {
 	r.stats.Rejected++
 	for i, rs := range rej.Reasons {
 		seen := false
@@ -513,8 +508,8 @@ func (r *Reader) longLine(first []byte) (Record, error) {
 }
 
 func (r *Reader) tooLong(raw string, total int64) Record {
-	return r.reject(&billing.Rejected{Line: r.line, Raw: strings.ToValidUTF8(raw, "\uFFFD") + "…", Reasons: []billing.Reason{{
-		Code: billing.CodeLineTooLong, Rule: billing.RuleFormat,
+	return r.reject(&records.Rejected{Line: r.line, Raw: strings.ToValidUTF8(raw, "\uFFFD") + "…", Reasons: []records.Reason{{
+		Code: records.CodeLineTooLong, Rule: records.RuleFormat,
 		Message: fmt.Sprintf("the line is %d bytes, over the limit of %d; check for a missing line end, or raise MaxLineBytes", total, r.maxLine),
 	}}})
 }
