@@ -54,6 +54,25 @@ const (
 	stDeleted
 )
 
+// String is the status as the query API shows it.
+func (s status) String() string {
+	switch s {
+	case stActive:
+		return "active"
+	case stSuperseded:
+		return "superseded"
+	case stTerminated:
+		return "terminated"
+	case stDeleted:
+		return "deleted"
+	}
+	return "none"
+}
+
+// TenureStatus is the status of sp.Tenures[i], derived as Tenure says:
+// "deleted", else "terminated", else "superseded", else "active".
+func (sp *ServicePoint) TenureStatus(i int) string { return sp.status(i).String() }
+
 type seqStatus struct {
 	seq int
 	st  status
@@ -440,7 +459,7 @@ func (sp *ServicePoint) settle(src Source, out *Stage1Output) {
 		if why == "" {
 			continue
 		}
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.AccountID = o.AccountID
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)

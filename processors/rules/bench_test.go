@@ -9,8 +9,8 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/records"
 )
 

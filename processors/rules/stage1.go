@@ -79,7 +79,11 @@ func (sp *ServicePoint) openIndex(code, acct string) int {
 	return -1
 }
 
-func (o *OpenAnomaly) rule() string {
+// Rule is the rules.md id of the condition (U2, U3, A3, A5), or "" for a
+// code that is no condition. Open anomalies keep the code only: this is the
+// one place that maps it, for the rules and for readers of their state (the
+// query API).
+func (o *OpenAnomaly) Rule() string {
 	switch o.Code {
 	case AnomalyUsageGap:
 		return "U2"
@@ -328,7 +332,7 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 		default:
 			continue
 		}
-		reason(o.reasonCode(), o.rule(), o.EffectiveDate, o.Until, o.Source)
+		reason(o.reasonCode(), o.Rule(), o.EffectiveDate, o.Until, o.Source)
 	}
 	sortReasons(m.Reasons)
 	return m

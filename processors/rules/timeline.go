@@ -178,7 +178,7 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		} else if o.Code == AnomalyUsageOverlap {
 			why = "no longer overlapping"
 		}
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)
 		out.Anomalies = append(out.Anomalies, a)
@@ -187,7 +187,7 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,
 			EffectiveDate: f.from, Until: f.until, Source: src}
 		kept = append(kept, o)
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.Message = o.describe()
 		out.Anomalies = append(out.Anomalies, a)
 	}

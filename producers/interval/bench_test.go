@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )

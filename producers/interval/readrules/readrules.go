@@ -2,7 +2,7 @@
 // pass, whichever way it comes in: interval files (producers/interval's
 // reader), the Go adapter client (producers/adapter) and the NDJSON endpoint
 // (producers/httpin). It sits below all three, and below the query API, so
-// that a read accepted anywhere can be looked up (internal/queryapi refuses
+// that a read accepted anywhere can be looked up (processors/query refuses
 // ids longer than MaxIDBytes with the same constant).
 //
 // It depends on nothing but the calendar type and the record types (its
