@@ -30,6 +30,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -200,7 +201,7 @@ type msg struct {
 	file  *report.File
 	recs  []billing.Record
 	end   bool
-	stats billing.Stats
+	stats filereader.Stats
 	err   error // the file could not be read to its end
 }
 

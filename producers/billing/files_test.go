@@ -11,11 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
 // TestFileErrors is the table of file-level problems: each must stop the file
-// with a *FileError naming the file, the line and the column concerned.
+// with a *filereader.FileError naming the file, the line and the column concerned.
 func TestFileErrors(t *testing.T) {
 	hdr := records.LayoutColumns(records.LayoutFull)
 	names := func(edit func([]string) []string) string {
@@ -141,9 +142,9 @@ func TestFileErrors(t *testing.T) {
 					recs, err = readAll(t, r)
 					r.Close()
 				}
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
-					t.Fatalf("%s: got %v, want a *FileError", via, err)
+					t.Fatalf("%s: got %v, want a *filereader.FileError", via, err)
 				}
 				line := c.line
 				if c.rows < 0 {
@@ -271,7 +272,7 @@ func TestStreamErrorKeepsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs, err := readAll(t, r)
-	var fe *FileError
+	var fe *filereader.FileError
 	if len(recs) != 2 || !errors.As(err, &fe) || !errors.Is(err, boom) || fe.Line != 3 ||
 		!strings.Contains(err.Error(), "reading stopped after line 3") {
 		t.Fatalf("%d records, %v", len(recs), err)
@@ -286,7 +287,7 @@ type failing struct{ err error }
 func (f *failing) Read([]byte) (int, error) { return 0, f.err }
 
 func TestNewReaderNil(t *testing.T) {
-	var fe *FileError
+	var fe *filereader.FileError
 	if _, err := NewReader(fullName, nil, Options{}); !errors.As(err, &fe) {
 		t.Fatalf("got %v", err)
 	}
@@ -295,7 +296,7 @@ func TestNewReaderNil(t *testing.T) {
 func TestNewReaderZipNeedsRandomAccess(t *testing.T) {
 	data := zipBytes(t, zipEntry{"a.tsv", fileText(records.LayoutFull, rowLine(records.LayoutFull, nil))})
 	_, err := NewReader(fullName, io.MultiReader(bytes.NewReader(data)), Options{})
-	var fe *FileError
+	var fe *filereader.FileError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "needs random access") {
 		t.Fatalf("got %v", err)
 	}
@@ -373,22 +374,6 @@ func TestLongLineKeepsServicePoint(t *testing.T) {
 	assertNoPersonal(t, rej)
 }
 
-func TestFileErrorFormat(t *testing.T) {
-	cases := []struct {
-		e    FileError
-		want string
-	}{
-		{FileError{File: "f.gz", Err: errors.New("x; y")}, "file f.gz: x; y"},
-		{FileError{File: "f.gz", Line: 3, Err: errors.New("x; y")}, "file f.gz, line 3: x; y"},
-		{FileError{File: "f.gz", Line: 1, Field: "date_to", Err: errors.New("x; y")}, "file f.gz, line 1, field date_to: x; y"},
-	}
-	for _, c := range cases {
-		if got := c.e.Error(); got != c.want {
-			t.Errorf("%q, want %q", got, c.want)
-		}
-	}
-}
-
 // TestTestdata reads the small files kept under testdata/.
 func TestTestdata(t *testing.T) {
 	cases := []struct {
@@ -424,7 +409,7 @@ func TestOpenMissingOrDirectory(t *testing.T) {
 	dir := t.TempDir()
 	for _, path := range []string{filepath.Join(dir, fullName), dir} {
 		_, err := Open(path, Options{Layout: records.LayoutFull})
-		var fe *FileError
+		var fe *filereader.FileError
 		if !errors.As(err, &fe) || fe.File != filepath.Base(path) || !strings.Contains(err.Error(), "; ") {
 			t.Errorf("%s: %v", path, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -42,7 +43,7 @@ func FuzzReader(f *testing.F) {
 		}
 		r, err := NewReader("fuzz.tsv", bytes.NewReader(data), opts)
 		if err != nil {
-			var fe *FileError
+			var fe *filereader.FileError
 			if !errors.As(err, &fe) {
 				t.Fatalf("NewReader: %T %v", err, err)
 			}
@@ -59,7 +60,7 @@ func FuzzReader(f *testing.F) {
 				break
 			}
 			if err != nil {
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
 					t.Fatalf("Next: %T %v", err, err)
 				}

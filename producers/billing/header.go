@@ -1,38 +1,18 @@
 package billing
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/records"
 )
 
-const bom = "\xEF\xBB\xBF"
-
 // readHeader reads line 1 and checks it names the layout's columns in canonical
 // order (data contract 2.1, 2.4); unknown names may only follow them.
 func (r *Reader) readHeader() error {
-	b, long, err := r.readLine()
-	switch {
-	case err == io.EOF:
-		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send the file with a header naming the %d columns of the %s layout", len(r.cols), r.layout))
-	case err != nil:
-		r.err = r.streamErr(err)
-		return r.err
-	case long || len(b) > r.maxLine:
-		return r.fileErr(1, "", fmt.Errorf("line 1 is longer than %d bytes, so it cannot be the header; check the file is a tab-separated billing file with line ends", r.maxLine))
-	}
-	r.line = 1
-	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
-		return r.fileErr(1, "", errors.New("the file is UTF-16; send it encoded as UTF-8"))
-	}
-	b = bytes.TrimPrefix(b, []byte(bom))
-	if !utf8.Valid(b) {
-		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
+	b, err := r.f.Header(fmt.Sprintf("the %d columns of the %s layout", len(r.cols), r.layout))
+	if err != nil {
+		return err
 	}
 
 	names := strings.Split(string(b), "\t")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -94,9 +95,9 @@ func readAll(t testing.TB, r *Reader) ([]Record, error) {
 		rec, err := r.Next()
 		if err != nil {
 			if err != io.EOF {
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
-					t.Fatalf("Next returned %T %v, want io.EOF or *FileError", err, err)
+					t.Fatalf("Next returned %T %v, want io.EOF or *filereader.FileError", err, err)
 				}
 			}
 			checkStats(t, r, int64(len(recs)))

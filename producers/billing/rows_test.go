@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -452,7 +453,7 @@ func TestStatsByCode(t *testing.T) {
 	)
 	r, _, _ := readString(t, fullName, data, Options{})
 	s := r.Stats()
-	want := Stats{Lines: 4, Accepted: 1, Rejected: 3, RejectedByCode: map[string]int64{records.CodeNegativeUsage: 1, records.CodeBadDuration: 1, records.CodeBlankLine: 1}}
+	want := filereader.Stats{Lines: 4, Accepted: 1, Rejected: 3, RejectedByCode: map[string]int64{records.CodeNegativeUsage: 1, records.CodeBadDuration: 1, records.CodeBlankLine: 1}}
 	if s.Lines != want.Lines || s.Accepted != want.Accepted || s.Rejected != want.Rejected || !mapsEqual(s.RejectedByCode, want.RejectedByCode) {
 		t.Fatalf("stats %+v, want %+v", s, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
@@ -82,6 +83,6 @@ func (in *Ingester) isInterval(name records.FileName, nameErr error) bool {
 }
 
 func isFileError(err error) bool {
-	var fe *billing.FileError
+	var fe *filereader.FileError
 	return errors.As(err, &fe)
 }

@@ -1,20 +1,14 @@
 package interval
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/fileopen"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
 )
@@ -47,7 +41,8 @@ type Options struct {
 }
 
 // Record is one data line: exactly one of Read or Rejected is set. Rejected
-// rows have billing's shape, so they go to the same rejected topic.
+// rows are records.Rejected, as the billing reader's are, so they go to the
+// same rejected topic.
 type Record struct {
 	Read     *records.IntervalRead
 	Rejected *records.Rejected
@@ -57,26 +52,17 @@ type Record struct {
 // Memory is bounded by MaxLineBytes whatever the file size. Not safe for
 // concurrent use, except CompressedBytesRead.
 type Reader struct {
-	file     string
-	name     records.FileName
-	minutes  int
-	warnings []string
-	k        checker
-	bounds   readrules.Bounds
-	loc      *time.Location
-	zone     map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
-	maxLine  int
-	extra    int // unknown trailing columns, ignored
+	f       *filereader.File // opening, lines, counts, file errors
+	name    records.FileName
+	minutes int
+	k       checker
+	bounds  readrules.Bounds
+	loc     *time.Location
+	zone    map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
+	extra   int                    // unknown trailing columns, ignored
 
-	src      *fileopen.File
-	consumed atomic.Int64 // bytes taken from the file, counted by src
-
-	line    int64
-	stats   billing.Stats
-	err     error
 	fields  []string
 	reasons []records.Reason
-	closed  bool
 }
 
 type dayZone struct {
@@ -85,19 +71,15 @@ type dayZone struct {
 }
 
 func newReader(base string, opts Options) (*Reader, error) {
-	r := &Reader{file: base, loc: opts.Location, zone: map[dates.Date]dayZone{}}
-	r.stats.RejectedByCode = map[string]int64{}
+	r := &Reader{loc: opts.Location, zone: map[dates.Date]dayZone{}}
 	if r.loc == nil {
 		r.loc = time.UTC
 	}
-	switch {
-	case opts.MaxLineBytes < 0:
-		return nil, r.fileErr(0, "", fmt.Errorf("MaxLineBytes is %d; give 0 for the default of 64 KiB or a positive limit", opts.MaxLineBytes))
-	case opts.MaxLineBytes == 0:
-		r.maxLine = 64 << 10
-	default:
-		r.maxLine = opts.MaxLineBytes
+	f, err := filereader.New(base, filereader.Options{Kind: "interval", Item: "read", MaxLineBytes: opts.MaxLineBytes, Prefix: prefix})
+	if err != nil {
+		return nil, err
 	}
+	r.f = f
 	k, err := opts.Check.compile()
 	if err != nil {
 		return nil, r.fileErr(0, "", err)
@@ -117,17 +99,21 @@ func newReader(base string, opts Options) (*Reader, error) {
 		r.minutes = name.IntervalMinutes
 	case opts.Minutes != 0:
 		r.minutes = opts.Minutes
-		r.warnings = append(r.warnings, fmt.Sprintf("%v; processed as %d-minute intervals given explicitly", nameErr, opts.Minutes))
+		r.f.Warn(fmt.Sprintf("%v; processed as %d-minute intervals given explicitly", nameErr, opts.Minutes))
 	default:
 		return nil, r.fileErr(0, "", fmt.Errorf("the interval length cannot be taken from the name (%w); give it explicitly", nameErr))
 	}
 	return r, nil
 }
 
-func (r *Reader) bufSize() int { return r.maxLine + 2 }
+func (r *Reader) fileErr(line int64, field string, err error) *filereader.FileError {
+	return r.f.Err(line, field, err)
+}
 
-func (r *Reader) fileErr(line int64, field string, err error) *billing.FileError {
-	return &billing.FileError{File: r.file, Line: line, Field: field, Err: err}
+// prefix shows the start of a line over the limit, cut: interval files hold
+// no personal data.
+func prefix(b []byte) (raw, servicePointID string) {
+	return strings.ToValidUTF8(string(b[:min(len(b), 200)]), "\uFFFD") + "…", ""
 }
 
 // Name is the parsed file name.
@@ -137,63 +123,23 @@ func (r *Reader) Name() records.FileName { return r.name }
 func (r *Reader) Minutes() int { return r.minutes }
 
 // Warnings lists what the caller should log.
-func (r *Reader) Warnings() []string { return append([]string(nil), r.warnings...) }
+func (r *Reader) Warnings() []string { return r.f.Warnings() }
 
 // Stats returns a copy of the counters so far (Lines = Accepted + Rejected).
-func (r *Reader) Stats() billing.Stats {
-	s := r.stats
-	s.RejectedByCode = maps.Clone(r.stats.RejectedByCode)
-	return s
-}
+func (r *Reader) Stats() filereader.Stats { return r.f.Stats() }
 
 // CompressedBytesRead is the bytes consumed from the file, for progress.
-func (r *Reader) CompressedBytesRead() int64 { return r.consumed.Load() }
+func (r *Reader) CompressedBytesRead() int64 { return r.f.CompressedBytesRead() }
 
 // Close releases the decompressor and, for Open, the file. Idempotent.
-func (r *Reader) Close() error {
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	var err error
-	if r.src != nil {
-		err = r.src.Close()
-	}
-	if r.err == nil {
-		r.err = r.fileErr(r.line, "", errors.New("the reader is closed; open the file again to read more"))
-	}
-	return err
-}
-
-func (r *Reader) streamErr(err error) *billing.FileError {
-	what := "reading stopped"
-	fix := "check the storage or connection and run again"
-	if fileopen.IsCorruption(err) {
-		what, fix = "the file is truncated or corrupt", "send the file again"
-	}
-	if r.line == 0 {
-		return r.fileErr(0, "", fmt.Errorf("%s before the end of its header (%w); %s", what, err, fix))
-	}
-	return r.fileErr(r.line, "", fmt.Errorf("%s after line %d (%w); %s", what, r.line, err, fix))
-}
+func (r *Reader) Close() error { return r.f.Close() }
 
 // readHeader checks line 1 names the columns of data contract 3 in order;
 // unknown columns may only follow them and are ignored.
 func (r *Reader) readHeader() error {
-	b, long, err := r.src.ReadLine()
-	switch {
-	case err == io.EOF:
-		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(records.IntervalColumns, ", ")))
-	case err != nil:
-		r.err = r.streamErr(err)
-		return r.err
-	case long || len(b) > r.maxLine:
-		return r.fileErr(1, "", fmt.Errorf("line 1 is longer than %d bytes, so it cannot be the header; check the file is a tab-separated interval file with line ends", r.maxLine))
-	}
-	r.line = 1
-	b = bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))
-	if !utf8.Valid(b) {
-		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
+	b, err := r.f.Header("the columns " + strings.Join(records.IntervalColumns, ", "))
+	if err != nil {
+		return err
 	}
 	names := strings.Split(string(b), "\t")
 	fix := "send the header with the columns " + strings.Join(records.IntervalColumns, ", ") + " in this order (data contract 3), extra columns only at the end"
@@ -212,7 +158,7 @@ func (r *Reader) readHeader() error {
 	}
 	r.extra = len(names) - numColumns
 	if r.extra > 0 {
-		r.warnings = append(r.warnings, fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumns[numColumns-1]))
+		r.f.Warn(fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumns[numColumns-1]))
 	}
 	r.fields = make([]string, len(names))
 	return nil
@@ -228,35 +174,17 @@ func isColumn(name string) bool {
 }
 
 // Next returns the next data line as a Read or a Rejected row. It returns
-// io.EOF at the end, or a *billing.FileError when the file cannot be read
+// io.EOF at the end, or a *filereader.FileError when the file cannot be read
 // further; both again on later calls.
 func (r *Reader) Next() (Record, error) {
-	if r.err != nil {
-		return Record{}, r.err
+	b, rej, err := r.f.Next()
+	switch {
+	case err != nil:
+		return Record{}, err
+	case rej != nil: // blank or over the limit
+		return Record{Rejected: rej}, nil
 	}
-	b, long, err := r.src.ReadLine()
-	if err != nil {
-		if err == io.EOF {
-			r.err = io.EOF
-		} else {
-			r.err = r.streamErr(err)
-		}
-		return Record{}, r.err
-	}
-	if long {
-		return r.longLine(b)
-	}
-	r.line++
-	r.stats.Lines++
-	if len(b) == 0 {
-		return r.reject(&records.Rejected{Line: r.line, Reasons: []records.Reason{{
-			Code: records.CodeBlankLine, Rule: records.RuleFormat,
-			Message: "the line is blank; every data line must hold a read, so remove blank lines",
-		}}}), nil
-	}
-	if len(b) > r.maxLine {
-		return r.tooLong(string(b[:min(len(b), 200)]), int64(len(b))), nil
-	}
+	line := r.f.Line()
 	valid := utf8.Valid(b)
 	raw := string(b)
 	if !valid {
@@ -268,7 +196,7 @@ func (r *Reader) Next() (Record, error) {
 		if !valid {
 			rs = append(rs, records.Reason{Code: records.CodeInvalidUTF8, Rule: records.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
 		}
-		return r.reject(&records.Rejected{Line: r.line, Raw: raw, Reasons: rs}), nil
+		return r.reject(&records.Rejected{Line: line, Raw: raw, Reasons: rs}), nil
 	}
 	s := raw
 	if !valid {
@@ -285,7 +213,7 @@ func (r *Reader) Next() (Record, error) {
 	}
 	f[k] = s[start:]
 
-	rd := &records.IntervalRead{Line: r.line, Minutes: int16(r.minutes)}
+	rd := &records.IntervalRead{Line: line, Minutes: int16(r.minutes)}
 	r.reasons = r.reasons[:0]
 	r.parse(rd, f, valid)
 	if len(r.reasons) > 0 {
@@ -293,10 +221,10 @@ func (r *Reader) Next() (Record, error) {
 		if v := f[cServicePoint]; strings.TrimSpace(v) != "" && utf8.ValidString(v) {
 			spid = v
 		}
-		return r.reject(&records.Rejected{Line: r.line, Raw: raw, ServicePointID: spid,
+		return r.reject(&records.Rejected{Line: line, Raw: raw, ServicePointID: spid,
 			Reasons: append([]records.Reason(nil), r.reasons...)}), nil
 	}
-	r.stats.Accepted++
+	r.f.Accept()
 	return Record{Read: rd}, nil
 }
 
@@ -465,54 +393,7 @@ func (r *Reader) estimate(v string) records.Estimate {
 	return records.EstimateEstimated
 }
 
-func (r *Reader) reject(rej *records.Rejected) Record {
-	r.stats.Rejected++
-	for i, rs := range rej.Reasons {
-		seen := false
-		for _, prev := range rej.Reasons[:i] {
-			if prev.Code == rs.Code {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			r.stats.RejectedByCode[rs.Code]++
-		}
-	}
-	return Record{Rejected: rej}
-}
-
-// longLine skips an over-long line in buffer-sized steps, so memory stays
-// bounded however long the line is.
-func (r *Reader) longLine(first []byte) (Record, error) {
-	raw := strings.ToValidUTF8(string(first[:min(len(first), 200)]), "\uFFFD")
-	total := int64(len(first))
-	for {
-		b, err := r.src.Lines().ReadSlice('\n')
-		total += int64(len(b))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil && err != io.EOF {
-			r.err = r.streamErr(err)
-			return Record{}, r.err
-		}
-		if err == nil {
-			total-- // the line end
-		}
-		break
-	}
-	r.line++
-	r.stats.Lines++
-	return r.tooLong(raw, total), nil
-}
-
-func (r *Reader) tooLong(raw string, total int64) Record {
-	return r.reject(&records.Rejected{Line: r.line, Raw: strings.ToValidUTF8(raw, "\uFFFD") + "…", Reasons: []records.Reason{{
-		Code: records.CodeLineTooLong, Rule: records.RuleFormat,
-		Message: fmt.Sprintf("the line is %d bytes, over the limit of %d; check for a missing line end, or raise MaxLineBytes", total, r.maxLine),
-	}}})
-}
+func (r *Reader) reject(rej *records.Rejected) Record { return Record{Rejected: r.f.Reject(rej)} }
 
 // parseHHMM reads a 24-hour time of exactly four digits.
 func parseHHMM(v string) (int, bool) {

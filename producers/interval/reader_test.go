@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -248,7 +248,7 @@ func TestFileErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := NewReader(c.file, strings.NewReader(c.body), c.opts)
-			var fe *billing.FileError
+			var fe *filereader.FileError
 			if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) || fe.File != c.file {
 				t.Fatalf("got %v, want a FileError about %q", err, c.want)
 			}
@@ -316,7 +316,7 @@ func TestCompressedAndTruncated(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		var fe *billing.FileError
+		var fe *filereader.FileError
 		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "send the file again") {
 			t.Fatalf("truncated gzip: %v", err)
 		}
