@@ -6,7 +6,7 @@
 package billingavro
 
 import (
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Source names the file a row came from.
@@ -18,16 +18,16 @@ type Source struct {
 
 // Decoded is a BillingRow record read back.
 type Decoded struct {
-	Row    billing.Row
+	Row    records.BillingRow
 	Source Source
 	Line   int64
 }
 
-func estimateSymbol(e billing.Estimate) string {
+func estimateSymbol(e records.Estimate) string {
 	switch e {
-	case billing.EstimateActual:
+	case records.EstimateActual:
 		return "A"
-	case billing.EstimateUser:
+	case records.EstimateUser:
 		return "U"
 	}
 	return "E"

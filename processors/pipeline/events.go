@@ -6,7 +6,7 @@ import (
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Native forms of the event schemas (schemas/*.avsc) for goavro.
@@ -26,7 +26,7 @@ func optDate(d dates.Date) any {
 	return goavro.Union("int.date", d.Time())
 }
 
-func optDouble(v billing.NullFloat) any {
+func optDouble(v records.NullFloat) any {
 	if !v.Valid {
 		return nil
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/usagestream/usagestream/internal/serde"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // source identifies the file every record of one ingestion comes from.
@@ -20,7 +20,7 @@ func (s source) native(line int64) map[string]any {
 	return map[string]any{"file": s.file, "line": line, "file_sha256": s.sha256}
 }
 
-func extraNative(attrs []billing.Attribute) map[string]any {
+func extraNative(attrs []records.Attribute) map[string]any {
 	m := make(map[string]any, len(attrs))
 	for _, a := range attrs {
 		m[a.Name] = a.Value
@@ -28,7 +28,7 @@ func extraNative(attrs []billing.Attribute) map[string]any {
 	return m
 }
 
-func rejectedNative(rj *billing.Rejected, layout string, src source) map[string]any {
+func rejectedNative(rj *records.Rejected, layout string, src source) map[string]any {
 	reasons := make([]any, 0, len(rj.Reasons))
 	for _, r := range rj.Reasons {
 		reasons = append(reasons, map[string]any{
@@ -52,7 +52,7 @@ func rejectedNative(rj *billing.Rejected, layout string, src source) map[string]
 type fileEvent struct {
 	Status      string
 	Generation  int
-	Name        billing.FileName
+	Name        records.FileName
 	Layout      string
 	Size        int64
 	Time        time.Time
