@@ -66,6 +66,12 @@ func NewNames(prefix string) Names {
 	}
 }
 
+// All lists every name, in declaration order.
+func (n Names) All() []string {
+	return []string{n.Billing, n.Intervals, n.Rejected, n.Files, n.IngestCheckpoints,
+		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory}
+}
+
 // QuarantineRetention is the retention of quarantine topics: forever
 // (retention.ms -1). A quarantined record is the only copy of an input the
 // stage never applied once its source topic's retention has passed; it must
