@@ -27,10 +27,11 @@ import (
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/topology"
 )
 
 type replayCmd struct {
-	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (servicepoint, premise, customer); default: every stage."`
+	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (${stages}); default: every stage."`
 	To          string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
 	Offsets     []string      `name:"offsets" placeholder:"[TOPIC:]PARTITION:OFFSET" help:"Explicit start offsets in the inputs of the one stage given (repeatable; TOPIC, with or without the prefix, is needed when the stage reads several); partitions not named keep their committed offset."`
 	State       string        `name:"state" enum:"recompute,restore,keep" default:"recompute" help:"recompute: delete the stage's state (tombstones on its changelog, so every instance drops it) and rebuild it from the input; restore: wipe the local store in --state-dir and restore it from the changelog; keep: leave the state as it is."`
@@ -254,11 +255,7 @@ func (c *replayCmd) plan(ctx context.Context, live kafkaconf.Config, adm *kadm.C
 			rs.group = groupName(sp, name)
 		} else {
 			rs.group = groupName(prefix, name)
-			for _, t := range topics.NewNames(prefix).Specs() {
-				if repartition(prefix, t.Name) {
-					rs.dropped = append(rs.dropped, t.Name)
-				}
-			}
+			rs.dropped = topology.New(prefix).OfKind(topology.Repartition)
 		}
 		rs.inputs = inputs
 		if err := c.planOffsets(ctx, adm, plan, rs, at); err != nil {
@@ -491,7 +488,7 @@ func (c *replayCmd) planShadowTopics(ctx context.Context, adm *kadm.Client, plan
 			}
 		}
 	}
-	for _, s := range topics.NewNames(sp).Specs() {
+	for _, s := range topology.New(sp).Specs() {
 		if !external[plan.live.TopicPrefix+strings.TrimPrefix(s.Name, sp)] {
 			plan.recreat = append(plan.recreat, s)
 		}
