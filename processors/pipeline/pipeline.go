@@ -55,6 +55,9 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 		return nil, err
 	}
 	topo := topology.New(kc.TopicPrefix)
+	if err := topo.Validate(); err != nil {
+		return nil, err
+	}
 	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc)}
 	err = p.reg.RegisterAll(ctx,
 		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
