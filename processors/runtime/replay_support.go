@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"encoding/binary"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -19,7 +21,9 @@ func ChangelogHolds(key, value []byte) bool {
 		return false
 	}
 	if len(key) == 1 && key[0] == clWM {
-		return u64Value(value) != 0
+		// An event time back at zero is what a tombstone left (see
+		// ChangelogTombstone); any other value is one to delete.
+		return len(value) != 8 || binary.BigEndian.Uint64(value) != 0
 	}
 	return true
 }
@@ -32,17 +36,6 @@ func ChangelogTombstone(key []byte) []byte {
 		return make([]byte, 8)
 	}
 	return nil
-}
-
-func u64Value(b []byte) uint64 {
-	if len(b) != 8 {
-		return 1 // not an event time the runtime wrote: keep it to be deleted
-	}
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // RecordTotals sums the input records processed and the output records
