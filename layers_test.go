@@ -56,10 +56,6 @@ var pending = []edge{
 	// h-typed replaces internal/billingavro (typed records through one Avro codec).
 	{"internal/billingavro", "records"},
 	{"internal/billingavro", "schemas"},
-	// h-topology turns internal/topics into the topology value in processors/.
-	{"internal/topics", "schemas"},
-	{"internal/kafkatest", "internal/topics"},
-	{"processors/runtime", "internal/topics"},
 }
 
 // edge is an import, both ends relative to the module ("internal/serde").

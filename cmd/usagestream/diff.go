@@ -19,6 +19,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/replay"
 )
 
 type diffCmd struct {
@@ -155,7 +156,7 @@ func diffEligibility(ctx context.Context, kc kafkaconf.Config, shadow string, al
 	}
 	reg := serde.NewRegistry(rc)
 	liveTopic := topics.NewNames(kc.TopicPrefix).Eligibility
-	shadowTopic := topics.NewNames(shadowPrefix(kc.TopicPrefix, shadow)).Eligibility
+	shadowTopic := topics.NewNames(replay.ShadowPrefix(kc.TopicPrefix, shadow)).Eligibility
 	cl, err := kc.NewClient(ctx)
 	if err != nil {
 		return nil, err

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/processors/topology"
 )
 
 // Globals are flags every command has.
@@ -30,7 +32,7 @@ type cli struct {
 
 	Run      runCmd      `cmd:"" help:"Serve the embedded broker and registry (when no --brokers are given) and create the topics."`
 	Ingest   ingestCmd   `cmd:"" help:"Publish billing and interval files (or a watched drop folder) to Kafka."`
-	Process  processCmd  `cmd:"" help:"Run the processors (usage timelines, accounts, eligibility) against the configured brokers."`
+	Process  processCmd  `cmd:"" help:"Run the processors (stages ${stages}: usage timelines, accounts, interval coverage, eligibility) against the configured brokers."`
 	Gen      genCmd      `cmd:"" help:"Generate realistic billing files with labelled anomalies."`
 	Demo     demoCmd     `cmd:"" help:"Start the embedded default, generate sample files, ingest them and show what landed."`
 	Validate validateCmd `cmd:"" help:"Check billing files offline (no Kafka) with the same reader and rules; report in the terminal, JSON and HTML; exit 2 when they fail the policy's thresholds."`
@@ -48,16 +50,23 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-func main() {
-	var c cli
+// kongOptions configure the command line; the help's ${stages} lists the
+// topology's stages, so it cannot leave one out.
+func kongOptions() []kong.Option {
 	vars := kafkaconf.Vars()
 	vars["data_dir"] = "data"
-	kctx := kong.Parse(&c,
+	vars["stages"] = strings.Join(topology.New("").StageNames(), ", ")
+	return []kong.Option{
 		kong.Name("usagestream"),
 		kong.Description("Stream Opower utility billing files and interval reads through Kafka: exactly-once processors keep usage timelines, accounts and eligibility, and emit eligibility changes, corrections and anomalies."),
 		kong.UsageOnError(),
 		kong.Vars(vars),
-	)
+	}
+}
+
+func main() {
+	var c cli
+	kctx := kong.Parse(&c, kongOptions()...)
 	c.log = newLogger(os.Stderr, c.LogLevel, c.LogFormat)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -79,6 +79,9 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 		return err
 	}
 	m := runtime.NewMetrics(reg)
+	for _, s := range p.Topology().Stages {
+		m.Declare(s.Name, s.Inputs, s.Outputs)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var waits []func()
 	// Stopped before returning, a start error included: every stage

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -69,8 +71,24 @@ func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions
 		return err
 	}
 	defer cl.Close()
-	names := topics.NewNames(kc.TopicPrefix)
-	if err := topics.Ensure(ctx, kadm.NewClient(cl), names.Specs(), partitions, replication); err != nil {
+	topo := topology.New(kc.TopicPrefix)
+	adm := kadm.NewClient(cl)
+	if err := topics.Ensure(ctx, adm, topo.Specs(), partitions, replication); err != nil {
+		return err
+	}
+	// Topics that existed keep their partition counts: a join on topics
+	// made by hand with other counts would silently miss records.
+	tds, err := adm.ListTopics(ctx, topo.OfKind(topology.Input, topology.Repartition)...)
+	if err != nil {
+		return fmt.Errorf("describing the topics: %w", err)
+	}
+	counts := map[string]int32{}
+	for _, td := range tds {
+		if td.Err == nil {
+			counts[td.Topic] = int32(len(td.Partitions))
+		}
+	}
+	if err := topo.CheckPartitions(counts); err != nil {
 		return err
 	}
 	rc, err := kc.NewRegistryClient()
@@ -78,11 +96,11 @@ func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions
 		return err
 	}
 	reg := serde.NewRegistry(rc)
-	for _, sp := range names.Specs() {
-		if sp.Schema == "" {
+	for _, t := range topo.Topics {
+		if t.Schema == "" {
 			continue
 		}
-		if _, err := reg.Register(ctx, serde.SubjectFor(sp.Name), schemas.MustText(sp.Schema)); err != nil {
+		if _, err := reg.Register(ctx, serde.SubjectFor(t.Name), schemas.MustText(t.Schema)); err != nil {
 			return err
 		}
 	}

@@ -57,7 +57,15 @@ func Start(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := topics.Ensure(ctx, kadm.NewClient(cl), names.Specs(), 3, 1); err != nil {
+	// Every named topic, plain: what a topic carries and its configs are
+	// processors/topology's, above this package; the tests need the topics
+	// to exist with 3 partitions (the runtime creates changelog and
+	// quarantine topics itself).
+	var specs []topics.Spec
+	for _, name := range names.All() {
+		specs = append(specs, topics.Spec{Name: name})
+	}
+	if err := topics.Ensure(ctx, kadm.NewClient(cl), specs, 3, 1); err != nil {
 		t.Fatal(err)
 	}
 	return &Env{Kafka: kc, Topics: names}

@@ -1,6 +1,9 @@
-// Package topics is the catalogue of every Kafka topic usagestream uses: its
-// name (versioned, behind a configurable prefix), the schema of its values and
-// its cleanup policy. Commands create what is missing through Ensure.
+// Package topics names usagestream's Kafka topics (versioned, behind a
+// configurable prefix) and creates them. It knows no domain: what each topic
+// carries (schema, key, role, which stage writes and reads it) is declared by
+// processors/topology, whose Specs feed Ensure. The names live here, below
+// producers, so that producers, sinks and the test stack can name the topics
+// they write and read without importing processors.
 package topics
 
 import (
@@ -12,9 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-
-	"github.com/usagestream/usagestream/internal/quarantine"
-	"github.com/usagestream/usagestream/schemas"
 )
 
 // Names holds the full topic names for one prefix.
@@ -66,6 +66,12 @@ func NewNames(prefix string) Names {
 	}
 }
 
+// All lists every name, in declaration order.
+func (n Names) All() []string {
+	return []string{n.Billing, n.Intervals, n.Rejected, n.Files, n.IngestCheckpoints,
+		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory}
+}
+
 // QuarantineRetention is the retention of quarantine topics: forever
 // (retention.ms -1). A quarantined record is the only copy of an input the
 // stage never applied once its source topic's retention has passed; it must
@@ -85,38 +91,13 @@ func QuarantineSpec(name, consumer string) Spec {
 		Doc: "records " + who + " could not decode, with origin headers (internal/quarantine); kept forever, re-fed with 'usagestream replay --quarantine " + consumer + "'"}
 }
 
-// Spec describes one topic.
+// Spec describes one topic as Ensure creates it.
 type Spec struct {
 	Name      string
-	Schema    schemas.Name // "" when the values are not Avro (internal JSON)
 	Compacted bool
 	// Config holds further topic configs set when the topic is created.
 	Config map[string]string
 	Doc    string
-}
-
-// Specs lists every topic, in the order the README documents them.
-func (n Names) Specs() []Spec {
-	return []Spec{
-		{Name: n.Billing, Schema: schemas.BillingRow, Doc: "accepted billing rows (Avro BillingRow), key service_point_id"},
-		{Name: n.Intervals, Schema: schemas.IntervalRead, Doc: "interval reads from files, adapters and the NDJSON endpoint (Avro IntervalRead), key service_point_id, co-partitioned with billing"},
-		{Name: n.Rejected, Schema: schemas.RejectedRow, Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
-		{Name: n.Files, Schema: schemas.FileEvent, Doc: "file events RECEIVED/COMPLETED/FAILED with counts (Avro FileEvent), key file SHA-256"},
-		{Name: n.IngestCheckpoints, Compacted: true, Doc: "internal: ingest progress per file (JSON), compacted"},
-		{Name: n.Eligibility, Schema: schemas.EligibilityChanged, Doc: "eligibility changes per (customer, premise, program) with every reason (Avro EligibilityChanged), key customer_id"},
-		{Name: n.Corrections, Schema: schemas.UsageCorrected, Doc: "usage corrections U4/U5 with old and new value and charge (Avro UsageCorrected), key service_point_id"},
-		{Name: n.AccountEvents, Schema: schemas.AccountEvent, Doc: "account events (Avro AccountEvent), key service_point_id"},
-		{Name: n.Anomalies, Schema: schemas.Anomaly, Doc: "anomalies, raised and cleared (Avro Anomaly), key service_point_id"},
-		{Name: n.Premises, Doc: "internal: repartition stage 1 -> premise stage (JSON memberships), key premise_id"},
-		{Name: n.Memberships, Doc: "internal: repartition premise stage -> stage 2 (JSON), key customer_id"},
-		{Name: n.IntervalHistory, Doc: "internal: repartition interval stage -> stage 2, months of interval history for I5 (JSON), key customer_id"},
-		// The stages' quarantine topics (the stage names of
-		// processors/pipeline, which this package cannot import).
-		QuarantineSpec(quarantine.StageTopic(n.prefix, "servicepoint"), "servicepoint"),
-		QuarantineSpec(quarantine.StageTopic(n.prefix, "premise"), "premise"),
-		QuarantineSpec(quarantine.StageTopic(n.prefix, "customer"), "customer"),
-		QuarantineSpec(quarantine.StageTopic(n.prefix, "interval"), "interval"),
-	}
 }
 
 // Ensure creates the topics that do not exist yet. Existing topics are left

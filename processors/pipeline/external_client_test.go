@@ -14,8 +14,8 @@ import (
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
-	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -70,12 +70,10 @@ func TestExternalPythonClient(t *testing.T) {
 		if string(want) != got {
 			t.Fatalf("%s: the Go side already differs from %s:\n--- want\n%s\n--- got\n%s", name, golden, want, got)
 		}
-		names := topics.NewNames(kc.TopicPrefix)
-		for _, sp := range names.Specs() {
-			switch sp.Name {
-			case names.Eligibility, names.Corrections, names.Anomalies, names.AccountEvents:
-				expected[sp.Name] = expectedEvents(t, kc, sp)
-			}
+		topo := topology.New(kc.TopicPrefix)
+		for _, name := range topo.OfKind(topology.Event) {
+			x, _ := topo.Topic(name)
+			expected[name] = expectedEvents(t, kc, x)
 		}
 	}
 	total, perKind := 0, map[string]int{}
@@ -139,7 +137,7 @@ func TestExternalPythonClient(t *testing.T) {
 
 // expectedEvents reads topic back in Go and renders each value in plain JSON
 // terms, guided by its Avro schema.
-func expectedEvents(t *testing.T, kc kafkaconf.Config, sp topics.Spec) []externalEvent {
+func expectedEvents(t *testing.T, kc kafkaconf.Config, sp topology.Topic) []externalEvent {
 	t.Helper()
 	recs := kafkatest.ReadAll(t, kc, sp.Name)
 	values := kafkatest.Decode(t, kc, recs)

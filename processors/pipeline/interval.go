@@ -14,9 +14,6 @@ import (
 	"github.com/usagestream/usagestream/producers/interval"
 )
 
-// StageInterval names the interval stage's store, changelog and group.
-const StageInterval = "interval"
-
 // The interval stage (I1-I7) reads billing.v1 and intervals.v1, both keyed by
 // service_point_id with the same partition count, so one partition holds a
 // service point's bills and reads and the sum check (I6) needs no
@@ -38,10 +35,12 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 	dec := interval.NewResolver(p.reg)
 	bill := billingavro.NewDecoder(p.reg)
 	type step = runtime.Step[*rules.IntervalPoint]
+	st := p.topo.MustStage(StageInterval)
 	return &runtime.Processor[*rules.IntervalPoint]{
-		Name:   StageInterval,
-		Inputs: []string{p.topics.Billing, p.topics.Intervals},
-		New:    func() *rules.IntervalPoint { return &rules.IntervalPoint{} },
+		Name:    st.Name,
+		Inputs:  st.Inputs,
+		Outputs: st.Outputs,
+		New:     func() *rules.IntervalPoint { return &rules.IntervalPoint{} },
 		Marshal: func(ip *rules.IntervalPoint) ([]byte, error) {
 			return ip.MarshalBinary()
 		},

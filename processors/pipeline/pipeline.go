@@ -2,22 +2,9 @@
 // streaming runtime (processors/runtime): it decodes input records, calls the
 // pure rule functions, and encodes their events as Avro.
 //
-// Topology (the whole application's data flow, in one place):
-//
-//	billing.v1 (key service_point_id)
-//	  └─ stage "servicepoint" (state: rules.ServicePoint, per service point)
-//	       ├─> corrections.v1     (UsageCorrected, key service_point_id)
-//	       ├─> anomalies.v1       (Anomaly, key service_point_id)
-//	       ├─> account-events.v1  (AccountEvent, key service_point_id)
-//	       └─> repartition-premises.v1 (internal JSON memberships, key premise_id)
-//	             └─ stage "premise" (state: rules.Site, per premise_id; judges S1)
-//	                  └─> repartition-memberships.v1 (internal JSON, key customer_id)
-//	                        └─ stage "customer" (state: rules.Customer, per customer_id)
-//	                             └─> eligibility.v1 (EligibilityChanged, key customer_id)
-//
-// Each stage's state also goes to its compacted changelog topic
-// (changelog-servicepoint.v1, changelog-premise.v1, changelog-customer.v1),
-// managed by the runtime.
+// The topology (stages, keys, inputs, outputs, internal topics) is declared
+// once in processors/topology; the stages here take their names, inputs and
+// declared outputs from it.
 package pipeline
 
 import (
@@ -35,18 +22,22 @@ import (
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/schemas"
 )
 
-// Stage names: they name the stores, changelogs and consumer groups.
+// Stage names (processors/topology's): they name the stores, changelogs and
+// consumer groups.
 const (
-	StageServicePoint = "servicepoint"
-	StagePremise      = "premise"
-	StageCustomer     = "customer"
+	StageServicePoint = topology.ServicePoint
+	StagePremise      = topology.Premise
+	StageCustomer     = topology.Customer
+	StageInterval     = topology.Interval
 )
 
 // Pipeline holds what the stages share: topics, policy and codecs.
 type Pipeline struct {
+	topo   topology.Topology
 	topics topics.Names
 	policy rules.Policy
 	reg    *serde.Registry
@@ -63,7 +54,11 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{topics: topics.NewNames(kc.TopicPrefix), policy: policy, reg: serde.NewRegistry(rc)}
+	topo := topology.New(kc.TopicPrefix)
+	if err := topo.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc)}
 	err = p.reg.RegisterAll(ctx,
 		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
 		serde.Binding{Topic: p.topics.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &p.corrections},
@@ -76,10 +71,28 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 	return p, nil
 }
 
-// Stages returns the stages for the runtime, in data-flow order.
+// Stages returns the stages for the runtime, in the topology's data-flow
+// order.
 func (p *Pipeline) Stages() []runtime.Stage {
-	return []runtime.Stage{p.ServicePointStage(), p.PremiseStage(), p.CustomerStage(), p.IntervalStage()}
+	byName := map[string]runtime.Stage{
+		StageServicePoint: p.ServicePointStage(),
+		StagePremise:      p.PremiseStage(),
+		StageCustomer:     p.CustomerStage(),
+		StageInterval:     p.IntervalStage(),
+	}
+	out := make([]runtime.Stage, 0, len(byName))
+	for _, s := range p.topo.Stages {
+		st, ok := byName[s.Name]
+		if !ok {
+			panic("pipeline: the topology declares stage " + s.Name + ", which the pipeline does not implement")
+		}
+		out = append(out, st)
+	}
+	return out
 }
+
+// Topology is the topology the stages were built from.
+func (p *Pipeline) Topology() topology.Topology { return p.topo }
 
 // WaitCaughtUp waits until every stage (with the default group names) has
 // processed everything on its input so far, in data-flow order, so that what
@@ -89,22 +102,13 @@ func (p *Pipeline) Stages() []runtime.Stage {
 // With stage names given, it waits for those only (a deployment that runs
 // some stages elsewhere, or not at all).
 func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, stages ...string) error {
-	names := topics.NewNames(kc.TopicPrefix)
-	for _, s := range []struct {
-		stage  string
-		inputs []string
-	}{
-		{StageServicePoint, []string{names.Billing}},
-		{StageInterval, []string{names.Billing, names.Intervals}},
-		{StagePremise, []string{names.Premises}},
-		{StageCustomer, []string{names.Memberships, names.IntervalHistory}},
-	} {
-		if len(stages) > 0 && !slices.Contains(stages, s.stage) {
+	for _, s := range topology.New(kc.TopicPrefix).Stages {
+		if len(stages) > 0 && !slices.Contains(stages, s.Name) {
 			continue
 		}
-		for _, input := range s.inputs {
-			if err := consume.WaitCaughtUp(ctx, kc, runtime.GroupName(kc.TopicPrefix, s.stage), input); err != nil {
-				return fmt.Errorf("waiting for stage %s: %w", s.stage, err)
+		for _, input := range s.Inputs {
+			if err := consume.WaitCaughtUp(ctx, kc, s.Group(kc.TopicPrefix), input); err != nil {
+				return fmt.Errorf("waiting for stage %s: %w", s.Name, err)
 			}
 		}
 	}
@@ -114,9 +118,7 @@ func WaitCaughtUp(ctx context.Context, kc kafkaconf.Config, stages ...string) er
 // StageNames are the names of the stages Stages returns, in the same order,
 // for tools that need them without a registry connection (replay
 // --quarantine validates its argument with them).
-func StageNames() []string {
-	return []string{StageServicePoint, StagePremise, StageCustomer, StageInterval}
-}
+func StageNames() []string { return topology.New("").StageNames() }
 
 // errKeyMismatch is the poison error of a record whose key is not the field
 // its topic is keyed by. Neither value is named: the error goes to logs, and
@@ -166,11 +168,13 @@ func (e *events) id() string {
 
 // ServicePointStage is stage 1: the rules of one service point.
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
+	st := p.topo.MustStage(StageServicePoint)
 	bill := billingavro.NewDecoder(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
-		Name:   StageServicePoint,
-		Inputs: []string{p.topics.Billing},
-		New:    func() *rules.ServicePoint { return &rules.ServicePoint{} },
+		Name:    st.Name,
+		Inputs:  st.Inputs,
+		Outputs: st.Outputs,
+		New:     func() *rules.ServicePoint { return &rules.ServicePoint{} },
 		Marshal: func(sp *rules.ServicePoint) ([]byte, error) {
 			return sp.MarshalBinary()
 		},
@@ -221,10 +225,12 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 // PremiseStage judges what belongs to a premise as a place (S1) and forwards
 // to stage 2 what it uses.
 func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
+	st := p.topo.MustStage(StagePremise)
 	return &runtime.Processor[*rules.Site]{
-		Name:   StagePremise,
-		Inputs: []string{p.topics.Premises},
-		New:    func() *rules.Site { return &rules.Site{} },
+		Name:    st.Name,
+		Inputs:  st.Inputs,
+		Outputs: st.Outputs,
+		New:     func() *rules.Site { return &rules.Site{} },
 		Marshal: func(s *rules.Site) ([]byte, error) {
 			return s.MarshalBinary()
 		},
@@ -255,10 +261,12 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 
 // CustomerStage is stage 2: eligibility of each (customer, premise).
 func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
+	st := p.topo.MustStage(StageCustomer)
 	return &runtime.Processor[*rules.Customer]{
-		Name:   StageCustomer,
-		Inputs: []string{p.topics.Memberships, p.topics.IntervalHistory},
-		New:    func() *rules.Customer { return &rules.Customer{} },
+		Name:    st.Name,
+		Inputs:  st.Inputs,
+		Outputs: st.Outputs,
+		New:     func() *rules.Customer { return &rules.Customer{} },
 		Marshal: func(c *rules.Customer) ([]byte, error) {
 			return c.MarshalBinary()
 		},

@@ -15,6 +15,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/records"
@@ -210,7 +211,7 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	// customer reach stage 2 through different premise-stage partitions,
 	// whose interleaving is not fixed; TestStreamingEqualsRules checks that
 	// the final eligibility is the same then.
-	if err := topics.Ensure(ctx, kadmClient(cl), names.Specs(), 1, 1); err != nil {
+	if err := topics.Ensure(ctx, kadmClient(cl), topology.New(kc.TopicPrefix).Specs(), 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()

@@ -68,6 +68,14 @@ type Chain struct {
 	scratch Stage1Output // ApplyRow's output, reused from row to row
 }
 
+// Stages names the streaming stages (processors/topology's stage names)
+// whose rules Chain runs, in the order it runs them. The interval stage is
+// not among them: Chain is fed billing rows only (the offline validator
+// reads billing files), and the interval stage's rules need the interval
+// reads. A test checks this list against the topology, so a stage added
+// there fails it until Chain runs the stage or the test names why not.
+func (c *Chain) Stages() []string { return []string{"servicepoint", "premise", "customer"} }
+
 // NewChain returns a Chain with its state in memory.
 func NewChain(p Policy) *Chain {
 	return &Chain{Policy: p, ServicePoints: NewMemoryStore[ServicePoint](),

@@ -111,6 +111,9 @@ type Processor[S any] struct {
 	// Name names the store, the changelog topic and the consumer group.
 	Name   string
 	Inputs []string
+	// Outputs are the topics Process may write to; the runtime adds the
+	// stage's changelog and quarantine topics; any other topic is refused.
+	Outputs []string
 	// New returns the state of a key seen for the first time.
 	New       func() S
 	Marshal   func(S) ([]byte, error)

@@ -91,7 +91,11 @@ func TestSendBlocksWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if err := topics.Ensure(ctx, kadm.NewClient(admin), names.Specs(), 1, 1); err != nil {
+	var specs []topics.Spec
+	for _, name := range names.All() {
+		specs = append(specs, topics.Spec{Name: name})
+	}
+	if err := topics.Ensure(ctx, kadm.NewClient(admin), specs, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 

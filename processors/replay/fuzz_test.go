@@ -1,4 +1,4 @@
-package main
+package replay
 
 import (
 	"fmt"
@@ -27,15 +27,15 @@ func FuzzParseExplicitOffsets(f *testing.F) {
 			return
 		}
 		const prefix = "p."
-		rs := &replayStage{name: "interval", inputs: []string{prefix + "billing.v1", prefix + "intervals.v1"}}
+		sp := &stagePlan{name: "interval", inputs: []string{prefix + "billing.v1", prefix + "intervals.v1"}}
 		if single {
-			rs = &replayStage{name: "servicepoint", inputs: []string{prefix + "billing.v1"}}
+			sp = &stagePlan{name: "servicepoint", inputs: []string{prefix + "billing.v1"}}
 		}
 		vs := strings.Split(values, "\n")
 		if len(vs) > 4 {
 			return
 		}
-		out, err := parseExplicitOffsets(vs, prefix, rs)
+		out, err := parseExplicitOffsets(vs, prefix, sp)
 		if err != nil {
 			msg := err.Error()
 			quoted := false
@@ -52,7 +52,7 @@ func FuzzParseExplicitOffsets(f *testing.F) {
 		var again []string
 		for topic, parts := range out {
 			found := false
-			for _, in := range rs.inputs {
+			for _, in := range sp.inputs {
 				found = found || in == topic
 			}
 			if !found {
@@ -78,7 +78,7 @@ func FuzzParseExplicitOffsets(f *testing.F) {
 				t.Fatalf("value %q: partition %d missing from %v", v, p, out)
 			}
 		}
-		back, err := parseExplicitOffsets(again, prefix, rs)
+		back, err := parseExplicitOffsets(again, prefix, sp)
 		if err != nil {
 			t.Fatalf("formatted offsets %q do not parse: %v", again, err)
 		}

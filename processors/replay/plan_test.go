@@ -1,0 +1,118 @@
+package replay
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/topology"
+)
+
+// TestPlanFollowsTheTopology plans replays on an empty stack (nothing is
+// applied): the stages come in the topology's data-flow order, a live
+// replay leaves each stage's own repartition outputs out, and a shadow
+// replay reads the live external input, its own internal topics, and
+// creates exactly what the stages write.
+func TestPlanFollowsTheTopology(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	cl, err := env.Kafka.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topo := topology.New(env.Kafka.TopicPrefix)
+	base := Options{Kafka: env.Kafka, State: Keep, Policy: rules.DefaultPolicy(), NoRun: true, Log: slog.New(slog.DiscardHandler)}
+
+	live, err := NewPlan(ctx, adm, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sp := range live.stages {
+		names = append(names, sp.name)
+		st := topo.MustStage(sp.name)
+		if !slices.Equal(sp.inputs, st.Inputs) {
+			t.Errorf("stage %s: inputs %v, want the topology's %v", sp.name, sp.inputs, st.Inputs)
+		}
+		var want []string
+		for _, out := range st.Outputs {
+			if x, _ := topo.Topic(out); x.Kind == topology.Repartition {
+				want = append(want, out)
+			}
+		}
+		if !slices.Equal(sp.dropped, want) {
+			t.Errorf("stage %s: outputs not written again %v, want its repartition outputs %v", sp.name, sp.dropped, want)
+		}
+	}
+	if !slices.Equal(names, topo.StageNames()) {
+		t.Fatalf("planned stages %v, want %v", names, topo.StageNames())
+	}
+	text := live.String()
+	for _, want := range []string{"Replay plan", "the live topics again", "state: kept as it is", "then: nothing"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("plan text lacks %q:\n%s", want, text)
+		}
+	}
+	for _, s := range topo.StageNames() {
+		if !strings.Contains(text, "stage "+s+" (group "+topo.MustStage(s).Group(topo.Prefix)) {
+			t.Errorf("plan text lacks stage %s with its group:\n%s", s, text)
+		}
+	}
+
+	opts := base
+	opts.State, opts.Shadow = Recompute, "t1"
+	shadow, err := NewPlan(ctx, adm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := ShadowPrefix(env.Kafka.TopicPrefix, "t1")
+	st := topology.New(sp)
+	var created []string
+	for _, s := range shadow.recreat {
+		created = append(created, s.Name)
+	}
+	want := st.OfKind(topology.Event, topology.Repartition, topology.Quarantine)
+	if !slices.Equal(created, want) {
+		t.Errorf("shadow creates %v, want %v", created, want)
+	}
+	for _, p := range shadow.stages {
+		for _, in := range p.inputs {
+			x, ok := topo.Topic(in)
+			switch {
+			case ok && x.Kind == topology.Input: // live external input
+			case st.Internal(in): // the shadow's own
+			default:
+				t.Errorf("shadow stage %s reads %s: neither live input nor a shadow internal topic", p.name, in)
+			}
+		}
+		if p.group != st.MustStage(p.name).Group(sp) {
+			t.Errorf("shadow stage %s in group %s", p.name, p.group)
+		}
+	}
+
+	for _, bad := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Stages: []string{"nosuch"}}, "no stage"},
+		{Options{Shadow: "x", State: Keep}, "always recomputes"},
+		{Options{Shadow: "x", State: Recompute, Stages: []string{topology.Customer}}, "every stage"},
+		{Options{Offsets: []string{"0:1"}}, "one stage"},
+		{Options{State: Restore}, "state directory"},
+		{Options{Shadow: "a/b", State: Recompute}, "letters, digits"},
+	} {
+		o := bad.opts
+		o.Kafka, o.Policy = env.Kafka, rules.DefaultPolicy()
+		if _, err := NewPlan(ctx, adm, o); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: got %v, want an error saying %q", bad.opts, err, bad.want)
+		}
+	}
+}
