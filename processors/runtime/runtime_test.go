@@ -55,6 +55,8 @@ func countingProcessor(prefix string) *Processor[*counter] {
 				st.Timers = []Timer{{Kind: WallClock, Key: in.Record.Key, At: in.Record.Timestamp.Add(300 * time.Millisecond)}}
 			case "etimer":
 				st.Timers = []Timer{{Kind: EventTime, Key: in.Record.Key, At: in.Record.Timestamp.Add(time.Hour)}}
+			case "huge": // over the producer's batch limit: producing it fails
+				st.Outputs[0].Value = make([]byte, 2<<20)
 			}
 			return st, nil
 		},
@@ -398,5 +400,22 @@ func TestEventTimeTimersFireWhenEventTimePasses(t *testing.T) {
 	_, timers, _ := c.outputs(t)
 	if len(timers) != 1 || timers["k000"] != 1 {
 		t.Fatalf("timers fired %v, want k000 once", timers)
+	}
+}
+
+// TestFailedProduceStopsTheInstance: an output that cannot be produced
+// aborts the transaction and stops the instance with the reason, instead of
+// being taken for a rebalance and processed again forever.
+func TestFailedProduceStopsTheInstance(t *testing.T) {
+	c := newCluster(t, 1)
+	c.produce(t, 1, 0, 1, "huge")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := Run(ctx, Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: 50 * time.Millisecond}, countingProcessor(c.kc.TopicPrefix))
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "producing a record of the transaction failed") {
+		t.Fatalf("Run: %v (context: %v), want the failed produce", err, ctx.Err())
+	}
+	if _, _, n := c.outputs(t); n != 0 {
+		t.Fatalf("%d outputs committed, want none", n)
 	}
 }
