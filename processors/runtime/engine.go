@@ -134,6 +134,10 @@ type Instance struct {
 	log   *slog.Logger
 	m     *Metrics
 
+	// declared holds the topics Process may write to (Processor.Outputs);
+	// nil: any (see Outputs).
+	declared map[string]bool
+
 	mu    sync.Mutex
 	owned map[int32]bool
 	fatal error
@@ -171,6 +175,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	}
 	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{},
 		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
+	in.declared = declaredOutputs(st)
 
 	// The changelog must exist before the group session joins: the first
 	// assignment restores from it at once.
@@ -218,6 +223,20 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	}
 	in.sess = sess
 	return in, nil
+}
+
+// declaredOutputs is the set of topics st may write to; nil while st
+// declares none (Processor.Outputs).
+func declaredOutputs(st Stage) map[string]bool {
+	outs := st.outputs()
+	if outs == nil {
+		return nil
+	}
+	set := make(map[string]bool, len(outs))
+	for _, o := range outs {
+		set[o] = true
+	}
+	return set
 }
 
 // Close leaves the group and closes the store.
@@ -696,6 +715,12 @@ func (in *Instance) step(t *txn, pc *partCache, p int32, key []byte, input Input
 	if err != nil {
 		return fmt.Errorf("processor %s failed on %s: %w; fix the input or the processor, then restart (nothing was committed)", in.name, where(), err)
 	}
+	for _, o := range res.outs {
+		if in.declared != nil && !in.declared[o.Topic] {
+			return fmt.Errorf("%w: stage %s wrote to topic %s (on %s), which is not among its declared outputs %q; the topology must declare %s as an output of %s (nothing was committed)",
+				ErrUndeclaredOutput, in.name, o.Topic, where(), in.st.outputs(), o.Topic, in.name)
+		}
+	}
 	switch {
 	case res.del:
 		e.state, e.deleted, e.dirty = nil, true, true
@@ -731,6 +756,12 @@ func (in *Instance) step(t *txn, pc *partCache, p int32, key []byte, input Input
 	}
 	return nil
 }
+
+// ErrUndeclaredOutput is what a stage fails with when Process writes to a
+// topic its Processor.Outputs does not list. It is a bug of the stage or of
+// the topology, not of the input, so no restart mends it: Supervise stops
+// the stage instead of restarting it.
+var ErrUndeclaredOutput = errors.New("output to an undeclared topic")
 
 // poisonRecord is what step returns for an input record the processor
 // found poison: the caller quarantines it instead of failing.

@@ -36,6 +36,9 @@
 // consumed: a crash after step 3 and before step 4 is repaired there, and a
 // crash before step 3 aborted a transaction that Pebble never saw. Nothing
 // is wiped; an empty disk is just a catch-up from offset 0.
+//
+// A stage writes only the topics it declares (Processor.Outputs), besides
+// its changelog and quarantine topics.
 package runtime
 
 import (
@@ -122,6 +125,16 @@ type Processor[S any] struct {
 	// Name names the store, the changelog topic and the consumer group.
 	Name   string
 	Inputs []string
+	// Outputs are the topics Process may write to. The runtime writes the
+	// stage's changelog and quarantine topics itself, besides these; a
+	// record Process returns for any topic not listed here (those two
+	// included) is refused: the transaction aborts and the stage stops with
+	// ErrUndeclaredOutput, naming the topic the topology must declare.
+	//
+	// Temporarily, a nil Outputs declares nothing and checks nothing, so
+	// stages not yet built from the topology keep running; an empty,
+	// non-nil one allows no output at all.
+	Outputs []string
 	// New returns the state of a key seen for the first time.
 	New       func() S
 	Marshal   func(S) ([]byte, error)
@@ -142,6 +155,7 @@ type Processor[S any] struct {
 type Stage interface {
 	name() string
 	inputs() []string
+	outputs() []string
 	newState() any
 	marshal(any) ([]byte, error)
 	unmarshal([]byte) (any, error)
@@ -157,9 +171,10 @@ type stepResult struct {
 	eventTime time.Time
 }
 
-func (p *Processor[S]) name() string     { return p.Name }
-func (p *Processor[S]) inputs() []string { return p.Inputs }
-func (p *Processor[S]) newState() any    { return p.New() }
+func (p *Processor[S]) name() string      { return p.Name }
+func (p *Processor[S]) inputs() []string  { return p.Inputs }
+func (p *Processor[S]) outputs() []string { return p.Outputs }
+func (p *Processor[S]) newState() any     { return p.New() }
 func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
 }

@@ -38,6 +38,7 @@ func countingProcessor(prefix string) *Processor[*counter] {
 	return &Processor[*counter]{
 		Name:      "counter",
 		Inputs:    []string{inTopic},
+		Outputs:   []string{outTopic},
 		New:       func() *counter { return &counter{} },
 		Marshal:   func(c *counter) ([]byte, error) { return json.Marshal(c) },
 		Unmarshal: func(b []byte) (*counter, error) { var c counter; err := json.Unmarshal(b, &c); return &c, err },
@@ -57,6 +58,8 @@ func countingProcessor(prefix string) *Processor[*counter] {
 				st.Timers = []Timer{{Kind: EventTime, Key: in.Record.Key, At: in.Record.Timestamp.Add(time.Hour)}}
 			case "huge": // over the producer's batch limit: producing it fails
 				st.Outputs[0].Value = make([]byte, 2<<20)
+			case "stray": // a topic the processor does not declare
+				st.Outputs = append(st.Outputs, Out{Topic: prefix + "stray", Key: in.Record.Key, Value: []byte(v)})
 			}
 			return st, nil
 		},
