@@ -94,3 +94,28 @@ func (w *partitionWrite) addChangelog(key, value []byte) error {
 	}
 	return nil
 }
+
+// ChangelogTombstone is the record that clears key (a changelog key, as
+// read from the topic) in partition p of a store's changelog topic: a
+// restore applying it drops the key's state or cancels its timer, and sets
+// the event time back to zero (whose null value a restore ignores). A
+// replay that recomputes a stage writes one for every key still live, so
+// each instance's store loses that state on its next restore, through the
+// changelog and with the offset it reflects like any other change.
+func ChangelogTombstone(topic string, p int32, key []byte) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Partition: p, Key: key}
+	if len(key) == 1 && key[0] == clWM {
+		r.Value = u64(0)
+	}
+	return r
+}
+
+// ChangelogCleared says whether a changelog record leaves its key with
+// nothing to restore: a deleted state, a cancelled timer, an event time of
+// zero, as ChangelogTombstone writes them.
+func ChangelogCleared(key, value []byte) bool {
+	if len(key) == 1 && key[0] == clWM {
+		return value == nil || (len(value) == 8 && binary.BigEndian.Uint64(value) == 0)
+	}
+	return value == nil
+}

@@ -341,3 +341,41 @@ func TestStoreTimers(t *testing.T) {
 		t.Fatalf("%d 't' keys, want 2 (a replaced timer leaves none)", timerKeys)
 	}
 }
+
+// TestChangelogTombstoneClears: a tombstone of each changelog key kind,
+// restored after the live record, leaves the partition with no state, no
+// timer and an event time of zero; ChangelogCleared tells the two apart.
+func TestChangelogTombstoneClears(t *testing.T) {
+	const p = 2
+	recs, err := changelogRecords("cl", p, testCache(), func(v any) ([]byte, error) { return []byte(v.(string)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := partitionWrite{p: p, eventTime: -1}
+	for _, r := range recs {
+		if r.Value == nil {
+			continue // already cleared in the test cache
+		}
+		if ChangelogCleared(r.Key, r.Value) {
+			t.Errorf("live record % x = % x taken for cleared", r.Key, r.Value)
+		}
+		tomb := ChangelogTombstone("cl", p, r.Key)
+		if tomb.Topic != "cl" || tomb.Partition != p || !ChangelogCleared(tomb.Key, tomb.Value) {
+			t.Errorf("tombstone of % x: %s[%d] % x = % x, not cleared", r.Key, tomb.Topic, tomb.Partition, tomb.Key, tomb.Value)
+		}
+		for _, x := range []*kgo.Record{r, tomb} {
+			if err := w.addChangelog(x.Key, x.Value); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.changelogNext = 99
+	s := openTestStore(t)
+	if err := s.writePartitions([]partitionWrite{w}); err != nil {
+		t.Fatal(err)
+	}
+	want := []kv{{"m" + be32(p) + "changelog", be64(99)}, {"m" + be32(p) + "wm", be64(0)}}
+	if got := dump(t, s); !slices.Equal(got, want) {
+		t.Fatalf("store after the tombstones:\n% x\nwant:\n% x", got, want)
+	}
+}
