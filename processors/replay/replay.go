@@ -8,7 +8,7 @@
 // and, optionally, run (Plan.Run: the stages run here until they reach the
 // end their input had). Which topics are internal (rebuilt) or external
 // (read only) comes from processors/topology; the changelog's key layout
-// stays the runtime's (runtime.ChangelogHolds, runtime.ChangelogTombstone).
+// stays the runtime's (runtime.ChangelogCleared, runtime.ChangelogTombstone).
 package replay
 
 import (
@@ -366,7 +366,7 @@ func planTombstones(ctx context.Context, kc kafkaconf.Config, changelog string, 
 			m = map[string]bool{}
 			latest[r.Partition] = m
 		}
-		m[string(r.Key)] = runtime.ChangelogHolds(r.Key, r.Value)
+		m[string(r.Key)] = !runtime.ChangelogCleared(r.Key, r.Value)
 	})
 	if err != nil {
 		return fmt.Errorf("reading changelog %s: %w", changelog, err)
@@ -643,7 +643,7 @@ func writeTombstones(ctx context.Context, kc kafkaconf.Config, topic string, tom
 	var rs []*kgo.Record
 	for p, keys := range tombs {
 		for _, k := range keys {
-			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Key: k, Value: runtime.ChangelogTombstone(k)})
+			rs = append(rs, runtime.ChangelogTombstone(topic, p, k))
 		}
 	}
 	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {

@@ -40,6 +40,7 @@ func spUsageProcessor(b testing.TB, input, output string) *Processor[*spUsage] {
 	return &Processor[*spUsage]{
 		Name:      "bench-sp",
 		Inputs:    []string{input},
+		Outputs:   []string{output},
 		New:       func() *spUsage { return &spUsage{} },
 		Marshal:   func(s *spUsage) ([]byte, error) { return json.Marshal(s) },
 		Unmarshal: func(v []byte) (*spUsage, error) { var s spUsage; err := json.Unmarshal(v, &s); return &s, err },
@@ -152,7 +153,7 @@ func BenchmarkRestore(b *testing.B) {
 	cl.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p := &Processor[*spUsage]{Name: name, Inputs: []string{"bench.in"}, New: func() *spUsage { return &spUsage{} }}
+		p := &Processor[*spUsage]{Name: name, Inputs: []string{"bench.in"}, Outputs: []string{}, New: func() *spUsage { return &spUsage{} }}
 		inst, err := NewInstance(Config{Kafka: env.Kafka, DataDir: b.TempDir()}, p)
 		if err != nil {
 			b.Fatal(err)
@@ -180,7 +181,7 @@ func BenchmarkLatencyAt20k(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := &Processor[*spUsage]{
-		Name: "bench-latency", Inputs: []string{"bench.in"}, New: func() *spUsage { return &spUsage{} },
+		Name: "bench-latency", Inputs: []string{"bench.in"}, Outputs: []string{"bench.out"}, New: func() *spUsage { return &spUsage{} },
 		Marshal:   func(s *spUsage) ([]byte, error) { return json.Marshal(s) },
 		Unmarshal: func(v []byte) (*spUsage, error) { var s spUsage; err := json.Unmarshal(v, &s); return &s, err },
 		Process: func(s *spUsage, in Input) (Step[*spUsage], error) {

@@ -4,18 +4,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Changelog record keys. One compacted topic per store carries everything a
 // new instance needs to rebuild a partition: states, timers and the event
-// time, each under its own key so compaction keeps the latest of each.
+// time, each under its own key so compaction keeps the latest of each. A
+// record goes to the changelog partition of the input partition it belongs
+// to; kind is a TimerKind byte, times are Unix ms, 8 bytes big-endian:
 //
-//	's' userKey        -> state bytes (nil: deleted)
-//	't' kind userKey   -> fire time, Unix ms (nil: cancelled)
-//	'w'                -> event time of the partition, Unix ms
+//	's' userKey      -> the encoded state of userKey (null: deleted)
+//	't' kind userKey -> fire time of userKey's timer of kind (null: cancelled)
+//	'w'              -> event time of the partition (null: ignored)
+//
+// TestChangelogKeyLayout checks this table byte by byte against the
+// encoding.
 const (
 	clState = 's'
 	clTimer = 't'
@@ -28,49 +32,48 @@ func clTimerKey(kind TimerKind, key []byte) []byte {
 	return append([]byte{clTimer, byte(kind)}, key...)
 }
 
-func timerKey(p int32, kind TimerKind, atMs int64, key []byte) []byte {
-	b := prefix(kindTimer, p)
-	b = append(b, byte(kind))
-	b = binary.BigEndian.AppendUint64(b, uint64(atMs))
-	return append(b, key...)
-}
-
-func timerRevKey(p int32, kind TimerKind, key []byte) []byte {
-	b := metaKey(p, "r")
-	b = append(b, byte(kind))
-	return append(b, key...)
-}
-
-// setTimer replaces key's timer of kind by atMs (0 cancels it).
-func (s *Store) setTimer(b *Batch, p int32, kind TimerKind, key []byte, atMs int64) error {
-	rev := timerRevKey(p, kind, key)
-	old, closer, err := b.b.Get(rev) // indexed batch: sees this batch's own writes
-	switch {
-	case err == nil:
-		if len(old) == 8 {
-			_ = b.b.Delete(timerKey(p, kind, int64(binary.BigEndian.Uint64(old)), key), nil)
+// changelogRecords encodes what the transaction changed in partition p as
+// changelog records. Each changed state is encoded here, once; the encoding
+// stays in its entry for the store.
+func changelogRecords(topic string, p int32, pc *partCache, marshal func(any) ([]byte, error)) ([]*kgo.Record, error) {
+	var recs []*kgo.Record
+	for k, e := range pc.states {
+		if !e.dirty {
+			continue
 		}
-		closer.Close()
-	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("reading a timer: %w", err)
+		e.encoded = nil
+		if !e.deleted {
+			b, err := marshal(e.state)
+			if err != nil {
+				return nil, fmt.Errorf("encoding the state of key %q: %w", k, err)
+			}
+			e.encoded = b
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: clStateKey([]byte(k)), Value: e.encoded})
 	}
-	if atMs == 0 {
-		_ = b.b.Delete(rev, nil)
-		return nil
+	for id, at := range pc.timers {
+		var v []byte
+		if at != 0 {
+			v = u64(at)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: clTimerKey(id.kind, []byte(id.key)), Value: v})
 	}
-	_ = b.b.Set(timerKey(p, kind, atMs, key), nil, nil)
-	_ = b.b.Set(rev, u64(atMs), nil)
-	return nil
+	if pc.wmDirty {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: []byte{clWM}, Value: u64(pc.wm)})
+	}
+	return recs, nil
 }
 
-// applyChangelog applies one changelog record to the batch, in offset order.
-func (s *Store) applyChangelog(b *Batch, p int32, key, value []byte) error {
+// addChangelog adds one changelog record to w, in offset order (restore).
+// Keys and values are kept, not copied: w must be written before the
+// fetched records are dropped.
+func (w *partitionWrite) addChangelog(key, value []byte) error {
 	if len(key) == 0 {
 		return errors.New("empty changelog key")
 	}
 	switch key[0] {
 	case clState:
-		b.Set(p, key[1:], value)
+		w.states = append(w.states, stateWrite{key: key[1:], value: value})
 	case clTimer:
 		if len(key) < 2 {
 			return errors.New("short timer key")
@@ -79,10 +82,12 @@ func (s *Store) applyChangelog(b *Batch, p int32, key, value []byte) error {
 		if len(value) == 8 {
 			at = int64(binary.BigEndian.Uint64(value))
 		}
-		return s.setTimer(b, p, TimerKind(key[1]), key[2:], at)
+		w.timers = append(w.timers, timerWrite{kind: TimerKind(key[1]), key: key[2:], atMs: at})
 	case clWM:
+		// A null value is ignored; a replay resets the event time with an
+		// 8-byte zero.
 		if len(value) == 8 {
-			_ = b.b.Set(metaKey(p, "wm"), value, nil)
+			w.eventTime = int64(binary.BigEndian.Uint64(value))
 		}
 	default:
 		return fmt.Errorf("unknown changelog key kind %q", key[0])
@@ -90,23 +95,27 @@ func (s *Store) applyChangelog(b *Batch, p int32, key, value []byte) error {
 	return nil
 }
 
-// Watermark is partition p's event time (Unix ms).
-func (s *Store) Watermark(p int32) (int64, error) { return s.getUint(metaKey(p, "wm")) }
+// ChangelogTombstone is the record that clears key (a changelog key, as
+// read from the topic) in partition p of a store's changelog topic: a
+// restore applying it drops the key's state or cancels its timer, and sets
+// the event time back to zero (whose null value a restore ignores). A
+// replay that recomputes a stage writes one for every key still live, so
+// each instance's store loses that state on its next restore, through the
+// changelog and with the offset it reflects like any other change.
+func ChangelogTombstone(topic string, p int32, key []byte) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Partition: p, Key: key}
+	if len(key) == 1 && key[0] == clWM {
+		r.Value = u64(0)
+	}
+	return r
+}
 
-// dueTimers lists the timers of kind in p due at or before atMs.
-func (s *Store) dueTimers(p int32, kind TimerKind, atMs int64, limit int) ([]Timer, error) {
-	lo := timerKey(p, kind, 0, nil)
-	hi := timerKey(p, kind, atMs+1, nil)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return nil, err
+// ChangelogCleared says whether a changelog record leaves its key with
+// nothing to restore: a deleted state, a cancelled timer, an event time of
+// zero, as ChangelogTombstone writes them.
+func ChangelogCleared(key, value []byte) bool {
+	if len(key) == 1 && key[0] == clWM {
+		return value == nil || (len(value) == 8 && binary.BigEndian.Uint64(value) == 0)
 	}
-	defer it.Close()
-	var out []Timer
-	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		k := it.Key()
-		at := int64(binary.BigEndian.Uint64(k[6:14]))
-		out = append(out, Timer{Kind: kind, Key: append([]byte(nil), k[14:]...), At: time.UnixMilli(at).UTC()})
-	}
-	return out, it.Error()
+	return value == nil
 }

@@ -134,6 +134,10 @@ type Instance struct {
 	log   *slog.Logger
 	m     *Metrics
 
+	// declared holds the topics Process may write to (Processor.Outputs);
+	// nil: any (see Outputs).
+	declared map[string]bool
+
 	mu    sync.Mutex
 	owned map[int32]bool
 	fatal error
@@ -171,6 +175,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	}
 	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{},
 		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
+	in.declared = declaredOutputs(st)
 
 	// The changelog must exist before the group session joins: the first
 	// assignment restores from it at once.
@@ -218,6 +223,16 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	}
 	in.sess = sess
 	return in, nil
+}
+
+// declaredOutputs is the set of topics st may write to (Processor.Outputs).
+func declaredOutputs(st Stage) map[string]bool {
+	outs := st.outputs()
+	set := make(map[string]bool, len(outs))
+	for _, o := range outs {
+		set[o] = true
+	}
+	return set
 }
 
 // Close leaves the group and closes the store.
@@ -428,185 +443,117 @@ func (in *Instance) Run(ctx context.Context) error {
 	}
 }
 
-// txn is the state of one transaction: the write cache and what to produce.
+// txn is one transaction of the commit protocol: the write cache of the
+// partitions it touched, the records it produces, and what producing them
+// left (the first error, the changelog offsets reached).
 type txn struct {
 	parts map[int32]*partCache
+	// outputs and quarantined are produced by the produce step, in the
+	// order apply made them.
+	outputs     []*kgo.Record
+	quarantined []*kgo.Record
 
-	mu         sync.Mutex
-	prodErr    error
-	changelogs map[int32]int64 // next changelog offset per partition after this txn
+	mu            sync.Mutex
+	prodErr       error
+	changelogNext map[int32]int64 // next changelog offset per partition after this transaction
 }
 
+// entry is a key's state in the write cache.
 type entry struct {
-	val     any
-	dirty   bool
+	state   any    // the decoded state; nil when deleted or never stored
+	encoded []byte // the state as sent to the changelog (produce sets it; nil: deleted)
+	dirty   bool   // changed in this transaction
 	deleted bool
 }
 
+// timerID names one timer: a key has at most one of each kind.
+type timerID struct {
+	kind TimerKind
+	key  string
+}
+
+// partCache is the write cache of one partition.
 type partCache struct {
 	states   map[string]*entry
-	timers   map[string]int64 // changelog timer key -> fire ms (0 cancels)
-	wm       int64
+	timers   map[timerID]int64 // fire time (Unix ms) of each timer set, cancelled (0) or fired in this transaction
+	wm       int64             // event time; -1 until read from the store
 	wmDirty  bool
-	inOffset map[string]int64
+	inOffset map[string]int64 // next input offset per topic
+}
+
+func newTxn() *txn {
+	return &txn{parts: map[int32]*partCache{}, changelogNext: map[int32]int64{}}
 }
 
 func (t *txn) part(p int32) *partCache {
 	pc := t.parts[p]
 	if pc == nil {
-		pc = &partCache{states: map[string]*entry{}, timers: map[string]int64{}, inOffset: map[string]int64{}, wm: -1}
+		pc = &partCache{states: map[string]*entry{}, timers: map[timerID]int64{}, inOffset: map[string]int64{}, wm: -1}
 		t.parts[p] = pc
 	}
 	return pc
 }
 
-func (t *txn) promise(r *kgo.Record, err error) {
+// changelogPromise records where each changelog record landed: the offsets
+// the persist step writes with the states.
+func (t *txn) changelogPromise(r *kgo.Record, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
-		if t.prodErr == nil {
-			t.prodErr = err
-		}
+		t.fail(err)
 		return
 	}
-	if t.changelogs != nil && r.Offset+1 > t.changelogs[r.Partition] {
-		t.changelogs[r.Partition] = r.Offset + 1
+	if r.Offset+1 > t.changelogNext[r.Partition] {
+		t.changelogNext[r.Partition] = r.Offset + 1
 	}
 }
 
+func (t *txn) outputPromise(_ *kgo.Record, err error) {
+	if err != nil {
+		t.mu.Lock()
+		t.fail(err)
+		t.mu.Unlock()
+	}
+}
+
+// fail keeps the first produce error; t.mu is held.
+func (t *txn) fail(err error) {
+	if t.prodErr == nil {
+		t.prodErr = err
+	}
+}
+
+func (t *txn) produceErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.prodErr
+}
+
+// transaction runs the commit protocol (see the package doc) once, over one
+// poll of input records and the timers due: apply, produce, commit,
+// persist. An error stops the instance: one before the commit left nothing
+// committed, and one after it leaves a store the changelog repairs on the
+// next start.
 func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bool, now time.Time) error {
 	start := time.Now()
 	if err := in.sess.Begin(); err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
-	t := &txn{parts: map[int32]*partCache{}, changelogs: map[int32]int64{}}
-	changelogPromise := func(r *kgo.Record, err error) { t.promise(r, err) }
-	outPromise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			t.promise(nil, err)
-		}
+	t := newTxn()
+	if err := in.apply(t, fs, fireWall, now); err != nil {
+		in.abort(ctx)
+		return err
 	}
-
-	var procErr error
-	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if procErr != nil || len(fp.Records) == 0 {
-			return
-		}
-		p := fp.Partition
-		pc := t.part(p)
-		for _, r := range fp.Records {
-			in.m.recordsIn.WithLabelValues(in.name, r.Topic).Inc()
-			if quarantine.SkipFor(in.name, r.Headers) {
-				// A re-feed addressed to another consumer of this topic: this
-				// stage processed the original already.
-				in.m.skipped.WithLabelValues(in.name, r.Topic).Inc()
-				pc.inOffset[r.Topic] = r.Offset + 1
-				continue
-			}
-			rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers}
-			if err := in.apply(ctx, t, pc, p, r.Key, Input{Record: rec}, outPromise); err != nil {
-				var pe poisonRecord
-				if !errors.As(err, &pe) {
-					procErr = err
-					return
-				}
-				in.quarantine(ctx, r, pe.err, outPromise)
-			}
-			pc.inOffset[r.Topic] = r.Offset + 1
-		}
-		last := fp.Records[len(fp.Records)-1]
-		in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
-	})
-	if procErr == nil {
-		procErr = in.fireTimers(ctx, t, fireWall, now, outPromise)
-	}
-	if procErr != nil {
-		_, _ = in.sess.End(ctx, kgo.TryAbort)
-		return procErr
-	}
-
-	// Step 2: every changed state, timer and event time to the changelog.
-	for p, pc := range t.parts {
-		for k, e := range pc.states {
-			if !e.dirty {
-				continue
-			}
-			var v []byte
-			if !e.deleted {
-				b, err := in.st.marshal(e.val)
-				if err != nil {
-					_, _ = in.sess.End(ctx, kgo.TryAbort)
-					return fmt.Errorf("encoding the state of key %q: %w", k, err)
-				}
-				v = b
-			}
-			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: clStateKey([]byte(k)), Value: v}, changelogPromise)
-			if e.deleted {
-				e.val = nil
-			} else {
-				e.val = v // keep the encoded form for the local batch
-			}
-		}
-		for k, at := range pc.timers {
-			var v []byte
-			if at != 0 {
-				v = u64(at)
-			}
-			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: []byte(k), Value: v}, changelogPromise)
-		}
-		if pc.wmDirty {
-			in.sess.Produce(ctx, &kgo.Record{Topic: in.cfg.Changelog, Partition: p, Key: []byte{clWM}, Value: u64(pc.wm)}, changelogPromise)
-		}
+	if err := in.produce(ctx, t); err != nil {
+		in.abort(ctx)
+		return err
 	}
 	processed := time.Since(start)
-
-	// Step 3: commit outputs, changelog and input offsets together.
-	committed, err := in.sess.End(ctx, kgo.TryCommit)
-	if err != nil {
-		return fmt.Errorf("ending the transaction: %w", err)
+	committed, err := in.commit(ctx, t)
+	if err != nil || !committed {
+		return err
 	}
-	t.mu.Lock()
-	perr := t.prodErr
-	t.mu.Unlock()
-	if perr != nil && committed {
-		return fmt.Errorf("a record of a committed transaction failed: %w", perr)
-	}
-	if !committed {
-		in.m.aborts.WithLabelValues(in.name).Inc()
-		in.log.Info("transaction aborted after a rebalance; its records will be processed again")
-		return nil
-	}
-
-	// Step 4: the same changes to Pebble, with the offsets they reflect.
-	b := in.store.NewBatch()
-	defer b.Close()
-	for p, pc := range t.parts {
-		for k, e := range pc.states {
-			if !e.dirty {
-				continue
-			}
-			if e.deleted {
-				b.Set(p, []byte(k), nil)
-			} else {
-				b.Set(p, []byte(k), e.val.([]byte))
-			}
-		}
-		for k, at := range pc.timers {
-			if err := in.store.setTimer(b, p, TimerKind(k[1]), []byte(k[2:]), at); err != nil {
-				return err
-			}
-		}
-		if pc.wmDirty {
-			_ = b.b.Set(metaKey(p, "wm"), u64(pc.wm), nil)
-		}
-		if next, ok := t.changelogs[p]; ok {
-			b.SetChangelogOffset(p, next)
-		}
-		for topic, off := range pc.inOffset {
-			b.SetInputOffset(p, topic, off)
-		}
-	}
-	if err := b.Commit(); err != nil {
+	if err := in.persist(t); err != nil {
 		return err
 	}
 	in.m.commits.WithLabelValues(in.name).Inc()
@@ -616,45 +563,175 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 	return nil
 }
 
-// apply processes one input for key in partition p against the cache.
-func (in *Instance) apply(ctx context.Context, t *txn, pc *partCache, p int32, key []byte, input Input, promise func(*kgo.Record, error)) error {
+// abort ends the open transaction without committing it. Its error is not
+// returned: the caller returns the error that made it abort, and an abort
+// that fails leaves a transaction the broker times out or the next
+// instance fences.
+func (in *Instance) abort(ctx context.Context) { _, _ = in.sess.End(ctx, kgo.TryAbort) }
+
+// apply is step 1 of the protocol: the processor runs over every polled
+// record, then over the timers due, against the write cache of decoded
+// states (read through to Pebble). Outputs and quarantined records are
+// collected, not yet produced; nothing leaves the process.
+func (in *Instance) apply(t *txn, fs kgo.Fetches, fireWall bool, now time.Time) error {
+	var err error
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if err != nil || len(fp.Records) == 0 {
+			return
+		}
+		err = in.applyRecords(t, fp)
+	})
+	if err != nil {
+		return err
+	}
+	return in.fireTimers(t, fireWall, now)
+}
+
+// applyRecords applies the records of one fetched partition in offset order.
+func (in *Instance) applyRecords(t *txn, fp kgo.FetchTopicPartition) error {
+	p := fp.Partition
+	pc := t.part(p)
+	for _, r := range fp.Records {
+		in.m.recordsIn.WithLabelValues(in.name, r.Topic).Inc()
+		if quarantine.SkipFor(in.name, r.Headers) {
+			// A re-feed addressed to another consumer of this topic: this
+			// stage processed the original already.
+			in.m.skipped.WithLabelValues(in.name, r.Topic).Inc()
+			pc.inOffset[r.Topic] = r.Offset + 1
+			continue
+		}
+		rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers}
+		if err := in.step(t, pc, p, r.Key, Input{Record: rec}); err != nil {
+			var pe poisonRecord
+			if !errors.As(err, &pe) {
+				return err
+			}
+			in.quarantine(t, r, pe.err)
+		}
+		pc.inOffset[r.Topic] = r.Offset + 1
+	}
+	last := fp.Records[len(fp.Records)-1]
+	in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
+	return nil
+}
+
+// produce is step 2: into the open transaction go the outputs, the
+// quarantined records, and every state, timer and event time the
+// transaction changed, to the changelog partition of the input partition it
+// belongs to.
+func (in *Instance) produce(ctx context.Context, t *txn) error {
+	for _, r := range t.outputs {
+		in.sess.Produce(ctx, r, t.outputPromise)
+		in.m.recordsOut.WithLabelValues(in.name, r.Topic).Inc()
+	}
+	for _, r := range t.quarantined {
+		in.sess.Produce(ctx, r, t.outputPromise)
+	}
+	for p, pc := range t.parts {
+		recs, err := changelogRecords(in.cfg.Changelog, p, pc, in.st.marshal)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			in.sess.Produce(ctx, r, t.changelogPromise)
+		}
+	}
+	return nil
+}
+
+// commit is step 3: every record produced is flushed and checked, then the
+// transaction commits together with the consumed input offsets (franz-go's
+// GroupTransactSession). A record that failed aborts it, with an error; a
+// rebalance since it began aborts it without one (committed is false): the
+// cache is dropped and the records are read again by whoever owns them now.
+func (in *Instance) commit(ctx context.Context, t *txn) (committed bool, err error) {
+	if err := in.sess.Client().Flush(ctx); err != nil {
+		return false, fmt.Errorf("flushing the transaction's records: %w", err)
+	}
+	if err := t.produceErr(); err != nil {
+		in.abort(ctx)
+		return false, fmt.Errorf("producing a record of the transaction failed, so it was aborted (nothing committed; a restart goes on from the last commit): %w", err)
+	}
+	committed, err = in.sess.End(ctx, kgo.TryCommit)
+	if err != nil {
+		return false, fmt.Errorf("ending the transaction: %w", err)
+	}
+	if !committed {
+		in.m.aborts.WithLabelValues(in.name).Inc()
+		in.log.Info("transaction aborted after a rebalance; its records will be processed again")
+	}
+	return committed, nil
+}
+
+// persist is step 4, after the commit: the same changes go to Pebble in one
+// batch, each partition's with the changelog offset and the input offsets
+// they reflect. A crash before it is repaired from the changelog on start.
+func (in *Instance) persist(t *txn) error {
+	ws := make([]partitionWrite, 0, len(t.parts))
+	for p, pc := range t.parts {
+		w := partitionWrite{p: p, eventTime: -1, changelogNext: t.changelogNext[p], inputs: pc.inOffset}
+		for k, e := range pc.states {
+			if e.dirty {
+				w.states = append(w.states, stateWrite{key: []byte(k), value: e.encoded})
+			}
+		}
+		for id, at := range pc.timers {
+			w.timers = append(w.timers, timerWrite{kind: id.kind, key: []byte(id.key), atMs: at})
+		}
+		if pc.wmDirty {
+			w.eventTime = pc.wm
+		}
+		ws = append(ws, w)
+	}
+	return in.store.writePartitions(ws)
+}
+
+// step processes one input for key in partition p against the cache.
+func (in *Instance) step(t *txn, pc *partCache, p int32, key []byte, input Input) error {
 	e, err := in.load(pc, p, key)
 	if err != nil {
 		return err
 	}
-	state := e.val
+	state := e.state
 	if e.deleted || state == nil {
 		state = in.st.newState()
 	}
 	res, err := in.st.process(state, input)
+	where := func() string {
+		if input.Timer != nil {
+			return fmt.Sprintf("a %c timer of key %q", input.Timer.Kind, input.Timer.Key)
+		}
+		return fmt.Sprintf("%s[%d]@%d", input.Record.Topic, p, input.Record.Offset)
+	}
 	if err != nil && input.Timer == nil && quarantine.IsPoison(err) {
 		// Nothing of this step is applied: the processor returns a poison
 		// error before it changes the state (see Processor.Process).
 		return poisonRecord{err}
 	}
 	if err != nil {
-		where := fmt.Sprintf("%s[%d]@%d", input.Record.Topic, p, input.Record.Offset)
-		if input.Timer != nil {
-			where = fmt.Sprintf("a %c timer of key %q", input.Timer.Kind, input.Timer.Key)
+		return fmt.Errorf("processor %s failed on %s: %w; fix the input or the processor, then restart (nothing was committed)", in.name, where(), err)
+	}
+	for _, o := range res.outs {
+		if !in.declared[o.Topic] {
+			return fmt.Errorf("%w: stage %s wrote to topic %s (on %s), which is not among its declared outputs %q; the topology must declare %s as an output of %s (nothing was committed)",
+				ErrUndeclaredOutput, in.name, o.Topic, where(), in.st.outputs(), o.Topic, in.name)
 		}
-		return fmt.Errorf("processor %s failed on %s: %w; fix the input or the processor, then restart (nothing was committed)", in.name, where, err)
 	}
 	switch {
 	case res.del:
-		e.val, e.deleted, e.dirty = nil, true, true
+		e.state, e.deleted, e.dirty = nil, true, true
 	case res.write:
-		e.val, e.deleted, e.dirty = res.state, false, true
+		e.state, e.deleted, e.dirty = res.state, false, true
 	}
 	for _, o := range res.outs {
-		in.sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value}, promise)
-		in.m.recordsOut.WithLabelValues(in.name, o.Topic).Inc()
+		t.outputs = append(t.outputs, &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value})
 	}
 	for _, tm := range res.timers {
-		tk := string(clTimerKey(tm.Kind, tm.Key))
+		id := timerID{tm.Kind, string(tm.Key)}
 		if tm.At.IsZero() {
-			pc.timers[tk] = 0
+			pc.timers[id] = 0
 		} else {
-			pc.timers[tk] = tm.At.UnixMilli()
+			pc.timers[id] = tm.At.UnixMilli()
 		}
 	}
 	et := res.eventTime
@@ -676,18 +753,24 @@ func (in *Instance) apply(ctx context.Context, t *txn, pc *partCache, p int32, k
 	return nil
 }
 
-// poisonRecord is what apply returns for an input record the processor
+// ErrUndeclaredOutput is what a stage fails with when Process writes to a
+// topic its Processor.Outputs does not list. It is a bug of the stage or of
+// the topology, not of the input, so no restart mends it: Supervise stops
+// the stage instead of restarting it.
+var ErrUndeclaredOutput = errors.New("output to an undeclared topic")
+
+// poisonRecord is what step returns for an input record the processor
 // found poison: the caller quarantines it instead of failing.
 type poisonRecord struct{ err error }
 
 func (p poisonRecord) Error() string { return p.err.Error() }
 
-// quarantine produces r to the stage's quarantine topic inside the open
-// transaction, so it is committed together with r's input offset: exactly
-// once, whatever crashes or rebalances happen.
-func (in *Instance) quarantine(ctx context.Context, r *kgo.Record, cause error, promise func(*kgo.Record, error)) {
+// quarantine adds r to the records the transaction writes to the stage's
+// quarantine topic, so it is committed together with r's input offset:
+// exactly once, whatever crashes or rebalances happen.
+func (in *Instance) quarantine(t *txn, r *kgo.Record, cause error) {
 	src := quarantine.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, SchemaID: quarantine.SchemaID(r.Value)}
-	in.sess.Produce(ctx, quarantine.Record(in.cfg.Quarantine, r, src, in.name, cause), promise)
+	t.quarantined = append(t.quarantined, quarantine.Record(in.cfg.Quarantine, r, src, in.name, cause))
 	in.m.quarantined.WithLabelValues(in.name, r.Topic).Inc()
 	// Never the key or the value: they may hold personal data.
 	in.log.Warn("record quarantined: it cannot be processed; the stage goes on without it (re-feed it with 'usagestream replay --quarantine "+in.name+"' once fixed)",
@@ -710,7 +793,7 @@ func (in *Instance) load(pc *partCache, p int32, key []byte) (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("decoding the stored state of key %q in partition %d: %w", key, p, err)
 		}
-		e.val = v
+		e.state = v
 	} else {
 		e.deleted = true
 	}
@@ -718,10 +801,10 @@ func (in *Instance) load(pc *partCache, p int32, key []byte) (*entry, error) {
 	return e, nil
 }
 
-// fireTimers fires due timers of the owned partitions inside the open
-// transaction: event-time timers up to each partition's event time, and
-// wall-clock timers up to now when fireWall.
-func (in *Instance) fireTimers(ctx context.Context, t *txn, fireWall bool, now time.Time, promise func(*kgo.Record, error)) error {
+// fireTimers fires due timers of the owned partitions in the transaction:
+// event-time timers up to each partition's event time, and wall-clock
+// timers up to now when fireWall.
+func (in *Instance) fireTimers(t *txn, fireWall bool, now time.Time) error {
 	for _, p := range in.Owned() {
 		pc := t.part(p)
 		wm := pc.wm
@@ -751,14 +834,14 @@ func (in *Instance) fireTimers(ctx context.Context, t *txn, fireWall bool, now t
 				return err
 			}
 			for _, tm := range due {
-				tk := string(clTimerKey(tm.Kind, tm.Key))
-				if at, changed := pc.timers[tk]; changed && at != tm.At.UnixMilli() {
+				id := timerID{tm.Kind, string(tm.Key)}
+				if at, changed := pc.timers[id]; changed && at != tm.At.UnixMilli() {
 					continue // replaced or cancelled in this transaction
 				}
-				pc.timers[tk] = 0 // fired: gone unless the processor sets it again
+				pc.timers[id] = 0 // fired: gone unless the processor sets it again
 				rec := Record{Topic: in.cfg.Changelog, Partition: p}
 				tmc := tm
-				if err := in.apply(ctx, t, pc, p, tm.Key, Input{Record: rec, Timer: &tmc}, promise); err != nil {
+				if err := in.step(t, pc, p, tm.Key, Input{Record: rec, Timer: &tmc}); err != nil {
 					return err
 				}
 				in.m.timersFired.WithLabelValues(in.name, string(rune(tm.Kind))).Inc()
@@ -803,24 +886,23 @@ func (in *Instance) restore(ctx context.Context, p int32) error {
 		if err := fs.Err0(); err != nil {
 			return fmt.Errorf("reading changelog %s[%d]: %w", in.cfg.Changelog, p, err)
 		}
-		b := in.store.NewBatch()
+		w := partitionWrite{p: p, eventTime: -1}
 		var aerr error
 		fs.EachRecord(func(r *kgo.Record) {
 			if aerr != nil || r.Offset >= end {
 				return
 			}
 			if !r.Attrs.IsControl() {
-				aerr = in.store.applyChangelog(b, p, r.Key, r.Value)
+				aerr = w.addChangelog(r.Key, r.Value)
 				applied++
 			}
 			next = r.Offset + 1
 		})
 		if aerr != nil {
-			b.Close()
 			return fmt.Errorf("applying changelog %s[%d]: %w", in.cfg.Changelog, p, aerr)
 		}
-		b.SetChangelogOffset(p, next)
-		if err := b.Commit(); err != nil {
+		w.changelogNext = next
+		if err := in.store.writePartitions([]partitionWrite{w}); err != nil {
 			return err
 		}
 		gauge.Set(float64(end - next))

@@ -6,25 +6,39 @@
 // the consumer group, the state store, the changelog, transactions, timers,
 // restore and metrics.
 //
-// Commit protocol, per poll of input records:
+// # Commit protocol
 //
-//  1. Each record is processed against a write cache of decoded states
-//     (read through to Pebble); outputs are produced into an open Kafka
-//     transaction as they come.
-//  2. Every state changed in the poll is encoded once and produced to the
-//     store's compacted changelog topic, into the partition of the input it
-//     came from, in the same transaction.
-//  3. The transaction commits together with the consumed input offsets
-//     (franz-go GroupTransactSession). If the group rebalanced meanwhile it
-//     aborts instead, the cache is dropped, and the records are read again.
-//  4. After the commit, the changed states are written to Pebble in one batch
-//     with the changelog offset and the input offsets they reflect.
+// Each poll of input records is one Kafka transaction, in four steps, each
+// a method of Instance named after it:
 //
-// On start, and whenever a partition is assigned, Pebble is caught up from
-// the changelog (read_committed) from the offset it recorded to the end: a
-// crash after step 3 and before step 4 is repaired there, and a crash before
-// step 3 aborted a transaction that Pebble never saw. Nothing is wiped; an
-// empty disk is just a catch-up from offset 0.
+//  1. apply: the processor runs over each record, then over the timers due,
+//     against an in-memory write cache of decoded states read through to
+//     Pebble. Its outputs, and the records it finds poison, are collected;
+//     nothing leaves the process yet.
+//  2. produce: into the open transaction go the outputs, the poison records
+//     (to the stage's quarantine topic), and every state, timer and event
+//     time the poll changed, each encoded once, to the store's compacted
+//     changelog topic, in the partition of the input it came from.
+//  3. commit: every record is flushed and checked; the transaction then
+//     commits together with the consumed input offsets (franz-go
+//     GroupTransactSession). A record that failed aborts it and stops the
+//     instance; a rebalance meanwhile aborts it quietly, the cache is
+//     dropped, and the records are read again.
+//  4. persist: after the commit, the same changes are written to Pebble in
+//     one batch, each partition's with the changelog offset and the input
+//     offsets they reflect.
+//
+// The store's invariant makes step 4 safe to lose: a partition's states and
+// the changelog offset they reflect are only ever written together
+// (Store.writePartitions is its only write). On start, and whenever a
+// partition is assigned, Pebble is caught up from the changelog
+// (read_committed) from that offset to the end, before any input is
+// consumed: a crash after step 3 and before step 4 is repaired there, and a
+// crash before step 3 aborted a transaction that Pebble never saw. Nothing
+// is wiped; an empty disk is just a catch-up from offset 0.
+//
+// A stage writes only the topics it declares (Processor.Outputs), besides
+// its changelog and quarantine topics.
 package runtime
 
 import (
@@ -111,8 +125,11 @@ type Processor[S any] struct {
 	// Name names the store, the changelog topic and the consumer group.
 	Name   string
 	Inputs []string
-	// Outputs are the topics Process may write to; the runtime adds the
-	// stage's changelog and quarantine topics; any other topic is refused.
+	// Outputs are the topics Process may write to. The runtime writes the
+	// stage's changelog and quarantine topics itself, besides these; a
+	// record Process returns for any topic not listed here (those two
+	// included) is refused: the transaction aborts and the stage stops with
+	// ErrUndeclaredOutput, naming the topic the topology must declare.
 	Outputs []string
 	// New returns the state of a key seen for the first time.
 	New       func() S
@@ -134,6 +151,7 @@ type Processor[S any] struct {
 type Stage interface {
 	name() string
 	inputs() []string
+	outputs() []string
 	newState() any
 	marshal(any) ([]byte, error)
 	unmarshal([]byte) (any, error)
@@ -149,9 +167,10 @@ type stepResult struct {
 	eventTime time.Time
 }
 
-func (p *Processor[S]) name() string     { return p.Name }
-func (p *Processor[S]) inputs() []string { return p.Inputs }
-func (p *Processor[S]) newState() any    { return p.New() }
+func (p *Processor[S]) name() string      { return p.Name }
+func (p *Processor[S]) inputs() []string  { return p.Inputs }
+func (p *Processor[S]) outputs() []string { return p.Outputs }
+func (p *Processor[S]) newState() any     { return p.New() }
 func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
 }

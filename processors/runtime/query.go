@@ -24,6 +24,15 @@ func StageName(st Stage) string { return st.name() }
 // StageInputs lists the input topics of a stage.
 func StageInputs(st Stage) []string { return append([]string(nil), st.inputs()...) }
 
+// StageOutputs lists the topics a stage declares it writes to (nil: it
+// declares none, and any is allowed; see Processor.Outputs).
+func StageOutputs(st Stage) []string {
+	if o := st.outputs(); o != nil {
+		return append([]string{}, o...)
+	}
+	return nil
+}
+
 // WithInputs returns st reading from other input topics, everything else
 // unchanged. A shadow replay uses it to run a stage whose outputs go to
 // shadow topics on the live input.

@@ -35,7 +35,7 @@ func TestKeyPartitionIsTheProducersPartition(t *testing.T) {
 // only the outputs to the named topics and keeps the state step.
 func TestStageWrappers(t *testing.T) {
 	p := &Processor[int]{
-		Name: "w", Inputs: []string{"a"},
+		Name: "w", Inputs: []string{"a"}, Outputs: []string{"keep", "drop"},
 		New:       func() int { return 0 },
 		Marshal:   func(int) ([]byte, error) { return nil, nil },
 		Unmarshal: func([]byte) (int, error) { return 0, nil },
@@ -46,6 +46,9 @@ func TestStageWrappers(t *testing.T) {
 	rb := WithInputs(p, []string{"b", "c"})
 	if StageName(rb) != "w" || !slices.Equal(StageInputs(rb), []string{"b", "c"}) || !slices.Equal(StageInputs(p), []string{"a"}) {
 		t.Fatalf("WithInputs: name %q inputs %v (original %v)", StageName(rb), StageInputs(rb), StageInputs(p))
+	}
+	if !slices.Equal(StageOutputs(rb), []string{"keep", "drop"}) || StageOutputs(&Processor[int]{}) != nil {
+		t.Fatalf("StageOutputs: %v through WithInputs; %v for a processor declaring none", StageOutputs(rb), StageOutputs(&Processor[int]{}))
 	}
 	f := WithoutOutputs(WithInputs(p, []string{"b"}), "drop")
 	res, err := f.process(41, Input{})

@@ -38,6 +38,7 @@ func countingProcessor(prefix string) *Processor[*counter] {
 	return &Processor[*counter]{
 		Name:      "counter",
 		Inputs:    []string{inTopic},
+		Outputs:   []string{outTopic},
 		New:       func() *counter { return &counter{} },
 		Marshal:   func(c *counter) ([]byte, error) { return json.Marshal(c) },
 		Unmarshal: func(b []byte) (*counter, error) { var c counter; err := json.Unmarshal(b, &c); return &c, err },
@@ -55,6 +56,10 @@ func countingProcessor(prefix string) *Processor[*counter] {
 				st.Timers = []Timer{{Kind: WallClock, Key: in.Record.Key, At: in.Record.Timestamp.Add(300 * time.Millisecond)}}
 			case "etimer":
 				st.Timers = []Timer{{Kind: EventTime, Key: in.Record.Key, At: in.Record.Timestamp.Add(time.Hour)}}
+			case "huge": // over the producer's batch limit: producing it fails
+				st.Outputs[0].Value = make([]byte, 2<<20)
+			case "stray": // a topic the processor does not declare
+				st.Outputs = append(st.Outputs, Out{Topic: prefix + "stray", Key: in.Record.Key, Value: []byte(v)})
 			}
 			return st, nil
 		},
@@ -398,5 +403,22 @@ func TestEventTimeTimersFireWhenEventTimePasses(t *testing.T) {
 	_, timers, _ := c.outputs(t)
 	if len(timers) != 1 || timers["k000"] != 1 {
 		t.Fatalf("timers fired %v, want k000 once", timers)
+	}
+}
+
+// TestFailedProduceStopsTheInstance: an output that cannot be produced
+// aborts the transaction and stops the instance with the reason, instead of
+// being taken for a rebalance and processed again forever.
+func TestFailedProduceStopsTheInstance(t *testing.T) {
+	c := newCluster(t, 1)
+	c.produce(t, 1, 0, 1, "huge")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := Run(ctx, Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: 50 * time.Millisecond}, countingProcessor(c.kc.TopicPrefix))
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "producing a record of the transaction failed") {
+		t.Fatalf("Run: %v (context: %v), want the failed produce", err, ctx.Err())
+	}
+	if _, _, n := c.outputs(t); n != 0 {
+		t.Fatalf("%d outputs committed, want none", n)
 	}
 }

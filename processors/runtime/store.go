@@ -5,26 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
 // Store is one processor instance's local state: a Pebble database holding,
-// for every partition it has owned, the state of each key and the offsets
-// that state reflects.
+// for every partition it has owned, the state of each key, its timers, its
+// event time, and the offsets all of that reflects.
 //
-// Key layout (every key starts with a one-byte kind and the partition as a
-// 4-byte big-endian number, so one partition's keys are contiguous and can be
-// scanned or dropped as a range):
+// Key layout. Every key starts with a one-byte kind and the partition p as 4
+// bytes big-endian, so the keys of one kind of one partition are contiguous
+// and can be scanned or dropped as a range. Offsets and times are 8 bytes
+// big-endian (times in Unix ms); a timer kind is one byte (TimerKind: 'e'
+// event time, 'w' wall clock):
 //
-//	's' partition userKey            -> encoded state of userKey
-//	'm' partition "changelog"        -> next changelog offset to apply (uint64 BE)
-//	'm' partition "in" topic         -> next input offset of topic the state reflects
-//	't' partition fireAt(8 BE) kind userKey -> timer (empty value)
+//	's' p userKey             -> the encoded state of userKey
+//	'm' p "changelog"         -> next changelog offset of p to apply
+//	'm' p "in" topic          -> next offset of topic[p] the states reflect
+//	'm' p "wm"                -> event time of p
+//	'm' p "r" kind userKey    -> fire time of userKey's timer of kind
+//	't' p kind fireAt userKey -> empty
 //
-// Invariant: the states of a partition and its 'm' offsets are only ever
-// written together in one batch, so after any crash the offsets say exactly
-// which changelog records the states already contain.
+// The 't' keys sort each kind's timers of a partition by fire time, so the
+// due ones are one range scan; the 'm' "r" key is their index by user key,
+// which finds a timer's 't' key when it is replaced or cancelled.
+// TestStoreKeyLayout checks this table byte by byte against the encoding.
+//
+// Invariant: the states, timers and event time of a partition and the
+// changelog offset they reflect are written together, in one batch. The API
+// enforces it: writePartitions is the store's only write, and it refuses a
+// change that does not carry its changelog offset. So after any crash the
+// offset says exactly which changelog records the store already holds, and
+// restore goes on from there.
 type Store struct {
 	db *pebble.DB
 }
@@ -78,6 +91,8 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...)) // Pebble's contract: Fatalf does not return
 }
 
+// The keys of the layout above, one function per kind.
+
 func prefix(kind byte, p int32) []byte {
 	b := make([]byte, 5, 64)
 	b[0] = kind
@@ -87,7 +102,26 @@ func prefix(kind byte, p int32) []byte {
 
 func stateKey(p int32, key []byte) []byte { return append(prefix(kindState, p), key...) }
 
-func metaKey(p int32, name string) []byte { return append(prefix(kindMeta, p), name...) }
+func changelogOffsetKey(p int32) []byte { return append(prefix(kindMeta, p), "changelog"...) }
+
+func inputOffsetKey(p int32, topic string) []byte {
+	return append(append(prefix(kindMeta, p), "in"...), topic...)
+}
+
+func eventTimeKey(p int32) []byte { return append(prefix(kindMeta, p), "wm"...) }
+
+func timerIndexKey(p int32, kind TimerKind, key []byte) []byte {
+	b := append(prefix(kindMeta, p), 'r', byte(kind))
+	return append(b, key...)
+}
+
+func timerKey(p int32, kind TimerKind, atMs int64, key []byte) []byte {
+	b := append(prefix(kindTimer, p), byte(kind))
+	b = binary.BigEndian.AppendUint64(b, uint64(atMs))
+	return append(b, key...)
+}
+
+func u64(n int64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n)) }
 
 // Get returns the stored state of key in partition p.
 func (s *Store) Get(p int32, key []byte) ([]byte, bool, error) {
@@ -119,70 +153,137 @@ func (s *Store) getUint(k []byte) (int64, error) {
 }
 
 // ChangelogOffset is the next changelog offset partition p has to apply.
-func (s *Store) ChangelogOffset(p int32) (int64, error) { return s.getUint(metaKey(p, "changelog")) }
+func (s *Store) ChangelogOffset(p int32) (int64, error) { return s.getUint(changelogOffsetKey(p)) }
 
 // InputOffset is the next offset of topic/p that p's state reflects.
 func (s *Store) InputOffset(p int32, topic string) (int64, error) {
-	return s.getUint(metaKey(p, "in"+topic))
+	return s.getUint(inputOffsetKey(p, topic))
 }
 
-func u64(n int64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(n))
-	return b
+// Watermark is partition p's event time (Unix ms).
+func (s *Store) Watermark(p int32) (int64, error) { return s.getUint(eventTimeKey(p)) }
+
+// partitionWrite is what one transaction, or one chunk of a restore,
+// changes in one partition, with the changelog offset that brings the
+// partition to.
+type partitionWrite struct {
+	p      int32
+	states []stateWrite // in order: a later write of a key wins
+	timers []timerWrite // in order: a later write of a timer wins
+	// eventTime is p's new event time (Unix ms); negative: unchanged.
+	eventTime int64
+	// changelogNext is the next changelog offset of p once these changes
+	// are in: they are the changelog's records before it. Zero says no
+	// changelog record was written, which only a write of input offsets
+	// alone may say.
+	changelogNext int64
+	// inputs are the next input offsets (topic -> offset) the changes
+	// reflect; none during a restore.
+	inputs map[string]int64
 }
 
-// Batch accumulates writes applied atomically by Commit. Closing it twice
-// would hand the same pooled Pebble batch to two users, so it tracks that.
-type Batch struct {
-	b      *pebble.Batch
-	closed bool
+// stateWrite sets the state of key; a nil value deletes it.
+type stateWrite struct{ key, value []byte }
+
+// timerWrite sets key's timer of kind to fire at atMs; 0 cancels it.
+type timerWrite struct {
+	kind TimerKind
+	key  []byte
+	atMs int64
 }
 
-// NewBatch starts a batch.
-// It is indexed, so reads through it see its own writes (the timer index
-// needs that).
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewIndexedBatch()} }
+// changes says whether w changes anything but input offsets.
+func (w *partitionWrite) changes() bool {
+	return len(w.states) > 0 || len(w.timers) > 0 || w.eventTime >= 0
+}
 
-// Set stores a state (nil value deletes it).
-func (b *Batch) Set(p int32, key, value []byte) {
-	if value == nil {
-		_ = b.b.Delete(stateKey(p, key), nil)
-		return
+// writePartitions writes ws in one batch: the store's only write. A
+// partition's states, timers and event time are written with the changelog
+// offset they reflect, or not at all.
+//
+// Nothing is synced (the store has no WAL): a batch lost in a crash is
+// repaired from the changelog, because the offsets it carried were lost
+// with it.
+func (s *Store) writePartitions(ws []partitionWrite) error {
+	for _, w := range ws {
+		if w.changes() && w.changelogNext <= 0 {
+			return fmt.Errorf("partition %d: state changes without the changelog offset they reflect cannot be stored (a bug of the runtime)", w.p)
+		}
 	}
-	_ = b.b.Set(stateKey(p, key), value, nil)
-}
-
-// SetChangelogOffset records the next changelog offset of p.
-func (b *Batch) SetChangelogOffset(p int32, next int64) {
-	_ = b.b.Set(metaKey(p, "changelog"), u64(next), nil)
-}
-
-// SetInputOffset records the next input offset of topic/p.
-func (b *Batch) SetInputOffset(p int32, topic string, next int64) {
-	_ = b.b.Set(metaKey(p, "in"+topic), u64(next), nil)
-}
-
-// Len is the number of operations in the batch.
-func (b *Batch) Len() int { return int(b.b.Count()) }
-
-// Commit applies the batch. Nothing is synced (the store has no WAL): a
-// batch lost in a crash is repaired from the changelog, because the offsets
-// it carried were lost with it.
-func (b *Batch) Commit() error {
-	if err := b.b.Commit(pebble.NoSync); err != nil {
+	// Indexed, so a timer's index read sees the batch's own writes (a timer
+	// set twice in one restore chunk).
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	for _, w := range ws {
+		for _, sw := range w.states {
+			k := stateKey(w.p, sw.key)
+			if sw.value == nil {
+				_ = b.Delete(k, nil)
+			} else {
+				_ = b.Set(k, sw.value, nil)
+			}
+		}
+		for _, tw := range w.timers {
+			if err := setTimer(b, w.p, tw); err != nil {
+				return err
+			}
+		}
+		if w.eventTime >= 0 {
+			_ = b.Set(eventTimeKey(w.p), u64(w.eventTime), nil)
+		}
+		if w.changelogNext > 0 {
+			_ = b.Set(changelogOffsetKey(w.p), u64(w.changelogNext), nil)
+		}
+		for topic, off := range w.inputs {
+			_ = b.Set(inputOffsetKey(w.p, topic), u64(off), nil)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("writing state to the local store: %w", err)
 	}
-	b.closed = true
-	return b.b.Close()
+	return nil
 }
 
-// Close discards an uncommitted batch; after Commit it does nothing.
-func (b *Batch) Close() {
-	if !b.closed {
-		b.closed = true
-		_ = b.b.Close()
+// setTimer replaces a timer in b: its old 't' key, found through its index,
+// goes, and its new one comes (none when cancelled).
+func setTimer(b *pebble.Batch, p int32, tw timerWrite) error {
+	idx := timerIndexKey(p, tw.kind, tw.key)
+	old, closer, err := b.Get(idx)
+	switch {
+	case err == nil:
+		if len(old) == 8 {
+			_ = b.Delete(timerKey(p, tw.kind, int64(binary.BigEndian.Uint64(old)), tw.key), nil)
+		}
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("reading a timer: %w", err)
 	}
+	if tw.atMs == 0 {
+		_ = b.Delete(idx, nil)
+		return nil
+	}
+	_ = b.Set(timerKey(p, tw.kind, tw.atMs, tw.key), nil, nil)
+	_ = b.Set(idx, u64(tw.atMs), nil)
+	return nil
+}
+
+// dueTimers lists the timers of kind in p due at or before atMs, at most
+// limit of them, earliest first.
+func (s *Store) dueTimers(p int32, kind TimerKind, atMs int64, limit int) ([]Timer, error) {
+	lo := timerKey(p, kind, 0, nil)
+	hi := timerKey(p, kind, atMs+1, nil)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Timer
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		k := it.Key()
+		at := int64(binary.BigEndian.Uint64(k[6:14]))
+		out = append(out, Timer{Kind: kind, Key: append([]byte(nil), k[14:]...), At: time.UnixMilli(at).UTC()})
+	}
+	return out, it.Error()
 }
 
 // DiskUsage is the database's size on disk, for the store-size metric.

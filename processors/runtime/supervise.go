@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,8 +26,10 @@ type SuperviseConfig struct {
 // place after a back-off, with the reason logged and
 // usagestream_processor_restarts_total counted: it restores its state from
 // the store (or the changelog) and goes on from the last committed
-// transaction, so a restart changes no output. The returned wait blocks
-// until the stage has stopped and its instance is closed.
+// transaction, so a restart changes no output. A failure no restart mends
+// (ErrUndeclaredOutput) stops the stage instead, with the reason logged.
+// The returned wait blocks until the stage has stopped and its instance is
+// closed.
 func Supervise(ctx context.Context, cfg Config, st Stage, sc SuperviseConfig) (wait func(), err error) {
 	cfg.defaults(st.name()) // one Metrics for every instance
 	in, err := NewInstance(cfg, st)
@@ -54,6 +57,11 @@ func Supervise(ctx context.Context, cfg Config, st Stage, sc SuperviseConfig) (w
 			// and its transactional id.
 			in.Close()
 			in = nil
+			if errors.Is(err, ErrUndeclaredOutput) {
+				cfg.Logger.Error("stage stopped, not restarted: it writes to a topic the topology does not declare, and would again after a restart; declare the topic, then start it again",
+					"stage", st.name(), "err", err)
+				return nil
+			}
 			return err
 		})
 		if in != nil {
