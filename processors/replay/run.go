@@ -73,7 +73,9 @@ func (plan *Plan) Run(ctx context.Context, ro RunOptions) (Result, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, ro.Timeout)
 	defer cancel()
-	eg, ectx := errgroup.WithContext(rctx)
+	// Every stage is opened before any runs: a stage that cannot start
+	// fails the run before the others consume anything. Close stops and
+	// waits for a live Run (runtime.Instance.Close).
 	var insts []*runtime.Instance
 	defer func() {
 		for _, in := range insts {
@@ -95,6 +97,9 @@ func (plan *Plan) Run(ctx context.Context, ro RunOptions) (Result, error) {
 			return Result{}, err
 		}
 		insts = append(insts, in)
+	}
+	eg, ectx := errgroup.WithContext(rctx)
+	for _, in := range insts {
 		eg.Go(func() error { return in.Run(ectx) })
 	}
 	started := time.Now()

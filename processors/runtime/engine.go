@@ -141,8 +141,12 @@ type Instance struct {
 	mu    sync.Mutex
 	owned map[int32]bool
 	fatal error
-
-	cancel context.CancelFunc
+	// cancel ends the live Run and runDone is closed when it has returned
+	// (both nil before Run). They are guarded by mu: franz-go's callbacks
+	// (setFatal) and Close read them from other goroutines.
+	cancel  context.CancelFunc
+	runDone chan struct{}
+	closed  bool
 }
 
 // Run runs the processor until ctx ends or a fatal error occurs.
@@ -235,8 +239,18 @@ func declaredOutputs(st Stage) map[string]bool {
 	return set
 }
 
-// Close leaves the group and closes the store.
+// Close stops a live Run and waits for it to return (the transaction in
+// flight finishes), then leaves the group and closes the store. Closing the
+// client or the store under a live Run would fail its transaction halfway.
 func (in *Instance) Close() {
+	in.mu.Lock()
+	in.closed = true
+	cancel, done := in.cancel, in.runDone
+	in.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 	in.sess.Close()
 	// A closed instance owns nothing: a query API still holding it until its
 	// successor is attached answers "not owned" instead of reading a closed
@@ -280,9 +294,10 @@ func (in *Instance) setFatal(err error) {
 	if in.fatal == nil {
 		in.fatal = err
 	}
+	cancel := in.cancel
 	in.mu.Unlock()
-	if in.cancel != nil {
-		in.cancel()
+	if cancel != nil {
+		cancel()
 	}
 }
 
@@ -389,11 +404,23 @@ func (in *Instance) ensureQuarantine(ctx context.Context) error {
 	return topics.EnsureQuarantine(ctx, kadm.NewClient(cl), in.cfg.Quarantine, in.name, in.st.inputs()[0])
 }
 
-// Run consumes until ctx ends.
+// Run consumes until ctx ends or Close is called. An instance runs once.
 func (in *Instance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	in.cancel = cancel
 	defer cancel()
+	in.mu.Lock()
+	switch {
+	case in.closed:
+		in.mu.Unlock()
+		return errors.New("the instance is closed: open a new one")
+	case in.runDone != nil:
+		in.mu.Unlock()
+		return errors.New("the instance runs already: an instance runs once")
+	}
+	done := make(chan struct{})
+	in.cancel, in.runDone = cancel, done
+	in.mu.Unlock()
+	defer close(done)
 	in.log.Info("processor started", "group", in.cfg.Group, "inputs", in.st.inputs(), "changelog", in.cfg.Changelog)
 	lastTick := time.Time{}
 	for {
