@@ -482,6 +482,7 @@ type txn struct {
 
 	mu            sync.Mutex
 	prodErr       error
+	prodErrTopic  string // the topic of the record prodErr is about
 	changelogNext map[int32]int64 // next changelog offset per partition after this transaction
 }
 
@@ -527,7 +528,7 @@ func (t *txn) changelogPromise(r *kgo.Record, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
-		t.fail(err)
+		t.fail(r.Topic, err)
 		return
 	}
 	if r.Offset+1 > t.changelogNext[r.Partition] {
@@ -535,26 +536,70 @@ func (t *txn) changelogPromise(r *kgo.Record, err error) {
 	}
 }
 
-func (t *txn) outputPromise(_ *kgo.Record, err error) {
+func (t *txn) outputPromise(r *kgo.Record, err error) {
 	if err != nil {
 		t.mu.Lock()
-		t.fail(err)
+		t.fail(r.Topic, err)
 		t.mu.Unlock()
 	}
 }
 
-// fail keeps the first produce error; t.mu is held.
-func (t *txn) fail(err error) {
-	if t.prodErr == nil {
-		t.prodErr = err
+// fail keeps the first produce error, or the first permanent one: once a
+// record fails, franz-go fails the rest of the transaction's records too,
+// with errors that say less. t.mu is held.
+func (t *txn) fail(topic string, err error) {
+	if t.prodErr == nil || (rejectionHint(t.prodErr, "") == "" && rejectionHint(err, "") != "") {
+		t.prodErr, t.prodErrTopic = err, topic
 	}
 }
 
-func (t *txn) produceErr() error {
+func (t *txn) produceErr() (topic string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.prodErr
+	return t.prodErrTopic, t.prodErr
 }
+
+// ErrRecordRejected is what a stage fails with when the broker (or the
+// client, for its own limits) refuses a record of the transaction for good:
+// a record over the size limits, a topic the client may not write. A
+// restart would produce the same record again, so Supervise stops the
+// stage instead, and the error says what to change.
+var ErrRecordRejected = errors.New("a record of the transaction was rejected for good")
+
+// rejectionHint says what to fix when err is a produce error no retry
+// mends, and "" when a retry (a restart from the last commit) may succeed.
+func rejectionHint(err error, topic string) string {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return fmt.Sprintf("a record for %s is larger than the producer's batch limit (1 MB) or the topic's max.message.bytes allow: raise max.message.bytes of %s (and the broker's message.max.bytes), or find why the stage makes such a record", topic, topic)
+	case errors.Is(err, kerr.TopicAuthorizationFailed):
+		return fmt.Sprintf("the client's principal may not write %s: grant it WRITE and DESCRIBE on the topic", topic)
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return "the client's principal may not run transactions: grant it WRITE and DESCRIBE on the transactional ids usagestream-* (and IDEMPOTENT_WRITE on the cluster for old brokers)"
+	case errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.InvalidTopicException), errors.Is(err, kerr.PolicyViolation),
+		errors.Is(err, kerr.UnsupportedForMessageFormat), errors.Is(err, kerr.UnsupportedCompressionType):
+		return fmt.Sprintf("the broker refuses records for %s as they are; check the topic's configuration against the error", topic)
+	}
+	return ""
+}
+
+// permanent reports whether a stage's error would happen again after a
+// restart, so restarting it is pointless.
+func permanent(err error) bool {
+	return errors.Is(err, ErrUndeclaredOutput) || errors.Is(err, ErrRecordRejected)
+}
+
+// Abort reasons, the reason label of
+// usagestream_processor_transactions_aborted_total: a rebalance is routine
+// (the records are processed again by their new owner); the others stop
+// the instance.
+const (
+	abortRebalance    = "rebalance"
+	abortProduceError = "produce_error"
+	abortStageError   = "stage_error"
+)
+
+var abortReasons = []string{abortRebalance, abortProduceError, abortStageError}
 
 // transaction runs the commit protocol (see the package doc) once, over one
 // poll of input records and the timers due: apply, produce, commit,
@@ -568,11 +613,11 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 	}
 	t := newTxn()
 	if err := in.apply(t, fs, fireWall, now); err != nil {
-		in.abort(ctx)
+		in.abort(ctx, abortStageError)
 		return err
 	}
 	if err := in.produce(ctx, t); err != nil {
-		in.abort(ctx)
+		in.abort(ctx, abortStageError)
 		return err
 	}
 	processed := time.Since(start)
@@ -590,11 +635,14 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 	return nil
 }
 
-// abort ends the open transaction without committing it. Its error is not
-// returned: the caller returns the error that made it abort, and an abort
-// that fails leaves a transaction the broker times out or the next
-// instance fences.
-func (in *Instance) abort(ctx context.Context) { _, _ = in.sess.End(ctx, kgo.TryAbort) }
+// abort ends the open transaction without committing it, counted under
+// reason. Its error is not returned: the caller returns the error that made
+// it abort, and an abort that fails leaves a transaction the broker times
+// out or the next instance fences.
+func (in *Instance) abort(ctx context.Context, reason string) {
+	in.m.aborts.WithLabelValues(in.name, reason).Inc()
+	_, _ = in.sess.End(ctx, kgo.TryAbort)
+}
 
 // apply is step 1 of the protocol: the processor runs over every polled
 // record, then over the timers due, against the write cache of decoded
@@ -675,8 +723,11 @@ func (in *Instance) commit(ctx context.Context, t *txn) (committed bool, err err
 	if err := in.sess.Client().Flush(ctx); err != nil {
 		return false, fmt.Errorf("flushing the transaction's records: %w", err)
 	}
-	if err := t.produceErr(); err != nil {
-		in.abort(ctx)
+	if topic, err := t.produceErr(); err != nil {
+		in.abort(ctx, abortProduceError)
+		if hint := rejectionHint(err, topic); hint != "" {
+			return false, fmt.Errorf("%w: producing a record of the transaction failed, so it was aborted (nothing committed): %w; %s. The stage is not restarted: it would make the same record again", ErrRecordRejected, err, hint)
+		}
 		return false, fmt.Errorf("producing a record of the transaction failed, so it was aborted (nothing committed; a restart goes on from the last commit): %w", err)
 	}
 	committed, err = in.sess.End(ctx, kgo.TryCommit)
@@ -684,8 +735,10 @@ func (in *Instance) commit(ctx context.Context, t *txn) (committed bool, err err
 		return false, fmt.Errorf("ending the transaction: %w", err)
 	}
 	if !committed {
-		in.m.aborts.WithLabelValues(in.name).Inc()
-		in.log.Info("transaction aborted after a rebalance; its records will be processed again")
+		// Every record was produced (checked above), so only a rebalance
+		// makes franz-go abort here.
+		in.m.aborts.WithLabelValues(in.name, abortRebalance).Inc()
+		in.log.Info("transaction aborted after a rebalance; its records will be processed again by the partitions' owner", "reason", abortRebalance)
 	}
 	return committed, nil
 }

@@ -43,8 +43,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "usagestream_processor_transactions_committed_total", Help: "Transactions committed.",
 		}, []string{"processor"}),
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "usagestream_processor_transactions_aborted_total", Help: "Transactions aborted (a rebalance during the transaction); their records are processed again.",
-		}, []string{"processor"}),
+			Name: "usagestream_processor_transactions_aborted_total", Help: "Transactions aborted, by reason: rebalance (routine: the records are processed again by their owner), produce_error (a record could not be produced; the instance stops), stage_error (the stage failed on an input; the instance stops).",
+		}, []string{"processor", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usagestream_processor_consumer_lag_records", Help: "Offsets between the last processed record and the partition's high watermark. Transactional inputs end with a commit marker that is never consumed, so a caught-up processor shows 1.",
 		}, []string{"processor", "topic", "partition"}),

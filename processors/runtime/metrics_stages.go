@@ -8,7 +8,9 @@ package runtime
 // every stage and topic has its series whether or not it has seen records.
 func (m *Metrics) Declare(stage string, inputs, outputs []string) {
 	m.commits.WithLabelValues(stage)
-	m.aborts.WithLabelValues(stage)
+	for _, r := range abortReasons {
+		m.aborts.WithLabelValues(stage, r)
+	}
 	m.restored.WithLabelValues(stage)
 	m.restarts.WithLabelValues(stage)
 	m.processSeconds.WithLabelValues(stage)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/testlog"
 	"github.com/usagestream/usagestream/internal/topics"
 )
 
@@ -417,6 +420,49 @@ func TestFailedProduceStopsTheInstance(t *testing.T) {
 	err := Run(ctx, Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: 50 * time.Millisecond}, countingProcessor(c.kc.TopicPrefix))
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "producing a record of the transaction failed") {
 		t.Fatalf("Run: %v (context: %v), want the failed produce", err, ctx.Err())
+	}
+	if _, _, n := c.outputs(t); n != 0 {
+		t.Fatalf("%d outputs committed, want none", n)
+	}
+}
+
+// TestRejectedRecordStopsTheStageWithTheFix: a record no retry can produce
+// (over the size limit) aborts the transaction, is counted as a produce
+// error (not a rebalance), and stops the supervised stage for good with a
+// message naming the setting to change, instead of a restart loop that
+// makes the same record again.
+func TestRejectedRecordStopsTheStageWithTheFix(t *testing.T) {
+	c := newCluster(t, 1)
+	c.produce(t, 1, 0, 1, "huge")
+	logs := &testlog.Buffer{}
+	m := NewMetrics(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	wait, err := Supervise(ctx, Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: 50 * time.Millisecond, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, countingProcessor(c.kc.TopicPrefix),
+		SuperviseConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait() // returns: the stage stopped by itself
+	if ctx.Err() != nil {
+		t.Fatal("the stage with a rejected record ran until the test's deadline")
+	}
+	if n := testutil.ToFloat64(m.restarts.WithLabelValues("counter")); n != 0 {
+		t.Errorf("restarted %v times, want none", n)
+	}
+	if n := testutil.ToFloat64(m.aborts.WithLabelValues("counter", abortProduceError)); n != 1 {
+		t.Errorf("aborts{reason=produce_error} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(m.aborts.WithLabelValues("counter", abortRebalance)); n != 0 {
+		t.Errorf("aborts{reason=rebalance} = %v, want 0: a failed record is no rebalance", n)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "not restarted") || !strings.Contains(out, "max.message.bytes of "+c.out) {
+		t.Errorf("the log does not say the stage stopped and what to raise:\n%s", out)
+	}
+	if strings.Contains(out, "aborted after a rebalance") {
+		t.Errorf("the failed record was logged as a rebalance:\n%s", out)
 	}
 	if _, _, n := c.outputs(t); n != 0 {
 		t.Fatalf("%d outputs committed, want none", n)

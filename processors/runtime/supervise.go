@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -27,7 +26,7 @@ type SuperviseConfig struct {
 // usagestream_processor_restarts_total counted: it restores its state from
 // the store (or the changelog) and goes on from the last committed
 // transaction, so a restart changes no output. A failure no restart mends
-// (ErrUndeclaredOutput) stops the stage instead, with the reason logged.
+// (ErrUndeclaredOutput, ErrRecordRejected) stops the stage instead, with the reason logged.
 // The returned wait blocks until the stage has stopped and its instance is
 // closed.
 func Supervise(ctx context.Context, cfg Config, st Stage, sc SuperviseConfig) (wait func(), err error) {
@@ -57,8 +56,8 @@ func Supervise(ctx context.Context, cfg Config, st Stage, sc SuperviseConfig) (w
 			// and its transactional id.
 			in.Close()
 			in = nil
-			if errors.Is(err, ErrUndeclaredOutput) {
-				cfg.Logger.Error("stage stopped, not restarted: it writes to a topic the topology does not declare, and would again after a restart; declare the topic, then start it again",
+			if permanent(err) {
+				cfg.Logger.Error("stage stopped, not restarted: it would fail the same way after a restart; fix what the error says, then start it again",
 					"stage", st.name(), "err", err)
 				return nil
 			}
