@@ -482,7 +482,7 @@ type txn struct {
 
 	mu            sync.Mutex
 	prodErr       error
-	prodErrTopic  string // the topic of the record prodErr is about
+	prodErrTopic  string          // the topic of the record prodErr is about
 	changelogNext map[int32]int64 // next changelog offset per partition after this transaction
 }
 
