@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
@@ -114,5 +115,64 @@ func TestPlanFollowsTheTopology(t *testing.T) {
 		if _, err := NewPlan(ctx, adm, o); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: got %v, want an error saying %q", bad.opts, err, bad.want)
 		}
+	}
+}
+
+// TestPlanCountsRecordsNotOffsets: a transactional input holds a commit
+// marker after each transaction. The plan counts the records to process,
+// not the offsets: a replay from the start of 40 records written in 4
+// transactions has 40 to process (not 44), and a group caught up (its
+// offset at the last marker) has none left (not 1).
+func TestPlanCountsRecordsNotOffsets(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	topo := topology.New(env.Kafka.TopicPrefix)
+	first := topo.MustStage(topo.StageNames()[0])
+	in := first.Inputs[0]
+	cl, err := env.Kafka.NewClient(ctx, kgo.TransactionalID("plan-test"), kgo.DefaultProduceTopic(in), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for tx := 0; tx < 4; tx++ {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	base := Options{Kafka: env.Kafka, State: Keep, Policy: rules.DefaultPolicy(), NoRun: true, Stages: []string{first.Name}, Log: slog.New(slog.DiscardHandler)}
+	left := func(opts Options) string {
+		t.Helper()
+		plan, err := NewPlan(ctx, adm, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(plan.String(), "\n") {
+			if strings.Contains(line, "input "+in+":") {
+				_, after, _ := strings.Cut(line, "about ")
+				n, _, _ := strings.Cut(after, " ")
+				return n
+			}
+		}
+		t.Fatalf("the plan does not list %s:\n%s", in, plan.String())
+		return ""
+	}
+	if n := left(base); n != "40" {
+		t.Errorf("from the start: about %s records to process, want 40", n)
+	}
+	// Where a caught-up transactional consumer commits: after the last
+	// record, at the last commit marker (offset 43 of 44).
+	atRest := base
+	atRest.Offsets = []string{"0:43"}
+	if n := left(atRest); n != "0" {
+		t.Errorf("caught up: about %s records to process, want 0", n)
 	}
 }

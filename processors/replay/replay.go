@@ -105,6 +105,7 @@ type stagePlan struct {
 	commits  map[string]map[int32]int64 // committed now, -1: none
 	targets  map[string]map[int32]int64 // where the group is reset to
 	ends     map[string]map[int32]int64 // the input's end offsets at planning
+	left     map[string]map[int32]int64 // records to process per partition (exact up to countExactly)
 	tombs    map[int32][][]byte         // changelog keys to delete (recompute)
 	tombSkip int64                      // changelog entries already deleted
 	dropped  []string                   // repartition outputs not written again
@@ -339,6 +340,9 @@ func (plan *Plan) planOffsets(ctx context.Context, adm *kadm.Client, sp *stagePl
 		if perr != nil {
 			return perr
 		}
+		if err := plan.countLeft(ctx, sp, in); err != nil {
+			return err
+		}
 		for p := range explicit[in] {
 			if _, ok := sp.commits[in][p]; !ok {
 				return fmt.Errorf("--offsets: %s has no partition %d", in, p)
@@ -352,6 +356,39 @@ func (plan *Plan) planOffsets(ctx context.Context, adm *kadm.Client, sp *stagePl
 			}
 		}
 	}
+	return nil
+}
+
+// countExactly bounds the offsets per partition whose records the plan
+// counts by reading them; a longer range is estimated by its offsets (a
+// commit marker per transaction too many).
+const countExactly = 10_000
+
+// countLeft works out how many records of in each partition of sp holds
+// from its target to its end. Offsets are not records (commit markers,
+// aborted records): a group caught up on a transactional input stands an
+// offset short of the end with nothing left to process.
+func (plan *Plan) countLeft(ctx context.Context, sp *stagePlan, in string) error {
+	if sp.left == nil {
+		sp.left = map[string]map[int32]int64{}
+	}
+	left := map[int32]int64{}
+	from, to := map[int32]int64{}, map[int32]int64{}
+	for p, t := range sp.targets[in] {
+		n := max(0, sp.ends[in][p]-t)
+		left[p] = n
+		if n > 0 && n <= countExactly {
+			from[p], to[p] = t, sp.ends[in][p]
+		}
+	}
+	if len(from) > 0 {
+		exact, err := consume.CountReadable(ctx, plan.kc, in, from, to)
+		if err != nil {
+			return fmt.Errorf("counting the records of %s to process: %w", in, err)
+		}
+		maps.Copy(left, exact)
+	}
+	sp.left[in] = left
 	return nil
 }
 
@@ -477,7 +514,7 @@ func (plan *Plan) String() string {
 			var parts []string
 			for _, p := range slices.Sorted(maps.Keys(sp.targets[in])) {
 				cur, to := sp.commits[in][p], sp.targets[in][p]
-				total += max(0, sp.ends[in][p]-to)
+				total += sp.left[in][p]
 				curS := "none"
 				if cur >= 0 {
 					curS = strconv.FormatInt(cur, 10)

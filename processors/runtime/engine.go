@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -147,6 +148,10 @@ type Instance struct {
 	cancel  context.CancelFunc
 	runDone chan struct{}
 	closed  bool
+
+	// lagged are the lag gauges set from a fetch since the last poll that
+	// found nothing (only Run's goroutine uses it).
+	lagged map[prometheus.Gauge]bool
 }
 
 // Run runs the processor until ctx ends or a fatal error occurs.
@@ -177,7 +182,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{},
+	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{}, lagged: map[prometheus.Gauge]bool{},
 		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
 	in.declared = declaredOutputs(st)
 
@@ -449,6 +454,9 @@ func (in *Instance) Run(ctx context.Context) error {
 				in.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
 			}
 		})
+		if fs.NumRecords() == 0 && firstFetchError(fs) == nil {
+			in.caughtUp()
+		}
 		now := in.cfg.Now()
 		wallDue := now.Sub(lastTick) >= in.cfg.WallClockTick
 		if fs.NumRecords() == 0 && !wallDue {
@@ -468,6 +476,18 @@ func (in *Instance) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// firstFetchError is the first error of fs that is not the poll's own
+// deadline.
+func firstFetchError(fs kgo.Fetches) error {
+	var first error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if first == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	})
+	return first
 }
 
 // txn is one transaction of the commit protocol: the write cache of the
@@ -686,8 +706,23 @@ func (in *Instance) applyRecords(t *txn, fp kgo.FetchTopicPartition) error {
 		pc.inOffset[r.Topic] = r.Offset + 1
 	}
 	last := fp.Records[len(fp.Records)-1]
-	in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p))).Set(float64(fp.HighWatermark - last.Offset - 1))
+	lag := in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p)))
+	lag.Set(float64(fp.HighWatermark - last.Offset - 1))
+	in.lagged[lag] = true
 	return nil
+}
+
+// caughtUp sets the lag of every partition read so far to 0 after a poll
+// that found nothing to read. The high watermark counts offsets a
+// read_committed consumer never gets: the commit marker ending each
+// transaction, aborted records. After the last record the lag so reads 1
+// or more; a poll that brings nothing, a whole tick after that fetch, shows
+// those offsets hold no record, so the partition is caught up.
+func (in *Instance) caughtUp() {
+	for g := range in.lagged {
+		g.Set(0)
+	}
+	clear(in.lagged)
 }
 
 // produce is step 2: into the open transaction go the outputs, the

@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "usagestream_processor_transactions_aborted_total", Help: "Transactions aborted, by reason: rebalance (routine: the records are processed again by their owner), produce_error (a record could not be produced; the instance stops), stage_error (the stage failed on an input; the instance stops).",
 		}, []string{"processor", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usagestream_processor_consumer_lag_records", Help: "Offsets between the last processed record and the partition's high watermark. Transactional inputs end with a commit marker that is never consumed, so a caught-up processor shows 1.",
+			Name: "usagestream_processor_consumer_lag_records", Help: "Offsets between the last processed record and the partition's high watermark; 0 once a poll finds nothing left to read (the commit markers of transactional inputs and aborted records, never consumed, are not lag).",
 		}, []string{"processor", "topic", "partition"}),
 		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usagestream_processor_restore_remaining_records", Help: "Changelog records left to restore into the local store.",
