@@ -78,6 +78,7 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 	if err != nil {
 		return err
 	}
+	warnRetention(ctx, kc, p.Topology(), log)
 	m := runtime.NewMetrics(reg)
 	for _, s := range p.Topology().Stages {
 		m.Declare(s.Name, s.Inputs, s.Outputs)

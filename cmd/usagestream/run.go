@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 
@@ -24,6 +25,8 @@ type runCmd struct {
 	Partitions   int32  `name:"partitions" env:"USAGESTREAM_PARTITIONS" default:"6" help:"Partitions of topics created here."`
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
 	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
+	// Retention is per topic; the defaults are processors/topology's.
+	Retention []string `name:"retention" env:"USAGESTREAM_RETENTION" placeholder:"TOPIC=DURATION" help:"Retention of a topic created here, TOPIC=DURATION (billing.v1=forever, eligibility.v1=30d, 720h); repeatable. Defaults: inputs forever, events 90 days. Existing topics keep theirs."`
 	processFlags
 	sinkFlags     // sinks (issue 8), see sink.go
 	intervalFlags // POST /v1/intervals, see intervals.go
@@ -42,7 +45,11 @@ func (s *stack) Close() {
 	}
 }
 
-func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, registryPort int, partitions int32, replication int16) (*stack, error) {
+func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, registryPort int, partitions int32, replication int16, retention []string) (*stack, error) {
+	ms, err := topology.ParseRetention(retention, topology.New(g.Kafka.TopicPrefix))
+	if err != nil {
+		return nil, err
+	}
 	s := &stack{kc: g.Kafka}
 	if g.Kafka.Embedded() {
 		st, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, KafkaPort: kafkaPort, RegistryPort: registryPort, Partitions: partitions, Logger: g.log})
@@ -56,7 +63,7 @@ func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, regi
 		}
 		g.log.Info("embedded broker and registry started", "brokers", st.BrokerAddrs(), "registry", s.kc.RedactedRegistryURL(), "data_dir", dataDir)
 	}
-	if err := ensureTopicsAndSchemas(ctx, s.kc, partitions, replication); err != nil {
+	if err := ensureTopicsAndSchemas(ctx, s.kc, partitions, replication, ms); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -65,13 +72,13 @@ func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, regi
 
 // ensureTopicsAndSchemas creates missing topics and registers every schema,
 // so consumers can decode before the first record arrives.
-func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions int32, replication int16) error {
+func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions int32, replication int16, retentionMs map[string]string) error {
 	cl, err := kc.NewClient(ctx)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	topo := topology.New(kc.TopicPrefix)
+	topo := topology.New(kc.TopicPrefix).WithRetention(retentionMs)
 	adm := kadm.NewClient(cl)
 	if err := topics.Ensure(ctx, adm, topo.Specs(), partitions, replication); err != nil {
 		return err
@@ -108,7 +115,7 @@ func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions
 }
 
 func (r *runCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := startStack(ctx, g, r.DataDir, r.KafkaPort, r.RegistryPort, r.Partitions, r.Replication)
+	s, err := startStack(ctx, g, r.DataDir, r.KafkaPort, r.RegistryPort, r.Partitions, r.Replication, r.Retention)
 	if err != nil {
 		return err
 	}
@@ -150,4 +157,26 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
 	g.log.Info("stopping")
 	return err
+}
+
+// warnRetention logs a warning for each existing topic whose retention or
+// cleanup policy defeats replay or restore (topology.RetentionWarnings):
+// the broker's 7-day default on an input makes "replay from the earliest
+// offset" silently start a week back. A topic's settings are the
+// operator's: this says what is lost and what to change, and goes on.
+func warnRetention(ctx context.Context, kc kafkaconf.Config, topo topology.Topology, log *slog.Logger) {
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		log.Warn("could not check the topics' retention", "err", err)
+		return
+	}
+	defer cl.Close()
+	configs, err := topo.DescribeRetention(ctx, kadm.NewClient(cl))
+	if err != nil {
+		log.Warn("could not check the topics' retention", "err", err)
+		return
+	}
+	for _, w := range topo.RetentionWarnings(configs) {
+		log.Warn("topic setting defeats replay: " + w)
+	}
 }

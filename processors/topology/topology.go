@@ -193,6 +193,7 @@ func New(prefix string) Topology {
 		q := topics.QuarantineSpec(s.Quarantine, s.Name)
 		t.Topics = append(t.Topics, Topic{Name: q.Name, Kind: Quarantine, Key: "as the original", Config: q.Config, Doc: q.Doc})
 	}
+	t.setRetention()
 	return t
 }
 
