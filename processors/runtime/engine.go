@@ -61,6 +61,27 @@ type Config struct {
 	Metrics          *Metrics
 	// Now is the wall clock (tests set it).
 	Now func() time.Time
+
+	// crash, when set (tests only), is called at each step of the commit
+	// protocol, restore and rebalance with the step's name (the crash*
+	// constants); the crash tests kill the process there.
+	crash func(point string)
+}
+
+// The points where crash is called.
+const (
+	crashProduced   = "produced"    // outputs and changelog produced and flushed, not committed
+	crashCommitted  = "committed"   // the Kafka transaction committed, Pebble not written
+	crashPersistMid = "persist-mid" // the Pebble batch half built, not committed
+	crashRestore    = "restore"     // a partition's restore half done
+	crashAssigned   = "assigned"    // a rebalance gave partitions, before their restore
+	crashRevoked    = "revoked"     // a rebalance took partitions away
+)
+
+func (in *Instance) crashPoint(point string) {
+	if in.cfg.crash != nil {
+		in.cfg.crash(point)
+	}
 }
 
 // GroupName is the default consumer group (and transactional id stem) of a
@@ -317,6 +338,7 @@ func (in *Instance) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 		in.setFatal(fmt.Errorf("initializing the transactional producer: %w", err))
 		return
 	}
+	in.crashPoint(crashAssigned)
 	seen := map[int32]bool{}
 	for _, ps := range assigned {
 		for _, p := range ps {
@@ -336,6 +358,7 @@ func (in *Instance) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 }
 
 func (in *Instance) dropped(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	in.crashPoint(crashRevoked)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, ps := range lost {
@@ -645,6 +668,7 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 	if err != nil || !committed {
 		return err
 	}
+	in.crashPoint(crashCommitted)
 	if err := in.persist(t); err != nil {
 		return err
 	}
@@ -765,6 +789,7 @@ func (in *Instance) commit(ctx context.Context, t *txn) (committed bool, err err
 		}
 		return false, fmt.Errorf("producing a record of the transaction failed, so it was aborted (nothing committed; a restart goes on from the last commit): %w", err)
 	}
+	in.crashPoint(crashProduced)
 	committed, err = in.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
 		return false, fmt.Errorf("ending the transaction: %w", err)
@@ -798,7 +823,11 @@ func (in *Instance) persist(t *txn) error {
 		}
 		ws = append(ws, w)
 	}
-	return in.store.writePartitions(ws)
+	return in.store.writePartitionsThen(ws, func(i int) {
+		if i == len(ws)/2 {
+			in.crashPoint(crashPersistMid)
+		}
+	})
 }
 
 // step processes one input for key in partition p against the cache.
@@ -1020,6 +1049,7 @@ func (in *Instance) restore(ctx context.Context, p int32) error {
 		if err := in.store.writePartitions([]partitionWrite{w}); err != nil {
 			return err
 		}
+		in.crashPoint(crashRestore)
 		gauge.Set(float64(end - next))
 	}
 	in.m.restored.WithLabelValues(in.name).Add(float64(applied))

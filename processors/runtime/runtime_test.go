@@ -297,8 +297,13 @@ func TestMain(m *testing.M) {
 			<-ch
 			cancel()
 		}()
-		err := Run(ctx, Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond,
-			SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, TransactionTimeout: 20 * time.Second}, countingProcessor(kc.TopicPrefix))
+		cfg := Config{Kafka: kc, DataDir: os.Getenv("USAGESTREAM_RUNTIME_DIR"), WallClockTick: 50 * time.Millisecond,
+			SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, TransactionTimeout: 20 * time.Second}
+		if n, err := strconv.Atoi(os.Getenv("USAGESTREAM_RUNTIME_MAXPOLL")); err == nil {
+			cfg.MaxPollRecords = n
+		}
+		cfg.crash = crashAt(os.Getenv("USAGESTREAM_RUNTIME_CRASH"))
+		err := Run(ctx, cfg, countingProcessor(kc.TopicPrefix))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
@@ -308,11 +313,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func startChild(t *testing.T, c *cluster, dir string) *exec.Cmd {
+func startChild(t *testing.T, c *cluster, dir string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.kc.Brokers, ","), "USAGESTREAM_RUNTIME_DIR="+dir,
 		"USAGESTREAM_RUNTIME_PREFIX="+c.kc.TopicPrefix)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -205,6 +205,13 @@ func (w *partitionWrite) changes() bool {
 // repaired from the changelog, because the offsets it carried were lost
 // with it.
 func (s *Store) writePartitions(ws []partitionWrite) error {
+	return s.writePartitionsThen(ws, nil)
+}
+
+// writePartitionsThen is writePartitions calling between, when set, before
+// each partition's writes join the batch (the crash tests kill the process
+// there: a batch never committed leaves the store as it was).
+func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) error {
 	for _, w := range ws {
 		if w.changes() && w.changelogNext <= 0 {
 			return fmt.Errorf("partition %d: state changes without the changelog offset they reflect cannot be stored (a bug of the runtime)", w.p)
@@ -214,7 +221,10 @@ func (s *Store) writePartitions(ws []partitionWrite) error {
 	// set twice in one restore chunk).
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	for _, w := range ws {
+	for i, w := range ws {
+		if between != nil {
+			between(i)
+		}
 		for _, sw := range w.states {
 			k := stateKey(w.p, sw.key)
 			if sw.value == nil {
