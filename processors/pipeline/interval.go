@@ -12,6 +12,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // The interval stage (I1-I7) reads billing.v1 and intervals.v1, both keyed by
@@ -48,6 +49,15 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 			var ip rules.IntervalPoint
 			return &ip, ip.UnmarshalBinary(b)
 		},
+		// Both inputs' registry lookups are the runtime's decode step, with
+		// the transaction's context; Process does no I/O.
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
+			if r.Topic == p.topics.Intervals {
+				rd, o, err := dec.Decode(ctx, r.Value)
+				return decodedRead{rd, o}, err
+			}
+			return bill.Decode(ctx, r.Value)
+		},
 		Process: func(ip *rules.IntervalPoint, in runtime.Input) (step, error) {
 			var (
 				out rules.IntervalOutput
@@ -61,10 +71,8 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				}
 				out = ip.CheckStale(ipol, in.Timer.At.UnixMilli(), src)
 			case in.Record.Topic == p.topics.Intervals:
-				r, o, err := dec.Decode(context.Background(), in.Record.Value)
-				if err != nil {
-					return st, err
-				}
+				d := in.Decoded.(decodedRead)
+				r, o := d.read, d.origin
 				if r.ServicePointID != string(in.Record.Key) {
 					return st, errKeyMismatch("interval read", "service_point_id", "the interval topic")
 				}
@@ -73,10 +81,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				out = ip.ApplyRead(p.policy, ipol, &r, in.Record.Timestamp.UnixMilli(), src)
 				st.EventTime = time.UnixMilli(r.EndMillis)
 			default: // billing
-				d, err := bill.Decode(context.Background(), in.Record.Value)
-				if err != nil {
-					return st, err
-				}
+				d := in.Decoded.(*billingavro.Decoded)
 				if d.Row.ServicePointID != string(in.Record.Key) {
 					return st, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 				}
@@ -111,6 +116,12 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 			return st, nil
 		},
 	}
+}
+
+// decodedRead is an interval read as the interval stage's Decode makes it.
+type decodedRead struct {
+	read   records.IntervalRead
+	origin interval.Origin
 }
 
 // intervalHistory is the interval stage -> stage 2 record (I5): the months

@@ -182,11 +182,12 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			var sp rules.ServicePoint
 			return &sp, sp.UnmarshalBinary(b)
 		},
+		// The registry lookup is the runtime's decode step, with the
+		// transaction's context: an outage aborts and retries, a bad record
+		// is quarantined; Process does no I/O.
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) { return bill.Decode(ctx, r.Value) },
 		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
-			d, err := bill.Decode(context.Background(), in.Record.Value)
-			if err != nil {
-				return runtime.Step[*rules.ServicePoint]{}, err
-			}
+			d := in.Decoded.(*billingavro.Decoded)
 			if d.Row.ServicePointID != string(in.Record.Key) {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 			}

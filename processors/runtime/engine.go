@@ -640,9 +640,17 @@ const (
 	abortRebalance    = "rebalance"
 	abortProduceError = "produce_error"
 	abortStageError   = "stage_error"
+	abortDecode       = "decode_unavailable"
 )
 
-var abortReasons = []string{abortRebalance, abortProduceError, abortStageError}
+var abortReasons = []string{abortRebalance, abortProduceError, abortStageError, abortDecode}
+
+// ErrDecodeUnavailable is what an instance stops with when
+// Processor.Decode fails for a reason that is not the record's (the schema
+// registry cannot be reached): the transaction is aborted, and Supervise
+// starts the stage again after a back-off. The record is not at fault and
+// is not quarantined.
+var ErrDecodeUnavailable = errors.New("an input record could not be decoded for now")
 
 // transaction runs the commit protocol (see the package doc) once, over one
 // poll of input records and the timers due: apply, produce, commit,
@@ -655,8 +663,12 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
 	t := newTxn()
-	if err := in.apply(t, fs, fireWall, now); err != nil {
-		in.abort(ctx, abortStageError)
+	if err := in.apply(ctx, t, fs, fireWall, now); err != nil {
+		reason := abortStageError
+		if errors.Is(err, ErrDecodeUnavailable) {
+			reason = abortDecode
+		}
+		in.abort(ctx, reason)
 		return err
 	}
 	if err := in.produce(ctx, t); err != nil {
@@ -692,13 +704,13 @@ func (in *Instance) abort(ctx context.Context, reason string) {
 // record, then over the timers due, against the write cache of decoded
 // states (read through to Pebble). Outputs and quarantined records are
 // collected, not yet produced; nothing leaves the process.
-func (in *Instance) apply(t *txn, fs kgo.Fetches, fireWall bool, now time.Time) error {
+func (in *Instance) apply(ctx context.Context, t *txn, fs kgo.Fetches, fireWall bool, now time.Time) error {
 	var err error
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if err != nil || len(fp.Records) == 0 {
 			return
 		}
-		err = in.applyRecords(t, fp)
+		err = in.applyRecords(ctx, t, fp)
 	})
 	if err != nil {
 		return err
@@ -706,8 +718,9 @@ func (in *Instance) apply(t *txn, fs kgo.Fetches, fireWall bool, now time.Time) 
 	return in.fireTimers(t, fireWall, now)
 }
 
-// applyRecords applies the records of one fetched partition in offset order.
-func (in *Instance) applyRecords(t *txn, fp kgo.FetchTopicPartition) error {
+// applyRecords applies the records of one fetched partition in offset
+// order, each decoded first (Processor.Decode) with the transaction's ctx.
+func (in *Instance) applyRecords(ctx context.Context, t *txn, fp kgo.FetchTopicPartition) error {
 	p := fp.Partition
 	pc := t.part(p)
 	for _, r := range fp.Records {
@@ -720,7 +733,20 @@ func (in *Instance) applyRecords(t *txn, fp kgo.FetchTopicPartition) error {
 			continue
 		}
 		rec := Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers}
-		if err := in.step(t, pc, p, r.Key, Input{Record: rec}); err != nil {
+		decoded, _, err := in.st.decode(ctx, rec)
+		switch {
+		case err != nil && quarantine.IsPoison(err):
+			in.quarantine(t, r, err)
+			pc.inOffset[r.Topic] = r.Offset + 1
+			continue
+		case err != nil:
+			// Never the key or the value: they may hold personal data.
+			in.log.Warn("an input record could not be decoded for now: the schema registry is unreachable or failing, not the record; the transaction is aborted and the stage retries after a back-off",
+				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			return fmt.Errorf("%w: stage %s decoding %s[%d]@%d: %w; check that the schema registry is up and reachable (the record is not at fault; nothing was committed, the stage retries)",
+				ErrDecodeUnavailable, in.name, r.Topic, r.Partition, r.Offset, err)
+		}
+		if err := in.step(t, pc, p, r.Key, Input{Record: rec, Decoded: decoded}); err != nil {
 			var pe poisonRecord
 			if !errors.As(err, &pe) {
 				return err

@@ -2,7 +2,9 @@
 // Pebble-backed state to output topics, exactly once.
 //
 // A processor is a pure function of (state of one key, one input) to (new
-// state, output records); it does no I/O. The runtime owns everything else:
+// state, output records); it does no I/O. What an input record needs from
+// outside to be read (a schema from the registry) is its Decode step,
+// which the runtime calls before it, with the transaction's context. The runtime owns everything else:
 // the consumer group, the state store, the changelog, transactions, timers,
 // restore and metrics.
 //
@@ -42,6 +44,7 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -94,6 +97,9 @@ type Timer struct {
 type Input struct {
 	Record Record
 	Timer  *Timer // set when a timer fired; Record then names the partition only
+	// Decoded is what Processor.Decode made of Record (nil without Decode,
+	// and for a timer).
+	Decoded any
 }
 
 // EventID derives the id of the n-th event caused by this input from its
@@ -135,6 +141,15 @@ type Processor[S any] struct {
 	New       func() S
 	Marshal   func(S) ([]byte, error)
 	Unmarshal func([]byte) (S, error)
+	// Decode, when set, turns each input record into Input.Decoded before
+	// Process sees it. It is the step that may do I/O (a schema registry
+	// lookup), so it gets the transaction's context. An error marked with
+	// quarantine.Poison says the record is bad: it goes to the quarantine
+	// topic. Any other error says Decode could not do its I/O (a registry
+	// down, a timeout): the transaction is aborted, counted under
+	// reason="decode_unavailable", and the instance stops with
+	// ErrDecodeUnavailable; Supervise starts it again after a back-off.
+	Decode func(ctx context.Context, r Record) (any, error)
 	// Process must be deterministic and do no I/O.
 	//
 	// An error marked with quarantine.Poison says the input record itself is
@@ -156,6 +171,8 @@ type Stage interface {
 	marshal(any) ([]byte, error)
 	unmarshal([]byte) (any, error)
 	process(state any, in Input) (stepResult, error)
+	// decode is Processor.Decode; ok is false when the processor has none.
+	decode(ctx context.Context, r Record) (v any, ok bool, err error)
 }
 
 type stepResult struct {
@@ -175,6 +192,13 @@ func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
 }
 func (p *Processor[S]) unmarshal(b []byte) (any, error) { return p.Unmarshal(b) }
+func (p *Processor[S]) decode(ctx context.Context, r Record) (any, bool, error) {
+	if p.Decode == nil {
+		return nil, false, nil
+	}
+	v, err := p.Decode(ctx, r)
+	return v, true, err
+}
 func (p *Processor[S]) process(state any, in Input) (res stepResult, err error) {
 	// A panic in a processor is a bug; it stops the instance with the input
 	// named (nothing is committed) instead of crashing the process.
