@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}, []string{"sink"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usagestream_sink_lag_records", Help: "Offsets between the last delivered record and the partition's high watermark. Transactional topics end with a commit marker that is never delivered, so a caught-up sink shows 1.",
+			Name: "usagestream_sink_lag_records", Help: "Offsets between the last delivered record and the partition's high watermark; 0 once a poll finds nothing left to read (the commit markers of transactional topics, never delivered, are not lag).",
 		}, []string{"sink", "topic", "partition"}),
 		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_sink_records_quarantined_total", Help: "Records that could not be decoded, sent to the sink's quarantine topic (re-feed with replay --quarantine sink-NAME).",

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -210,7 +211,7 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
-	l := &loop{cfg: cfg, log: log, reg: reg, w: w}
+	l := &loop{cfg: cfg, log: log, reg: reg, w: w, lagged: map[prometheus.Gauge]bool{}}
 	// Revocations are gated by the polls (and signalled to the loop, which
 	// then stops fetching ahead), whether or not the Writer keeps state.
 	revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
@@ -243,6 +244,9 @@ type loop struct {
 	// rebalanceWaiting is set when the group wants to rebalance: the loop
 	// stops fetching ahead so that it can let the rebalance through.
 	rebalanceWaiting atomic.Bool
+	// lagged are the lag gauges set since the last poll that found nothing
+	// (caughtUp).
+	lagged map[prometheus.Gauge]bool
 }
 
 // batch is a poll's records, decoded.
@@ -270,10 +274,13 @@ func (l *loop) run(ctx context.Context) error {
 		cur := next
 		next = nil
 		if cur == nil {
-			fs := l.poll(ctx, ticker != nil)
+			fs := l.poll(ctx)
 			if ctx.Err() != nil && fs.Empty() {
 				l.allow()
 				return nil
+			}
+			if fs.NumRecords() == 0 && !fetchFailed(fs) {
+				l.caughtUp()
 			}
 			if fs.IsClientClosed() {
 				return errors.New("kafka client closed")
@@ -355,6 +362,29 @@ func (l *loop) run(ctx context.Context) error {
 	}
 }
 
+// caughtUp sets the lag of every partition delivered from to 0 after a
+// poll that found nothing to read. The high watermark counts the commit
+// marker ending each transaction, which is never delivered, so after the
+// last record the lag reads 1 or more; a poll a second later that brings
+// nothing shows those offsets hold no record.
+func (l *loop) caughtUp() {
+	for g := range l.lagged {
+		g.Set(0)
+	}
+	clear(l.lagged)
+}
+
+// fetchFailed reports an error in fs other than the poll's own deadline.
+func fetchFailed(fs kgo.Fetches) bool {
+	failed := false
+	fs.EachError(func(_ string, _ int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			failed = true
+		}
+	})
+	return failed
+}
+
 // allow lets a waiting rebalance through; nothing may be polled and
 // uncommitted then.
 func (l *loop) allow() {
@@ -362,11 +392,11 @@ func (l *loop) allow() {
 	l.cl.AllowRebalance()
 }
 
-func (l *loop) poll(ctx context.Context, ticking bool) kgo.Fetches {
-	pctx, cancel := ctx, context.CancelFunc(func() {})
-	if ticking {
-		pctx, cancel = context.WithTimeout(ctx, time.Second)
-	}
+// poll waits up to a second for records: a sink with a Ticker ticks
+// meanwhile, and a poll that finds nothing tells the lag gauges the sink
+// caught up.
+func (l *loop) poll(ctx context.Context) kgo.Fetches {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return l.cl.PollRecords(pctx, l.cfg.MaxBatch)
 }
@@ -517,8 +547,9 @@ func (l *loop) committed(ctx context.Context, b *batch) error {
 	now := time.Now()
 	b.fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if n := len(p.Records); n > 0 {
-			lag := p.HighWatermark - p.Records[n-1].Offset - 1
-			m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
+			lag := m.lag.WithLabelValues(l.cfg.Name, p.Topic, strconv.Itoa(int(p.Partition)))
+			lag.Set(float64(p.HighWatermark - p.Records[n-1].Offset - 1))
+			l.lagged[lag] = true
 		}
 	})
 	if len(b.events) == 0 {
