@@ -3,14 +3,18 @@ package replay
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/testlog"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/topology"
 )
@@ -174,5 +178,44 @@ func TestPlanCountsRecordsNotOffsets(t *testing.T) {
 	atRest.Offsets = []string{"0:43"}
 	if n := left(atRest); n != "0" {
 		t.Errorf("caught up: about %s records to process, want 0", n)
+	}
+}
+
+// TestRunOpensEveryStageBeforeRunningAny: a stage that cannot start (its
+// state directory cannot be made) fails the run before any other stage
+// runs, and Run returns the cause.
+// Before, the earlier stages ran while the run returned and closed them
+// under their live Run.
+func TestRunOpensEveryStageBeforeRunningAny(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	cl, err := env.Kafka.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topo := topology.New(env.Kafka.TopicPrefix)
+	logs := &testlog.Buffer{}
+	plan, err := NewPlan(ctx, adm, Options{Kafka: env.Kafka, State: Keep, Policy: rules.DefaultPolicy(), Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	last := topo.StageNames()[len(topo.StageNames())-1]
+	if err := os.WriteFile(filepath.Join(dir, last), []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = plan.Run(ctx, RunOptions{StateDir: dir, Timeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, last)) {
+		t.Fatalf("Run: %v, want the state directory of stage %s named", err, last)
+	}
+	if strings.Contains(logs.String(), "processor started") {
+		t.Errorf("a stage ran although another could not start:\n%s", logs)
+	}
+	for _, s := range topo.StageNames() {
+		if _, err := os.Stat(filepath.Join(dir, s, "pebble")); s != last && err != nil {
+			t.Errorf("stage %s was not opened before the failing one: %v", s, err)
+		}
 	}
 }
