@@ -13,10 +13,11 @@
 // Each poll of input records is one Kafka transaction, in four steps, each
 // a method of Instance named after it:
 //
-//  1. apply: the processor runs over each record, then over the timers due,
-//     against an in-memory write cache of decoded states read through to
-//     Pebble. Its outputs, and the records it finds poison, are collected;
-//     nothing leaves the process yet.
+//  1. apply: each record is decoded (Processor.Decode, with the
+//     transaction's context), then the processor runs over it, then over
+//     the timers due, against an in-memory write cache of decoded states
+//     read through to Pebble. Its outputs, and the records it finds poison,
+//     are collected; nothing leaves the process yet.
 //  2. produce: into the open transaction go the outputs, the poison records
 //     (to the stage's quarantine topic), and every state, timer and event
 //     time the poll changed, each encoded once, to the store's compacted
