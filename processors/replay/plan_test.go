@@ -133,7 +133,7 @@ func TestPlanCountsRecordsNotOffsets(t *testing.T) {
 	topo := topology.New(env.Kafka.TopicPrefix)
 	first := topo.MustStage(topo.StageNames()[0])
 	in := first.Inputs[0]
-	cl, err := env.Kafka.NewClient(ctx, kgo.TransactionalID("plan-test"), kgo.DefaultProduceTopic(in), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := env.Kafka.NewClient(ctx, kgo.TransactionalID("plan-test-"+env.Kafka.TopicPrefix), kgo.DefaultProduceTopic(in), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
