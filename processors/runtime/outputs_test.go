@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // TestUndeclaredOutputIsRefused: a processor's output to a topic it does
@@ -95,5 +97,39 @@ func TestUndeclaredOutputStopsTheStage(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.restarts.WithLabelValues(p.Name)); n != 0 {
 		t.Fatalf("restarted %v times, want none", n)
+	}
+}
+
+// TestProduceErrorsThatNoRetryMends: the produce errors a restart would
+// only repeat (size limits, missing permissions) stop the stage with what
+// to change, whatever franz-go wrapped them in; the others restart it. The
+// first permanent error of a transaction is kept over the errors franz-go
+// gives the records failed after it.
+func TestProduceErrorsThatNoRetryMends(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string // "" for a retry
+	}{
+		{kerr.MessageTooLarge, "max.message.bytes of t.out"},
+		{fmt.Errorf("wrapped: %w", kerr.RecordListTooLarge), "max.message.bytes of t.out"},
+		{kerr.TopicAuthorizationFailed, "grant it WRITE and DESCRIBE on the topic"},
+		{kerr.TransactionalIDAuthorizationFailed, "transactional ids"},
+		{kerr.NotLeaderForPartition, ""},
+		{kerr.RequestTimedOut, ""},
+		{errors.New("connection reset"), ""},
+	} {
+		if got := rejectionHint(tc.err, "t.out"); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%v: hint %q, want one containing %q", tc.err, got, tc.want)
+		}
+	}
+	tx := newTxn()
+	tx.fail("t.out", kerr.RequestTimedOut)
+	tx.fail("t.out", kerr.MessageTooLarge)
+	tx.fail("t.out", kerr.RequestTimedOut)
+	if topic, err := tx.produceErr(); topic != "t.out" || !errors.Is(err, kerr.MessageTooLarge) {
+		t.Errorf("kept %s %v, want the permanent MessageTooLarge", topic, err)
+	}
+	if !permanent(fmt.Errorf("x: %w", ErrRecordRejected)) || !permanent(ErrUndeclaredOutput) || permanent(ErrDecodeUnavailable) {
+		t.Error("permanent() misclassifies")
 	}
 }
