@@ -1046,20 +1046,42 @@ func (in *Instance) restore(ctx context.Context, p int32) error {
 		return nil
 	}
 	in.log.Info("restoring partition from the changelog", "partition", p, "from", from, "to", end)
+	applied, err := in.restoreTo(ctx, cl, p, from, end, gauge)
+	if err != nil {
+		return err
+	}
+	in.m.restored.WithLabelValues(in.name).Add(float64(applied))
+	in.log.Info("partition restored", "partition", p, "records", applied, "seconds", time.Since(started).Seconds())
+	return nil
+}
+
+// restoreTo applies the changelog records cl reads for partition p, from
+// offset from, until its read position reaches end; it returns how many
+// state records it applied.
+//
+// The position is the offset after the last record read, control records
+// included: a read_committed client drops aborted records but hands over
+// their abort marker (kgo.KeepControlRecords), and that marker can sit at
+// end itself (a transaction aborted while end was taken), so a loop that
+// ignored records at or past end never reached it and waited forever.
+// Every record read is applied, those past end too: the client returns only
+// decided records, and a position moved past a committed record that was
+// not applied would lose it.
+func (in *Instance) restoreTo(ctx context.Context, cl *kgo.Client, p int32, from, end int64, gauge prometheus.Gauge) (int, error) {
 	next := from
 	applied := 0
 	for next < end {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return applied, ctx.Err()
 		}
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("reading changelog %s[%d]: %w", in.cfg.Changelog, p, err)
+			return applied, fmt.Errorf("reading changelog %s[%d]: %w", in.cfg.Changelog, p, err)
 		}
 		w := partitionWrite{p: p, eventTime: -1}
 		var aerr error
 		fs.EachRecord(func(r *kgo.Record) {
-			if aerr != nil || r.Offset >= end {
+			if aerr != nil || r.Offset < next {
 				return
 			}
 			if !r.Attrs.IsControl() {
@@ -1069,18 +1091,16 @@ func (in *Instance) restore(ctx context.Context, p int32) error {
 			next = r.Offset + 1
 		})
 		if aerr != nil {
-			return fmt.Errorf("applying changelog %s[%d]: %w", in.cfg.Changelog, p, aerr)
+			return applied, fmt.Errorf("applying changelog %s[%d]: %w", in.cfg.Changelog, p, aerr)
 		}
 		w.changelogNext = next
 		if err := in.store.writePartitions([]partitionWrite{w}); err != nil {
-			return err
+			return applied, err
 		}
 		in.crashPoint(crashRestore)
-		gauge.Set(float64(end - next))
+		gauge.Set(float64(max(0, end-next)))
 	}
-	in.m.restored.WithLabelValues(in.name).Add(float64(applied))
-	in.log.Info("partition restored", "partition", p, "records", applied, "seconds", time.Since(started).Seconds())
-	return nil
+	return applied, nil
 }
 
 // stableEnd returns the end offset of topic[p] once every transaction open
