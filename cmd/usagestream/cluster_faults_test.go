@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
@@ -43,6 +44,7 @@ type clusterEnv struct {
 	brokers  []string
 	registry string
 	script   string
+	logDir   string // the env file's folder: logs kept after the test, for a failure's diagnosis
 }
 
 func loadClusterEnv(t *testing.T) clusterEnv {
@@ -56,7 +58,7 @@ func loadClusterEnv(t *testing.T) clusterEnv {
 	if err != nil {
 		t.Fatalf("USAGESTREAM_TEST_CLUSTER: %v", err)
 	}
-	var ce clusterEnv
+	ce := clusterEnv{logDir: filepath.Dir(path)}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
@@ -234,11 +236,13 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	checkClusterDurability(t, ctx, adm, names.Billing, false)
 
-	// 26,000 service points × 12 months: about 311,000 rows, one of every
-	// anomaly kind.
+	// 40,000 service points × 12 months: about 480,000 rows, one of every
+	// anomaly kind; enough that the stages still have work when the second
+	// node dies (about 40 s after the start on an idle two-core machine).
 	dir := t.TempDir()
-	gr := runCLI(t, nil, "gen", "-o", dir, "--service-points", "26000", "--months", "12", "--seed", "14",
+	gr := runCLI(t, nil, "gen", "-o", dir, "--service-points", "40000", "--months", "12", "--seed", "14",
 		"--now", "20250315", "--anomalies", "all=1")
 	if gr.code != 0 {
 		t.Fatalf("gen: exit %d\n%s", gr.code, gr.stderr)
@@ -251,9 +255,8 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 
 	conn := connFlags(kc)
 	stateDir := t.TempDir()
-	logDir := t.TempDir()
 	haddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	procLog, err := os.Create(filepath.Join(logDir, "process.log"))
+	procLog, err := os.Create(filepath.Join(ce.logDir, kc.TopicPrefix+"process.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +276,8 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 		}
 	}()
 	dump := func() {
+		t.Logf("what process logged at WARN and above, by stage and message:\n%s", logSummary(t, procLog.Name()))
+		t.Logf("process log: %s (kept); broker logs: next to the cluster's data", procLog.Name())
 		b, _ := os.ReadFile(procLog.Name())
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		t.Logf("process log, last %d of %d lines:", min(len(lines), 60), len(lines))
@@ -282,7 +287,12 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	}
 	var ingOut, ingErr bytes.Buffer
 	ing := exec.Command(binary, append(append([]string{"ingest", "--progress", "never"}, conn...), files...)...)
-	ing.Stdout, ing.Stderr = &ingOut, &ingErr
+	ingLog, err := os.Create(filepath.Join(ce.logDir, kc.TopicPrefix+"ingest.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ingLog.Close()
+	ing.Stdout, ing.Stderr = io.MultiWriter(&ingOut, ingLog), io.MultiWriter(&ingErr, ingLog)
 	started := time.Now()
 	if err := ing.Start(); err != nil {
 		t.Fatal(err)
@@ -340,13 +350,14 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	}
 	var kills []kill
 	for _, victim := range []int32{p0.Leader, second} {
+		end := endOffset(ctx, adm, names.Billing)
 		k := kill{node: victim, at: time.Now()}
 		ce.node(t, "broker-kill", victim)
-		t.Logf("%.1f s: node %d killed (SIGKILL); billing.v1 end %d, committed %v", time.Since(started).Seconds(), victim,
-			endOffset(ctx, adm, names.Billing), pl.last().committed)
-		// Down long enough for the session timeouts to fence it and move
-		// its leaderships and coordinators.
-		time.Sleep(12 * time.Second)
+		t.Logf("%.1f s: node %d killed (SIGKILL); billing.v1 holds %d records, committed per stage %v", time.Since(started).Seconds(), victim,
+			end, pl.last().committed)
+		// Down long enough for the controller to fence it (4 s without a
+		// heartbeat) and move its leaderships and coordinators.
+		time.Sleep(8 * time.Second)
 		k.restAt = time.Now()
 		ce.node(t, "broker-start", victim)
 		isr := waitFullISR(t, adm, kc.TopicPrefix, 2*time.Minute)
@@ -362,10 +373,11 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 				code, exitRejected, ingOut.String(), ingErr.String())
 		}
 	case <-time.After(4 * time.Minute):
-		t.Fatalf("ingest not finished 4 minutes after the last restart\n%s", ingErr.String())
+		dump()
+		t.Fatalf("ingest not finished 4 minutes after the last restart (its output: %s)", ingLog.Name())
 	}
 	t.Logf("%.1f s: ingest done", ingEnded.Sub(started).Seconds())
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
 	err = pipeline.WaitCaughtUp(wctx, kc)
 	wcancel()
 	if err != nil {
@@ -414,6 +426,7 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	}
 
 	t.Logf("what process logged at WARN and above, by stage and message:\n%s", logSummary(t, procLog.Name()))
+	checkClusterDurability(t, ctx, adm, names.Billing, true)
 	checkExactlyOnce(t, kc, files, rows)
 	if t.Failed() {
 		dump()
@@ -453,6 +466,60 @@ func logSummary(t *testing.T, path string) string {
 		return "(nothing)"
 	}
 	return strings.Join(out, "\n")
+}
+
+// checkClusterDurability checks what the test relies on: topic (the
+// billing topic), the consumer offsets and the transaction state are on all
+// three nodes, and a write needs two of them in sync. The two internal
+// topics are made by the first group and the first transaction: before
+// those, pass afterRun false and they are checked only if they exist.
+func checkClusterDurability(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, afterRun bool) {
+	t.Helper()
+	internal := []string{"__consumer_offsets", "__transaction_state"}
+	td, err := adm.ListTopicsWithInternal(ctx, append([]string{topic}, internal...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := []string{topic}
+	for _, name := range append([]string{topic}, internal...) {
+		d, ok := td[name]
+		if name != topic && !afterRun && (!ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)) {
+			continue
+		}
+		if !ok || d.Err != nil || len(d.Partitions) == 0 {
+			t.Fatalf("topic %s: %v", name, d.Err)
+		}
+		for _, p := range d.Partitions {
+			if len(p.Replicas) != 3 {
+				t.Fatalf("%s[%d] has replicas %v; the cluster must replicate it three times", name, p.Partition, p.Replicas)
+			}
+		}
+		if name == "__transaction_state" {
+			check = append(check, name)
+		}
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, check...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range check {
+		r, err := rc.On(name, nil)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			t.Fatalf("the configuration of %s: %v", name, err)
+		}
+		isr := ""
+		for _, c := range r.Configs {
+			if c.Key == "min.insync.replicas" {
+				isr = c.MaybeValue()
+			}
+		}
+		if isr != "2" {
+			t.Fatalf("%s: min.insync.replicas %q, want 2", name, isr)
+		}
+	}
 }
 
 // checkExactlyOnce compares the topics with the pure rules run over files.
