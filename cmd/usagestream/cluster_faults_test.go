@@ -401,7 +401,13 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	wcancel()
 	if err != nil {
 		dump()
-		t.Fatalf("the stages did not catch up after the kills: %v%s", err, stuckRestores(t, procLog.Name()))
+		state := "still running"
+		select {
+		case perr := <-procDone:
+			state = fmt.Sprintf("exited (%v)", perr)
+		default:
+		}
+		t.Fatalf("the stages did not catch up after the kills (process %s): %v%s", state, err, stuckRestores(t, procLog.Name()))
 	}
 	caught := time.Now()
 	t.Logf("%.1f s: every stage caught up", time.Since(started).Seconds())
