@@ -18,8 +18,11 @@
 # Versions: Kafka 4.1.1 (Java 17). Apicurio 3.0.9: the newest 3.x on Maven
 # Central that runs on Java 17 (3.1.x is not published there, and 3.3.x needs
 # Java 21); its archive holds apicurio-registry-app-<v>-runner.jar.
+#
+# scripts/realkafka-cluster.sh sources this file for its functions (fetch,
+# free_port, stop_pid, ...): the commands below run only when it is executed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD/.cache/realkafka
 run=$root/run
 m2=${MAVEN_REPO_LOCAL:-$PWD/.cache/m2}
@@ -229,6 +232,7 @@ fail_start() {
   exit 1
 }
 
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
