@@ -33,6 +33,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Fault tests against the three-node KRaft cluster of
@@ -246,7 +247,7 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	// Replication 3 (min.insync.replicas 2 is the cluster's default).
-	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3); err != nil {
+	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3, nil); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kc.NewClient(ctx)
@@ -625,7 +626,7 @@ func checkExactlyOnce(t *testing.T, kc kafkaconf.Config, files []string, rows in
 	chain := rules.NewChain(rules.DefaultPolicy())
 	var want []string
 	wantFinal := map[string]string{}
-	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *records.BillingRow) error {
 		out, err := chain.Apply(row, rules.Source{File: file, Line: row.Line})
 		for _, c := range out.Corrections {
 			want = append(want, fmt.Sprintf("correction %s %s %s %s:%d", c.ServicePointID, c.Kind, c.DateTo, c.Source.File, c.Source.Line))
