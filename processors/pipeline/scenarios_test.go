@@ -129,10 +129,14 @@ func scenarios() []scenario {
 	history := months(row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20210101"}, "20210101", 38)
 	agesOut := cat(history[:10], history[12:])
 	net := cat(year, with(year[5:6], func(r *row) { r.val = "-120" }))
+	// The same customer gets a new account number at the same premise after
+	// a gap: the gap is the subject's (C1) and blocks it.
+	newAccount := cat(year[:5], with(year[7:], func(r *row) { r.acct, r.active = "A2", "20230801" }))
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
 		{name: "U2_gap", files: [][]row{gap}},
 		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}},
+		{name: "U2_gap_across_a_new_account_of_the_same_customer", files: [][]row{newAccount}},
 		{name: "U3_overlap", files: [][]row{cat(year[:6], []row{overlapRow}, year[7:])}},
 		{name: "U4_exact_overwrite", files: [][]row{cat(year, []row{exact})}},
 		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}},

@@ -312,6 +312,22 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 	if !p.RateAllowed(t.RateCode) {
 		reason(ReasonRateNotAllowed, "A7", t.RateSince, 0, t.RateSource)
 	}
+	// Gaps and overlaps are judged for the subject (C1): the windows of
+	// every live account of this customer at this premise, so that a new
+	// account_id (or a later A3 date) does not hide a break in its history.
+	var subjBuf [4]window
+	subj := subjBuf[:0]
+	for j := range sp.Tenures {
+		if u := &sp.Tenures[j]; !u.Deleted && u.CustomerID == t.CustomerID && u.PremiseID == t.PremiseID {
+			subj = append(subj, sp.window(j))
+		}
+	}
+	inSubject := func(d dates.Date) bool {
+		return slices.ContainsFunc(subj, func(sw window) bool { return d >= sw.from && d <= sw.to })
+	}
+	touchesSubject := func(from, to dates.Date) bool {
+		return slices.ContainsFunc(subj, func(sw window) bool { return from <= sw.to && to >= sw.from })
+	}
 	for k := range sp.Open {
 		o := &sp.Open[k]
 		switch o.Code {
@@ -320,13 +336,13 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 				continue
 			}
 		case AnomalyUsageGap:
-			// Both sides of the gap must be this account's usage: a gap
-			// between two accounts (a vacancy) blocks neither.
-			if o.From-1 < w.from || o.KeyStart > w.to {
+			// Both sides of the gap must be the subject's usage: a gap
+			// between two customers (a vacancy) blocks neither.
+			if !inSubject(o.From-1) || !inSubject(o.KeyStart) {
 				continue
 			}
 		case AnomalyUsageOverlap:
-			if o.KeyEnd < w.from || o.KeyStart > w.to || o.To < w.from {
+			if !touchesSubject(o.From, o.To) {
 				continue
 			}
 		default:

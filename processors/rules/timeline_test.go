@@ -264,3 +264,47 @@ func TestU9ChargeOptional(t *testing.T) {
 	}
 	expect(t, "anomalies", anomStrings(h.all1.Anomalies), nil)
 }
+
+// TestU2GapJudgedForTheSubject: a gap or an overlap is judged for the
+// customer at the premise (C1), across that customer's accounts there; a
+// vacancy between two customers still blocks neither (issue 16 item 1).
+func TestU2GapJudgedForTheSubject(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want string // communications of C1/P1 at the end
+	}{
+		{"gap across a new account number of the same customer", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240401").mon("2024-04", 1),
+		}, "USAGE_GAP:U2:SP1:20240301..20260401"},
+		{"overlap across a new account number of the same customer", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240301").mon("2024-03", 1),
+			full("SP1").acct("A2", "20240301").per("20240229", 5, 1), // 2024-02-25..29, before A2's active_date
+		}, "USAGE_OVERLAP:U3:SP1:20240225..20260301"},
+		{"gap across a later active_date of the same account (A3)", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
+			full("SP1").acct("A1", "20240401").mon("2024-04", 1),
+		}, "ACTIVE_DATE_CHANGED:A3:SP1:20240401 USAGE_GAP:U2:SP1:20240301..20260401"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
+				t.Errorf("communications: %s, want %s", got, tc.want)
+			}
+			if got := h.now("C1", "P1", ProgramWebAccess); got != "eligible" {
+				t.Errorf("web access: %s", got)
+			}
+		})
+	}
+	t.Run("a vacancy between two customers blocks neither", func(t *testing.T) {
+		h := newHarness(t, DefaultPolicy())
+		h.feed(full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1))
+		if got := h.now("C2", "P1", ProgramCommunications); got != "eligible" {
+			t.Errorf("C2 communications: %s", got)
+		}
+	})
+}
