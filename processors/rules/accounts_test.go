@@ -69,7 +69,7 @@ func TestA2Supersede(t *testing.T) {
 	h = newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1))
 	o1, _ = h.feed(full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1))
-	expect(t, "vacancy anomaly", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260301"})
+	expect(t, "vacancy anomaly", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260228"})
 	expect(t, "vacancy memberships", memberStrings(o1.Memberships), []string{
 		"C1/P1/SP1 inactive 20240101-20240131 [SUPERSEDED:A2:SP1:20240301]",
 		"C2/P1/SP1 active 20240301-20240331 [eligible]",

@@ -161,8 +161,8 @@ func TestS2DualFuel(t *testing.T) {
 	h.feed(gas("2024-02"))
 	_, o2 = h.feed(gas("2024-04")) // a gap on the gas side blocks communications
 	expect(t, "gas gap", eligStrings(o2), []string{
-		"C1/P1 communications [USAGE_GAP:U2:SPG:20240301..20260401]",
-		"C1/P1 neighbor_comparison [USAGE_GAP:U2:SPG:20240301..20260401]",
+		"C1/P1 communications [USAGE_GAP:U2:SPG:20240301..20260331]",
+		"C1/P1 neighbor_comparison [USAGE_GAP:U2:SPG:20240301..20260331]",
 		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240301]",
 		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240301 INSUFFICIENT_HISTORY:I5::20240101]",
 	})

@@ -117,8 +117,8 @@ type finding struct {
 // deriveFindings walks the sorted timeline once: a period starting after the
 // day after the latest end so far follows a gap (U2); one starting on or
 // before it overlaps (U3; U4 and U5 never leave overlaps behind, so any
-// overlap here is U6). Gaps and overlaps age out GapHorizonDays after they
-// end (U2 decision), measured against the newest date_to (event time).
+// overlap here is U6). Gaps and overlaps age out once the newest date_to
+// (event time) is more than GapHorizonDays after their last day (U2).
 func (sp *ServicePoint) deriveFindings(p Policy) []finding {
 	if len(sp.Periods) < 2 {
 		return nil
@@ -129,12 +129,13 @@ func (sp *ServicePoint) deriveFindings(p Policy) []finding {
 	for _, pe := range sp.Periods[1:] {
 		switch {
 		case pe.Start > maxEnd+1:
-			until := pe.Start.AddDays(p.GapHorizonDays)
+			// The horizon counts from the gap's last missing day (U2).
+			until := (pe.Start - 1).AddDays(p.GapHorizonDays)
 			fs = append(fs, finding{code: AnomalyUsageGap, keyStart: pe.Start,
 				from: maxEnd + 1, to: pe.Start - 1, until: until, aged: newest > until})
 		case pe.Start <= maxEnd:
 			to := min(pe.DateTo, maxEnd)
-			until := (to + 1).AddDays(p.GapHorizonDays)
+			until := to.AddDays(p.GapHorizonDays) // from the last shared day, as a gap
 			fs = append(fs, finding{code: AnomalyUsageOverlap, keyStart: pe.Start, keyEnd: pe.DateTo,
 				from: pe.Start, to: to, until: until, aged: newest > until})
 		}

@@ -43,8 +43,8 @@ func TestU2Gap(t *testing.T) {
 		anomaly string
 		reason  string
 	}{
-		{"one period", []string{"2024-03"}, "U2 USAGE_GAP SP1 20240301..20260401", "USAGE_GAP:U2:SP1:20240301..20260401"},
-		{"two periods", []string{"2024-03", "2024-04"}, "U2 USAGE_GAP SP1 20240301..20260501", "USAGE_GAP:U2:SP1:20240301..20260501"},
+		{"one period", []string{"2024-03"}, "U2 USAGE_GAP SP1 20240301..20260331", "USAGE_GAP:U2:SP1:20240301..20260331"},
+		{"two periods", []string{"2024-03", "2024-04"}, "U2 USAGE_GAP SP1 20240301..20260430", "USAGE_GAP:U2:SP1:20240301..20260430"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,12 +72,12 @@ func TestU2Gap(t *testing.T) {
 		h := newHarness(t, DefaultPolicy())
 		h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
 		o1, o2 := h.feed(full("SP1").mon("2024-04", 1))
-		expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240301..20260401"})
+		expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240301..20260331"})
 		expect(t, "memberships", memberStrings(o1.Memberships), []string{
-			"C1/P1/SP1 active 20240101-20240430 [USAGE_GAP:U2:SP1:20240301..20260401]"})
+			"C1/P1/SP1 active 20240101-20240430 [USAGE_GAP:U2:SP1:20240301..20260331]"})
 		expect(t, "eligibility", eligStrings(o2), []string{
-			"C1/P1 communications [USAGE_GAP:U2:SP1:20240301..20260401]",
-			"C1/P1 neighbor_comparison [USAGE_GAP:U2:SP1:20240301..20260401]",
+			"C1/P1 communications [USAGE_GAP:U2:SP1:20240301..20260331]",
+			"C1/P1 neighbor_comparison [USAGE_GAP:U2:SP1:20240301..20260331]",
 			"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240301 NO_DUAL_FUEL:S2::20240101]",
 			"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240301 INSUFFICIENT_HISTORY:I5::20240101]",
 		})
@@ -98,11 +98,11 @@ func TestU2GapAgesOut(t *testing.T) {
 			t.Fatalf("%s: %v", r.r.DateTo, anomStrings(o1.Anomalies))
 		}
 	}
-	if got := h.now("C1", "P1", ProgramCommunications); got != "USAGE_GAP:U2:SP1:20240201..20260301" {
+	if got := h.now("C1", "P1", ProgramCommunications); got != "USAGE_GAP:U2:SP1:20240201..20260228" {
 		t.Fatalf("before the horizon: %s", got)
 	}
 	o1, o2 := h.feed(full("SP1").mon("2026-03", 1)) // date_to 2026-03-31 > 2026-03-01
-	expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260301 cleared"})
+	expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260228 cleared"})
 	expect(t, "eligibility", eligStrings(o2), []string{
 		"C1/P1 communications [eligible]",
 		"C1/P1 neighbor_comparison [eligible]",
@@ -119,11 +119,11 @@ func TestU3Overlap(t *testing.T) {
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
 	o1, o2 := h.feed(full("SP1").per("20240331", 41, 1)) // starts 2024-02-20, ten days inside February
-	expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U3 USAGE_OVERLAP SP1 20240220..20260301"})
+	expect(t, "anomalies", anomStrings(o1.Anomalies), []string{"U3 USAGE_OVERLAP SP1 20240220..20260228"})
 	expect(t, "corrections", corrStrings(o1.Corrections), nil)
 	expect(t, "eligibility", eligStrings(o2), []string{
-		"C1/P1 communications [USAGE_OVERLAP:U3:SP1:20240220..20260301]",
-		"C1/P1 neighbor_comparison [USAGE_OVERLAP:U3:SP1:20240220..20260301]",
+		"C1/P1 communications [USAGE_OVERLAP:U3:SP1:20240220..20260228]",
+		"C1/P1 neighbor_comparison [USAGE_OVERLAP:U3:SP1:20240220..20260228]",
 		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240220 NO_DUAL_FUEL:S2::20240101]",
 		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240220 INSUFFICIENT_HISTORY:I5::20240101]",
 	})
@@ -202,13 +202,13 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 		want []string
 	}{
 		{"aligned to a start but not the newest", full("SP1").per("20240215", 15, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260215"}},
+			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260214"}},
 		{"the newest but not aligned", full("SP1").per("20240430", 40, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240322..20260401"}},
+			[]string{"U3 USAGE_OVERLAP SP1 20240322..20260331"}},
 		{"inside a period", full("SP1").per("20240120", 11, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240110..20260120"}},
+			[]string{"U3 USAGE_OVERLAP SP1 20240110..20260119"}},
 		{"longer from a start but not the newest", full("SP1").per("20240310", 39, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260301", "U3 USAGE_OVERLAP SP1 20240301..20260311"}},
+			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260228", "U3 USAGE_OVERLAP SP1 20240301..20260310"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,9 +234,9 @@ func TestU8OutOfOrder(t *testing.T) {
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-03", 1), full("SP1").mon("2024-04", 1))
 	o1, _ := h.feed(full("SP1").mon("2024-01", 1)) // lands before March: February is a hole now
-	expect(t, "after January", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260301"})
+	expect(t, "after January", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260228"})
 	o1, o2 := h.feed(full("SP1").mon("2024-02", 1))
-	expect(t, "after February", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260301 cleared"})
+	expect(t, "after February", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260228 cleared"})
 	expect(t, "memberships", memberStrings(o1.Memberships), []string{"C1/P1/SP1 active 20240101-20240430 [eligible]"})
 	expect(t, "eligibility", eligStrings(o2), []string{
 		"C1/P1 communications [eligible]",
@@ -253,7 +253,7 @@ func TestU8OutOfOrder(t *testing.T) {
 		}
 	}
 	o1, _ = h.feed(full("SP1").mon("2024-05", 1))
-	expect(t, "filled", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260601 cleared"})
+	expect(t, "filled", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260531 cleared"})
 }
 
 func TestU9ChargeOptional(t *testing.T) {
@@ -277,16 +277,16 @@ func TestU2GapJudgedForTheSubject(t *testing.T) {
 		{"gap across a new account number of the same customer", []*rb{
 			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
 			full("SP1").acct("A2", "20240401").mon("2024-04", 1),
-		}, "USAGE_GAP:U2:SP1:20240301..20260401"},
+		}, "USAGE_GAP:U2:SP1:20240301..20260331"},
 		{"overlap across a new account number of the same customer", []*rb{
 			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
 			full("SP1").acct("A2", "20240301").mon("2024-03", 1),
 			full("SP1").acct("A2", "20240301").per("20240229", 5, 1), // 2024-02-25..29, before A2's active_date
-		}, "USAGE_OVERLAP:U3:SP1:20240225..20260301"},
+		}, "USAGE_OVERLAP:U3:SP1:20240225..20260228"},
 		{"gap across a later active_date of the same account (A3)", []*rb{
 			full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1),
 			full("SP1").acct("A1", "20240401").mon("2024-04", 1),
-		}, "ACTIVE_DATE_CHANGED:A3:SP1:20240401 USAGE_GAP:U2:SP1:20240301..20260401"},
+		}, "ACTIVE_DATE_CHANGED:A3:SP1:20240401 USAGE_GAP:U2:SP1:20240301..20260331"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,4 +307,35 @@ func TestU2GapJudgedForTheSubject(t *testing.T) {
 			t.Errorf("C2 communications: %s", got)
 		}
 	})
+}
+
+// TestU2HorizonFromTheLastDay: a gap or an overlap holds while the newest
+// date_to is at most gap_horizon_days after its last day, and no longer
+// (issue 16 item 6).
+func TestU2HorizonFromTheLastDay(t *testing.T) {
+	cases := []struct {
+		name  string
+		first []*rb // leaves a gap or an overlap whose last day is 2024-02-29
+		until string
+	}{
+		{"gap", []*rb{full("SP1").mon("2024-01", 1), full("SP1").mon("2024-03", 1)}, "U2 USAGE_GAP SP1 20240201..20260228"},
+		{"overlap", []*rb{full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1), full("SP1").per("20240229", 10, 1), full("SP1").mon("2024-03", 1)},
+			"U3 USAGE_OVERLAP SP1 20240220..20260228"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.first...)
+			expect(t, "raised", anomStrings(h.all1.Anomalies), []string{tc.until})
+			h.feed(months(full("SP1"), "2024-04", 22)...) // through January 2026
+			if o1, _ := h.feed(full("SP1").per("20260228", 28, 1)); len(o1.Anomalies) != 0 {
+				t.Fatalf("730 days after its last day it still holds: %v", anomStrings(o1.Anomalies))
+			}
+			o1, _ := h.feed(full("SP1").per("20260301", 1, 1)) // 731 days after 2024-02-29
+			expect(t, "731 days after", anomStrings(o1.Anomalies), []string{tc.until + " cleared"})
+			if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+				t.Errorf("communications: %s", got)
+			}
+		})
+	}
 }
