@@ -116,7 +116,7 @@ func (o *OpenAnomaly) describe() string {
 		return fmt.Sprintf("usage gap of %d days: no period covers %s-%s; the period starting %s follows it (U2)",
 			int(o.To-o.From+1), o.From, o.To, o.KeyStart)
 	case AnomalyUsageOverlap:
-		return fmt.Sprintf("the period %s-%s shares %d days (%s-%s) with an earlier period and is no correction (U3, U6)",
+		return fmt.Sprintf("the period %s-%s shares %d days (%s-%s) with other periods on record and is no correction (U3, U6)",
 			o.KeyStart, o.KeyEnd, int(o.To-o.From+1), o.From, o.To)
 	case AnomalyActiveDateChanged:
 		return fmt.Sprintf("account %s active_date changed from %s to %s (A3)", o.AccountID, o.From, o.To)

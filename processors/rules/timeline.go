@@ -117,14 +117,16 @@ type finding struct {
 // deriveFindings walks the sorted timeline once: a period starting after the
 // day after the latest end so far follows a gap (U2); one starting on or
 // before it overlaps (U3; U4 and U5 never leave overlaps behind, so any
-// overlap here is U6). Gaps and overlaps age out once the newest date_to
-// (event time) is more than GapHorizonDays after their last day (U2).
+// overlap here is U6), and overlaps then name their culprits (overlaps).
+// Gaps and overlaps age out once the newest date_to (event time) is more
+// than GapHorizonDays after their last day (U2).
 func (sp *ServicePoint) deriveFindings(p Policy) []finding {
 	if len(sp.Periods) < 2 {
 		return nil
 	}
 	newest := sp.newestDateTo()
 	var fs []finding
+	overlapping := false
 	maxEnd := sp.Periods[0].DateTo
 	for _, pe := range sp.Periods[1:] {
 		switch {
@@ -134,14 +136,82 @@ func (sp *ServicePoint) deriveFindings(p Policy) []finding {
 			fs = append(fs, finding{code: AnomalyUsageGap, keyStart: pe.Start,
 				from: maxEnd + 1, to: pe.Start - 1, until: until, aged: newest > until})
 		case pe.Start <= maxEnd:
-			to := min(pe.DateTo, maxEnd)
-			until := to.AddDays(p.GapHorizonDays) // from the last shared day, as a gap
-			fs = append(fs, finding{code: AnomalyUsageOverlap, keyStart: pe.Start, keyEnd: pe.DateTo,
-				from: pe.Start, to: to, until: until, aged: newest > until})
+			overlapping = true
 		}
 		maxEnd = max(maxEnd, pe.DateTo)
 	}
+	if overlapping {
+		fs = append(fs, sp.overlaps(p, newest)...)
+		slices.SortStableFunc(fs, func(a, b finding) int { return cmp.Compare(a.keyStart, b.keyStart) })
+	}
 	return fs
+}
+
+// overlaps names the periods to blame for the overlaps of the timeline, one
+// finding each (U6: one bad row is one overlap, naming that row). It takes
+// out, one at a time, the period that overlaps the most others still in;
+// among equals the one least chained to its neighbours (a good period
+// starts the day after one ends and ends the day before the next starts),
+// then the later one; until none overlap. A 400-day row over three monthly
+// periods is one overlap, that row's, not three naming the months.
+func (sp *ServicePoint) overlaps(p Policy, newest dates.Date) []finding {
+	ps := sp.Periods
+	out := make([]bool, len(ps))
+	deg := make([]int, len(ps))
+	var fs []finding
+	for {
+		clear(deg)
+		for i := range ps {
+			if out[i] {
+				continue
+			}
+			// Sorted by start: no period after the first one starting past
+			// i's end overlaps i.
+			for j := i + 1; j < len(ps) && ps[j].Start <= ps[i].DateTo; j++ {
+				if !out[j] {
+					deg[i]++
+					deg[j]++
+				}
+			}
+		}
+		best := -1
+		for i := range ps {
+			if out[i] || deg[i] == 0 {
+				continue
+			}
+			if best < 0 || deg[i] > deg[best] || (deg[i] == deg[best] && sp.links(i) <= sp.links(best)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return fs
+		}
+		out[best] = true
+		c := ps[best]
+		from, to := c.DateTo, c.Start
+		for j, o := range ps {
+			if j != best && o.Start <= c.DateTo && o.DateTo >= c.Start {
+				from, to = min(from, max(c.Start, o.Start)), max(to, min(c.DateTo, o.DateTo))
+			}
+		}
+		until := to.AddDays(p.GapHorizonDays) // from the last shared day, as a gap
+		fs = append(fs, finding{code: AnomalyUsageOverlap, keyStart: c.Start, keyEnd: c.DateTo,
+			from: from, to: to, until: until, aged: newest > until})
+	}
+}
+
+// links counts the neighbours period i chains to (U1): one ending the day
+// before it starts, one starting the day after it ends.
+func (sp *ServicePoint) links(i int) int {
+	n := 0
+	c := sp.Periods[i]
+	if slices.ContainsFunc(sp.Periods, func(o Period) bool { return o.DateTo+1 == c.Start }) {
+		n++
+	}
+	if slices.ContainsFunc(sp.Periods, func(o Period) bool { return o.Start == c.DateTo+1 }) {
+		n++
+	}
+	return n
 }
 
 // reconcileTimeline re-derives gaps and overlaps and compares them with the

@@ -208,7 +208,9 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 		{"inside a period", full("SP1").per("20240120", 11, 1),
 			[]string{"U3 USAGE_OVERLAP SP1 20240110..20260119"}},
 		{"longer from a start but not the newest", full("SP1").per("20240310", 39, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260228", "U3 USAGE_OVERLAP SP1 20240301..20260310"}},
+			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260310"}},
+		{"a 400-day row over every period", full("SP1").per("20240331", 400, 1),
+			[]string{"U3 USAGE_OVERLAP SP1 20240101..20260331"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,6 +219,10 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 			o1, _ := h.feed(tc.row)
 			expect(t, "anomalies", anomStrings(o1.Anomalies), tc.want)
 			expect(t, "corrections", corrStrings(o1.Corrections), nil)
+			// One bad row is one overlap, naming that row (issue 16 item 5).
+			if o := h.sp("SP1").Open; len(o) != 1 || o[0].KeyStart != tc.row.r.PeriodStart() || o[0].KeyEnd != tc.row.r.DateTo {
+				t.Errorf("open overlaps %+v, want the row %s-%s", o, tc.row.r.PeriodStart(), tc.row.r.DateTo)
+			}
 		})
 	}
 }
