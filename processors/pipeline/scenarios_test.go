@@ -131,12 +131,17 @@ func scenarios() []scenario {
 	net := cat(year, with(year[5:6], func(r *row) { r.val = "-120" }))
 	// The same customer gets a new account number at the same premise after
 	// a gap: the gap is the subject's (C1) and blocks it.
+	// A historical file after later incrementals, June 2020 missing: the gap
+	// is past the horizon when found, and named all the same.
+	old := months(row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20200101"}, "20200101", 12)
+	agedHistory := cat(old[:5], old[6:])
 	newAccount := cat(year[:5], with(year[7:], func(r *row) { r.acct, r.active = "A2", "20230801" }))
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
 		{name: "U2_gap", files: [][]row{gap}},
 		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}},
 		{name: "U2_gap_across_a_new_account_of_the_same_customer", files: [][]row{newAccount}},
+		{name: "U2_gap_found_already_past_the_horizon", files: [][]row{with(year, func(r *row) { r.active = "20200101" }), agedHistory}},
 		{name: "U3_overlap", files: [][]row{cat(year[:6], []row{overlapRow}, year[7:])}},
 		{name: "U4_exact_overwrite", files: [][]row{cat(year, []row{exact})}},
 		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}},

@@ -177,8 +177,11 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 			sp.ServiceType = row.ServiceType
 		}
 	}
-	if hasUsage && sp.applyUsage(row, src, out) {
-		sp.reconcileTimeline(p, src, out)
+	if hasUsage {
+		before := sp.deriveFindings(p)
+		if sp.applyUsage(row, src, out) {
+			sp.reconcileTimeline(p, before, src, out)
+		}
 	}
 	sp.statusEvents(before, ev, src, out)
 	sp.settle(src, out)

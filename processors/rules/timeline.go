@@ -218,7 +218,12 @@ func (sp *ServicePoint) links(i int) int {
 // open ones: new findings open (anomaly emitted), vanished or aged ones clear
 // (anomaly emitted with Cleared), the rest stay as they were: their effective
 // date and source keep saying when and by what they first appeared.
-func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Output) {
+//
+// before is what deriveFindings gave before the row: a finding past its
+// horizon that was not there before is new, found already aged (a
+// historical file after years of incrementals). It is reported all the same
+// (U2: every gap is named) and cleared at once, since it blocks nothing.
+func (sp *ServicePoint) reconcileTimeline(p Policy, before []finding, src Source, out *Stage1Output) {
 	fs := sp.deriveFindings(p)
 	live := fs[:0:0]
 	for _, f := range fs {
@@ -253,6 +258,21 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)
 		out.Anomalies = append(out.Anomalies, a)
+	}
+	for _, f := range fs {
+		if !f.aged || slices.ContainsFunc(before, func(b finding) bool { return b.code == f.code && b.keyStart == f.keyStart && b.keyEnd == f.keyEnd }) ||
+			slices.ContainsFunc(closed, func(o OpenAnomaly) bool { return o.Code == f.code && o.KeyStart == f.keyStart && o.KeyEnd == f.keyEnd }) {
+			continue
+		}
+		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,
+			EffectiveDate: f.from, Until: f.until, Source: src}
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
+		a.Message = fmt.Sprintf("%s; found already past the %d-day horizon (the newest date_to is %s): reported, blocks nothing",
+			o.describe(), p.GapHorizonDays, sp.newestDateTo())
+		c := a
+		c.Cleared = true
+		c.Message = fmt.Sprintf("%s cleared: aged out when found", o.describe())
+		out.Anomalies = append(out.Anomalies, a, c)
 	}
 	for _, f := range live {
 		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -343,5 +344,29 @@ func TestU2HorizonFromTheLastDay(t *testing.T) {
 				t.Errorf("communications: %s", got)
 			}
 		})
+	}
+}
+
+// TestU2GapFoundAlreadyAged: a historical file after years of incrementals
+// brings gaps already past the horizon; each is still named (raised and
+// cleared at once), never dropped, and blocks nothing (issue 16 item 2).
+func TestU2GapFoundAlreadyAged(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(months(full("SP1"), "2024-01", 30)...) // through June 2026
+	n := len(h.all1.Anomalies)
+	hist := months(full("SP1"), "2021-01", 24)
+	h.feed(hist[:5]...) // January to May 2021
+	h.feed(hist[6:]...) // July 2021 to December 2022: June 2021 is missing
+	expect(t, "anomalies of the historical file", anomStrings(h.all1.Anomalies[n:]), []string{
+		"U2 USAGE_GAP SP1 20210201..20251230", // February 2021 to 2023: the rest of the file fills it
+		"U2 USAGE_GAP SP1 20210201..20251230 cleared",
+		"U2 USAGE_GAP SP1 20210601..20230630", // the missing month, named
+		"U2 USAGE_GAP SP1 20210601..20230630 cleared",
+	})
+	if m := h.all1.Anomalies[n+2].Message; !strings.Contains(m, "no period covers 20210601-20210630") || !strings.Contains(m, "found already past the 730-day horizon") {
+		t.Errorf("message: %s", m)
+	}
+	if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+		t.Errorf("communications: %s", got)
 	}
 }
