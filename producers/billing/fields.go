@@ -162,8 +162,9 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 		case cIsEstimate:
 			row.IsEstimate = r.estimate(id, v)
 		case cUsageCharge:
+			// U9 restricts usage_value only: a negative charge is a credit,
+			// allowed with or without net metering.
 			if x, ok := r.number(id, v); ok {
-				r.negative(id, x, v)
 				row.UsageCharge = records.NullFloat{Value: x, Valid: true}
 			}
 		}
@@ -209,7 +210,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 	return x, true
 }
 
-// negative applies rule U9: negative usage or charge needs net metering.
+// negative applies rule U9: negative usage_value needs net metering.
 func (r *Reader) negative(id int, x float64, v string) {
 	if x < 0 && !r.netMetering {
 		r.add(id, records.CodeNegativeUsage, records.RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", records.BillingColumns[id].Name, r.show(id, v)))

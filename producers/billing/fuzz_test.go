@@ -131,7 +131,7 @@ func checkRow(t *testing.T, row *records.BillingRow, l records.Layout, opts Opti
 	if math.Abs(row.UsageValue) > maxUsageValue || math.IsNaN(row.UsageValue) {
 		t.Fatalf("usage %v", row.UsageValue)
 	}
-	if !opts.NetMetering && (row.UsageValue < 0 || row.UsageCharge.Value < 0) {
+	if !opts.NetMetering && row.UsageValue < 0 {
 		t.Fatalf("negative usage without net metering: %+v", row)
 	}
 	if row.IsEstimate != records.EstimateActual && row.IsEstimate != records.EstimateEstimated && row.IsEstimate != records.EstimateUser {

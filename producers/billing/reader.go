@@ -19,7 +19,7 @@ const DefaultMaxLineBytes = filereader.DefaultMaxLineBytes
 type Options struct {
 	Layout       records.Layout // "" = take it from the file name; required when the name does not conform
 	ServiceTypes []string       // allowed service_type codes; nil = records.DefaultServiceTypes
-	NetMetering  bool           // allow negative usage_value / usage_charge (rule U9)
+	NetMetering  bool           // allow negative usage_value (rule U9); a negative usage_charge (a credit) is always allowed
 	MaxLineBytes int            // 0 = 64 KiB; longer lines are rejected without being read into memory whole
 	KeepPersonal bool           // false = redact personal columns in Rejected.Raw and in messages
 }

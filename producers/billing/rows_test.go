@@ -82,8 +82,6 @@ func TestRejectedRows(t *testing.T) {
 			want: []want{{records.CodeOutOfRange, "usage_value", records.RuleBillingColumns}}},
 		{name: "negative usage", line: full(map[string]string{"usage_value": "-5"}),
 			want: []want{{records.CodeNegativeUsage, "usage_value", records.RuleU9}}},
-		{name: "negative charge", line: full(map[string]string{"usage_charge": "-3.10"}),
-			want: []want{{records.CodeNegativeUsage, "usage_charge", records.RuleU9}}},
 		{name: "exponent", line: full(map[string]string{"usage_value": "1e5"}),
 			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "space in number", line: full(map[string]string{"usage_value": " 12"}),
@@ -317,12 +315,25 @@ func TestFlagsAndEstimates(t *testing.T) {
 func TestU9NetMetering(t *testing.T) {
 	line := rowLine(records.LayoutFull, map[string]string{"usage_value": "-42.5", "usage_charge": "-3.10"})
 	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{})
-	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{records.CodeNegativeUsage, records.CodeNegativeUsage}) {
+	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{records.CodeNegativeUsage}) || rej.Reasons[0].Field != "usage_value" {
 		t.Fatalf("without net metering: %+v", recs[0])
 	}
 	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, line), Options{NetMetering: true})
 	if row := recs[0].Row; row == nil || row.UsageValue != -42.5 || row.UsageCharge.Value != -3.10 {
 		t.Fatalf("with net metering: %+v", recs[0])
+	}
+}
+
+// TestU9NegativeChargeIsACredit: U9 restricts usage_value only; a negative
+// usage_charge on positive usage is a credit and the row stands with its
+// usage (issue 16 item 7).
+func TestU9NegativeChargeIsACredit(t *testing.T) {
+	for _, nm := range []bool{false, true} {
+		line := rowLine(records.LayoutFull, map[string]string{"usage_value": "120", "usage_charge": "-3.10"})
+		_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{NetMetering: nm})
+		if row := recs[0].Row; row == nil || row.UsageValue != 120 || !row.UsageCharge.Valid || row.UsageCharge.Value != -3.10 {
+			t.Errorf("net metering %v: %+v", nm, recs[0])
+		}
 	}
 }
 
