@@ -474,6 +474,15 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 	return append(ms, out.Memberships...), nil
 }
 
+// valueCharge shows a period's usage and charge: a correction may change
+// either, so a message names both.
+func valueCharge(v float64, c records.NullFloat) string {
+	if !c.Valid {
+		return fmt.Sprintf("value %g, no charge", v)
+	}
+	return fmt.Sprintf("value %g, charge %g", v, c.Value)
+}
+
 func day(d dates.Date) string {
 	if d == 0 {
 		return ""
@@ -486,8 +495,8 @@ func (r *run) stage1(o rules.Stage1Output) {
 	for _, c := range o.Corrections {
 		r.add(report.Finding{Kind: report.KindCorrection, Rule: c.Rule, Code: c.Kind, Severity: report.SeverityWarning,
 			File: c.Source.File, Line: c.Source.Line, ServicePointID: c.ServicePointID, Date: day(c.NewDateTo.AddDays(1 - int(c.NewDuration))),
-			Message: fmt.Sprintf("usage of the %d days to %s (%g) replaced by %g over the %d days to %s",
-				c.Duration, day(c.DateTo), c.OldValue, c.NewValue, c.NewDuration, day(c.NewDateTo))})
+			Message: fmt.Sprintf("usage of the %d days to %s (%s) replaced by %s over the %d days to %s",
+				c.Duration, day(c.DateTo), valueCharge(c.OldValue, c.OldCharge), valueCharge(c.NewValue, c.NewCharge), c.NewDuration, day(c.NewDateTo))})
 	}
 	for _, a := range o.Anomalies {
 		sev := report.SeverityWarning

@@ -346,3 +346,27 @@ func TestSplitLayout(t *testing.T) {
 		t.Errorf("%d gaps and %d rejected rows, want the one injected of each", gaps, rep.Rejected)
 	}
 }
+
+// TestU4CorrectionMessageShowsValueAndCharge: a correction that changed the
+// charge only names old and new value and charge (issue 16 item 8).
+func TestU4CorrectionMessageShowsValueAndCharge(t *testing.T) {
+	dir := t.TempDir()
+	f := handFile(t, dir, "20240301000000",
+		month("202401", hand{"usage_value": "300", "usage_charge": "30"}),
+		month("202401", hand{"usage_value": "300", "usage_charge": "45.5"}),
+		month("202402", hand{"usage_value": "200"}),
+		month("202402", hand{"usage_value": "210", "usage_charge": "20"}),
+	)
+	rep := mustRun(t, []string{f}, Options{})
+	var msgs []string
+	for _, c := range findings(rep, "U4", rules.CorrectionExact) {
+		msgs = append(msgs, c.Message)
+	}
+	want := []string{
+		"usage of the 31 days to 2024-01-31 (value 300, charge 30) replaced by value 300, charge 45.5 over the 31 days to 2024-01-31",
+		"usage of the 29 days to 2024-02-29 (value 200, no charge) replaced by value 210, charge 20 over the 29 days to 2024-02-29",
+	}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("messages:\n%s\nwant\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+}
