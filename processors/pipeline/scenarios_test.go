@@ -90,6 +90,10 @@ type scenario struct {
 	name   string
 	files  [][]row // each file is ingested by its own ingest run, in this order
 	policy func(*rules.Policy)
+	// month is the yyyymm of the files' name timestamps (day: the file's
+	// number); default 202401. A bill cannot end after its file was made
+	// (DATE_AFTER_FILE): scenarios whose usage runs into 2024 are stamped later.
+	month string
 }
 
 var electric = row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20230101"}
@@ -139,12 +143,12 @@ func scenarios() []scenario {
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
 		{name: "U2_gap", files: [][]row{gap}},
-		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}},
+		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}, month: "202403"},
 		{name: "U2_gap_across_a_new_account_of_the_same_customer", files: [][]row{newAccount}},
 		{name: "U2_gap_found_already_past_the_horizon", files: [][]row{with(year, func(r *row) { r.active = "20200101" }), agedHistory}},
 		{name: "U3_overlap", files: [][]row{cat(year[:6], []row{overlapRow}, year[7:])}},
 		{name: "U4_exact_overwrite", files: [][]row{cat(year, []row{exact})}},
-		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}},
+		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}, month: "202402"},
 		{name: "U7_zero_usage_lapse", files: [][]row{with(year, func(r *row) {
 			if r.to >= "20230501" && r.to <= "20230731" {
 				r.val = "0"
@@ -164,7 +168,7 @@ func scenarios() []scenario {
 		{name: "C2_property_manager_drops_to_two", files: [][]row{pmDrop}},
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
-		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}},
+		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}, month: "202408"},
 		{name: "S2_dual_fuel", files: [][]row{dual}},
 	}
 }
@@ -234,7 +238,11 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 		for _, r := range rows {
 			lines = append(lines, r.line())
 		}
-		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_2024010%d000000.tsv", n+1)
+		month := sc.month
+		if month == "" {
+			month = "202401"
+		}
+		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_%s0%d000000.tsv", month, n+1)
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)

@@ -262,7 +262,7 @@ func TestUnreadableFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	truncated := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250316120000.gz")
+	truncated := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250401120000.gz")
 	if err := os.WriteFile(truncated, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestUnreadableFiles(t *testing.T) {
 	lines := strings.SplitN(text.String(), "\n", 2)
 	cols := strings.Split(lines[0], "\t")
 	cols[0], cols[1] = cols[1], cols[0]
-	reordered := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250317120000.tsv")
+	reordered := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250402120000.tsv")
 	if err := os.WriteFile(reordered, []byte(strings.Join(cols, "\t")+"\n"+lines[1]), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -368,5 +368,28 @@ func TestU4CorrectionMessageShowsValueAndCharge(t *testing.T) {
 	}
 	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
 		t.Errorf("messages:\n%s\nwant\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestU2ImplausibleDateHidesNoGap: one typo date_to among 2024 bills is
+// rejected (DATE_AFTER_FILE) instead of becoming the service point's newest
+// date, so the gaps after it are reported and hold (issue 16 item 3).
+func TestU2ImplausibleDateHidesNoGap(t *testing.T) {
+	f := handFile(t, t.TempDir(), "20240901000000",
+		month("202401", nil), month("202402", nil), month("202403", nil),
+		hand{"date_to": "22040730", "duration": "30"}, // 20240430 with a typo year
+		month("202405", nil), month("202407", nil), month("202408", nil),
+	)
+	rep := mustRun(t, []string{f}, Options{})
+	rej := findings(rep, "DC-2.4", "DATE_AFTER_FILE")
+	if len(rej) != 1 || rej[0].Line != 5 || rej[0].Field != "date_to" {
+		t.Fatalf("DATE_AFTER_FILE findings: %+v", rej)
+	}
+	var gaps []string
+	for _, g := range findings(rep, "U2", "USAGE_GAP") {
+		gaps = append(gaps, fmt.Sprintf("%s cleared=%v line %d", g.Date, g.Cleared, g.Line))
+	}
+	if want := []string{"2024-04-01 cleared=false line 6", "2024-06-01 cleared=false line 7"}; !reflect.DeepEqual(gaps, want) {
+		t.Errorf("gaps %v, want %v", gaps, want)
 	}
 }

@@ -114,6 +114,9 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 		case cInactiveDate:
 			row.InactiveDate.Date, inactiveOK = r.date(id, v)
 			row.InactiveDate.Valid = inactiveOK
+			if inactiveOK {
+				r.notAfterFile(id, row.InactiveDate.Date, "an account cannot be closed in the future of the file saying so")
+			}
 		case cIsAccountDeletion:
 			row.IsAccountDeletion = r.flag(id, v)
 		case cReadCycle:
@@ -156,7 +159,10 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 				row.UsageValue = x
 			}
 		case cDateTo:
-			row.DateTo, _ = r.date(id, v)
+			var ok bool
+			if row.DateTo, ok = r.date(id, v); ok {
+				r.notAfterFile(id, row.DateTo, "a bill cannot end after the file was made")
+			}
 		case cDuration:
 			row.Duration = r.duration(id, v)
 		case cIsEstimate:
@@ -182,6 +188,17 @@ func (r *Reader) date(id int, v string) (dates.Date, bool) {
 		return 0, false
 	}
 	return d, true
+}
+
+// notAfterFile rejects a date later than the file's timestamp allows
+// (DATE_AFTER_FILE): a typo such as 22040731 would otherwise become the
+// service point's newest date and age every gap out at once.
+func (r *Reader) notAfterFile(id int, d dates.Date, why string) {
+	if r.latest == 0 || d <= r.latest {
+		return
+	}
+	r.add(id, records.CodeDateAfterFile, records.RuleBillingColumns, fmt.Sprintf("%s %s is %d days after the file was made (%s, from its name); %s: check the date",
+		records.BillingColumns[id].Name, d, int(d-dates.FromTime(r.name.Timestamp)), r.name.Timestamp.Format("2006-01-02"), why))
 }
 
 // number reads an N field: optional '-', digits, optional '.' and digits.

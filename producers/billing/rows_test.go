@@ -514,3 +514,63 @@ func TestLongDecimals(t *testing.T) {
 		t.Fatalf("%+v", recs[0])
 	}
 }
+
+// TestDC24DateAfterFile: a date_to or an inactive_date after the timestamp
+// of the file's name, beyond the tolerance, is rejected with
+// DATE_AFTER_FILE; the file here was made 2024-03-01 (issue 16 item 3).
+func TestDC24DateAfterFile(t *testing.T) {
+	days := func(n int) *int { return &n }
+	cases := []struct {
+		name string
+		file string
+		opts Options
+		over map[string]string
+		want []want // nil: accepted
+	}{
+		{name: "a typo year in date_to", over: map[string]string{"date_to": "22040731"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "date_to the day after the file, within the default tolerance", over: map[string]string{"date_to": "20240302", "duration": "31"}},
+		{name: "date_to two days after the file", over: map[string]string{"date_to": "20240303", "duration": "31"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "inactive_date in the future of the file", over: map[string]string{"inactive_date": "20240601"},
+			want: []want{{records.CodeDateAfterFile, "inactive_date", records.RuleBillingColumns}}},
+		{name: "both", over: map[string]string{"inactive_date": "20240601", "date_to": "20240630"},
+			want: []want{{records.CodeDateAfterFile, "inactive_date", records.RuleBillingColumns}, {records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "a tolerance of 0 days", opts: Options{FutureDays: days(0)}, over: map[string]string{"date_to": "20240302", "duration": "31"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "a tolerance of 121 days", opts: Options{FutureDays: days(121)}, over: map[string]string{"date_to": "20240630", "duration": "30"}},
+		{name: "no check", opts: Options{FutureDays: days(-1)}, over: map[string]string{"date_to": "22040731"}},
+		{name: "a name without a timestamp has no check", file: "legacy-export.tsv", opts: Options{Layout: records.LayoutFull},
+			over: map[string]string{"date_to": "22040731"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := tc.file
+			if name == "" {
+				name = fullName
+			}
+			_, recs, _ := readString(t, name, fileText(records.LayoutFull, rowLine(records.LayoutFull, tc.over)), tc.opts)
+			rej := recs[0].Rejected
+			if tc.want == nil {
+				if rej != nil {
+					t.Fatalf("rejected: %+v", rej.Reasons)
+				}
+				return
+			}
+			if rej == nil {
+				t.Fatalf("accepted: %+v", recs[0].Row)
+			}
+			var got []want
+			for _, r := range rej.Reasons {
+				got = append(got, want{r.Code, r.Field, r.Rule})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("reasons %+v, want %+v", rej.Reasons, tc.want)
+			}
+		})
+	}
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{"date_to": "22040731"})), Options{})
+	if m := recs[0].Rejected.Reasons[0].Message; m != "date_to 22040731 is 65895 days after the file was made (2024-03-01, from its name); a bill cannot end after the file was made: check the date" {
+		t.Errorf("message: %s", m)
+	}
+}
