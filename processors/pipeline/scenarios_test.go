@@ -116,6 +116,9 @@ func scenarios() []scenario {
 	deleted := cat(year[:11], with(year[11:], func(r *row) { r.del = "true" }))
 	badDelete := cat(superseded, with(year[11:], func(r *row) { r.del = "t" }))
 	lastWins := cat(year, with(year[11:], func(r *row) { r.rate = "R2"; r.val = "450" }))
+	// The file's last row for the account is for November and restores the
+	// allowed rate that December's row left: within one file the last row wins.
+	lastOfFile := cat(year[:11], with(year[11:], func(r *row) { r.rate = "MED1" }), year[10:11])
 	pm := func(prem, sp string) []row {
 		return months(row{sp: sp, cust: "PM", prem: prem, acct: "A" + sp, active: "20230101"}, "20230101", 6)
 	}
@@ -165,6 +168,7 @@ func scenarios() []scenario {
 		{name: "A8_deletion", files: [][]row{deleted}},
 		{name: "A8_deletion_of_an_older_account_refused", files: [][]row{badDelete}},
 		{name: "A9_last_row_wins", files: [][]row{lastWins}},
+		{name: "A9_last_row_of_the_file_wins_whatever_its_period", files: [][]row{lastOfFile}},
 		{name: "C2_property_manager_drops_to_two", files: [][]row{pmDrop}},
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
