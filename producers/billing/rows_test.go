@@ -415,10 +415,15 @@ func TestLineEndsAndBOM(t *testing.T) {
 			}
 		})
 	}
-	// Only the final line end is free: an empty line before EOF is a blank line.
+	// An empty line that ends the file is no row (DC-2.1); two are one blank
+	// line and the file's end.
 	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, good, ""), Options{})
+	if len(recs) != 1 || recs[0].Row == nil {
+		t.Fatalf("trailing empty line: %+v", recs)
+	}
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, good, "", ""), Options{})
 	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Reasons[0].Code != records.CodeBlankLine || recs[1].Rejected.Line != 3 {
-		t.Fatalf("trailing blank line: %+v", recs)
+		t.Fatalf("two trailing empty lines: %+v", recs)
 	}
 	// A header alone is a file with no rows.
 	_, recs, err := readString(t, fullName, records.HeaderLine(records.LayoutFull)+"\n", Options{})
@@ -459,8 +464,8 @@ func TestStatsByCode(t *testing.T) {
 	data := fileText(records.LayoutFull,
 		rowLine(records.LayoutFull, nil),
 		rowLine(records.LayoutFull, map[string]string{"usage_value": "-1", "usage_charge": "-1"}),
-		rowLine(records.LayoutFull, map[string]string{"duration": "0"}),
 		"",
+		rowLine(records.LayoutFull, map[string]string{"duration": "0"}),
 	)
 	r, _, _ := readString(t, fullName, data, Options{})
 	s := r.Stats()
