@@ -142,6 +142,11 @@ func scenarios() []scenario {
 	// is past the horizon when found, and named all the same.
 	old := months(row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20200101"}, "20200101", 12)
 	agedHistory := cat(old[:5], old[6:])
+	// The service point's rows name another premise from July, and gas (S3).
+	moved := cat(year[:6], with(year[6:], func(r *row) { r.prem = "P2" }))
+	refueled := cat(year[:6], with(year[6:], func(r *row) { r.typ = "G" }))
+	// One 400-day row (U11) among monthly bills: kept, and one overlap (U6).
+	long := cat(year[:6], []row{{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20230101", to: "20230630", dur: 400, val: "9000"}})
 	newAccount := cat(year[:5], with(year[7:], func(r *row) { r.acct, r.active = "A2", "20230801" }))
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
@@ -173,6 +178,9 @@ func scenarios() []scenario {
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
 		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}, month: "202408"},
+		{name: "S3_service_point_moves_to_another_premise", files: [][]row{moved}},
+		{name: "S3_service_point_changes_fuel", files: [][]row{refueled}},
+		{name: "U11_period_of_implausible_length", files: [][]row{long}},
 		{name: "S2_dual_fuel", files: [][]row{dual}},
 	}
 }

@@ -154,6 +154,7 @@ func TestA5Reactivation(t *testing.T) {
 		expect(t, "anomalies", anomStrings(o1.Anomalies), []string{
 			"A3 ACTIVE_DATE_CHANGED SP1 20240301",
 			"A5 REACTIVATION_REFUSED SP1 20240301",
+			"A10 USAGE_AFTER_FINAL_BILL SP1 20240301", // the account stays terminated
 		})
 		expect(t, "events", eventStrings(o1.AccountEvents), []string{
 			"A3 ACTIVE_DATE_CHANGED SP1/A1/C1 20240301",
@@ -163,7 +164,7 @@ func TestA5Reactivation(t *testing.T) {
 			t.Errorf("communications: %s", got)
 		}
 		o1, _ = h.feed(full("SP1").acct("A1", "20240301").mon("2024-04", 1))
-		expect(t, "the same attempt again", anomStrings(o1.Anomalies), nil)
+		expect(t, "the same attempt again", anomStrings(o1.Anomalies), []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240401"})
 		// The right row later reactivates and clears both conditions.
 		o1, _ = h.feed(full("SP1").mon("2024-05", 1))
 		expect(t, "events after a valid row", eventStrings(o1.AccountEvents), []string{
@@ -317,6 +318,40 @@ func TestA9LastRowOfAFileWins(t *testing.T) {
 			last := tc.rows[len(tc.rows)-1].r
 			if t0 := h.sp("SP1").Tenures[0]; t0.RateCode != last.RateCode || t0.SecondaryID != last.SecondaryID || t0.InactiveDate != 0 {
 				t.Errorf("tenure: %+v, want the last row's columns", t0)
+			}
+		})
+	}
+}
+
+// TestA10UsageAfterFinalBill: usage starting after the inactive_date of the
+// account it falls to is reported, about that account.
+func TestA10UsageAfterFinalBill(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"usage after the final bill", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1), usage("SP1").mon("2024-03", 1),
+		}, []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240301"}},
+		{"the final bill's own period", []*rb{full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1)}, nil},
+		{"a move-in takes over", []*rb{
+			full("SP1").inactive("20240131").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+		}, nil},
+		{"vacancy usage before the next account", []*rb{
+			full("SP1").inactive("20240131").mon("2024-01", 1), usage("SP1").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1),
+		}, []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240201"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			for _, a := range h.all1.Anomalies {
+				if a.AccountID != "A1" || a.CustomerID != "C1" {
+					t.Errorf("about account %s of %s, want A1 of C1", a.AccountID, a.CustomerID)
+				}
 			}
 		})
 	}

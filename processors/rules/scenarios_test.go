@@ -29,7 +29,8 @@ func TestScenarioMoveOutMoveIn(t *testing.T) {
 	if e := h.state()["C2/P1/communications"]; e.SecondaryID != "W2" {
 		t.Errorf("new customer's secondary id: %q", e.SecondaryID)
 	}
-	expect(t, "anomalies", anomStrings(h.all1.Anomalies), nil)
+	// The final bill repeats April's value: a duplicate row (U10).
+	expect(t, "anomalies", anomStrings(h.all1.Anomalies), []string{"U10 DUPLICATE_ROW SP1 20240401"})
 }
 
 func TestScenarioMeterExchangeChangesServicePointID(t *testing.T) {
@@ -79,8 +80,9 @@ func TestScenarioHistoricalFileAfterIncrementals(t *testing.T) {
 	o1, _ = h.feed(hist[5])
 	expect(t, "hole filled", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260630 cleared"})
 	for _, r := range months(c2, "2024-07", 6) {
-		if o1, _ := h.feed(r); len(o1.Corrections)+len(o1.Anomalies)+len(o1.AccountEvents) != 0 {
-			t.Errorf("%s sent again: %+v", r.r.DateTo, o1)
+		o1, _ := h.feed(r)
+		if len(o1.Corrections)+len(o1.AccountEvents) != 0 || len(o1.Anomalies) != 1 || o1.Anomalies[0].Code != AnomalyDuplicateRow {
+			t.Errorf("%s sent again: only a duplicate row (U10): %+v", r.r.DateTo, o1)
 		}
 	}
 	for _, e := range h.elig[n:] {

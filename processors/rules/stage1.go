@@ -166,6 +166,7 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 	ev := sp.eventDate(row)
 	before := sp.statuses()
 	if hasAccount {
+		sp.checkMove(row, src, out)
 		if row.IsAccountDeletion {
 			if !sp.deleteAccount(row, src, ev, out) {
 				return
@@ -178,14 +179,73 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 		}
 	}
 	if hasUsage {
+		sp.checkUsage(p, row, src, out)
 		before := sp.deriveFindings(p)
 		if sp.applyUsage(row, src, out) {
 			sp.reconcileTimeline(p, before, src, out)
 		}
+		sp.checkAfterFinalBill(row, src, out)
 	}
 	sp.statusEvents(before, ev, src, out)
 	sp.settle(src, out)
 	sp.updateMemberships(p, ev, src, out)
+}
+
+// checkMove reports a row that puts the service point at another premise
+// than the account on file, or gives it another service_type (S3): a
+// service point id never moves nor changes fuel. Reported once per change:
+// the row's columns then are the service point's (A9).
+func (sp *ServicePoint) checkMove(row *records.BillingRow, src Source, out *Stage1Output) {
+	if c := sp.current(); c >= 0 && row.PremiseID != sp.Tenures[c].PremiseID {
+		a := sp.anomalyForRow(row, AnomalyServicePointMoved, "S3", sp.eventDate(row), src)
+		a.Message = fmt.Sprintf("service point %s is at premise %s on file (account %s); this row puts it at premise %s (S3)",
+			sp.ID, sp.Tenures[c].PremiseID, sp.Tenures[c].AccountID, row.PremiseID)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+	if sp.ServiceType != "" && row.ServiceType != "" && row.ServiceType != sp.ServiceType {
+		a := sp.anomalyForRow(row, AnomalyFuelChanged, "S3", sp.eventDate(row), src)
+		a.Message = fmt.Sprintf("service point %s has service_type %s on file; this row says %s (S3)", sp.ID, sp.ServiceType, row.ServiceType)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+}
+
+// checkUsage reports, before a usage row is applied, a period of
+// implausible length (U11: kept on the timeline, left out of the history
+// validate counts) and the first usage of a service point that no customer
+// row named (U12: the customer file comes first, docs/data-contract.md §2.5).
+func (sp *ServicePoint) checkUsage(p Policy, row *records.BillingRow, src Source, out *Stage1Output) {
+	if !p.PlausiblePeriod(int(row.Duration)) {
+		a := sp.anomaly(AnomalyImplausiblePeriod, "U11", row.PeriodStart(), 0, src)
+		a.Message = fmt.Sprintf("the period %s-%s is %d days long, outside %d..%d days (policy min_period_days, max_period_days); it is kept, but counts for no history (U11)",
+			row.PeriodStart(), row.DateTo, row.Duration, p.MinPeriodDays, p.MaxPeriodDays)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+	if row.Layout == records.LayoutUsage && len(sp.Tenures) == 0 && len(sp.Periods) == 0 {
+		a := sp.anomaly(AnomalyUsageWithoutAccount, "U12", row.PeriodStart(), 0, src)
+		a.Message = fmt.Sprintf("usage for service point %s, which no customer row names; its usage counts for nobody until one does (U12)", sp.ID)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+}
+
+// checkAfterFinalBill reports usage whose period starts after the
+// inactive_date of the account it falls to (A10): the final bill was
+// billed, yet usage goes on at the service point.
+func (sp *ServicePoint) checkAfterFinalBill(row *records.BillingRow, src Source, out *Stage1Output) {
+	start := row.PeriodStart()
+	for i := range sp.Tenures {
+		t := &sp.Tenures[i]
+		if t.Deleted || t.InactiveDate == 0 || start <= t.InactiveDate {
+			continue
+		}
+		if w := sp.window(i); start < w.from || start > w.to {
+			continue
+		}
+		a := sp.anomalyAbout(i, AnomalyUsageAfterFinalBill, "A10", start, src)
+		a.Message = fmt.Sprintf("usage %s-%s after the final bill of account %s (inactive_date %s) and before any other account (A10)",
+			start, row.DateTo, t.AccountID, t.InactiveDate)
+		out.Anomalies = append(out.Anomalies, a)
+		return
+	}
 }
 
 // eventDate is when a row's account changes take effect (event time): the

@@ -301,3 +301,28 @@ func TestSite(t *testing.T) {
 		t.Fatalf("stage 2 holds usage facts it does not use: %s, %d", m.LastDateTo, m.ChainedMonths)
 	}
 }
+
+// TestS3ServicePointMovesOrChangesFuel: a row putting a service point at
+// another premise, or giving it another fuel, is reported once per change.
+func TestS3ServicePointMovesOrChangesFuel(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"another premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").who("C1", "P9").mon("2024-02", 1), full("SP1").who("C1", "P9").mon("2024-03", 1)},
+			[]string{"S3 SERVICE_POINT_MOVED SP1 20240201"}},
+		{"another fuel", []*rb{full("SP1").mon("2024-01", 1), full("SP1").fuel("G").mon("2024-02", 1), full("SP1").fuel("G").mon("2024-03", 1)},
+			[]string{"S3 FUEL_CHANGED SP1 20240201"}},
+		{"a new customer at the same premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1)}, nil},
+		{"a new customer at another premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P2").mon("2024-02", 1)},
+			[]string{"S3 SERVICE_POINT_MOVED SP1 20240201"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+		})
+	}
+}

@@ -61,10 +61,15 @@ func (sp *ServicePoint) applyUsage(row *records.BillingRow, src Source, out *Sta
 	i, found := slices.BinarySearchFunc(sp.Periods, np, comparePeriods)
 
 	// U4: same date_to and duration (hence the same start). The same value
-	// and charge again is a replay: nothing changes and nothing is said.
+	// and charge again is a replay: nothing changes on the timeline, but a
+	// duplicate row is a data-quality finding of its own (U10).
 	if found {
 		old := sp.Periods[i]
 		if old.Value == np.Value && old.HasCharge == np.HasCharge && old.Charge == np.Charge {
+			a := sp.anomaly(AnomalyDuplicateRow, "U10", old.Start, 0, src)
+			a.Message = fmt.Sprintf("the period %s-%s was sent again with the same %s; nothing changes (U10)",
+				old.Start, old.DateTo, valueCharge(old.Value, old.charge()))
+			out.Anomalies = append(out.Anomalies, a)
 			return false
 		}
 		sp.Periods[i] = np
@@ -333,4 +338,12 @@ func wholeMonths(from, to dates.Date) int {
 		n--
 	}
 	return n
+}
+
+// valueCharge shows a period's usage and charge for a message.
+func valueCharge(v float64, c records.NullFloat) string {
+	if !c.Valid {
+		return fmt.Sprintf("value %g and no charge", v)
+	}
+	return fmt.Sprintf("value %g and charge %g", v, c.Value)
 }

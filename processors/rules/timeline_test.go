@@ -146,11 +146,12 @@ func TestU4ExactOverwrite(t *testing.T) {
 	expect(t, "memberships", memberStrings(o1.Memberships), nil)
 	expect(t, "eligibility", eligStrings(o2), nil)
 
-	// The same row again is a replay: quiet.
+	// The same row again is a replay: nothing changes, but it is a duplicate row (U10).
 	o1, _ = h.feed(full("SP1").mon("2024-01", 120).charge(12))
-	if len(o1.Corrections)+len(o1.Anomalies)+len(o1.AccountEvents)+len(o1.Memberships) != 0 {
-		t.Errorf("replay not quiet: %+v", o1)
+	if len(o1.Corrections)+len(o1.AccountEvents)+len(o1.Memberships) != 0 {
+		t.Errorf("replay changed something: %+v", o1)
 	}
+	expect(t, "replay", anomStrings(o1.Anomalies), []string{"U10 DUPLICATE_ROW SP1 20240101"})
 	// A charge dropped is a change.
 	o1, _ = h.feed(full("SP1").mon("2024-01", 120))
 	if len(o1.Corrections) != 1 || o1.Corrections[0].NewCharge.Valid {
@@ -211,7 +212,7 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 		{"longer from a start but not the newest", full("SP1").per("20240310", 39, 1),
 			[]string{"U3 USAGE_OVERLAP SP1 20240201..20260310"}},
 		{"a 400-day row over every period", full("SP1").per("20240331", 400, 1),
-			[]string{"U3 USAGE_OVERLAP SP1 20240101..20260331"}},
+			[]string{"U11 IMPLAUSIBLE_PERIOD SP1 20230226", "U3 USAGE_OVERLAP SP1 20240101..20260331"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -368,5 +369,86 @@ func TestU2GapFoundAlreadyAged(t *testing.T) {
 	}
 	if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
 		t.Errorf("communications: %s", got)
+	}
+}
+
+// TestU10DuplicateRow: the same period sent twice with the same value and
+// charge changes nothing on the timeline but is a finding of its own.
+func TestU10DuplicateRow(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"same value and charge", []*rb{full("SP1").mon("2024-01", 5).charge(1), full("SP1").mon("2024-01", 5).charge(1)},
+			[]string{"U10 DUPLICATE_ROW SP1 20240101"}},
+		{"same value, no charge either time", []*rb{usage("SP1").mon("2024-01", 5), usage("SP1").mon("2024-01", 5)},
+			[]string{"U12 USAGE_WITHOUT_ACCOUNT SP1 20240101", "U10 DUPLICATE_ROW SP1 20240101"}},
+		{"another value is a correction, no duplicate", []*rb{full("SP1").mon("2024-01", 5), full("SP1").mon("2024-01", 6)}, nil},
+		{"a charge added is a correction, no duplicate", []*rb{full("SP1").mon("2024-01", 5), full("SP1").mon("2024-01", 5).charge(1)}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			if len(tc.want) > 0 {
+				a := h.all1.Anomalies[len(h.all1.Anomalies)-1]
+				if a.Source.Line != 2 || !strings.Contains(a.Message, "sent again") {
+					t.Errorf("source or message: %+v", a)
+				}
+			}
+		})
+	}
+}
+
+// TestU11ImplausiblePeriod: a period outside the policy's bounds is reported
+// and kept.
+func TestU11ImplausiblePeriod(t *testing.T) {
+	strict := DefaultPolicy()
+	strict.MinPeriodDays, strict.MaxPeriodDays = 20, 40
+	cases := []struct {
+		name string
+		p    Policy
+		row  *rb
+		want []string
+	}{
+		{"10,000 days", DefaultPolicy(), full("SP1").per("20240131", 10000, 1), []string{"U11 IMPLAUSIBLE_PERIOD SP1 19960915"}},
+		{"101 days", DefaultPolicy(), full("SP1").per("20240131", 101, 1), []string{"U11 IMPLAUSIBLE_PERIOD SP1 20231023"}},
+		{"100 days", DefaultPolicy(), full("SP1").per("20240131", 100, 1), nil},
+		{"one day, no lower bound by default", DefaultPolicy(), full("SP1").per("20240131", 1, 1), nil},
+		{"ten days under a lower bound of 20", strict, full("SP1").per("20240131", 10, 1), []string{"U11 IMPLAUSIBLE_PERIOD SP1 20240122"}},
+		{"45 days over an upper bound of 40", strict, full("SP1").per("20240131", 45, 1), []string{"U11 IMPLAUSIBLE_PERIOD SP1 20231218"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.p)
+			h.feed(tc.row)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			if n := len(h.sp("SP1").Periods); n != 1 {
+				t.Errorf("the period is kept: %d periods", n)
+			}
+		})
+	}
+}
+
+// TestU12UsageWithoutAccount: in the two-file layout, usage for a service
+// point no customer row named is reported once.
+func TestU12UsageWithoutAccount(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"no customer row", []*rb{usage("SP1").mon("2024-01", 1), usage("SP1").mon("2024-02", 1)}, []string{"U12 USAGE_WITHOUT_ACCOUNT SP1 20240101"}},
+		{"customer row first", []*rb{cust("SP1"), usage("SP1").mon("2024-01", 1)}, nil},
+		{"full layout", []*rb{full("SP1").mon("2024-01", 1)}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+		})
 	}
 }

@@ -34,10 +34,18 @@ func month(ym string, over hand) hand {
 // (yyyymmddHHMMSS) holding rows, and returns its path.
 func handFile(t *testing.T, dir, stamp string, rows ...hand) string {
 	t.Helper()
-	lines := []string{records.HeaderLine(records.LayoutFull)}
+	return handLayoutFile(t, dir, records.LayoutFull, stamp, "", rows...)
+}
+
+// handLayoutFile writes a file of layout l holding rows, then tail, and
+// returns its path.
+func handLayoutFile(t *testing.T, dir string, l records.Layout, stamp, tail string, rows ...hand) string {
+	t.Helper()
+	cols := records.LayoutColumns(l)
+	lines := []string{records.HeaderLine(l)}
 	for _, r := range rows {
-		parts := make([]string, len(records.BillingColumns))
-		for i, c := range records.BillingColumns {
+		parts := make([]string, len(cols))
+		for i, c := range cols {
 			v, ok := r[c.Name]
 			if !ok {
 				v = handDefaults[c.Name]
@@ -46,8 +54,8 @@ func handFile(t *testing.T, dir, stamp string, rows ...hand) string {
 		}
 		lines = append(lines, strings.Join(parts, "\t"))
 	}
-	path := filepath.Join(dir, "opwr_tst_res_v1-19-0_full_"+stamp+".tsv")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	path := filepath.Join(dir, "opwr_tst_res_v1-19-0_"+string(l)+"_"+stamp+".tsv")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"+tail), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -615,11 +615,7 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	s := spSummary{}
 	if len(sp.Periods) > 0 {
 		s.usage = true
-		last := sp.Periods[0].DateTo
-		for _, p := range sp.Periods {
-			last = max(last, p.DateTo)
-		}
-		s.months = int32(historyMonths(sp.Periods[0].Start, last))
+		s.months = int32(coveredMonths(r.opts.Policy, sp.Periods))
 	}
 	// The account on file is the last tenure not deleted; without one (a
 	// usage file on its own carries no accounts) the service point counts as
@@ -636,10 +632,20 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	r.history[maphash.String(r.seed, id)] = s
 }
 
-// historyMonths is the length of a history in months of 30.44 days (a year
-// over twelve), rounded: thirteen monthly bills of 28 to 33 days are thirteen
-// months, whichever day of the month the read cycle starts on.
-func historyMonths(from, to dates.Date) int {
-	days := float64(to - from + 1)
-	return int(math.Round(days / (365.25 / 12)))
+// coveredMonths is the history of a timeline in months of 30.44 days (a
+// year over twelve), rounded: thirteen monthly bills of 28 to 33 days are
+// thirteen months, whichever day of the month the read cycle starts on. Only
+// the days plausible periods cover count (U11): one 10,000-day period is no
+// history, and neither is a gap.
+func coveredMonths(p rules.Policy, ps []rules.Period) int {
+	var days int
+	var end dates.Date // the last day counted; periods are sorted by start
+	for _, pe := range ps {
+		if !p.PlausiblePeriod(int(pe.Duration())) || pe.DateTo <= end {
+			continue
+		}
+		days += int(pe.DateTo - max(pe.Start, end+1) + 1)
+		end = pe.DateTo
+	}
+	return int(math.Round(float64(days) / (365.25 / 12)))
 }
