@@ -147,6 +147,11 @@ func scenarios() []scenario {
 	refueled := cat(year[:6], with(year[6:], func(r *row) { r.typ = "G" }))
 	// One 400-day row (U11) among monthly bills: kept, and one overlap (U6).
 	long := cat(year[:6], []row{{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20230101", to: "20230630", dur: 400, val: "9000"}})
+	// C2 moves in on the electric in July; the gas stays C1's until C2's
+	// gas account starts in September: two customers active at P1 (C4).
+	gasYear := months(gas, "20230101", 12)
+	twoActive := cat(year[:6], gasYear[:8], with(year[6:], func(r *row) { r.cust, r.acct, r.active = "C2", "A2", "20230701" }),
+		with(gasYear[8:], func(r *row) { r.cust, r.acct, r.active = "C2", "AG2", "20230901" }))
 	newAccount := cat(year[:5], with(year[7:], func(r *row) { r.acct, r.active = "A2", "20230801" }))
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
@@ -176,6 +181,7 @@ func scenarios() []scenario {
 		{name: "A9_last_row_of_the_file_wins_whatever_its_period", files: [][]row{lastOfFile}},
 		{name: "C2_property_manager_drops_to_two", files: [][]row{pmDrop}},
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
+		{name: "C4_two_customers_active_at_one_premise", files: [][]row{twoActive}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
 		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}, month: "202408"},
 		{name: "S3_service_point_moves_to_another_premise", files: [][]row{moved}},

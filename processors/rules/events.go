@@ -53,6 +53,7 @@ const (
 	AnomalyUsageAfterFinalBill = "USAGE_AFTER_FINAL_BILL" // A10: usage after the inactive_date of the account it falls to
 	AnomalyServicePointMoved   = "SERVICE_POINT_MOVED"    // S3: a service point's row names another premise
 	AnomalyFuelChanged         = "FUEL_CHANGED"           // S3: a service point's row names another service_type
+	AnomalyTwoCustomersActive  = "TWO_CUSTOMERS_ACTIVE"   // C4: two customers active on different service points of one premise
 )
 
 // Account event types.

@@ -155,7 +155,9 @@ func (h *harness) stage2(m Membership) []EligibilityChanged {
 			h.t.Fatal(err)
 		}
 	}
-	ins := site.Apply(h.p, m)
+	so := site.Apply(h.p, m)
+	h.all1.Anomalies = append(h.all1.Anomalies, so.Anomalies...)
+	ins := so.Inputs
 	b, err := site.MarshalBinary()
 	if err != nil {
 		h.t.Fatal(err)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
@@ -323,6 +324,45 @@ func TestS3ServicePointMovesOrChangesFuel(t *testing.T) {
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+		})
+	}
+}
+
+// TestC4TwoCustomersActive: two customers active on different service
+// points of one premise at the same time are reported by the premise stage,
+// and cleared when it ends; a supersede on one service point is not.
+func TestC4TwoCustomersActive(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"the electric moves in, the gas stays the old customer's, then moves too", []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+			full("SPE").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+			full("SPG").acct("AG", "20240101").fuel("G").mon("2024-02", 1),
+			full("SPG").acct("AG2", "20240301").who("C2", "P1").fuel("G").mon("2024-03", 1),
+		}, []string{"C4 TWO_CUSTOMERS_ACTIVE SPE 20240201", "C4 TWO_CUSTOMERS_ACTIVE SPG 20240301 cleared"}},
+		{"a move-in on one service point", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+		}, nil},
+		{"one customer on two service points", []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+		}, nil},
+		{"two customers at two premises", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP2").acct("A2", "20240101").who("C2", "P2").mon("2024-01", 1),
+		}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			for _, a := range h.all1.Anomalies {
+				if a.PremiseID != "P1" || !strings.Contains(a.Message, "C1, C2") || a.Source.Line == 0 {
+					t.Errorf("anomaly %+v: want premise P1, both customers named and the row behind it", a)
+				}
+			}
 		})
 	}
 }

@@ -262,16 +262,21 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
+	// The premise stage's anomalies (C4) are found on this goroutine and
+	// become findings after both are done: findings belong to the first.
+	var later []rules.Anomaly
 	g.Go(func() error {
-		var elig []rules.EligibilityChanged
+		var lo rules.LaterOutput
 		for ms := range members {
 			var err error
-			if elig, err = r.chain.ApplyMemberships(ms, elig[:0]); err != nil {
+			lo.Eligibility = lo.Eligibility[:0]
+			if lo, err = r.chain.ApplyMemberships(ms, lo); err != nil {
 				return fmt.Errorf("validate: %w", err) // it names the file and line
 			}
-			for _, e := range elig {
+			for _, e := range lo.Eligibility {
 				r.eligibility(e)
 			}
+			later = lo.Anomalies
 			select {
 			case free <- ms[:0]:
 			default:
@@ -279,7 +284,11 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.stage1(rules.Stage1Output{Anomalies: later})
+	return nil
 }
 
 // read reads every file in turn and sends its records in batches, each file
