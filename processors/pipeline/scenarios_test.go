@@ -124,6 +124,9 @@ func scenarios() []scenario {
 	}
 	pmDrop := cat(pm("P1", "S1"), pm("P2", "S2"), pm("P3", "S3"),
 		with(pm("P3", "S3")[5:], func(r *row) { r.inactive = r.to }))
+	// The meter is exchanged on June 15, mid-cycle: the old one's last bill
+	// runs to June 30 (S1 all the same).
+	midCycle := cat(year[:6], months(row{sp: "SP1B", cust: "C1", prem: "P1", acct: "A1B", active: "20230615"}, "20230615", 6))
 	replacement := cat(year[:6], months(row{sp: "SP1B", cust: "C1", prem: "P1", acct: "A1B", active: "20230701"}, "20230701", 6))
 	// A customer moves out (terminated in June) and another moves in in July
 	// on a new service point: the meter exchange wrongly changed the id.
@@ -183,6 +186,7 @@ func scenarios() []scenario {
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
 		{name: "C4_two_customers_active_at_one_premise", files: [][]row{twoActive}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
+		{name: "S1_meter_exchanged_mid_cycle", files: [][]row{midCycle}},
 		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}, month: "202408"},
 		{name: "S3_service_point_moves_to_another_premise", files: [][]row{moved}},
 		{name: "S3_service_point_changes_fuel", files: [][]row{refueled}},

@@ -41,6 +41,10 @@ type Policy struct {
 	// ReplacementHistoryMonths of chained usage on the new service point end
 	// a SERVICE_POINT_CHANGED reason (S1).
 	ReplacementHistoryMonths int `yaml:"replacement_history_months"`
+	// ReplacementOverlapDays is how far the old service point's last bill may
+	// run past the new one's first day and still be a replacement (S1): a
+	// meter exchanged mid-cycle, the old meter billed to its cycle end.
+	ReplacementOverlapDays int `yaml:"replacement_overlap_days"`
 	// SumTolerancePct and SumToleranceUnits bound the interval/billing sum
 	// check (I6); not used by the billing rules yet.
 	SumTolerancePct   float64 `yaml:"sum_tolerance_pct"`
@@ -117,6 +121,7 @@ func DefaultPolicy() Policy {
 		MinPeriodDays:            1,
 		MaxPeriodDays:            100,
 		ReplacementHistoryMonths: 12,
+		ReplacementOverlapDays:   35,
 		SumTolerancePct:          2,
 		SumToleranceUnits:        1,
 		PropertyManagerPremises:  2,
@@ -227,6 +232,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MinPeriodDays < 1 || p.MaxPeriodDays < p.MinPeriodDays {
 		errs = append(errs, fmt.Errorf("min_period_days %d and max_period_days %d: give 1 or more days, the maximum not below the minimum (1 and 100 by default)", p.MinPeriodDays, p.MaxPeriodDays))
+	}
+	if p.ReplacementOverlapDays < 0 {
+		errs = append(errs, fmt.Errorf("replacement_overlap_days is %d; give 0 or more days (35 is a billing cycle)", p.ReplacementOverlapDays))
 	}
 	if p.ReplacementHistoryMonths < 0 {
 		errs = append(errs, fmt.Errorf("replacement_history_months is %d; give 0 or more months", p.ReplacementHistoryMonths))

@@ -265,8 +265,10 @@ func (s *Site) points() []point {
 
 // replacements finds S1 at this premise: a new active service point N of a
 // fuel while an older one O of the same fuel has no period ending after N's
-// first period start. It holds until N has ReplacementHistoryMonths of
-// chained usage.
+// first period start, or (a meter exchanged mid-cycle: the old meter's last
+// bill still runs to its cycle end) none ending more than
+// ReplacementOverlapDays after it nor as late as N's newest. It holds
+// until N has ReplacementHistoryMonths of chained usage.
 func (s *Site) replacements(p Policy) []Reason {
 	pts := s.points()
 	var out []Reason
@@ -275,7 +277,14 @@ func (s *Site) replacements(p Policy) []Reason {
 			continue
 		}
 		for _, o := range pts {
-			if o.id == n.id || o.fuel != n.fuel || o.last == 0 || o.first >= n.first || o.last > n.first {
+			if o.id == n.id || o.fuel != n.fuel || o.last == 0 || o.first >= n.first {
+				continue
+			}
+			// The old one stopped before the new one started, or (mid-cycle)
+			// its last bill ran on at most ReplacementOverlapDays and ended
+			// before the new one's newest: two meters billing side by side
+			// are no replacement.
+			if o.last > n.first && (o.last > n.first.AddDays(p.ReplacementOverlapDays) || o.last >= n.last) {
 				continue
 			}
 			out = append(out, Reason{Code: ReasonServicePointChanged, Rule: "S1", ServicePointID: n.id,

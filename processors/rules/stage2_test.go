@@ -138,6 +138,14 @@ func TestS1Replacement(t *testing.T) {
 	})
 
 	t.Run("not a replacement", func(t *testing.T) {
+		// A second meter that goes on billing is no replacement once its next
+		// bill runs past the overlap (S1 mid-cycle, below).
+		h := newHarness(t, DefaultPolicy())
+		h.feed(months(full("SPE1"), "2024-01", 6)...)
+		h.feed(full("SPE2").acct("A2", "20240615").per("20240714", 30, 1), full("SPE1").mon("2024-07", 1), full("SPE1").mon("2024-08", 1))
+		if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+			t.Errorf("a second meter: %s", got)
+		}
 		cases := map[string][]*rb{
 			"the old one keeps receiving usage": append(months(full("SPE1"), "2024-01", 6), full("SPE2").acct("A2", "20240401").mon("2024-04", 1)),
 			"another fuel":                      append(months(full("SPE1"), "2024-01", 6), full("SPG1").fuel("G").acct("A2", "20240701").mon("2024-07", 1)),
@@ -362,6 +370,32 @@ func TestC4TwoCustomersActive(t *testing.T) {
 				if a.PremiseID != "P1" || !strings.Contains(a.Message, "C1, C2") || a.Source.Line == 0 {
 					t.Errorf("anomaly %+v: want premise P1, both customers named and the row behind it", a)
 				}
+			}
+		})
+	}
+}
+
+// TestS1MidCycleMeterExchange: a meter exchanged mid-cycle, the old meter
+// billed to its cycle end after the new one started, is a replacement too.
+func TestS1MidCycleMeterExchange(t *testing.T) {
+	cases := []struct {
+		name    string
+		overlap int
+		want    string
+	}{
+		{"default overlap", 35, "SERVICE_POINT_CHANGED:S1:SPE2:20240615..20250614"},
+		{"no overlap allowed", 0, "eligible"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultPolicy()
+			p.ReplacementOverlapDays = tc.overlap
+			h := newHarness(t, p)
+			h.feed(months(full("SPE1"), "2024-01", 5)...)                      // January to May
+			h.feed(full("SPE2").acct("A2", "20240615").per("20240714", 30, 1)) // the new meter from June 15
+			h.feed(full("SPE1").mon("2024-06", 1))                             // the old meter's last bill, to its cycle end
+			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
+				t.Errorf("communications: %s, want %s", got, tc.want)
 			}
 		})
 	}
