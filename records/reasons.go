@@ -25,6 +25,7 @@ const (
 	CodeBadFlag              = "BAD_FLAG"
 	CodeBadState             = "BAD_STATE"
 	CodeBadZip               = "BAD_ZIP"
+	CodeDateAfterFile        = "DATE_AFTER_FILE" // date_to or inactive_date after the file's timestamp (beyond the tolerance)
 
 	// Interval reads only.
 	CodeBadTime          = "BAD_TIME"           // not HHmm, or not a time of day

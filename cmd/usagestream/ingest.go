@@ -36,6 +36,7 @@ type ingestCmd struct {
 	Layout         string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
 	Utility        string        `name:"utility" env:"USAGESTREAM_UTILITY" help:"Utility code of files whose name does not follow the convention."`
 	NetMetering    bool          `name:"net-metering" env:"USAGESTREAM_NET_METERING" help:"Accept negative usage (rule U9)."`
+	FutureDays     int           `name:"future-days" env:"USAGESTREAM_FUTURE_DAYS" default:"1" help:"Days a date_to or inactive_date may lie after the timestamp of the file's name before the row is rejected (DATE_AFTER_FILE); -1: no check."`
 	ServiceTypes   []string      `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
 	KeepPersonal   bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
 	MaxRejects     int64         `name:"max-rejects" env:"USAGESTREAM_MAX_REJECTS" default:"1000" help:"Fail a file once more than this many rows are rejected and --max-reject-share is crossed too; the rest of the file is not read (-1: no limit)."`
@@ -71,6 +72,7 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 			ServiceTypes: c.ServiceTypes,
 			NetMetering:  c.NetMetering,
 			KeepPersonal: c.KeepPersonal,
+			FutureDays:   &c.FutureDays,
 		},
 	}
 	cfg.Interval = interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes}, Minutes: c.IntervalMinutes, Location: c.location}

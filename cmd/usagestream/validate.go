@@ -35,6 +35,7 @@ type validateCmd struct {
 	TempDir      string   `name:"temp-dir" env:"USAGESTREAM_TEMP_DIR" help:"Folder for the temporary Pebble store (default: the system's); removed at the end."`
 	Layout       string   `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
 	ServiceTypes []string `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+	FutureDays   int      `name:"future-days" env:"USAGESTREAM_FUTURE_DAYS" default:"1" help:"Days a date_to or inactive_date may lie after the timestamp of the file's name before the row is rejected (DATE_AFTER_FILE); -1: no check."`
 	Progress     string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
@@ -66,7 +67,7 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
 		Policy:      policy,
-		Reader:      billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes},
+		Reader:      billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays},
 		Store:       c.Store,
 		PebbleAbove: c.PebbleAbove,
 		CacheStates: c.CacheStates,

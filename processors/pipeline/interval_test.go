@@ -310,7 +310,7 @@ func TestIntervalHistoryForStage2(t *testing.T) {
 		daily = append(daily, fmt.Sprintf("SP1\t10\t%s\t0000\tKWH\tA\t-0500\tE\t", start.AddDate(0, 0, d).Format("20060102")))
 	}
 	files := []string{
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230101000000.tsv", records.HeaderLine(records.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230201000000.tsv", records.HeaderLine(records.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(records.IntervalColumns, "\t"), daily),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})

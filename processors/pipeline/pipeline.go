@@ -223,8 +223,8 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	}
 }
 
-// PremiseStage judges what belongs to a premise as a place (S1) and forwards
-// to stage 2 what it uses.
+// PremiseStage judges what belongs to a premise as a place (S1, C4) and
+// forwards to stage 2 what it uses.
 func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 	st := p.topo.MustStage(StagePremise)
 	return &runtime.Processor[*rules.Site]{
@@ -247,15 +247,22 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 			if m.Membership.PremiseID != string(in.Record.Key) {
 				return runtime.Step[*rules.Site]{}, errKeyMismatch("membership", "premise_id", in.Record.Topic)
 			}
-			var outs []runtime.Out
-			for _, ci := range s.Apply(p.policy, m.Membership) {
+			so := s.Apply(p.policy, m.Membership)
+			ev := &events{in: in}
+			for _, a := range so.Anomalies {
+				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), m.Utility, a))
+			}
+			if ev.err != nil {
+				return runtime.Step[*rules.Site]{}, ev.err
+			}
+			for _, ci := range so.Inputs {
 				b, err := json.Marshal(customerInput{Utility: m.Utility, Input: ci})
 				if err != nil {
 					return runtime.Step[*rules.Site]{}, err
 				}
-				outs = append(outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b})
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b})
 			}
-			return runtime.Step[*rules.Site]{State: s, Write: true, Outputs: outs}, nil
+			return runtime.Step[*rules.Site]{State: s, Write: true, Outputs: ev.outs}, nil
 		},
 	}
 }

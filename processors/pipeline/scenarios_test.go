@@ -90,6 +90,10 @@ type scenario struct {
 	name   string
 	files  [][]row // each file is ingested by its own ingest run, in this order
 	policy func(*rules.Policy)
+	// month is the yyyymm of the files' name timestamps (day: the file's
+	// number); default 202401. A bill cannot end after its file was made
+	// (DATE_AFTER_FILE): scenarios whose usage runs into 2024 are stamped later.
+	month string
 }
 
 var electric = row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20230101"}
@@ -112,11 +116,17 @@ func scenarios() []scenario {
 	deleted := cat(year[:11], with(year[11:], func(r *row) { r.del = "true" }))
 	badDelete := cat(superseded, with(year[11:], func(r *row) { r.del = "t" }))
 	lastWins := cat(year, with(year[11:], func(r *row) { r.rate = "R2"; r.val = "450" }))
+	// The file's last row for the account is for November and restores the
+	// allowed rate that December's row left: within one file the last row wins.
+	lastOfFile := cat(year[:11], with(year[11:], func(r *row) { r.rate = "MED1" }), year[10:11])
 	pm := func(prem, sp string) []row {
 		return months(row{sp: sp, cust: "PM", prem: prem, acct: "A" + sp, active: "20230101"}, "20230101", 6)
 	}
 	pmDrop := cat(pm("P1", "S1"), pm("P2", "S2"), pm("P3", "S3"),
 		with(pm("P3", "S3")[5:], func(r *row) { r.inactive = r.to }))
+	// The meter is exchanged on June 15, mid-cycle: the old one's last bill
+	// runs to June 30 (S1 all the same).
+	midCycle := cat(year[:6], months(row{sp: "SP1B", cust: "C1", prem: "P1", acct: "A1B", active: "20230615"}, "20230615", 6))
 	replacement := cat(year[:6], months(row{sp: "SP1B", cust: "C1", prem: "P1", acct: "A1B", active: "20230701"}, "20230701", 6))
 	// A customer moves out (terminated in June) and another moves in in July
 	// on a new service point: the meter exchange wrongly changed the id.
@@ -129,13 +139,32 @@ func scenarios() []scenario {
 	history := months(row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20210101"}, "20210101", 38)
 	agesOut := cat(history[:10], history[12:])
 	net := cat(year, with(year[5:6], func(r *row) { r.val = "-120" }))
+	// The same customer gets a new account number at the same premise after
+	// a gap: the gap is the subject's (C1) and blocks it.
+	// A historical file after later incrementals, June 2020 missing: the gap
+	// is past the horizon when found, and named all the same.
+	old := months(row{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20200101"}, "20200101", 12)
+	agedHistory := cat(old[:5], old[6:])
+	// The service point's rows name another premise from July, and gas (S3).
+	moved := cat(year[:6], with(year[6:], func(r *row) { r.prem = "P2" }))
+	refueled := cat(year[:6], with(year[6:], func(r *row) { r.typ = "G" }))
+	// One 400-day row (U11) among monthly bills: kept, and one overlap (U6).
+	long := cat(year[:6], []row{{sp: "SP1", cust: "C1", prem: "P1", acct: "A1", active: "20230101", to: "20230630", dur: 400, val: "9000"}})
+	// C2 moves in on the electric in July; the gas stays C1's until C2's
+	// gas account starts in September: two customers active at P1 (C4).
+	gasYear := months(gas, "20230101", 12)
+	twoActive := cat(year[:6], gasYear[:8], with(year[6:], func(r *row) { r.cust, r.acct, r.active = "C2", "A2", "20230701" }),
+		with(gasYear[8:], func(r *row) { r.cust, r.acct, r.active = "C2", "AG2", "20230901" }))
+	newAccount := cat(year[:5], with(year[7:], func(r *row) { r.acct, r.active = "A2", "20230801" }))
 	return []scenario{
 		{name: "U1_chain", files: [][]row{year}},
 		{name: "U2_gap", files: [][]row{gap}},
-		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}},
+		{name: "U2_gap_ages_out_after_two_years", files: [][]row{agesOut}, month: "202403"},
+		{name: "U2_gap_across_a_new_account_of_the_same_customer", files: [][]row{newAccount}},
+		{name: "U2_gap_found_already_past_the_horizon", files: [][]row{with(year, func(r *row) { r.active = "20200101" }), agedHistory}},
 		{name: "U3_overlap", files: [][]row{cat(year[:6], []row{overlapRow}, year[7:])}},
 		{name: "U4_exact_overwrite", files: [][]row{cat(year, []row{exact})}},
-		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}},
+		{name: "U5_overlapping_overwrite", files: [][]row{cat(year, []row{u5})}, month: "202402"},
 		{name: "U7_zero_usage_lapse", files: [][]row{with(year, func(r *row) {
 			if r.to >= "20230501" && r.to <= "20230731" {
 				r.val = "0"
@@ -152,10 +181,16 @@ func scenarios() []scenario {
 		{name: "A8_deletion", files: [][]row{deleted}},
 		{name: "A8_deletion_of_an_older_account_refused", files: [][]row{badDelete}},
 		{name: "A9_last_row_wins", files: [][]row{lastWins}},
+		{name: "A9_last_row_of_the_file_wins_whatever_its_period", files: [][]row{lastOfFile}},
 		{name: "C2_property_manager_drops_to_two", files: [][]row{pmDrop}},
 		{name: "C3_secondary_id", files: [][]row{with(year[:3], func(r *row) { r.sec = "DISPLAY-7" })}},
+		{name: "C4_two_customers_active_at_one_premise", files: [][]row{twoActive}},
 		{name: "S1_meter_exchange_changes_service_point_id", files: [][]row{replacement}},
-		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}},
+		{name: "S1_meter_exchanged_mid_cycle", files: [][]row{midCycle}},
+		{name: "S1_new_customer_on_a_new_service_point", files: [][]row{newcomer}, month: "202408"},
+		{name: "S3_service_point_moves_to_another_premise", files: [][]row{moved}},
+		{name: "S3_service_point_changes_fuel", files: [][]row{refueled}},
+		{name: "U11_period_of_implausible_length", files: [][]row{long}},
 		{name: "S2_dual_fuel", files: [][]row{dual}},
 	}
 }
@@ -225,7 +260,11 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 		for _, r := range rows {
 			lines = append(lines, r.line())
 		}
-		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_2024010%d000000.tsv", n+1)
+		month := sc.month
+		if month == "" {
+			month = "202401"
+		}
+		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_%s0%d000000.tsv", month, n+1)
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)

@@ -35,11 +35,14 @@ type Tenure struct {
 	RateCode     string     `json:"rate_code,omitempty"`
 	RateSince    dates.Date `json:"rate_since"`
 	RateSource   Source     `json:"rate_source,omitzero"`
-	// AsOf is the newest date_to of the full rows applied to this tenure. A
-	// full row for an older period is history arriving late (U8): its usage
-	// counts but its account columns do not overwrite newer ones (A9 applies
-	// in period order; customer rows carry no period and apply in file order).
+	// AsOf is the newest date_to of the full rows applied to this tenure,
+	// AsOfFile the file of the last full row applied. Within one file the
+	// last row wins (A9), whatever its period. A full row of another file for
+	// a period older than AsOf is history arriving late (U8): its usage
+	// counts but its account columns do not overwrite newer ones. Customer
+	// rows carry no period and apply in file order.
 	AsOf      dates.Date `json:"as_of,omitempty"`
+	AsOfFile  string     `json:"as_of_file,omitempty"`
 	Source    Source     `json:"source"`              // the row that created it
 	EndSource Source     `json:"end_source,omitzero"` // the row that terminated or deleted it
 }
@@ -191,7 +194,7 @@ func (sp *ServicePoint) applyAccount(row *records.BillingRow, src Source, ev dat
 		return
 	}
 	c := &sp.Tenures[cur]
-	historical := row.Layout == records.LayoutFull && row.DateTo < c.AsOf
+	historical := lateHistory(row, src, c)
 	switch {
 	case acct == c.AccountID && ad == c.ActiveDate:
 		sp.updateTenure(cur, row, src, ev, true, out)
@@ -256,7 +259,7 @@ func (sp *ServicePoint) addTenure(row *records.BillingRow, src Source) {
 		t.InactiveDate, t.EndSource = row.InactiveDate.Date, src
 	}
 	if row.Layout == records.LayoutFull {
-		t.AsOf = row.DateTo
+		t.AsOf, t.AsOfFile = row.DateTo, src.File
 	}
 	i, _ := slices.BinarySearchFunc(sp.Tenures, t, compareTenures)
 	sp.Tenures = slices.Insert(sp.Tenures, i, t)
@@ -264,14 +267,14 @@ func (sp *ServicePoint) addTenure(row *records.BillingRow, src Source) {
 
 // updateTenure applies a row to the tenure it belongs to: attributes (A9),
 // rate (A7), termination (A4) and, for the account on file, reactivation
-// (A5). A full row older than the tenure's newest is late history: ignored here.
+// (A5). Late history (lateHistory) is ignored here.
 func (sp *ServicePoint) updateTenure(i int, row *records.BillingRow, src Source, ev dates.Date, isCurrent bool, out *Stage1Output) {
 	t := &sp.Tenures[i]
 	if row.Layout == records.LayoutFull {
-		if row.DateTo < t.AsOf {
+		if lateHistory(row, src, t) {
 			return
 		}
-		t.AsOf = row.DateTo
+		t.AsOf, t.AsOfFile = max(t.AsOf, row.DateTo), src.File
 	}
 	t.CustomerID, t.PremiseID, t.SecondaryID = row.CustomerID, row.PremiseID, row.SecondaryID
 	if row.RateCode != t.RateCode {
@@ -289,6 +292,14 @@ func (sp *ServicePoint) updateTenure(i int, row *records.BillingRow, src Source,
 		// lapse never sets inactive_date, so it never gets here.
 		t.InactiveDate, t.EndSource = 0, Source{}
 	}
+}
+
+// lateHistory says whether a full row is history arriving late for tenure
+// t: a period older than the newest applied to it, from another file. Within
+// the file that applied the newest, the last row wins (A9), so a last row
+// restoring a rate or reactivating (A5) counts though its period is older.
+func lateHistory(row *records.BillingRow, src Source, t *Tenure) bool {
+	return row.Layout == records.LayoutFull && row.DateTo < t.AsOf && src.File != t.AsOfFile
 }
 
 // restore undoes an active-date change (A3) when a row brings the original

@@ -69,7 +69,7 @@ func TestA2Supersede(t *testing.T) {
 	h = newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1))
 	o1, _ = h.feed(full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1))
-	expect(t, "vacancy anomaly", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260301"})
+	expect(t, "vacancy anomaly", anomStrings(o1.Anomalies), []string{"U2 USAGE_GAP SP1 20240201..20260228"})
 	expect(t, "vacancy memberships", memberStrings(o1.Memberships), []string{
 		"C1/P1/SP1 inactive 20240101-20240131 [SUPERSEDED:A2:SP1:20240301]",
 		"C2/P1/SP1 active 20240301-20240331 [eligible]",
@@ -154,6 +154,7 @@ func TestA5Reactivation(t *testing.T) {
 		expect(t, "anomalies", anomStrings(o1.Anomalies), []string{
 			"A3 ACTIVE_DATE_CHANGED SP1 20240301",
 			"A5 REACTIVATION_REFUSED SP1 20240301",
+			"A10 USAGE_AFTER_FINAL_BILL SP1 20240301", // the account stays terminated
 		})
 		expect(t, "events", eventStrings(o1.AccountEvents), []string{
 			"A3 ACTIVE_DATE_CHANGED SP1/A1/C1 20240301",
@@ -163,7 +164,7 @@ func TestA5Reactivation(t *testing.T) {
 			t.Errorf("communications: %s", got)
 		}
 		o1, _ = h.feed(full("SP1").acct("A1", "20240301").mon("2024-04", 1))
-		expect(t, "the same attempt again", anomStrings(o1.Anomalies), nil)
+		expect(t, "the same attempt again", anomStrings(o1.Anomalies), []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240401"})
 		// The right row later reactivates and clears both conditions.
 		o1, _ = h.feed(full("SP1").mon("2024-05", 1))
 		expect(t, "events after a valid row", eventStrings(o1.AccountEvents), []string{
@@ -175,10 +176,16 @@ func TestA5Reactivation(t *testing.T) {
 			"A5 REACTIVATION_REFUSED SP1 20240301 cleared",
 		})
 	})
-	t.Run("invalid: same account and date, terminated row without inactive_date after the final bill is history (U8)", func(t *testing.T) {
+	t.Run("invalid: same account and date, terminated, a later file's row for a period before the final bill is history (U8)", func(t *testing.T) {
 		h := terminated(t)
+		h.file = "later.tsv"
 		o1, _ := h.feed(full("SP1").mon("2024-01", 7)) // a late copy of January
 		expect(t, "events", eventStrings(o1.AccountEvents), nil)
+	})
+	t.Run("valid: the last row of the file, for an older period, reactivates (A9)", func(t *testing.T) {
+		h := terminated(t)
+		o1, _ := h.feed(full("SP1").mon("2024-01", 7)) // the file's last row for the account
+		expect(t, "events", eventStrings(o1.AccountEvents), []string{"A5 REACTIVATED SP1/A1/C1 20240101"})
 	})
 	t.Run("a new account after a termination is a move-in (A2), not a reactivation", func(t *testing.T) {
 		h := terminated(t)
@@ -270,12 +277,82 @@ func TestA9LastRowWins(t *testing.T) {
 	if got := h.now("C1", "P1", ProgramWebAccess); got != "INACTIVE:A9:SP1:20240101" {
 		t.Errorf("old pair: %s", got)
 	}
-	// Late history does not overwrite newer account columns.
+	// Late history from another file does not overwrite newer account columns.
 	h = newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-03", 1))
+	h.file = "history.tsv"
 	o1, _ = h.feed(full("SP1").rate("MED1").sec("OLD").mon("2024-02", 1))
 	expect(t, "events", eventStrings(o1.AccountEvents), nil)
 	if t0 := h.sp("SP1").Tenures[0]; t0.RateCode != "R1" || t0.SecondaryID != "" {
 		t.Errorf("tenure after late history: %+v", t0)
+	}
+}
+
+// TestA9LastRowOfAFileWins: within one file the last row for an account
+// wins, whatever its period (issue 16 item 4).
+func TestA9LastRowOfAFileWins(t *testing.T) {
+	cases := []struct {
+		name   string
+		rows   []*rb
+		events []string
+		comm   string // communications of C1/P1 at the end
+	}{
+		{"a last row restoring an allowed rate", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").rate("MED1").mon("2024-02", 1), full("SP1").rate("R1").mon("2024-01", 1),
+		}, []string{"A1 ACTIVATED SP1/A1/C1 20240101", "A7 RATE_CHANGED SP1/A1/C1 20240201", "A7 RATE_CHANGED SP1/A1/C1 20240101"}, "eligible"},
+		{"a last row with an empty inactive_date reactivates (A5)", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1), full("SP1").mon("2024-01", 1),
+		}, []string{"A1 ACTIVATED SP1/A1/C1 20240101", "A4 TERMINATED SP1/A1/C1 20240229", "A5 REACTIVATED SP1/A1/C1 20240101"}, "eligible"},
+		{"a last row with another secondary id", []*rb{
+			full("SP1").sec("NEW").mon("2024-02", 1), full("SP1").sec("LAST").mon("2024-01", 1),
+		}, []string{"A1 ACTIVATED SP1/A1/C1 20240101"}, "eligible"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "events", eventStrings(h.all1.AccountEvents), tc.events)
+			if got := h.now("C1", "P1", ProgramCommunications); got != tc.comm {
+				t.Errorf("communications: %s, want %s", got, tc.comm)
+			}
+			last := tc.rows[len(tc.rows)-1].r
+			if t0 := h.sp("SP1").Tenures[0]; t0.RateCode != last.RateCode || t0.SecondaryID != last.SecondaryID || t0.InactiveDate != 0 {
+				t.Errorf("tenure: %+v, want the last row's columns", t0)
+			}
+		})
+	}
+}
+
+// TestA10UsageAfterFinalBill: usage starting after the inactive_date of the
+// account it falls to is reported, about that account.
+func TestA10UsageAfterFinalBill(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"usage after the final bill", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1), usage("SP1").mon("2024-03", 1),
+		}, []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240301"}},
+		{"the final bill's own period", []*rb{full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1)}, nil},
+		{"a move-in takes over", []*rb{
+			full("SP1").inactive("20240131").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+		}, nil},
+		{"vacancy usage before the next account", []*rb{
+			full("SP1").inactive("20240131").mon("2024-01", 1), usage("SP1").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1),
+		}, []string{"A10 USAGE_AFTER_FINAL_BILL SP1 20240201"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			for _, a := range h.all1.Anomalies {
+				if a.AccountID != "A1" || a.CustomerID != "C1" {
+					t.Errorf("about account %s of %s, want A1 of C1", a.AccountID, a.CustomerID)
+				}
+			}
+		})
 	}
 }

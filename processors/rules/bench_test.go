@@ -132,7 +132,7 @@ func BenchmarkStage2(b *testing.B) {
 		count := map[string]int{}
 		for i, m := range ms {
 			site, _ := sites.Load(m.PremiseID)
-			ins := site.Apply(p, m)
+			ins := site.Apply(p, m).Inputs
 			if count["p/"+m.PremiseID]++; count["p/"+m.PremiseID]%stateEvery == 0 {
 				if _, err := site.MarshalBinary(); err != nil {
 					b.Fatal(err)

@@ -82,9 +82,16 @@ func NewChain(p Policy) *Chain {
 		Sites: NewMemoryStore[Site](), Customers: NewMemoryStore[Customer]()}
 }
 
-// ChainOutput is everything one billing row caused, in every stage.
+// ChainOutput is everything one billing row caused, in every stage; the
+// premise stage's anomalies (C4) are among Anomalies, after stage 1's.
 type ChainOutput struct {
 	Stage1Output
+	Eligibility []EligibilityChanged
+}
+
+// LaterOutput is what memberships caused in the premise and customer stages.
+type LaterOutput struct {
+	Anomalies   []Anomaly // the premise stage's (C4)
 	Eligibility []EligibilityChanged
 }
 
@@ -101,7 +108,9 @@ func (c *Chain) Apply(row *records.BillingRow, src Source) (ChainOutput, error) 
 	if err := c.ServicePoints.Save(row.ServicePointID, sp); err != nil {
 		return out, fmt.Errorf("save service point state: %w", err)
 	}
-	out.Eligibility, err = c.ApplyMemberships(out.Memberships, nil)
+	later, err := c.ApplyMemberships(out.Memberships, LaterOutput{})
+	out.Anomalies = append(out.Anomalies, later.Anomalies...)
+	out.Eligibility = later.Eligibility
 	return out, err
 }
 
@@ -131,15 +140,17 @@ func (c *Chain) ApplyRow(row *records.BillingRow, src Source) (Stage1Output, err
 
 // ApplyMemberships runs memberships of stage 1, in the order it sent them,
 // through the premise stage and what that forwards through stage 2,
-// appending the eligibility changes to out. An error names the file and
-// line of the row behind the membership.
-func (c *Chain) ApplyMemberships(ms []Membership, out []EligibilityChanged) ([]EligibilityChanged, error) {
+// appending the premise stage's anomalies and the eligibility changes to
+// out. An error names the file and line of the row behind the membership.
+func (c *Chain) ApplyMemberships(ms []Membership, out LaterOutput) (LaterOutput, error) {
 	for _, m := range ms {
 		site, err := c.Sites.Load(m.PremiseID)
 		if err != nil {
 			return out, fmt.Errorf("%s line %d: load premise state: %w", m.Source.File, m.Source.Line, err)
 		}
-		ins := site.Apply(c.Policy, m)
+		so := site.Apply(c.Policy, m)
+		out.Anomalies = append(out.Anomalies, so.Anomalies...)
+		ins := so.Inputs
 		if err := c.Sites.Save(m.PremiseID, site); err != nil {
 			return out, fmt.Errorf("%s line %d: save premise state: %w", m.Source.File, m.Source.Line, err)
 		}
@@ -148,7 +159,7 @@ func (c *Chain) ApplyMemberships(ms []Membership, out []EligibilityChanged) ([]E
 			if err != nil {
 				return out, fmt.Errorf("%s line %d: load customer state: %w", m.Source.File, m.Source.Line, err)
 			}
-			out = append(out, cu.Receive(c.Policy, in, in.Cause)...)
+			out.Eligibility = append(out.Eligibility, cu.Receive(c.Policy, in, in.Cause)...)
 			if err := c.Customers.Save(in.CustomerID, cu); err != nil {
 				return out, fmt.Errorf("%s line %d: save customer state: %w", m.Source.File, m.Source.Line, err)
 			}

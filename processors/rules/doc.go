@@ -38,13 +38,13 @@
 //     while one is active, the reasons of accounts that ended there do not
 //     count. One fuel terminated ends dual fuel, not communications.
 //   - A gap (U2) is identified by the start of the period after it and holds
-//     while the newest date_to of the service point is at most that start +
-//     GapHorizonDays (its Until). Its effective date is its first missing day
+//     while the newest date_to of the service point is at most its last
+//     missing day + GapHorizonDays (its Until). Its effective date is its first missing day
 //     when first reported, kept while a historical file fills it from the
-//     left. An overlap (U3) holds likewise until its last shared day + 1 +
-//     GapHorizonDays. A gap or overlap blocks an account only when both sides
-//     are that account's usage: a vacancy between two accounts is reported
-//     as an anomaly and blocks neither.
+//     left. An overlap (U3) holds likewise until its last shared day +
+//     GapHorizonDays. A gap or overlap blocks a subject only when both sides
+//     are its usage (any of its accounts at the service point): a vacancy
+//     between two customers is reported as an anomaly and blocks neither.
 //   - Periods are kept sorted and gaps and overlaps re-derived from the whole
 //     timeline after every change (U8). U4 with the same value and charge is
 //     a replay: no event. U5's correction carries the whole value of the

@@ -39,14 +39,21 @@ const (
 // Refused deletions, account conflicts and rejected usage are single rows
 // refused: reported once per row, never cleared.
 const (
-	AnomalyUsageGap            = "USAGE_GAP"            // U2
-	AnomalyUsageOverlap        = "USAGE_OVERLAP"        // U3, U6
-	AnomalyActiveDateChanged   = "ACTIVE_DATE_CHANGED"  // A3
-	AnomalyReactivationRefused = "REACTIVATION_REFUSED" // A5
-	AnomalyDeletionRefused     = "DELETION_REFUSED"     // A8
-	AnomalyAccountConflict     = "ACCOUNT_CONFLICT"     // A1: a second account with the same active_date
-	AnomalyNegativeUsage       = "NEGATIVE_USAGE"       // U9 without net metering
-	AnomalyInvalidUsage        = "INVALID_USAGE"        // a usage row with duration < 1 (the reader never lets one through)
+	AnomalyUsageGap            = "USAGE_GAP"              // U2
+	AnomalyUsageOverlap        = "USAGE_OVERLAP"          // U3, U6
+	AnomalyActiveDateChanged   = "ACTIVE_DATE_CHANGED"    // A3
+	AnomalyReactivationRefused = "REACTIVATION_REFUSED"   // A5
+	AnomalyDeletionRefused     = "DELETION_REFUSED"       // A8
+	AnomalyAccountConflict     = "ACCOUNT_CONFLICT"       // A1: a second account with the same active_date
+	AnomalyNegativeUsage       = "NEGATIVE_USAGE"         // U9 without net metering
+	AnomalyInvalidUsage        = "INVALID_USAGE"          // a usage row with duration < 1 (the reader never lets one through)
+	AnomalyDuplicateRow        = "DUPLICATE_ROW"          // U10: the same period sent again with the same value and charge
+	AnomalyImplausiblePeriod   = "IMPLAUSIBLE_PERIOD"     // U11: a period shorter or longer than the policy's bounds
+	AnomalyUsageWithoutAccount = "USAGE_WITHOUT_ACCOUNT"  // U12: usage for a service point no customer row named
+	AnomalyUsageAfterFinalBill = "USAGE_AFTER_FINAL_BILL" // A10: usage after the inactive_date of the account it falls to
+	AnomalyServicePointMoved   = "SERVICE_POINT_MOVED"    // S3: a service point's row names another premise
+	AnomalyFuelChanged         = "FUEL_CHANGED"           // S3: a service point's row names another service_type
+	AnomalyTwoCustomersActive  = "TWO_CUSTOMERS_ACTIVE"   // C4: two customers active on different service points of one premise
 )
 
 // Account event types.

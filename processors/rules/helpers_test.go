@@ -86,6 +86,7 @@ type harness struct {
 	custs map[string][]byte
 	line  int64
 	n2    int64
+	file  string // the file of the next rows; "" is test.tsv
 	// Everything emitted so far.
 	all1 Stage1Output
 	elig []EligibilityChanged
@@ -96,7 +97,11 @@ func newHarness(t testing.TB, p Policy) *harness {
 }
 
 func (h *harness) src() Source {
-	return Source{Topic: "billing.v1", Offset: h.line - 1, File: "test.tsv", Line: h.line}
+	f := h.file
+	if f == "" {
+		f = "test.tsv"
+	}
+	return Source{Topic: "billing.v1", Offset: h.line - 1, File: f, Line: h.line}
 }
 
 // feed applies rows in order; it returns what the last row caused.
@@ -150,7 +155,9 @@ func (h *harness) stage2(m Membership) []EligibilityChanged {
 			h.t.Fatal(err)
 		}
 	}
-	ins := site.Apply(h.p, m)
+	so := site.Apply(h.p, m)
+	h.all1.Anomalies = append(h.all1.Anomalies, so.Anomalies...)
+	ins := so.Inputs
 	b, err := site.MarshalBinary()
 	if err != nil {
 		h.t.Fatal(err)

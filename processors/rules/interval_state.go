@@ -236,6 +236,8 @@ type dec struct {
 	b   []byte
 	i   int
 	err error
+	// spV2 reads a service point of binary version 2 (no Tenure.AsOfFile).
+	spV2 bool
 }
 
 func (d *dec) fail(what string) {

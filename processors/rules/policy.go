@@ -32,9 +32,19 @@ type Policy struct {
 	// the reason holds while the newest date_to of the service point is at
 	// most GapHorizonDays after the day the gap ends (event time).
 	GapHorizonDays int `yaml:"gap_horizon_days"`
+	// MinPeriodDays and MaxPeriodDays bound a plausible billing period
+	// (U11): a period outside them is reported, kept on the timeline, and
+	// counts for no history in validate. A first or final bill after a move
+	// is legitimately short, so the lower bound is 1 (off) by default.
+	MinPeriodDays int `yaml:"min_period_days"`
+	MaxPeriodDays int `yaml:"max_period_days"`
 	// ReplacementHistoryMonths of chained usage on the new service point end
 	// a SERVICE_POINT_CHANGED reason (S1).
 	ReplacementHistoryMonths int `yaml:"replacement_history_months"`
+	// ReplacementOverlapDays is how far the old service point's last bill may
+	// run past the new one's first day and still be a replacement (S1): a
+	// meter exchanged mid-cycle, the old meter billed to its cycle end.
+	ReplacementOverlapDays int `yaml:"replacement_overlap_days"`
 	// SumTolerancePct and SumToleranceUnits bound the interval/billing sum
 	// check (I6); not used by the billing rules yet.
 	SumTolerancePct   float64 `yaml:"sum_tolerance_pct"`
@@ -108,7 +118,10 @@ func DefaultPolicy() Policy {
 		RateAllowlist:            []string{"R1", "R2", "TOU1"},
 		NetMetering:              false,
 		GapHorizonDays:           730,
+		MinPeriodDays:            1,
+		MaxPeriodDays:            100,
 		ReplacementHistoryMonths: 12,
+		ReplacementOverlapDays:   35,
 		SumTolerancePct:          2,
 		SumToleranceUnits:        1,
 		PropertyManagerPremises:  2,
@@ -217,6 +230,12 @@ func (p Policy) Validate() error {
 	if p.GapHorizonDays < 0 {
 		errs = append(errs, fmt.Errorf("gap_horizon_days is %d; give 0 or more days (730 is two years)", p.GapHorizonDays))
 	}
+	if p.MinPeriodDays < 1 || p.MaxPeriodDays < p.MinPeriodDays {
+		errs = append(errs, fmt.Errorf("min_period_days %d and max_period_days %d: give 1 or more days, the maximum not below the minimum (1 and 100 by default)", p.MinPeriodDays, p.MaxPeriodDays))
+	}
+	if p.ReplacementOverlapDays < 0 {
+		errs = append(errs, fmt.Errorf("replacement_overlap_days is %d; give 0 or more days (35 is a billing cycle)", p.ReplacementOverlapDays))
+	}
 	if p.ReplacementHistoryMonths < 0 {
 		errs = append(errs, fmt.Errorf("replacement_history_months is %d; give 0 or more months", p.ReplacementHistoryMonths))
 	}
@@ -260,4 +279,10 @@ func (p Policy) Validate() error {
 // RateAllowed says whether a rate code is eligible under A7.
 func (p Policy) RateAllowed(code string) bool {
 	return code == "" || len(p.RateAllowlist) == 0 || slices.Contains(p.RateAllowlist, code)
+}
+
+// PlausiblePeriod says whether a billing period of that many days is within
+// the policy's bounds (U11).
+func (p Policy) PlausiblePeriod(days int) bool {
+	return days >= p.MinPeriodDays && days <= p.MaxPeriodDays
 }

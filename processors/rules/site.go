@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/usagestream/usagestream/internal/dates"
 )
@@ -48,10 +49,79 @@ type CustomerInput struct {
 	Cause Source `json:"cause"`
 }
 
-// Apply takes one membership of this premise from stage 1 and returns the
-// stage 2 inputs it causes, sorted by customer. A membership of another
-// premise is a routing bug and panics.
-func (s *Site) Apply(p Policy, m Membership) []CustomerInput {
+// SiteOutput is what one membership caused at the premise stage.
+type SiteOutput struct {
+	// Inputs are the stage 2 inputs, sorted by customer.
+	Inputs []CustomerInput
+	// Anomalies are the premise's own findings (C4).
+	Anomalies []Anomaly
+}
+
+// Apply takes one membership of this premise from stage 1 and returns what it
+// causes: stage 2 inputs, and an anomaly when two customers start or stop
+// being active at the premise at once (C4). A membership of another premise
+// is a routing bug and panics.
+func (s *Site) Apply(p Policy, m Membership) SiteOutput {
+	before := s.activeElsewhere()
+	ins := s.apply(p, m)
+	var out SiteOutput
+	out.Inputs = ins
+	if after := s.activeElsewhere(); (len(before) > 0) != (len(after) > 0) {
+		out.Anomalies = append(out.Anomalies, s.twoCustomers(m, before, after))
+	}
+	return out
+}
+
+// activeElsewhere lists, sorted, the customers active at the premise when
+// another customer is active on another of its service points (C4); nil
+// when there are none. Two customers on one service point are a supersede
+// in transit (A1 allows one account at a time), not two households.
+func (s *Site) activeElsewhere() []string {
+	type act struct{ sp, cust string }
+	var acts []act
+	for sp, byCust := range s.Points {
+		for c, m := range byCust {
+			if m.Active {
+				acts = append(acts, act{sp, c})
+			}
+		}
+	}
+	var out []string
+	for _, a := range acts {
+		for _, b := range acts {
+			if a.sp != b.sp && a.cust != b.cust && !slices.Contains(out, a.cust) {
+				out = append(out, a.cust)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// twoCustomers is the C4 anomaly: raised when two customers became active at
+// the premise at once, cleared when that ended. It is keyed by the service
+// point whose membership changed it.
+func (s *Site) twoCustomers(m Membership, before, after []string) Anomaly {
+	a := Anomaly{ServicePointID: m.ServicePointID, Code: AnomalyTwoCustomersActive, Rule: "C4",
+		EffectiveDate: m.ActiveDate, Source: m.Source,
+		AccountID: m.AccountID, CustomerID: m.CustomerID, PremiseID: s.ID, SecondaryID: m.SecondaryID}
+	if len(after) > 0 {
+		a.Message = fmt.Sprintf("customers %s have active accounts at premise %s at the same time, on different service points (C4)",
+			strings.Join(after, ", "), s.ID)
+		return a
+	}
+	a.Cleared = true
+	for _, r := range m.Reasons { // the end of the account that ended it
+		if r.Code == ReasonInactive || r.Code == ReasonSuperseded {
+			a.EffectiveDate = r.EffectiveDate
+		}
+	}
+	a.Message = fmt.Sprintf("customers %s no longer have active accounts at premise %s at the same time (C4)",
+		strings.Join(before, ", "), s.ID)
+	return a
+}
+
+func (s *Site) apply(p Policy, m Membership) []CustomerInput {
 	switch {
 	case s.ID == "":
 		s.ID = m.PremiseID
@@ -195,8 +265,10 @@ func (s *Site) points() []point {
 
 // replacements finds S1 at this premise: a new active service point N of a
 // fuel while an older one O of the same fuel has no period ending after N's
-// first period start. It holds until N has ReplacementHistoryMonths of
-// chained usage.
+// first period start, or (a meter exchanged mid-cycle: the old meter's last
+// bill still runs to its cycle end) none ending more than
+// ReplacementOverlapDays after it nor as late as N's newest. It holds
+// until N has ReplacementHistoryMonths of chained usage.
 func (s *Site) replacements(p Policy) []Reason {
 	pts := s.points()
 	var out []Reason
@@ -205,7 +277,14 @@ func (s *Site) replacements(p Policy) []Reason {
 			continue
 		}
 		for _, o := range pts {
-			if o.id == n.id || o.fuel != n.fuel || o.last == 0 || o.first >= n.first || o.last > n.first {
+			if o.id == n.id || o.fuel != n.fuel || o.last == 0 || o.first >= n.first {
+				continue
+			}
+			// The old one stopped before the new one started, or (mid-cycle)
+			// its last bill ran on at most ReplacementOverlapDays and ended
+			// before the new one's newest: two meters billing side by side
+			// are no replacement.
+			if o.last > n.first && (o.last > n.first.AddDays(p.ReplacementOverlapDays) || o.last >= n.last) {
 				continue
 			}
 			out = append(out, Reason{Code: ReasonServicePointChanged, Rule: "S1", ServicePointID: n.id,

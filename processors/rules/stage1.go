@@ -116,7 +116,7 @@ func (o *OpenAnomaly) describe() string {
 		return fmt.Sprintf("usage gap of %d days: no period covers %s-%s; the period starting %s follows it (U2)",
 			int(o.To-o.From+1), o.From, o.To, o.KeyStart)
 	case AnomalyUsageOverlap:
-		return fmt.Sprintf("the period %s-%s shares %d days (%s-%s) with an earlier period and is no correction (U3, U6)",
+		return fmt.Sprintf("the period %s-%s shares %d days (%s-%s) with other periods on record and is no correction (U3, U6)",
 			o.KeyStart, o.KeyEnd, int(o.To-o.From+1), o.From, o.To)
 	case AnomalyActiveDateChanged:
 		return fmt.Sprintf("account %s active_date changed from %s to %s (A3)", o.AccountID, o.From, o.To)
@@ -166,6 +166,7 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 	ev := sp.eventDate(row)
 	before := sp.statuses()
 	if hasAccount {
+		sp.checkMove(row, src, out)
 		if row.IsAccountDeletion {
 			if !sp.deleteAccount(row, src, ev, out) {
 				return
@@ -177,12 +178,74 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 			sp.ServiceType = row.ServiceType
 		}
 	}
-	if hasUsage && sp.applyUsage(row, src, out) {
-		sp.reconcileTimeline(p, src, out)
+	if hasUsage {
+		sp.checkUsage(p, row, src, out)
+		before := sp.deriveFindings(p)
+		if sp.applyUsage(row, src, out) {
+			sp.reconcileTimeline(p, before, src, out)
+		}
+		sp.checkAfterFinalBill(row, src, out)
 	}
 	sp.statusEvents(before, ev, src, out)
 	sp.settle(src, out)
 	sp.updateMemberships(p, ev, src, out)
+}
+
+// checkMove reports a row that puts the service point at another premise
+// than the account on file, or gives it another service_type (S3): a
+// service point id never moves nor changes fuel. Reported once per change:
+// the row's columns then are the service point's (A9).
+func (sp *ServicePoint) checkMove(row *records.BillingRow, src Source, out *Stage1Output) {
+	if c := sp.current(); c >= 0 && row.PremiseID != sp.Tenures[c].PremiseID {
+		a := sp.anomalyForRow(row, AnomalyServicePointMoved, "S3", sp.eventDate(row), src)
+		a.Message = fmt.Sprintf("service point %s is at premise %s on file (account %s); this row puts it at premise %s (S3)",
+			sp.ID, sp.Tenures[c].PremiseID, sp.Tenures[c].AccountID, row.PremiseID)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+	if sp.ServiceType != "" && row.ServiceType != "" && row.ServiceType != sp.ServiceType {
+		a := sp.anomalyForRow(row, AnomalyFuelChanged, "S3", sp.eventDate(row), src)
+		a.Message = fmt.Sprintf("service point %s has service_type %s on file; this row says %s (S3)", sp.ID, sp.ServiceType, row.ServiceType)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+}
+
+// checkUsage reports, before a usage row is applied, a period of
+// implausible length (U11: kept on the timeline, left out of the history
+// validate counts) and the first usage of a service point that no customer
+// row named (U12: the customer file comes first, docs/data-contract.md §2.5).
+func (sp *ServicePoint) checkUsage(p Policy, row *records.BillingRow, src Source, out *Stage1Output) {
+	if !p.PlausiblePeriod(int(row.Duration)) {
+		a := sp.anomaly(AnomalyImplausiblePeriod, "U11", row.PeriodStart(), 0, src)
+		a.Message = fmt.Sprintf("the period %s-%s is %d days long, outside %d..%d days (policy min_period_days, max_period_days); it is kept, but counts for no history (U11)",
+			row.PeriodStart(), row.DateTo, row.Duration, p.MinPeriodDays, p.MaxPeriodDays)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+	if row.Layout == records.LayoutUsage && len(sp.Tenures) == 0 && len(sp.Periods) == 0 {
+		a := sp.anomaly(AnomalyUsageWithoutAccount, "U12", row.PeriodStart(), 0, src)
+		a.Message = fmt.Sprintf("usage for service point %s, which no customer row names; its usage counts for nobody until one does (U12)", sp.ID)
+		out.Anomalies = append(out.Anomalies, a)
+	}
+}
+
+// checkAfterFinalBill reports usage whose period starts after the
+// inactive_date of the account it falls to (A10): the final bill was
+// billed, yet usage goes on at the service point.
+func (sp *ServicePoint) checkAfterFinalBill(row *records.BillingRow, src Source, out *Stage1Output) {
+	start := row.PeriodStart()
+	for i := range sp.Tenures {
+		t := &sp.Tenures[i]
+		if t.Deleted || t.InactiveDate == 0 || start <= t.InactiveDate {
+			continue
+		}
+		if w := sp.window(i); start < w.from || start > w.to {
+			continue
+		}
+		a := sp.anomalyAbout(i, AnomalyUsageAfterFinalBill, "A10", start, src)
+		a.Message = fmt.Sprintf("usage %s-%s after the final bill of account %s (inactive_date %s) and before any other account (A10)",
+			start, row.DateTo, t.AccountID, t.InactiveDate)
+		out.Anomalies = append(out.Anomalies, a)
+		return
+	}
 }
 
 // eventDate is when a row's account changes take effect (event time): the
@@ -312,6 +375,22 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 	if !p.RateAllowed(t.RateCode) {
 		reason(ReasonRateNotAllowed, "A7", t.RateSince, 0, t.RateSource)
 	}
+	// Gaps and overlaps are judged for the subject (C1): the windows of
+	// every live account of this customer at this premise, so that a new
+	// account_id (or a later A3 date) does not hide a break in its history.
+	var subjBuf [4]window
+	subj := subjBuf[:0]
+	for j := range sp.Tenures {
+		if u := &sp.Tenures[j]; !u.Deleted && u.CustomerID == t.CustomerID && u.PremiseID == t.PremiseID {
+			subj = append(subj, sp.window(j))
+		}
+	}
+	inSubject := func(d dates.Date) bool {
+		return slices.ContainsFunc(subj, func(sw window) bool { return d >= sw.from && d <= sw.to })
+	}
+	touchesSubject := func(from, to dates.Date) bool {
+		return slices.ContainsFunc(subj, func(sw window) bool { return from <= sw.to && to >= sw.from })
+	}
 	for k := range sp.Open {
 		o := &sp.Open[k]
 		switch o.Code {
@@ -320,13 +399,13 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 				continue
 			}
 		case AnomalyUsageGap:
-			// Both sides of the gap must be this account's usage: a gap
-			// between two accounts (a vacancy) blocks neither.
-			if o.From-1 < w.from || o.KeyStart > w.to {
+			// Both sides of the gap must be the subject's usage: a gap
+			// between two customers (a vacancy) blocks neither.
+			if !inSubject(o.From-1) || !inSubject(o.KeyStart) {
 				continue
 			}
 		case AnomalyUsageOverlap:
-			if o.KeyEnd < w.from || o.KeyStart > w.to || o.To < w.from {
+			if !touchesSubject(o.From, o.To) {
 				continue
 			}
 		default:

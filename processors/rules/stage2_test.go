@@ -2,6 +2,7 @@ package rules
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
@@ -137,6 +138,14 @@ func TestS1Replacement(t *testing.T) {
 	})
 
 	t.Run("not a replacement", func(t *testing.T) {
+		// A second meter that goes on billing is no replacement once its next
+		// bill runs past the overlap (S1 mid-cycle, below).
+		h := newHarness(t, DefaultPolicy())
+		h.feed(months(full("SPE1"), "2024-01", 6)...)
+		h.feed(full("SPE2").acct("A2", "20240615").per("20240714", 30, 1), full("SPE1").mon("2024-07", 1), full("SPE1").mon("2024-08", 1))
+		if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+			t.Errorf("a second meter: %s", got)
+		}
 		cases := map[string][]*rb{
 			"the old one keeps receiving usage": append(months(full("SPE1"), "2024-01", 6), full("SPE2").acct("A2", "20240401").mon("2024-04", 1)),
 			"another fuel":                      append(months(full("SPE1"), "2024-01", 6), full("SPG1").fuel("G").acct("A2", "20240701").mon("2024-07", 1)),
@@ -161,8 +170,8 @@ func TestS2DualFuel(t *testing.T) {
 	h.feed(gas("2024-02"))
 	_, o2 = h.feed(gas("2024-04")) // a gap on the gas side blocks communications
 	expect(t, "gas gap", eligStrings(o2), []string{
-		"C1/P1 communications [USAGE_GAP:U2:SPG:20240301..20260401]",
-		"C1/P1 neighbor_comparison [USAGE_GAP:U2:SPG:20240301..20260401]",
+		"C1/P1 communications [USAGE_GAP:U2:SPG:20240301..20260331]",
+		"C1/P1 neighbor_comparison [USAGE_GAP:U2:SPG:20240301..20260331]",
 		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20240301]",
 		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20240301 INSUFFICIENT_HISTORY:I5::20240101]",
 	})
@@ -299,5 +308,95 @@ func TestSite(t *testing.T) {
 	}
 	if m := h.customer("C1").Premises["P1"].Points["SPE1"]; m.LastDateTo != 0 || m.ChainedMonths != 0 {
 		t.Fatalf("stage 2 holds usage facts it does not use: %s, %d", m.LastDateTo, m.ChainedMonths)
+	}
+}
+
+// TestS3ServicePointMovesOrChangesFuel: a row putting a service point at
+// another premise, or giving it another fuel, is reported once per change.
+func TestS3ServicePointMovesOrChangesFuel(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"another premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").who("C1", "P9").mon("2024-02", 1), full("SP1").who("C1", "P9").mon("2024-03", 1)},
+			[]string{"S3 SERVICE_POINT_MOVED SP1 20240201"}},
+		{"another fuel", []*rb{full("SP1").mon("2024-01", 1), full("SP1").fuel("G").mon("2024-02", 1), full("SP1").fuel("G").mon("2024-03", 1)},
+			[]string{"S3 FUEL_CHANGED SP1 20240201"}},
+		{"a new customer at the same premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1)}, nil},
+		{"a new customer at another premise", []*rb{full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P2").mon("2024-02", 1)},
+			[]string{"S3 SERVICE_POINT_MOVED SP1 20240201"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+		})
+	}
+}
+
+// TestC4TwoCustomersActive: two customers active on different service
+// points of one premise at the same time are reported by the premise stage,
+// and cleared when it ends; a supersede on one service point is not.
+func TestC4TwoCustomersActive(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []*rb
+		want []string
+	}{
+		{"the electric moves in, the gas stays the old customer's, then moves too", []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+			full("SPE").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+			full("SPG").acct("AG", "20240101").fuel("G").mon("2024-02", 1),
+			full("SPG").acct("AG2", "20240301").who("C2", "P1").fuel("G").mon("2024-03", 1),
+		}, []string{"C4 TWO_CUSTOMERS_ACTIVE SPE 20240201", "C4 TWO_CUSTOMERS_ACTIVE SPG 20240301 cleared"}},
+		{"a move-in on one service point", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+		}, nil},
+		{"one customer on two service points", []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+		}, nil},
+		{"two customers at two premises", []*rb{
+			full("SP1").mon("2024-01", 1), full("SP2").acct("A2", "20240101").who("C2", "P2").mon("2024-01", 1),
+		}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
+			for _, a := range h.all1.Anomalies {
+				if a.PremiseID != "P1" || !strings.Contains(a.Message, "C1, C2") || a.Source.Line == 0 {
+					t.Errorf("anomaly %+v: want premise P1, both customers named and the row behind it", a)
+				}
+			}
+		})
+	}
+}
+
+// TestS1MidCycleMeterExchange: a meter exchanged mid-cycle, the old meter
+// billed to its cycle end after the new one started, is a replacement too.
+func TestS1MidCycleMeterExchange(t *testing.T) {
+	cases := []struct {
+		name    string
+		overlap int
+		want    string
+	}{
+		{"default overlap", 35, "SERVICE_POINT_CHANGED:S1:SPE2:20240615..20250614"},
+		{"no overlap allowed", 0, "eligible"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultPolicy()
+			p.ReplacementOverlapDays = tc.overlap
+			h := newHarness(t, p)
+			h.feed(months(full("SPE1"), "2024-01", 5)...)                      // January to May
+			h.feed(full("SPE2").acct("A2", "20240615").per("20240714", 30, 1)) // the new meter from June 15
+			h.feed(full("SPE1").mon("2024-06", 1))                             // the old meter's last bill, to its cycle end
+			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
+				t.Errorf("communications: %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -15,7 +15,13 @@ import (
 // by a newer version is refused rather than misread; bump it when a field
 // changes meaning, and teach UnmarshalBinary the old one. Version 2 is the
 // binary encoding below; version 1 was JSON, still read (see legacyJSON).
-const stateVersion = 2
+// Version 3 adds Tenure.AsOfFile (A9: the last row of a file wins); version
+// 2, without it, is still read (an empty AsOfFile: every older period is
+// late history, as version 2 judged it).
+const stateVersion = 3
+
+// spV2 is the binary service point version before Tenure.AsOfFile.
+const spV2 = 2
 
 // customerStateVersion is 3 since the binary encoding (2: JSON, read still;
 // 1: JSON without the premise's S1 reasons, refused).
@@ -97,10 +103,13 @@ func (sp *ServicePoint) UnmarshalBinary(b []byte) error {
 		if len(b) == 0 {
 			return errors.New("rules: empty service point state; rebuild the state from the input topics")
 		}
-		if err := checkVersion("service point", int(b[0]), stateVersion); err != nil {
-			return err
+		v := int(b[0])
+		if v != spV2 {
+			if err := checkVersion("service point", v, stateVersion); err != nil {
+				return err
+			}
 		}
-		d := dec{b: b, i: 1}
+		d := dec{b: b, i: 1, spV2: v == spV2}
 		d.servicePoint(sp)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding service point state %q: %w", sp.ID, err)
@@ -341,6 +350,7 @@ func (e *enc) servicePoint(sp *ServicePoint) {
 		e.date(t.RateSince)
 		e.source(t.RateSource)
 		e.date(t.AsOf)
+		e.str(t.AsOfFile)
 		e.source(t.Source)
 		e.source(t.EndSource)
 	}
@@ -531,6 +541,9 @@ func (d *dec) servicePoint(sp *ServicePoint) {
 			t.RateSince = d.date()
 			t.RateSource = d.source()
 			t.AsOf = d.date()
+			if !d.spV2 {
+				t.AsOfFile = d.str()
+			}
 			t.Source, t.EndSource = d.source(), d.source()
 		}
 	}

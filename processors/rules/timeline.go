@@ -61,10 +61,15 @@ func (sp *ServicePoint) applyUsage(row *records.BillingRow, src Source, out *Sta
 	i, found := slices.BinarySearchFunc(sp.Periods, np, comparePeriods)
 
 	// U4: same date_to and duration (hence the same start). The same value
-	// and charge again is a replay: nothing changes and nothing is said.
+	// and charge again is a replay: nothing changes on the timeline, but a
+	// duplicate row is a data-quality finding of its own (U10).
 	if found {
 		old := sp.Periods[i]
 		if old.Value == np.Value && old.HasCharge == np.HasCharge && old.Charge == np.Charge {
+			a := sp.anomaly(AnomalyDuplicateRow, "U10", old.Start, 0, src)
+			a.Message = fmt.Sprintf("the period %s-%s was sent again with the same %s; nothing changes (U10)",
+				old.Start, old.DateTo, valueCharge(old.Value, old.charge()))
+			out.Anomalies = append(out.Anomalies, a)
 			return false
 		}
 		sp.Periods[i] = np
@@ -117,37 +122,113 @@ type finding struct {
 // deriveFindings walks the sorted timeline once: a period starting after the
 // day after the latest end so far follows a gap (U2); one starting on or
 // before it overlaps (U3; U4 and U5 never leave overlaps behind, so any
-// overlap here is U6). Gaps and overlaps age out GapHorizonDays after they
-// end (U2 decision), measured against the newest date_to (event time).
+// overlap here is U6), and overlaps then name their culprits (overlaps).
+// Gaps and overlaps age out once the newest date_to (event time) is more
+// than GapHorizonDays after their last day (U2).
 func (sp *ServicePoint) deriveFindings(p Policy) []finding {
 	if len(sp.Periods) < 2 {
 		return nil
 	}
 	newest := sp.newestDateTo()
 	var fs []finding
+	overlapping := false
 	maxEnd := sp.Periods[0].DateTo
 	for _, pe := range sp.Periods[1:] {
 		switch {
 		case pe.Start > maxEnd+1:
-			until := pe.Start.AddDays(p.GapHorizonDays)
+			// The horizon counts from the gap's last missing day (U2).
+			until := (pe.Start - 1).AddDays(p.GapHorizonDays)
 			fs = append(fs, finding{code: AnomalyUsageGap, keyStart: pe.Start,
 				from: maxEnd + 1, to: pe.Start - 1, until: until, aged: newest > until})
 		case pe.Start <= maxEnd:
-			to := min(pe.DateTo, maxEnd)
-			until := (to + 1).AddDays(p.GapHorizonDays)
-			fs = append(fs, finding{code: AnomalyUsageOverlap, keyStart: pe.Start, keyEnd: pe.DateTo,
-				from: pe.Start, to: to, until: until, aged: newest > until})
+			overlapping = true
 		}
 		maxEnd = max(maxEnd, pe.DateTo)
 	}
+	if overlapping {
+		fs = append(fs, sp.overlaps(p, newest)...)
+		slices.SortStableFunc(fs, func(a, b finding) int { return cmp.Compare(a.keyStart, b.keyStart) })
+	}
 	return fs
+}
+
+// overlaps names the periods to blame for the overlaps of the timeline, one
+// finding each (U6: one bad row is one overlap, naming that row). It takes
+// out, one at a time, the period that overlaps the most others still in;
+// among equals the one least chained to its neighbours (a good period
+// starts the day after one ends and ends the day before the next starts),
+// then the later one; until none overlap. A 400-day row over three monthly
+// periods is one overlap, that row's, not three naming the months.
+func (sp *ServicePoint) overlaps(p Policy, newest dates.Date) []finding {
+	ps := sp.Periods
+	out := make([]bool, len(ps))
+	deg := make([]int, len(ps))
+	var fs []finding
+	for {
+		clear(deg)
+		for i := range ps {
+			if out[i] {
+				continue
+			}
+			// Sorted by start: no period after the first one starting past
+			// i's end overlaps i.
+			for j := i + 1; j < len(ps) && ps[j].Start <= ps[i].DateTo; j++ {
+				if !out[j] {
+					deg[i]++
+					deg[j]++
+				}
+			}
+		}
+		best := -1
+		for i := range ps {
+			if out[i] || deg[i] == 0 {
+				continue
+			}
+			if best < 0 || deg[i] > deg[best] || (deg[i] == deg[best] && sp.links(i) <= sp.links(best)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return fs
+		}
+		out[best] = true
+		c := ps[best]
+		from, to := c.DateTo, c.Start
+		for j, o := range ps {
+			if j != best && o.Start <= c.DateTo && o.DateTo >= c.Start {
+				from, to = min(from, max(c.Start, o.Start)), max(to, min(c.DateTo, o.DateTo))
+			}
+		}
+		until := to.AddDays(p.GapHorizonDays) // from the last shared day, as a gap
+		fs = append(fs, finding{code: AnomalyUsageOverlap, keyStart: c.Start, keyEnd: c.DateTo,
+			from: from, to: to, until: until, aged: newest > until})
+	}
+}
+
+// links counts the neighbours period i chains to (U1): one ending the day
+// before it starts, one starting the day after it ends.
+func (sp *ServicePoint) links(i int) int {
+	n := 0
+	c := sp.Periods[i]
+	if slices.ContainsFunc(sp.Periods, func(o Period) bool { return o.DateTo+1 == c.Start }) {
+		n++
+	}
+	if slices.ContainsFunc(sp.Periods, func(o Period) bool { return o.Start == c.DateTo+1 }) {
+		n++
+	}
+	return n
 }
 
 // reconcileTimeline re-derives gaps and overlaps and compares them with the
 // open ones: new findings open (anomaly emitted), vanished or aged ones clear
 // (anomaly emitted with Cleared), the rest stay as they were: their effective
 // date and source keep saying when and by what they first appeared.
-func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Output) {
+//
+// before is what deriveFindings gave before the row: a finding past its
+// horizon that was not there before is new, found already aged (a
+// historical file after years of incrementals). It is reported all the same
+// (U2: every gap is named) and cleared at once, since it blocks nothing.
+func (sp *ServicePoint) reconcileTimeline(p Policy, before []finding, src Source, out *Stage1Output) {
 	fs := sp.deriveFindings(p)
 	live := fs[:0:0]
 	for _, f := range fs {
@@ -182,6 +263,21 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)
 		out.Anomalies = append(out.Anomalies, a)
+	}
+	for _, f := range fs {
+		if !f.aged || slices.ContainsFunc(before, func(b finding) bool { return b.code == f.code && b.keyStart == f.keyStart && b.keyEnd == f.keyEnd }) ||
+			slices.ContainsFunc(closed, func(o OpenAnomaly) bool { return o.Code == f.code && o.KeyStart == f.keyStart && o.KeyEnd == f.keyEnd }) {
+			continue
+		}
+		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,
+			EffectiveDate: f.from, Until: f.until, Source: src}
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
+		a.Message = fmt.Sprintf("%s; found already past the %d-day horizon (the newest date_to is %s): reported, blocks nothing",
+			o.describe(), p.GapHorizonDays, sp.newestDateTo())
+		c := a
+		c.Cleared = true
+		c.Message = fmt.Sprintf("%s cleared: aged out when found", o.describe())
+		out.Anomalies = append(out.Anomalies, a, c)
 	}
 	for _, f := range live {
 		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,
@@ -242,4 +338,12 @@ func wholeMonths(from, to dates.Date) int {
 		n--
 	}
 	return n
+}
+
+// valueCharge shows a period's usage and charge for a message.
+func valueCharge(v float64, c records.NullFloat) string {
+	if !c.Valid {
+		return fmt.Sprintf("value %g and no charge", v)
+	}
+	return fmt.Sprintf("value %g and charge %g", v, c.Value)
 }

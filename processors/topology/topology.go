@@ -166,7 +166,7 @@ func New(prefix string) Topology {
 	}
 	t.Stages = []Stage{
 		{Name: ServicePoint, Key: "service_point_id", State: "rules.ServicePoint",
-			Doc:     "usage timeline and accounts per service point (U1-U9, A1-A9)",
+			Doc:     "usage timeline and accounts per service point (U1-U12, A1-A10, S3)",
 			Inputs:  []string{n.Billing},
 			Outputs: []string{n.Corrections, n.Anomalies, n.AccountEvents, n.Premises}},
 		{Name: Interval, Key: "service_point_id", State: "rules.IntervalPoint",
@@ -174,9 +174,9 @@ func New(prefix string) Topology {
 			Inputs:  []string{n.Billing, n.Intervals},
 			Outputs: []string{n.Corrections, n.Anomalies, n.IntervalHistory}},
 		{Name: Premise, Key: "premise_id", State: "rules.Site",
-			Doc:     "service point replacement (S1) across every customer at a premise",
+			Doc:     "service point replacement (S1) and two customers active at once (C4) across every customer at a premise",
 			Inputs:  []string{n.Premises},
-			Outputs: []string{n.Memberships}},
+			Outputs: []string{n.Anomalies, n.Memberships}},
 		{Name: Customer, Key: "customer_id", State: "rules.Customer",
 			Doc:     "eligibility per (customer, premise) and program (C1-C3, S2, I5)",
 			Inputs:  []string{n.Memberships, n.IntervalHistory},

@@ -262,16 +262,21 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
+	// The premise stage's anomalies (C4) are found on this goroutine and
+	// become findings after both are done: findings belong to the first.
+	var later []rules.Anomaly
 	g.Go(func() error {
-		var elig []rules.EligibilityChanged
+		var lo rules.LaterOutput
 		for ms := range members {
 			var err error
-			if elig, err = r.chain.ApplyMemberships(ms, elig[:0]); err != nil {
+			lo.Eligibility = lo.Eligibility[:0]
+			if lo, err = r.chain.ApplyMemberships(ms, lo); err != nil {
 				return fmt.Errorf("validate: %w", err) // it names the file and line
 			}
-			for _, e := range elig {
+			for _, e := range lo.Eligibility {
 				r.eligibility(e)
 			}
+			later = lo.Anomalies
 			select {
 			case free <- ms[:0]:
 			default:
@@ -279,7 +284,11 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.stage1(rules.Stage1Output{Anomalies: later})
+	return nil
 }
 
 // read reads every file in turn and sends its records in batches, each file
@@ -474,6 +483,15 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 	return append(ms, out.Memberships...), nil
 }
 
+// valueCharge shows a period's usage and charge: a correction may change
+// either, so a message names both.
+func valueCharge(v float64, c records.NullFloat) string {
+	if !c.Valid {
+		return fmt.Sprintf("value %g, no charge", v)
+	}
+	return fmt.Sprintf("value %g, charge %g", v, c.Value)
+}
+
 func day(d dates.Date) string {
 	if d == 0 {
 		return ""
@@ -486,8 +504,8 @@ func (r *run) stage1(o rules.Stage1Output) {
 	for _, c := range o.Corrections {
 		r.add(report.Finding{Kind: report.KindCorrection, Rule: c.Rule, Code: c.Kind, Severity: report.SeverityWarning,
 			File: c.Source.File, Line: c.Source.Line, ServicePointID: c.ServicePointID, Date: day(c.NewDateTo.AddDays(1 - int(c.NewDuration))),
-			Message: fmt.Sprintf("usage of the %d days to %s (%g) replaced by %g over the %d days to %s",
-				c.Duration, day(c.DateTo), c.OldValue, c.NewValue, c.NewDuration, day(c.NewDateTo))})
+			Message: fmt.Sprintf("usage of the %d days to %s (%s) replaced by %s over the %d days to %s",
+				c.Duration, day(c.DateTo), valueCharge(c.OldValue, c.OldCharge), valueCharge(c.NewValue, c.NewCharge), c.NewDuration, day(c.NewDateTo))})
 	}
 	for _, a := range o.Anomalies {
 		sev := report.SeverityWarning
@@ -606,11 +624,7 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	s := spSummary{}
 	if len(sp.Periods) > 0 {
 		s.usage = true
-		last := sp.Periods[0].DateTo
-		for _, p := range sp.Periods {
-			last = max(last, p.DateTo)
-		}
-		s.months = int32(historyMonths(sp.Periods[0].Start, last))
+		s.months = int32(coveredMonths(r.opts.Policy, sp.Periods))
 	}
 	// The account on file is the last tenure not deleted; without one (a
 	// usage file on its own carries no accounts) the service point counts as
@@ -627,10 +641,20 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	r.history[maphash.String(r.seed, id)] = s
 }
 
-// historyMonths is the length of a history in months of 30.44 days (a year
-// over twelve), rounded: thirteen monthly bills of 28 to 33 days are thirteen
-// months, whichever day of the month the read cycle starts on.
-func historyMonths(from, to dates.Date) int {
-	days := float64(to - from + 1)
-	return int(math.Round(days / (365.25 / 12)))
+// coveredMonths is the history of a timeline in months of 30.44 days (a
+// year over twelve), rounded: thirteen monthly bills of 28 to 33 days are
+// thirteen months, whichever day of the month the read cycle starts on. Only
+// the days plausible periods cover count (U11): one 10,000-day period is no
+// history, and neither is a gap.
+func coveredMonths(p rules.Policy, ps []rules.Period) int {
+	var days int
+	var end dates.Date // the last day counted; periods are sorted by start
+	for _, pe := range ps {
+		if !p.PlausiblePeriod(int(pe.Duration())) || pe.DateTo <= end {
+			continue
+		}
+		days += int(pe.DateTo - max(pe.Start, end+1) + 1)
+		end = pe.DateTo
+	}
+	return int(math.Round(float64(days) / (365.25 / 12)))
 }

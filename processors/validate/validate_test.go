@@ -17,6 +17,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/gen"
+	"github.com/usagestream/usagestream/records"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/report.golden.json from this run (review the diff before committing)")
@@ -262,7 +263,7 @@ func TestUnreadableFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	truncated := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250316120000.gz")
+	truncated := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250401120000.gz")
 	if err := os.WriteFile(truncated, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func TestUnreadableFiles(t *testing.T) {
 	lines := strings.SplitN(text.String(), "\n", 2)
 	cols := strings.Split(lines[0], "\t")
 	cols[0], cols[1] = cols[1], cols[0]
-	reordered := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250317120000.tsv")
+	reordered := filepath.Join(dir, "opwr_gec_res_v1-19-0_full_20250402120000.tsv")
 	if err := os.WriteFile(reordered, []byte(strings.Join(cols, "\t")+"\n"+lines[1]), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -344,5 +345,122 @@ func TestSplitLayout(t *testing.T) {
 	}
 	if gaps != 1 || rep.Rejected != 1 {
 		t.Errorf("%d gaps and %d rejected rows, want the one injected of each", gaps, rep.Rejected)
+	}
+}
+
+// TestU4CorrectionMessageShowsValueAndCharge: a correction that changed the
+// charge only names old and new value and charge (issue 16 item 8).
+func TestU4CorrectionMessageShowsValueAndCharge(t *testing.T) {
+	dir := t.TempDir()
+	f := handFile(t, dir, "20240301000000",
+		month("202401", hand{"usage_value": "300", "usage_charge": "30"}),
+		month("202401", hand{"usage_value": "300", "usage_charge": "45.5"}),
+		month("202402", hand{"usage_value": "200"}),
+		month("202402", hand{"usage_value": "210", "usage_charge": "20"}),
+	)
+	rep := mustRun(t, []string{f}, Options{})
+	var msgs []string
+	for _, c := range findings(rep, "U4", rules.CorrectionExact) {
+		msgs = append(msgs, c.Message)
+	}
+	want := []string{
+		"usage of the 31 days to 2024-01-31 (value 300, charge 30) replaced by value 300, charge 45.5 over the 31 days to 2024-01-31",
+		"usage of the 29 days to 2024-02-29 (value 200, no charge) replaced by value 210, charge 20 over the 29 days to 2024-02-29",
+	}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("messages:\n%s\nwant\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestU2ImplausibleDateHidesNoGap: one typo date_to among 2024 bills is
+// rejected (DATE_AFTER_FILE) instead of becoming the service point's newest
+// date, so the gaps after it are reported and hold (issue 16 item 3).
+func TestU2ImplausibleDateHidesNoGap(t *testing.T) {
+	f := handFile(t, t.TempDir(), "20240901000000",
+		month("202401", nil), month("202402", nil), month("202403", nil),
+		hand{"date_to": "22040730", "duration": "30"}, // 20240430 with a typo year
+		month("202405", nil), month("202407", nil), month("202408", nil),
+	)
+	rep := mustRun(t, []string{f}, Options{})
+	rej := findings(rep, "DC-2.4", "DATE_AFTER_FILE")
+	if len(rej) != 1 || rej[0].Line != 5 || rej[0].Field != "date_to" {
+		t.Fatalf("DATE_AFTER_FILE findings: %+v", rej)
+	}
+	var gaps []string
+	for _, g := range findings(rep, "U2", "USAGE_GAP") {
+		gaps = append(gaps, fmt.Sprintf("%s cleared=%v line %d", g.Date, g.Cleared, g.Line))
+	}
+	if want := []string{"2024-04-01 cleared=false line 6", "2024-06-01 cleared=false line 7"}; !reflect.DeepEqual(gaps, want) {
+		t.Errorf("gaps %v, want %v", gaps, want)
+	}
+}
+
+// TestDataContractChecksAreFindings: each check the data contract lists as
+// worth reporting is a finding of validate, with its rule id, a severity,
+// the file and the line; never a silent pass (issue 16).
+func TestDataContractChecksAreFindings(t *testing.T) {
+	type want struct {
+		rule, code string
+		line       int64
+	}
+	cases := []struct {
+		name  string
+		files func(dir string) []string
+		want  []want // findings of these codes; others are not checked
+		no    []string
+	}{
+		{"U10 a duplicate row", func(dir string) []string {
+			return []string{handFile(t, dir, "20240401000000", month("202401", nil), month("202402", nil), month("202402", nil))}
+		}, []want{{"U10", "DUPLICATE_ROW", 4}}, nil},
+		{"A10 usage after the final bill", func(dir string) []string {
+			return []string{handFile(t, dir, "20240401000000", month("202401", nil), month("202402", hand{"inactive_date": "20240229"}), month("202403", hand{"inactive_date": "20240229"}))}
+		}, []want{{"A10", "USAGE_AFTER_FINAL_BILL", 4}}, nil},
+		{"U11 a period of implausible length", func(dir string) []string {
+			return []string{handFile(t, dir, "20240401000000", hand{"date_to": "20240331", "duration": "10000"})}
+		}, []want{{"U11", "IMPLAUSIBLE_PERIOD", 2}}, nil},
+		{"S3 a service point moves to another premise", func(dir string) []string {
+			return []string{handFile(t, dir, "20240401000000", month("202401", nil), month("202402", hand{"premise_id": "P2"}))}
+		}, []want{{"S3", "SERVICE_POINT_MOVED", 3}}, nil},
+		{"S3 a service point changes fuel", func(dir string) []string {
+			return []string{handFile(t, dir, "20240401000000", month("202401", nil), month("202402", hand{"service_type": "G"}))}
+		}, []want{{"S3", "FUEL_CHANGED", 3}}, nil},
+		{"U12 usage no customer row names", func(dir string) []string {
+			return []string{
+				handLayoutFile(t, dir, records.LayoutCustomer, "20240401000000", "", hand{}),
+				handLayoutFile(t, dir, records.LayoutUsage, "20240401000000", "", month("202401", nil), month("202401", hand{"service_point_id": "SP9"})),
+			}
+		}, []want{{"U12", "USAGE_WITHOUT_ACCOUNT", 3}}, nil},
+		{"DC-2.1 a trailing empty line is no row", func(dir string) []string {
+			return []string{handLayoutFile(t, dir, records.LayoutFull, "20240401000000", "\n", month("202401", nil))}
+		}, nil, []string{"BLANK_LINE"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := mustRun(t, tc.files(t.TempDir()), Options{})
+			for _, w := range tc.want {
+				fs := findings(rep, w.rule, w.code)
+				if len(fs) != 1 {
+					t.Fatalf("%s %s: %d findings, want 1 (%+v)", w.rule, w.code, len(fs), rep.Rules)
+				}
+				f := fs[0]
+				if f.Line != w.line || f.File == "" || f.Severity != report.SeverityWarning || f.Message == "" {
+					t.Errorf("finding %+v, want line %d, a file, a warning and a message", f, w.line)
+				}
+			}
+			for _, g := range rep.Rules {
+				for _, c := range tc.no {
+					if g.Code == c {
+						t.Errorf("finding %s: %+v", c, g)
+					}
+				}
+			}
+		})
+	}
+	// History counts only months covered by plausible periods (U11).
+	rep := mustRun(t, []string{handFile(t, t.TempDir(), "20240401000000", hand{"date_to": "20240331", "duration": "10000"})}, Options{})
+	for _, c := range rep.Checks {
+		if c.Name == "history" && (c.Pass || c.Value != 0) {
+			t.Errorf("one 10,000-day period passes the history check: %+v", c)
+		}
 	}
 }

@@ -114,6 +114,9 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 		case cInactiveDate:
 			row.InactiveDate.Date, inactiveOK = r.date(id, v)
 			row.InactiveDate.Valid = inactiveOK
+			if inactiveOK {
+				r.notAfterFile(id, row.InactiveDate.Date, "an account cannot be closed in the future of the file saying so")
+			}
 		case cIsAccountDeletion:
 			row.IsAccountDeletion = r.flag(id, v)
 		case cReadCycle:
@@ -156,14 +159,18 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 				row.UsageValue = x
 			}
 		case cDateTo:
-			row.DateTo, _ = r.date(id, v)
+			var ok bool
+			if row.DateTo, ok = r.date(id, v); ok {
+				r.notAfterFile(id, row.DateTo, "a bill cannot end after the file was made")
+			}
 		case cDuration:
 			row.Duration = r.duration(id, v)
 		case cIsEstimate:
 			row.IsEstimate = r.estimate(id, v)
 		case cUsageCharge:
+			// U9 restricts usage_value only: a negative charge is a credit,
+			// allowed with or without net metering.
 			if x, ok := r.number(id, v); ok {
-				r.negative(id, x, v)
 				row.UsageCharge = records.NullFloat{Value: x, Valid: true}
 			}
 		}
@@ -181,6 +188,17 @@ func (r *Reader) date(id int, v string) (dates.Date, bool) {
 		return 0, false
 	}
 	return d, true
+}
+
+// notAfterFile rejects a date later than the file's timestamp allows
+// (DATE_AFTER_FILE): a typo such as 22040731 would otherwise become the
+// service point's newest date and age every gap out at once.
+func (r *Reader) notAfterFile(id int, d dates.Date, why string) {
+	if r.latest == 0 || d <= r.latest {
+		return
+	}
+	r.add(id, records.CodeDateAfterFile, records.RuleBillingColumns, fmt.Sprintf("%s %s is %d days after the file was made (%s, from its name); %s: check the date",
+		records.BillingColumns[id].Name, d, int(d-dates.FromTime(r.name.Timestamp)), r.name.Timestamp.Format("2006-01-02"), why))
 }
 
 // number reads an N field: optional '-', digits, optional '.' and digits.
@@ -209,7 +227,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 	return x, true
 }
 
-// negative applies rule U9: negative usage or charge needs net metering.
+// negative applies rule U9: negative usage_value needs net metering.
 func (r *Reader) negative(id int, x float64, v string) {
 	if x < 0 && !r.netMetering {
 		r.add(id, records.CodeNegativeUsage, records.RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", records.BillingColumns[id].Name, r.show(id, v)))

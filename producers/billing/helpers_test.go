@@ -14,9 +14,9 @@ import (
 )
 
 const (
-	fullName     = "opwr_gec_res_v1-19-0_full_20240201120000.gz"
-	customerName = "opwr_gec_res_v1-19-0_customer_20240201120000.gz"
-	usageName    = "opwr_gec_res_v1-19-0_usage_20240201120000.gz"
+	fullName     = "opwr_gec_res_v1-19-0_full_20240301120000.gz"
+	customerName = "opwr_gec_res_v1-19-0_customer_20240301120000.gz"
+	usageName    = "opwr_gec_res_v1-19-0_usage_20240301120000.gz"
 )
 
 // personalValues are distinctive so a redaction test can search for them anywhere.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
 	"strings"
@@ -19,10 +20,20 @@ const DefaultMaxLineBytes = filereader.DefaultMaxLineBytes
 type Options struct {
 	Layout       records.Layout // "" = take it from the file name; required when the name does not conform
 	ServiceTypes []string       // allowed service_type codes; nil = records.DefaultServiceTypes
-	NetMetering  bool           // allow negative usage_value / usage_charge (rule U9)
+	NetMetering  bool           // allow negative usage_value (rule U9); a negative usage_charge (a credit) is always allowed
 	MaxLineBytes int            // 0 = 64 KiB; longer lines are rejected without being read into memory whole
 	KeepPersonal bool           // false = redact personal columns in Rejected.Raw and in messages
+	// FutureDays is how many days a date_to or an inactive_date may lie
+	// after the timestamp of the file's name before the row is rejected
+	// (DATE_AFTER_FILE): a bill cannot end, nor an account be closed, after
+	// the file saying so was made. A file whose name does not conform has no timestamp: no check.
+	// nil = DefaultFutureDays; negative = no check.
+	FutureDays *int
 }
+
+// DefaultFutureDays absorbs the difference between the file name's UTC
+// timestamp and the utility's local billing dates.
+const DefaultFutureDays = 1
 
 // Reader streams one billing file: each data line becomes exactly one Record.
 // Memory is bounded by MaxLineBytes and the column count, whatever the file size.
@@ -35,6 +46,7 @@ type Reader struct {
 
 	serviceTypes []string // upper-case
 	netMetering  bool
+	latest       dates.Date // the last date_to or inactive_date allowed; 0 = no check
 	keepPersonal bool
 
 	cols     []records.Column // known columns of the layout, canonical order
@@ -73,6 +85,13 @@ func newReader(base string, opts Options) (*Reader, error) {
 
 	name, nameErr := records.ParseFileName(base)
 	r.name = name
+	fd := DefaultFutureDays
+	if opts.FutureDays != nil {
+		fd = *opts.FutureDays
+	}
+	if nameErr == nil && fd >= 0 {
+		r.latest = dates.FromTime(name.Timestamp).AddDays(fd)
+	}
 	switch opts.Layout {
 	case records.LayoutFull, records.LayoutCustomer, records.LayoutUsage:
 		r.layout = opts.Layout

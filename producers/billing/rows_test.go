@@ -82,8 +82,6 @@ func TestRejectedRows(t *testing.T) {
 			want: []want{{records.CodeOutOfRange, "usage_value", records.RuleBillingColumns}}},
 		{name: "negative usage", line: full(map[string]string{"usage_value": "-5"}),
 			want: []want{{records.CodeNegativeUsage, "usage_value", records.RuleU9}}},
-		{name: "negative charge", line: full(map[string]string{"usage_charge": "-3.10"}),
-			want: []want{{records.CodeNegativeUsage, "usage_charge", records.RuleU9}}},
 		{name: "exponent", line: full(map[string]string{"usage_value": "1e5"}),
 			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "space in number", line: full(map[string]string{"usage_value": " 12"}),
@@ -317,12 +315,25 @@ func TestFlagsAndEstimates(t *testing.T) {
 func TestU9NetMetering(t *testing.T) {
 	line := rowLine(records.LayoutFull, map[string]string{"usage_value": "-42.5", "usage_charge": "-3.10"})
 	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{})
-	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{records.CodeNegativeUsage, records.CodeNegativeUsage}) {
+	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{records.CodeNegativeUsage}) || rej.Reasons[0].Field != "usage_value" {
 		t.Fatalf("without net metering: %+v", recs[0])
 	}
 	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, line), Options{NetMetering: true})
 	if row := recs[0].Row; row == nil || row.UsageValue != -42.5 || row.UsageCharge.Value != -3.10 {
 		t.Fatalf("with net metering: %+v", recs[0])
+	}
+}
+
+// TestU9NegativeChargeIsACredit: U9 restricts usage_value only; a negative
+// usage_charge on positive usage is a credit and the row stands with its
+// usage (issue 16 item 7).
+func TestU9NegativeChargeIsACredit(t *testing.T) {
+	for _, nm := range []bool{false, true} {
+		line := rowLine(records.LayoutFull, map[string]string{"usage_value": "120", "usage_charge": "-3.10"})
+		_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{NetMetering: nm})
+		if row := recs[0].Row; row == nil || row.UsageValue != 120 || !row.UsageCharge.Valid || row.UsageCharge.Value != -3.10 {
+			t.Errorf("net metering %v: %+v", nm, recs[0])
+		}
 	}
 }
 
@@ -404,10 +415,15 @@ func TestLineEndsAndBOM(t *testing.T) {
 			}
 		})
 	}
-	// Only the final line end is free: an empty line before EOF is a blank line.
+	// An empty line that ends the file is no row (DC-2.1); two are one blank
+	// line and the file's end.
 	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, good, ""), Options{})
+	if len(recs) != 1 || recs[0].Row == nil {
+		t.Fatalf("trailing empty line: %+v", recs)
+	}
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, good, "", ""), Options{})
 	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Reasons[0].Code != records.CodeBlankLine || recs[1].Rejected.Line != 3 {
-		t.Fatalf("trailing blank line: %+v", recs)
+		t.Fatalf("two trailing empty lines: %+v", recs)
 	}
 	// A header alone is a file with no rows.
 	_, recs, err := readString(t, fullName, records.HeaderLine(records.LayoutFull)+"\n", Options{})
@@ -448,8 +464,8 @@ func TestStatsByCode(t *testing.T) {
 	data := fileText(records.LayoutFull,
 		rowLine(records.LayoutFull, nil),
 		rowLine(records.LayoutFull, map[string]string{"usage_value": "-1", "usage_charge": "-1"}),
-		rowLine(records.LayoutFull, map[string]string{"duration": "0"}),
 		"",
+		rowLine(records.LayoutFull, map[string]string{"duration": "0"}),
 	)
 	r, _, _ := readString(t, fullName, data, Options{})
 	s := r.Stats()
@@ -501,5 +517,65 @@ func TestLongDecimals(t *testing.T) {
 	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{})
 	if row := recs[0].Row; row == nil || row.UsageValue != 123456789.1234567891 || row.UsageCharge.Value != 1e-20 {
 		t.Fatalf("%+v", recs[0])
+	}
+}
+
+// TestDC24DateAfterFile: a date_to or an inactive_date after the timestamp
+// of the file's name, beyond the tolerance, is rejected with
+// DATE_AFTER_FILE; the file here was made 2024-03-01 (issue 16 item 3).
+func TestDC24DateAfterFile(t *testing.T) {
+	days := func(n int) *int { return &n }
+	cases := []struct {
+		name string
+		file string
+		opts Options
+		over map[string]string
+		want []want // nil: accepted
+	}{
+		{name: "a typo year in date_to", over: map[string]string{"date_to": "22040731"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "date_to the day after the file, within the default tolerance", over: map[string]string{"date_to": "20240302", "duration": "31"}},
+		{name: "date_to two days after the file", over: map[string]string{"date_to": "20240303", "duration": "31"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "inactive_date in the future of the file", over: map[string]string{"inactive_date": "20240601"},
+			want: []want{{records.CodeDateAfterFile, "inactive_date", records.RuleBillingColumns}}},
+		{name: "both", over: map[string]string{"inactive_date": "20240601", "date_to": "20240630"},
+			want: []want{{records.CodeDateAfterFile, "inactive_date", records.RuleBillingColumns}, {records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "a tolerance of 0 days", opts: Options{FutureDays: days(0)}, over: map[string]string{"date_to": "20240302", "duration": "31"},
+			want: []want{{records.CodeDateAfterFile, "date_to", records.RuleBillingColumns}}},
+		{name: "a tolerance of 121 days", opts: Options{FutureDays: days(121)}, over: map[string]string{"date_to": "20240630", "duration": "30"}},
+		{name: "no check", opts: Options{FutureDays: days(-1)}, over: map[string]string{"date_to": "22040731"}},
+		{name: "a name without a timestamp has no check", file: "legacy-export.tsv", opts: Options{Layout: records.LayoutFull},
+			over: map[string]string{"date_to": "22040731"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := tc.file
+			if name == "" {
+				name = fullName
+			}
+			_, recs, _ := readString(t, name, fileText(records.LayoutFull, rowLine(records.LayoutFull, tc.over)), tc.opts)
+			rej := recs[0].Rejected
+			if tc.want == nil {
+				if rej != nil {
+					t.Fatalf("rejected: %+v", rej.Reasons)
+				}
+				return
+			}
+			if rej == nil {
+				t.Fatalf("accepted: %+v", recs[0].Row)
+			}
+			var got []want
+			for _, r := range rej.Reasons {
+				got = append(got, want{r.Code, r.Field, r.Rule})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("reasons %+v, want %+v", rej.Reasons, tc.want)
+			}
+		})
+	}
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{"date_to": "22040731"})), Options{})
+	if m := recs[0].Rejected.Reasons[0].Message; m != "date_to 22040731 is 65895 days after the file was made (2024-03-01, from its name); a bill cannot end after the file was made: check the date" {
+		t.Errorf("message: %s", m)
 	}
 }

@@ -2,7 +2,7 @@
 // share: it opens a file through internal/fileopen (plain, gzip or a zip of
 // one file), reads the header line, hands out data lines with memory bounded
 // by the line limit whatever the file size, rejects blank and over-long
-// lines, counts lines, accepted and rejected rows, and turns what stops a
+// lines (an empty line that ends the file is no line), counts lines, accepted and rejected rows, and turns what stops a
 // file (an empty file, a damaged stream, a failing disk) into a *FileError
 // that names the file and line, worded the same for both kinds.
 //
@@ -252,6 +252,15 @@ func (f *File) Next() ([]byte, *records.Rejected, error) {
 	}
 	if long {
 		return f.longLine(b)
+	}
+	if len(b) == 0 {
+		// An empty line that ends the file is the file's last line end
+		// doubled (editors add one), not a row; an empty line with anything
+		// after it is a blank data line (DC-2.1).
+		if _, err := f.data.Lines().Peek(1); err == io.EOF {
+			f.err = io.EOF
+			return nil, nil, f.err
+		}
 	}
 	f.line++
 	f.stats.Lines++

@@ -153,3 +153,45 @@ func TestFileErrors(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestDC21TrailingEmptyLine: an empty line that ends the file is no row; a
+// blank line inside the file, or before that last one, is a rejected row
+// (issue 16).
+func TestDC21TrailingEmptyLine(t *testing.T) {
+	cases := []struct {
+		name           string
+		text           string
+		lines, blanks  int64
+		accepted, last int64
+	}{
+		{"one trailing empty line", "h\nSP1\nSP2\n\n", 2, 0, 2, 3},
+		{"a trailing empty line after CRLF", "h\r\nSP1\r\n\r\n", 1, 0, 1, 2},
+		{"a blank line inside", "h\nSP1\n\nSP2\n", 3, 1, 2, 4},
+		{"two empty lines at the end: the first is blank", "h\nSP1\n\n\n", 2, 1, 1, 3},
+		{"no line end at all", "h\nSP1", 1, 0, 1, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := open(t, tc.text, Options{Kind: "billing", Item: "row"})
+			if _, err := f.Header("the columns h"); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				_, rej, err := f.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rej == nil {
+					f.Accept()
+				}
+			}
+			st := f.Stats()
+			if st.Lines != tc.lines || st.Accepted != tc.accepted || st.RejectedByCode[records.CodeBlankLine] != tc.blanks || f.Line() != tc.last {
+				t.Errorf("stats %+v at line %d", st, f.Line())
+			}
+		})
+	}
+}

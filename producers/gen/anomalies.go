@@ -70,21 +70,19 @@ func (g *generator) inject(a *assignment) {
 				fix.start, fix.end, fixedString(g.rows[k].value, g.dec()), fixedString(fix.value, g.dec())))
 
 	case U5OverlappingOverwrite:
-		// A rebill as the newest row: it starts where the last or second-last
-		// period starts and runs through the next period, so it is longer than
-		// any period it replaces and ends after every period on record.
+		// A rebill as the newest row: the last period is never sent on its
+		// own; the rebill starts where one of the two periods before it
+		// starts and runs through it, so it is longer than any period it
+		// replaces and ends after every period on record, yet not after the
+		// file was made (DATE_AFTER_FILE).
 		j := 1 + r.IntN(2)
-		next := g.periods[m]
 		last := g.rows[m-1]
-		rb := row{start: g.rows[m-j].start, end: next.end, est: 'A', label: -1}
-		for _, rw := range g.rows[m-j:] {
+		rb := row{start: g.rows[m-1-j].start, end: last.end, est: 'A', label: -1}
+		for _, rw := range g.rows[m-1-j:] {
 			rb.value += rw.value
 			rb.charge += rw.charge
 		}
-		f := float64(next.end-next.start+1) / float64(last.end-last.start+1)
-		rb.value += scaleValue(last.value, f, g.dec())
-		rb.charge += int64(float64(last.charge) * f)
-		g.rows = append(g.rows, rb)
+		g.rows = append(g.rows[:m-1], rb)
 		g.addLabel(a.kind, len(g.rows)-1, -1, false, rb.start,
 			fmt.Sprintf("newest row %s-%s (%d days) starts with the period starting %s and replaces the last %d period(s)",
 				rb.start, rb.end, int(rb.end-rb.start+1), rb.start, j))

@@ -41,7 +41,8 @@ type Config struct {
 	// Default: January 1 of the year before Now (docs/data-contract.md §2.6).
 	Start dates.Date
 	// Now sets the defaults and the file-name timestamp; zero means time.Now(),
-	// which makes the output differ from run to run.
+	// which makes the output differ from run to run. WithDefaults moves it
+	// later when Months runs the periods past it: no bill ends after its file.
 	Now  time.Time
 	Seed int64
 	// GasShare is the share of premises that also have gas. 0 means the
@@ -95,6 +96,14 @@ func (c Config) WithDefaults() Config {
 		sy, sm, _ := civil(c.Start)
 		ny, nm, _ := c.Now.Date()
 		c.Months = max(1, (ny-sy)*12+int(nm)-sm-1)
+	}
+	// A bill cannot end after its file was made (the reader rejects it,
+	// DATE_AFTER_FILE). With Months given, the periods may run past Now: the
+	// file-name timestamp then moves to the day after the last date_to can
+	// be (makePeriods: a read cycle up to 19 days late, ends up to 2 days
+	// after the same day of the month).
+	if bound := c.Start.AddDays(19).AddMonths(c.Months) + 2; dates.FromTime(c.Now) < bound {
+		c.Now = c.Now.AddDate(0, 0, int(bound-dates.FromTime(c.Now)))
 	}
 	if c.GasShare == 0 {
 		c.GasShare = DefaultGasShare

@@ -199,7 +199,8 @@ func TestRejectedRows(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var mm int
 			fmt.Sscan(c.minutes, &mm)
-			body := header + "SP0\t1\t20240601\t0000\tKWH\tA\t-0400\tE\t\n" + c.row + "\n"
+			// A good read after the bad one: an empty line that ends the file is no row.
+			body := header + "SP0\t1\t20240601\t0000\tKWH\tA\t-0400\tE\t\n" + c.row + "\n" + "SP0\t1\t20240602\t0000\tKWH\tA\t-0400\tE\t\n"
 			recs, r := readAll(t, name(mm), body, Options{})
 			if recs[0].Read == nil {
 				t.Fatalf("the good row was rejected: %+v", recs[0].Rejected)
@@ -214,7 +215,7 @@ func TestRejectedRows(t *testing.T) {
 			if rj.Reasons[0].Message == "" || !strings.Contains(rj.Raw, strings.ToValidUTF8(c.row, "\uFFFD")) {
 				t.Fatalf("no message or raw text: %+v", rj)
 			}
-			if st := r.Stats(); st.Accepted != 1 || st.Rejected != 1 || st.RejectedByCode[c.code] != 1 {
+			if st := r.Stats(); st.Accepted != 2 || st.Rejected != 1 || st.RejectedByCode[c.code] != 1 {
 				t.Fatalf("stats %+v", st)
 			}
 		})
