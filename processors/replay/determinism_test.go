@@ -1,9 +1,13 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,9 +25,12 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
+	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/gen"
+	"github.com/usagestream/usagestream/producers/httpin"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -65,6 +72,15 @@ func TestFinalEventsDependOnTheDataOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := now.AddDate(-1, -2, 0)
+	// Hourly reads for the first three, enough for I5's 13 months (daily
+	// reads lose a day at each daylight-saving change, which restarts the
+	// history); the daily reads that follow for them are of another length
+	// and not counted (I1).
+	hourly, _, err := gen.GenerateIntervals(dir, gen.IntervalConfig{ServicePoints: 3, Minutes: 60, Days: 420,
+		Start: dates.FromTime(first), Seed: 9, Now: now.Add(30 * time.Minute), Compression: "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	iv, _, err := gen.GenerateIntervals(dir, gen.IntervalConfig{ServicePoints: electric, Minutes: 1440, Days: 400,
 		Start: dates.FromTime(first), Seed: 7, Now: now.Add(time.Hour), Compression: "none"})
 	if err != nil {
@@ -75,7 +91,21 @@ func TestFinalEventsDependOnTheDataOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bills, reads := res.Files, []string{iv, more}
+	// And reads posted as NDJSON (POST /v1/intervals) for the ten first,
+	// after the files' days.
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ndjson bytes.Buffer
+	for sp := 1; sp <= 10; sp++ {
+		for d := 420; d < 426; d++ {
+			end := time.Date(first.Year(), first.Month(), first.Day()+d+1, 0, 0, 0, 0, loc)
+			fmt.Fprintf(&ndjson, `{"service_point_id":"SP-E-%08d","interval_end":%q,"minutes":1440,"value":%d.5,"units":"KWH","is_estimate":"A"}`+"\n",
+				sp, end.Format(time.RFC3339), 20+sp+d%7)
+		}
+	}
+	bills, reads := inputs{files: res.Files}, inputs{files: []string{hourly, iv, more}, ndjson: ndjson.Bytes()}
 
 	// Each partition count with another interleaving of the inputs: every
 	// bill before any read, every read before any bill, and both there
@@ -84,12 +114,12 @@ func TestFinalEventsDependOnTheDataOnly(t *testing.T) {
 	var wantFrom string
 	for _, run := range []struct {
 		parts   int32
-		batches [][]string
+		batches []inputs
 		name    string
 	}{
-		{1, [][]string{bills, reads}, "1 partition, bills first"},
-		{3, [][]string{reads, bills}, "3 partitions, reads first"},
-		{6, [][]string{append(slices.Clone(bills), reads...)}, "6 partitions"},
+		{1, []inputs{bills, reads}, "1 partition, bills first"},
+		{3, []inputs{reads, bills}, "3 partitions, reads first"},
+		{6, []inputs{{files: append(slices.Clone(bills.files), reads.files...), ndjson: reads.ndjson}}, "6 partitions"},
 	} {
 		kc := env.Kafka
 		kc.TopicPrefix = fmt.Sprintf("p%d.", run.parts)
@@ -127,14 +157,53 @@ func TestFinalEventsDependOnTheDataOnly(t *testing.T) {
 		}
 		got.compare(t, run.name, shadow, "the shadow replay")
 	}
+	// The input exercises what the comparison is about.
+	for _, needs := range []string{"eligible=false", "eligible=true", "SERVICE_POINT_CHANGED/S1", "INSUFFICIENT_HISTORY/I5", "NO_DUAL_FUEL/S2", "PROPERTY_MANAGER/C2", "BLOCKED_FOR_COMMUNICATIONS"} {
+		if !slices.ContainsFunc(slices.Collect(maps.Values(want.eligibility)), func(v string) bool { return strings.Contains(v, needs) }) {
+			t.Errorf("no final eligibility with %s", needs)
+		}
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(want.eligibility)), func(k string) bool {
+		return strings.HasSuffix(k, " disaggregation") && strings.HasPrefix(want.eligibility[k], "eligible=true")
+	}) {
+		t.Error("no customer eligible for disaggregation: the interval history (I5) never reached eligibility")
+	}
 	t.Logf("final state: %d subject-programs, %d anomalies, %d corrections", len(want.eligibility), len(want.anomalies), len(want.corrections))
+}
+
+// inputs are files to ingest and NDJSON reads to post.
+type inputs struct {
+	files  []string
+	ndjson []byte
+}
+
+// send ingests the files with in, then posts the NDJSON reads to the
+// interval endpoint (producers/httpin) under kc's prefix.
+func (b inputs) send(ctx context.Context, kc kafkaconf.Config, in *ingest.Ingester) error {
+	if _, err := in.Run(ctx, b.files); err != nil {
+		return err
+	}
+	if len(b.ndjson) == 0 {
+		return nil
+	}
+	c, err := adapter.New(ctx, kc, adapter.Config{Utility: "gec", Name: "http", Kind: interval.OriginHTTP})
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	w := httptest.NewRecorder()
+	httpin.Handler(c, httpin.Config{}).ServeHTTP(w, httptest.NewRequest(http.MethodPost, httpin.Path, bytes.NewReader(b.ndjson)))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"rejected":0,"failed":0`) {
+		return fmt.Errorf("POST %s: %d %s", httpin.Path, w.Code, w.Body.String())
+	}
+	return nil
 }
 
 // runEveryStage creates the topology's topics with parts partitions under
 // kc's prefix, ingests the first batch of files, starts every stage, and
 // ingests each further batch once the stages caught up with the one before;
 // it returns the final state their events leave.
-func runEveryStage(t *testing.T, kc kafkaconf.Config, parts int32, batches [][]string) finalState {
+func runEveryStage(t *testing.T, kc kafkaconf.Config, parts int32, batches []inputs) finalState {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -152,7 +221,7 @@ func runEveryStage(t *testing.T, kc kafkaconf.Config, parts int32, batches [][]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.Run(ctx, batches[0]); err != nil {
+	if err := batches[0].send(ctx, kc, in); err != nil {
 		t.Fatal(err)
 	}
 	p, err := pipeline.New(ctx, kc, rules.DefaultPolicy())
@@ -167,11 +236,11 @@ func runEveryStage(t *testing.T, kc kafkaconf.Config, parts int32, batches [][]s
 	}
 	eg.Go(func() error {
 		defer stop()
-		for _, files := range batches[1:] {
+		for _, b := range batches[1:] {
 			if err := pipeline.WaitCaughtUp(ectx, kc); err != nil {
 				return err
 			}
-			if _, err := in.Run(ectx, files); err != nil {
+			if err := b.send(ectx, kc, in); err != nil {
 				return err
 			}
 		}
@@ -207,7 +276,7 @@ func readFinal(t *testing.T, kc kafkaconf.Config, names topics.Names) finalState
 			m := r.(map[string]any)
 			rs = append(rs, fmt.Sprintf("%s/%s/%s from %s until %s", m["code"], m["rule"], plain(m["service_point_id"]), plain(m["effective_date"]), plain(m["until"])))
 		}
-		f.eligibility[fmt.Sprintf("%s %s %s", e["customer_id"], e["premise_id"], e["program"])] = fmt.Sprintf("eligible=%v %s", e["eligible"], strings.Join(rs, "; "))
+		f.eligibility[fmt.Sprintf("%s %s %s", e["customer_id"], e["premise_id"], e["program"])] = fmt.Sprintf("eligible=%v secondary_id=%s %s", e["eligible"], plain(e["secondary_id"]), strings.Join(rs, "; "))
 	}
 	// A condition raised and cleared again is no final state: a run in
 	// which it never held ends the same.
