@@ -130,3 +130,44 @@ func TestCustomerFinalStateIgnoresArrivalOrder(t *testing.T) {
 		})
 	}
 }
+
+// The premise stage judges S1 from the memberships of every service point
+// at the premise; each service point's come in order, but how they
+// interleave is the partitioning's.
+func TestSiteFinalStateIgnoresArrivalOrder(t *testing.T) {
+	d := dates.MustParse
+	m := func(sp, first, last, chain string, months int) Membership {
+		return Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: sp, ServiceType: "E", AccountID: "A-" + sp,
+			ActiveDate: d("20230101"), Active: true, FirstPeriodStart: d(first), LastDateTo: d(last), ChainStart: d(chain), ChainedMonths: months}
+	}
+	old := []Membership{m("SP-OLD", "20230101", "20240614", "20230101", 17)}
+	// The replacement's first row, then an older row of its history (a
+	// back-filled file) that moves its first period start.
+	repl := []Membership{m("SP-NEW", "20240701", "20241231", "20240701", 6), m("SP-NEW", "20240615", "20241231", "20240615", 6)}
+	p := DefaultPolicy()
+	var first, firstOrder string
+	for k := range len(repl) + 1 { // where the old service point's membership comes
+		order := slices.Concat(repl[:k], old, repl[k:])
+		var s Site
+		var names []string
+		for _, mm := range order {
+			s.Apply(p, mm)
+			names = append(names, fmt.Sprintf("%s first %s", mm.ServicePointID, mm.FirstPeriodStart))
+		}
+		var b strings.Builder
+		for _, r := range s.Sent["C1"] {
+			fmt.Fprintf(&b, "%s/%s/%s from %s until %s\n", r.Code, r.Rule, r.ServicePointID, r.EffectiveDate, r.Until)
+		}
+		got := b.String()
+		if got == "" {
+			t.Fatalf("in the order %s: no S1 reason", strings.Join(names, ", "))
+		}
+		if first == "" {
+			first, firstOrder = got, strings.Join(names, ", ")
+			continue
+		}
+		if got != first {
+			t.Errorf("in the order %s:\n%s\nin the order %s:\n%s", firstOrder, first, strings.Join(names, ", "), got)
+		}
+	}
+}
