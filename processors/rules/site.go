@@ -28,7 +28,7 @@ type Site struct {
 	// Points holds the latest membership by service point, then customer.
 	Points map[string]map[string]Membership `json:"points,omitempty"`
 	// Sent is the S1 reasons last sent to each customer, pinned: a reason
-	// keeps the effective date and source it began with while it holds.
+	// keeps the source that first gave it its date (pin).
 	// A customer whose last list was empty has no entry.
 	Sent map[string][]Reason `json:"sent,omitempty"`
 }

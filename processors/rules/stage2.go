@@ -43,8 +43,8 @@ type Premise struct {
 	// premise stage (Site) last sent them.
 	Replacements []Reason `json:"replacements,omitempty"`
 	// Pinned holds the reasons stage 2 derives (S1, S2, I5, blocked for
-	// communications) with the effective date and source they had when they
-	// began: while a reason holds, only its Until may move.
+	// communications) as last derived: the date is the data's, the source
+	// the input that first gave the reason that date (pin).
 	Pinned []Reason `json:"pinned,omitempty"`
 	// Evaluated is set after the first evaluation, which emits every program.
 	Evaluated bool `json:"evaluated,omitempty"`
@@ -141,14 +141,16 @@ func (c *Customer) premise(id string) *Premise {
 	return pr
 }
 
-// updatePropertyManager starts or ends the C2 reason; it reports a change.
-// The reason's date is when the customer became active at more than
-// PropertyManagerPremises premises: the activation of the premise that
-// tipped it, taking each premise's earliest active account.
+// updatePropertyManager starts, ends or re-dates the C2 reason; it reports a
+// change. The reason's date is when the customer became active at more than
+// PropertyManagerPremises premises, by the active premises on record (each
+// counted from its earliest active account): the (PropertyManagerPremises+1)th
+// earliest of them. It is worked out again on every membership, so that it
+// does not depend on which premise's membership came first.
 func (c *Customer) updatePropertyManager(p Policy, cause Source) bool {
 	should := c.ActivePremises > p.PropertyManagerPremises
 	switch {
-	case should && c.PropertyManager == nil:
+	case should:
 		var since []dates.Date
 		for _, pr := range c.Premises {
 			first := dates.Date(0)
@@ -162,10 +164,13 @@ func (c *Customer) updatePropertyManager(p Policy, cause Source) bool {
 			}
 		}
 		slices.Sort(since)
-		c.PropertyManager = &Reason{Code: ReasonPropertyManager, Rule: "C2",
-			EffectiveDate: since[p.PropertyManagerPremises], Source: cause}
+		d := since[p.PropertyManagerPremises]
+		if c.PropertyManager != nil && c.PropertyManager.EffectiveDate == d {
+			return false
+		}
+		c.PropertyManager = &Reason{Code: ReasonPropertyManager, Rule: "C2", EffectiveDate: d, Source: cause}
 		return true
-	case !should && c.PropertyManager != nil:
+	case c.PropertyManager != nil:
 		c.PropertyManager = nil
 		return true
 	}
@@ -234,14 +239,16 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 }
 
 // dualFuel finds S2's reason: no active gas and electric pair. It dates from
-// the later of the customer's first account here and the end of the last
-// gas or electric account that ended.
+// the customer's first account here; when the customer had both fuels here,
+// from the later of that and the end of the last gas or electric account
+// that ended (when the pair was lost).
 func (c *Customer) dualFuel(pr *Premise, ids []string, cause Source) []Reason {
-	var hasE, hasG bool
+	var hasE, hasG, hadE, hadG bool
 	since := firstActive(pr, ids)
 	var ended dates.Date
 	for _, id := range ids {
 		m := pr.Points[id]
+		hadE, hadG = hadE || m.ServiceType == "E", hadG || m.ServiceType == "G"
 		switch {
 		case m.Active && m.ServiceType == "E":
 			hasE = true
@@ -258,7 +265,10 @@ func (c *Customer) dualFuel(pr *Premise, ids []string, cause Source) []Reason {
 	if hasE && hasG {
 		return nil
 	}
-	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: max(since, ended), Source: cause}}
+	if hadE && hadG {
+		since = max(since, ended)
+	}
+	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: since, Source: cause}}
 }
 
 // history finds I5's reason: no active service point with enough interval
@@ -284,16 +294,22 @@ func firstActive(pr *Premise, ids []string) dates.Date {
 	return since
 }
 
-// pin returns cands with the effective date and source of the pinned reason
-// of the same code, rule and service point where there is one: a derived
-// reason keeps the date and cause it began with while it holds.
+// pin returns cands with the source of the pinned reason of the same code,
+// rule, service point and effective date where there is one: a derived
+// reason keeps the cause that first gave it its date while the date holds.
+//
+// The date itself is never pinned: it is what the data say now (issue 14).
+// Pinning the date of the first derivation made it depend on the order in
+// which service points' memberships and interval history arrived, which
+// the partitioning and the timing of the stages decide: two runs of the same
+// input (or a replay) ended with different dates.
 func pin(pinned, cands []Reason) []Reason {
 	out := make([]Reason, 0, len(cands))
 	for _, r := range cands {
 		if k := slices.IndexFunc(pinned, func(q Reason) bool {
-			return q.Code == r.Code && q.Rule == r.Rule && q.ServicePointID == r.ServicePointID
+			return q.Code == r.Code && q.Rule == r.Rule && q.ServicePointID == r.ServicePointID && q.EffectiveDate == r.EffectiveDate
 		}); k >= 0 {
-			r.EffectiveDate, r.Source = pinned[k].EffectiveDate, pinned[k].Source
+			r.Source = pinned[k].Source
 		}
 		out = append(out, r)
 	}
