@@ -210,7 +210,7 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	}
 	reg := serde.NewRegistry(cl)
 	older := olderSchema(t)
-	oldCodec, err := reg.Register(ctx, "old-billing-value", older)
+	oldID, err := reg.Register(ctx, "old-billing-value", older)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	dec := c.NewDecoder(serde.NewRegistry(cl))
 	row := sampleRows()[0]
 
-	b, err := AppendAvro(nil, cur.ID, &row, testSrc)
+	b, err := AppendAvro(nil, cur, &row, testSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +239,15 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	delete(m, "customer_type")
 	m["bldg_sq_foot"] = goavro.Union("float", float32(row.BldgSqFoot.Value))
 	m["region"] = "south"
-	old, err := oldCodec.Append(nil, m)
+	og, err := goavro.NewCodec(older)
 	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := serde.AppendHeader(nil, oldID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, err = og.BinaryFromNative(old, m); err != nil {
 		t.Fatal(err)
 	}
 	want := row
@@ -256,7 +263,7 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	if _, err := dec.Decode(ctx, b); err == nil || !strings.Contains(err.Error(), "schema id 999") {
 		t.Fatalf("unknown id: %v", err)
 	}
-	if _, err := dec.Decode(ctx, []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent framing") {
+	if _, err := dec.Decode(ctx, []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent-framed") {
 		t.Fatalf("unframed: %v", err)
 	}
 }
@@ -293,7 +300,7 @@ func TestDecoderConcurrent(t *testing.T) {
 	rows := sampleRows()
 	framed := make([][]byte, len(rows))
 	for i := range rows {
-		if framed[i], err = AppendAvro(nil, cur.ID, &rows[i], testSrc); err != nil {
+		if framed[i], err = AppendAvro(nil, cur, &rows[i], testSrc); err != nil {
 			t.Fatal(err)
 		}
 		sortExtra(rows[i].Extra)

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hamba/avro/v2"
+	"github.com/twmb/avro"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/serde"
@@ -30,7 +30,7 @@ const (
 )
 
 // wireRead is the IntervalRead record (schemas/interval_read.avsc) as
-// hamba/avro maps it to Go: a struct codec built once per schema, instead of
+// twmb/avro maps it to Go: a struct codec built once per schema, instead of
 // a goavro map per read, which cost more than the rest of ingest together at
 // ten million reads a file.
 type wireRead struct {
@@ -66,13 +66,13 @@ type wireBuf struct {
 	sha256      string
 }
 
-// Codec encodes and decodes IntervalRead records with hamba/avro (through
+// Codec encodes and decodes IntervalRead records with twmb/avro (through
 // serde.Struct): records of the schema embedded in this build directly, and
 // records of any other registered version through Avro schema resolution
 // (NewDecoder, NewResolver).
 type Codec struct {
 	s      *serde.Struct[wireRead]
-	schema avro.Schema // the embedded schema
+	schema *avro.Schema // the embedded schema
 	direct *Decoder
 	bufs   sync.Pool
 }
@@ -185,7 +185,7 @@ func (c *Codec) decode(read func(*wireRead) error) (Read, Origin, error) {
 type Decoder struct {
 	c      *Codec
 	d      *serde.Decoder[wireRead]
-	schema avro.Schema // what d reads with: the embedded schema, or a resolution
+	schema *avro.Schema // what d reads with: the embedded schema, or a resolution
 }
 
 // NewDecoder returns a decoder for records written with writerSchema (a
