@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
@@ -34,7 +33,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 	// twmb/avro struct codecs for both inputs: the embedded schemas
 	// directly, other registered versions by Avro resolution.
 	dec := interval.NewResolver(p.reg)
-	bill := billingavro.NewDecoder(p.reg)
+	bill := recavro.NewBillingDecoder(p.reg)
 	type step = runtime.Step[*rules.IntervalPoint]
 	return &runtime.Processor[*rules.IntervalPoint]{
 		Name:   StageInterval,

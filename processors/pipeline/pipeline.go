@@ -27,7 +27,6 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -173,7 +172,7 @@ func (e *events) id() string {
 
 // ServicePointStage is stage 1: the rules of one service point.
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
-	bill := billingavro.NewDecoder(p.reg)
+	bill := recavro.NewBillingDecoder(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:   StageServicePoint,
 		Inputs: []string{p.topics.Billing},

@@ -28,7 +28,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
@@ -704,7 +703,7 @@ func (t *txn) encode(b *batch) {
 		case rec.row != nil:
 			r.Topic = t.in.cfg.Topics.Billing
 			r.Key = []byte(rec.row.ServicePointID)
-			v, err = billingavro.AppendAvro(make([]byte, 0, 384), t.in.billing, rec.row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
+			v, err = recavro.AppendBillingRow(make([]byte, 0, 384), t.in.billing, rec.row, recavro.BillingSource{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
 		case rec.read != nil:
 			r.Topic = t.in.cfg.Topics.Intervals
 			r.Key = []byte(rec.read.ServicePointID)
