@@ -21,7 +21,7 @@ echo "== intervals: ingest and the interval stage over 960,000 reads"; load
 go test -run XXX -bench IngestInterval -benchtime 1x ./producers/ingest | grep Benchmark
 go test -run XXX -bench IntervalStage -benchtime 1x ./processors/pipeline | grep Benchmark
 echo "== query API"; load
-go test -run XXX -bench ServicePointLocal ./internal/queryapi | grep Benchmark
+go test -run XXX -bench ServicePointLocal ./processors/query | grep Benchmark
 echo "== PostgreSQL sink (starts a private PostgreSQL as the test lane does)"; load
 bash -c '. scripts/test.d/20-postgres.sh &&
   go test -run XXX -bench "PostgresSink$" -benchtime 1x -timeout 40m ./sinks/postgres &&

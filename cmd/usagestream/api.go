@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
-	"github.com/usagestream/usagestream/internal/queryapi"
+	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/runtime"
 )
 
@@ -26,16 +26,16 @@ type apiFlags struct {
 
 	// api is set by the command before the processors start; demo runs
 	// processors without one.
-	api *queryapi.Server
+	api *query.Server
 	// allow and roots are --peer-allow and --peer-ca, read by Validate.
-	allow *queryapi.Allowlist
+	allow *query.Allowlist
 	roots *x509.CertPool
 }
 
 // Validate reads --peer-allow and --peer-ca before anything starts, so a
 // typo stops the command instead of silently refusing every peer.
 func (f *apiFlags) Validate() error {
-	allow, err := queryapi.ParseAllowlist(f.PeerAllow)
+	allow, err := query.ParseAllowlist(f.PeerAllow)
 	if err != nil {
 		return err
 	}
@@ -53,8 +53,8 @@ func (f *apiFlags) Validate() error {
 	return nil
 }
 
-func (f *apiFlags) newAPI(kc kafkaconf.Config, reg prometheus.Registerer, log *slog.Logger) *queryapi.Server {
-	f.api = queryapi.New(queryapi.Config{Kafka: kc, Token: f.APIToken, Advertise: f.APIAdvertise, Logger: log, Metrics: reg,
+func (f *apiFlags) newAPI(kc kafkaconf.Config, reg prometheus.Registerer, log *slog.Logger) *query.Server {
+	f.api = query.New(query.Config{Kafka: kc, Token: f.APIToken, Advertise: f.APIAdvertise, Logger: log, Metrics: reg,
 		PeerToken: f.PeerToken, PeerAllow: f.allow, PeerRootCAs: f.roots})
 	return f.api
 }
@@ -68,7 +68,7 @@ func (f *apiFlags) attach(ctx context.Context, in *runtime.Instance) {
 }
 
 // mountAPI adds the query API to a mux, when there is one.
-func mountAPI(mux *http.ServeMux, api *queryapi.Server, addr string) {
+func mountAPI(mux *http.ServeMux, api *query.Server, addr string) {
 	if api == nil {
 		return
 	}

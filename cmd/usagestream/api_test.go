@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // TestRunServesTheQueryAPI: `usagestream run` with a token in the

@@ -17,11 +17,11 @@ import (
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 type genCmd struct {

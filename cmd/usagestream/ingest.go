@@ -18,6 +18,7 @@ import (
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/producers/watch"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Exit statuses of ingest, documented in the README.
@@ -66,7 +67,7 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 		// row at all (past the share), not the default.
 		RejectLimit: &ingest.RejectLimit{MaxRows: c.MaxRejects, MaxShare: c.MaxRejectShare},
 		Reader: billing.Options{
-			Layout:       billing.Layout(c.Layout),
+			Layout:       records.Layout(c.Layout),
 			ServiceTypes: c.ServiceTypes,
 			NetMetering:  c.NetMetering,
 			KeepPersonal: c.KeepPersonal,

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/producers/watch"
+	"github.com/usagestream/usagestream/records"
 )
 
 // watchInProcess runs the drop-folder watcher with the real ingest handler
@@ -76,10 +76,10 @@ func present(p string) bool {
 
 func billingText(rows int) []byte {
 	var b strings.Builder
-	b.WriteString(billing.HeaderLine(billing.LayoutFull) + "\n")
+	b.WriteString(records.HeaderLine(records.LayoutFull) + "\n")
 	for i := 0; i < rows; i++ {
-		vals := make([]string, len(billing.Columns))
-		for j, c := range billing.Columns {
+		vals := make([]string, len(records.BillingColumns))
+		for j, c := range records.BillingColumns {
 			switch c.Name {
 			case "customer_id", "premise_id", "account_id", "service_point_id":
 				vals[j] = "X" + strconv.Itoa(i)
@@ -152,7 +152,7 @@ func TestWatchFailsAFileThatGrowsDuringIngest(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			f.Write(billingText(2)[len(billing.HeaderLine(billing.LayoutFull))+1:])
+			f.Write(billingText(2)[len(records.HeaderLine(records.LayoutFull))+1:])
 			f.Close()
 		}
 	}}

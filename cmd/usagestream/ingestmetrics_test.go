@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // TestWatchServesIngestMetrics: `ingest --watch --metrics-addr` serves

@@ -17,8 +17,8 @@ import (
 
 	"github.com/usagestream/usagestream/internal/httpserve"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
-	"github.com/usagestream/usagestream/internal/queryapi"
 	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 )
@@ -115,7 +115,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop
 }
 
 // serveHTTP serves health and metrics; readyz answers 200 once ready is set.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, api *queryapi.Server, mounts ...func(*http.ServeMux)) (stop func(), err error) {
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger, api *query.Server, mounts ...func(*http.ServeMux)) (stop func(), err error) {
 	mux := http.NewServeMux()
 	for _, m := range mounts {
 		m(mux)

@@ -22,11 +22,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 // processedEnv is the embedded stack with generated files ingested and
@@ -60,8 +61,8 @@ func newProcessedEnv(t *testing.T) processedEnv {
 	return processedEnv{env: env, g: g, files: res.Files}
 }
 
-// records reads a topic back, grouped by partition in offset order.
-func records(t *testing.T, pe processedEnv, topic string) map[int32][]*kgo.Record {
+// topicRecords reads a topic back, grouped by partition in offset order.
+func topicRecords(t *testing.T, pe processedEnv, topic string) map[int32][]*kgo.Record {
 	t.Helper()
 	out := map[int32][]*kgo.Record{}
 	for _, r := range kafkatest.ReadAll(t, pe.env.Kafka, topic) {
@@ -116,7 +117,7 @@ func TestReplayReemitsIdenticalEvents(t *testing.T) {
 	internal := []string{n.Premises, n.Memberships}
 	before := map[string]map[int32][]*kgo.Record{}
 	for _, topic := range append(slices.Clone(outputs), internal...) {
-		before[topic] = records(t, pe, topic)
+		before[topic] = topicRecords(t, pe, topic)
 		total := 0
 		for _, rs := range before[topic] {
 			total += len(rs)
@@ -206,7 +207,7 @@ func TestReplayReemitsIdenticalEvents(t *testing.T) {
 		t.Fatalf("replay output:\n%s", out)
 	}
 	for _, topic := range outputs {
-		after := records(t, pe, topic)
+		after := topicRecords(t, pe, topic)
 		for p, old := range before[topic] {
 			got := after[p]
 			if len(got) != 2*len(old) {
@@ -236,7 +237,7 @@ func TestReplayReemitsIdenticalEvents(t *testing.T) {
 		}
 	}
 	for _, topic := range internal {
-		after := records(t, pe, topic)
+		after := topicRecords(t, pe, topic)
 		for p, old := range before[topic] {
 			if len(after[p]) != len(old) {
 				t.Errorf("%s[%d]: %d records before, %d after: the replay wrote to a repartition topic", topic, p, len(old), len(after[p]))
@@ -287,7 +288,7 @@ func finalEligibility(t *testing.T, policy rules.Policy, files []string) map[sub
 	t.Helper()
 	ch := rules.NewChain(policy)
 	out := map[subjectKey]rules.EligibilityChanged{}
-	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *records.BillingRow) error {
 		res, err := ch.Apply(row, rules.Source{File: file, Line: row.Line})
 		for _, e := range res.Eligibility {
 			out[subjectKey{e.CustomerID, e.PremiseID, e.Program}] = e
@@ -316,7 +317,7 @@ func codes(rs []rules.Reason) []string {
 // nothing else changes; the live topics are untouched.
 func TestShadowReplayDiffShowsARateLeavingTheAllowlist(t *testing.T) {
 	pe := newProcessedEnv(t)
-	liveBefore := records(t, pe, pe.env.Topics.Eligibility)
+	liveBefore := topicRecords(t, pe, pe.env.Topics.Eligibility)
 	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policyFile, []byte("rate_allowlist: [R1, TOU1]\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -329,7 +330,7 @@ func TestShadowReplayDiffShowsARateLeavingTheAllowlist(t *testing.T) {
 	if !strings.Contains(out, "usagestream diff --shadow no-r2") {
 		t.Errorf("the replay does not say how to compare:\n%s", out)
 	}
-	liveAfter := records(t, pe, pe.env.Topics.Eligibility)
+	liveAfter := topicRecords(t, pe, pe.env.Topics.Eligibility)
 	for p, rs := range liveBefore {
 		if len(liveAfter[p]) != len(rs) {
 			t.Fatalf("a shadow replay wrote to the live eligibility topic (partition %d: %d -> %d)", p, len(rs), len(liveAfter[p]))

@@ -29,11 +29,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/pipeline"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/sinks/postgres"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"

@@ -15,6 +15,7 @@ import (
 	"github.com/usagestream/usagestream/processors/validate"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Exit status of validate when the files fail the policy's thresholds (0:
@@ -65,7 +66,7 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
 		Policy:      policy,
-		Reader:      billing.Options{Layout: billing.Layout(c.Layout), ServiceTypes: c.ServiceTypes},
+		Reader:      billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes},
 		Store:       c.Store,
 		PebbleAbove: c.PebbleAbove,
 		CacheStates: c.CacheStates,

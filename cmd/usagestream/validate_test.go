@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // TestValidateExitStatuses runs `usagestream validate` as a user would: 0

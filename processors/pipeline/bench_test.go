@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
 

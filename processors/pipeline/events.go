@@ -3,7 +3,7 @@ package pipeline
 import (
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -25,7 +25,7 @@ func optDate(d dates.Date) *dates.Date {
 	return &d
 }
 
-func optDouble(v billing.NullFloat) *float64 {
+func optDouble(v records.NullFloat) *float64 {
 	if !v.Valid {
 		return nil
 	}

@@ -8,9 +8,8 @@ import (
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // TestI5IntervalHistoryReachesEligibility runs every stage: the interval
@@ -34,9 +33,9 @@ func TestI5IntervalHistoryReachesEligibility(t *testing.T) {
 	for n := 200; n < 14*30+5; n++ {
 		rest = append(rest, day(n))
 	}
-	hdr := strings.Join(interval.Columns, "\t")
+	hdr := strings.Join(records.IntervalColumns, "\t")
 	files := []string{
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20250301000000.tsv", billing.HeaderLine(billing.LayoutFull), bills),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20250301000000.tsv", records.HeaderLine(records.LayoutFull), bills),
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20250302000000.tsv", hdr, hourly("SP1", 1, first...)),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})

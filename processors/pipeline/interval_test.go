@@ -17,9 +17,8 @@ import (
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // hourly renders the hourly interval lines of local days at -0400.
@@ -51,8 +50,8 @@ func billRow(sp, dateTo string, duration int, value float64) string {
 	vals := map[string]string{"customer_id": "C-" + sp, "premise_id": "P-" + sp, "account_id": "A-" + sp, "active_date": "20240101",
 		"service_point_id": sp, "service_type": "E", "rate_code": "R1", "usage_value": fmt.Sprint(value),
 		"date_to": dateTo, "duration": fmt.Sprint(duration), "is_estimate": "A"}
-	parts := make([]string, len(billing.Columns))
-	for i, c := range billing.Columns {
+	parts := make([]string, len(records.BillingColumns))
+	for i, c := range records.BillingColumns {
 		parts[i] = vals[c.Name]
 	}
 	return strings.Join(parts, "\t")
@@ -135,10 +134,10 @@ func TestIntervalStage(t *testing.T) {
 	first = append(first, hourly("SP2", 1, days...)...)
 	first = append(first, hourly("SP3", 0.5, "20240601", "20240604")...)
 	files := []string{
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20240604000000.tsv", billing.HeaderLine(billing.LayoutFull),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20240604000000.tsv", records.HeaderLine(records.LayoutFull),
 			[]string{billRow("SP1", "20240603", 3, 72), billRow("SP2", "20240603", 3, 100)}),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(interval.Columns, "\t"), first),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240606000000.tsv", strings.Join(interval.Columns, "\t"),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns, "\t"), first),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240606000000.tsv", strings.Join(records.IntervalColumns, "\t"),
 			[]string{"SP1\t1.5\t20240601\t0100\tKWH\tA\t-0400\tE\t", "SP1\t1\t20240601\t0200\tKWH\tA\t-0400\tE\t"}),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
@@ -201,7 +200,7 @@ func TestIntervalStageUsesPolicyFile(t *testing.T) {
 	}
 	env := kafkatest.Start(t)
 	dir := t.TempDir()
-	file := writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(interval.Columns, "\t"), hourly("SP1", 1, "20240601"))
+	file := writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns, "\t"), hourly("SP1", 1, "20240601"))
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +230,7 @@ func TestIntervalStageUsesPolicyFile(t *testing.T) {
 // changelog) emits exactly what one uninterrupted run emits, ids included.
 func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 	dir := t.TempDir()
-	hdr := strings.Join(interval.Columns, "\t")
+	hdr := strings.Join(records.IntervalColumns, "\t")
 	var first []string
 	first = append(first, hourly("SP1", 1, "20240601", "20240602")...)
 	first = append(first, hourly("SP2", 0, "20240601", "20240602")...) // zeros: a 24-hour run (I7)
@@ -311,8 +310,8 @@ func TestIntervalHistoryForStage2(t *testing.T) {
 		daily = append(daily, fmt.Sprintf("SP1\t10\t%s\t0000\tKWH\tA\t-0500\tE\t", start.AddDate(0, 0, d).Format("20060102")))
 	}
 	files := []string{
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230101000000.tsv", billing.HeaderLine(billing.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(interval.Columns, "\t"), daily),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230101000000.tsv", records.HeaderLine(records.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(records.IntervalColumns, "\t"), daily),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
 	if err != nil {

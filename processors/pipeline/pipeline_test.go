@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 // streamed runs files through ingest and every stage on the embedded broker
@@ -56,7 +57,7 @@ func runDirect(t *testing.T, policy rules.Policy, files []string) direct {
 	t.Helper()
 	chain := rules.NewChain(policy)
 	var d direct
-	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *records.BillingRow) error {
 		out, err := chain.Apply(row, rules.Source{File: file, Line: row.Line})
 		d.stage1 = append(d.stage1, out.Stage1Output)
 		d.elig = append(d.elig, out.Eligibility...)

@@ -17,6 +17,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the scenario tests")
@@ -38,8 +39,8 @@ func (r row) line() string {
 	}
 	defaults := map[string]string{"customer_id": "C1", "premise_id": "P1", "account_id": "A1", "active_date": "20230101",
 		"rate_code": "R1", "service_point_id": "SP1", "service_type": "E", "usage_value": "500"}
-	parts := make([]string, len(billing.Columns))
-	for i, c := range billing.Columns {
+	parts := make([]string, len(records.BillingColumns))
+	for i, c := range records.BillingColumns {
 		x := v[c.Name]
 		if x == "" {
 			x = defaults[c.Name]
@@ -219,7 +220,7 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 		t.Fatal(err)
 	}
 	for n, rows := range sc.files {
-		lines := []string{billing.HeaderLine(billing.LayoutFull)}
+		lines := []string{records.HeaderLine(records.LayoutFull)}
 		for _, r := range rows {
 			lines = append(lines, r.line())
 		}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Tenure is one account's time at a service point: an (account_id,
@@ -53,6 +53,25 @@ const (
 	stTerminated
 	stDeleted
 )
+
+// String is the status as the query API shows it.
+func (s status) String() string {
+	switch s {
+	case stActive:
+		return "active"
+	case stSuperseded:
+		return "superseded"
+	case stTerminated:
+		return "terminated"
+	case stDeleted:
+		return "deleted"
+	}
+	return "none"
+}
+
+// TenureStatus is the status of sp.Tenures[i], derived as Tenure says:
+// "deleted", else "terminated", else "superseded", else "active".
+func (sp *ServicePoint) TenureStatus(i int) string { return sp.status(i).String() }
 
 type seqStatus struct {
 	seq int
@@ -146,7 +165,7 @@ func (sp *ServicePoint) tenureOf(acct string) int {
 
 // applyAccount applies the account columns of a full or customer row (A1-A7,
 // A9). Deletion rows go to deleteAccount instead.
-func (sp *ServicePoint) applyAccount(row *billing.Row, src Source, ev dates.Date, out *Stage1Output) {
+func (sp *ServicePoint) applyAccount(row *records.BillingRow, src Source, ev dates.Date, out *Stage1Output) {
 	acct, ad := row.AccountID, row.ActiveDate
 	if sp.FirstActive == nil {
 		sp.FirstActive = map[string]dates.Date{}
@@ -172,7 +191,7 @@ func (sp *ServicePoint) applyAccount(row *billing.Row, src Source, ev dates.Date
 		return
 	}
 	c := &sp.Tenures[cur]
-	historical := row.Layout == billing.LayoutFull && row.DateTo < c.AsOf
+	historical := row.Layout == records.LayoutFull && row.DateTo < c.AsOf
 	switch {
 	case acct == c.AccountID && ad == c.ActiveDate:
 		sp.updateTenure(cur, row, src, ev, true, out)
@@ -226,7 +245,7 @@ func (sp *ServicePoint) applyAccount(row *billing.Row, src Source, ev dates.Date
 }
 
 // addTenure puts the row's account on file as a new tenure.
-func (sp *ServicePoint) addTenure(row *billing.Row, src Source) {
+func (sp *ServicePoint) addTenure(row *records.BillingRow, src Source) {
 	sp.NextSeq++
 	t := Tenure{
 		Seq: sp.NextSeq, AccountID: row.AccountID, CustomerID: row.CustomerID, PremiseID: row.PremiseID,
@@ -236,7 +255,7 @@ func (sp *ServicePoint) addTenure(row *billing.Row, src Source) {
 	if row.InactiveDate.Valid {
 		t.InactiveDate, t.EndSource = row.InactiveDate.Date, src
 	}
-	if row.Layout == billing.LayoutFull {
+	if row.Layout == records.LayoutFull {
 		t.AsOf = row.DateTo
 	}
 	i, _ := slices.BinarySearchFunc(sp.Tenures, t, compareTenures)
@@ -246,9 +265,9 @@ func (sp *ServicePoint) addTenure(row *billing.Row, src Source) {
 // updateTenure applies a row to the tenure it belongs to: attributes (A9),
 // rate (A7), termination (A4) and, for the account on file, reactivation
 // (A5). A full row older than the tenure's newest is late history: ignored here.
-func (sp *ServicePoint) updateTenure(i int, row *billing.Row, src Source, ev dates.Date, isCurrent bool, out *Stage1Output) {
+func (sp *ServicePoint) updateTenure(i int, row *records.BillingRow, src Source, ev dates.Date, isCurrent bool, out *Stage1Output) {
 	t := &sp.Tenures[i]
-	if row.Layout == billing.LayoutFull {
+	if row.Layout == records.LayoutFull {
 		if row.DateTo < t.AsOf {
 			return
 		}
@@ -289,7 +308,7 @@ func (sp *ServicePoint) restore(cur int, orig dates.Date) {
 	slices.SortFunc(sp.Tenures, compareTenures)
 }
 
-func (sp *ServicePoint) openActiveDateChange(row *billing.Row, orig dates.Date, src Source, out *Stage1Output) {
+func (sp *ServicePoint) openActiveDateChange(row *records.BillingRow, orig dates.Date, src Source, out *Stage1Output) {
 	if k := sp.openIndex(AnomalyActiveDateChanged, row.AccountID); k >= 0 {
 		sp.Open[k].To = row.ActiveDate // still changed; the first report stands
 		return
@@ -305,7 +324,7 @@ func (sp *ServicePoint) openActiveDateChange(row *billing.Row, orig dates.Date, 
 	out.AccountEvents = append(out.AccountEvents, e)
 }
 
-func (sp *ServicePoint) closeActiveDateChange(k int, row *billing.Row, src Source, out *Stage1Output) {
+func (sp *ServicePoint) closeActiveDateChange(k int, row *records.BillingRow, src Source, out *Stage1Output) {
 	o := sp.Open[k]
 	sp.Open = slices.Delete(sp.Open, k, k+1)
 	a := sp.anomalyForRow(row, o.Code, "A3", o.EffectiveDate, src)
@@ -316,7 +335,7 @@ func (sp *ServicePoint) closeActiveDateChange(k int, row *billing.Row, src Sourc
 		fmt.Sprintf("active_date restored %s -> %s", o.To, o.From), src))
 }
 
-func (sp *ServicePoint) refuseReactivation(cur int, row *billing.Row, src Source, ev dates.Date, out *Stage1Output) {
+func (sp *ServicePoint) refuseReactivation(cur int, row *records.BillingRow, src Source, ev dates.Date, out *Stage1Output) {
 	t := &sp.Tenures[cur]
 	if sp.openIndex(AnomalyReactivationRefused, t.AccountID) >= 0 {
 		return // the same attempt again: reported when it first came
@@ -336,7 +355,7 @@ func (sp *ServicePoint) refuseReactivation(cur int, row *billing.Row, src Source
 // deleteAccount applies is_account_deletion (A8): only the account on file
 // (the most recent) may be deleted. A refused row is rejected whole: its
 // usage is not applied either. It reports whether the deletion was accepted.
-func (sp *ServicePoint) deleteAccount(row *billing.Row, src Source, ev dates.Date, out *Stage1Output) bool {
+func (sp *ServicePoint) deleteAccount(row *records.BillingRow, src Source, ev dates.Date, out *Stage1Output) bool {
 	cur := sp.current()
 	if cur >= 0 && sp.Tenures[cur].AccountID == row.AccountID {
 		t := &sp.Tenures[cur]
@@ -440,7 +459,7 @@ func (sp *ServicePoint) settle(src Source, out *Stage1Output) {
 		if why == "" {
 			continue
 		}
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.AccountID = o.AccountID
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)
@@ -456,7 +475,7 @@ func (sp *ServicePoint) accountEvent(i int, typ, rule string, date dates.Date, d
 		SecondaryID: t.SecondaryID, Type: typ, Rule: rule, Date: date, Detail: detail, Source: src}
 }
 
-func (sp *ServicePoint) rowEvent(row *billing.Row, typ, rule string, date dates.Date, detail string, src Source) AccountEvent {
+func (sp *ServicePoint) rowEvent(row *records.BillingRow, typ, rule string, date dates.Date, detail string, src Source) AccountEvent {
 	return AccountEvent{ServicePointID: sp.ID, AccountID: row.AccountID, CustomerID: row.CustomerID, PremiseID: row.PremiseID,
 		SecondaryID: row.SecondaryID, Type: typ, Rule: rule, Date: date, Detail: detail, Source: src}
 }

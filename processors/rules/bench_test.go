@@ -9,14 +9,15 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
+	"github.com/usagestream/usagestream/records"
 )
 
 // benchRows is a generated file of 5,000 service points with two years of
 // monthly history and a few anomalies, parsed once: the benchmarks measure
 // the rules and the state encoding, not the reader.
-func benchRows(b *testing.B) []*billing.Row {
+func benchRows(b *testing.B) []*records.BillingRow {
 	b.Helper()
 	cfg := gen.Config{ServicePoints: 5000, Months: 24, Seed: 1, Compression: "none",
 		Now:       time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
@@ -25,11 +26,11 @@ func benchRows(b *testing.B) []*billing.Row {
 	if _, _, err := gen.WriteFull(&text, cfg); err != nil {
 		b.Fatal(err)
 	}
-	br, err := billing.NewReader(gen.FileName(cfg.WithDefaults(), billing.LayoutFull), &text, billing.Options{})
+	br, err := billing.NewReader(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &text, billing.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rows []*billing.Row
+	var rows []*records.BillingRow
 	for {
 		rec, err := br.Next()
 		if errors.Is(err, io.EOF) {
@@ -52,7 +53,7 @@ const stateEvery = 12
 // runStage1 applies rows by service point; every stateEvery rows of a
 // service point it encodes the state (encode), and decodes it back into a
 // fresh value (reload) as a runtime without a warm cache would.
-func runStage1(b *testing.B, rows []*billing.Row, encode, reload, collect bool) (memberships []Membership, stateBytes int64) {
+func runStage1(b *testing.B, rows []*records.BillingRow, encode, reload, collect bool) (memberships []Membership, stateBytes int64) {
 	p := DefaultPolicy()
 	sps := make(map[string]*ServicePoint, 8192)
 	count := make(map[string]int, 8192)

@@ -2,8 +2,7 @@ package rules
 
 import (
 	"fmt"
-
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Store keeps the state of one stage between inputs, by key. Load returns the
@@ -85,7 +84,7 @@ type ChainOutput struct {
 // caused through the premise stage, and what that forwards through stage 2.
 // The source of a stage 2 input is the billing row behind it, so that every
 // event names the file and line that caused it.
-func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
+func (c *Chain) Apply(row *records.BillingRow, src Source) (ChainOutput, error) {
 	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
 		return ChainOutput{}, fmt.Errorf("load service point state: %w", err)
@@ -107,7 +106,7 @@ func (c *Chain) Apply(row *billing.Row, src Source) (ChainOutput, error) {
 // The slices of the output are reused by the next ApplyRow: use them, or
 // copy them (the memberships for ApplyMemberships), before. Apply's output
 // is the caller's.
-func (c *Chain) ApplyRow(row *billing.Row, src Source) (Stage1Output, error) {
+func (c *Chain) ApplyRow(row *records.BillingRow, src Source) (Stage1Output, error) {
 	sp, err := c.ServicePoints.Load(row.ServicePointID)
 	if err != nil {
 		return Stage1Output{}, fmt.Errorf("load service point state: %w", err)

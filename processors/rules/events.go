@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Source says where an input came from. The rules copy it onto every reason
@@ -109,8 +109,8 @@ type Correction struct {
 	Duration       int32             `json:"duration"`
 	OldValue       float64           `json:"old_value"`
 	NewValue       float64           `json:"new_value"` // U5: the whole value of the longer row
-	OldCharge      billing.NullFloat `json:"old_charge"`
-	NewCharge      billing.NullFloat `json:"new_charge"`
+	OldCharge      records.NullFloat `json:"old_charge"`
+	NewCharge      records.NullFloat `json:"new_charge"`
 	NewDateTo      dates.Date        `json:"new_date_to"` // the period that replaces it (U4: the same)
 	NewDuration    int32             `json:"new_duration"`
 	Source         Source            `json:"source"`

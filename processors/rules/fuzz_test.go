@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 func FuzzParsePolicy(f *testing.F) {
@@ -26,11 +26,11 @@ func FuzzParsePolicy(f *testing.F) {
 // fuzzRow turns 6 bytes into a row of a small world: three accounts, two
 // customers, two service points, periods in 2024-2025 of half, one or two
 // months, every layout, terminations, deletions and negative values.
-func fuzzRow(b []byte) *billing.Row {
-	layouts := []billing.Layout{billing.LayoutFull, billing.LayoutFull, billing.LayoutCustomer, billing.LayoutUsage}
-	r := &billing.Row{Layout: layouts[b[0]%4], ServicePointID: []string{"SP1", "SP2"}[b[0]>>7]}
+func fuzzRow(b []byte) *records.BillingRow {
+	layouts := []records.Layout{records.LayoutFull, records.LayoutFull, records.LayoutCustomer, records.LayoutUsage}
+	r := &records.BillingRow{Layout: layouts[b[0]%4], ServicePointID: []string{"SP1", "SP2"}[b[0]>>7]}
 	base := dates.MustParse("20240101")
-	if r.Layout != billing.LayoutUsage {
+	if r.Layout != records.LayoutUsage {
 		n := int(b[1] % 3)
 		r.AccountID = []string{"A1", "A2", "A3"}[n]
 		r.CustomerID = []string{"C1", "C2", "C1"}[n]
@@ -39,12 +39,12 @@ func fuzzRow(b []byte) *billing.Row {
 		r.ActiveDate = base.AddMonths(int(b[2] % 6))
 		r.RateCode = []string{"R1", "MED1", ""}[b[2]>>6%3]
 		if b[3]%5 == 0 {
-			r.InactiveDate = billing.NullDate{Date: r.ActiveDate.AddMonths(int(b[3]>>5) + 1), Valid: true}
+			r.InactiveDate = records.NullDate{Date: r.ActiveDate.AddMonths(int(b[3]>>5) + 1), Valid: true}
 		}
 		r.IsAccountDeletion = b[3]%11 == 0
 		r.SecondaryID = []string{"", "W1"}[b[3]>>7]
 	}
-	if r.Layout != billing.LayoutCustomer {
+	if r.Layout != records.LayoutCustomer {
 		start := base.AddMonths(int(b[4] % 14))
 		var end dates.Date
 		switch b[5] % 4 {
@@ -58,7 +58,7 @@ func fuzzRow(b []byte) *billing.Row {
 		r.DateTo, r.Duration = end, int32(end-start+1)
 		r.UsageValue = float64(int(b[5]>>2) - 8)
 		if b[4]>>7 == 1 {
-			r.UsageCharge = billing.NullFloat{Value: 1, Valid: true}
+			r.UsageCharge = records.NullFloat{Value: 1, Valid: true}
 		}
 	}
 	return r

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
+	"github.com/usagestream/usagestream/records"
 )
 
 // The generator's labels are the ground truth: every injected anomaly must be
@@ -83,7 +84,7 @@ func (r *run) file(name string, rd io.Reader) {
 	}
 }
 
-func (r *run) row(row *billing.Row, src Source) {
+func (r *run) row(row *records.BillingRow, src Source) {
 	o, err := r.chain.Apply(row, src)
 	if err != nil {
 		r.t.Fatal(err)
@@ -140,7 +141,7 @@ func TestGeneratorLabels(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r.file(gen.FileName(cfg.WithDefaults(), billing.LayoutFull), &buf)
+				r.file(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &buf)
 				labels = ls
 			}
 			if len(labels) != len(ruleKinds()) {
@@ -192,7 +193,7 @@ func checkLabels(t *testing.T, r *run, labels []gen.Label, split bool) {
 		case gen.U7ZeroLapse:
 			ok = quiet(r, l.ServicePointID) == ""
 		case gen.U9NegativeUsage:
-			ok = slices.Contains(r.rejected[fmt.Sprintf("%s:%d", l.File, l.Line)], billing.CodeNegativeUsage)
+			ok = slices.Contains(r.rejected[fmt.Sprintf("%s:%d", l.File, l.Line)], records.CodeNegativeUsage)
 		case gen.A2Supersede:
 			ok = event(l, EventSuperseded, "A2") && event(l, EventActivated, "A2")
 		case gen.A3ActiveDateChanged:

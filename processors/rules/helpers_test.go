@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // D parses a yyyymmdd literal.
@@ -16,20 +16,20 @@ func D(s string) dates.Date { return dates.MustParse(s) }
 
 // rb builds a billing row. Defaults: customer C1 at premise P1, account A1
 // active from 2024-01-01, rate R1, electric.
-type rb struct{ r billing.Row }
+type rb struct{ r records.BillingRow }
 
-func newRow(l billing.Layout, sp string) *rb {
-	b := &rb{billing.Row{Layout: l, ServicePointID: sp}}
-	if l != billing.LayoutUsage {
+func newRow(l records.Layout, sp string) *rb {
+	b := &rb{records.BillingRow{Layout: l, ServicePointID: sp}}
+	if l != records.LayoutUsage {
 		b.r.CustomerID, b.r.PremiseID, b.r.AccountID = "C1", "P1", "A1"
 		b.r.ActiveDate, b.r.RateCode, b.r.ServiceType = D("20240101"), "R1", "E"
 	}
 	return b
 }
 
-func full(sp string) *rb  { return newRow(billing.LayoutFull, sp) }
-func cust(sp string) *rb  { return newRow(billing.LayoutCustomer, sp) }
-func usage(sp string) *rb { return newRow(billing.LayoutUsage, sp) }
+func full(sp string) *rb  { return newRow(records.LayoutFull, sp) }
+func cust(sp string) *rb  { return newRow(records.LayoutCustomer, sp) }
+func usage(sp string) *rb { return newRow(records.LayoutUsage, sp) }
 
 func (b *rb) acct(id, active string) *rb { b.r.AccountID, b.r.ActiveDate = id, D(active); return b }
 func (b *rb) who(c, p string) *rb        { b.r.CustomerID, b.r.PremiseID = c, p; return b }
@@ -38,7 +38,7 @@ func (b *rb) rate(c string) *rb          { b.r.RateCode = c; return b }
 func (b *rb) fuel(t string) *rb          { b.r.ServiceType = t; return b }
 func (b *rb) del() *rb                   { b.r.IsAccountDeletion = true; return b }
 func (b *rb) inactive(d string) *rb {
-	b.r.InactiveDate = billing.NullDate{Date: D(d), Valid: true}
+	b.r.InactiveDate = records.NullDate{Date: D(d), Valid: true}
 	return b
 }
 
@@ -57,7 +57,7 @@ func (b *rb) mon(ym string, v float64) *rb {
 }
 
 func (b *rb) charge(c float64) *rb {
-	b.r.UsageCharge = billing.NullFloat{Value: c, Valid: true}
+	b.r.UsageCharge = records.NullFloat{Value: c, Valid: true}
 	return b
 }
 
@@ -112,7 +112,7 @@ func (h *harness) feed(rows ...*rb) (Stage1Output, []EligibilityChanged) {
 	return o1, o2
 }
 
-func (h *harness) apply(row *billing.Row, src Source) (Stage1Output, []EligibilityChanged) {
+func (h *harness) apply(row *records.BillingRow, src Source) (Stage1Output, []EligibilityChanged) {
 	h.t.Helper()
 	var sp ServicePoint
 	if b, ok := h.sps[row.ServicePointID]; ok {

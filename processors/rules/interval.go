@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Interval anomaly codes (rules I1-I7). Gaps, stale feeds, sum mismatches and
@@ -166,7 +165,7 @@ const slotSpanMinutes = 840 + 720 + 1500 // earliest midnight (UTC+14) to the la
 func slotsPerDay(minutes int) int { return (slotSpanMinutes + minutes - 1) / minutes }
 
 // slotOf is the slot of a read within its start day, or -1.
-func slotOf(r *interval.Read) int {
+func slotOf(r *records.IntervalRead) int {
 	startMin := r.EndMillis/60_000 - int64(r.Minutes)
 	e := startMin - (int64(r.StartDate())*1440 - 840)
 	if e < 0 || r.Minutes <= 0 {
@@ -274,7 +273,7 @@ func (d *Day) missing(minutes int) int {
 
 // ApplyRead runs the interval rules for one read (I1-I3, I5-I7) and notes
 // when the feed was last seen (I4). atMs is the record's wall-clock time.
-func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *interval.Read, atMs int64, src Source) IntervalOutput {
+func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *records.IntervalRead, atMs int64, src Source) IntervalOutput {
 	var out IntervalOutput
 	if ip.ID == "" {
 		ip.ID = r.ServicePointID
@@ -304,7 +303,7 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *interval.Re
 		return out
 	}
 	slot := slotOf(r)
-	if slot < 0 || !interval.ValidLength(int(r.Minutes)) {
+	if slot < 0 || !records.ValidIntervalLength(int(r.Minutes)) {
 		out.Anomalies = append(out.Anomalies, ip.anomaly(AnomalyIntervalInvalid, "I1", r.StartDate(), src,
 			"the read's local time, offset and instant do not agree; check the producer"))
 		return out
@@ -319,7 +318,7 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *interval.Re
 	}
 	noDetail := max(newest, date).AddDays(-ipol.DetailDays)
 	d, isNew := c.day(date, noDetail)
-	est := r.Estimate != billing.EstimateActual
+	est := r.Estimate != records.EstimateActual
 
 	if d.has(slot) { // I2: the same interval again
 		ip.correct(p, ipol, c, d, slot, r, est, src, &out)
@@ -345,7 +344,7 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *interval.Re
 	return out
 }
 
-func (ip *IntervalPoint) add(c *Channel, d *Day, slot int, r *interval.Read, est bool) {
+func (ip *IntervalPoint) add(c *Channel, d *Day, slot int, r *records.IntervalRead, est bool) {
 	lo, hi := d.lowHigh()
 	d.Bits[slot/64] |= 1 << (slot % 64)
 	if est {
@@ -365,7 +364,7 @@ func (ip *IntervalPoint) add(c *Channel, d *Day, slot int, r *interval.Read, est
 
 // correct applies I2: the new value replaces the old one; a correction event
 // says both, unless nothing changed (a resend is not a correction).
-func (ip *IntervalPoint) correct(p Policy, ipol IntervalPolicy, c *Channel, d *Day, slot int, r *interval.Read, est bool, src Source, out *IntervalOutput) {
+func (ip *IntervalPoint) correct(p Policy, ipol IntervalPolicy, c *Channel, d *Day, slot int, r *records.IntervalRead, est bool, src Source, out *IntervalOutput) {
 	wasEst := d.Est[slot/64]&(1<<(slot%64)) != 0
 	if est {
 		d.Est[slot/64] |= 1 << (slot % 64)
@@ -508,7 +507,7 @@ func (ip *IntervalPoint) spike(ipol IntervalPolicy, c *Channel, d *Day, src Sour
 
 // runs applies I7's zero and estimate runs to reads arriving in time order;
 // a read that is not the next interval starts the runs again.
-func (ip *IntervalPoint) runs(ipol IntervalPolicy, c *Channel, r *interval.Read, est bool, src Source, out *IntervalOutput) {
+func (ip *IntervalPoint) runs(ipol IntervalPolicy, c *Channel, r *records.IntervalRead, est bool, src Source, out *IntervalOutput) {
 	if r.EndMillis <= c.LastEndMs {
 		return // a late or corrected interval: runs follow the newest data
 	}
@@ -599,12 +598,12 @@ func HistoryEligible(p Policy, months int) bool { return months >= p.IntervalHis
 
 // ApplyBilling records what a billing row says about the account (I4, I5)
 // and its billed period (I6), and checks that period against the intervals.
-func (ip *IntervalPoint) ApplyBilling(p Policy, row *billing.Row, src Source) IntervalOutput {
+func (ip *IntervalPoint) ApplyBilling(p Policy, row *records.BillingRow, src Source) IntervalOutput {
 	var out IntervalOutput
 	if ip.ID == "" {
 		ip.ID = row.ServicePointID
 	}
-	if row.Layout != billing.LayoutUsage {
+	if row.Layout != records.LayoutUsage {
 		a := &ip.Account
 		if !a.Known || row.ActiveDate >= a.ActiveDate {
 			moved := !a.Known || a.CustomerID != row.CustomerID || a.PremiseID != row.PremiseID
@@ -621,7 +620,7 @@ func (ip *IntervalPoint) ApplyBilling(p Policy, row *billing.Row, src Source) In
 			}
 		}
 	}
-	if row.Layout == billing.LayoutCustomer || row.Duration < 1 {
+	if row.Layout == records.LayoutCustomer || row.Duration < 1 {
 		return out
 	}
 	bp := BilledPeriod{DateTo: row.DateTo, Duration: row.Duration, Value: row.UsageValue, Source: src}

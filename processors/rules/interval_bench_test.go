@@ -5,15 +5,14 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // yearOfReads is one service point's 15-minute reads for 365 days at -0500
 // (no DST: the figure is about size), values with three decimals, as meters send.
-func yearOfReads() []interval.Read {
+func yearOfReads() []records.IntervalRead {
 	start := dates.MustParse("20240101")
-	var out []interval.Read
+	var out []records.IntervalRead
 	for d := 0; d < 365; d++ {
 		day := start.AddDays(d)
 		for q := 1; q <= 96; q++ {
@@ -21,8 +20,8 @@ func yearOfReads() []interval.Read {
 			if end == 0 {
 				date = day.AddDays(1)
 			}
-			r := interval.Read{ServicePointID: "SP-E-00000001", LocalDate: date, LocalTime: int16(end), OffsetMinutes: -300, OffsetGiven: true,
-				Minutes: 15, Value: float64((q*37+d*11)%900) / 1000, Units: "KWH", Estimate: billing.EstimateActual}
+			r := records.IntervalRead{ServicePointID: "SP-E-00000001", LocalDate: date, LocalTime: int16(end), OffsetMinutes: -300, OffsetGiven: true,
+				Minutes: 15, Value: float64((q*37+d*11)%900) / 1000, Units: "KWH", Estimate: records.EstimateActual}
 			r.EndMillis = (int64(date)*1440 + int64(end) + 300) * 60_000
 			out = append(out, r)
 		}

@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // intervalStateVersion is the first byte of an encoded IntervalPoint.
@@ -122,7 +122,7 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 			ZeroRunMin: int32(d.int()), EstRunMin: int32(d.int()), ZeroRunStart: d.int(), EstRunStart: d.int()}
 		bs := d.bools(3)
 		c.ZeroRaised, c.EstRaised, c.LengthWarned = bs[0], bs[1], bs[2]
-		if c.Minutes != 0 && !interval.ValidLength(int(c.Minutes)) {
+		if c.Minutes != 0 && !records.ValidIntervalLength(int(c.Minutes)) {
 			d.fail("interval length")
 			break
 		}

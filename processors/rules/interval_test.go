@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // ir builds a validated read: end local date and HHmm, length, value, offset.
-func ir(t testing.TB, date, hhmm string, minutes int, value float64, offset int, est bool) *interval.Read {
+func ir(t testing.TB, date, hhmm string, minutes int, value float64, offset int, est bool) *records.IntervalRead {
 	t.Helper()
 	v, err := interval.NewValidator(interval.Check{})
 	if err != nil {
@@ -21,10 +21,10 @@ func ir(t testing.TB, date, hhmm string, minutes int, value float64, offset int,
 	}
 	var h, m int
 	fmt.Sscanf(hhmm, "%02d%02d", &h, &m)
-	r := &interval.Read{ServicePointID: "SP1", LocalDate: dates.MustParse(date), LocalTime: int16(h*60 + m),
-		OffsetMinutes: int16(offset), OffsetGiven: true, Minutes: int16(minutes), Value: value, Units: "KWH", Estimate: billing.EstimateActual}
+	r := &records.IntervalRead{ServicePointID: "SP1", LocalDate: dates.MustParse(date), LocalTime: int16(h*60 + m),
+		OffsetMinutes: int16(offset), OffsetGiven: true, Minutes: int16(minutes), Value: value, Units: "KWH", Estimate: records.EstimateActual}
 	if est {
-		r.Estimate = billing.EstimateEstimated
+		r.Estimate = records.EstimateEstimated
 	}
 	if rs := v.Validate(r); rs != nil {
 		t.Fatalf("bad test read %s %s: %+v", date, hhmm, rs)
@@ -34,8 +34,8 @@ func ir(t testing.TB, date, hhmm string, minutes int, value float64, offset int,
 
 // dayReads returns the reads of one whole local day at a fixed offset, all
 // with value v, except the ends listed in skip.
-func dayReads(t testing.TB, date string, minutes int, v float64, offset int, skip ...string) []*interval.Read {
-	var out []*interval.Read
+func dayReads(t testing.TB, date string, minutes int, v float64, offset int, skip ...string) []*records.IntervalRead {
+	var out []*records.IntervalRead
 	d := dates.MustParse(date)
 	for end := minutes; end <= 1440; end += minutes {
 		hhmm := fmt.Sprintf("%02d%02d", end%1440/60, end%60)
@@ -84,7 +84,7 @@ func (r *ipRun) record(o IntervalOutput) {
 	}
 }
 
-func (r *ipRun) reads(rs ...*interval.Read) {
+func (r *ipRun) reads(rs ...*records.IntervalRead) {
 	for _, rd := range rs {
 		r.n++
 		r.record(r.ip.ApplyRead(r.p, r.ipol, rd, r.at, Source{Topic: "intervals.v1", Offset: r.n}))
@@ -94,7 +94,7 @@ func (r *ipRun) reads(rs ...*interval.Read) {
 
 func (r *ipRun) bill(dateTo string, duration int32, value float64) {
 	r.n++
-	row := &billing.Row{Layout: billing.LayoutFull, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
+	row := &records.BillingRow{Layout: records.LayoutFull, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
 		ActiveDate: dates.MustParse("20230101"), ServiceType: "E", UsageValue: value, DateTo: dates.MustParse(dateTo), Duration: duration}
 	r.record(r.ip.ApplyBilling(r.p, row, Source{Topic: "billing.v1", Offset: r.n, File: "f.tsv", Line: r.n}))
 	r.roundTrip()
@@ -133,7 +133,7 @@ func expectEvents(t *testing.T, got, want string) {
 func TestI1_OneLengthPerChannel(t *testing.T) {
 	cases := []struct {
 		name   string
-		second *interval.Read
+		second *records.IntervalRead
 		want   string
 	}{
 		{"same length", nil, ""},
@@ -159,7 +159,7 @@ func TestI1_OneLengthPerChannel(t *testing.T) {
 func TestI2_SentAgainIsACorrection(t *testing.T) {
 	cases := []struct {
 		name  string
-		again *interval.Read
+		again *records.IntervalRead
 		want  string
 	}{
 		{"same value: a resend, no event", ir(t, "20240601", "0015", 15, 1.5, -240, false), ""},
@@ -265,8 +265,8 @@ func TestI4_StaleFeed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := newIPRun(t)
 			if c.inactive {
-				row := &billing.Row{Layout: billing.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
-					ActiveDate: dates.MustParse("20230101"), InactiveDate: billing.NullDate{Date: dates.MustParse("20240101"), Valid: true}}
+				row := &records.BillingRow{Layout: records.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
+					ActiveDate: dates.MustParse("20230101"), InactiveDate: records.NullDate{Date: dates.MustParse("20240101"), Valid: true}}
 				r.ip.ApplyBilling(r.p, row, Source{})
 			}
 			out := r.ip.ApplyRead(r.p, r.ipol, ir(t, "20240601", "0100", 60, 1, -240, false), r.at, Source{})
@@ -303,7 +303,7 @@ func TestI5_History(t *testing.T) {
 	}
 	// A new customer at the service point learns its history.
 	r.n++
-	r.record(r.ip.ApplyBilling(r.p, &billing.Row{Layout: billing.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C2", PremiseID: "P1",
+	r.record(r.ip.ApplyBilling(r.p, &records.BillingRow{Layout: records.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C2", PremiseID: "P1",
 		AccountID: "A2", ActiveDate: dates.MustParse("20240201"), ServiceType: "E"}, Source{Offset: r.n}))
 	expectEvents(t, r.take(), "HISTORY 13 months since 20230101")
 	if h := r.ip.Account; h.CustomerID != "C2" {
@@ -360,32 +360,32 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 }
 
 func TestI7_VEEFindings(t *testing.T) {
-	zeroDay := func(date string) []*interval.Read { return dayReads(t, date, 60, 0, -240) }
+	zeroDay := func(date string) []*records.IntervalRead { return dayReads(t, date, 60, 0, -240) }
 	cases := []struct {
 		name  string
 		gas   bool
-		reads func() []*interval.Read
+		reads func() []*records.IntervalRead
 		want  string
 	}{
-		{"negative value", false, func() []*interval.Read {
-			return []*interval.Read{ir(t, "20240601", "0100", 60, -2, -240, false), ir(t, "20240601", "0200", 60, -2, -240, false)}
+		{"negative value", false, func() []*records.IntervalRead {
+			return []*records.IntervalRead{ir(t, "20240601", "0100", 60, -2, -240, false), ir(t, "20240601", "0200", 60, -2, -240, false)}
 		}, "INTERVAL_NEGATIVE I7 20240601"},
-		{"24 hours of zeros", false, func() []*interval.Read { return zeroDay("20240601") }, "INTERVAL_ZERO_RUN I7 20240601"},
-		{"zeros on gas are normal", true, func() []*interval.Read { return zeroDay("20240601") }, ""},
-		{"23 hours of zeros", false, func() []*interval.Read { return zeroDay("20240601")[1:] }, ""},
-		{"zeros then usage clears", false, func() []*interval.Read {
+		{"24 hours of zeros", false, func() []*records.IntervalRead { return zeroDay("20240601") }, "INTERVAL_ZERO_RUN I7 20240601"},
+		{"zeros on gas are normal", true, func() []*records.IntervalRead { return zeroDay("20240601") }, ""},
+		{"23 hours of zeros", false, func() []*records.IntervalRead { return zeroDay("20240601")[1:] }, ""},
+		{"zeros then usage clears", false, func() []*records.IntervalRead {
 			return append(zeroDay("20240601"), ir(t, "20240602", "0100", 60, 1, -240, false))
 		}, "INTERVAL_ZERO_RUN I7 20240601\nINTERVAL_ZERO_RUN I7 20240602 cleared"},
-		{"spike", false, func() []*interval.Read {
+		{"spike", false, func() []*records.IntervalRead {
 			rs := dayReads(t, "20240601", 60, 1, -240)
 			rs[5] = ir(t, "20240601", "0600", 60, 40, -240, false)
 			return append(rs, ir(t, "20240602", "0100", 60, 1, -240, false))
 		}, "INTERVAL_SPIKE I7 20240601"},
-		{"48 hours of estimates", false, func() []*interval.Read {
-			var rs []*interval.Read
+		{"48 hours of estimates", false, func() []*records.IntervalRead {
+			var rs []*records.IntervalRead
 			for _, d := range []string{"20240601", "20240602"} {
 				for _, x := range dayReads(t, d, 60, 1, -240) {
-					x.Estimate = billing.EstimateEstimated
+					x.Estimate = records.EstimateEstimated
 					rs = append(rs, x)
 				}
 			}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // ServicePoint is the stage 1 state of one service point (the key of stage 1):
@@ -79,7 +79,11 @@ func (sp *ServicePoint) openIndex(code, acct string) int {
 	return -1
 }
 
-func (o *OpenAnomaly) rule() string {
+// Rule is the rules.md id of the condition (U2, U3, A3, A5), or "" for a
+// code that is no condition. Open anomalies keep the code only: this is the
+// one place that maps it, for the rules and for readers of their state (the
+// query API).
+func (o *OpenAnomaly) Rule() string {
 	switch o.Code {
 	case AnomalyUsageGap:
 		return "U2"
@@ -128,7 +132,7 @@ func (o *OpenAnomaly) describe() string {
 // belongs to this service point: a row for another one is a routing bug and
 // panics. Apply is deterministic: the same state and row give the same
 // output and the same state.
-func (sp *ServicePoint) Apply(p Policy, row *billing.Row, src Source) Stage1Output {
+func (sp *ServicePoint) Apply(p Policy, row *records.BillingRow, src Source) Stage1Output {
 	var out Stage1Output
 	sp.apply(p, row, src, &out)
 	return out
@@ -137,15 +141,15 @@ func (sp *ServicePoint) Apply(p Policy, row *billing.Row, src Source) Stage1Outp
 // apply is Apply appending to out, whose slices the caller may reuse from
 // row to row (Chain.ApplyRow does): a new output per row was a tenth of the
 // bytes a large validation allocated.
-func (sp *ServicePoint) apply(p Policy, row *billing.Row, src Source, out *Stage1Output) {
+func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out *Stage1Output) {
 	switch {
 	case sp.ID == "":
 		sp.ID = row.ServicePointID
 	case row.ServicePointID != sp.ID:
 		panic(fmt.Sprintf("rules: row for service point %q applied to %q: the runtime must key rows by service_point_id", row.ServicePointID, sp.ID))
 	}
-	hasAccount := row.Layout != billing.LayoutUsage
-	hasUsage := row.Layout != billing.LayoutCustomer
+	hasAccount := row.Layout != records.LayoutUsage
+	hasUsage := row.Layout != records.LayoutCustomer
 	if hasUsage && row.Duration < 1 {
 		a := sp.anomaly(AnomalyInvalidUsage, "DC-2.4", row.DateTo, 0, src)
 		a.Message = fmt.Sprintf("duration %d is not positive; the row is ignored", row.Duration)
@@ -184,8 +188,8 @@ func (sp *ServicePoint) apply(p Policy, row *billing.Row, src Source, out *Stage
 // eventDate is when a row's account changes take effect (event time): the
 // start of its period; a customer row has none, so the day after the newest
 // usage on record, or its active_date before any usage.
-func (sp *ServicePoint) eventDate(row *billing.Row) dates.Date {
-	if row.Layout != billing.LayoutCustomer {
+func (sp *ServicePoint) eventDate(row *records.BillingRow) dates.Date {
+	if row.Layout != records.LayoutCustomer {
 		return row.PeriodStart()
 	}
 	if n := sp.newestDateTo(); n != 0 {
@@ -210,7 +214,7 @@ func (sp *ServicePoint) anomalyAbout(i int, code, rule string, eff dates.Date, s
 	return a
 }
 
-func (sp *ServicePoint) anomalyForRow(row *billing.Row, code, rule string, eff dates.Date, src Source) Anomaly {
+func (sp *ServicePoint) anomalyForRow(row *records.BillingRow, code, rule string, eff dates.Date, src Source) Anomaly {
 	return Anomaly{ServicePointID: sp.ID, Code: code, Rule: rule, EffectiveDate: eff, Source: src,
 		AccountID: row.AccountID, CustomerID: row.CustomerID, PremiseID: row.PremiseID, SecondaryID: row.SecondaryID}
 }
@@ -328,7 +332,7 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 		default:
 			continue
 		}
-		reason(o.reasonCode(), o.rule(), o.EffectiveDate, o.Until, o.Source)
+		reason(o.reasonCode(), o.Rule(), o.EffectiveDate, o.Until, o.Source)
 	}
 	sortReasons(m.Reasons)
 	return m

@@ -52,6 +52,15 @@ type Premise struct {
 	Sent map[string][]Reason `json:"sent,omitempty"`
 }
 
+// Eligible says whether the customer is eligible for program at this
+// premise, as last emitted: evaluated, and no reason sent for it.
+func (pr *Premise) Eligible(program string) bool {
+	return pr.Evaluated && eligible(pr.Sent[program])
+}
+
+// eligible is the one definition of eligibility: no reason blocks.
+func eligible(rs []Reason) bool { return len(rs) == 0 }
+
 func (pr *Premise) active() bool {
 	for _, m := range pr.Points {
 		if m.Active {
@@ -218,7 +227,7 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 			out = make([]EligibilityChanged, 0, len(programTable)) // one allocation, not one per doubling
 		}
 		out = append(out, EligibilityChanged{CustomerID: c.ID, PremiseID: id, SecondaryID: pr.SecondaryID,
-			Program: prog.name, Eligible: len(rs) == 0, Reasons: slices.Clone(rs), Source: src})
+			Program: prog.name, Eligible: eligible(rs), Reasons: slices.Clone(rs), Source: src})
 	}
 	pr.Evaluated = true
 	return out

@@ -188,7 +188,7 @@ func (sp *ServicePoint) CheckInvariants() error {
 		}
 	}
 	for k, o := range sp.Open {
-		if o.rule() == "" {
+		if o.Rule() == "" {
 			return fmt.Errorf("open anomaly %d: %q is not a condition", k, o.Code)
 		}
 		if k > 0 && compareOpen(sp.Open[k-1], o) >= 0 {

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
+	"github.com/usagestream/usagestream/records"
 )
 
 // busyState builds a service point with every kind of state: periods with and
@@ -88,7 +89,7 @@ func TestDeterminism(t *testing.T) {
 	if _, _, err := gen.WriteFull(&text, cfg); err != nil {
 		t.Fatal(err)
 	}
-	name := gen.FileName(cfg.WithDefaults(), billing.LayoutFull)
+	name := gen.FileName(cfg.WithDefaults(), records.LayoutFull)
 	once := func() ([]byte, []byte) {
 		r := newRun(t, DefaultPolicy())
 		r.file(name, bytes.NewReader(text.Bytes()))
@@ -130,7 +131,7 @@ func TestInvariantsAfterEveryRow(t *testing.T) {
 	if _, _, err := gen.WriteFull(&text, cfg); err != nil {
 		t.Fatal(err)
 	}
-	br, err := billing.NewReader(gen.FileName(cfg.WithDefaults(), billing.LayoutFull), &text, billing.Options{})
+	br, err := billing.NewReader(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &text, billing.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

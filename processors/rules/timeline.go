@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Period is one billing period on a service point's timeline: Start through
@@ -28,8 +28,8 @@ type Period struct {
 // Duration is the period's length in days.
 func (p Period) Duration() int32 { return int32(p.DateTo - p.Start + 1) }
 
-func (p Period) charge() billing.NullFloat {
-	return billing.NullFloat{Value: p.Charge, Valid: p.HasCharge}
+func (p Period) charge() records.NullFloat {
+	return records.NullFloat{Value: p.Charge, Valid: p.HasCharge}
 }
 
 func comparePeriods(a, b Period) int {
@@ -53,7 +53,7 @@ func (sp *ServicePoint) newestDateTo() dates.Date {
 // overlapping overwrite (U5), or a new period where it lands in start order
 // (U1, U8); overlaps and gaps are derived afterwards from the whole timeline.
 // It reports whether the timeline changed.
-func (sp *ServicePoint) applyUsage(row *billing.Row, src Source, out *Stage1Output) bool {
+func (sp *ServicePoint) applyUsage(row *records.BillingRow, src Source, out *Stage1Output) bool {
 	np := Period{Start: row.PeriodStart(), DateTo: row.DateTo, Value: row.UsageValue}
 	if row.UsageCharge.Valid {
 		np.Charge, np.HasCharge = row.UsageCharge.Value, true
@@ -178,7 +178,7 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		} else if o.Code == AnomalyUsageOverlap {
 			why = "no longer overlapping"
 		}
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.Cleared = true
 		a.Message = fmt.Sprintf("%s cleared: %s", o.describe(), why)
 		out.Anomalies = append(out.Anomalies, a)
@@ -187,7 +187,7 @@ func (sp *ServicePoint) reconcileTimeline(p Policy, src Source, out *Stage1Outpu
 		o := OpenAnomaly{Code: f.code, KeyStart: f.keyStart, KeyEnd: f.keyEnd, From: f.from, To: f.to,
 			EffectiveDate: f.from, Until: f.until, Source: src}
 		kept = append(kept, o)
-		a := sp.anomaly(o.Code, o.rule(), o.EffectiveDate, o.Until, src)
+		a := sp.anomaly(o.Code, o.Rule(), o.EffectiveDate, o.Until, src)
 		a.Message = o.describe()
 		out.Anomalies = append(out.Anomalies, a)
 	}

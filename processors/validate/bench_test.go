@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // BenchmarkValidate: a generated full-layout gzip file of 300,000 rows

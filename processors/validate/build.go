@@ -8,11 +8,11 @@ import (
 	"strings"
 
 	"github.com/usagestream/usagestream/processors/validate/report"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 )
 
 // endFile records one file's counts; err is why it stopped early, if it did.
-func (r *run) endFile(f *report.File, st billing.Stats, err error) {
+func (r *run) endFile(f *report.File, st filereader.Stats, err error) {
 	f.Lines, f.Accepted, f.Rejected = st.Lines, st.Accepted, st.Rejected
 	f.RejectedByCode = r.codeCounts(st.RejectedByCode)
 	if err != nil {

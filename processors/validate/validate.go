@@ -30,7 +30,8 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
-	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Where rule state is kept.
@@ -152,7 +153,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
 	start := time.Now()
-	if err := r.files(ctx, ingest.Order(paths)); err != nil {
+	if err := r.files(ctx, records.Order(paths)); err != nil {
 		return nil, err
 	}
 	finish()
@@ -200,7 +201,7 @@ type msg struct {
 	file  *report.File
 	recs  []billing.Record
 	end   bool
-	stats billing.Stats
+	stats filereader.Stats
 	err   error // the file could not be read to its end
 }
 
@@ -450,7 +451,7 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 	if err != nil {
 		return ms, fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
 	}
-	if row.Layout != billing.LayoutCustomer {
+	if row.Layout != records.LayoutCustomer {
 		if start := row.PeriodStart(); r.first == 0 || start < r.first {
 			r.first = start
 		}

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/report.golden.json from this run (review the diff before committing)")

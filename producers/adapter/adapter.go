@@ -28,8 +28,8 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -65,7 +65,7 @@ type Client struct {
 type ReadError struct {
 	ServicePointID string
 	EndMillis      int64
-	Reasons        []billing.Reason // the read's faults, each naming its field
+	Reasons        []records.Reason // the read's faults, each naming its field
 	Err            error            // a delivery failure (Reasons is empty then)
 }
 
@@ -125,7 +125,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Client, error) 
 }
 
 // encode validates r and builds its record.
-func (c *Client) encode(r *interval.Read) (*kgo.Record, error) {
+func (c *Client) encode(r *records.IntervalRead) (*kgo.Record, error) {
 	if rs := c.v.Validate(r); rs != nil {
 		return nil, &ReadError{ServicePointID: r.ServicePointID, EndMillis: r.EndMillis, Reasons: rs}
 	}
@@ -141,7 +141,7 @@ func (c *Client) encode(r *interval.Read) (*kgo.Record, error) {
 // contract 3 comes back at once as a *ReadError naming each field; a
 // delivery failure is returned by the next Flush or Close. Send blocks while
 // MaxBuffered reads wait for Kafka, until ctx ends.
-func (c *Client) Send(ctx context.Context, r interval.Read) error {
+func (c *Client) Send(ctx context.Context, r records.IntervalRead) error {
 	rec, err := c.encode(&r)
 	if err != nil {
 		return err
@@ -159,7 +159,7 @@ func (c *Client) Send(ctx context.Context, r interval.Read) error {
 
 // SendBatch sends reads and waits until each is delivered or refused: errs[i]
 // is nil when reads[i] is on Kafka, else a *ReadError (or ctx's error).
-func (c *Client) SendBatch(ctx context.Context, reads []interval.Read) (errs []error) {
+func (c *Client) SendBatch(ctx context.Context, reads []records.IntervalRead) (errs []error) {
 	errs = make([]error, len(reads))
 	var wg sync.WaitGroup
 	for i := range reads {

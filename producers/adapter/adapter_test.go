@@ -14,13 +14,13 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
-func read(sp string, hhmm int16, v float64) interval.Read {
-	return interval.Read{ServicePointID: sp, LocalDate: dates.MustParse("20240601"), LocalTime: hhmm, OffsetMinutes: -240,
-		OffsetGiven: true, Minutes: 15, Value: v, Units: "kwh", Estimate: billing.EstimateActual}
+func read(sp string, hhmm int16, v float64) records.IntervalRead {
+	return records.IntervalRead{ServicePointID: sp, LocalDate: dates.MustParse("20240601"), LocalTime: hhmm, OffsetMinutes: -240,
+		OffsetGiven: true, Minutes: 15, Value: v, Units: "kwh", Estimate: records.EstimateActual}
 }
 
 // TestClient: Send and SendBatch validate each read (errors name the
@@ -35,7 +35,7 @@ func TestClient(t *testing.T) {
 	}
 	bad := read("SP1", 10, 1) // 00:10 is off the 15-minute grid
 	var re *ReadError
-	if err := c.Send(ctx, bad); !errors.As(err, &re) || re.Reasons[0].Field != "time" || re.Reasons[0].Code != interval.CodeOffGrid {
+	if err := c.Send(ctx, bad); !errors.As(err, &re) || re.Reasons[0].Field != "time" || re.Reasons[0].Code != records.CodeOffGrid {
 		t.Fatalf("off-grid read: %v", err)
 	}
 	for q := int16(1); q <= 20; q++ { // more than MaxBuffered: Send waits for room
@@ -43,7 +43,7 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	errs := c.SendBatch(ctx, []interval.Read{read("SP2", 15, 1), {ServicePointID: "SP2", LocalDate: dates.MustParse("20240601"), Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
+	errs := c.SendBatch(ctx, []records.IntervalRead{read("SP2", 15, 1), {ServicePointID: "SP2", LocalDate: dates.MustParse("20240601"), Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
 	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &re) || len(re.Reasons) != 2 || re.Reasons[0].Field != "minutes" || re.Reasons[1].Field != "units" {
 		t.Fatalf("batch errors: %v", errs)
 	}

@@ -7,13 +7,15 @@ import (
 	"io"
 	"runtime"
 	"testing"
+
+	"github.com/usagestream/usagestream/records"
 )
 
 // benchFile is a full-layout file of n distinct, valid rows, like a utility's
 // monthly extract: ids, dates and values vary from row to row.
 func benchFile(n int) []byte {
 	var b bytes.Buffer
-	b.WriteString(HeaderLine(LayoutFull))
+	b.WriteString(records.HeaderLine(records.LayoutFull))
 	b.WriteByte('\n')
 	for i := range n {
 		fmt.Fprintf(&b, "C%08d\tP%08d\t\tCCB%07d\tRES\t\tA%08d\t2022%02d%02d\t\t\t%02d\tR%d\tSP%09d\t%s\t%d\tMain Street\t\tEugene\tOR\t974%02d\tAMI\tKWH\t%d\t%d.%02d\t2024%02d%02d\t%d\t%s\t%d.%02d\n",

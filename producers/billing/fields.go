@@ -7,9 +7,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/records"
 )
 
-// Indexes into Columns; TestColumnIndexes keeps them in step with the catalogue.
+// Indexes into records.BillingColumns; TestColumnIndexes keeps them in step with the catalogue.
 // The row parser switches on them instead of comparing names on every field.
 const (
 	cCustomerID = iota
@@ -50,7 +51,7 @@ const (
 )
 
 func columnIndex(name string) int {
-	for i, c := range Columns {
+	for i, c := range records.BillingColumns {
 		if c.Name == name {
 			return i
 		}
@@ -59,37 +60,37 @@ func columnIndex(name string) int {
 }
 
 func (r *Reader) add(id int, code, rule, msg string) {
-	r.reasons = append(r.reasons, Reason{Field: Columns[id].Name, Code: code, Rule: rule, Message: msg})
+	r.reasons = append(r.reasons, records.Reason{Field: records.BillingColumns[id].Name, Code: code, Rule: rule, Message: msg})
 }
 
 // parseFields fills row from the fields of one line and appends a Reason for
 // every problem, so the sender sees all of a row's faults at once.
-func (r *Reader) parseFields(row *Row, f []string, validUTF8 bool) {
-	if r.layout != LayoutCustomer {
-		row.IsEstimate = EstimateEstimated // data contract 2.4: empty is_estimate means E
+func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool) {
+	if r.layout != records.LayoutCustomer {
+		row.IsEstimate = records.EstimateEstimated // data contract 2.4: empty is_estimate means E
 	}
 	activeOK, inactiveOK := false, false
 	for pos, id := range r.ids {
 		v := f[pos]
 		col := &r.cols[pos]
 		if !validUTF8 && !utf8.ValidString(v) {
-			r.add(id, CodeInvalidUTF8, RuleFormat, fmt.Sprintf("%s is not valid UTF-8 (bad byte at offset %d of the field); send the file encoded as UTF-8", col.Name, badUTF8Offset(v)))
+			r.add(id, records.CodeInvalidUTF8, records.RuleFormat, fmt.Sprintf("%s is not valid UTF-8 (bad byte at offset %d of the field); send the file encoded as UTF-8", col.Name, badUTF8Offset(v)))
 			continue
 		}
 		if v == "" {
 			if col.Required {
-				r.add(id, CodeRequired, RuleColumns, col.Name+" is empty; it is required, so fill it in")
+				r.add(id, records.CodeRequired, records.RuleBillingColumns, col.Name+" is empty; it is required, so fill it in")
 			}
 			continue
 		}
-		if col.Type != TypeString {
+		if col.Type != records.TypeString {
 			if isNullToken(v) {
-				r.add(id, CodeNullToken, RuleFormat, fmt.Sprintf("%s %q is not a null; leave the field empty for null", col.Name, v))
+				r.add(id, records.CodeNullToken, records.RuleFormat, fmt.Sprintf("%s %q is not a null; leave the field empty for null", col.Name, v))
 				continue
 			}
 		} else if col.Required && strings.TrimSpace(v) == "" {
 			// A blank id would key a Kafka record by spaces and join nothing.
-			r.add(id, CodeRequired, RuleColumns, fmt.Sprintf("%s holds only spaces (%d bytes); it is required, so fill it in", col.Name, len(v)))
+			r.add(id, records.CodeRequired, records.RuleBillingColumns, fmt.Sprintf("%s holds only spaces (%d bytes); it is required, so fill it in", col.Name, len(v)))
 			continue
 		}
 
@@ -142,14 +143,14 @@ func (r *Reader) parseFields(row *Row, f []string, validUTF8 bool) {
 		case cBldgSqFoot:
 			if x, ok := r.number(id, v); ok {
 				if x < 0 {
-					r.add(id, CodeOutOfRange, RuleColumns, fmt.Sprintf("%s %q is below 0; a floor area cannot be negative", col.Name, clip(v)))
+					r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("%s %q is below 0; a floor area cannot be negative", col.Name, clip(v)))
 				}
-				row.BldgSqFoot = NullFloat{Value: x, Valid: true}
+				row.BldgSqFoot = records.NullFloat{Value: x, Valid: true}
 			}
 		case cUsageValue:
 			if x, ok := r.number(id, v); ok {
 				if x > maxUsageValue || x < -maxUsageValue {
-					r.add(id, CodeOutOfRange, RuleColumns, fmt.Sprintf("%s %q is beyond ±%d, the largest value allowed", col.Name, clip(v), maxUsageValue))
+					r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("%s %q is beyond ±%d, the largest value allowed", col.Name, clip(v), maxUsageValue))
 				}
 				r.negative(id, x, v)
 				row.UsageValue = x
@@ -163,12 +164,12 @@ func (r *Reader) parseFields(row *Row, f []string, validUTF8 bool) {
 		case cUsageCharge:
 			if x, ok := r.number(id, v); ok {
 				r.negative(id, x, v)
-				row.UsageCharge = NullFloat{Value: x, Valid: true}
+				row.UsageCharge = records.NullFloat{Value: x, Valid: true}
 			}
 		}
 	}
 	if activeOK && inactiveOK && row.InactiveDate.Date < row.ActiveDate {
-		r.add(cInactiveDate, CodeInactiveBeforeActive, RuleColumns, fmt.Sprintf("inactive_date %s is before active_date %s; an account cannot end before it starts",
+		r.add(cInactiveDate, records.CodeInactiveBeforeActive, records.RuleBillingColumns, fmt.Sprintf("inactive_date %s is before active_date %s; an account cannot end before it starts",
 			row.InactiveDate.Date, row.ActiveDate))
 	}
 }
@@ -176,7 +177,7 @@ func (r *Reader) parseFields(row *Row, f []string, validUTF8 bool) {
 func (r *Reader) date(id int, v string) (dates.Date, bool) {
 	d, err := dates.Parse(v)
 	if err != nil {
-		r.add(id, CodeBadDate, RuleColumns, fmt.Sprintf("%s %s is not a real calendar date (yyyymmdd)", Columns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeBadDate, records.RuleBillingColumns, fmt.Sprintf("%s %s is not a real calendar date (yyyymmdd)", records.BillingColumns[id].Name, r.show(id, v)))
 		return 0, false
 	}
 	return d, true
@@ -185,11 +186,11 @@ func (r *Reader) date(id int, v string) (dates.Date, bool) {
 // number reads an N field: optional '-', digits, optional '.' and digits.
 func (r *Reader) number(id int, v string) (float64, bool) {
 	if !isDecimal(v) {
-		name := Columns[id].Name
+		name := records.BillingColumns[id].Name
 		if strings.IndexByte(v, ',') >= 0 && onlyNumberChars(v) {
-			r.add(id, CodeThousandsSeparator, RuleColumns, fmt.Sprintf("%s %s has a ',': no thousands separators, and '.' is the decimal point", name, r.show(id, v)))
+			r.add(id, records.CodeThousandsSeparator, records.RuleBillingColumns, fmt.Sprintf("%s %s has a ',': no thousands separators, and '.' is the decimal point", name, r.show(id, v)))
 		} else {
-			r.add(id, CodeBadNumber, RuleColumns, fmt.Sprintf("%s %s is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 1234.5", name, r.show(id, v)))
+			r.add(id, records.CodeBadNumber, records.RuleBillingColumns, fmt.Sprintf("%s %s is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 1234.5", name, r.show(id, v)))
 		}
 		return 0, false
 	}
@@ -199,7 +200,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 	}
 	x, err := strconv.ParseFloat(v, 64)
 	if err != nil { // only a range error is possible after isDecimal
-		r.add(id, CodeOutOfRange, RuleColumns, fmt.Sprintf("%s %s is too large to be a number", Columns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("%s %s is too large to be a number", records.BillingColumns[id].Name, r.show(id, v)))
 		return 0, false
 	}
 	if x == 0 {
@@ -211,7 +212,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 // negative applies rule U9: negative usage or charge needs net metering.
 func (r *Reader) negative(id int, x float64, v string) {
 	if x < 0 && !r.netMetering {
-		r.add(id, CodeNegativeUsage, RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", Columns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeNegativeUsage, records.RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", records.BillingColumns[id].Name, r.show(id, v)))
 	}
 }
 
@@ -222,7 +223,7 @@ func (r *Reader) duration(id int, v string) int32 {
 		digits = v[1:]
 	}
 	if !isDigits(digits) {
-		r.add(id, CodeBadInteger, RuleColumns, fmt.Sprintf("duration %s is not a whole number of days", r.show(id, v)))
+		r.add(id, records.CodeBadInteger, records.RuleBillingColumns, fmt.Sprintf("duration %s is not a whole number of days", r.show(id, v)))
 		return 0
 	}
 	n := 0
@@ -231,28 +232,28 @@ func (r *Reader) duration(id int, v string) int32 {
 	}
 	switch {
 	case neg || n == 0:
-		r.add(id, CodeBadDuration, RuleColumns, fmt.Sprintf("duration %s must be more than 0 days", r.show(id, v)))
+		r.add(id, records.CodeBadDuration, records.RuleBillingColumns, fmt.Sprintf("duration %s must be more than 0 days", r.show(id, v)))
 		return 0
 	case n > maxDuration:
-		r.add(id, CodeOutOfRange, RuleColumns, fmt.Sprintf("duration %s is over %d days; a billing period is a few weeks", r.show(id, v), maxDuration))
+		r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("duration %s is over %d days; a billing period is a few weeks", r.show(id, v), maxDuration))
 		return 0
 	}
 	return int32(n)
 }
 
-func (r *Reader) estimate(id int, v string) Estimate {
+func (r *Reader) estimate(id int, v string) records.Estimate {
 	if len(v) == 1 {
 		switch v[0] | 0x20 {
 		case 'a':
-			return EstimateActual
+			return records.EstimateActual
 		case 'e':
-			return EstimateEstimated
+			return records.EstimateEstimated
 		case 'u':
-			return EstimateUser
+			return records.EstimateUser
 		}
 	}
-	r.add(id, CodeBadEstimate, RuleColumns, fmt.Sprintf("is_estimate %s must be A, E or U (or empty for E)", r.show(id, v)))
-	return EstimateEstimated
+	r.add(id, records.CodeBadEstimate, records.RuleBillingColumns, fmt.Sprintf("is_estimate %s must be A, E or U (or empty for E)", r.show(id, v)))
+	return records.EstimateEstimated
 }
 
 func (r *Reader) serviceType(id int, v string) string {
@@ -261,7 +262,7 @@ func (r *Reader) serviceType(id int, v string) string {
 			return t
 		}
 	}
-	r.add(id, CodeBadServiceType, RuleColumns, fmt.Sprintf("service_type %s is not one of the allowed codes %s", r.show(id, v), strings.Join(r.serviceTypes, ", ")))
+	r.add(id, records.CodeBadServiceType, records.RuleBillingColumns, fmt.Sprintf("service_type %s is not one of the allowed codes %s", r.show(id, v), strings.Join(r.serviceTypes, ", ")))
 	return ""
 }
 
@@ -272,7 +273,7 @@ func (r *Reader) flag(id int, v string) bool {
 	case strings.EqualFold(v, "false") || v == "0" || strings.EqualFold(v, "f"):
 		return false
 	}
-	r.add(id, CodeBadFlag, RuleColumns, fmt.Sprintf("is_account_deletion %s must be true, 1 or t to delete, false, 0, f or empty to keep", r.show(id, v)))
+	r.add(id, records.CodeBadFlag, records.RuleBillingColumns, fmt.Sprintf("is_account_deletion %s must be true, 1 or t to delete, false, 0, f or empty to keep", r.show(id, v)))
 	return false
 }
 
@@ -280,7 +281,7 @@ func (r *Reader) state(id int, v string) string {
 	if len(v) == 2 && isLetter(v[0]) && isLetter(v[1]) {
 		return strings.ToUpper(v) // no copy when already upper-case
 	}
-	r.add(id, CodeBadState, RuleColumns, fmt.Sprintf("service_state %s must be a 2-letter state code, like CA", r.show(id, v)))
+	r.add(id, records.CodeBadState, records.RuleBillingColumns, fmt.Sprintf("service_state %s must be a 2-letter state code, like CA", r.show(id, v)))
 	return ""
 }
 
@@ -288,7 +289,7 @@ func (r *Reader) zip(id int, v string) string {
 	ok := (len(v) == 5 && isDigits(v)) ||
 		(len(v) == 10 && v[5] == '-' && isDigits(v[:5]) && isDigits(v[6:]))
 	if !ok {
-		r.add(id, CodeBadZip, RuleColumns, fmt.Sprintf("service_zip_code %s must be NNNNN or NNNNN-NNNN", r.show(id, v)))
+		r.add(id, records.CodeBadZip, records.RuleBillingColumns, fmt.Sprintf("service_zip_code %s must be NNNNN or NNNNN-NNNN", r.show(id, v)))
 		return ""
 	}
 	return v

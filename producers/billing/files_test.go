@@ -10,12 +10,15 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 // TestFileErrors is the table of file-level problems: each must stop the file
-// with a *FileError naming the file, the line and the column concerned.
+// with a *filereader.FileError naming the file, the line and the column concerned.
 func TestFileErrors(t *testing.T) {
-	hdr := LayoutColumns(LayoutFull)
+	hdr := records.LayoutColumns(records.LayoutFull)
 	names := func(edit func([]string) []string) string {
 		n := make([]string, len(hdr))
 		for i, c := range hdr {
@@ -23,13 +26,13 @@ func TestFileErrors(t *testing.T) {
 		}
 		return strings.Join(edit(n), "\t")
 	}
-	good := rowLine(LayoutFull, nil)
-	full := gzipBytes(t, fileText(LayoutFull, good, good, good))
+	good := rowLine(records.LayoutFull, nil)
+	full := gzipBytes(t, fileText(records.LayoutFull, good, good, good))
 	var rows []string
 	for i := range 500 {
-		rows = append(rows, rowLine(LayoutFull, map[string]string{"customer_id": fmt.Sprint("C", i*7919), "usage_value": fmt.Sprint(i*31%977, ".", i%10)}))
+		rows = append(rows, rowLine(records.LayoutFull, map[string]string{"customer_id": fmt.Sprint("C", i*7919), "usage_value": fmt.Sprint(i*31%977, ".", i%10)}))
 	}
-	manyRows := gzipBytes(t, fileText(LayoutFull, rows...))
+	manyRows := gzipBytes(t, fileText(records.LayoutFull, rows...))
 
 	cases := []struct {
 		name    string
@@ -41,11 +44,11 @@ func TestFileErrors(t *testing.T) {
 		field   string
 		msg     []string // substrings of Error()
 		isErr   error    // errors.Is target, when set
-		nameErr bool     // a *NameError is wrapped
+		nameErr bool     // a *records.NameError is wrapped
 	}{
 		{name: "empty file", data: nil, msg: []string{"the file is empty", "no header"}},
 		{name: "empty gzip", data: gzipBytes(t, ""), msg: []string{"the file is empty"}},
-		{name: "missing header", data: []byte(fileText(LayoutFull, good)[len(HeaderLine(LayoutFull))+1:]), line: 1,
+		{name: "missing header", data: []byte(fileText(records.LayoutFull, good)[len(records.HeaderLine(records.LayoutFull))+1:]), line: 1,
 			msg: []string{"line 1 is not a header", `"C1001"`, "looks like data"}},
 		{name: "header without rate_code", line: 1, field: "rate_code",
 			data: []byte(names(func(n []string) []string { return append(n[:11:11], n[12:]...) }) + "\n"),
@@ -69,14 +72,14 @@ func TestFileErrors(t *testing.T) {
 			data: []byte(names(func(n []string) []string { return append(n, "duration") }) + "\n"),
 			msg:  []string{`"duration" appears twice`}},
 		{name: "customer header in a full file", line: 1, field: "usage_value",
-			data: []byte(fileText(LayoutCustomer, rowLine(LayoutCustomer, nil))),
+			data: []byte(fileText(records.LayoutCustomer, rowLine(records.LayoutCustomer, nil))),
 			msg:  []string{`column "usage_value" (position 24) is missing`, "this header is that of the customer layout"}},
 		{name: "full header in a customer file", file: customerName, line: 1, field: "usage_value",
-			data: []byte(fileText(LayoutFull, good)),
+			data: []byte(fileText(records.LayoutFull, good)),
 			msg:  []string{`column "usage_value" at header position 24 belongs to another layout, not the customer layout`, "this header is that of the full layout"}},
 		{name: "UTF-16 file", line: 1, data: []byte("\xff\xfec\x00u\x00\n"), msg: []string{"UTF-16"}},
 		{name: "header not UTF-8", line: 1, data: []byte("customer_id\xff\n"), msg: []string{"header is not valid UTF-8"}},
-		{name: "header too long", line: 1, opts: Options{MaxLineBytes: 100}, data: []byte(fileText(LayoutFull)),
+		{name: "header too long", line: 1, opts: Options{MaxLineBytes: 100}, data: []byte(fileText(records.LayoutFull)),
 			msg: []string{"line 1 is longer than 100 bytes"}},
 		{name: "truncated gzip", data: manyRows[:len(manyRows)/2], rows: -1, isErr: io.ErrUnexpectedEOF,
 			msg: []string{"truncated or corrupt after line", "send the file again"}},
@@ -89,30 +92,30 @@ func TestFileErrors(t *testing.T) {
 		{name: "gzip header damaged", data: []byte{0x1f, 0x8b, 0x99, 0, 0, 0, 0, 0, 0, 0},
 			msg: []string{"gzip header is unreadable", "send the file again"}},
 		{name: "zip with two files", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip",
-			data: zipBytes(t, zipEntry{"a.tsv", fileText(LayoutFull, good)}, zipEntry{"b.tsv", fileText(LayoutFull, good)}),
+			data: zipBytes(t, zipEntry{"a.tsv", fileText(records.LayoutFull, good)}, zipEntry{"b.tsv", fileText(records.LayoutFull, good)}),
 			msg:  []string{"holds 2 files; it must hold exactly one"}},
 		{name: "zip with a folder", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip",
-			data: zipBytes(t, zipEntry{"dir/", ""}, zipEntry{"dir/a.tsv", fileText(LayoutFull, good)}),
+			data: zipBytes(t, zipEntry{"dir/", ""}, zipEntry{"dir/a.tsv", fileText(records.LayoutFull, good)}),
 			msg:  []string{`holds a folder (entry "dir/")`, "no folders"}},
 		{name: "zip with its file in a folder", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip",
-			data: zipBytes(t, zipEntry{"dir/a.tsv", fileText(LayoutFull, good)}),
+			data: zipBytes(t, zipEntry{"dir/a.tsv", fileText(records.LayoutFull, good)}),
 			msg:  []string{`holds a folder (entry "dir/a.tsv")`}},
 		{name: "empty zip", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip", data: zipBytes(t),
 			msg: []string{"holds no file"}},
 		{name: "zip holding an empty file", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip",
 			data: zipBytes(t, zipEntry{"a.tsv", ""}), msg: []string{"the file is empty"}},
 		{name: "zip cut short", file: "opwr_gec_res_v1-19-0_full_20240201120000.zip",
-			data: zipBytes(t, zipEntry{"a.tsv", fileText(LayoutFull, good)})[:100],
+			data: zipBytes(t, zipEntry{"a.tsv", fileText(records.LayoutFull, good)})[:100],
 			msg:  []string{"zip archive is unreadable", "send the file again"}},
-		{name: "non-conforming name without a layout", file: "billing-export.tsv", data: []byte(fileText(LayoutFull, good)),
+		{name: "non-conforming name without a layout", file: "billing-export.tsv", data: []byte(fileText(records.LayoutFull, good)),
 			nameErr: true, msg: []string{"file billing-export.tsv: the layout cannot be taken from the name", "parts count is 1"}},
-		{name: "interval name without a layout", file: "opwr_gec_res_v1-19-0_interval15_20240201120000.gz", data: []byte(fileText(LayoutFull, good)),
+		{name: "interval name without a layout", file: "opwr_gec_res_v1-19-0_interval15_20240201120000.gz", data: []byte(fileText(records.LayoutFull, good)),
 			msg: []string{`"interval15", an interval file`, "interval reader"}},
-		{name: "unknown layout option", opts: Options{Layout: "daily"}, data: []byte(fileText(LayoutFull, good)),
+		{name: "unknown layout option", opts: Options{Layout: "daily"}, data: []byte(fileText(records.LayoutFull, good)),
 			msg: []string{`layout "daily" is unknown`}},
-		{name: "negative line limit", opts: Options{MaxLineBytes: -1}, data: []byte(fileText(LayoutFull, good)),
+		{name: "negative line limit", opts: Options{MaxLineBytes: -1}, data: []byte(fileText(records.LayoutFull, good)),
 			msg: []string{"MaxLineBytes is -1"}},
-		{name: "no usable service type", opts: Options{ServiceTypes: []string{" "}}, data: []byte(fileText(LayoutFull, good)),
+		{name: "no usable service type", opts: Options{ServiceTypes: []string{" "}}, data: []byte(fileText(records.LayoutFull, good)),
 			msg: []string{"ServiceTypes has no usable code"}},
 	}
 	for _, c := range cases {
@@ -139,9 +142,9 @@ func TestFileErrors(t *testing.T) {
 					recs, err = readAll(t, r)
 					r.Close()
 				}
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
-					t.Fatalf("%s: got %v, want a *FileError", via, err)
+					t.Fatalf("%s: got %v, want a *filereader.FileError", via, err)
 				}
 				line := c.line
 				if c.rows < 0 {
@@ -177,9 +180,9 @@ func TestFileErrors(t *testing.T) {
 				if c.isErr != nil && !errors.Is(err, c.isErr) {
 					t.Errorf("%s: %v does not wrap %v", via, err, c.isErr)
 				}
-				var ne *NameError
+				var ne *records.NameError
 				if c.nameErr != errors.As(err, &ne) {
-					t.Errorf("%s: wraps a NameError = %v, want %v", via, !c.nameErr, c.nameErr)
+					t.Errorf("%s: wraps a records.NameError = %v, want %v", via, !c.nameErr, c.nameErr)
 				}
 			}
 		})
@@ -194,8 +197,8 @@ func flipByte(b []byte, i int) []byte {
 
 // TestCompression reads the same file plain, gzip and zip, whatever its name says.
 func TestCompression(t *testing.T) {
-	good := rowLine(LayoutFull, nil)
-	text := fileText(LayoutFull, good, good)
+	good := rowLine(records.LayoutFull, nil)
+	text := fileText(records.LayoutFull, good, good)
 	files := map[string][]byte{
 		"gzip":                  gzipBytes(t, text),
 		"zip":                   zipBytes(t, zipEntry{"inner.tsv", text}),
@@ -228,7 +231,7 @@ func TestCompression(t *testing.T) {
 			if !strings.Contains(name, "zip") && r.CompressedBytesRead() != int64(len(data)) {
 				t.Errorf("CompressedBytesRead = %d after the whole %d-byte stream", r.CompressedBytesRead(), len(data))
 			}
-			if r.Name().Layout != LayoutFull || !r.Name().Conforms || r.Layout() != LayoutFull {
+			if r.Name().Layout != records.LayoutFull || !r.Name().Conforms || r.Layout() != records.LayoutFull {
 				t.Errorf("name %+v", r.Name())
 			}
 			if err := r.Close(); err != nil {
@@ -245,31 +248,31 @@ func TestCompression(t *testing.T) {
 }
 
 func TestExplicitLayout(t *testing.T) {
-	data := fileText(LayoutUsage, rowLine(LayoutUsage, nil))
-	r, recs, err := readString(t, "export.txt", data, Options{Layout: LayoutUsage})
+	data := fileText(records.LayoutUsage, rowLine(records.LayoutUsage, nil))
+	r, recs, err := readString(t, "export.txt", data, Options{Layout: records.LayoutUsage})
 	if err != io.EOF || len(recs) != 1 || recs[0].Row == nil {
 		t.Fatalf("%v %+v", err, recs)
 	}
-	if r.Name().Conforms || r.Layout() != LayoutUsage || len(r.Warnings()) != 1 || !strings.Contains(r.Warnings()[0], "processed as the usage layout given explicitly") {
+	if r.Name().Conforms || r.Layout() != records.LayoutUsage || len(r.Warnings()) != 1 || !strings.Contains(r.Warnings()[0], "processed as the usage layout given explicitly") {
 		t.Errorf("name %+v, warnings %q", r.Name(), r.Warnings())
 	}
 	// An explicit layout wins over the name's kind, with a warning.
-	r, recs, err = readString(t, fullName, data, Options{Layout: LayoutUsage})
+	r, recs, err = readString(t, fullName, data, Options{Layout: records.LayoutUsage})
 	if err != io.EOF || len(recs) != 1 || recs[0].Row == nil || len(r.Warnings()) != 1 {
 		t.Fatalf("%v %+v %q", err, recs, r.Warnings())
 	}
 }
 
 func TestStreamErrorKeepsRows(t *testing.T) {
-	good := rowLine(LayoutFull, nil)
-	text := fileText(LayoutFull, good, good)
+	good := rowLine(records.LayoutFull, nil)
+	text := fileText(records.LayoutFull, good, good)
 	boom := errors.New("connection reset")
 	r, err := NewReader(fullName, io.MultiReader(strings.NewReader(text+good[:10]), &failing{boom}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs, err := readAll(t, r)
-	var fe *FileError
+	var fe *filereader.FileError
 	if len(recs) != 2 || !errors.As(err, &fe) || !errors.Is(err, boom) || fe.Line != 3 ||
 		!strings.Contains(err.Error(), "reading stopped after line 3") {
 		t.Fatalf("%d records, %v", len(recs), err)
@@ -284,16 +287,16 @@ type failing struct{ err error }
 func (f *failing) Read([]byte) (int, error) { return 0, f.err }
 
 func TestNewReaderNil(t *testing.T) {
-	var fe *FileError
+	var fe *filereader.FileError
 	if _, err := NewReader(fullName, nil, Options{}); !errors.As(err, &fe) {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestNewReaderZipNeedsRandomAccess(t *testing.T) {
-	data := zipBytes(t, zipEntry{"a.tsv", fileText(LayoutFull, rowLine(LayoutFull, nil))})
+	data := zipBytes(t, zipEntry{"a.tsv", fileText(records.LayoutFull, rowLine(records.LayoutFull, nil))})
 	_, err := NewReader(fullName, io.MultiReader(bytes.NewReader(data)), Options{})
-	var fe *FileError
+	var fe *filereader.FileError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "needs random access") {
 		t.Fatalf("got %v", err)
 	}
@@ -302,10 +305,10 @@ func TestNewReaderZipNeedsRandomAccess(t *testing.T) {
 // TestLongLineMemory feeds a 5 MB line through a 64 KiB limit: it is rejected,
 // the rows after it are read, and the heap never holds the line.
 func TestLongLineMemory(t *testing.T) {
-	good := rowLine(LayoutFull, nil)
+	good := rowLine(records.LayoutFull, nil)
 	const size = 5 << 20
 	src := io.MultiReader(
-		strings.NewReader(fileText(LayoutFull, good)+"C1\tP1\t"),
+		strings.NewReader(fileText(records.LayoutFull, good)+"C1\tP1\t"),
 		&repeatReader{b: 'y', n: size - 6},
 		strings.NewReader("\r\n"+good+"\n"+good+"\n"),
 	)
@@ -322,7 +325,7 @@ func TestLongLineMemory(t *testing.T) {
 		t.Fatalf("%v, %d records", err, len(recs))
 	}
 	rej := recs[1].Rejected
-	if rej == nil || rej.Line != 3 || rej.Reasons[0].Code != CodeLineTooLong ||
+	if rej == nil || rej.Line != 3 || rej.Reasons[0].Code != records.CodeLineTooLong ||
 		!strings.Contains(rej.Reasons[0].Message, fmt.Sprintf("the line is %d bytes, over the limit of %d", size, DefaultMaxLineBytes)) {
 		t.Fatalf("long line: %+v", recs[1])
 	}
@@ -355,36 +358,20 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 func TestLongLineKeepsServicePoint(t *testing.T) {
-	long := rowLine(LayoutUsage, map[string]string{"usage_charge": strings.Repeat("9", 200)})
-	_, recs, _ := readString(t, usageName, fileText(LayoutUsage, long), Options{MaxLineBytes: 100})
+	long := rowLine(records.LayoutUsage, map[string]string{"usage_charge": strings.Repeat("9", 200)})
+	_, recs, _ := readString(t, usageName, fileText(records.LayoutUsage, long), Options{MaxLineBytes: 100})
 	rej := recs[0].Rejected
-	if rej == nil || rej.Reasons[0].Code != CodeLineTooLong || rej.ServicePointID != "SP4001" {
+	if rej == nil || rej.Reasons[0].Code != records.CodeLineTooLong || rej.ServicePointID != "SP4001" {
 		t.Fatalf("%+v", recs[0])
 	}
 	// Personal columns in the kept prefix are redacted too.
-	long = rowLine(LayoutFull, map[string]string{"usage_charge": strings.Repeat("9", 400)})
-	_, recs, _ = readString(t, fullName, fileText(LayoutFull, long), Options{MaxLineBytes: 400})
+	long = rowLine(records.LayoutFull, map[string]string{"usage_charge": strings.Repeat("9", 400)})
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, long), Options{MaxLineBytes: 400})
 	rej = recs[0].Rejected
-	if rej == nil || rej.Reasons[0].Code != CodeLineTooLong || rej.ServicePointID != "SP4001" || !strings.Contains(rej.Raw, "RES\t[redacted]\tA3001") {
+	if rej == nil || rej.Reasons[0].Code != records.CodeLineTooLong || rej.ServicePointID != "SP4001" || !strings.Contains(rej.Raw, "RES\t[redacted]\tA3001") {
 		t.Fatalf("%+v", recs[0])
 	}
 	assertNoPersonal(t, rej)
-}
-
-func TestFileErrorFormat(t *testing.T) {
-	cases := []struct {
-		e    FileError
-		want string
-	}{
-		{FileError{File: "f.gz", Err: errors.New("x; y")}, "file f.gz: x; y"},
-		{FileError{File: "f.gz", Line: 3, Err: errors.New("x; y")}, "file f.gz, line 3: x; y"},
-		{FileError{File: "f.gz", Line: 1, Field: "date_to", Err: errors.New("x; y")}, "file f.gz, line 1, field date_to: x; y"},
-	}
-	for _, c := range cases {
-		if got := c.e.Error(); got != c.want {
-			t.Errorf("%q, want %q", got, c.want)
-		}
-	}
 }
 
 // TestTestdata reads the small files kept under testdata/.
@@ -397,7 +384,7 @@ func TestTestdata(t *testing.T) {
 		{"opwr_gec_res_v1-19-0_full_20240201120000.tsv", Options{}, 2, 1},
 		{"opwr_gec_nonres-smb_v1-19-0_customer_20240201120000.tsv", Options{}, 2, 0},
 		{"opwr_gec_nonres-lci_v1-19-0_usage_20240201120000.tsv", Options{}, 3, 1},
-		{"legacy-export.txt", Options{Layout: LayoutUsage}, 1, 0},
+		{"legacy-export.txt", Options{Layout: records.LayoutUsage}, 1, 0},
 	}
 	for _, c := range cases {
 		r, err := Open(filepath.Join("testdata", c.file), c.opts)
@@ -421,8 +408,8 @@ func TestTestdata(t *testing.T) {
 func TestOpenMissingOrDirectory(t *testing.T) {
 	dir := t.TempDir()
 	for _, path := range []string{filepath.Join(dir, fullName), dir} {
-		_, err := Open(path, Options{Layout: LayoutFull})
-		var fe *FileError
+		_, err := Open(path, Options{Layout: records.LayoutFull})
+		var fe *filereader.FileError
 		if !errors.As(err, &fe) || fe.File != filepath.Base(path) || !strings.Contains(err.Error(), "; ") {
 			t.Errorf("%s: %v", path, err)
 		}

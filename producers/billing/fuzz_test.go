@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 // FuzzReader feeds a body after a valid header (mode 0..2: full, customer,
@@ -17,31 +19,31 @@ import (
 // metering. Whatever the bytes: no panic, every line one record, stats that
 // reconcile, and no accepted row that breaks the contract.
 func FuzzReader(f *testing.F) {
-	good := rowLine(LayoutFull, nil)
+	good := rowLine(records.LayoutFull, nil)
 	f.Add(uint8(0), []byte(good+"\n"+good))
-	f.Add(uint8(0), []byte(rowLine(LayoutFull, map[string]string{"duration": "0", "date_to": "20240230"})+"\r\n\n"))
-	f.Add(uint8(1), []byte(rowLine(LayoutCustomer, map[string]string{"inactive_date": "20200101"})))
-	f.Add(uint8(2), []byte(rowLine(LayoutUsage, map[string]string{"usage_value": "-1,5", "is_estimate": "u"})))
+	f.Add(uint8(0), []byte(rowLine(records.LayoutFull, map[string]string{"duration": "0", "date_to": "20240230"})+"\r\n\n"))
+	f.Add(uint8(1), []byte(rowLine(records.LayoutCustomer, map[string]string{"inactive_date": "20200101"})))
+	f.Add(uint8(2), []byte(rowLine(records.LayoutUsage, map[string]string{"usage_value": "-1,5", "is_estimate": "u"})))
 	f.Add(uint8(2), []byte("SP1\t1\t20240101\t1\t\t\nSP1\tNA\t\\N\tnull\tx\t1e4\n\t\t\t\t\t"))
-	f.Add(uint8(3), []byte(fileText(LayoutFull, good)))
-	f.Add(uint8(3), gzipBytes(f, fileText(LayoutUsage, rowLine(LayoutUsage, nil))))
-	f.Add(uint8(3), zipBytes(f, zipEntry{"a", fileText(LayoutFull, good)}))
-	f.Add(uint8(7), []byte("\xEF\xBB\xBF"+HeaderLine(LayoutFull)+"\textra\n"+good+"\tx\n"))
+	f.Add(uint8(3), []byte(fileText(records.LayoutFull, good)))
+	f.Add(uint8(3), gzipBytes(f, fileText(records.LayoutUsage, rowLine(records.LayoutUsage, nil))))
+	f.Add(uint8(3), zipBytes(f, zipEntry{"a", fileText(records.LayoutFull, good)}))
+	f.Add(uint8(7), []byte("\xEF\xBB\xBF"+records.HeaderLine(records.LayoutFull)+"\textra\n"+good+"\tx\n"))
 
 	f.Fuzz(func(t *testing.T, mode uint8, body []byte) {
-		layouts := [...]Layout{LayoutFull, LayoutCustomer, LayoutUsage}
+		layouts := [...]records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage}
 		opts := Options{NetMetering: mode&4 != 0, MaxLineBytes: 1024}
 		var data []byte
 		if m := mode & 3; m < 3 {
 			opts.Layout = layouts[m]
-			data = append([]byte(HeaderLine(opts.Layout)+"\n"), body...)
+			data = append([]byte(records.HeaderLine(opts.Layout)+"\n"), body...)
 		} else {
-			opts.Layout = LayoutFull
+			opts.Layout = records.LayoutFull
 			data = body
 		}
 		r, err := NewReader("fuzz.tsv", bytes.NewReader(data), opts)
 		if err != nil {
-			var fe *FileError
+			var fe *filereader.FileError
 			if !errors.As(err, &fe) {
 				t.Fatalf("NewReader: %T %v", err, err)
 			}
@@ -58,7 +60,7 @@ func FuzzReader(f *testing.F) {
 				break
 			}
 			if err != nil {
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
 					t.Fatalf("Next: %T %v", err, err)
 				}
@@ -84,7 +86,7 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-func checkRow(t *testing.T, row *Row, l Layout, opts Options) {
+func checkRow(t *testing.T, row *records.BillingRow, l records.Layout, opts Options) {
 	t.Helper()
 	strs := []string{row.CustomerID, row.PremiseID, row.SecondaryID, row.CCBAccountID, row.CustomerType, row.BusinessName,
 		row.AccountID, row.ReadCycle, row.RateCode, row.ServicePointID, row.ServiceType, row.ServiceHouseNumber,
@@ -97,7 +99,7 @@ func checkRow(t *testing.T, row *Row, l Layout, opts Options) {
 	if strings.TrimSpace(row.ServicePointID) == "" {
 		t.Fatalf("accepted row without a service point: %+v", row)
 	}
-	if l != LayoutUsage {
+	if l != records.LayoutUsage {
 		if strings.TrimSpace(row.CustomerID) == "" || strings.TrimSpace(row.PremiseID) == "" || strings.TrimSpace(row.AccountID) == "" {
 			t.Fatalf("accepted row without ids: %+v", row)
 		}
@@ -117,7 +119,7 @@ func checkRow(t *testing.T, row *Row, l Layout, opts Options) {
 			t.Fatalf("floor area %v", row.BldgSqFoot)
 		}
 	}
-	if l == LayoutCustomer {
+	if l == records.LayoutCustomer {
 		if row.Duration != 0 || row.UsageValue != 0 || row.DateTo != 0 || row.IsEstimate != 0 || row.UsageCharge.Valid {
 			t.Fatalf("customer row with usage: %+v", row)
 		}
@@ -132,7 +134,7 @@ func checkRow(t *testing.T, row *Row, l Layout, opts Options) {
 	if !opts.NetMetering && (row.UsageValue < 0 || row.UsageCharge.Value < 0) {
 		t.Fatalf("negative usage without net metering: %+v", row)
 	}
-	if row.IsEstimate != EstimateActual && row.IsEstimate != EstimateEstimated && row.IsEstimate != EstimateUser {
+	if row.IsEstimate != records.EstimateActual && row.IsEstimate != records.EstimateEstimated && row.IsEstimate != records.EstimateUser {
 		t.Fatalf("estimate %q", row.IsEstimate)
 	}
 	if row.DateTo.String() == "" || row.UsageCharge.Valid && (math.IsInf(row.UsageCharge.Value, 0) || math.IsNaN(row.UsageCharge.Value)) {
@@ -140,7 +142,7 @@ func checkRow(t *testing.T, row *Row, l Layout, opts Options) {
 	}
 }
 
-func checkRejected(t *testing.T, rej *Rejected) {
+func checkRejected(t *testing.T, rej *records.Rejected) {
 	t.Helper()
 	if len(rej.Reasons) == 0 || rej.Line < 2 || !utf8.ValidString(rej.Raw) || !utf8.ValidString(rej.ServicePointID) {
 		t.Fatalf("rejected %+v", rej)
@@ -171,66 +173,6 @@ func FuzzFastDecimal(f *testing.F) {
 		}
 		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("%q: fast %v, strconv %v (%v)", s, got, want, err)
-		}
-	})
-}
-
-// FuzzParseFileName: file names as they arrive in the drop folder (the
-// naming convention, data contract 2.3).
-//
-// Properties: no panic; an error is a *NameError that names the part that
-// is wrong, quotes the name, and clips what it quotes (the message stays
-// short whatever the name's length) and leaves Conforms false; a name that
-// conforms has every part the convention allows (a 3-4 character utility,
-// a known population and kind, a UTC timestamp that formats back to the
-// name's 14 digits), and parsing it again, or in another letter case, gives
-// the same parts.
-func FuzzParseFileName(f *testing.F) {
-	for _, s := range []string{
-		"opwr_gec_res_v1-19-0_full_20240201123005.gz",
-		"OPWR_GEC_RES_v1-19-0_FULL_20240201123005.TSV.GZ",
-		"opwr_gec_res_v1-19-0_interval1440_20240201123005.zip",
-		"opwr_gec_res_v1-19-0_interval0015_20240201123005.txt",
-		"opwr_gec_res_v1-19-0_full_20240230000000.gz",
-		"opwr_gec_res_v1--0_full_20240201123005.gz",
-		"opwr_gec_res_v1-19-0_full_2024020112300\xff.gz",
-		"opwr_g\u00e9c_res_v1_full_20240201123005.gz",
-		"opwr_" + strings.Repeat("x", 300) + "_res_v1_full_20240201123005.gz",
-		".gz", "", "a_b_c_d_e_f.txt", "opwr_gec_res_v1_full_00000101000000.gz",
-	} {
-		f.Add(s)
-	}
-	parts := map[string]bool{"extension": true, "parts": true, "prefix": true, "utility": true, "population": true, "version": true, "kind": true, "timestamp": true}
-	f.Fuzz(func(t *testing.T, base string) {
-		if len(base) > 1<<12 {
-			return
-		}
-		fn, err := ParseFileName(base)
-		if err != nil {
-			var ne *NameError
-			if !errors.As(err, &ne) || !parts[ne.Part] || ne.Base != base || ne.Problem == "" || fn.Conforms {
-				t.Fatalf("error %#v (conforms %v)", err, fn.Conforms)
-			}
-			if msg := err.Error(); !strings.Contains(msg, ne.Part) || len(ne.Problem) > 400 {
-				t.Fatalf("error %q does not name the part, or quotes too much (%d bytes)", msg, len(ne.Problem))
-			}
-			return
-		}
-		if !fn.Conforms || fn.Base != base || len(fn.Utility) < 3 || len(fn.Utility) > 4 || fn.Population == "" || fn.Kind == "" ||
-			(fn.Layout == "") == (fn.IntervalMinutes == 0) || fn.Timestamp.Location() != time.UTC {
-			t.Fatalf("accepted %q as %+v", base, fn)
-		}
-		if ts := fn.Timestamp.Format("20060102150405"); !strings.Contains(base, "_"+ts+".") {
-			t.Fatalf("timestamp %s is not the name's", ts)
-		}
-		again, err := ParseFileName(base)
-		if err != nil || again != fn {
-			t.Fatalf("parsing again: %+v %v", again, err)
-		}
-		up, err := ParseFileName(strings.ToUpper(base))
-		if err != nil || up.Population != fn.Population || up.Kind != fn.Kind || up.Layout != fn.Layout ||
-			up.IntervalMinutes != fn.IntervalMinutes || !up.Timestamp.Equal(fn.Timestamp) || !strings.EqualFold(up.Utility, fn.Utility) {
-			t.Fatalf("upper case %+v %v, want %+v", up, err, fn)
 		}
 	})
 }

@@ -1,36 +1,18 @@
 package billing
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"unicode/utf8"
-)
 
-const bom = "\xEF\xBB\xBF"
+	"github.com/usagestream/usagestream/records"
+)
 
 // readHeader reads line 1 and checks it names the layout's columns in canonical
 // order (data contract 2.1, 2.4); unknown names may only follow them.
 func (r *Reader) readHeader() error {
-	b, long, err := r.readLine()
-	switch {
-	case err == io.EOF:
-		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send the file with a header naming the %d columns of the %s layout", len(r.cols), r.layout))
-	case err != nil:
-		r.err = r.streamErr(err)
-		return r.err
-	case long || len(b) > r.maxLine:
-		return r.fileErr(1, "", fmt.Errorf("line 1 is longer than %d bytes, so it cannot be the header; check the file is a tab-separated billing file with line ends", r.maxLine))
-	}
-	r.line = 1
-	if bytes.HasPrefix(b, []byte{0xFF, 0xFE}) || bytes.HasPrefix(b, []byte{0xFE, 0xFF}) {
-		return r.fileErr(1, "", errors.New("the file is UTF-16; send it encoded as UTF-8"))
-	}
-	b = bytes.TrimPrefix(b, []byte(bom))
-	if !utf8.Valid(b) {
-		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
+	b, err := r.f.Header(fmt.Sprintf("the %d columns of the %s layout", len(r.cols), r.layout))
+	if err != nil {
+		return err
 	}
 
 	names := strings.Split(string(b), "\t")
@@ -87,7 +69,7 @@ func (r *Reader) checkHeader(names []string) error {
 		if j := indexFold(names[:i], got); j >= 0 {
 			return r.fileErr(1, got, fmt.Errorf("column %q appears twice, at header positions %d and %d; %s", clip(got), j+1, i+1, fix))
 		}
-		if layoutHas(Columns, got) {
+		if layoutHas(records.BillingColumns, got) {
 			return r.fileErr(1, got, fmt.Errorf("column %q at header position %d belongs to another layout, not the %s layout; %s", clip(got), i+1, r.layout, fix))
 		}
 	}
@@ -97,11 +79,11 @@ func (r *Reader) checkHeader(names []string) error {
 // layoutHint names the layout the header belongs to when it is not the one in use:
 // the usual cause is a file name whose kind is wrong.
 func (r *Reader) layoutHint(names []string) string {
-	for _, l := range []Layout{LayoutFull, LayoutCustomer, LayoutUsage} {
+	for _, l := range []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage} {
 		if l == r.layout {
 			continue
 		}
-		cols := LayoutColumns(l)
+		cols := records.LayoutColumns(l)
 		if len(names) < len(cols) {
 			continue
 		}
@@ -112,7 +94,7 @@ func (r *Reader) layoutHint(names []string) string {
 				break
 			}
 		}
-		if match && (len(names) == len(cols) || !layoutHas(Columns, names[len(cols)])) {
+		if match && (len(names) == len(cols) || !layoutHas(records.BillingColumns, names[len(cols)])) {
 			return fmt.Sprintf(" (this header is that of the %s layout: check the file name's kind or Options.Layout)", l)
 		}
 	}
@@ -121,14 +103,14 @@ func (r *Reader) layoutHint(names []string) string {
 
 func namesAnyColumn(names []string) bool {
 	for _, n := range names {
-		if layoutHas(Columns, n) {
+		if layoutHas(records.BillingColumns, n) {
 			return true
 		}
 	}
 	return false
 }
 
-func layoutHas(cols []Column, name string) bool {
+func layoutHas(cols []records.Column, name string) bool {
 	for _, c := range cols {
 		if strings.EqualFold(c.Name, name) {
 			return true

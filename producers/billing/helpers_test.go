@@ -8,6 +8,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 const (
@@ -59,12 +62,12 @@ func validValues() map[string]string {
 }
 
 // rowLine builds a data line of layout l from the valid row with overrides.
-func rowLine(l Layout, over map[string]string) string {
+func rowLine(l records.Layout, over map[string]string) string {
 	v := validValues()
 	for k, x := range over {
 		v[k] = x
 	}
-	cols := LayoutColumns(l)
+	cols := records.LayoutColumns(l)
 	parts := make([]string, len(cols))
 	for i, c := range cols {
 		parts[i] = v[c.Name]
@@ -73,9 +76,9 @@ func rowLine(l Layout, over map[string]string) string {
 }
 
 // fileText is a header and the given lines, each ended by LF.
-func fileText(l Layout, lines ...string) string {
+func fileText(l records.Layout, lines ...string) string {
 	var b strings.Builder
-	b.WriteString(HeaderLine(l))
+	b.WriteString(records.HeaderLine(l))
 	b.WriteByte('\n')
 	for _, ln := range lines {
 		b.WriteString(ln)
@@ -92,16 +95,16 @@ func readAll(t testing.TB, r *Reader) ([]Record, error) {
 		rec, err := r.Next()
 		if err != nil {
 			if err != io.EOF {
-				var fe *FileError
+				var fe *filereader.FileError
 				if !errors.As(err, &fe) {
-					t.Fatalf("Next returned %T %v, want io.EOF or *FileError", err, err)
+					t.Fatalf("Next returned %T %v, want io.EOF or *filereader.FileError", err, err)
 				}
 			}
 			checkStats(t, r, int64(len(recs)))
 			return recs, err
 		}
 		if (rec.Row == nil) == (rec.Rejected == nil) {
-			t.Fatalf("record must hold exactly one of Row and Rejected: %+v", rec)
+			t.Fatalf("record must hold exactly one of records.BillingRow and Rejected: %+v", rec)
 		}
 		if rec.Rejected != nil && len(rec.Rejected.Reasons) == 0 {
 			t.Fatalf("rejected line %d has no reason", rec.Rejected.Line)
@@ -167,7 +170,7 @@ func zipBytes(t testing.TB, entries ...zipEntry) []byte {
 }
 
 // codes lists the Code of each reason, in order.
-func codes(rs []Reason) []string {
+func codes(rs []records.Reason) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.Code

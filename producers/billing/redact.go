@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/usagestream/usagestream/records"
 )
 
 // Redaction keeps personal data (design: personal data) out of the rejected
@@ -93,7 +95,7 @@ func (r *Reader) prefixID(b []byte) string {
 // show renders a value for a message: quoted, or only its shape for personal
 // columns, so a message never carries what Raw redacts.
 func (r *Reader) show(id int, v string) string {
-	if Columns[id].Personal && !r.keepPersonal {
+	if records.BillingColumns[id].Personal && !r.keepPersonal {
 		return "(redacted, shape " + strconv.Quote(shape(v)) + ")"
 	}
 	return strconv.Quote(clip(v))
@@ -127,4 +129,22 @@ func shape(v string) string {
 		}
 	}
 	return b.String()
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// clip keeps error messages short when a value is absurdly long.
+func clip(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
 }

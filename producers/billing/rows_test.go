@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 type want struct{ code, field, rule string }
@@ -15,135 +17,135 @@ type want struct{ code, field, rule string }
 // rule U9). Each case is a file with one good row, the bad line, one good row:
 // the bad line is line 3, and the rows around it must still be read.
 func TestRejectedRows(t *testing.T) {
-	full := func(over map[string]string) string { return rowLine(LayoutFull, over) }
-	fullFields := rowLine(LayoutFull, nil)
+	full := func(over map[string]string) string { return rowLine(records.LayoutFull, over) }
+	fullFields := rowLine(records.LayoutFull, nil)
 	long := full(map[string]string{"customer_type": strings.Repeat("x", 400)})
 	cases := []struct {
 		name   string
-		layout Layout
+		layout records.Layout
 		opts   Options
 		line   string
 		want   []want
 		raw    string // exact Raw, when set
 	}{
 		{name: "too few tabs", line: fullFields[:strings.LastIndexByte(fullFields, '\t')],
-			want: []want{{CodeFieldCount, "", RuleFormat}}, raw: "[redacted: 27 fields, "},
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}}, raw: "[redacted: 27 fields, "},
 		{name: "too many tabs", line: fullFields + "\textra",
-			want: []want{{CodeFieldCount, "", RuleFormat}}, raw: "[redacted: 29 fields, "},
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}}, raw: "[redacted: 29 fields, "},
 		{name: "one field only", line: "C1001",
-			want: []want{{CodeFieldCount, "", RuleFormat}}, raw: "[redacted: 1 fields, 5 bytes]"},
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}}, raw: "[redacted: 1 fields, 5 bytes]"},
 		{name: "wrong count and invalid UTF-8", line: "C\xff1\tP1",
-			want: []want{{CodeFieldCount, "", RuleFormat}, {CodeInvalidUTF8, "", RuleFormat}}},
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}, {records.CodeInvalidUTF8, "", records.RuleFormat}}},
 		{name: "invalid UTF-8 in a personal field", line: full(map[string]string{"business_name": "Caf\xe9"}),
-			want: []want{{CodeInvalidUTF8, "business_name", RuleFormat}}},
+			want: []want{{records.CodeInvalidUTF8, "business_name", records.RuleFormat}}},
 		{name: "invalid UTF-8 in a typed field", line: full(map[string]string{"usage_value": "1\xc32"}),
-			want: []want{{CodeInvalidUTF8, "usage_value", RuleFormat}}},
+			want: []want{{records.CodeInvalidUTF8, "usage_value", records.RuleFormat}}},
 		{name: "NA in usage_value", line: full(map[string]string{"usage_value": "NA"}),
-			want: []want{{CodeNullToken, "usage_value", RuleFormat}}},
+			want: []want{{records.CodeNullToken, "usage_value", records.RuleFormat}}},
 		{name: "null in active_date", line: full(map[string]string{"active_date": "null"}),
-			want: []want{{CodeNullToken, "active_date", RuleFormat}}},
+			want: []want{{records.CodeNullToken, "active_date", records.RuleFormat}}},
 		{name: `\N in duration`, line: full(map[string]string{"duration": `\N`}),
-			want: []want{{CodeNullToken, "duration", RuleFormat}}},
+			want: []want{{records.CodeNullToken, "duration", records.RuleFormat}}},
 		{name: "NULL in usage_charge", line: full(map[string]string{"usage_charge": "NULL"}),
-			want: []want{{CodeNullToken, "usage_charge", RuleFormat}}},
+			want: []want{{records.CodeNullToken, "usage_charge", records.RuleFormat}}},
 		{name: "NA in inactive_date", line: full(map[string]string{"inactive_date": "NA"}),
-			want: []want{{CodeNullToken, "inactive_date", RuleFormat}}},
+			want: []want{{records.CodeNullToken, "inactive_date", records.RuleFormat}}},
 		{name: "Feb 30", line: full(map[string]string{"date_to": "20240230"}),
-			want: []want{{CodeBadDate, "date_to", RuleColumns}}},
+			want: []want{{records.CodeBadDate, "date_to", records.RuleBillingColumns}}},
 		{name: "Feb 29 of a common year", line: full(map[string]string{"active_date": "20230229"}),
-			want: []want{{CodeBadDate, "active_date", RuleColumns}}},
+			want: []want{{records.CodeBadDate, "active_date", records.RuleBillingColumns}}},
 		{name: "ISO date", line: full(map[string]string{"date_to": "2024-01-31"}),
-			want: []want{{CodeBadDate, "date_to", RuleColumns}}},
+			want: []want{{records.CodeBadDate, "date_to", records.RuleBillingColumns}}},
 		{name: "month 13", line: full(map[string]string{"inactive_date": "20241301"}),
-			want: []want{{CodeBadDate, "inactive_date", RuleColumns}}},
+			want: []want{{records.CodeBadDate, "inactive_date", records.RuleBillingColumns}}},
 		{name: "inactive before active", line: full(map[string]string{"inactive_date": "20230114"}),
-			want: []want{{CodeInactiveBeforeActive, "inactive_date", RuleColumns}}},
+			want: []want{{records.CodeInactiveBeforeActive, "inactive_date", records.RuleBillingColumns}}},
 		{name: "duration 0", line: full(map[string]string{"duration": "0"}),
-			want: []want{{CodeBadDuration, "duration", RuleColumns}}},
+			want: []want{{records.CodeBadDuration, "duration", records.RuleBillingColumns}}},
 		{name: "duration negative", line: full(map[string]string{"duration": "-30"}),
-			want: []want{{CodeBadDuration, "duration", RuleColumns}}},
+			want: []want{{records.CodeBadDuration, "duration", records.RuleBillingColumns}}},
 		{name: "duration not an integer", line: full(map[string]string{"duration": "30.5"}),
-			want: []want{{CodeBadInteger, "duration", RuleColumns}}},
+			want: []want{{records.CodeBadInteger, "duration", records.RuleBillingColumns}}},
 		{name: "duration with plus", line: full(map[string]string{"duration": "+30"}),
-			want: []want{{CodeBadInteger, "duration", RuleColumns}}},
+			want: []want{{records.CodeBadInteger, "duration", records.RuleBillingColumns}}},
 		{name: "duration too long", line: full(map[string]string{"duration": "10001"}),
-			want: []want{{CodeOutOfRange, "duration", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "duration", records.RuleBillingColumns}}},
 		{name: "duration huge", line: full(map[string]string{"duration": "99999999999999999999999"}),
-			want: []want{{CodeOutOfRange, "duration", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "duration", records.RuleBillingColumns}}},
 		{name: "thousands separator", line: full(map[string]string{"usage_value": "1,234.5"}),
-			want: []want{{CodeThousandsSeparator, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeThousandsSeparator, "usage_value", records.RuleBillingColumns}}},
 		{name: "thousands separator in charge", line: full(map[string]string{"usage_charge": "1,073"}),
-			want: []want{{CodeThousandsSeparator, "usage_charge", RuleColumns}}},
+			want: []want{{records.CodeThousandsSeparator, "usage_charge", records.RuleBillingColumns}}},
 		{name: "usage above the maximum", line: full(map[string]string{"usage_value": "1000000000"}),
-			want: []want{{CodeOutOfRange, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "usage_value", records.RuleBillingColumns}}},
 		{name: "usage below the minimum with net metering", opts: Options{NetMetering: true}, line: full(map[string]string{"usage_value": "-999999999.5"}),
-			want: []want{{CodeOutOfRange, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "usage_value", records.RuleBillingColumns}}},
 		{name: "negative usage", line: full(map[string]string{"usage_value": "-5"}),
-			want: []want{{CodeNegativeUsage, "usage_value", RuleU9}}},
+			want: []want{{records.CodeNegativeUsage, "usage_value", records.RuleU9}}},
 		{name: "negative charge", line: full(map[string]string{"usage_charge": "-3.10"}),
-			want: []want{{CodeNegativeUsage, "usage_charge", RuleU9}}},
+			want: []want{{records.CodeNegativeUsage, "usage_charge", records.RuleU9}}},
 		{name: "exponent", line: full(map[string]string{"usage_value": "1e5"}),
-			want: []want{{CodeBadNumber, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "space in number", line: full(map[string]string{"usage_value": " 12"}),
-			want: []want{{CodeBadNumber, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "plus sign", line: full(map[string]string{"usage_value": "+12"}),
-			want: []want{{CodeBadNumber, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "trailing point", line: full(map[string]string{"usage_value": "12."}),
-			want: []want{{CodeBadNumber, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeBadNumber, "usage_value", records.RuleBillingColumns}}},
 		{name: "huge number", line: full(map[string]string{"usage_charge": "9" + strings.Repeat("0", 400)}),
-			want: []want{{CodeOutOfRange, "usage_charge", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "usage_charge", records.RuleBillingColumns}}},
 		{name: "negative floor area", line: full(map[string]string{"bldg_sq_foot": "-1"}),
-			want: []want{{CodeOutOfRange, "bldg_sq_foot", RuleColumns}}},
+			want: []want{{records.CodeOutOfRange, "bldg_sq_foot", records.RuleBillingColumns}}},
 		{name: "unknown is_estimate", line: full(map[string]string{"is_estimate": "X"}),
-			want: []want{{CodeBadEstimate, "is_estimate", RuleColumns}}},
+			want: []want{{records.CodeBadEstimate, "is_estimate", records.RuleBillingColumns}}},
 		{name: "unknown service_type", line: full(map[string]string{"service_type": "S"}),
-			want: []want{{CodeBadServiceType, "service_type", RuleColumns}}},
+			want: []want{{records.CodeBadServiceType, "service_type", records.RuleBillingColumns}}},
 		{name: "service_type outside a configured list", opts: Options{ServiceTypes: []string{"e", " G "}}, line: full(map[string]string{"service_type": "W"}),
-			want: []want{{CodeBadServiceType, "service_type", RuleColumns}}},
+			want: []want{{records.CodeBadServiceType, "service_type", records.RuleBillingColumns}}},
 		{name: "unknown deletion flag", line: full(map[string]string{"is_account_deletion": "yes"}),
-			want: []want{{CodeBadFlag, "is_account_deletion", RuleColumns}}},
+			want: []want{{records.CodeBadFlag, "is_account_deletion", records.RuleBillingColumns}}},
 		{name: "state of 3 letters", line: full(map[string]string{"service_state": "ORE"}),
-			want: []want{{CodeBadState, "service_state", RuleColumns}}},
+			want: []want{{records.CodeBadState, "service_state", records.RuleBillingColumns}}},
 		{name: "state with a digit", line: full(map[string]string{"service_state": "O1"}),
-			want: []want{{CodeBadState, "service_state", RuleColumns}}},
+			want: []want{{records.CodeBadState, "service_state", records.RuleBillingColumns}}},
 		{name: "zip of 4 digits", line: full(map[string]string{"service_zip_code": "9740"}),
-			want: []want{{CodeBadZip, "service_zip_code", RuleColumns}}},
+			want: []want{{records.CodeBadZip, "service_zip_code", records.RuleBillingColumns}}},
 		{name: "zip+4 cut short", line: full(map[string]string{"service_zip_code": "97403-12"}),
-			want: []want{{CodeBadZip, "service_zip_code", RuleColumns}}},
+			want: []want{{records.CodeBadZip, "service_zip_code", records.RuleBillingColumns}}},
 		{name: "required customer_id empty", line: full(map[string]string{"customer_id": ""}),
-			want: []want{{CodeRequired, "customer_id", RuleColumns}}},
+			want: []want{{records.CodeRequired, "customer_id", records.RuleBillingColumns}}},
 		{name: "required service_point_id only spaces", line: full(map[string]string{"service_point_id": "   "}),
-			want: []want{{CodeRequired, "service_point_id", RuleColumns}}},
+			want: []want{{records.CodeRequired, "service_point_id", records.RuleBillingColumns}}},
 		{name: "required usage_value empty", line: full(map[string]string{"usage_value": ""}),
-			want: []want{{CodeRequired, "usage_value", RuleColumns}}},
+			want: []want{{records.CodeRequired, "usage_value", records.RuleBillingColumns}}},
 		{name: "every problem of a row", line: full(map[string]string{"date_to": "20240230", "duration": "0", "service_type": "X", "usage_value": "-1000000000"}),
 			want: []want{
-				{CodeBadServiceType, "service_type", RuleColumns},
-				{CodeOutOfRange, "usage_value", RuleColumns},
-				{CodeNegativeUsage, "usage_value", RuleU9},
-				{CodeBadDate, "date_to", RuleColumns},
-				{CodeBadDuration, "duration", RuleColumns},
+				{records.CodeBadServiceType, "service_type", records.RuleBillingColumns},
+				{records.CodeOutOfRange, "usage_value", records.RuleBillingColumns},
+				{records.CodeNegativeUsage, "usage_value", records.RuleU9},
+				{records.CodeBadDate, "date_to", records.RuleBillingColumns},
+				{records.CodeBadDuration, "duration", records.RuleBillingColumns},
 			}},
 		{name: "blank line", line: "",
-			want: []want{{CodeBlankLine, "", RuleFormat}}, raw: ""},
+			want: []want{{records.CodeBlankLine, "", records.RuleFormat}}, raw: ""},
 		{name: "CR-only line", line: "\r",
-			want: []want{{CodeBlankLine, "", RuleFormat}}, raw: ""},
+			want: []want{{records.CodeBlankLine, "", records.RuleFormat}}, raw: ""},
 		{name: "spaces only line", line: "   ",
-			want: []want{{CodeFieldCount, "", RuleFormat}}},
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}}},
 		{name: "line over the limit", opts: Options{MaxLineBytes: len(long) - 100}, line: long,
-			want: []want{{CodeLineTooLong, "", RuleFormat}}, raw: "C1001\tP2001\tS77\tCCB9\txxxx"},
+			want: []want{{records.CodeLineTooLong, "", records.RuleFormat}}, raw: "C1001\tP2001\tS77\tCCB9\txxxx"},
 		{name: "line one byte over the limit", opts: Options{MaxLineBytes: len(long) - 1}, line: long,
-			want: []want{{CodeLineTooLong, "", RuleFormat}}},
+			want: []want{{records.CodeLineTooLong, "", records.RuleFormat}}},
 		{name: "line one byte over the limit with CRLF", opts: Options{MaxLineBytes: len(long) - 1}, line: long + "\r",
-			want: []want{{CodeLineTooLong, "", RuleFormat}}},
-		{name: "customer layout: missing active_date", layout: LayoutCustomer, line: rowLine(LayoutCustomer, map[string]string{"active_date": ""}),
-			want: []want{{CodeRequired, "active_date", RuleColumns}}},
-		{name: "customer layout: usage columns present", layout: LayoutCustomer, line: fullFields,
-			want: []want{{CodeFieldCount, "", RuleFormat}}},
-		{name: "usage layout: duration 0", layout: LayoutUsage, line: rowLine(LayoutUsage, map[string]string{"duration": "0"}),
-			want: []want{{CodeBadDuration, "duration", RuleColumns}}},
-		{name: "usage layout: bad estimate and date", layout: LayoutUsage, line: rowLine(LayoutUsage, map[string]string{"is_estimate": "actual", "date_to": "20240431"}),
-			want: []want{{CodeBadDate, "date_to", RuleColumns}, {CodeBadEstimate, "is_estimate", RuleColumns}}},
+			want: []want{{records.CodeLineTooLong, "", records.RuleFormat}}},
+		{name: "customer layout: missing active_date", layout: records.LayoutCustomer, line: rowLine(records.LayoutCustomer, map[string]string{"active_date": ""}),
+			want: []want{{records.CodeRequired, "active_date", records.RuleBillingColumns}}},
+		{name: "customer layout: usage columns present", layout: records.LayoutCustomer, line: fullFields,
+			want: []want{{records.CodeFieldCount, "", records.RuleFormat}}},
+		{name: "usage layout: duration 0", layout: records.LayoutUsage, line: rowLine(records.LayoutUsage, map[string]string{"duration": "0"}),
+			want: []want{{records.CodeBadDuration, "duration", records.RuleBillingColumns}}},
+		{name: "usage layout: bad estimate and date", layout: records.LayoutUsage, line: rowLine(records.LayoutUsage, map[string]string{"is_estimate": "actual", "date_to": "20240431"}),
+			want: []want{{records.CodeBadDate, "date_to", records.RuleBillingColumns}, {records.CodeBadEstimate, "is_estimate", records.RuleBillingColumns}}},
 	}
 	if len(cases) < 35 {
 		t.Fatalf("only %d malformed cases", len(cases))
@@ -152,11 +154,11 @@ func TestRejectedRows(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l := c.layout
 			if l == "" {
-				l = LayoutFull
+				l = records.LayoutFull
 			}
 			good := rowLine(l, nil)
 			data := fileText(l, good, c.line, good)
-			if c.opts.MaxLineBytes > 0 && c.opts.MaxLineBytes < len(HeaderLine(l)) {
+			if c.opts.MaxLineBytes > 0 && c.opts.MaxLineBytes < len(records.HeaderLine(l)) {
 				t.Fatal("test limit shorter than the header")
 			}
 			opts := c.opts
@@ -211,7 +213,7 @@ func TestRejectedRows(t *testing.T) {
 	}
 }
 
-func assertNoPersonal(t *testing.T, rej *Rejected) {
+func assertNoPersonal(t *testing.T, rej *records.Rejected) {
 	t.Helper()
 	for col, v := range personalValues {
 		if strings.Contains(rej.Raw, v) {
@@ -226,7 +228,7 @@ func assertNoPersonal(t *testing.T, rej *Rejected) {
 }
 
 func TestMessages(t *testing.T) {
-	data := fileText(LayoutFull, rowLine(LayoutFull, map[string]string{"date_to": "20240230", "service_zip_code": "9740"}))
+	data := fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{"date_to": "20240230", "service_zip_code": "9740"}))
 	_, recs, _ := readString(t, fullName, data, Options{})
 	rs := recs[0].Rejected.Reasons
 	wantMsgs := []string{
@@ -238,7 +240,7 @@ func TestMessages(t *testing.T) {
 			t.Errorf("message %d = %q, want %q", i, rs[i].Message, w)
 		}
 	}
-	data = fileText(LayoutFull, "a\tb")
+	data = fileText(records.LayoutFull, "a\tb")
 	_, recs, _ = readString(t, fullName, data, Options{})
 	if m := recs[0].Rejected.Reasons[0].Message; !strings.HasPrefix(m, "2 fields, expected 28") {
 		t.Errorf("field count message %q", m)
@@ -246,7 +248,7 @@ func TestMessages(t *testing.T) {
 }
 
 func TestAcceptedRow(t *testing.T) {
-	data := fileText(LayoutFull, rowLine(LayoutFull, map[string]string{
+	data := fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{
 		"inactive_date": "20240229", "is_account_deletion": "T", "service_type": "g",
 		"service_state": "or", "service_zip_code": "97403-1234", "usage_charge": "", "is_estimate": "",
 		"bldg_sq_foot": "", "usage_value": "-0",
@@ -260,13 +262,13 @@ func TestAcceptedRow(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"layout", row.Layout == LayoutFull},
+		{"layout", row.Layout == records.LayoutFull},
 		{"line", row.Line == 2},
 		{"ids", row.CustomerID == "C1001" && row.PremiseID == "P2001" && row.AccountID == "A3001" && row.ServicePointID == "SP4001"},
 		{"strings", row.SecondaryID == "S77" && row.CCBAccountID == "CCB9" && row.CustomerType == "RES" && row.ReadCycle == "07" && row.RateCode == "R1"},
 		{"address", row.BusinessName == personalValues["business_name"] && row.ServiceCity == personalValues["service_city"] && row.ServiceUnit == "Apt 2Q"},
 		{"active", row.ActiveDate == dates.MustParse("20230115")},
-		{"inactive", row.InactiveDate == NullDate{Date: dates.MustParse("20240229"), Valid: true}},
+		{"inactive", row.InactiveDate == records.NullDate{Date: dates.MustParse("20240229"), Valid: true}},
 		{"deletion", row.IsAccountDeletion},
 		{"service type upper", row.ServiceType == "G"},
 		{"state upper", row.ServiceState == "OR"},
@@ -276,7 +278,7 @@ func TestAcceptedRow(t *testing.T) {
 		{"usage -0 is 0", row.UsageValue == 0 && !signbit(row.UsageValue)},
 		{"date_to", row.DateTo == dates.MustParse("20240131")},
 		{"duration", row.Duration == 31},
-		{"estimate default", row.IsEstimate == EstimateEstimated},
+		{"estimate default", row.IsEstimate == records.EstimateEstimated},
 		{"charge null", !row.UsageCharge.Valid},
 		{"period start", row.PeriodStart() == dates.MustParse("20240101")},
 		{"no extra", row.Extra == nil},
@@ -287,10 +289,10 @@ func TestAcceptedRow(t *testing.T) {
 		}
 	}
 
-	_, recs, _ = readString(t, fullName, fileText(LayoutFull, rowLine(LayoutFull, nil)), Options{})
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, rowLine(records.LayoutFull, nil)), Options{})
 	row = recs[0].Row
-	if row.UsageValue != 612.5 || row.UsageCharge != (NullFloat{73.19, true}) || row.BldgSqFoot != (NullFloat{1850, true}) ||
-		row.IsEstimate != EstimateActual || row.IsAccountDeletion || row.InactiveDate.Valid {
+	if row.UsageValue != 612.5 || row.UsageCharge != (records.NullFloat{Value: 73.19, Valid: true}) || row.BldgSqFoot != (records.NullFloat{Value: 1850, Valid: true}) ||
+		row.IsEstimate != records.EstimateActual || row.IsAccountDeletion || row.InactiveDate.Valid {
 		t.Errorf("row %+v", row)
 	}
 }
@@ -299,13 +301,13 @@ func signbit(f float64) bool { return 1/f < 0 }
 
 func TestFlagsAndEstimates(t *testing.T) {
 	for in, wantDel := range map[string]bool{"true": true, "TRUE": true, "1": true, "t": true, "T": true, "false": false, "0": false, "f": false, "F": false, "": false} {
-		_, recs, _ := readString(t, fullName, fileText(LayoutFull, rowLine(LayoutFull, map[string]string{"is_account_deletion": in})), Options{})
+		_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{"is_account_deletion": in})), Options{})
 		if recs[0].Row == nil || recs[0].Row.IsAccountDeletion != wantDel {
 			t.Errorf("is_account_deletion %q: %+v", in, recs[0])
 		}
 	}
-	for in, w := range map[string]Estimate{"A": EstimateActual, "a": EstimateActual, "E": EstimateEstimated, "e": EstimateEstimated, "U": EstimateUser, "u": EstimateUser, "": EstimateEstimated} {
-		_, recs, _ := readString(t, usageName, fileText(LayoutUsage, rowLine(LayoutUsage, map[string]string{"is_estimate": in})), Options{})
+	for in, w := range map[string]records.Estimate{"A": records.EstimateActual, "a": records.EstimateActual, "E": records.EstimateEstimated, "e": records.EstimateEstimated, "U": records.EstimateUser, "u": records.EstimateUser, "": records.EstimateEstimated} {
+		_, recs, _ := readString(t, usageName, fileText(records.LayoutUsage, rowLine(records.LayoutUsage, map[string]string{"is_estimate": in})), Options{})
 		if recs[0].Row == nil || recs[0].Row.IsEstimate != w {
 			t.Errorf("is_estimate %q: %+v", in, recs[0])
 		}
@@ -313,35 +315,35 @@ func TestFlagsAndEstimates(t *testing.T) {
 }
 
 func TestNetMetering(t *testing.T) {
-	line := rowLine(LayoutFull, map[string]string{"usage_value": "-42.5", "usage_charge": "-3.10"})
-	_, recs, _ := readString(t, fullName, fileText(LayoutFull, line), Options{})
-	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{CodeNegativeUsage, CodeNegativeUsage}) {
+	line := rowLine(records.LayoutFull, map[string]string{"usage_value": "-42.5", "usage_charge": "-3.10"})
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{})
+	if rej := recs[0].Rejected; rej == nil || !slices.Equal(codes(rej.Reasons), []string{records.CodeNegativeUsage, records.CodeNegativeUsage}) {
 		t.Fatalf("without net metering: %+v", recs[0])
 	}
-	_, recs, _ = readString(t, fullName, fileText(LayoutFull, line), Options{NetMetering: true})
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, line), Options{NetMetering: true})
 	if row := recs[0].Row; row == nil || row.UsageValue != -42.5 || row.UsageCharge.Value != -3.10 {
 		t.Fatalf("with net metering: %+v", recs[0])
 	}
 }
 
 func TestCustomerAndUsageLayouts(t *testing.T) {
-	_, recs, err := readString(t, customerName, fileText(LayoutCustomer, rowLine(LayoutCustomer, nil)), Options{})
+	_, recs, err := readString(t, customerName, fileText(records.LayoutCustomer, rowLine(records.LayoutCustomer, nil)), Options{})
 	if err != io.EOF || len(recs) != 1 || recs[0].Row == nil {
 		t.Fatalf("customer: %v %+v", err, recs)
 	}
 	c := recs[0].Row
-	if c.Layout != LayoutCustomer || c.CustomerID != "C1001" || c.ServicePointID != "SP4001" || c.ServiceType != "E" ||
+	if c.Layout != records.LayoutCustomer || c.CustomerID != "C1001" || c.ServicePointID != "SP4001" || c.ServiceType != "E" ||
 		c.UsageValue != 0 || c.DateTo != 0 || c.Duration != 0 || c.IsEstimate != 0 || c.UsageCharge.Valid {
 		t.Errorf("customer row %+v", c)
 	}
 
-	_, recs, err = readString(t, usageName, fileText(LayoutUsage, rowLine(LayoutUsage, nil)), Options{})
+	_, recs, err = readString(t, usageName, fileText(records.LayoutUsage, rowLine(records.LayoutUsage, nil)), Options{})
 	if err != io.EOF || len(recs) != 1 || recs[0].Row == nil {
 		t.Fatalf("usage: %v %+v", err, recs)
 	}
 	u := recs[0].Row
-	want := Row{Layout: LayoutUsage, Line: 2, ServicePointID: "SP4001", UsageValue: 612.5, DateTo: dates.MustParse("20240131"),
-		Duration: 31, IsEstimate: EstimateActual, UsageCharge: NullFloat{73.19, true}}
+	want := records.BillingRow{Layout: records.LayoutUsage, Line: 2, ServicePointID: "SP4001", UsageValue: 612.5, DateTo: dates.MustParse("20240131"),
+		Duration: 31, IsEstimate: records.EstimateActual, UsageCharge: records.NullFloat{Value: 73.19, Valid: true}}
 	if u.CustomerID != "" || u.ServiceType != "" || u.ActiveDate != 0 || u.Line != want.Line || u.ServicePointID != want.ServicePointID ||
 		u.UsageValue != want.UsageValue || u.DateTo != want.DateTo || u.Duration != want.Duration || u.IsEstimate != want.IsEstimate || u.UsageCharge != want.UsageCharge {
 		t.Errorf("usage row %+v, want %+v", u, want)
@@ -349,9 +351,9 @@ func TestCustomerAndUsageLayouts(t *testing.T) {
 }
 
 func TestExtraColumns(t *testing.T) {
-	header := HeaderLine(LayoutFull) + "\tmail_address\t Phone "
-	good := rowLine(LayoutFull, nil) + "\t1 Mailbox Lane\t555-0100"
-	bad := rowLine(LayoutFull, map[string]string{"duration": "0"}) + "\t2 Mailbox Lane\t555-0199"
+	header := records.HeaderLine(records.LayoutFull) + "\tmail_address\t Phone "
+	good := rowLine(records.LayoutFull, nil) + "\t1 Mailbox Lane\t555-0100"
+	bad := rowLine(records.LayoutFull, map[string]string{"duration": "0"}) + "\t2 Mailbox Lane\t555-0199"
 	data := header + "\n" + good + "\n" + bad + "\n"
 	r, recs, err := readString(t, fullName, data, Options{})
 	if err != io.EOF {
@@ -361,7 +363,7 @@ func TestExtraColumns(t *testing.T) {
 		t.Fatalf("ExtraColumns = %q", got)
 	}
 	row := recs[0].Row
-	if !slices.Equal(row.Extra, []Attribute{{"mail_address", "1 Mailbox Lane"}, {"Phone", "555-0100"}}) {
+	if !slices.Equal(row.Extra, []records.Attribute{{Name: "mail_address", Value: "1 Mailbox Lane"}, {Name: "Phone", Value: "555-0100"}}) {
 		t.Fatalf("Extra = %+v", row.Extra)
 	}
 	rej := recs[1].Rejected
@@ -374,13 +376,13 @@ func TestExtraColumns(t *testing.T) {
 }
 
 func TestLineEndsAndBOM(t *testing.T) {
-	good := rowLine(LayoutFull, nil)
+	good := rowLine(records.LayoutFull, nil)
 	cases := map[string]string{
-		"CRLF":              HeaderLine(LayoutFull) + "\r\n" + good + "\r\n" + good + "\r\n",
-		"BOM":               "\xEF\xBB\xBF" + HeaderLine(LayoutFull) + "\n" + good + "\n" + good + "\n",
-		"BOM and CRLF":      "\xEF\xBB\xBF" + HeaderLine(LayoutFull) + "\r\n" + good + "\r\n" + good,
-		"no final line end": HeaderLine(LayoutFull) + "\n" + good + "\n" + good,
-		"header in capitals with spaces": strings.ToUpper(strings.ReplaceAll(HeaderLine(LayoutFull), "\t", " \t ")) +
+		"CRLF":              records.HeaderLine(records.LayoutFull) + "\r\n" + good + "\r\n" + good + "\r\n",
+		"BOM":               "\xEF\xBB\xBF" + records.HeaderLine(records.LayoutFull) + "\n" + good + "\n" + good + "\n",
+		"BOM and CRLF":      "\xEF\xBB\xBF" + records.HeaderLine(records.LayoutFull) + "\r\n" + good + "\r\n" + good,
+		"no final line end": records.HeaderLine(records.LayoutFull) + "\n" + good + "\n" + good,
+		"header in capitals with spaces": strings.ToUpper(strings.ReplaceAll(records.HeaderLine(records.LayoutFull), "\t", " \t ")) +
 			"\n" + good + "\n" + good + "\n",
 	}
 	for name, data := range cases {
@@ -403,12 +405,12 @@ func TestLineEndsAndBOM(t *testing.T) {
 		})
 	}
 	// Only the final line end is free: an empty line before EOF is a blank line.
-	_, recs, _ := readString(t, fullName, fileText(LayoutFull, good, ""), Options{})
-	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Reasons[0].Code != CodeBlankLine || recs[1].Rejected.Line != 3 {
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, good, ""), Options{})
+	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Reasons[0].Code != records.CodeBlankLine || recs[1].Rejected.Line != 3 {
 		t.Fatalf("trailing blank line: %+v", recs)
 	}
 	// A header alone is a file with no rows.
-	_, recs, err := readString(t, fullName, HeaderLine(LayoutFull)+"\n", Options{})
+	_, recs, err := readString(t, fullName, records.HeaderLine(records.LayoutFull)+"\n", Options{})
 	if err != io.EOF || len(recs) != 0 {
 		t.Fatalf("header only: %v %d", err, len(recs))
 	}
@@ -417,11 +419,11 @@ func TestLineEndsAndBOM(t *testing.T) {
 func TestRedaction(t *testing.T) {
 	bad := map[string]string{"duration": "0"}
 	lines := []string{
-		rowLine(LayoutFull, bad),
-		rowLine(LayoutFull, bad) + "\tx", // field count
-		strings.Replace(rowLine(LayoutFull, bad), "Evergreen", "Evergreen\xff", 1), // invalid UTF-8
+		rowLine(records.LayoutFull, bad),
+		rowLine(records.LayoutFull, bad) + "\tx",                                           // field count
+		strings.Replace(rowLine(records.LayoutFull, bad), "Evergreen", "Evergreen\xff", 1), // invalid UTF-8
 	}
-	_, recs, _ := readString(t, fullName, fileText(LayoutFull, lines...), Options{})
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, lines...), Options{})
 	for _, rec := range recs {
 		assertNoPersonal(t, rec.Rejected)
 	}
@@ -429,29 +431,29 @@ func TestRedaction(t *testing.T) {
 		t.Errorf("Raw = %q\nwant %q", recs[0].Rejected.Raw, want)
 	}
 
-	_, recs, _ = readString(t, fullName, fileText(LayoutFull, lines...), Options{KeepPersonal: true})
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, lines...), Options{KeepPersonal: true})
 	if recs[0].Rejected.Raw != lines[0] || recs[1].Rejected.Raw != lines[1] {
 		t.Errorf("KeepPersonal changed Raw: %q", recs[0].Rejected.Raw)
 	}
 	if raw := recs[2].Rejected.Raw; !strings.Contains(raw, "Evergreen\uFFFD") {
 		t.Errorf("KeepPersonal Raw of invalid UTF-8 = %q", raw)
 	}
-	_, recs, _ = readString(t, fullName, fileText(LayoutFull, rowLine(LayoutFull, map[string]string{"service_zip_code": "9740"})), Options{KeepPersonal: true})
+	_, recs, _ = readString(t, fullName, fileText(records.LayoutFull, rowLine(records.LayoutFull, map[string]string{"service_zip_code": "9740"})), Options{KeepPersonal: true})
 	if m := recs[0].Rejected.Reasons[0].Message; !strings.Contains(m, `"9740"`) {
 		t.Errorf("KeepPersonal message %q", m)
 	}
 }
 
 func TestStatsByCode(t *testing.T) {
-	data := fileText(LayoutFull,
-		rowLine(LayoutFull, nil),
-		rowLine(LayoutFull, map[string]string{"usage_value": "-1", "usage_charge": "-1"}),
-		rowLine(LayoutFull, map[string]string{"duration": "0"}),
+	data := fileText(records.LayoutFull,
+		rowLine(records.LayoutFull, nil),
+		rowLine(records.LayoutFull, map[string]string{"usage_value": "-1", "usage_charge": "-1"}),
+		rowLine(records.LayoutFull, map[string]string{"duration": "0"}),
 		"",
 	)
 	r, _, _ := readString(t, fullName, data, Options{})
 	s := r.Stats()
-	want := Stats{Lines: 4, Accepted: 1, Rejected: 3, RejectedByCode: map[string]int64{CodeNegativeUsage: 1, CodeBadDuration: 1, CodeBlankLine: 1}}
+	want := filereader.Stats{Lines: 4, Accepted: 1, Rejected: 3, RejectedByCode: map[string]int64{records.CodeNegativeUsage: 1, records.CodeBadDuration: 1, records.CodeBlankLine: 1}}
 	if s.Lines != want.Lines || s.Accepted != want.Accepted || s.Rejected != want.Rejected || !mapsEqual(s.RejectedByCode, want.RejectedByCode) {
 		t.Fatalf("stats %+v, want %+v", s, want)
 	}
@@ -474,8 +476,8 @@ func mapsEqual(a, b map[string]int64) bool {
 }
 
 func TestColumnIndexes(t *testing.T) {
-	if len(Columns) != numColumns {
-		t.Fatalf("%d columns, the parser knows %d", len(Columns), numColumns)
+	if len(records.BillingColumns) != numColumns {
+		t.Fatalf("%d columns, the parser knows %d", len(records.BillingColumns), numColumns)
 	}
 	named := map[int]string{
 		cCustomerID: "customer_id", cPremiseID: "premise_id", cSecondaryID: "secondary_id", cCCBAccountID: "ccb_account_id",
@@ -488,15 +490,15 @@ func TestColumnIndexes(t *testing.T) {
 		cIsEstimate: "is_estimate", cUsageCharge: "usage_charge",
 	}
 	for i, name := range named {
-		if Columns[i].Name != name {
-			t.Errorf("Columns[%d] = %s, parser expects %s", i, Columns[i].Name, name)
+		if records.BillingColumns[i].Name != name {
+			t.Errorf("Columns[%d] = %s, parser expects %s", i, records.BillingColumns[i].Name, name)
 		}
 	}
 }
 
 func TestLongDecimals(t *testing.T) {
-	line := rowLine(LayoutFull, map[string]string{"usage_value": "123456789.1234567891", "usage_charge": "0.00000000000000000001"})
-	_, recs, _ := readString(t, fullName, fileText(LayoutFull, line), Options{})
+	line := rowLine(records.LayoutFull, map[string]string{"usage_value": "123456789.1234567891", "usage_charge": "0.00000000000000000001"})
+	_, recs, _ := readString(t, fullName, fileText(records.LayoutFull, line), Options{})
 	if row := recs[0].Row; row == nil || row.UsageValue != 123456789.1234567891 || row.UsageCharge.Value != 1e-20 {
 		t.Fatalf("%+v", recs[0])
 	}

@@ -30,9 +30,8 @@ import (
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/producers/adapter"
-	"github.com/usagestream/usagestream/producers/billing"
-	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
+	"github.com/usagestream/usagestream/records"
 )
 
 // Path is where the endpoint is mounted.
@@ -44,7 +43,7 @@ const DefaultMaxBodyBytes = 8 << 20
 
 // Sender delivers validated reads; *adapter.Client is one.
 type Sender interface {
-	SendBatch(ctx context.Context, reads []interval.Read) []error
+	SendBatch(ctx context.Context, reads []records.IntervalRead) []error
 }
 
 // Config configures the endpoint.
@@ -235,10 +234,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // Parse reads an NDJSON body into reads and a Response whose Results hold a
 // rejected result for every line that is not a read; idx[k] is the index in
 // Results of reads[k]. Lines are numbered from 1; blank lines are skipped.
-func Parse(body []byte, bounds readrules.Bounds) (Response, []interval.Read, []int) {
+func Parse(body []byte, bounds readrules.Bounds) (Response, []records.IntervalRead, []int) {
 	var (
 		resp  Response
-		reads []interval.Read
+		reads []records.IntervalRead
 		idx   []int
 	)
 	sc := bufio.NewScanner(bytes.NewReader(body))
@@ -264,10 +263,10 @@ func Parse(body []byte, bounds readrules.Bounds) (Response, []interval.Read, []i
 	return resp, reads, idx
 }
 
-func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail) {
+func parseLine(text []byte, bounds readrules.Bounds) (records.IntervalRead, []LineFail) {
 	var (
 		l  line
-		rd interval.Read
+		rd records.IntervalRead
 		fs []LineFail
 	)
 	dec := json.NewDecoder(bytes.NewReader(text))
@@ -285,7 +284,7 @@ func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail)
 	}
 	req := func(field string, missing bool) {
 		if missing {
-			fs = append(fs, LineFail{Field: field, Code: billing.CodeRequired, Message: field + " is missing; it is required"})
+			fs = append(fs, LineFail{Field: field, Code: records.CodeRequired, Message: field + " is missing; it is required"})
 		}
 	}
 	req("service_point_id", l.ServicePointID == nil)
@@ -298,12 +297,12 @@ func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail)
 	}
 	rd.ServicePointID, rd.Channel, rd.ServiceType, rd.Value, rd.Units = *l.ServicePointID, l.Channel, l.ServiceType, *l.Value, *l.Units
 	if *l.Minutes < 0 || *l.Minutes > 1440 {
-		return rd, []LineFail{{Field: "minutes", Code: interval.CodeBadLength, Message: fmt.Sprintf("minutes %d is not one of 5, 15, 30, 60, 1440", *l.Minutes)}}
+		return rd, []LineFail{{Field: "minutes", Code: records.CodeBadLength, Message: fmt.Sprintf("minutes %d is not one of 5, 15, 30, 60, 1440", *l.Minutes)}}
 	}
 	rd.Minutes = int16(*l.Minutes)
 	t, err := time.Parse(time.RFC3339, *l.IntervalEnd)
 	if err != nil || t.Second() != 0 || t.Nanosecond() != 0 {
-		return rd, []LineFail{{Field: "interval_end", Code: interval.CodeBadTime,
+		return rd, []LineFail{{Field: "interval_end", Code: records.CodeBadTime,
 			Message: fmt.Sprintf("interval_end %q is not an RFC 3339 time on a whole minute with the local offset, like 2024-06-01T00:15:00-04:00", clip(*l.IntervalEnd))}}
 	}
 	_, off := t.Zone()
@@ -311,14 +310,14 @@ func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail)
 	rd.LocalTime = int16(t.Hour()*60 + t.Minute())
 	rd.OffsetMinutes, rd.OffsetGiven = int16(off/60), true
 	if off%60 != 0 || off/60 < -12*60 || off/60 > 14*60 {
-		return rd, []LineFail{{Field: "interval_end", Code: interval.CodeBadOffset, Message: "the offset of interval_end is not a real UTC offset"}}
+		return rd, []LineFail{{Field: "interval_end", Code: records.CodeBadOffset, Message: "the offset of interval_end is not a real UTC offset"}}
 	}
 	switch strings.ToUpper(l.IsEstimate) {
 	case "":
 	case "A", "E", "U":
-		rd.Estimate = billing.Estimate(strings.ToUpper(l.IsEstimate)[0])
+		rd.Estimate = records.Estimate(strings.ToUpper(l.IsEstimate)[0])
 	default:
-		return rd, []LineFail{{Field: "is_estimate", Code: billing.CodeBadEstimate, Message: fmt.Sprintf("is_estimate %q must be A, E or U (or absent for E)", clip(l.IsEstimate))}}
+		return rd, []LineFail{{Field: "is_estimate", Code: records.CodeBadEstimate, Message: fmt.Sprintf("is_estimate %q must be A, E or U (or absent for E)", clip(l.IsEstimate))}}
 	}
 	// The rules every way in shares (producers/interval/readrules); JSON
 	// decoding turned bytes that are not UTF-8 into U+FFFD, which they refuse.
@@ -328,7 +327,7 @@ func parseLine(text []byte, bounds readrules.Bounds) (interval.Read, []LineFail)
 	return rd, fs
 }
 
-func fails(rs []billing.Reason) []LineFail {
+func fails(rs []records.Reason) []LineFail {
 	out := make([]LineFail, len(rs))
 	for i, r := range rs {
 		out[i] = LineFail{Field: r.Field, Code: r.Code, Message: r.Message}

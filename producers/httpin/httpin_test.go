@@ -11,6 +11,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 func post(t testing.TB, h http.Handler, token, body string) (int, Response) {
@@ -90,10 +91,10 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // recorder validates like the adapter client and keeps what it would send.
 type recorder struct {
 	v     *interval.Validator
-	reads []interval.Read
+	reads []records.IntervalRead
 }
 
-func (r *recorder) SendBatch(_ context.Context, reads []interval.Read) []error {
+func (r *recorder) SendBatch(_ context.Context, reads []records.IntervalRead) []error {
 	errs := make([]error, len(reads))
 	for i := range reads {
 		if rs := r.v.Validate(&reads[i]); rs != nil {

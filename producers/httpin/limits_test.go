@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // countingWriter records how an answer is written: its total size and its
@@ -85,7 +86,7 @@ type blocking struct {
 	release chan struct{}
 }
 
-func (b *blocking) SendBatch(_ context.Context, reads []interval.Read) []error {
+func (b *blocking) SendBatch(_ context.Context, reads []records.IntervalRead) []error {
 	b.entered <- struct{}{}
 	<-b.release
 	return make([]error, len(reads))

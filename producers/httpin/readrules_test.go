@@ -8,6 +8,7 @@ import (
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
+	"github.com/usagestream/usagestream/records"
 )
 
 // TestOneSetOfReadRules (issue 13): what the file reader rejects,
@@ -23,13 +24,13 @@ func TestOneSetOfReadRules(t *testing.T) {
 		field, code      string
 		inFile           bool // expressible in a tab-separated file
 	}{
-		{"invalid UTF-8 id", "SP\xff", "", "20240601", "service_point_id", readrules.CodeInvalidUTF8, true},
-		{"tab in id", "SP\t1", "", "20240601", "service_point_id", readrules.CodeControlChar, false},
-		{"newline in id", "SP\n1", "", "20240601", "service_point_id", readrules.CodeControlChar, false},
-		{"257-byte id", long, "", "20240601", "service_point_id", readrules.CodeTooLong, true},
-		{"100 kB channel", "SP1", strings.Repeat("c", 100_000), "20240601", "service_quantity_identifier", readrules.CodeTooLong, false},
-		{"year 0001", "SP1", "", "00010601", "date", readrules.CodeDateOutOfWindow, true},
-		{"year 9999", "SP1", "", "99990601", "date", readrules.CodeDateOutOfWindow, true},
+		{"invalid UTF-8 id", "SP\xff", "", "20240601", "service_point_id", records.CodeInvalidUTF8, true},
+		{"tab in id", "SP\t1", "", "20240601", "service_point_id", records.CodeControlChar, false},
+		{"newline in id", "SP\n1", "", "20240601", "service_point_id", records.CodeControlChar, false},
+		{"257-byte id", long, "", "20240601", "service_point_id", records.CodeTooLong, true},
+		{"100 kB channel", "SP1", strings.Repeat("c", 100_000), "20240601", "service_quantity_identifier", records.CodeTooLong, false},
+		{"year 0001", "SP1", "", "00010601", "date", records.CodeDateOutOfWindow, true},
+		{"year 9999", "SP1", "", "99990601", "date", records.CodeDateOutOfWindow, true},
 	}
 	bounds := readrules.Window{}.Bounds()
 	for _, c := range cases {
@@ -54,7 +55,7 @@ func TestOneSetOfReadRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			day, derr := dates.Parse(c.day)
-			rd := interval.Read{ServicePointID: c.sp, Channel: c.channel, LocalDate: day, LocalTime: 15, OffsetMinutes: -240,
+			rd := records.IntervalRead{ServicePointID: c.sp, Channel: c.channel, LocalDate: day, LocalTime: 15, OffsetMinutes: -240,
 				OffsetGiven: true, Minutes: 15, Value: 1, Units: "KWH"}
 			if derr == nil {
 				found := false

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // BenchmarkIngestFull ingests a generated full-layout gzip file into the

@@ -10,13 +10,13 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 func writePlain(t *testing.T, dir, name string, lines []string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	text := billing.HeaderLine(billing.LayoutFull) + "\n" + strings.Join(lines, "\n") + "\n"
+	text := records.HeaderLine(records.LayoutFull) + "\n" + strings.Join(lines, "\n") + "\n"
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestBlankLinesFailAtTheRejectThreshold(t *testing.T) {
 	const blank = 200_000
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(billing.HeaderLine(billing.LayoutFull) + "\n" + goodRow("SP1", 1) + "\n" + strings.Repeat("\n", blank)))
+	zw.Write([]byte(records.HeaderLine(records.LayoutFull) + "\n" + goodRow("SP1", 1) + "\n" + strings.Repeat("\n", blank)))
 	zw.Close()
 	const name = "opwr_gec_res_v1-19-0_full_20250102030405.gz"
 	p := filepath.Join(t.TempDir(), name)

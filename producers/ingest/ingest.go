@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/schemas"
 )
@@ -115,7 +115,7 @@ type Result struct {
 	Size        int64
 	Generation  int
 	Status      Status
-	Layout      billing.Layout
+	Layout      records.Layout
 	Read        int64
 	Published   int64
 	Rejected    int64
@@ -179,12 +179,12 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	return in, nil
 }
 
-// Run ingests files in the order of data contract 2.5 (see Order). It stops
+// Run ingests files in the order of data contract 2.5 (see records.Order). It stops
 // at the first error that is not the file's own fault (Kafka unreachable, a
 // fenced producer): files already done stay done, and a rerun resumes.
 func (in *Ingester) Run(ctx context.Context, paths []string) ([]Result, error) {
 	var results []Result
-	for _, p := range Order(paths) {
+	for _, p := range records.Order(paths) {
 		res, err := in.File(ctx, p)
 		if err != nil {
 			return results, err
@@ -192,46 +192,6 @@ func (in *Ingester) Run(ctx context.Context, paths []string) ([]Result, error) {
 		results = append(results, res)
 	}
 	return results, nil
-}
-
-// Order sorts files as data contract 2.5 asks: by the timestamp in their name
-// (files given together were all received together), a file whose name does
-// not conform by its modification time; at equal timestamps the customer file
-// before the usage file, so accounts exist before their usage; then as given.
-func Order(paths []string) []string {
-	type entry struct {
-		path string
-		ts   time.Time
-		rank int
-		idx  int
-	}
-	es := make([]entry, len(paths))
-	for i, p := range paths {
-		e := entry{path: p, idx: i, rank: 2}
-		if fn, err := billing.ParseFileName(filepath.Base(p)); err == nil && fn.Conforms {
-			e.ts = fn.Timestamp
-			switch fn.Layout {
-			case billing.LayoutCustomer:
-				e.rank = 0
-			case billing.LayoutUsage:
-				e.rank = 1
-			}
-		} else if st, err := os.Stat(p); err == nil {
-			e.ts = st.ModTime().UTC()
-		}
-		es[i] = e
-	}
-	sort.SliceStable(es, func(a, b int) bool {
-		if !es[a].ts.Equal(es[b].ts) {
-			return es[a].ts.Before(es[b].ts)
-		}
-		return es[a].rank < es[b].rank
-	})
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.path
-	}
-	return out
 }
 
 // FileSHA256 hashes a file's bytes as received.
@@ -259,7 +219,7 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	// is the file's own fault, failed once rather than an error that stops a
 	// run (and makes the watcher retry and re-hash it every poll). Nothing is
 	// published for it: every record names its utility.
-	name, nameErr := billing.ParseFileName(res.File)
+	name, nameErr := records.ParseFileName(res.File)
 	utility := in.cfg.Utility
 	if nameErr == nil && name.Conforms {
 		utility = name.Utility
@@ -328,7 +288,7 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 
 	tx := &txn{in: in, cl: cl, src: src, st: st, name: name, size: size, log: log}
 	if in.isInterval(name, nameErr) {
-		tx.layout = string(LayoutInterval) // the RECEIVED event is sent before the file is opened
+		tx.layout = string(records.LayoutInterval) // the RECEIVED event is sent before the file is opened
 	}
 	if err := cl.BeginTransaction(); err != nil {
 		return res, fmt.Errorf("beginning a transaction: %w", err)
@@ -407,7 +367,7 @@ type txn struct {
 	cl      *kgo.Client
 	src     source
 	st      *state
-	name    billing.FileName
+	name    records.FileName
 	layout  string
 	size    int64
 	log     *slog.Logger
@@ -674,7 +634,7 @@ func (t *txn) overRejectLimit(line int64) error {
 		t.src.file, t.st.rejected, read, lim.MaxRows, lim.MaxShare, line)
 }
 
-func reasonCodes(rj *billing.Rejected) []string {
+func reasonCodes(rj *records.Rejected) []string {
 	seen := make([]string, 0, len(rj.Reasons))
 outer:
 	for _, r := range rj.Reasons {

@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // fullRow renders one full-layout line from column values by name.
 func fullRow(vals map[string]string) string {
-	parts := make([]string, len(billing.Columns))
-	for i, c := range billing.Columns {
+	parts := make([]string, len(records.BillingColumns))
+	for i, c := range records.BillingColumns {
 		parts[i] = vals[c.Name]
 	}
 	return strings.Join(parts, "\t")
@@ -41,7 +41,7 @@ func writeGz(t *testing.T, dir, name string, lines []string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(billing.HeaderLine(billing.LayoutFull) + "\n" + strings.Join(lines, "\n") + "\n"))
+	zw.Write([]byte(records.HeaderLine(records.LayoutFull) + "\n" + strings.Join(lines, "\n") + "\n"))
 	zw.Close()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
@@ -265,21 +265,5 @@ func TestFileFailsWithClearErrorAndEvent(t *testing.T) {
 	events := kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, env.Topics.Files))
 	if len(events) != 2 || events[1]["status"] != "FAILED" || events[1]["error"] == nil {
 		t.Fatalf("events %v", events)
-	}
-}
-
-func TestOrderByNameTimestampCustomerFirst(t *testing.T) {
-	got := Order([]string{
-		"opwr_gec_res_v1-19-0_usage_20250201000000.gz",
-		"opwr_gec_res_v1-19-0_full_20250101000000.gz",
-		"opwr_gec_res_v1-19-0_customer_20250201000000.gz",
-	})
-	want := []string{
-		"opwr_gec_res_v1-19-0_full_20250101000000.gz",
-		"opwr_gec_res_v1-19-0_customer_20250201000000.gz",
-		"opwr_gec_res_v1-19-0_usage_20250201000000.gz",
-	}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("order %v, want %v", got, want)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // BenchmarkIngestInterval ingests a generated 15-minute gzip interval file

@@ -15,13 +15,14 @@ import (
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 func writeIntervalGz(t *testing.T, dir, name string, lines []string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(strings.Join(interval.Columns, "\t") + "\n" + strings.Join(lines, "\n") + "\n"))
+	zw.Write([]byte(strings.Join(records.IntervalColumns, "\t") + "\n" + strings.Join(lines, "\n") + "\n"))
 	zw.Close()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
@@ -49,8 +50,8 @@ func TestIngestIntervalFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := res[0]
-	if r.Status != Completed || r.Layout != LayoutInterval || r.Read != 5 || r.Published != 3 || r.Rejected != 2 ||
-		r.ByCode[interval.CodeOffGrid] != 1 || r.ByCode[interval.CodeBadTime] != 1 || r.ByCode["BAD_NUMBER"] != 1 {
+	if r.Status != Completed || r.Layout != records.LayoutInterval || r.Read != 5 || r.Published != 3 || r.Rejected != 2 ||
+		r.ByCode[records.CodeOffGrid] != 1 || r.ByCode[records.CodeBadTime] != 1 || r.ByCode["BAD_NUMBER"] != 1 {
 		t.Fatalf("result %+v", r)
 	}
 	reads := kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, env.Topics.Intervals))
@@ -79,7 +80,7 @@ func TestIngestIntervalFile(t *testing.T) {
 	first := rejected[0]
 	reason := first["reasons"].([]any)[0].(map[string]any)
 	if first["layout"] != "interval" || first["source"].(map[string]any)["line"] != int64(4) ||
-		reason["code"] != interval.CodeOffGrid || reason["field"].(map[string]any)["string"] != "time" || reason["rule"] != "I1" {
+		reason["code"] != records.CodeOffGrid || reason["field"].(map[string]any)["string"] != "time" || reason["rule"] != "I1" {
 		t.Fatalf("rejected row %v", first)
 	}
 	var events []string

@@ -4,20 +4,18 @@ import (
 	"errors"
 
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
-
-// LayoutInterval is the layout name of interval files in file events and
-// rejected rows (billing files use full, customer and usage).
-const LayoutInterval billing.Layout = "interval"
 
 // item is one data line of either file kind: exactly one of row, read or
 // rejected is set. Ingest treats both kinds alike but for the topic and the
 // encoding of accepted lines.
 type item struct {
-	row      *billing.Row
-	read     *interval.Read
-	rejected *billing.Rejected
+	row      *records.BillingRow
+	read     *records.IntervalRead
+	rejected *records.Rejected
 }
 
 func (it item) line() int64 {
@@ -61,7 +59,7 @@ func (b intervalLines) lines() int64 { return b.Stats().Lines }
 // explicit interval length) is an interval file, anything else a billing file.
 // It reads the already opened file (see received), so what is parsed is the
 // file that was hashed, not whatever the path names by now.
-func (in *Ingester) open(f *received, name billing.FileName, nameErr error) (lineReader, billing.Layout, error) {
+func (in *Ingester) open(f *received, name records.FileName, nameErr error) (lineReader, records.Layout, error) {
 	rd, err := f.content()
 	if err != nil {
 		return nil, "", err
@@ -69,9 +67,9 @@ func (in *Ingester) open(f *received, name billing.FileName, nameErr error) (lin
 	if in.isInterval(name, nameErr) {
 		rd, err := interval.NewReader(f.base, rd, in.cfg.Interval)
 		if err != nil {
-			return nil, LayoutInterval, err
+			return nil, records.LayoutInterval, err
 		}
-		return intervalLines{rd}, LayoutInterval, nil
+		return intervalLines{rd}, records.LayoutInterval, nil
 	}
 	br, err := billing.NewReader(f.base, rd, in.cfg.Reader)
 	if err != nil {
@@ -80,11 +78,11 @@ func (in *Ingester) open(f *received, name billing.FileName, nameErr error) (lin
 	return billingLines{br}, br.Layout(), nil
 }
 
-func (in *Ingester) isInterval(name billing.FileName, nameErr error) bool {
+func (in *Ingester) isInterval(name records.FileName, nameErr error) bool {
 	return (nameErr == nil && name.IntervalMinutes > 0) || (nameErr != nil && in.cfg.Interval.Minutes > 0)
 }
 
 func isFileError(err error) bool {
-	var fe *billing.FileError
+	var fe *filereader.FileError
 	return errors.As(err, &fe)
 }

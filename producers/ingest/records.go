@@ -3,7 +3,7 @@ package ingest
 import (
 	"time"
 
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -14,7 +14,7 @@ type source struct {
 	sha256  string
 }
 
-func rejectedRecord(rj *billing.Rejected, layout string, src source) *recavro.RejectedRow {
+func rejectedRecord(rj *records.Rejected, layout string, src source) *recavro.RejectedRow {
 	reasons := make([]recavro.RejectReason, 0, len(rj.Reasons))
 	for _, r := range rj.Reasons {
 		reasons = append(reasons, recavro.RejectReason{Field: recavro.Opt(r.Field), Code: r.Code, Rule: r.Rule, Message: r.Message})
@@ -30,7 +30,7 @@ func rejectedRecord(rj *billing.Rejected, layout string, src source) *recavro.Re
 type fileEvent struct {
 	Status      string
 	Generation  int
-	Name        billing.FileName
+	Name        records.FileName
 	Layout      string
 	Size        int64
 	Time        time.Time

@@ -6,14 +6,15 @@ import (
 	"io"
 
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
-// EachRow reads billing files in the order ingest publishes them (Order) and
+// EachRow reads billing files in the order ingest publishes them (records.Order) and
 // calls fn for every accepted row with the base name of its file, for tools
 // and tests that apply the rules to files without Kafka. Rejected rows are
 // skipped; a file that cannot be read to its end is an error naming it.
-func EachRow(files []string, opts billing.Options, fn func(file string, row *billing.Row) error) error {
-	for _, f := range Order(files) {
+func EachRow(files []string, opts billing.Options, fn func(file string, row *records.BillingRow) error) error {
+	for _, f := range records.Order(files) {
 		if err := eachRow(f, opts, fn); err != nil {
 			return err
 		}
@@ -21,7 +22,7 @@ func EachRow(files []string, opts billing.Options, fn func(file string, row *bil
 	return nil
 }
 
-func eachRow(path string, opts billing.Options, fn func(string, *billing.Row) error) error {
+func eachRow(path string, opts billing.Options, fn func(string, *records.BillingRow) error) error {
 	rd, err := billing.Open(path, opts)
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -70,7 +70,7 @@ var defaultCodec = sync.OnceValues(NewCodec)
 // AppendAvro appends r in the Confluent framing (magic 0, the 4-byte schema
 // id, Avro binary of IntervalRead) to dst. It fails only on a read that the
 // checks of this package would not have accepted (an unknown estimate flag).
-func AppendAvro(dst []byte, schemaID int, r *Read, o Origin) ([]byte, error) {
+func AppendAvro(dst []byte, schemaID int, r *records.IntervalRead, o Origin) ([]byte, error) {
 	c, err := defaultCodec()
 	if err != nil {
 		return dst, err
@@ -80,16 +80,16 @@ func AppendAvro(dst []byte, schemaID int, r *Read, o Origin) ([]byte, error) {
 
 // DecodeAvro reads the Avro binary body (after the 5-byte framing) of a
 // record written with the embedded schema.
-func DecodeAvro(b []byte) (Read, Origin, error) {
+func DecodeAvro(b []byte) (records.IntervalRead, Origin, error) {
 	c, err := defaultCodec()
 	if err != nil {
-		return Read{}, Origin{}, err
+		return records.IntervalRead{}, Origin{}, err
 	}
 	return c.direct.Decode(b)
 }
 
 // Append is AppendAvro with c.
-func (c *Codec) Append(dst []byte, schemaID int, r *Read, o Origin) ([]byte, error) {
+func (c *Codec) Append(dst []byte, schemaID int, r *records.IntervalRead, o Origin) ([]byte, error) {
 	est, ok := estimateSymbol(r.Estimate)
 	if !ok {
 		return dst, fmt.Errorf("encoding the read of %s ending %s: is_estimate %q is not A, E or U", r.ServicePointID, time.UnixMilli(r.EndMillis).UTC().Format(time.RFC3339), rune(r.Estimate))
@@ -124,7 +124,7 @@ func (c *Codec) Append(dst []byte, schemaID int, r *Read, o Origin) ([]byte, err
 
 // decode fills a pooled record with read (one writer schema's decoder, or
 // a resolver) and maps it to a Read.
-func (c *Codec) decode(read func(*recavro.IntervalRead) error) (Read, Origin, error) {
+func (c *Codec) decode(read func(*recavro.IntervalRead) error) (records.IntervalRead, Origin, error) {
 	b := c.bufs.Get().(*wireBuf)
 	defer c.bufs.Put(b)
 	b.rec = recavro.IntervalRead{ServiceType: &b.serviceType, Origin: recavro.IntervalOrigin{Line: &b.line, FileSHA256: &b.sha256}}
@@ -132,18 +132,18 @@ func (c *Codec) decode(read func(*recavro.IntervalRead) error) (Read, Origin, er
 	w := b.rec
 	b.rec = recavro.IntervalRead{}
 	if err != nil {
-		return Read{}, Origin{}, err
+		return records.IntervalRead{}, Origin{}, err
 	}
 	if w.LocalTime < 0 || w.LocalTime > 1439 || w.UTCOffsetMinutes < -1440 || w.UTCOffsetMinutes > 1440 || w.Minutes < 0 || w.Minutes > 1440 {
-		return Read{}, Origin{}, quarantine.Poison(fmt.Errorf("interval read of %s: local_time %d, utc_offset_minutes %d or minutes %d out of range", w.ServicePointID, w.LocalTime, w.UTCOffsetMinutes, w.Minutes))
+		return records.IntervalRead{}, Origin{}, quarantine.Poison(fmt.Errorf("interval read of %s: local_time %d, utc_offset_minutes %d or minutes %d out of range", w.ServicePointID, w.LocalTime, w.UTCOffsetMinutes, w.Minutes))
 	}
-	r := Read{
+	r := records.IntervalRead{
 		ServicePointID: w.ServicePointID, Channel: w.Channel, EndMillis: w.IntervalEndMillis,
 		LocalDate: w.LocalDate, LocalTime: int16(w.LocalTime), OffsetMinutes: int16(w.UTCOffsetMinutes), OffsetGiven: w.OffsetGiven,
 		Minutes: int16(w.Minutes), Value: w.Value, Units: w.Units,
 	}
 	if len(w.IsEstimate) == 1 {
-		r.Estimate = billing.Estimate(w.IsEstimate[0])
+		r.Estimate = records.Estimate(w.IsEstimate[0])
 	}
 	o := Origin{Utility: w.Utility, Kind: w.Origin.Kind, Name: w.Origin.Name}
 	if w.ServiceType != nil {
@@ -179,7 +179,7 @@ func (c *Codec) NewDecoder(writerSchema string) (*Decoder, error) {
 }
 
 // Decode reads the Avro binary body (after the 5-byte framing) of a record.
-func (d *Decoder) Decode(body []byte) (Read, Origin, error) {
+func (d *Decoder) Decode(body []byte) (records.IntervalRead, Origin, error) {
 	return d.c.decode(func(w *recavro.IntervalRead) error { return d.d.Decode(body, w) })
 }
 
@@ -208,9 +208,9 @@ func (c *Codec) NewResolver(reg *serde.Registry) *Resolver {
 }
 
 // Decode reads one framed record.
-func (r *Resolver) Decode(ctx context.Context, framed []byte) (Read, Origin, error) {
+func (r *Resolver) Decode(ctx context.Context, framed []byte) (records.IntervalRead, Origin, error) {
 	if r.err != nil {
-		return Read{}, Origin{}, r.err
+		return records.IntervalRead{}, Origin{}, r.err
 	}
 	return r.c.decode(func(w *recavro.IntervalRead) error {
 		_, err := r.res.Decode(ctx, framed, w)
@@ -218,13 +218,13 @@ func (r *Resolver) Decode(ctx context.Context, framed []byte) (Read, Origin, err
 	})
 }
 
-func estimateSymbol(e billing.Estimate) (string, bool) {
+func estimateSymbol(e records.Estimate) (string, bool) {
 	switch e {
-	case billing.EstimateActual:
+	case records.EstimateActual:
 		return "A", true
-	case billing.EstimateEstimated:
+	case records.EstimateEstimated:
 		return "E", true
-	case billing.EstimateUser:
+	case records.EstimateUser:
 		return "U", true
 	}
 	return "", false
@@ -233,8 +233,8 @@ func estimateSymbol(e billing.Estimate) (string, bool) {
 // FromNative reads an IntervalRead in goavro's native form back into a
 // Read: tests decode what the codec wrote with goavro, the reference, and
 // read it with this (kafkatest.Decode).
-func FromNative(m map[string]any) (Read, Origin, error) {
-	var r Read
+func FromNative(m map[string]any) (records.IntervalRead, Origin, error) {
+	var r records.IntervalRead
 	var o Origin
 	var errs []error
 	str := func(m map[string]any, k string) string {
@@ -279,7 +279,7 @@ func FromNative(m map[string]any) (Read, Origin, error) {
 	r.Value, _ = m["value"].(float64)
 	r.Units = str(m, "units")
 	if e, ok := m["is_estimate"].(string); ok && len(e) == 1 {
-		r.Estimate = billing.Estimate(e[0])
+		r.Estimate = records.Estimate(e[0])
 	} else {
 		errs = append(errs, fmt.Errorf("field is_estimate is %v", m["is_estimate"]))
 	}
@@ -294,7 +294,7 @@ func FromNative(m map[string]any) (Read, Origin, error) {
 		errs = append(errs, errors.New("field origin is missing"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Read{}, Origin{}, fmt.Errorf("decoding an IntervalRead: %w", err)
+		return records.IntervalRead{}, Origin{}, fmt.Errorf("decoding an IntervalRead: %w", err)
 	}
 	return r, o, nil
 }

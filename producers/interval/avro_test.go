@@ -11,7 +11,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -25,7 +25,7 @@ func optString(s string) any {
 
 // native is r in goavro's native form, the reference the codec's bytes are
 // checked against.
-func native(r *Read, o Origin) map[string]any {
+func native(r *records.IntervalRead, o Origin) map[string]any {
 	var line any
 	if r.Line > 0 {
 		line = goavro.Union("long", r.Line)
@@ -41,17 +41,17 @@ func native(r *Read, o Origin) map[string]any {
 }
 
 type sample struct {
-	r Read
+	r records.IntervalRead
 	o Origin
 }
 
 var samples = []sample{
-	{Read{ServicePointID: "SP1", Channel: "GENERATED", ServiceType: "E", EndMillis: 1717215300000, LocalDate: dates.MustParse("20240601"),
-		LocalTime: 15, OffsetMinutes: -240, OffsetGiven: true, Minutes: 15, Value: -0.25, Units: "KWH", Estimate: billing.EstimateActual, Line: 12345678},
+	{records.IntervalRead{ServicePointID: "SP1", Channel: "GENERATED", ServiceType: "E", EndMillis: 1717215300000, LocalDate: dates.MustParse("20240601"),
+		LocalTime: 15, OffsetMinutes: -240, OffsetGiven: true, Minutes: 15, Value: -0.25, Units: "KWH", Estimate: records.EstimateActual, Line: 12345678},
 		Origin{Utility: "gec", Kind: OriginFile, Name: "opwr_gec_res_v1_interval15_20240601000000.gz", SHA256: "ab12"}},
-	{Read{ServicePointID: "ÉP-2", EndMillis: -5, LocalDate: -3, LocalTime: 0, OffsetMinutes: 840, Minutes: 1440, Value: 1e9 - 1, Units: "THERM", Estimate: billing.EstimateUser},
+	{records.IntervalRead{ServicePointID: "ÉP-2", EndMillis: -5, LocalDate: -3, LocalTime: 0, OffsetMinutes: 840, Minutes: 1440, Value: 1e9 - 1, Units: "THERM", Estimate: records.EstimateUser},
 		Origin{Utility: "gec", Kind: OriginHTTP, Name: "mdms-1"}},
-	{Read{ServicePointID: "SP3", ServiceType: "G", EndMillis: 1, LocalDate: 0, LocalTime: 1435, OffsetMinutes: -720, OffsetGiven: true, Minutes: 5, Units: "CCF", Estimate: billing.EstimateEstimated, Line: 1},
+	{records.IntervalRead{ServicePointID: "SP3", ServiceType: "G", EndMillis: 1, LocalDate: 0, LocalTime: 1435, OffsetMinutes: -720, OffsetGiven: true, Minutes: 5, Units: "CCF", Estimate: records.EstimateEstimated, Line: 1},
 		Origin{Utility: "x", Kind: OriginAdapter, Name: strings.Repeat("n", 300)}},
 }
 
@@ -131,7 +131,7 @@ func TestDecodeMalformed(t *testing.T) {
 	if _, _, err := DecodeAvro(bad); err == nil {
 		t.Fatal("an enum index out of range decoded")
 	}
-	if _, err := AppendAvro(nil, 1, &Read{ServicePointID: "SP", Estimate: 'X'}, Origin{}); err == nil || !strings.Contains(err.Error(), "is_estimate") {
+	if _, err := AppendAvro(nil, 1, &records.IntervalRead{ServicePointID: "SP", Estimate: 'X'}, Origin{}); err == nil || !strings.Contains(err.Error(), "is_estimate") {
 		t.Fatalf("estimate X encoded: %v", err)
 	}
 }

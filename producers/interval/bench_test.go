@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/gen"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // BenchmarkReader reads a generated 15-minute file (1,000 service points,
@@ -44,7 +45,7 @@ func BenchmarkReader(b *testing.B) {
 // BenchmarkAvro encodes a read as ingest does and decodes it as the
 // interval stage does, through hamba/avro.
 func BenchmarkAvro(b *testing.B) {
-	r := interval.Read{ServicePointID: "SP000123456", EndMillis: 1717215300000, LocalDate: 19875, LocalTime: 15, OffsetMinutes: -240,
+	r := records.IntervalRead{ServicePointID: "SP000123456", EndMillis: 1717215300000, LocalDate: 19875, LocalTime: 15, OffsetMinutes: -240,
 		OffsetGiven: true, Minutes: 15, Value: 0.25, Units: "KWH", Estimate: 'A', Line: 1234567}
 	o := interval.Origin{Utility: "gec", Kind: interval.OriginFile, Name: "opwr_gec_res_v1-19-0_interval15_20250301000000.gz",
 		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}

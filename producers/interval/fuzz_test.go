@@ -2,11 +2,10 @@ package interval
 
 import (
 	"errors"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/usagestream/usagestream/producers/billing"
 )
 
 // FuzzReader: any bytes give records and at most one file error, never a
@@ -20,7 +19,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		r, err := NewReader(name(15), strings.NewReader(body), Options{MaxLineBytes: 256})
 		if err != nil {
-			var fe *billing.FileError
+			var fe *filereader.FileError
 			if !errors.As(err, &fe) {
 				t.Fatalf("not a FileError: %v", err)
 			}
@@ -31,7 +30,7 @@ func FuzzReader(f *testing.F) {
 			rec, err := r.Next()
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					var fe *billing.FileError
+					var fe *filereader.FileError
 					if !errors.As(err, &fe) {
 						t.Fatalf("not a FileError: %v", err)
 					}

@@ -3,24 +3,18 @@ package interval
 import (
 	"io"
 	"path/filepath"
-
-	"github.com/usagestream/usagestream/internal/fileopen"
 )
 
 // Open opens an interval file and detects gzip or zip by its first bytes,
 // never by its name (utilities rename files); anything else is read as plain
 // text. A zip must hold exactly one file and no folders. The header is read
-// and checked before Open returns; problems come back as *billing.FileError.
+// and checked before Open returns; problems come back as *filereader.FileError.
 func Open(path string, opts Options) (*Reader, error) {
 	r, err := newReader(filepath.Base(path), opts)
 	if err != nil {
 		return nil, err
 	}
-	f, err := fileopen.Open(path, r.openOptions())
-	if err != nil {
-		return nil, r.fileErr(0, "", err)
-	}
-	return r.start(f)
+	return r.start(r.f.Open(path))
 }
 
 // NewReader reads an interval file from rd, which it does not close; name is
@@ -33,21 +27,15 @@ func NewReader(name string, rd io.Reader, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := fileopen.New(rd, r.openOptions())
-	if err != nil {
-		return nil, r.fileErr(0, "", err)
+	return r.start(r.f.From(rd))
+}
+
+// start reads the header of a file that opened without err.
+func (r *Reader) start(err error) (*Reader, error) {
+	if err == nil {
+		err = r.readHeader()
 	}
-	return r.start(f)
-}
-
-func (r *Reader) openOptions() fileopen.Options {
-	return fileopen.Options{Kind: "interval", BufSize: r.bufSize(), Count: &r.consumed}
-}
-
-// start reads the header of an opened file.
-func (r *Reader) start(f *fileopen.File) (*Reader, error) {
-	r.src = f
-	if err := r.readHeader(); err != nil {
+	if err != nil {
 		r.Close()
 		return nil, err
 	}

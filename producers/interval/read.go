@@ -1,12 +1,7 @@
 // Package interval reads interval (AMI) data (data contract 3): Opower
 // interval files (`..._interval<mm>_...`, plain, gzip or zip) into typed reads
 // or rejected rows, and checks reads that adapters send by other ways, so that
-// a read is the same record whichever way it came in.
-//
-// A read keeps both what was sent (local date, local end time, UTC offset) and
-// the UTC instant derived from them, so that the repeated hour at the end of
-// daylight saving time stays two distinct intervals and the missing hour at
-// its start is simply absent.
+// a read is the same record (records.IntervalRead) whichever way it came in.
 package interval
 
 import (
@@ -14,84 +9,13 @@ import (
 	"strings"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
-)
-
-// Reject codes that only interval data has; the others (FIELD_COUNT,
-// REQUIRED, BAD_DATE, BAD_NUMBER, ...) are billing's, with the same meaning.
-const (
-	CodeBadTime          = "BAD_TIME"           // not HHmm, or not a time of day
-	CodeOffGrid          = "OFF_GRID"           // I1: not on the file's interval grid (a different length)
-	CodeBadUnits         = "BAD_UNITS"          // not on the configured units list
-	CodeBadOffset        = "BAD_OFFSET"         // UTC_offset not ±HHMM within -1200..+1400
-	CodeMissingUTCOffset = "MISSING_UTC_OFFSET" // empty UTC_offset on a daylight-saving change day
-	CodeBadLength        = "BAD_LENGTH"         // an adapter's interval length is not 5, 15, 30, 60 or 1440
-)
-
-// Rule ids cited in reasons.
-const (
-	RuleColumns = "DC-3" // data contract section 3, interval columns
-	RuleI1      = "I1"   // one length per file, on its grid
+	"github.com/usagestream/usagestream/records"
 )
 
 // DefaultUnits is the units list used when Options.Units is nil (data
 // contract 3 decision: configurable). It is never modified.
 var DefaultUnits = []string{"KWH", "WH", "MWH", "KVARH", "THERM", "CCF", "HCF", "CF", "M3", "GAL"}
-
-// Lengths are the only interval lengths, in minutes (data contract 3).
-var Lengths = [...]int{5, 15, 30, 60, 1440}
-
-// ValidLength says whether minutes is one of Lengths.
-func ValidLength(minutes int) bool {
-	for _, l := range Lengths {
-		if l == minutes {
-			return true
-		}
-	}
-	return false
-}
-
-// Read is one interval read, accepted.
-type Read struct {
-	ServicePointID string
-	Channel        string // service_quantity_identifier; "" is the main channel
-	ServiceType    string // "" when not given
-	// EndMillis is the end of the interval, Unix milliseconds (UTC).
-	EndMillis int64
-	// LocalDate and LocalTime (minutes after midnight, 0..1439) are the end
-	// of the interval as sent; OffsetMinutes is the local time's offset from
-	// UTC (east positive: -0500 is -300).
-	LocalDate     dates.Date
-	LocalTime     int16
-	OffsetMinutes int16
-	OffsetGiven   bool // false: the offset came from the configured time zone
-	Minutes       int16
-	Value         float64
-	Units         string // upper case
-	Estimate      billing.Estimate
-	Line          int64 // file or NDJSON line; 0 when there is none
-}
-
-// StartDate is the local date the interval starts on: an interval ending at
-// 0000 belongs to the day before. The interval processor files coverage by it,
-// so that days match billing periods, which are local calendar days.
-func (r *Read) StartDate() dates.Date {
-	if r.LocalTime == 0 {
-		return r.LocalDate.AddDays(-1)
-	}
-	return r.LocalDate
-}
-
-// StartLocalMinute is the local clock minute the interval starts at, within
-// StartDate (0..1439).
-func (r *Read) StartLocalMinute() int {
-	end := int(r.LocalTime)
-	if end == 0 {
-		end = 1440
-	}
-	return end - int(r.Minutes)
-}
 
 // endMillis derives the UTC instant from the local date, time and offset.
 func endMillis(d dates.Date, localMin, offsetMin int) int64 {
@@ -102,7 +26,7 @@ func endMillis(d dates.Date, localMin, offsetMin int) int64 {
 // file reader, the adapter client and the NDJSON endpoint share it.
 type Check struct {
 	Units        []string // nil = DefaultUnits; compared case-insensitively
-	ServiceTypes []string // nil = billing.DefaultServiceTypes
+	ServiceTypes []string // nil = records.DefaultServiceTypes
 	// Dates is the plausible date window (readrules.Window; zero: 1990-01-01
 	// .. today + 366 days).
 	Dates readrules.Window
@@ -133,7 +57,7 @@ func (c Check) compile() (checker, error) {
 	}
 	types := c.ServiceTypes
 	if types == nil {
-		types = billing.DefaultServiceTypes
+		types = records.DefaultServiceTypes
 	}
 	for _, t := range types {
 		if t = strings.ToUpper(strings.TrimSpace(t)); t != "" {
@@ -171,49 +95,49 @@ func NewValidator(c Check) (*Validator, error) {
 // Validate checks r and canonicalises its units and service type in place.
 // It returns every problem found (nil when r is acceptable); each reason names
 // its field.
-func (v *Validator) Validate(r *Read) []billing.Reason {
-	var rs []billing.Reason
+func (v *Validator) Validate(r *records.IntervalRead) []records.Reason {
+	var rs []records.Reason
 	add := func(field, code, rule, format string, args ...any) {
-		rs = append(rs, billing.Reason{Field: field, Code: code, Rule: rule, Message: fmt.Sprintf(format, args...)})
+		rs = append(rs, records.Reason{Field: field, Code: code, Rule: rule, Message: fmt.Sprintf(format, args...)})
 	}
 	if strings.TrimSpace(r.ServicePointID) == "" {
-		add("service_point_id", billing.CodeRequired, RuleColumns, "service_point_id is empty; it is required, so fill it in")
+		add("service_point_id", records.CodeRequired, records.RuleIntervalColumns, "service_point_id is empty; it is required, so fill it in")
 	}
-	if !ValidLength(int(r.Minutes)) {
-		add("minutes", CodeBadLength, RuleI1, "interval length %d minutes is not one of 5, 15, 30, 60, 1440", r.Minutes)
+	if !records.ValidIntervalLength(int(r.Minutes)) {
+		add("minutes", records.CodeBadLength, records.RuleI1, "interval length %d minutes is not one of 5, 15, 30, 60, 1440", r.Minutes)
 	}
 	if r.LocalTime < 0 || r.LocalTime >= 1440 {
-		add("time", CodeBadTime, RuleColumns, "local time %d minutes is not a time of day", r.LocalTime)
-	} else if ValidLength(int(r.Minutes)) && !onGrid(int(r.LocalTime), int(r.Minutes)) {
-		add("time", CodeOffGrid, RuleI1, "interval end %s is not on the %d-minute grid; intervals end on multiples of their length (I1)", hhmm(int(r.LocalTime)), r.Minutes)
+		add("time", records.CodeBadTime, records.RuleIntervalColumns, "local time %d minutes is not a time of day", r.LocalTime)
+	} else if records.ValidIntervalLength(int(r.Minutes)) && !onGrid(int(r.LocalTime), int(r.Minutes)) {
+		add("time", records.CodeOffGrid, records.RuleI1, "interval end %s is not on the %d-minute grid; intervals end on multiples of their length (I1)", hhmm(int(r.LocalTime)), r.Minutes)
 	}
 	if r.OffsetMinutes < -12*60 || r.OffsetMinutes > 14*60 || r.OffsetMinutes%15 != 0 {
-		add("UTC_offset", CodeBadOffset, RuleColumns, "UTC offset %d minutes is not a real offset (-1200..+1400 in quarter hours)", r.OffsetMinutes)
+		add("UTC_offset", records.CodeBadOffset, records.RuleIntervalColumns, "UTC offset %d minutes is not a real offset (-1200..+1400 in quarter hours)", r.OffsetMinutes)
 	}
 	if u, ok := canonical(v.k.units, r.Units); ok {
 		r.Units = u
 	} else {
-		add("units", CodeBadUnits, RuleColumns, "units %q is not one of the allowed units %s", clip(r.Units), strings.Join(v.k.units, ", "))
+		add("units", records.CodeBadUnits, records.RuleIntervalColumns, "units %q is not one of the allowed units %s", clip(r.Units), strings.Join(v.k.units, ", "))
 	}
 	if r.ServiceType != "" {
 		if t, ok := canonical(v.k.serviceTypes, r.ServiceType); ok {
 			r.ServiceType = t
 		} else {
-			add("service_type", billing.CodeBadServiceType, RuleColumns, "service_type %q is not one of the allowed codes %s", clip(r.ServiceType), strings.Join(v.k.serviceTypes, ", "))
+			add("service_type", records.CodeBadServiceType, records.RuleIntervalColumns, "service_type %q is not one of the allowed codes %s", clip(r.ServiceType), strings.Join(v.k.serviceTypes, ", "))
 		}
 	}
 	switch r.Estimate {
 	case 0:
-		r.Estimate = billing.EstimateEstimated
-	case billing.EstimateActual, billing.EstimateEstimated, billing.EstimateUser:
+		r.Estimate = records.EstimateEstimated
+	case records.EstimateActual, records.EstimateEstimated, records.EstimateUser:
 	default:
-		add("is_estimate", billing.CodeBadEstimate, RuleColumns, "is_estimate must be A, E or U (or empty for E)")
+		add("is_estimate", records.CodeBadEstimate, records.RuleIntervalColumns, "is_estimate must be A, E or U (or empty for E)")
 	}
 	if r.Value != r.Value || r.Value > maxValue || r.Value < -maxValue {
-		add("usage_value", billing.CodeOutOfRange, RuleColumns, "usage_value is not a number within ±%d", maxValue)
+		add("usage_value", records.CodeOutOfRange, records.RuleIntervalColumns, "usage_value is not a number within ±%d", maxValue)
 	}
 	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: r.ServicePointID, Channel: r.Channel, Date: r.LocalDate, HasDate: true}, v.k.dates.Bounds()) {
-		add(vi.Field, vi.Code, RuleColumns, "%s", vi.Message)
+		add(vi.Field, vi.Code, records.RuleIntervalColumns, "%s", vi.Message)
 	}
 	if len(rs) == 0 {
 		r.EndMillis = endMillis(r.LocalDate, int(r.LocalTime), int(r.OffsetMinutes))

@@ -1,30 +1,19 @@
 package interval
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/fileopen"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
+	"github.com/usagestream/usagestream/records"
 )
 
-// Columns is the canonical column order of an interval file (data contract 3).
-var Columns = []string{
-	"service_point_id", "usage_value", "date", "time", "units",
-	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
-}
-
-// Column positions, in the order of Columns.
+// Column positions, in the order of records.IntervalColumns.
 const (
 	cServicePoint = iota
 	cValue
@@ -52,36 +41,28 @@ type Options struct {
 }
 
 // Record is one data line: exactly one of Read or Rejected is set. Rejected
-// rows have billing's shape, so they go to the same rejected topic.
+// rows are records.Rejected, as the billing reader's are, so they go to the
+// same rejected topic.
 type Record struct {
-	Read     *Read
-	Rejected *billing.Rejected
+	Read     *records.IntervalRead
+	Rejected *records.Rejected
 }
 
 // Reader streams one interval file; each data line becomes one Record.
 // Memory is bounded by MaxLineBytes whatever the file size. Not safe for
 // concurrent use, except CompressedBytesRead.
 type Reader struct {
-	file     string
-	name     billing.FileName
-	minutes  int
-	warnings []string
-	k        checker
-	bounds   readrules.Bounds
-	loc      *time.Location
-	zone     map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
-	maxLine  int
-	extra    int // unknown trailing columns, ignored
+	f       *filereader.File // opening, lines, counts, file errors
+	name    records.FileName
+	minutes int
+	k       checker
+	bounds  readrules.Bounds
+	loc     *time.Location
+	zone    map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
+	extra   int                    // unknown trailing columns, ignored
 
-	src      *fileopen.File
-	consumed atomic.Int64 // bytes taken from the file, counted by src
-
-	line    int64
-	stats   billing.Stats
-	err     error
 	fields  []string
-	reasons []billing.Reason
-	closed  bool
+	reasons []records.Reason
 }
 
 type dayZone struct {
@@ -90,29 +71,25 @@ type dayZone struct {
 }
 
 func newReader(base string, opts Options) (*Reader, error) {
-	r := &Reader{file: base, loc: opts.Location, zone: map[dates.Date]dayZone{}}
-	r.stats.RejectedByCode = map[string]int64{}
+	r := &Reader{loc: opts.Location, zone: map[dates.Date]dayZone{}}
 	if r.loc == nil {
 		r.loc = time.UTC
 	}
-	switch {
-	case opts.MaxLineBytes < 0:
-		return nil, r.fileErr(0, "", fmt.Errorf("MaxLineBytes is %d; give 0 for the default of 64 KiB or a positive limit", opts.MaxLineBytes))
-	case opts.MaxLineBytes == 0:
-		r.maxLine = 64 << 10
-	default:
-		r.maxLine = opts.MaxLineBytes
+	f, err := filereader.New(base, filereader.Options{Kind: "interval", Item: "read", MaxLineBytes: opts.MaxLineBytes, Prefix: prefix})
+	if err != nil {
+		return nil, err
 	}
+	r.f = f
 	k, err := opts.Check.compile()
 	if err != nil {
 		return nil, r.fileErr(0, "", err)
 	}
 	r.k = k
 	r.bounds = k.dates.Bounds() // fixed per file: a file is read in minutes
-	name, nameErr := billing.ParseFileName(base)
+	name, nameErr := records.ParseFileName(base)
 	r.name = name
 	switch {
-	case opts.Minutes != 0 && !ValidLength(opts.Minutes):
+	case opts.Minutes != 0 && !records.ValidIntervalLength(opts.Minutes):
 		return nil, r.fileErr(0, "", fmt.Errorf("interval length %d minutes is not one of 5, 15, 30, 60, 1440", opts.Minutes))
 	case nameErr == nil && name.IntervalMinutes == 0:
 		return nil, r.fileErr(0, "", fmt.Errorf("the file name says %q, a billing file; read it with the billing reader", name.Kind))
@@ -122,87 +99,51 @@ func newReader(base string, opts Options) (*Reader, error) {
 		r.minutes = name.IntervalMinutes
 	case opts.Minutes != 0:
 		r.minutes = opts.Minutes
-		r.warnings = append(r.warnings, fmt.Sprintf("%v; processed as %d-minute intervals given explicitly", nameErr, opts.Minutes))
+		r.f.Warn(fmt.Sprintf("%v; processed as %d-minute intervals given explicitly", nameErr, opts.Minutes))
 	default:
 		return nil, r.fileErr(0, "", fmt.Errorf("the interval length cannot be taken from the name (%w); give it explicitly", nameErr))
 	}
 	return r, nil
 }
 
-func (r *Reader) bufSize() int { return r.maxLine + 2 }
+func (r *Reader) fileErr(line int64, field string, err error) *filereader.FileError {
+	return r.f.Err(line, field, err)
+}
 
-func (r *Reader) fileErr(line int64, field string, err error) *billing.FileError {
-	return &billing.FileError{File: r.file, Line: line, Field: field, Err: err}
+// prefix shows the start of a line over the limit, cut: interval files hold
+// no personal data.
+func prefix(b []byte) (raw, servicePointID string) {
+	return strings.ToValidUTF8(string(b[:min(len(b), 200)]), "\uFFFD") + "…", ""
 }
 
 // Name is the parsed file name.
-func (r *Reader) Name() billing.FileName { return r.name }
+func (r *Reader) Name() records.FileName { return r.name }
 
 // Minutes is the file's interval length.
 func (r *Reader) Minutes() int { return r.minutes }
 
 // Warnings lists what the caller should log.
-func (r *Reader) Warnings() []string { return append([]string(nil), r.warnings...) }
+func (r *Reader) Warnings() []string { return r.f.Warnings() }
 
 // Stats returns a copy of the counters so far (Lines = Accepted + Rejected).
-func (r *Reader) Stats() billing.Stats {
-	s := r.stats
-	s.RejectedByCode = maps.Clone(r.stats.RejectedByCode)
-	return s
-}
+func (r *Reader) Stats() filereader.Stats { return r.f.Stats() }
 
 // CompressedBytesRead is the bytes consumed from the file, for progress.
-func (r *Reader) CompressedBytesRead() int64 { return r.consumed.Load() }
+func (r *Reader) CompressedBytesRead() int64 { return r.f.CompressedBytesRead() }
 
 // Close releases the decompressor and, for Open, the file. Idempotent.
-func (r *Reader) Close() error {
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	var err error
-	if r.src != nil {
-		err = r.src.Close()
-	}
-	if r.err == nil {
-		r.err = r.fileErr(r.line, "", errors.New("the reader is closed; open the file again to read more"))
-	}
-	return err
-}
-
-func (r *Reader) streamErr(err error) *billing.FileError {
-	what := "reading stopped"
-	fix := "check the storage or connection and run again"
-	if fileopen.IsCorruption(err) {
-		what, fix = "the file is truncated or corrupt", "send the file again"
-	}
-	if r.line == 0 {
-		return r.fileErr(0, "", fmt.Errorf("%s before the end of its header (%w); %s", what, err, fix))
-	}
-	return r.fileErr(r.line, "", fmt.Errorf("%s after line %d (%w); %s", what, r.line, err, fix))
-}
+func (r *Reader) Close() error { return r.f.Close() }
 
 // readHeader checks line 1 names the columns of data contract 3 in order;
 // unknown columns may only follow them and are ignored.
 func (r *Reader) readHeader() error {
-	b, long, err := r.src.ReadLine()
-	switch {
-	case err == io.EOF:
-		return r.fileErr(0, "", fmt.Errorf("the file is empty: it has no header line; send it with a header naming the columns %s", strings.Join(Columns, ", ")))
-	case err != nil:
-		r.err = r.streamErr(err)
-		return r.err
-	case long || len(b) > r.maxLine:
-		return r.fileErr(1, "", fmt.Errorf("line 1 is longer than %d bytes, so it cannot be the header; check the file is a tab-separated interval file with line ends", r.maxLine))
-	}
-	r.line = 1
-	b = bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))
-	if !utf8.Valid(b) {
-		return r.fileErr(1, "", errors.New("the header is not valid UTF-8; send the file encoded as UTF-8"))
+	b, err := r.f.Header("the columns " + strings.Join(records.IntervalColumns, ", "))
+	if err != nil {
+		return err
 	}
 	names := strings.Split(string(b), "\t")
-	fix := "send the header with the columns " + strings.Join(Columns, ", ") + " in this order (data contract 3), extra columns only at the end"
-	for i, c := range Columns {
+	fix := "send the header with the columns " + strings.Join(records.IntervalColumns, ", ") + " in this order (data contract 3), extra columns only at the end"
+	for i, c := range records.IntervalColumns {
 		if i >= len(names) {
 			return r.fileErr(1, c, fmt.Errorf("the header has %d columns and column %q (position %d) is missing; %s", len(names), c, i+1, fix))
 		}
@@ -217,14 +158,14 @@ func (r *Reader) readHeader() error {
 	}
 	r.extra = len(names) - numColumns
 	if r.extra > 0 {
-		r.warnings = append(r.warnings, fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, Columns[numColumns-1]))
+		r.f.Warn(fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumns[numColumns-1]))
 	}
 	r.fields = make([]string, len(names))
 	return nil
 }
 
 func isColumn(name string) bool {
-	for _, c := range Columns {
+	for _, c := range records.IntervalColumns {
 		if strings.EqualFold(c, name) {
 			return true
 		}
@@ -233,47 +174,29 @@ func isColumn(name string) bool {
 }
 
 // Next returns the next data line as a Read or a Rejected row. It returns
-// io.EOF at the end, or a *billing.FileError when the file cannot be read
+// io.EOF at the end, or a *filereader.FileError when the file cannot be read
 // further; both again on later calls.
 func (r *Reader) Next() (Record, error) {
-	if r.err != nil {
-		return Record{}, r.err
+	b, rej, err := r.f.Next()
+	switch {
+	case err != nil:
+		return Record{}, err
+	case rej != nil: // blank or over the limit
+		return Record{Rejected: rej}, nil
 	}
-	b, long, err := r.src.ReadLine()
-	if err != nil {
-		if err == io.EOF {
-			r.err = io.EOF
-		} else {
-			r.err = r.streamErr(err)
-		}
-		return Record{}, r.err
-	}
-	if long {
-		return r.longLine(b)
-	}
-	r.line++
-	r.stats.Lines++
-	if len(b) == 0 {
-		return r.reject(&billing.Rejected{Line: r.line, Reasons: []billing.Reason{{
-			Code: billing.CodeBlankLine, Rule: billing.RuleFormat,
-			Message: "the line is blank; every data line must hold a read, so remove blank lines",
-		}}}), nil
-	}
-	if len(b) > r.maxLine {
-		return r.tooLong(string(b[:min(len(b), 200)]), int64(len(b))), nil
-	}
+	line := r.f.Line()
 	valid := utf8.Valid(b)
 	raw := string(b)
 	if !valid {
 		raw = strings.ToValidUTF8(raw, "\uFFFD")
 	}
 	if n := bytes.Count(b, []byte("\t")) + 1; n != len(r.fields) {
-		rs := []billing.Reason{{Code: billing.CodeFieldCount, Rule: billing.RuleFormat,
+		rs := []records.Reason{{Code: records.CodeFieldCount, Rule: records.RuleFormat,
 			Message: fmt.Sprintf("%d fields, expected %d (the header's count); a tab is missing or extra", n, len(r.fields))}}
 		if !valid {
-			rs = append(rs, billing.Reason{Code: billing.CodeInvalidUTF8, Rule: billing.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
+			rs = append(rs, records.Reason{Code: records.CodeInvalidUTF8, Rule: records.RuleFormat, Message: "the line is not valid UTF-8; send the file encoded as UTF-8"})
 		}
-		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, Reasons: rs}), nil
+		return r.reject(&records.Rejected{Line: line, Raw: raw, Reasons: rs}), nil
 	}
 	s := raw
 	if !valid {
@@ -290,7 +213,7 @@ func (r *Reader) Next() (Record, error) {
 	}
 	f[k] = s[start:]
 
-	rd := &Read{Line: r.line, Minutes: int16(r.minutes)}
+	rd := &records.IntervalRead{Line: line, Minutes: int16(r.minutes)}
 	r.reasons = r.reasons[:0]
 	r.parse(rd, f, valid)
 	if len(r.reasons) > 0 {
@@ -298,34 +221,34 @@ func (r *Reader) Next() (Record, error) {
 		if v := f[cServicePoint]; strings.TrimSpace(v) != "" && utf8.ValidString(v) {
 			spid = v
 		}
-		return r.reject(&billing.Rejected{Line: r.line, Raw: raw, ServicePointID: spid,
-			Reasons: append([]billing.Reason(nil), r.reasons...)}), nil
+		return r.reject(&records.Rejected{Line: line, Raw: raw, ServicePointID: spid,
+			Reasons: append([]records.Reason(nil), r.reasons...)}), nil
 	}
-	r.stats.Accepted++
+	r.f.Accept()
 	return Record{Read: rd}, nil
 }
 
 func (r *Reader) add(col int, code, rule, msg string) {
-	r.reasons = append(r.reasons, billing.Reason{Field: Columns[col], Code: code, Rule: rule, Message: msg})
+	r.reasons = append(r.reasons, records.Reason{Field: records.IntervalColumns[col], Code: code, Rule: rule, Message: msg})
 }
 
 // parse fills rd from one line's fields and adds a reason for every problem,
 // so the sender sees all of a row's faults at once.
-func (r *Reader) parse(rd *Read, f []string, valid bool) {
+func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 	var (
 		dateOK, timeOK, offsetOK bool
 		offset                   int
 	)
-	rd.Estimate = billing.EstimateEstimated
+	rd.Estimate = records.EstimateEstimated
 	for col := 0; col < numColumns; col++ {
 		v := f[col]
 		if !valid && !utf8.ValidString(v) {
-			r.add(col, billing.CodeInvalidUTF8, billing.RuleFormat, Columns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
+			r.add(col, records.CodeInvalidUTF8, records.RuleFormat, records.IntervalColumns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
 			continue
 		}
 		if v == "" || (col <= cUnits && strings.TrimSpace(v) == "") {
 			if col <= cUnits {
-				r.add(col, billing.CodeRequired, RuleColumns, Columns[col]+" is empty; it is required, so fill it in")
+				r.add(col, records.CodeRequired, records.RuleIntervalColumns, records.IntervalColumns[col]+" is empty; it is required, so fill it in")
 			}
 			continue
 		}
@@ -340,11 +263,11 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 				// Year 0000 is no calendar date here but it is before any
 				// window too: reject it as the other ways in do.
 				vi := readrules.DateViolation(v, r.bounds)
-				r.add(col, vi.Code, RuleColumns, vi.Message)
+				r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
 				continue
 			}
 			if err != nil {
-				r.add(col, billing.CodeBadDate, RuleColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
+				r.add(col, records.CodeBadDate, records.RuleIntervalColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
 				continue
 			}
 			rd.LocalDate, dateOK = d, true
@@ -355,25 +278,25 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 				if v == "2400" {
 					hint = "; the interval ending at midnight is 0000 of the next date"
 				}
-				r.add(col, CodeBadTime, RuleColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
+				r.add(col, records.CodeBadTime, records.RuleIntervalColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
 				continue
 			}
 			rd.LocalTime, timeOK = int16(m), true
 			if !onGrid(m, r.minutes) {
-				r.add(col, CodeOffGrid, RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
+				r.add(col, records.CodeOffGrid, records.RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
 			}
 		case cUnits:
 			if u, ok := canonical(r.k.units, v); ok {
 				rd.Units = u
 			} else {
-				r.add(col, CodeBadUnits, RuleColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
+				r.add(col, records.CodeBadUnits, records.RuleIntervalColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
 			}
 		case cEstimate:
 			rd.Estimate = r.estimate(v)
 		case cOffset:
 			o, ok := parseOffset(v)
 			if !ok {
-				r.add(col, CodeBadOffset, RuleColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
+				r.add(col, records.CodeBadOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
 				continue
 			}
 			offset, offsetOK, rd.OffsetGiven = o, true, true
@@ -381,7 +304,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 			if t, ok := canonical(r.k.serviceTypes, v); ok {
 				rd.ServiceType = t
 			} else {
-				r.add(col, billing.CodeBadServiceType, RuleColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
+				r.add(col, records.CodeBadServiceType, records.RuleIntervalColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
 			}
 		case cChannel:
 			rd.Channel = v
@@ -395,7 +318,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 		case readrules.FieldDate:
 			col = cDate
 		}
-		r.add(col, vi.Code, RuleColumns, vi.Message)
+		r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
 	}
 	if !dateOK || !timeOK {
 		return
@@ -403,7 +326,7 @@ func (r *Reader) parse(rd *Read, f []string, valid bool) {
 	if !rd.OffsetGiven && f[cOffset] == "" {
 		z := r.zoneOn(rd.LocalDate)
 		if z.change {
-			r.add(cOffset, CodeMissingUTCOffset, RuleColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
+			r.add(cOffset, records.CodeMissingUTCOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
 			return
 		}
 		offset, offsetOK = int(z.offset), true
@@ -436,88 +359,41 @@ func (r *Reader) zoneOn(d dates.Date) dayZone {
 
 func (r *Reader) number(v string) (float64, bool) {
 	if isNullToken(v) {
-		r.add(cValue, billing.CodeNullToken, billing.RuleFormat, fmt.Sprintf("usage_value %q is not a null; leave the field empty for null", v))
+		r.add(cValue, records.CodeNullToken, records.RuleFormat, fmt.Sprintf("usage_value %q is not a null; leave the field empty for null", v))
 		return 0, false
 	}
 	x, ok := parseDecimal(v)
 	if !ok {
 		if strings.IndexByte(v, ',') >= 0 {
-			r.add(cValue, billing.CodeThousandsSeparator, RuleColumns, fmt.Sprintf("usage_value %q has a ',': no thousands separators, and '.' is the decimal point", clip(v)))
+			r.add(cValue, records.CodeThousandsSeparator, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q has a ',': no thousands separators, and '.' is the decimal point", clip(v)))
 		} else {
-			r.add(cValue, billing.CodeBadNumber, RuleColumns, fmt.Sprintf("usage_value %q is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 0.25", clip(v)))
+			r.add(cValue, records.CodeBadNumber, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q is not a decimal number: use digits with an optional leading '-' and '.' decimals, like 0.25", clip(v)))
 		}
 		return 0, false
 	}
 	if x > maxValue || x < -maxValue {
-		r.add(cValue, billing.CodeOutOfRange, RuleColumns, fmt.Sprintf("usage_value %q is beyond ±%d", clip(v), maxValue))
+		r.add(cValue, records.CodeOutOfRange, records.RuleIntervalColumns, fmt.Sprintf("usage_value %q is beyond ±%d", clip(v), maxValue))
 		return 0, false
 	}
 	return x, true
 }
 
-func (r *Reader) estimate(v string) billing.Estimate {
+func (r *Reader) estimate(v string) records.Estimate {
 	if len(v) == 1 {
 		switch v[0] | 0x20 {
 		case 'a':
-			return billing.EstimateActual
+			return records.EstimateActual
 		case 'e':
-			return billing.EstimateEstimated
+			return records.EstimateEstimated
 		case 'u':
-			return billing.EstimateUser
+			return records.EstimateUser
 		}
 	}
-	r.add(cEstimate, billing.CodeBadEstimate, RuleColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
-	return billing.EstimateEstimated
+	r.add(cEstimate, records.CodeBadEstimate, records.RuleIntervalColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
+	return records.EstimateEstimated
 }
 
-func (r *Reader) reject(rej *billing.Rejected) Record {
-	r.stats.Rejected++
-	for i, rs := range rej.Reasons {
-		seen := false
-		for _, prev := range rej.Reasons[:i] {
-			if prev.Code == rs.Code {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			r.stats.RejectedByCode[rs.Code]++
-		}
-	}
-	return Record{Rejected: rej}
-}
-
-// longLine skips an over-long line in buffer-sized steps, so memory stays
-// bounded however long the line is.
-func (r *Reader) longLine(first []byte) (Record, error) {
-	raw := strings.ToValidUTF8(string(first[:min(len(first), 200)]), "\uFFFD")
-	total := int64(len(first))
-	for {
-		b, err := r.src.Lines().ReadSlice('\n')
-		total += int64(len(b))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != nil && err != io.EOF {
-			r.err = r.streamErr(err)
-			return Record{}, r.err
-		}
-		if err == nil {
-			total-- // the line end
-		}
-		break
-	}
-	r.line++
-	r.stats.Lines++
-	return r.tooLong(raw, total), nil
-}
-
-func (r *Reader) tooLong(raw string, total int64) Record {
-	return r.reject(&billing.Rejected{Line: r.line, Raw: strings.ToValidUTF8(raw, "\uFFFD") + "…", Reasons: []billing.Reason{{
-		Code: billing.CodeLineTooLong, Rule: billing.RuleFormat,
-		Message: fmt.Sprintf("the line is %d bytes, over the limit of %d; check for a missing line end, or raise MaxLineBytes", total, r.maxLine),
-	}}})
-}
+func (r *Reader) reject(rej *records.Rejected) Record { return Record{Rejected: r.f.Reject(rej)} }
 
 // parseHHMM reads a 24-hour time of exactly four digits.
 func parseHHMM(v string) (int, bool) {

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 const header = "service_point_id\tusage_value\tdate\ttime\tunits\tis_estimate\tUTC_offset\tservice_type\tservice_quantity_identifier\n"
@@ -65,14 +66,14 @@ func TestReadAccepted(t *testing.T) {
 	if r == nil {
 		t.Fatalf("rejected: %+v", recs[0].Rejected)
 	}
-	want := Read{ServicePointID: "SP1", ServiceType: "E", EndMillis: utc("2024-06-01T00:15-04:00"),
+	want := records.IntervalRead{ServicePointID: "SP1", ServiceType: "E", EndMillis: utc("2024-06-01T00:15-04:00"),
 		LocalDate: dates.MustParse("20240601"), LocalTime: 15, OffsetMinutes: -240, OffsetGiven: true,
-		Minutes: 15, Value: 0.25, Units: "KWH", Estimate: billing.EstimateActual, Line: 2}
+		Minutes: 15, Value: 0.25, Units: "KWH", Estimate: records.EstimateActual, Line: 2}
 	if *r != want {
 		t.Fatalf("got %+v\nwant %+v", *r, want)
 	}
 	r2 := recs[1].Read
-	if r2.Estimate != billing.EstimateEstimated || r2.Channel != "GENERATED" || r2.StartDate() != dates.MustParse("20240531") || r2.StartLocalMinute() != 1425 {
+	if r2.Estimate != records.EstimateEstimated || r2.Channel != "GENERATED" || r2.StartDate() != dates.MustParse("20240531") || r2.StartLocalMinute() != 1425 {
 		t.Fatalf("midnight read: %+v start %s %d", r2, r2.StartDate(), r2.StartLocalMinute())
 	}
 }
@@ -157,7 +158,7 @@ func TestMissingOffsetUsesZone(t *testing.T) {
 		t.Fatalf("summer row: %+v %+v", recs[0].Read, recs[0].Rejected)
 	}
 	rj := recs[1].Rejected
-	if rj == nil || rj.Reasons[0].Code != CodeMissingUTCOffset || rj.Reasons[0].Field != "UTC_offset" || rj.Line != 3 {
+	if rj == nil || rj.Reasons[0].Code != records.CodeMissingUTCOffset || rj.Reasons[0].Field != "UTC_offset" || rj.Line != 3 {
 		t.Fatalf("change day without offset: %+v", recs[1])
 	}
 	if recs[2].Read == nil || recs[3].Read == nil || recs[3].Read.OffsetMinutes != -300 {
@@ -172,27 +173,27 @@ func TestRejectedRows(t *testing.T) {
 		name, minutes, row string
 		field, code        string
 	}{
-		{"off grid", "15", "SP1\t1\t20240601\t0010\tKWH\tA\t-0400\tE\t", "time", CodeOffGrid},
-		{"mixed lengths: a 15-minute read in an hourly file", "60", "SP1\t1\t20240601\t0015\tKWH\tA\t-0400\tE\t", "time", CodeOffGrid},
-		{"daily file not at midnight", "1440", "SP1\t1\t20240601\t0100\tKWH\tA\t-0400\tE\t", "time", CodeOffGrid},
-		{"time 2460", "60", "SP1\t1\t20240601\t2460\tKWH\tA\t-0400\tE\t", "time", CodeBadTime},
-		{"time 2400", "60", "SP1\t1\t20240601\t2400\tKWH\tA\t-0400\tE\t", "time", CodeBadTime},
-		{"time with colon", "60", "SP1\t1\t20240601\t13:00\tKWH\tA\t-0400\tE\t", "time", CodeBadTime},
-		{"unknown units", "60", "SP1\t1\t20240601\t1300\tBTU\tA\t-0400\tE\t", "units", CodeBadUnits},
-		{"value not a number", "60", "SP1\tabc\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", billing.CodeBadNumber},
-		{"value 1e3", "60", "SP1\t1e3\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", billing.CodeBadNumber},
-		{"thousands separator", "60", "SP1\t1,000.5\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", billing.CodeThousandsSeparator},
-		{"NA value", "60", "SP1\tNA\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", billing.CodeNullToken},
-		{"bad date", "60", "SP1\t1\t20240230\t1300\tKWH\tA\t-0400\tE\t", "date", billing.CodeBadDate},
-		{"bad offset", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t-05\tE\t", "UTC_offset", CodeBadOffset},
-		{"offset beyond +14", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t+1500\tE\t", "UTC_offset", CodeBadOffset},
-		{"bad estimate", "60", "SP1\t1\t20240601\t1300\tKWH\tX\t-0400\tE\t", "is_estimate", billing.CodeBadEstimate},
-		{"bad service type", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t-0400\tQ\t", "service_type", billing.CodeBadServiceType},
-		{"missing service point", "60", "\t1\t20240601\t1300\tKWH\tA\t-0400\tE\t", "service_point_id", billing.CodeRequired},
-		{"missing units", "60", "SP1\t1\t20240601\t1300\t\tA\t-0400\tE\t", "units", billing.CodeRequired},
-		{"field count", "60", "SP1\t1\t20240601\t1300\tKWH", "", billing.CodeFieldCount},
-		{"blank line", "60", "", "", billing.CodeBlankLine},
-		{"invalid UTF-8", "60", "SP\xff\t1\t20240601\t1300\tKWH\tA\t-0400\tE\t", "service_point_id", billing.CodeInvalidUTF8},
+		{"off grid", "15", "SP1\t1\t20240601\t0010\tKWH\tA\t-0400\tE\t", "time", records.CodeOffGrid},
+		{"mixed lengths: a 15-minute read in an hourly file", "60", "SP1\t1\t20240601\t0015\tKWH\tA\t-0400\tE\t", "time", records.CodeOffGrid},
+		{"daily file not at midnight", "1440", "SP1\t1\t20240601\t0100\tKWH\tA\t-0400\tE\t", "time", records.CodeOffGrid},
+		{"time 2460", "60", "SP1\t1\t20240601\t2460\tKWH\tA\t-0400\tE\t", "time", records.CodeBadTime},
+		{"time 2400", "60", "SP1\t1\t20240601\t2400\tKWH\tA\t-0400\tE\t", "time", records.CodeBadTime},
+		{"time with colon", "60", "SP1\t1\t20240601\t13:00\tKWH\tA\t-0400\tE\t", "time", records.CodeBadTime},
+		{"unknown units", "60", "SP1\t1\t20240601\t1300\tBTU\tA\t-0400\tE\t", "units", records.CodeBadUnits},
+		{"value not a number", "60", "SP1\tabc\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", records.CodeBadNumber},
+		{"value 1e3", "60", "SP1\t1e3\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", records.CodeBadNumber},
+		{"thousands separator", "60", "SP1\t1,000.5\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", records.CodeThousandsSeparator},
+		{"NA value", "60", "SP1\tNA\t20240601\t1300\tKWH\tA\t-0400\tE\t", "usage_value", records.CodeNullToken},
+		{"bad date", "60", "SP1\t1\t20240230\t1300\tKWH\tA\t-0400\tE\t", "date", records.CodeBadDate},
+		{"bad offset", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t-05\tE\t", "UTC_offset", records.CodeBadOffset},
+		{"offset beyond +14", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t+1500\tE\t", "UTC_offset", records.CodeBadOffset},
+		{"bad estimate", "60", "SP1\t1\t20240601\t1300\tKWH\tX\t-0400\tE\t", "is_estimate", records.CodeBadEstimate},
+		{"bad service type", "60", "SP1\t1\t20240601\t1300\tKWH\tA\t-0400\tQ\t", "service_type", records.CodeBadServiceType},
+		{"missing service point", "60", "\t1\t20240601\t1300\tKWH\tA\t-0400\tE\t", "service_point_id", records.CodeRequired},
+		{"missing units", "60", "SP1\t1\t20240601\t1300\t\tA\t-0400\tE\t", "units", records.CodeRequired},
+		{"field count", "60", "SP1\t1\t20240601\t1300\tKWH", "", records.CodeFieldCount},
+		{"blank line", "60", "", "", records.CodeBlankLine},
+		{"invalid UTF-8", "60", "SP\xff\t1\t20240601\t1300\tKWH\tA\t-0400\tE\t", "service_point_id", records.CodeInvalidUTF8},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -247,7 +248,7 @@ func TestFileErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := NewReader(c.file, strings.NewReader(c.body), c.opts)
-			var fe *billing.FileError
+			var fe *filereader.FileError
 			if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) || fe.File != c.file {
 				t.Fatalf("got %v, want a FileError about %q", err, c.want)
 			}
@@ -315,7 +316,7 @@ func TestCompressedAndTruncated(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		var fe *billing.FileError
+		var fe *filereader.FileError
 		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "send the file again") {
 			t.Fatalf("truncated gzip: %v", err)
 		}
@@ -328,14 +329,14 @@ func TestValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := Read{ServicePointID: "SP1", LocalDate: dates.MustParse("20240601"), LocalTime: 15, OffsetMinutes: -240, Minutes: 15, Value: 1, Units: "kwh"}
+	good := records.IntervalRead{ServicePointID: "SP1", LocalDate: dates.MustParse("20240601"), LocalTime: 15, OffsetMinutes: -240, Minutes: 15, Value: 1, Units: "kwh"}
 	if rs := v.Validate(&good); rs != nil {
 		t.Fatal(rs)
 	}
-	if good.Units != "KWH" || good.Estimate != billing.EstimateEstimated || good.EndMillis != utc("2024-06-01T00:15-04:00") {
+	if good.Units != "KWH" || good.Estimate != records.EstimateEstimated || good.EndMillis != utc("2024-06-01T00:15-04:00") {
 		t.Fatalf("not canonicalised: %+v", good)
 	}
-	bad := Read{LocalTime: 10, OffsetMinutes: 7, Minutes: 7, Units: "BTU", Estimate: 'X'}
+	bad := records.IntervalRead{LocalTime: 10, OffsetMinutes: 7, Minutes: 7, Units: "BTU", Estimate: 'X'}
 	rs := v.Validate(&bad)
 	var fields []string
 	for _, r := range rs {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // billingBuf is a BillingRow with the targets its pointers need that the row
@@ -48,7 +48,7 @@ var defaultBillingCodec = sync.OnceValues(NewBillingCodec)
 
 // AppendBillingRow appends r in the Confluent framing (magic 0, the 4-byte schema
 // id, Avro binary of BillingRow) to dst, with the default codec.
-func AppendBillingRow(dst []byte, schemaID int, r *billing.Row, src BillingSource) ([]byte, error) {
+func AppendBillingRow(dst []byte, schemaID int, r *records.BillingRow, src BillingSource) ([]byte, error) {
 	c, err := defaultBillingCodec()
 	if err != nil {
 		return dst, err
@@ -58,9 +58,9 @@ func AppendBillingRow(dst []byte, schemaID int, r *billing.Row, src BillingSourc
 
 // Append is AppendBillingRow with c. Fields the row's layout does not carry are
 // written as null, as the goavro mapping before it did.
-func (c *BillingCodec) Append(dst []byte, schemaID int, r *billing.Row, src BillingSource) ([]byte, error) {
-	customer := r.Layout != billing.LayoutUsage
-	usage := r.Layout != billing.LayoutCustomer
+func (c *BillingCodec) Append(dst []byte, schemaID int, r *records.BillingRow, src BillingSource) ([]byte, error) {
+	customer := r.Layout != records.LayoutUsage
+	usage := r.Layout != records.LayoutCustomer
 	b := c.bufs.Get().(*billingBuf)
 	defer c.bufs.Put(b)
 	// The pointers point into r: the codec only reads them while encoding.
@@ -107,7 +107,7 @@ func (c *BillingCodec) Append(dst []byte, schemaID int, r *billing.Row, src Bill
 		}
 		est := r.IsEstimate
 		if est == 0 {
-			est = billing.EstimateEstimated
+			est = records.EstimateEstimated
 		}
 		b.estimate = estimateSymbol(est)
 		w.IsEstimate = &b.estimate
@@ -180,7 +180,7 @@ func (c *BillingCodec) decode(read func(*BillingRow) (int, error)) (*DecodedBill
 	if err != nil {
 		return nil, err
 	}
-	r.Layout = billing.Layout(got.Layout)
+	r.Layout = records.Layout(got.Layout)
 	out.Source = BillingSource{Utility: got.Utility, File: got.Source.File, SHA256: got.Source.FileSHA256}
 	out.Line, r.Line = got.Source.Line, got.Source.Line
 	r.IsAccountDeletion = got.IsAccountDeletion
@@ -191,16 +191,16 @@ func (c *BillingCodec) decode(read func(*BillingRow) (int, error)) (*DecodedBill
 	r.BldgSqFoot.Valid = got.BldgSqFoot != nil
 	r.UsageCharge.Valid = got.UsageCharge != nil
 	if got.IsEstimate != nil && est != "" {
-		r.IsEstimate = billing.Estimate(est[0])
+		r.IsEstimate = records.Estimate(est[0])
 	}
 	if len(got.Extra) > 0 {
 		// Avro maps have no order: by name, so that a row decodes the same
 		// every time.
-		r.Extra = make([]billing.Attribute, 0, len(got.Extra))
+		r.Extra = make([]records.Attribute, 0, len(got.Extra))
 		for k, v := range got.Extra {
-			r.Extra = append(r.Extra, billing.Attribute{Name: k, Value: v})
+			r.Extra = append(r.Extra, records.Attribute{Name: k, Value: v})
 		}
-		slices.SortFunc(r.Extra, func(a, b billing.Attribute) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(r.Extra, func(a, b records.Attribute) int { return strings.Compare(a.Name, b.Name) })
 	}
 	if r.ServicePointID == "" {
 		return nil, quarantine.Poison(fmt.Errorf("billing record (schema id %d) of %s line %d without service_point_id", id, out.Source.File, out.Line))

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // The goavro native-map mapping of BillingRow that ingest and the stages
@@ -70,9 +70,9 @@ func (b *billingBuilder) optDouble(field string, v float64, valid bool) {
 
 // Row maps an accepted row to the BillingRow schema. Fields the row's
 // layout does not carry become null. The map is valid until the next call.
-func (b *billingBuilder) Row(r *billing.Row, src BillingSource) map[string]any {
-	customer := r.Layout != billing.LayoutUsage
-	usage := r.Layout != billing.LayoutCustomer
+func (b *billingBuilder) Row(r *records.BillingRow, src BillingSource) map[string]any {
+	customer := r.Layout != records.LayoutUsage
+	usage := r.Layout != records.LayoutCustomer
 	m := b.m
 	m["utility"] = src.Utility
 	m["layout"] = string(r.Layout)
@@ -109,7 +109,7 @@ func (b *billingBuilder) Row(r *billing.Row, src BillingSource) map[string]any {
 		b.union("duration", "int", r.Duration)
 		est := r.IsEstimate
 		if est == 0 {
-			est = billing.EstimateEstimated
+			est = records.EstimateEstimated
 		}
 		b.union("is_estimate", "io.usagestream.v1.EstimateFlag", estimateSymbol(est))
 	}
@@ -170,7 +170,7 @@ func goavroDecodeBilling(m map[string]any) (*DecodedBillingRow, error) {
 	}
 
 	r := &d.Row
-	r.Layout = billing.Layout(str("layout"))
+	r.Layout = records.Layout(str("layout"))
 	src, _ := m["source"].(map[string]any)
 	d.Source.Utility = str("utility")
 	if src != nil {
@@ -209,14 +209,14 @@ func goavroDecodeBilling(m map[string]any) (*DecodedBillingRow, error) {
 	}
 	if u, ok := m["is_estimate"].(map[string]any); ok {
 		if s, ok := u["io.usagestream.v1.EstimateFlag"].(string); ok && s != "" {
-			r.IsEstimate = billing.Estimate(s[0])
+			r.IsEstimate = records.Estimate(s[0])
 		}
 	}
 	r.UsageCharge.Value, r.UsageCharge.Valid = double("usage_charge")
 	if extra, ok := m["extra"].(map[string]any); ok {
 		for k, v := range extra {
 			s, _ := v.(string)
-			r.Extra = append(r.Extra, billing.Attribute{Name: k, Value: s})
+			r.Extra = append(r.Extra, records.Attribute{Name: k, Value: s})
 		}
 	}
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -18,20 +18,20 @@ func TestBillingRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := billing.Row{
-		Layout: billing.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", AccountID: "A1",
-		ActiveDate: dates.MustParse("20240101"), InactiveDate: billing.NullDate{Date: dates.MustParse("20241231"), Valid: true},
+	full := records.BillingRow{
+		Layout: records.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", AccountID: "A1",
+		ActiveDate: dates.MustParse("20240101"), InactiveDate: records.NullDate{Date: dates.MustParse("20241231"), Valid: true},
 		IsAccountDeletion: true, RateCode: "R1", ServicePointID: "SP1", ServiceType: "E", ServiceStreetName: "Main",
-		BldgSqFoot: billing.NullFloat{Value: 1200, Valid: true}, UsageValue: 321.5, DateTo: dates.MustParse("20240131"),
-		Duration: 31, IsEstimate: billing.EstimateActual, UsageCharge: billing.NullFloat{Value: 40.25, Valid: true},
-		Extra: []billing.Attribute{{Name: "mail_city", Value: "Macon"}},
+		BldgSqFoot: records.NullFloat{Value: 1200, Valid: true}, UsageValue: 321.5, DateTo: dates.MustParse("20240131"),
+		Duration: 31, IsEstimate: records.EstimateActual, UsageCharge: records.NullFloat{Value: 40.25, Valid: true},
+		Extra: []records.Attribute{{Name: "mail_city", Value: "Macon"}},
 	}
 	customer := full
-	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = billing.LayoutCustomer, 0, 0, 0, 0, billing.NullFloat{}
-	usage := billing.Row{Layout: billing.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: -2, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: billing.EstimateEstimated}
+	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = records.LayoutCustomer, 0, 0, 0, 0, records.NullFloat{}
+	usage := records.BillingRow{Layout: records.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: -2, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: records.EstimateEstimated}
 	src := BillingSource{Utility: "gec", File: "f.gz", SHA256: "abc"}
 	b := newBillingBuilder()
-	for _, row := range []billing.Row{full, customer, usage} {
+	for _, row := range []records.BillingRow{full, customer, usage} {
 		bin, err := codec.BinaryFromNative(nil, b.Row(&row, src))
 		if err != nil {
 			t.Fatal(err)

@@ -5,7 +5,7 @@ package avro
 // reference it must match byte for byte (billing_goavro_test.go).
 
 import (
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // BillingSource names the file a billing row came from.
@@ -17,16 +17,16 @@ type BillingSource struct {
 
 // DecodedBillingRow is a BillingRow record read back.
 type DecodedBillingRow struct {
-	Row    billing.Row
+	Row    records.BillingRow
 	Source BillingSource
 	Line   int64
 }
 
-func estimateSymbol(e billing.Estimate) string {
+func estimateSymbol(e records.Estimate) string {
 	switch e {
-	case billing.EstimateActual:
+	case records.EstimateActual:
 		return "A"
-	case billing.EstimateUser:
+	case records.EstimateUser:
 		return "U"
 	}
 	return "E"

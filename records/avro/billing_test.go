@@ -16,7 +16,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/serde"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -26,27 +26,27 @@ var billingSrc = BillingSource{Utility: "gec", File: "opwr_gec_res_v1-19-0_full_
 // strings, long, boolean, doubles (negative, fractional), int, dates before
 // and after the epoch, both enums (every estimate symbol), the map with
 // zero, one and several entries, unicode, and each layout's nulls.
-func billingRows() []billing.Row {
-	full := billing.Row{
-		Layout: billing.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", CCBAccountID: "CCB1",
+func billingRows() []records.BillingRow {
+	full := records.BillingRow{
+		Layout: records.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", CCBAccountID: "CCB1",
 		CustomerType: "RES", BusinessName: "Café Ünïcode", AccountID: "A1",
-		ActiveDate: dates.MustParse("20240101"), InactiveDate: billing.NullDate{Date: dates.MustParse("20241231"), Valid: true},
+		ActiveDate: dates.MustParse("20240101"), InactiveDate: records.NullDate{Date: dates.MustParse("20241231"), Valid: true},
 		IsAccountDeletion: true, ReadCycle: "07", RateCode: "R1", ServicePointID: "SP1", ServiceType: "E",
 		ServiceHouseNumber: "12", ServiceStreetName: "Main", ServiceUnit: "4B", ServiceCity: "Macon", ServiceState: "GA",
 		ServiceZipCode: "31201", MeterType: "AMI", MeterUnit: "KWH",
-		BldgSqFoot: billing.NullFloat{Value: 1200.5, Valid: true}, UsageValue: 321.5, DateTo: dates.MustParse("20240131"),
-		Duration: 31, IsEstimate: billing.EstimateActual, UsageCharge: billing.NullFloat{Value: 40.25, Valid: true},
-		Extra: []billing.Attribute{{Name: "mail_city", Value: "Macon"}},
+		BldgSqFoot: records.NullFloat{Value: 1200.5, Valid: true}, UsageValue: 321.5, DateTo: dates.MustParse("20240131"),
+		Duration: 31, IsEstimate: records.EstimateActual, UsageCharge: records.NullFloat{Value: 40.25, Valid: true},
+		Extra: []records.Attribute{{Name: "mail_city", Value: "Macon"}},
 	}
-	sparse := billing.Row{ // every optional field null, dates before 1970
-		Layout: billing.LayoutFull, Line: 1 << 40, ServicePointID: "SP2", ActiveDate: dates.MustParse("19650301"),
-		UsageValue: -2.75, DateTo: dates.MustParse("19691231"), Duration: 1, IsEstimate: billing.EstimateUser,
+	sparse := records.BillingRow{ // every optional field null, dates before 1970
+		Layout: records.LayoutFull, Line: 1 << 40, ServicePointID: "SP2", ActiveDate: dates.MustParse("19650301"),
+		UsageValue: -2.75, DateTo: dates.MustParse("19691231"), Duration: 1, IsEstimate: records.EstimateUser,
 	}
 	customer := full
-	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = billing.LayoutCustomer, 0, 0, 0, 0, billing.NullFloat{}
-	customer.Extra = []billing.Attribute{{Name: "a", Value: "1"}, {Name: "b", Value: ""}, {Name: "c", Value: "x y"}}
-	usage := billing.Row{Layout: billing.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: 0, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: billing.EstimateEstimated}
-	return []billing.Row{full, sparse, customer, usage}
+	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = records.LayoutCustomer, 0, 0, 0, 0, records.NullFloat{}
+	customer.Extra = []records.Attribute{{Name: "a", Value: "1"}, {Name: "b", Value: ""}, {Name: "c", Value: "x y"}}
+	usage := records.BillingRow{Layout: records.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: 0, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: records.EstimateEstimated}
+	return []records.BillingRow{full, sparse, customer, usage}
 }
 
 // TestBillingMatchesGoavro: twmb/avro writes the bytes goavro (billingBuilder) writes,
@@ -105,7 +105,7 @@ func TestBillingMatchesGoavro(t *testing.T) {
 	}
 }
 
-func sortExtra(a []billing.Attribute) {
+func sortExtra(a []records.Attribute) {
 	for i := 1; i < len(a); i++ {
 		for j := i; j > 0 && a[j].Name < a[j-1].Name; j-- {
 			a[j], a[j-1] = a[j-1], a[j]
@@ -121,13 +121,13 @@ func TestBillingEncodeDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := billing.Row{Layout: billing.LayoutUsage, Line: 9, ServicePointID: "SP9", DateTo: dates.MustParse("20240229"), Duration: 29}
+	row := records.BillingRow{Layout: records.LayoutUsage, Line: 9, ServicePointID: "SP9", DateTo: dates.MustParse("20240229"), Duration: 29}
 	b, err := c.Append(nil, 1, &row, billingSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.decodeBody(c.s.Decoder(), b[5:])
-	if err != nil || d.Row.IsEstimate != billing.EstimateEstimated {
+	if err != nil || d.Row.IsEstimate != records.EstimateEstimated {
 		t.Fatalf("estimate %q, err %v", d.Row.IsEstimate, err)
 	}
 	row.Layout = "monthly"

@@ -17,10 +17,10 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate"
 	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // chromium returns the browser to test with: $USAGESTREAM_CHROMIUM (exported

@@ -2,10 +2,12 @@
 // pass, whichever way it comes in: interval files (producers/interval's
 // reader), the Go adapter client (producers/adapter) and the NDJSON endpoint
 // (producers/httpin). It sits below all three, and below the query API, so
-// that a read accepted anywhere can be looked up (internal/queryapi refuses
+// that a read accepted anywhere can be looked up (processors/query refuses
 // ids longer than MaxIDBytes with the same constant).
 //
-// It depends on nothing but the calendar type, so every layer can import it.
+// It depends on nothing but the calendar type and the record types (its
+// reject codes are records.Code*: CodeInvalidUTF8, CodeControlChar,
+// CodeTooLong, CodeDateOutOfWindow).
 package readrules
 
 import (
@@ -16,20 +18,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/records"
 )
 
 // MaxIDBytes bounds an id or channel: ids are file columns, far shorter
 // than this, and the query API cannot look up a longer one.
 const MaxIDBytes = 256
-
-// Reject codes. INVALID_UTF8 is the same code the file readers give a field
-// that is not UTF-8 (billing.CodeInvalidUTF8).
-const (
-	CodeInvalidUTF8     = "INVALID_UTF8"      // not UTF-8, or holds U+FFFD
-	CodeControlChar     = "CONTROL_CHARACTER" // a tab, newline or other control character
-	CodeTooLong         = "TOO_LONG"          // over MaxIDBytes
-	CodeDateOutOfWindow = "DATE_OUT_OF_RANGE" // outside the plausible date window
-)
 
 // Field names of the violations: the data-contract column names, which the
 // file reader, the adapter and the endpoint all report.
@@ -118,7 +112,7 @@ func Check(f Fields, b Bounds) []Violation {
 // cannot even represent the date (year 0000 in a file) but must reject it as
 // Check would.
 func DateViolation(date string, b Bounds) Violation {
-	return Violation{Field: FieldDate, Code: CodeDateOutOfWindow,
+	return Violation{Field: FieldDate, Code: records.CodeDateOutOfWindow,
 		Message: fmt.Sprintf("date %s is outside the plausible window %s .. %s; check the year (the window is configurable)", clip(date), b.First.ISO(), b.Last.ISO())}
 }
 
@@ -136,13 +130,13 @@ func id(field, v string) (Violation, bool) {
 	case !utf8.ValidString(v) || strings.ContainsRune(v, utf8.RuneError):
 		// JSON decoding turns bytes that are not UTF-8 into U+FFFD, so a
 		// U+FFFD is refused too: the id it stands for is already lost.
-		return Violation{Field: field, Code: CodeInvalidUTF8,
+		return Violation{Field: field, Code: records.CodeInvalidUTF8,
 			Message: field + " is not valid UTF-8 (or holds U+FFFD, the mark of bytes lost to a wrong encoding); send it encoded as UTF-8"}, true
 	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return Violation{Field: field, Code: CodeControlChar,
+		return Violation{Field: field, Code: records.CodeControlChar,
 			Message: field + " holds a control character (tab, newline, ...); ids are single-line text: remove it"}, true
 	case len(v) > MaxIDBytes:
-		return Violation{Field: field, Code: CodeTooLong,
+		return Violation{Field: field, Code: records.CodeTooLong,
 			Message: fmt.Sprintf("%s is %d bytes long, over the limit of %d bytes; send the real id", field, len(v), MaxIDBytes)}, true
 	}
 	return Violation{}, false

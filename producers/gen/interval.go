@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/interval"
+	"github.com/usagestream/usagestream/records"
 )
 
 // IntervalConfig says what interval file (data contract 3) to generate.
@@ -57,7 +57,7 @@ func (c IntervalConfig) withDefaults() (IntervalConfig, error) {
 	if c.Minutes == 0 {
 		c.Minutes = 15
 	}
-	if !interval.ValidLength(c.Minutes) {
+	if !records.ValidIntervalLength(c.Minutes) {
 		return c, fmt.Errorf("gen: interval length %d minutes is not one of 5, 15, 30, 60, 1440", c.Minutes)
 	}
 	if c.Now.IsZero() {
@@ -142,7 +142,7 @@ func WriteIntervals(w io.Writer, c IntervalConfig) (rows int64, err error) {
 		return 0, err
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	bw.WriteString(strings.Join(interval.Columns, "\t"))
+	bw.WriteString(strings.Join(records.IntervalColumns, "\t"))
 	bw.WriteByte('\n')
 	step := time.Duration(c.Minutes) * time.Minute
 	// The instants of the file's local days are the same for every service

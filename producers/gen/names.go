@@ -1,11 +1,13 @@
 package gen
 
-import "github.com/usagestream/usagestream/producers/billing"
+import (
+	"github.com/usagestream/usagestream/records"
+)
 
 // FileName is the base name Generate gives a file of layout l:
 // opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>.<gz|zip|tsv>
 // (data contract 2.3). c should have its defaults filled.
-func FileName(c Config, l billing.Layout) string {
+func FileName(c Config, l records.Layout) string {
 	ext := ".gz"
 	switch c.Compression {
 	case "zip":
@@ -17,7 +19,7 @@ func FileName(c Config, l billing.Layout) string {
 }
 
 // innerName is the name of the one file inside a zip, and the gzip header name.
-func innerName(c Config, l billing.Layout) string {
+func innerName(c Config, l records.Layout) string {
 	return "opwr_" + c.Utility + "_" + c.Population + "_" + c.SpecVersion + "_" + string(l) + "_" + fileTimestamp(c.Now) + ".tsv"
 }
 

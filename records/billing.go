@@ -1,6 +1,23 @@
-package billing
+package records
 
 import "github.com/usagestream/usagestream/internal/dates"
+
+// Layout names which columns a billing file carries (data contract 2.2), or,
+// as LayoutInterval, that a file holds interval reads.
+type Layout string
+
+const (
+	LayoutFull     Layout = "full"
+	LayoutCustomer Layout = "customer"
+	LayoutUsage    Layout = "usage"
+	// LayoutInterval is the layout name of interval files in file events and
+	// rejected rows; no billing file has it.
+	LayoutInterval Layout = "interval"
+)
+
+// DefaultServiceTypes is the service_type list used when no list is
+// configured (data contract 2.4 decision). It is never modified.
+var DefaultServiceTypes = []string{"E", "G", "W"}
 
 // Estimate is the is_estimate flag: A actual, E estimated (the default when
 // empty), U user-reported (treated as estimated).
@@ -24,11 +41,11 @@ type NullFloat struct {
 	Valid bool
 }
 
-// Row is one accepted billing row, typed. Strings use "" for null (the file's
-// null is the empty string, data contract 2.1). Which groups are filled depends
-// on Layout: the customer layout leaves the usage fields zero, the usage layout
-// fills only ServicePointID and the usage fields.
-type Row struct {
+// BillingRow is one accepted billing row, typed. Strings use "" for null (the
+// file's null is the empty string, data contract 2.1). Which groups are
+// filled depends on Layout: the customer layout leaves the usage fields zero,
+// the usage layout fills only ServicePointID and the usage fields.
+type BillingRow struct {
 	Layout Layout
 	Line   int64 // 1-based physical line in the (decompressed) file; the header is line 1
 
@@ -78,4 +95,4 @@ type Attribute struct {
 }
 
 // PeriodStart is the first day of the billed period: date_to - duration + 1.
-func (r *Row) PeriodStart() dates.Date { return r.DateTo.AddDays(1 - int(r.Duration)) }
+func (r *BillingRow) PeriodStart() dates.Date { return r.DateTo.AddDays(1 - int(r.Duration)) }

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/records"
 )
 
 // The tests read the generator's output by splitting lines and tabs, never
@@ -31,7 +31,7 @@ var nameRE = regexp.MustCompile(`^opwr_([a-z0-9]{3,4})_(res|nonres|nonres-smb|no
 // tfile is one output file as text lines; lines[0] is the header (line 1).
 type tfile struct {
 	name   string
-	layout billing.Layout
+	layout records.Layout
 	cols   map[string]int
 	lines  []string
 }
@@ -85,17 +85,17 @@ func readOutput(t *testing.T, path string) *tfile {
 	default:
 		text = raw
 	}
-	return parseText(t, base, billing.Layout(m[4]), text)
+	return parseText(t, base, records.Layout(m[4]), text)
 }
 
-func parseText(t *testing.T, name string, l billing.Layout, text []byte) *tfile {
+func parseText(t *testing.T, name string, l records.Layout, text []byte) *tfile {
 	t.Helper()
 	if len(text) == 0 || text[len(text)-1] != '\n' || bytes.ContainsRune(text, '\r') {
 		t.Fatalf("%s: must end with LF and hold no CR", name)
 	}
 	f := &tfile{name: name, layout: l, lines: strings.Split(string(text[:len(text)-1]), "\n"), cols: map[string]int{}}
-	if f.lines[0] != billing.HeaderLine(l) {
-		t.Fatalf("%s: header\n%q\nwant\n%q", name, f.lines[0], billing.HeaderLine(l))
+	if f.lines[0] != records.HeaderLine(l) {
+		t.Fatalf("%s: header\n%q\nwant\n%q", name, f.lines[0], records.HeaderLine(l))
 	}
 	for i, c := range strings.Split(f.lines[0], "\t") {
 		f.cols[c] = i
@@ -107,7 +107,7 @@ func parseText(t *testing.T, name string, l billing.Layout, text []byte) *tfile 
 type outputSet struct {
 	cfg    Config
 	res    Result
-	files  map[billing.Layout]*tfile
+	files  map[records.Layout]*tfile
 	byLine map[string]map[int64]Label
 }
 
@@ -118,7 +118,7 @@ func generate(t *testing.T, cfg Config) *outputSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &outputSet{cfg: cfg.WithDefaults(), res: res, files: map[billing.Layout]*tfile{}, byLine: map[string]map[int64]Label{}}
+	o := &outputSet{cfg: cfg.WithDefaults(), res: res, files: map[records.Layout]*tfile{}, byLine: map[string]map[int64]Label{}}
 	for _, p := range res.Files {
 		f := readOutput(t, p)
 		o.files[f.layout] = f
@@ -181,7 +181,7 @@ func TestGenerateFiles(t *testing.T) {
 			}
 			checkFieldCounts(t, o)
 			checkLabels(t, o)
-			if f := o.files[billing.LayoutFull]; f != nil {
+			if f := o.files[records.LayoutFull]; f != nil {
 				checkCleanFull(t, o, f)
 				checkRules(t, o, f)
 			} else {
@@ -195,7 +195,7 @@ func TestGenerateFiles(t *testing.T) {
 // FIELD_COUNT rows, which have one fewer.
 func checkFieldCounts(t *testing.T, o *outputSet) {
 	for _, f := range o.files {
-		want := len(billing.LayoutColumns(f.layout))
+		want := len(records.LayoutColumns(f.layout))
 		for i, line := range f.lines {
 			n := strings.Count(line, "\t") + 1
 			l, labelled := o.byLine[f.name][int64(i+1)]
@@ -234,7 +234,7 @@ func checkLabels(t *testing.T, o *outputSet) {
 		if got := f.get(fs, "service_point_id"); got != l.ServicePointID {
 			t.Errorf("label %s at %s:%d: service point %q, row has %q", l.Kind, f.name, l.Line, l.ServicePointID, got)
 		}
-		if f.layout != billing.LayoutUsage {
+		if f.layout != records.LayoutUsage {
 			if got := f.get(fs, "customer_id"); got != l.CustomerID {
 				t.Errorf("label %s at %s:%d: customer %q, row has %q", l.Kind, f.name, l.Line, l.CustomerID, got)
 			}
@@ -277,7 +277,7 @@ func rowsBySP(f *tfile) (map[string][]trow, []string) {
 		fs := strings.Split(f.lines[i], "\t")
 		sp := f.get(fs, "service_point_id")
 		r := trow{line: int64(i + 1), fs: fs}
-		if f.layout != billing.LayoutCustomer {
+		if f.layout != records.LayoutCustomer {
 			end, err1 := dates.Parse(f.get(fs, "date_to"))
 			dur, err2 := strconv.Atoi(f.get(fs, "duration"))
 			if err1 == nil && err2 == nil {
@@ -421,7 +421,7 @@ func checkPropertyManagers(t *testing.T, o *outputSet, premises map[string]map[s
 }
 
 func checkCleanSplit(t *testing.T, o *outputSet) {
-	cf, uf := o.files[billing.LayoutCustomer], o.files[billing.LayoutUsage]
+	cf, uf := o.files[records.LayoutCustomer], o.files[records.LayoutUsage]
 	if cf == nil || uf == nil {
 		t.Fatal("split output lacks a customer or usage file")
 	}
@@ -700,7 +700,7 @@ func TestDefaults(t *testing.T) {
 	if _, _, err := WriteFull(&buf, c); err != nil {
 		t.Fatal(err)
 	}
-	f := parseText(t, "defaults", billing.LayoutFull, buf.Bytes())
+	f := parseText(t, "defaults", records.LayoutFull, buf.Bytes())
 	now := dates.FromTime(testNow)
 	for i := 1; i < len(f.lines); i++ {
 		fs := strings.Split(f.lines[i], "\t")
@@ -754,12 +754,12 @@ func TestParseAnomalies(t *testing.T) {
 
 func TestFileName(t *testing.T) {
 	c := Config{Now: testNow}.WithDefaults()
-	if got, want := FileName(c, billing.LayoutFull), "opwr_gec_res_v1-19-0_full_20250304050607.gz"; got != want {
+	if got, want := FileName(c, records.LayoutFull), "opwr_gec_res_v1-19-0_full_20250304050607.gz"; got != want {
 		t.Errorf("FileName = %q, want %q", got, want)
 	}
 	for _, comp := range []string{"gzip", "zip", "none"} {
 		c.Compression = comp
-		for _, l := range []billing.Layout{billing.LayoutFull, billing.LayoutCustomer, billing.LayoutUsage} {
+		for _, l := range []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage} {
 			if n := FileName(c, l); !nameRE.MatchString(n) {
 				t.Errorf("%q does not follow the convention", n)
 			}
@@ -767,7 +767,7 @@ func TestFileName(t *testing.T) {
 	}
 }
 
-// The row text follows billing.Columns: the 23 rendered columns are exactly
+// The row text follows records.BillingColumns: the 23 rendered columns are exactly
 // the customer layout.
 func TestRenderedColumns(t *testing.T) {
 	g, err := newGenerator(Config{ServicePoints: 10, Months: 2, Now: testNow})
@@ -778,7 +778,7 @@ func TestRenderedColumns(t *testing.T) {
 	g.buildSP('E')
 	st := g.rendered[0]
 	fs := strings.Split(string(g.arena[st.off:st.end]), "\t")
-	cols := billing.LayoutColumns(billing.LayoutCustomer)
+	cols := records.LayoutColumns(records.LayoutCustomer)
 	if len(fs) != len(cols) {
 		t.Fatalf("%d rendered columns, customer layout has %d", len(fs), len(cols))
 	}

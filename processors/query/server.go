@@ -1,4 +1,4 @@
-// Package queryapi answers operators' questions from the processors' state
+// Package query answers operators' questions from the processors' state
 // over HTTP: a service point's timeline, accounts and open anomalies, and a
 // customer's eligibility at a premise with every reason, its rule, dates and
 // the file line that caused it (docs/openapi.yaml).
@@ -10,7 +10,7 @@
 // Whoever can write that topic picks those addresses, so a request is passed
 // on only to an address inside an allowlist, and with this instance's own
 // peer token, never the caller's (peer.go).
-package queryapi
+package query
 
 import (
 	"cmp"
@@ -38,6 +38,7 @@ import (
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/interval/readrules"
 )
 
 // Config configures the API of one process.
@@ -239,9 +240,6 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	})
 }
 
-// maxIDBytes bounds an id: ids are file columns, far shorter than this.
-const maxIDBytes = 256
-
 // checkID refuses ids no billing file can carry: empty, too long, not UTF-8,
 // with control characters (tabs and newlines split file columns) or with
 // surrounding spaces.
@@ -249,8 +247,8 @@ func checkID(field, id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%s is empty", field)
-	case len(id) > maxIDBytes:
-		return fmt.Errorf("%s is longer than %d bytes", field, maxIDBytes)
+	case len(id) > readrules.MaxIDBytes: // the longest id a producer accepts
+		return fmt.Errorf("%s is longer than %d bytes", field, readrules.MaxIDBytes)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%s is not valid UTF-8", field)
 	case strings.TrimSpace(id) != id:

@@ -1,16 +1,4 @@
-// Package billing reads Opower legacy billing files (data contract section 2):
-// tab-separated rows with a header, in the full layout or the customer/usage
-// two-file layout, plain or gzip or zip, into typed rows or rejected rows.
-package billing
-
-// Layout names which columns a billing file carries (data contract 2.2).
-type Layout string
-
-const (
-	LayoutFull     Layout = "full"
-	LayoutCustomer Layout = "customer"
-	LayoutUsage    Layout = "usage"
-)
+package records
 
 // ColumnType is the type letter of data contract 2.4.
 type ColumnType byte
@@ -22,7 +10,7 @@ const (
 	TypeInteger ColumnType = 'I'
 )
 
-// Column describes one known column.
+// Column describes one known billing column.
 type Column struct {
 	Name     string
 	Type     ColumnType
@@ -34,9 +22,9 @@ type Column struct {
 	Usage bool
 }
 
-// Columns is the canonical column order of the full layout (data contract 2.4:
-// the table's order is the canonical order).
-var Columns = []Column{
+// BillingColumns is the canonical column order of the full billing layout
+// (data contract 2.4: the table's order is the canonical order).
+var BillingColumns = []Column{
 	{Name: "customer_id", Type: TypeString, Required: true},
 	{Name: "premise_id", Type: TypeString, Required: true},
 	{Name: "secondary_id", Type: TypeString},
@@ -67,12 +55,12 @@ var Columns = []Column{
 	{Name: "usage_charge", Type: TypeNumber, Usage: true},
 }
 
-// LayoutColumns returns the known columns of a layout, in canonical order.
+// LayoutColumns returns the known columns of a billing layout, in canonical order.
 func LayoutColumns(l Layout) []Column {
 	switch l {
 	case LayoutCustomer:
-		out := make([]Column, 0, len(Columns))
-		for _, c := range Columns {
+		out := make([]Column, 0, len(BillingColumns))
+		for _, c := range BillingColumns {
 			if !c.Usage {
 				out = append(out, c)
 			}
@@ -80,18 +68,19 @@ func LayoutColumns(l Layout) []Column {
 		return out
 	case LayoutUsage:
 		out := []Column{columnByName("service_point_id")}
-		for _, c := range Columns {
+		for _, c := range BillingColumns {
 			if c.Usage {
 				out = append(out, c)
 			}
 		}
 		return out
 	default:
-		return Columns
+		return BillingColumns
 	}
 }
 
-// HeaderLine is the header row of a layout, without line end: what a file must start with.
+// HeaderLine is the header row of a billing layout, without line end: what a
+// file must start with.
 func HeaderLine(l Layout) string {
 	cols := LayoutColumns(l)
 	b := make([]byte, 0, 512)
@@ -105,10 +94,17 @@ func HeaderLine(l Layout) string {
 }
 
 func columnByName(name string) Column {
-	for _, c := range Columns {
+	for _, c := range BillingColumns {
 		if c.Name == name {
 			return c
 		}
 	}
-	panic("billing: unknown column " + name)
+	panic("records: unknown billing column " + name)
+}
+
+// IntervalColumns is the canonical column order of an interval file (data
+// contract 3).
+var IntervalColumns = []string{
+	"service_point_id", "usage_value", "date", "time", "units",
+	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
 }

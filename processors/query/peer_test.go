@@ -1,4 +1,4 @@
-package queryapi
+package query
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package queryapi
+package query
 
 import (
 	"context"
@@ -17,13 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/gen"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/records"
 )
 
 // fixture: generated files with every anomaly kind, ingested and processed
@@ -146,7 +147,7 @@ func decode[T any](t *testing.T, b []byte) T {
 func stage1(t testing.TB, files []string) map[string]*rules.ServicePoint {
 	t.Helper()
 	out := map[string]*rules.ServicePoint{}
-	err := ingest.EachRow(files, billing.Options{}, func(file string, row *billing.Row) error {
+	err := ingest.EachRow(files, billing.Options{}, func(file string, row *records.BillingRow) error {
 		sp := out[row.ServicePointID]
 		if sp == nil {
 			sp = &rules.ServicePoint{}

@@ -8,12 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/usagestream/usagestream/records"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/usagestream/usagestream/producers/billing"
 )
 
 // flushAt is the buffered size that triggers a write: large enough that
@@ -29,9 +28,9 @@ type sink struct {
 	err  error
 }
 
-func newSink(w io.Writer, name string, l billing.Layout) *sink {
+func newSink(w io.Writer, name string, l records.Layout) *sink {
 	s := &sink{w: w, name: name, buf: make([]byte, 0, flushAt+16<<10)}
-	s.buf = append(s.buf, billing.HeaderLine(l)...)
+	s.buf = append(s.buf, records.HeaderLine(l)...)
 	s.buf = append(s.buf, '\n')
 	s.line = 1
 	return s
@@ -58,14 +57,14 @@ func (s *sink) rows() int64 { return s.line - 1 }
 
 // WriteFull streams the full layout as plain TSV text (header included) to w.
 // Memory stays flat whatever the size. Labels name the file Generate would
-// write for cfg (FileName(cfg, billing.LayoutFull)); callers that store the
+// write for cfg (FileName(cfg, records.LayoutFull)); callers that store the
 // text under another name should rewrite Label.File.
 func WriteFull(w io.Writer, cfg Config) (rows int64, labels []Label, err error) {
 	g, err := newGenerator(cfg)
 	if err != nil {
 		return 0, nil, err
 	}
-	s := newSink(w, FileName(g.cfg, billing.LayoutFull), billing.LayoutFull)
+	s := newSink(w, FileName(g.cfg, records.LayoutFull), records.LayoutFull)
 	if err := g.run(s, nil, nil); err != nil {
 		return s.rows(), nil, err
 	}
@@ -227,9 +226,9 @@ func Generate(dir string, cfg Config) (res Result, err error) {
 		return Result{}, fmt.Errorf("gen: creating output folder: %w", err)
 	}
 
-	layouts := []billing.Layout{billing.LayoutFull}
+	layouts := []records.Layout{records.LayoutFull}
 	if c.Split {
-		layouts = []billing.Layout{billing.LayoutCustomer, billing.LayoutUsage}
+		layouts = []records.Layout{records.LayoutCustomer, records.LayoutUsage}
 	}
 	outs := make([]*output, 0, len(layouts))
 	defer func() {
@@ -287,7 +286,7 @@ type output struct {
 	sink   *sink
 }
 
-func createOutput(dir string, c Config, l billing.Layout) (*output, error) {
+func createOutput(dir string, c Config, l records.Layout) (*output, error) {
 	name := FileName(c, l)
 	path := filepath.Join(dir, name)
 	f, err := os.Create(path)

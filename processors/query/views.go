@@ -1,4 +1,4 @@
-package queryapi
+package query
 
 import (
 	"github.com/usagestream/usagestream/internal/dates"
@@ -161,40 +161,6 @@ func reasons(rs []rules.Reason) []Reason {
 	return out
 }
 
-// anomalyRule is the rule id of a condition code (rules.OpenAnomaly keeps
-// the code only).
-func anomalyRule(code string) string {
-	switch code {
-	case rules.AnomalyUsageGap:
-		return "U2"
-	case rules.AnomalyUsageOverlap:
-		return "U3"
-	case rules.AnomalyActiveDateChanged:
-		return "A3"
-	case rules.AnomalyReactivationRefused:
-		return "A5"
-	}
-	return ""
-}
-
-// tenureStatus derives a tenure's status as rules documents it: deleted,
-// else terminated, else superseded by a later tenure not deleted, else
-// active.
-func tenureStatus(ts []rules.Tenure, i int) string {
-	switch {
-	case ts[i].Deleted:
-		return "deleted"
-	case ts[i].InactiveDate != 0:
-		return "terminated"
-	}
-	for j := i + 1; j < len(ts); j++ {
-		if !ts[j].Deleted {
-			return "superseded"
-		}
-	}
-	return "active"
-}
-
 func servicePointView(sp *rules.ServicePoint, p int32) ServicePoint {
 	v := ServicePoint{ServicePointID: sp.ID, ServiceType: sp.ServiceType, Partition: p,
 		Timeline: make([]Period, 0, len(sp.Periods)), Accounts: make([]Account, 0, len(sp.Tenures)),
@@ -209,7 +175,7 @@ func servicePointView(sp *rules.ServicePoint, p int32) ServicePoint {
 	}
 	for i, t := range sp.Tenures {
 		a := Account{AccountID: t.AccountID, CustomerID: t.CustomerID, PremiseID: t.PremiseID, SecondaryID: t.SecondaryID,
-			Status: tenureStatus(sp.Tenures, i), ActiveDate: day(t.ActiveDate), InactiveDate: day(t.InactiveDate),
+			Status: sp.TenureStatus(i), ActiveDate: day(t.ActiveDate), InactiveDate: day(t.InactiveDate),
 			DeletedOn: day(t.DeletedOn), RateCode: t.RateCode, RateSince: day(t.RateSince), Source: source(t.Source)}
 		if t.EndSource != (rules.Source{}) {
 			es := source(t.EndSource)
@@ -218,7 +184,7 @@ func servicePointView(sp *rules.ServicePoint, p int32) ServicePoint {
 		v.Accounts = append(v.Accounts, a)
 	}
 	for _, o := range sp.Open {
-		v.Anomalies = append(v.Anomalies, Anomaly{Code: o.Code, Rule: anomalyRule(o.Code), AccountID: o.AccountID,
+		v.Anomalies = append(v.Anomalies, Anomaly{Code: o.Code, Rule: o.Rule(), AccountID: o.AccountID,
 			From: day(o.From), To: day(o.To), EffectiveDate: day(o.EffectiveDate), Until: day(o.Until), Source: source(o.Source)})
 	}
 	return v
@@ -229,8 +195,7 @@ func premiseView(c *rules.Customer, pr *rules.Premise, premiseID string, p int32
 		Evaluated: pr.Evaluated, Programs: []Program{}, ServicePoints: []Membership{}}
 	if pr.Evaluated {
 		for _, prog := range rules.Programs() {
-			rs := pr.Sent[prog]
-			v.Programs = append(v.Programs, Program{Program: prog, Eligible: len(rs) == 0, Reasons: reasons(rs)})
+			v.Programs = append(v.Programs, Program{Program: prog, Eligible: pr.Eligible(prog), Reasons: reasons(pr.Sent[prog])})
 		}
 	}
 	for _, id := range sortedKeys(pr.Points) {
@@ -253,7 +218,7 @@ func customerView(c *rules.Customer, p int32) Customer {
 		s := PremiseSummary{PremiseID: id, SecondaryID: pr.SecondaryID, Eligible: map[string]bool{}}
 		if pr.Evaluated {
 			for _, prog := range rules.Programs() {
-				s.Eligible[prog] = len(pr.Sent[prog]) == 0
+				s.Eligible[prog] = pr.Eligible(prog)
 			}
 		}
 		v.Premises = append(v.Premises, s)
