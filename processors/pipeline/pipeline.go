@@ -15,7 +15,6 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -24,7 +23,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
-	"github.com/usagestream/usagestream/schemas"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // Stage names (processors/topology's): they name the stores, changelogs and
@@ -43,7 +42,10 @@ type Pipeline struct {
 	policy rules.Policy
 	reg    *serde.Registry
 
-	eligibility, corrections, accountEvents, anomalies *serde.Codec
+	eligibility   *recavro.Writer[recavro.EligibilityChanged]
+	corrections   *recavro.Writer[recavro.UsageCorrected]
+	accountEvents *recavro.Writer[recavro.AccountEvent]
+	anomalies     *recavro.Writer[recavro.Anomaly]
 }
 
 // Option changes how New builds the stages.
@@ -84,13 +86,16 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy, opts ...
 		topo = withExternalInputs(topo, *o.externalPrefix)
 	}
 	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc)}
-	err = p.reg.RegisterAll(ctx,
-		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
-		serde.Binding{Topic: p.topics.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &p.corrections},
-		serde.Binding{Topic: p.topics.AccountEvents, Schema: schemas.MustText(schemas.AccountEvent), Dst: &p.accountEvents},
-		serde.Binding{Topic: p.topics.Anomalies, Schema: schemas.MustText(schemas.Anomaly), Dst: &p.anomalies},
-	)
-	if err != nil {
+	if p.eligibility, err = recavro.Register[recavro.EligibilityChanged](ctx, p.reg, p.topics.Eligibility); err != nil {
+		return nil, err
+	}
+	if p.corrections, err = recavro.Register[recavro.UsageCorrected](ctx, p.reg, p.topics.Corrections); err != nil {
+		return nil, err
+	}
+	if p.accountEvents, err = recavro.Register[recavro.AccountEvent](ctx, p.reg, p.topics.AccountEvents); err != nil {
+		return nil, err
+	}
+	if p.anomalies, err = recavro.Register[recavro.Anomaly](ctx, p.reg, p.topics.Anomalies); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -195,11 +200,12 @@ type events struct {
 	err  error
 }
 
-func (e *events) add(topic string, key string, codec *serde.Codec, native map[string]any) {
+// emit adds the event v, framed by w, to the outputs of e.
+func emit[T any](e *events, topic string, key string, w *recavro.Writer[T], rec *T) {
 	if e.err != nil {
 		return
 	}
-	v, err := codec.Append(nil, native)
+	v, err := w.Append(nil, rec)
 	if err != nil {
 		e.err = err
 		return
@@ -216,7 +222,7 @@ func (e *events) id() string {
 // ServicePointStage is stage 1: the rules of one service point.
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	st := p.topo.MustStage(StageServicePoint)
-	bill := billingavro.NewDecoder(p.reg)
+	bill := recavro.NewBillingDecoder(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:    st.Name,
 		Inputs:  st.Inputs,
@@ -234,7 +240,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 		// is quarantined; Process does no I/O.
 		Decode: func(ctx context.Context, r runtime.Record) (any, error) { return bill.Decode(ctx, r.Value) },
 		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
-			d := in.Decoded.(*billingavro.Decoded)
+			d := in.Decoded.(*recavro.DecodedBillingRow)
 			if d.Row.ServicePointID != string(in.Record.Key) {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 			}
@@ -243,13 +249,13 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			u := d.Source.Utility
 			ev := &events{in: in}
 			for _, c := range out.Corrections {
-				ev.add(p.topics.Corrections, c.ServicePointID, p.corrections, correctionNative(ev.id(), u, c))
+				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, correctionRecord(ev.id(), u, c))
 			}
 			for _, a := range out.Anomalies {
-				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), u, a))
+				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), u, a))
 			}
 			for _, a := range out.AccountEvents {
-				ev.add(p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventNative(ev.id(), u, a))
+				emit(ev, p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventRecord(ev.id(), u, a))
 			}
 			for _, m := range out.Memberships {
 				b, err := json.Marshal(membership{Utility: u, Membership: m})
@@ -297,7 +303,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 			so := s.Apply(p.policy, m.Membership)
 			ev := &events{in: in}
 			for _, a := range so.Anomalies {
-				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), m.Utility, a))
+				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), m.Utility, a))
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Site]{}, ev.err
@@ -366,7 +372,7 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			}
 			ev := &events{in: in}
 			for _, e := range changed {
-				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), utility, e))
+				emit(ev, p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityRecord(ev.id(), utility, e))
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err
