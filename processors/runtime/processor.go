@@ -17,7 +17,9 @@
 //     transaction's context), then the processor runs over it, then over
 //     the timers due, against an in-memory write cache of decoded states
 //     read through to Pebble. Its outputs, and the records it finds poison,
-//     are collected; nothing leaves the process yet.
+//     are collected; nothing leaves the process yet. The outputs that name
+//     a subject (Out.Coalesce) are then cut to each subject's net change
+//     over the transaction.
 //  2. produce: into the open transaction go the outputs, the poison records
 //     (to the stage's quarantine topic), and every state, timer and event
 //     time the poll changed, each encoded once, to the store's compacted
