@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -245,6 +246,8 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 			}
 			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset, File: d.Source.File, Line: d.Line}
+			var sentBuf [4]rules.SentMembership // on the stack: most service points have one or two pairs
+			sentBefore := append(sentBuf[:0], sp.Sent...)
 			out := sp.Apply(p.policy, &d.Row, src)
 			u := d.Source.Utility
 			ev := &events{in: in}
@@ -262,7 +265,8 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				if err != nil {
 					return runtime.Step[*rules.ServicePoint]{}, err
 				}
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b})
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
+					Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -373,6 +377,9 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			ev := &events{in: in}
 			for _, e := range changed {
 				emit(ev, p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityRecord(ev.id(), utility, e))
+				if ev.err == nil {
+					ev.outs[len(ev.outs)-1].Coalesce = eligibilityCoalesce(e)
+				}
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err
@@ -380,4 +387,43 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			return runtime.Step[*rules.Customer]{State: c, Write: true, Outputs: ev.outs}, nil
 		},
 	}
+}
+
+// membershipCoalesce makes the memberships stage 1 sends for one pair
+// (customer, premise) at a service point within one transaction shrink to
+// the net change (runtime.Coalesce): a gap that one file raises and fills
+// again leaves the premise stage, and so eligibility, untouched. The state
+// is what stage 1 remembers having sent (rules.SentMembership's hash, which
+// leaves sources out); "" is a pair it has not sent, or no longer has (A9).
+func membershipCoalesce(m rules.Membership, before, after []rules.SentMembership) *runtime.Coalesce {
+	sent := func(ss []rules.SentMembership) string {
+		i := slices.IndexFunc(ss, func(s rules.SentMembership) bool { return s.CustomerID == m.CustomerID && s.PremiseID == m.PremiseID })
+		if i < 0 {
+			return ""
+		}
+		return strconv.FormatUint(ss[i].Hash, 16)
+	}
+	return &runtime.Coalesce{Key: m.ServicePointID + "\x00" + m.CustomerID + "\x00" + m.PremiseID, Before: sent(before), After: sent(after)}
+}
+
+// eligibilityCoalesce makes the events of one (customer, premise, program)
+// within one transaction shrink to the net change (runtime.Coalesce): no
+// eligibility flip that the same transaction undoes is emitted. The state
+// is the reasons as an event compares them (sources left out); "" is a
+// subject never evaluated.
+func eligibilityCoalesce(e rules.EligibilityChanged) *runtime.Coalesce {
+	before := ""
+	if !e.First {
+		before = reasonsKey(e.Before)
+	}
+	return &runtime.Coalesce{Key: e.CustomerID + "\x00" + e.PremiseID + "\x00" + e.Program, Before: before, After: reasonsKey(e.Reasons)}
+}
+
+// reasonsKey renders what reasons say (not where they came from), never "".
+func reasonsKey(rs []rules.Reason) string {
+	b := []byte{'='}
+	for _, r := range rs {
+		b = fmt.Appendf(b, "%s|%s|%s|%d|%d;", r.Code, r.Rule, r.ServicePointID, r.EffectiveDate, r.Until)
+	}
+	return string(b)
 }

@@ -198,6 +198,13 @@ type EligibilityChanged struct {
 	Eligible    bool     `json:"eligible"`
 	Reasons     []Reason `json:"reasons"`
 	Source      Source   `json:"source"`
+	// Before is the reasons the previous event of this (customer, premise,
+	// program) reported, and First says there was none. They are not part
+	// of the event: a stage compares them with what follows to coalesce the
+	// events of one transaction (a flip the same transaction undoes is not
+	// emitted).
+	Before []Reason `json:"-"`
+	First  bool     `json:"-"`
 }
 
 // Stage1Output is everything one billing row caused at its service point, each

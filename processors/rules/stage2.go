@@ -227,12 +227,14 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 		if pr.Evaluated && sameReasons(rs, pr.Sent[prog.name]) {
 			continue
 		}
+		before, first := pr.Sent[prog.name], !pr.Evaluated
 		pr.Sent[prog.name] = rs
 		if out == nil {
 			out = make([]EligibilityChanged, 0, len(programTable)) // one allocation, not one per doubling
 		}
 		out = append(out, EligibilityChanged{CustomerID: c.ID, PremiseID: id, SecondaryID: pr.SecondaryID,
-			Program: prog.name, Eligible: eligible(rs), Reasons: slices.Clone(rs), Source: src})
+			Program: prog.name, Eligible: eligible(rs), Reasons: slices.Clone(rs), Source: src,
+			Before: before, First: first})
 	}
 	pr.Evaluated = true
 	return out
