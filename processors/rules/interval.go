@@ -516,9 +516,9 @@ func (ip *IntervalPoint) runs(ipol IntervalPolicy, c *Channel, r *records.Interv
 	date := r.StartDate()
 	step := func(on bool, run *int32, start *int64, raised *bool, code string, limit int, what string) {
 		switch {
-		case on && next:
+		case on && next && *run > 0:
 			*run += int32(r.Minutes)
-		case on:
+		case on: // a run begins here: after a read off the run, or a break in the intervals
 			*run, *start = int32(r.Minutes), r.EndMillis-int64(r.Minutes)*60_000
 		default:
 			*run = 0

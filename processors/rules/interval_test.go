@@ -418,6 +418,18 @@ func TestI7VEEFindings(t *testing.T) {
 			}
 			return rs
 		}, "INTERVAL_ESTIMATE_RUN I7 20240601"},
+		// A run that starts right after an actual read is dated by its
+		// first estimated read, not by a start never set (1970-01-01).
+		{"estimates after an actual read", false, func() []*records.IntervalRead {
+			rs := dayReads(t, "20240531", 60, 1, -240)
+			for _, d := range []string{"20240601", "20240602", "20240603"} {
+				for _, x := range dayReads(t, d, 60, 1, -240) {
+					x.Estimate = records.EstimateEstimated
+					rs = append(rs, x)
+				}
+			}
+			return rs
+		}, "INTERVAL_ESTIMATE_RUN I7 20240601"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
