@@ -238,6 +238,9 @@ type dec struct {
 	err error
 	// spV2 reads a service point of binary version 2 (no Tenure.AsOfFile).
 	spV2 bool
+	// noSince reads a customer or premise state of the version before
+	// Membership.Since.
+	noSince bool
 }
 
 func (d *dec) fail(what string) {

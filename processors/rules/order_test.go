@@ -171,3 +171,51 @@ func TestSiteFinalStateIgnoresArrivalOrder(t *testing.T) {
 		}
 	}
 }
+
+// A retraction (A9, here an S3 move) carries no date: the customer stage
+// keeps the tenure start of the membership it replaces, which always came
+// before it. Wherever another service point's membership and history come
+// in between, the final dates are the same, and never the zero date.
+func TestS3RetractionDatesIgnoreArrivalOrder(t *testing.T) {
+	d := dates.MustParse
+	elec := []Membership{
+		{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP-E", ServiceType: "E", AccountID: "A2",
+			ActiveDate: d("20230401"), Since: d("20230101"), Active: true},
+		{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP-E", ServiceType: "E", Deleted: true,
+			Reasons: []Reason{{Code: ReasonInactive, Rule: "A9", ServicePointID: "SP-E", EffectiveDate: d("20230701")}}},
+	}
+	gas := []stage2Input{
+		{m: &Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP-G", ServiceType: "G", AccountID: "AG",
+			ActiveDate: d("20230301"), Since: d("20230301"), Active: true}},
+		{sp: "SP-G", premise: "P1", months: 4},
+	}
+	const want = "P1 communications:\n" +
+		"P1 disaggregation: INSUFFICIENT_HISTORY/I5/ from 20230101\n" +
+		"P1 dual_fuel_insights: NO_DUAL_FUEL/S2/ from 20230701\n" +
+		"P1 neighbor_comparison:\n" +
+		"P1 web_access:\n"
+	p := DefaultPolicy()
+	for i := range len(elec) + 1 { // where the gas membership comes
+		for j := i; j <= len(elec); j++ { // where its history comes (after it)
+			var order []stage2Input
+			for k := 0; k <= len(elec); k++ {
+				if k == i {
+					order = append(order, gas[0])
+				}
+				if k == j {
+					order = append(order, gas[1])
+				}
+				if k < len(elec) {
+					order = append(order, stage2Input{m: &elec[k]})
+				}
+			}
+			var c Customer
+			for _, in := range order {
+				in.apply(p, &c)
+			}
+			if got := finalReasons(&c); got != want {
+				t.Errorf("gas at %d, its history at %d:\n%s\nwant\n%s", i, j, got, want)
+			}
+		}
+	}
+}

@@ -190,7 +190,7 @@ func forStage2(m Membership) Membership {
 func sameForStage2(a, b Membership) bool {
 	return a.CustomerID == b.CustomerID && a.PremiseID == b.PremiseID && a.SecondaryID == b.SecondaryID &&
 		a.ServicePointID == b.ServicePointID && a.ServiceType == b.ServiceType && a.AccountID == b.AccountID &&
-		a.ActiveDate == b.ActiveDate && a.Active == b.Active && a.Deleted == b.Deleted && sameReasons(a.Reasons, b.Reasons)
+		a.ActiveDate == b.ActiveDate && a.Since == b.Since && a.Active == b.Active && a.Deleted == b.Deleted && sameReasons(a.Reasons, b.Reasons)
 }
 
 // customers lists every customer with a membership here, sorted.

@@ -95,6 +95,14 @@ func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []Eligibility
 	}
 	was := pr.active()
 	m.Reasons = slices.Clone(m.Reasons)
+	if prev, ok := pr.Points[m.ServicePointID]; ok && m.Deleted && m.since() == 0 {
+		// A retraction (A9: the account now names another customer or
+		// premise) carries no date; the subject's tenure here still began
+		// when the membership it retracts said, and S2 and I5 date from it.
+		// That membership came before it (same service point, same keys at
+		// every stage), so this does not depend on arrival order.
+		m.Since = prev.since()
+	}
 	pr.Points[m.ServicePointID] = m
 	if m.Active || !pr.active() {
 		pr.SecondaryID = m.SecondaryID
@@ -241,36 +249,64 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 }
 
 // dualFuel finds S2's reason: no active gas and electric pair. It dates from
-// the customer's first account here; when the customer had both fuels here,
-// from the later of that and the end of the last gas or electric account
-// that ended (when the pair was lost).
+// when the pair was last lost: the latest end of a time when a gas and an
+// electric account of the customer here were both active; with no such time,
+// from the start of the customer's tenure here (firstActive). With no date on
+// record at all (only retractions whose membership the stage never saw) it
+// gives no reason rather than a zero date: the retractions' INACTIVE blocks
+// communications, so dual fuel stays blocked.
 func (c *Customer) dualFuel(pr *Premise, ids []string, cause Source) []Reason {
-	var hasE, hasG, hadE, hadG bool
-	since := firstActive(pr, ids)
-	var ended dates.Date
+	type span struct{ from, to dates.Date } // to 0: still active
+	var elec, gas []span
 	for _, id := range ids {
 		m := pr.Points[id]
-		hadE, hadG = hadE || m.ServiceType == "E", hadG || m.ServiceType == "G"
-		switch {
-		case m.Active && m.ServiceType == "E":
-			hasE = true
-		case m.Active && m.ServiceType == "G":
-			hasG = true
-		case !m.Active && (m.ServiceType == "E" || m.ServiceType == "G"):
+		if m.ServiceType != "E" && m.ServiceType != "G" {
+			continue
+		}
+		sp := span{from: m.since()}
+		if !m.Active {
 			for _, r := range m.Reasons {
 				if r.Code == ReasonInactive || r.Code == ReasonSuperseded {
-					ended = max(ended, r.EffectiveDate)
+					sp.to = max(sp.to, r.EffectiveDate)
 				}
+			}
+			if sp.from == 0 || sp.to == 0 {
+				continue // no time on record: it made no pair
+			}
+		}
+		if m.ServiceType == "E" {
+			elec = append(elec, sp)
+		} else {
+			gas = append(gas, sp)
+		}
+	}
+	var lost dates.Date
+	for _, e := range elec {
+		for _, g := range gas {
+			switch to := minEnd(e.to, g.to); {
+			case to == 0:
+				return nil // both active now: a pair
+			case max(e.from, g.from) < to:
+				lost = max(lost, to)
 			}
 		}
 	}
-	if hasE && hasG {
+	since := cmp.Or(lost, firstActive(pr, ids))
+	if since == 0 {
 		return nil
 	}
-	if hadE && hadG {
-		since = max(since, ended)
-	}
 	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: since, Source: cause}}
+}
+
+// minEnd is the earlier of two ends, 0 standing for an end not yet come.
+func minEnd(a, b dates.Date) dates.Date {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // history finds I5's reason: no active service point with enough interval
@@ -281,15 +317,21 @@ func (c *Customer) history(p Policy, pr *Premise, ids []string, cause Source) []
 			return nil
 		}
 	}
-	return []Reason{{Code: ReasonInsufficientHistory, Rule: "I5", EffectiveDate: firstActive(pr, ids), Source: cause}}
+	since := firstActive(pr, ids)
+	if since == 0 {
+		return nil // no date on record: see dualFuel
+	}
+	return []Reason{{Code: ReasonInsufficientHistory, Rule: "I5", EffectiveDate: since, Source: cause}}
 }
 
-// firstActive is the earliest active_date of the customer's accounts at the
-// premise (a retracted membership carries none and is skipped).
+// firstActive is when the customer's tenure at the premise began: the
+// earliest Since of its memberships (C1: the subject is the customer at the
+// premise, whatever its account numbers). 0 when none carries a date.
 func firstActive(pr *Premise, ids []string) dates.Date {
 	var since dates.Date
 	for _, id := range ids {
-		if d := pr.Points[id].ActiveDate; d != 0 && (since == 0 || d < since) {
+		m := pr.Points[id]
+		if d := m.since(); d != 0 && (since == 0 || d < since) {
 			since = d
 		}
 	}

@@ -24,11 +24,22 @@ const stateVersion = 3
 const spV2 = 2
 
 // customerStateVersion is 3 since the binary encoding (2: JSON, read still;
-// 1: JSON without the premise's S1 reasons, refused).
-const customerStateVersion = 3
+// 1: JSON without the premise's S1 reasons, refused). Version 4 adds
+// Membership.Since; version 3, without it, is still read (Since 0 reads as
+// the membership's ActiveDate, the date S2 and I5 took before).
+const customerStateVersion = 4
 
 // siteStateVersion versions the premise stage's state: 2 is binary, 1 JSON.
-const siteStateVersion = 2
+// Version 3 adds Membership.Since; version 2 is still read, as for the
+// customer's.
+const siteStateVersion = 3
+
+// The binary versions of the customer and premise states before
+// Membership.Since.
+const (
+	customerNoSince = 3
+	siteNoSince     = 2
+)
 
 // The JSON versions a binary-era build still reads.
 const (
@@ -148,10 +159,13 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 		if len(b) == 0 {
 			return errors.New("rules: empty customer state; rebuild the state from the input topics")
 		}
-		if err := checkVersion("customer", int(b[0]), customerStateVersion); err != nil {
-			return err
+		v := int(b[0])
+		if v != customerNoSince {
+			if err := checkVersion("customer", v, customerStateVersion); err != nil {
+				return err
+			}
 		}
-		d := dec{b: b, i: 1}
+		d := dec{b: b, i: 1, noSince: v == customerNoSince}
 		d.customer(c)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding customer state %q: %w", c.ID, err)
@@ -242,10 +256,13 @@ func (s *Site) UnmarshalBinary(b []byte) error {
 		if len(b) == 0 {
 			return errors.New("rules: empty premise state; rebuild the state from the input topics")
 		}
-		if err := checkVersion("premise", int(b[0]), siteStateVersion); err != nil {
-			return err
+		v := int(b[0])
+		if v != siteNoSince {
+			if err := checkVersion("premise", v, siteStateVersion); err != nil {
+				return err
+			}
 		}
-		d := dec{b: b, i: 1}
+		d := dec{b: b, i: 1, noSince: v == siteNoSince}
 		d.site(s)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding premise state %q: %w", s.ID, err)
@@ -415,6 +432,7 @@ func (e *enc) membership(m *Membership) {
 	e.str(m.ServiceType)
 	e.str(m.AccountID)
 	e.date(m.ActiveDate)
+	e.date(m.Since)
 	e.flag(m.Active)
 	e.flag(m.Deleted)
 	e.reasons(m.Reasons)
@@ -608,6 +626,9 @@ func (d *dec) membership(m *Membership) {
 	m.CustomerID, m.PremiseID, m.SecondaryID = d.str(), d.str(), d.str()
 	m.ServicePointID, m.ServiceType, m.AccountID = d.str(), d.str(), d.str()
 	m.ActiveDate = d.date()
+	if !d.noSince {
+		m.Since = d.date()
+	}
 	m.Active, m.Deleted = d.flag(), d.flag()
 	m.Reasons = d.reasons()
 	m.FirstPeriodStart, m.LastDateTo, m.ChainStart = d.date(), d.date(), d.date()
