@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo test build bench bench-ingest lint
+.PHONY: demo test build bench bench-ingest lint soak
 
 demo:
 	$(GO) run ./cmd/usagestream demo
@@ -13,6 +13,11 @@ build:
 # Everything CI runs: formatting, vet, and every test.
 test:
 	./scripts/test.sh
+
+# The soak of issue 14 (not in `make test`): two processors on a three-node
+# cluster, over a million rows, 100 processor kills and 5 broker kills.
+soak:
+	./scripts/soak.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -88,6 +88,153 @@ func (ce clusterEnv) node(t *testing.T, cmd string, id int32) {
 	}
 }
 
+// run runs a cluster script command without argument (registry-stop,
+// registry-start) and returns how long it took.
+func (ce clusterEnv) run(t *testing.T, cmd string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	out, err := exec.Command(ce.script, cmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", ce.script, cmd, err, out)
+	}
+	return time.Since(start)
+}
+
+// procRun is one `usagestream process` instance started by a test, its
+// output in a log file kept next to the cluster's env file.
+type procRun struct {
+	name, stateDir, haddr, logPath string
+	cmd                            *exec.Cmd
+	done                           chan error
+}
+
+func startProcess(t *testing.T, ce clusterEnv, kc kafkaconf.Config, name string) *procRun {
+	t.Helper()
+	return startProcessAt(t, kc, &procRun{name: name, stateDir: t.TempDir(), haddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		logPath: filepath.Join(ce.logDir, kc.TopicPrefix+name+".log")})
+}
+
+// startProcessAt starts the process of pr (again: a restart after a kill
+// keeps its state directory, port and log, appended to).
+func startProcessAt(t *testing.T, kc kafkaconf.Config, pr *procRun) *procRun {
+	t.Helper()
+	pr.done = make(chan error, 1)
+	lf, err := os.OpenFile(pr.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lf.Close() })
+	pr.cmd = exec.Command(binary, append([]string{"process", "--state-dir", pr.stateDir, "--http-addr", pr.haddr,
+		"--session-timeout", clusterSessionTimeout.String()}, connFlags(kc)...)...)
+	pr.cmd.Stdout, pr.cmd.Stderr = lf, lf
+	if err := pr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { pr.done <- pr.cmd.Wait() }()
+	t.Cleanup(func() {
+		if pr.cmd.ProcessState == nil {
+			pr.cmd.Process.Signal(syscall.SIGCONT) // a stopped process does not die of SIGKILL until continued on some kernels
+			pr.cmd.Process.Kill()
+			<-pr.done
+		}
+	})
+	return pr
+}
+
+// logged reports whether the instance's log holds msg (a substring of a
+// line) after its first skip bytes.
+func (pr *procRun) logged(t *testing.T, skip int64, msg string) bool {
+	t.Helper()
+	b, err := os.ReadFile(pr.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(b)) > skip && bytes.Contains(b[skip:], []byte(msg))
+}
+
+func (pr *procRun) logSize(t *testing.T) int64 {
+	t.Helper()
+	fi, err := os.Stat(pr.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// metric sums the samples of a metric family on the instance's /metrics
+// whose line contains match ("" for all).
+func (pr *procRun) metric(name, match string) float64 {
+	resp, err := http.Get("http://" + pr.haddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, l := range strings.Split(string(b), "\n") {
+		if (strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ")) && strings.Contains(l, match) {
+			var v float64
+			if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// clusterSessionTimeout is the processes' --session-timeout: a SIGSTOP
+// longer than it gets an instance removed from its groups.
+const clusterSessionTimeout = 10 * time.Second
+
+// waitGroups waits until ok holds for the group of every stage, and
+// returns how long that took.
+func waitGroups(t *testing.T, adm *kadm.Client, prefix string, timeout time.Duration, what string, ok func(kadm.DescribedGroup) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var groups []string
+	for _, st := range pipeline.StageNames() {
+		groups = append(groups, groupName(prefix, st))
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dg, err := adm.DescribeGroups(ctx, groups...)
+		cancel()
+		bad := ""
+		if err != nil {
+			bad = err.Error()
+		} else {
+			for _, g := range groups {
+				d, found := dg[g]
+				if !found || d.Err != nil || !ok(d) {
+					bad = fmt.Sprintf("group %s: state %s, %d members (%v)", g, d.State, len(d.Members), d.Err)
+					break
+				}
+			}
+		}
+		if bad == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not so after %s: %s", what, timeout, bad)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// onlyMember says whether the group is stable with instance (a static
+// member id) as its one member, which then holds every partition.
+func onlyMember(d kadm.DescribedGroup, instance func(stage string) string) bool {
+	if d.State != "Stable" || len(d.Members) != 1 || d.Members[0].InstanceID == nil {
+		return false
+	}
+	for _, st := range pipeline.StageNames() {
+		if strings.HasSuffix(d.Group, "processor-"+st) {
+			return *d.Members[0].InstanceID == instance(st)
+		}
+	}
+	return false
+}
+
 // progressSample is what every stage's group had committed at one moment.
 type progressSample struct {
 	at        time.Time
@@ -183,7 +330,7 @@ func (pl *progressLog) recovery(at, until time.Time) map[string]string {
 	final := pl.samples[len(pl.samples)-1]
 	for _, stage := range pipeline.StageNames() {
 		if before.committed[stage] == final.committed[stage] {
-			out[stage] = "idle (done before the kill)"
+			out[stage] = "idle (done before the fault)"
 			continue
 		}
 		out[stage] = "STALLED until " + until.Sub(at).Round(100*time.Millisecond).String()
@@ -227,24 +374,34 @@ func waitFullISR(t *testing.T, adm *kadm.Client, prefix string, timeout time.Dur
 	}
 }
 
-// TestClusterBrokerKillsKeepExactlyOnce (issue 14): a generated billing
-// file of more than 300,000 rows is ingested into the three-node cluster
-// while `usagestream process` runs every stage against it. Meanwhile the
-// node leading billing.v1 partition 0 is killed with SIGKILL and started
-// again, then another node (the servicepoint stage's transaction coordinator
-// when that is a different node). Nobody touches the processes: ingest must
-// finish, every stage must catch up, and the topics must hold exactly what
-// the rules give for the file: every row once on billing.v1 or rejected.v1,
-// the same stage-1 events at the same file lines, no event id twice, and
-// the same final eligibility as the pure rules. The time each stage took to
-// commit again after a kill is logged.
-func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
+// TestClusterFaultsKeepExactlyOnce (issue 14): a generated billing file of
+// more than 300,000 rows is ingested into the three-node cluster while two
+// `usagestream process` instances run every stage against it, and faults
+// come, nobody touching the processes:
+//
+//  1. the first process is stopped (SIGSTOP) for longer than its session
+//     timeout: the second takes all its partitions; continued (SIGCONT),
+//     the first logs that it lost them and rejoins;
+//  2. meanwhile the schema registry stops for 30 s: the running ingest and
+//     stages go on (they hold the schema ids they use), while an ingest and
+//     a process started during the outage exit at once with an error naming
+//     the registry;
+//  3. the node leading billing.v1 partition 0 is killed with SIGKILL and
+//     started again, then another node (the servicepoint stage's
+//     transaction coordinator when that is a different node).
+//
+// Ingest must finish, every stage must catch up, and the topics must hold
+// exactly what the rules give for the file: every row once on billing.v1 or
+// rejected.v1, the same stage-1 events at the same file lines, no event id
+// twice, and the same final eligibility as the pure rules. The time each
+// stage took to commit again after each fault is logged.
+func TestClusterFaultsKeepExactlyOnce(t *testing.T) {
 	ce := loadClusterEnv(t)
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	kc := kafkaconf.Config{Brokers: ce.brokers, Registry: ce.registry, TopicPrefix: "cf" + hex.EncodeToString(r[:]) + "."}
 	names := topics.NewNames(kc.TopicPrefix)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	// Replication 3 (min.insync.replicas 2 is the cluster's default).
 	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3, nil); err != nil {
@@ -272,38 +429,29 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	if rows < 300_000 {
 		t.Fatalf("the generated files hold %d rows; the test wants at least 300,000", rows)
 	}
+	// What an ingest started during the registry outage is given.
+	smallDir := t.TempDir()
+	sg := runCLI(t, nil, "gen", "-o", smallDir, "--service-points", "5", "--months", "2", "--seed", "1", "--now", "20250315")
+	if sg.code != 0 {
+		t.Fatalf("gen: exit %d\n%s", sg.code, sg.stderr)
+	}
+	small := strings.Fields(sg.stdout)
 
 	conn := connFlags(kc)
-	stateDir := t.TempDir()
-	haddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	procLog, err := os.Create(filepath.Join(ce.logDir, kc.TopicPrefix+"process.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer procLog.Close()
-	proc := exec.Command(binary, append([]string{"process", "--state-dir", stateDir,
-		"--http-addr", haddr}, conn...)...)
-	proc.Stdout, proc.Stderr = procLog, procLog
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	procDone := make(chan error, 1)
-	go func() { procDone <- proc.Wait() }()
-	defer func() {
-		if proc.ProcessState == nil {
-			proc.Process.Kill()
-			<-procDone
-		}
-	}()
+	// Two instances of the same stages, each with its own state directory.
+	pa := startProcess(t, ce, kc, "process")
+	pb := startProcess(t, ce, kc, "process2")
 	dump := func() {
-		t.Logf("what process logged at WARN and above, by stage and message:\n%s", logSummary(t, procLog.Name()))
-		t.Logf("process log: %s (kept); broker logs: next to the cluster's data", procLog.Name())
-		b, _ := os.ReadFile(procLog.Name())
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		t.Logf("process log, last %d of %d lines:", min(len(lines), 60), len(lines))
-		for _, l := range lines[max(0, len(lines)-60):] {
-			t.Log(l)
+		for _, pr := range []*procRun{pa, pb} {
+			t.Logf("what %s logged at WARN and above, by stage and message:\n%s", pr.name, logSummary(t, pr.logPath))
+			b, _ := os.ReadFile(pr.logPath)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("%s log (%s, kept), last %d of %d lines:", pr.name, pr.logPath, min(len(lines), 40), len(lines))
+			for _, l := range lines[max(0, len(lines)-40):] {
+				t.Log(l)
+			}
 		}
+		t.Log("broker logs: next to the cluster's data")
 	}
 	var ingOut, ingErr bytes.Buffer
 	ing := exec.Command(binary, append(append([]string{"ingest", "--progress", "never"}, conn...), files...)...)
@@ -330,13 +478,15 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 			<-ingDone
 		}
 	}()
+	since := func() float64 { return time.Since(started).Seconds() }
 
 	pl := &progressLog{}
 	mctx, mcancel := context.WithCancel(ctx)
 	defer mcancel()
 	go pl.run(mctx, kc)
 
-	// The first kill lands once the servicepoint stage is under way.
+	// The faults land once the servicepoint stage is under way, both
+	// processes in every group.
 	for pl.last().committed[pipeline.StageServicePoint] == 0 {
 		if time.Since(started) > 2*time.Minute {
 			dump()
@@ -344,6 +494,84 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	waitGroups(t, adm, kc.TopicPrefix, 2*time.Minute, "both processes in every group", func(d kadm.DescribedGroup) bool {
+		return d.State == "Stable" && len(d.Members) == 2
+	})
+	instance := func(pr *procRun) func(string) string {
+		return func(stage string) string { return stage + "-" + readInstanceID(t, pr.stateDir, stage) }
+	}
+	type fault struct {
+		what       string
+		at, restAt time.Time
+	}
+	var faults []fault
+
+	// Faults 1 and 2 at once (they are independent: the running processes
+	// do not call the registry): the first process stalls longer than its
+	// session timeout, and the registry is down for 30 s.
+	stall := fault{what: "process stopped", at: time.Now()}
+	if err := pa.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.1f s: process stopped (SIGSTOP); billing.v1 holds %d records, committed per stage %v", since(), endOffset(ctx, adm, names.Billing), pl.last().committed)
+	regStop := time.Now()
+	ce.run(t, "registry-stop")
+	before := pl.last().committed
+	t.Logf("%.1f s: registry stopped", since())
+	outage := func(what string, args ...string) {
+		cctx, ccancel := context.WithTimeout(ctx, 45*time.Second)
+		defer ccancel()
+		t0 := time.Now()
+		out, err := exec.CommandContext(cctx, binary, args...).CombinedOutput()
+		code := exitCode(err)
+		last := strings.TrimSpace(string(out))
+		last = last[strings.LastIndexByte(last, '\n')+1:]
+		if cctx.Err() != nil || code == 0 || code == exitRejected || !strings.Contains(string(out), "registry") {
+			dump()
+			t.Fatalf("%s during the registry outage: exit %d after %.1f s, want a failure naming the registry at once; output:\n%s",
+				what, code, time.Since(t0).Seconds(), out)
+		}
+		t.Logf("%.1f s: registry outage: %s started now exits %d after %.1f s: %s", since(), what, code, time.Since(t0).Seconds(), last)
+	}
+	// The test's own topics: were it to write anything, the exactly-once
+	// check at the end would see it.
+	outage("ingest", append(append([]string{"ingest", "--progress", "never"}, conn...), small...)...)
+	outage("process", append([]string{"process", "--state-dir", t.TempDir(), "--http-addr", "127.0.0.1:0"}, conn...)...)
+	// The registry comes back 30 s after it stopped, whatever the test
+	// does meanwhile.
+	regBack := make(chan error, 1)
+	var regStart time.Time // set before regBack is sent to
+	go func() {
+		time.Sleep(time.Until(regStop.Add(30 * time.Second)))
+		regStart = time.Now()
+		out, err := exec.Command(ce.script, "registry-start").CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+		regBack <- err
+	}()
+
+	moved := waitGroups(t, adm, kc.TopicPrefix, clusterSessionTimeout+time.Minute, "process2 alone in every group while process is stopped",
+		func(d kadm.DescribedGroup) bool { return onlyMember(d, instance(pb)) })
+	time.Sleep(time.Until(stall.at.Add(clusterSessionTimeout + 5*time.Second)))
+	logAt := pa.logSize(t)
+	stall.restAt = time.Now()
+	if err := pa.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.1f s: process continued (SIGCONT) after %.1f s stopped; process2 held every partition of every stage %.1f s after the stop",
+		since(), stall.restAt.Sub(stall.at).Seconds(), moved.Seconds())
+	for !pa.logged(t, logAt, "partitions lost") {
+		if time.Since(stall.restAt) > time.Minute {
+			dump()
+			t.Fatal("process did not log that it lost its partitions within a minute of SIGCONT")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%.1f s: process logged that it lost its partitions %.1f s after SIGCONT", since(), time.Since(stall.restAt).Seconds())
+	faults = append(faults, stall)
+
+	// Fault 3: two broker kills, the first while the registry is still down.
 	td, err := adm.ListTopics(ctx, names.Billing)
 	if err != nil {
 		t.Fatal(err)
@@ -352,49 +580,61 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	if len(p0.Replicas) != 3 {
 		t.Fatalf("%s[0] has replicas %v; the test wants replication 3", names.Billing, p0.Replicas)
 	}
-	txnID := "usagestream-" + pipeline.StageServicePoint + "-" + readInstanceID(t, stateDir, pipeline.StageServicePoint)
+	txnID := "usagestream-" + pipeline.StageServicePoint + "-" + readInstanceID(t, pa.stateDir, pipeline.StageServicePoint)
 	dt, err := adm.DescribeTransactions(ctx, txnID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	coord := dt[txnID].Coordinator
 	t.Logf("%s[0] leader: node %d; coordinator of %s: node %d", names.Billing, p0.Leader, txnID, coord)
-
 	second := coord
 	if second == p0.Leader {
 		second = p0.Leader%3 + 1
 	}
-	type kill struct {
-		node       int32
-		at, restAt time.Time
-	}
-	var kills []kill
-	for _, victim := range []int32{p0.Leader, second} {
+	for i, victim := range []int32{p0.Leader, second} {
 		end := endOffset(ctx, adm, names.Billing)
-		k := kill{node: victim, at: time.Now()}
+		k := fault{what: fmt.Sprintf("node %d killed", victim), at: time.Now()}
 		ce.node(t, "broker-kill", victim)
-		t.Logf("%.1f s: node %d killed (SIGKILL); billing.v1 holds %d records, committed per stage %v", time.Since(started).Seconds(), victim,
+		t.Logf("%.1f s: node %d killed (SIGKILL); billing.v1 holds %d records, committed per stage %v", since(), victim,
 			end, pl.last().committed)
 		// Down long enough for the controller to fence it (4 s without a
 		// heartbeat) and move its leaderships and coordinators.
 		time.Sleep(8 * time.Second)
 		k.restAt = time.Now()
 		ce.node(t, "broker-start", victim)
+		if i == 0 {
+			// The registry must be back before the ISR check.
+			if err := <-regBack; err != nil {
+				t.Fatalf("registry-start: %v", err)
+			}
+			during := pl.last().committed
+			t.Logf("%.1f s: registry started again after %.1f s down (it answered %.1f s after its start); committed per stage during the outage: %v -> %v",
+				since(), regStart.Sub(regStop).Seconds(), time.Since(regStart).Seconds(), before, during)
+			progressed := false
+			for st, n := range during {
+				progressed = progressed || n > before[st]
+			}
+			if !progressed {
+				dump()
+				t.Fatalf("no stage committed during the registry outage (%v -> %v): the running stages hold the schema ids they decode and encode, and should not need the registry", before, during)
+			}
+			faults = append(faults, fault{what: "registry down", at: regStop, restAt: regStart})
+		}
 		isr := waitFullISR(t, adm, kc.TopicPrefix, 2*time.Minute)
-		t.Logf("%.1f s: node %d started again; fully replicated %.1f s later", time.Since(started).Seconds(), victim, isr.Seconds())
-		kills = append(kills, k)
+		t.Logf("%.1f s: node %d started again; fully replicated %.1f s later", since(), victim, isr.Seconds())
+		faults = append(faults, k)
 	}
 
 	select {
 	case err := <-ingDone:
 		if code := exitCode(err); code != exitRejected {
 			dump()
-			t.Fatalf("ingest through the kills: exit %d, want %d (every file read, the injected bad rows rejected)\n%s\n%s",
+			t.Fatalf("ingest through the faults: exit %d, want %d (every file read, the injected bad rows rejected)\n%s\n%s",
 				code, exitRejected, ingOut.String(), ingErr.String())
 		}
 	case <-time.After(4 * time.Minute):
 		dump()
-		t.Fatalf("ingest not finished 4 minutes after the last restart (its output: %s)", ingLog.Name())
+		t.Fatalf("ingest not finished 4 minutes after the last fault (its output: %s)", ingLog.Name())
 	}
 	t.Logf("%.1f s: ingest done", ingEnded.Sub(started).Seconds())
 	wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -402,59 +642,59 @@ func TestClusterBrokerKillsKeepExactlyOnce(t *testing.T) {
 	wcancel()
 	if err != nil {
 		dump()
-		state := "still running"
-		select {
-		case perr := <-procDone:
-			state = fmt.Sprintf("exited (%v)", perr)
-		default:
+		state := ""
+		for _, pr := range []*procRun{pa, pb} {
+			select {
+			case perr := <-pr.done:
+				state += fmt.Sprintf(" %s exited (%v);", pr.name, perr)
+			default:
+				state += fmt.Sprintf(" %s still running;", pr.name)
+			}
 		}
-		t.Fatalf("the stages did not catch up after the kills (process %s): %v%s", state, err, stuckRestores(t, procLog.Name()))
+		t.Fatalf("the stages did not catch up after the faults (%s): %v%s%s", state, err, stuckRestores(t, pa.logPath), stuckRestores(t, pb.logPath))
 	}
 	caught := time.Now()
-	t.Logf("%.1f s: every stage caught up", time.Since(started).Seconds())
+	t.Logf("%.1f s: every stage caught up", since())
 	mcancel()
-	for i, k := range kills {
-		until := caught
-		if i+1 < len(kills) {
-			until = kills[i+1].at
-		}
-		t.Logf("kill %d (node %d): first commit after the kill per stage: %v (node restarted after %.1f s)",
-			i+1, k.node, pl.recovery(k.at, until), k.restAt.Sub(k.at).Seconds())
+	// The faults overlap (the stall and the registry outage begin
+	// together), so each is measured up to the end, not to the next one.
+	for i, f := range faults {
+		t.Logf("fault %d (%s): first commit after it per stage: %v (ended after %.1f s)",
+			i+1, f.what, pl.recovery(f.at, caught), f.restAt.Sub(f.at).Seconds())
 	}
 	pl.mu.Lock()
 	t.Logf("offset samples: %d, failed %d (last: %v)", len(pl.samples), pl.errs, pl.lastErr)
 	pl.mu.Unlock()
-	select {
-	case err := <-procDone:
-		dump()
-		t.Fatalf("process exited by itself during the kills: %v", err)
-	default:
-	}
-	if resp, err := http.Get("http://" + haddr + "/metrics"); err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var seen []string
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "usagestream_processor_restarts_total") || strings.HasPrefix(l, "usagestream_processor_transactions_aborted_total") {
-				seen = append(seen, l)
-			}
-		}
-		// Both counters appear once they count something.
-		t.Logf("stage restarts and aborted transactions (/metrics of process): %v", seen)
-	}
-	proc.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-procDone:
-		if err != nil {
+	for _, pr := range []*procRun{pa, pb} {
+		select {
+		case err := <-pr.done:
 			dump()
-			t.Fatalf("process did not stop cleanly on SIGTERM: %v", err)
+			t.Fatalf("%s exited by itself during the faults: %v", pr.name, err)
+		default:
 		}
-	case <-time.After(30 * time.Second):
-		dump()
-		t.Fatal("process did not stop within 30 s of SIGTERM")
+		t.Logf("%s: stage restarts %v, transactions aborted %v (rebalance %v), partitions lost logged: %v", pr.name,
+			pr.metric("usagestream_processor_restarts_total", ""), pr.metric("usagestream_processor_transactions_aborted_total", ""),
+			pr.metric("usagestream_processor_transactions_aborted_total", `reason="rebalance"`), pr.logged(t, 0, "partitions lost"))
+	}
+	for _, pr := range []*procRun{pa, pb} {
+		pr.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, pr := range []*procRun{pa, pb} {
+		select {
+		case err := <-pr.done:
+			if err != nil {
+				dump()
+				t.Fatalf("%s did not stop cleanly on SIGTERM: %v", pr.name, err)
+			}
+		case <-time.After(30 * time.Second):
+			dump()
+			t.Fatalf("%s did not stop within 30 s of SIGTERM", pr.name)
+		}
 	}
 
-	t.Logf("what process logged at WARN and above, by stage and message:\n%s", logSummary(t, procLog.Name()))
+	for _, pr := range []*procRun{pa, pb} {
+		t.Logf("what %s logged at WARN and above, by stage and message:\n%s", pr.name, logSummary(t, pr.logPath))
+	}
 	checkClusterDurability(t, ctx, adm, names.Billing, true)
 	checkExactlyOnce(t, kc, files, rows)
 	if t.Failed() {

@@ -66,6 +66,8 @@ type Config struct {
 	// protocol, restore and rebalance with the step's name (the crash*
 	// constants); the crash tests kill the process there.
 	crash func(point string)
+	// store, when set (tests only), changes the Pebble store's settings.
+	store storeOptions
 }
 
 // The points where crash is called.
@@ -199,7 +201,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := OpenStore(filepath.Join(dir, "pebble"), cfg.Logger)
+	store, err := openStore(filepath.Join(dir, "pebble"), cfg.Logger, cfg.store)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +244,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		kgo.RecordPartitioner(partitioner{changelog: cfg.Changelog, keyed: kgo.StickyKeyPartitioner(nil)}),
 		kgo.OnPartitionsAssigned(in.assigned),
 		kgo.OnPartitionsRevoked(in.dropped),
-		kgo.OnPartitionsLost(in.dropped),
+		kgo.OnPartitionsLost(in.lost),
 		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.WithLogger(kslog.New(in.log.With("component", "kgo"))),
 	)
@@ -366,6 +368,20 @@ func (in *Instance) dropped(_ context.Context, _ *kgo.Client, lost map[string][]
 			delete(in.owned, p)
 		}
 	}
+}
+
+// lost drops partitions taken away without a handover: the group removed
+// this instance (silent longer than the session timeout: a stall, a
+// network partition, a SIGSTOP), fenced it, or its coordinator died
+// mid-join. An operator must see it: the new owner processes the records
+// again from the last commit, and this instance's open transaction can no
+// longer commit.
+func (in *Instance) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if len(lost) > 0 {
+		in.log.Warn("partitions lost: the group took them without a handover (this instance was silent longer than the session timeout, was fenced, or lost its group coordinator); their owner goes on from the last commit and this instance's open transaction is aborted",
+			"partitions", lost)
+	}
+	in.dropped(ctx, cl, lost)
 }
 
 func (in *Instance) owns(p int32) bool {

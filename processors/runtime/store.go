@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Store is one processor instance's local state: a Pebble database holding,
@@ -39,7 +42,40 @@ import (
 // offset says exactly which changelog records the store already holds, and
 // restore goes on from there.
 type Store struct {
-	db *pebble.DB
+	db  *pebble.DB
+	dir string
+	// failed is the first error of Pebble's background writes (a memtable
+	// flush, a compaction): with no WAL, a full or read-only disk shows
+	// only there, and Pebble retries a failed flush at once, forever, while
+	// writes pile up in memory until they block. Every write checks it.
+	failed atomic.Pointer[error]
+}
+
+// ErrStoreUnwritable is what a stage stops with when its local store cannot
+// write to its directory: the disk is full or read-only, or failing.
+// Nothing is lost: the transactions are committed in Kafka before the store
+// is written, and a restart restores the store from the changelog. Supervise
+// starts the stage again after a back-off, so it resumes by itself once the
+// disk is fixed.
+var ErrStoreUnwritable = errors.New("the state store cannot write to its directory")
+
+func unwritable(dir string, err error) error {
+	return fmt.Errorf("%w %s: %w; free space on its disk or make it writable again (df, mount): nothing is lost, the stage starts again after a back-off and catches up from the changelog in Kafka",
+		ErrStoreUnwritable, dir, err)
+}
+
+// diskError reports whether err says the file system refuses writes.
+func diskError(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EDQUOT) ||
+		errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EIO)
+}
+
+// storeOptions are a store's settings tests change: the file system (a full
+// or read-only disk injected through it) and the memtable size (small:
+// flushes after a few records).
+type storeOptions struct {
+	fs       vfs.FS
+	memTable uint64
 }
 
 const (
@@ -51,30 +87,64 @@ const (
 // OpenStore opens (or creates) the Pebble database in dir. Pebble's own
 // messages go to log (nil: dropped), at debug level but for errors.
 func OpenStore(dir string, log *slog.Logger) (*Store, error) {
+	return openStore(dir, log, storeOptions{})
+}
+
+func openStore(dir string, log *slog.Logger, so storeOptions) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if so.memTable == 0 {
+		// States are overwritten every few seconds while a file flows; a
+		// large memtable absorbs those overwrites instead of flushing and
+		// compacting each version.
+		so.memTable = 64 << 20
+	}
+	s := &Store{dir: dir}
+	plog := log.With("component", "pebble")
 	db, err := pebble.Open(dir, &pebble.Options{
+		FS: so.fs,
+		EventListener: &pebble.EventListener{BackgroundError: func(err error) {
+			// Logged once: Pebble retries a failed flush in a loop.
+			if s.failed.CompareAndSwap(nil, &err) {
+				plog.Error("the state store could not write to its directory; the stage stops at its next write", "dir", dir, "err", err)
+			}
+		}},
 		Logger: pebbleLogger{log.With("component", "pebble")},
 		// No WAL: the changelog is the durable log. After a crash Pebble is
 		// back at its last flushed memtable, and since states and the
 		// changelog offset they reflect are written in the same batches,
 		// that older view is consistent and restore catches it up.
-		DisableWAL: true,
-		// States are overwritten every few seconds while a file flows; a
-		// large memtable absorbs those overwrites instead of flushing and
-		// compacting each version.
-		MemTableSize: 64 << 20,
+		DisableWAL:   true,
+		MemTableSize: so.memTable,
 	})
-	if err != nil {
+	switch {
+	case err != nil && diskError(err):
+		return nil, fmt.Errorf("opening the state store: %w", unwritable(dir, err))
+	case err != nil:
 		return nil, fmt.Errorf("opening the state store in %s (is another instance using this --data-dir?): %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s.db = db
+	return s, nil
+}
+
+// writeErr is the error every write returns once a background write
+// failed.
+func (s *Store) writeErr() error {
+	if e := s.failed.Load(); e != nil {
+		return unwritable(s.dir, *e)
+	}
+	return nil
 }
 
 // Close flushes the memtable (there is no WAL to replay it from) and closes
-// the database, so a clean stop restarts without a restore.
+// the database, so a clean stop restarts without a restore. On a disk that
+// failed a write it does not flush (the flush would wait for ever): what
+// was not flushed is restored from the changelog at the next start.
 func (s *Store) Close() error {
+	if err := s.writeErr(); err != nil {
+		return errors.Join(err, s.db.Close())
+	}
 	ferr := s.db.Flush()
 	return errors.Join(ferr, s.db.Close())
 }
@@ -212,6 +282,9 @@ func (s *Store) writePartitions(ws []partitionWrite) error {
 // each partition's writes join the batch (the crash tests kill the process
 // there: a batch never committed leaves the store as it was).
 func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) error {
+	if err := s.writeErr(); err != nil {
+		return err
+	}
 	for _, w := range ws {
 		if w.changes() && w.changelogNext <= 0 {
 			return fmt.Errorf("partition %d: state changes without the changelog offset they reflect cannot be stored (a bug of the runtime)", w.p)
@@ -249,6 +322,9 @@ func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) er
 		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
+		if diskError(err) {
+			return unwritable(s.dir, err)
+		}
 		return fmt.Errorf("writing state to the local store: %w", err)
 	}
 	return nil

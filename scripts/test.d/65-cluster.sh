@@ -42,6 +42,6 @@ if [ "$cl_rc" != 0 ] || grep -q -- '^--- SKIP' "$cl_cache/test.log" || ! grep -q
   return 1
 fi
 # The kills, the recovery times and the exactly-once summary.
-grep -E 'killed|started again|ingest done|caught up|first commit after|rows: .* published|^--- PASS' "$cl_cache/test.log" |
+grep -E 'killed|started again|registry|stopped|continued|lost its|ingest done|caught up|first commit after|rows: .* published|^--- PASS' "$cl_cache/test.log" |
   sed 's/^ *cluster_faults_test.go:[0-9]*: /   /; s/^--- /   /'
 cl_step "broker faults during ingest and process"
