@@ -35,13 +35,17 @@ func retentionMs(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10)
 }
 
-// setRetention gives each input and event topic its default retention.
+// setRetention gives each input, repartition and event topic its default
+// retention. A repartition topic is a stage's input like billing.v1 is: a
+// replay of the stages that read it ('replay --stages') reads it from the
+// earliest offset, so it is kept as long (RetentionWarnings warns about
+// anything shorter; creating it shorter would warn about ourselves).
 func (t *Topology) setRetention() {
 	for i := range t.Topics {
 		x := &t.Topics[i]
 		var d time.Duration
 		switch x.Kind {
-		case Input:
+		case Input, Repartition:
 			d = InputRetention
 		case Event:
 			d = EventRetention

@@ -24,6 +24,7 @@ func TestTopicsAreCreatedWithTheirRetention(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		topo.Names.Billing: "-1", topo.Names.Intervals: "-1",
+		topo.Names.Premises: "-1", topo.Names.Memberships: "-1", topo.Names.IntervalHistory: "-1",
 		topo.Names.Eligibility: "7776000000", topo.Names.Corrections: "7776000000",
 	} {
 		if got := specs[name].Config["retention.ms"]; got != want {
