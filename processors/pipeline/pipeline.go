@@ -23,6 +23,8 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
+	"github.com/usagestream/usagestream/producers/override"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -43,6 +45,7 @@ type Pipeline struct {
 	reg    *serde.Registry
 
 	eligibility, corrections, accountEvents, anomalies *serde.Codec
+	actions                                            *override.Codec
 }
 
 // New registers the output schemas and returns the pipeline.
@@ -58,7 +61,11 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 	if err := topo.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc)}
+	actions, err := override.NewCodec()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc), actions: actions}
 	err = p.reg.RegisterAll(ctx,
 		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
 		serde.Binding{Topic: p.topics.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &p.corrections},
@@ -170,6 +177,7 @@ func (e *events) id() string {
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	st := p.topo.MustStage(StageServicePoint)
 	bill := billingavro.NewDecoder(p.reg)
+	actions := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:    st.Name,
 		Inputs:  st.Inputs,
@@ -185,8 +193,20 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 		// The registry lookup is the runtime's decode step, with the
 		// transaction's context: an outage aborts and retries, a bad record
 		// is quarantined; Process does no I/O.
-		Decode: func(ctx context.Context, r runtime.Record) (any, error) { return bill.Decode(ctx, r.Value) },
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
+			if r.Topic == p.topics.OperatorActions {
+				a := &records.OperatorAction{}
+				if _, err := actions.Decode(ctx, r.Value, a); err != nil {
+					return nil, err
+				}
+				return a, nil
+			}
+			return bill.Decode(ctx, r.Value)
+		},
 		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
+			if a, ok := in.Decoded.(*records.OperatorAction); ok {
+				return p.applyAction(sp, a, in)
+			}
 			d := in.Decoded.(*billingavro.Decoded)
 			if d.Row.ServicePointID != string(in.Record.Key) {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
@@ -221,6 +241,36 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			return st, nil
 		},
 	}
+}
+
+// applyAction applies an operator action (OV1) in the same transaction as
+// billing rows: its events cite its position on the operator-actions topic.
+func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
+	if a.ServicePointID != string(in.Record.Key) {
+		return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("operator action", "service_point_id", in.Record.Topic)
+	}
+	// The tools check actions before writing them; one written otherwise
+	// is refused here rather than half applied.
+	if err := a.Validate(); err != nil && a.Kind == records.ActionClearAnomaly {
+		return runtime.Step[*rules.ServicePoint]{}, quarantine.Poison(fmt.Errorf("%w (write actions with 'usagestream override')", err))
+	}
+	src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
+	out, changed := sp.ApplyAction(p.policy, a, src)
+	ev := &events{in: in}
+	for _, x := range out.Anomalies {
+		ev.add(p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyNative(ev.id(), a.Utility, x))
+	}
+	for _, m := range out.Memberships {
+		b, err := json.Marshal(membership{Utility: a.Utility, Membership: m})
+		if err != nil {
+			return runtime.Step[*rules.ServicePoint]{}, err
+		}
+		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b})
+	}
+	if ev.err != nil {
+		return runtime.Step[*rules.ServicePoint]{}, ev.err
+	}
+	return runtime.Step[*rules.ServicePoint]{State: sp, Write: changed, Outputs: ev.outs}, nil
 }
 
 // PremiseStage judges what belongs to a premise as a place (S1, C4) and

@@ -1,0 +1,113 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/producers/ingest"
+	"github.com/usagestream/usagestream/producers/override"
+	"github.com/usagestream/usagestream/records"
+)
+
+// ingestRows writes rows as one full billing file and ingests it.
+func ingestRows(t *testing.T, ctx context.Context, kc kafkaconf.Config, rows []row) {
+	t.Helper()
+	lines := []string{records.HeaderLine(records.LayoutFull)}
+	for _, r := range rows {
+		lines = append(lines, r.line())
+	}
+	path := filepath.Join(t.TempDir(), "opwr_tst_res_v1-19-0_full_20240101000000.tsv")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(ctx, kc, ingest.Config{Topics: topics.NewNames(kc.TopicPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := in.Run(ctx, []string{path}); err != nil || res[0].Status != ingest.Completed {
+		t.Fatalf("ingest: %+v %v", res, err)
+	}
+}
+
+// TestOV1OperatorClearThroughTheStages: an operator clears the A3 anomaly
+// of a service point; the stages apply it in their exactly-once path, the
+// cleared anomaly and the eligibility it gives back cite the action's
+// position, and an action that matches nothing is refused on anomalies.v1.
+func TestOV1OperatorClearThroughTheStages(t *testing.T) {
+	env := kafkatest.Start(t)
+	kc := env.Kafka
+	ctx := context.Background()
+	year := months(electric, "20230101", 12)
+	ingestRows(t, ctx, kc, cat(year[:6], with(year[6:], func(r *row) { r.active = "20230601" })))
+
+	p, err := New(ctx, kc, rules.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st := startStages(t, kc, dir, p)
+	st.wait(t, 2*time.Minute)
+
+	w, err := override.NewWriter(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	clear := records.OperatorAction{Kind: records.ActionClearAnomaly, Utility: "tst", ServicePointID: "SP1",
+		AnomalyCode: rules.AnomalyActiveDateChanged, Actor: "ops", Reason: "the new date is right", Ticket: "OPS-7"}
+	pos, err := w.Write(ctx, &clear)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := records.OperatorAction{Kind: records.ActionClearAnomaly, Utility: "tst", ServicePointID: "SP1",
+		AnomalyCode: rules.AnomalyUsageGap, Actor: "ops", Reason: "r", Ticket: "OPS-8"}
+	rpos, err := w.Write(ctx, &refused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, 2*time.Minute)
+	st.stop(t)
+
+	cites := func(m map[string]any, at override.Position) bool {
+		c := m["cause"].(map[string]any)
+		return c["topic"] == at.Topic && c["partition"] == at.Partition && c["offset"] == at.Offset
+	}
+	var cleared, refusal map[string]any
+	for _, m := range kafkatest.Decode(t, kc, kafkatest.ReadAll(t, kc, env.Topics.Anomalies)) {
+		switch {
+		case m["rule"] == "OV1" && m["code"] == rules.AnomalyActiveDateChanged && m["cleared"] == true:
+			cleared = m
+		case m["code"] == rules.AnomalyOverrideRefused:
+			refusal = m
+		}
+	}
+	if cleared == nil {
+		t.Fatal("no ACTIVE_DATE_CHANGED cleared by OV1 on anomalies.v1")
+	}
+	if !cites(cleared, pos) || !strings.Contains(str(cleared["message"]), clear.ActionID) {
+		t.Errorf("the cleared anomaly cites %v, message %q; want the action %s at %+v", cleared["cause"], str(cleared["message"]), clear.ActionID, pos)
+	}
+	if refusal == nil || !cites(refusal, rpos) || !strings.Contains(str(refusal["message"]), refused.ActionID) {
+		t.Errorf("refusal %v; want OVERRIDE_REFUSED citing %+v", refusal, rpos)
+	}
+
+	// The last communications event of C1 at P1 is eligible again, caused
+	// by the action.
+	var last map[string]any
+	for _, m := range kafkatest.Decode(t, kc, kafkatest.ReadAll(t, kc, env.Topics.Eligibility)) {
+		if m["customer_id"] == "C1" && m["premise_id"] == "P1" && m["program"] == rules.ProgramCommunications {
+			last = m
+		}
+	}
+	if last == nil || last["eligible"] != true || !cites(last, pos) {
+		t.Fatalf("last communications event %v; want eligible, caused by the action at %+v", last, pos)
+	}
+}
