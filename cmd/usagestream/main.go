@@ -39,6 +39,7 @@ type cli struct {
 	Replay   replayCmd   `cmd:"" help:"Reset processor groups and rebuild their state and output, into the live topics (same event ids) or shadow topics."`
 	Diff     diffCmd     `cmd:"" help:"Compare a shadow replay's eligibility with the live output: added, removed, changed per subject and program."`
 	Tail     tailCmd     `cmd:"" help:"Print a topic's records as JSON lines (Avro decoded through the registry), filtered by key and time."`
+	Override overrideCmd `cmd:"" help:"Write and list operator overrides (clear an anomaly), audited with actor, reason and ticket; the stages apply them like billing rows."`
 	Sink     sinkCmd     `cmd:"" help:"Deliver the event topics to PostgreSQL (sink postgres), JSON Lines files (sink jsonl) or a webhook (sink webhook)."`
 }
 

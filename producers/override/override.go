@@ -23,7 +23,9 @@ import (
 )
 
 // Codec encodes and decodes operator actions (schemas/operator_action.avsc).
-type Codec struct{ s *serde.Struct[records.OperatorAction] }
+type Codec struct {
+	s *serde.Struct[records.OperatorAction]
+}
 
 // NewCodec compiles the embedded schema.
 func NewCodec() (*Codec, error) {
