@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	json "github.com/goccy/go-json"
 
@@ -48,8 +49,29 @@ type Pipeline struct {
 	actions                                            *override.Codec
 }
 
+// Option changes how New builds the stages.
+type Option func(*options)
+
+type options struct {
+	externalPrefix *string
+}
+
+// ExternalInputsFrom makes the stages read their external inputs (the
+// topology's Input topics: billing and interval reads) under prefix, and
+// everything else (internal topics, outputs) under the connection's prefix.
+// A shadow replay runs such a pipeline: the live input, its own topics.
+// The stages tell their inputs apart by these names, so a stage given
+// other input names (runtime.WithInputs) would read one input for another.
+func ExternalInputsFrom(prefix string) Option {
+	return func(o *options) { o.externalPrefix = &prefix }
+}
+
 // New registers the output schemas and returns the pipeline.
-func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeline, error) {
+func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy, opts ...Option) (*Pipeline, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := policy.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,6 +82,9 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 	topo := topology.New(kc.TopicPrefix)
 	if err := topo.Validate(); err != nil {
 		return nil, err
+	}
+	if o.externalPrefix != nil {
+		topo = withExternalInputs(topo, *o.externalPrefix)
 	}
 	actions, err := override.NewCodec()
 	if err != nil {
@@ -76,6 +101,28 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy) (*Pipeli
 		return nil, err
 	}
 	return p, nil
+}
+
+// withExternalInputs renames topo's external input topics (in its names
+// and its stages' inputs) to their names under prefix.
+func withExternalInputs(topo topology.Topology, prefix string) topology.Topology {
+	rename := func(name string) string {
+		if t, ok := topo.Topic(name); ok && t.Kind == topology.Input {
+			return prefix + strings.TrimPrefix(name, topo.Prefix)
+		}
+		return name
+	}
+	topo.Names.Billing, topo.Names.Intervals = rename(topo.Names.Billing), rename(topo.Names.Intervals)
+	stages := slices.Clone(topo.Stages)
+	for i := range stages {
+		in := slices.Clone(stages[i].Inputs)
+		for k := range in {
+			in[k] = rename(in[k])
+		}
+		stages[i].Inputs = in
+	}
+	topo.Stages = stages
+	return topo
 }
 
 // Stages returns the stages for the runtime, in the topology's data-flow

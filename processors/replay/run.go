@@ -48,7 +48,13 @@ var ErrTimeout = errors.New("the stages did not catch up in time")
 // the end its input had when it was reached, stages in data-flow order, so a
 // stage waits for the one before it.
 func (plan *Plan) Run(ctx context.Context, ro RunOptions) (Result, error) {
-	p, err := pipeline.New(ctx, plan.kc, plan.opts.Policy)
+	var popts []pipeline.Option
+	if plan.shadow {
+		// The shadow's stages read the live input: they must know its
+		// names, as they tell their inputs apart by them.
+		popts = append(popts, pipeline.ExternalInputsFrom(plan.live.Prefix))
+	}
+	p, err := pipeline.New(ctx, plan.kc, plan.opts.Policy, popts...)
 	if err != nil {
 		return Result{}, err
 	}
