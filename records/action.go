@@ -70,6 +70,7 @@ func (a *OperatorAction) Validate() error {
 	}
 	switch a.Kind {
 	case ActionClearAnomaly:
+		need("utility", a.Utility) // every event carries it
 		need("service_point_id", a.ServicePointID)
 		need("anomaly_code", a.AnomalyCode)
 	case ActionHoldEligible, ActionHoldIneligible, ActionReleaseHold:

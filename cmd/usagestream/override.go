@@ -37,7 +37,7 @@ type overrideClearCmd struct {
 	ServicePoint string `name:"service-point" required:"" help:"The service point the condition is open on."`
 	Anomaly      string `name:"anomaly" required:"" enum:"ACTIVE_DATE_CHANGED,REACTIVATION_REFUSED" help:"The condition: ${enum}."`
 	Account      string `name:"account" help:"The account the condition concerns; needed only when two accounts have it open."`
-	Utility      string `name:"utility" env:"USAGESTREAM_UTILITY" help:"Utility code the events carry."`
+	Utility      string `name:"utility" env:"USAGESTREAM_UTILITY" required:"" help:"Utility code the events carry."`
 	auditFlags
 }
 

@@ -42,7 +42,7 @@ func TestOverrideClearAndList(t *testing.T) {
 		}
 	}
 
-	c, err := parseCLI(t, "override", "clear", "--service-point", "SP1", "--anomaly", "ACTIVE_DATE_CHANGED", "--account", "A1",
+	c, err := parseCLI(t, "override", "clear", "--utility", "tst", "--service-point", "SP1", "--anomaly", "ACTIVE_DATE_CHANGED", "--account", "A1",
 		"--actor", "ops", "--reason", "new date confirmed\nby billing", "--ticket", "OPS-9", "--id", "act-cli-1")
 	if err != nil {
 		t.Fatal(err)

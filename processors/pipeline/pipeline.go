@@ -113,6 +113,7 @@ func withExternalInputs(topo topology.Topology, prefix string) topology.Topology
 		return name
 	}
 	topo.Names.Billing, topo.Names.Intervals = rename(topo.Names.Billing), rename(topo.Names.Intervals)
+	topo.Names.OperatorActions = rename(topo.Names.OperatorActions)
 	stages := slices.Clone(topo.Stages)
 	for i := range stages {
 		in := slices.Clone(stages[i].Inputs)

@@ -51,7 +51,7 @@ func (h *harness) act(a records.OperatorAction) (Stage1Output, []EligibilityChan
 }
 
 func clearAction(sp, code, acct string) records.OperatorAction {
-	return records.OperatorAction{ActionID: "act-1", Kind: records.ActionClearAnomaly, ServicePointID: sp, AnomalyCode: code, AccountID: acct,
+	return records.OperatorAction{ActionID: "act-1", Kind: records.ActionClearAnomaly, Utility: "tst", ServicePointID: sp, AnomalyCode: code, AccountID: acct,
 		Actor: "ops", RequestedAt: time.Date(2024, 6, 3, 10, 0, 0, 0, time.UTC), Reason: "confirmed with billing", Ticket: "OPS-42"}
 }
 
