@@ -8,13 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/quarantine"
+	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/producers/override"
 	"github.com/usagestream/usagestream/records"
+	"github.com/usagestream/usagestream/schemas"
 )
 
 // ingestRows writes rows as one full billing file and ingests it.
@@ -40,7 +45,8 @@ func ingestRows(t *testing.T, ctx context.Context, kc kafkaconf.Config, rows []r
 // TestOV1OperatorClearThroughTheStages: an operator clears the A3 anomaly
 // of a service point; the stages apply it in their exactly-once path, the
 // cleared anomaly and the eligibility it gives back cite the action's
-// position, and an action that matches nothing is refused on anomalies.v1.
+// position, an action that matches nothing is refused on anomalies.v1, and
+// one that breaks the record's contract is quarantined.
 func TestOV1OperatorClearThroughTheStages(t *testing.T) {
 	env := kafkatest.Start(t)
 	kc := env.Kafka
@@ -73,8 +79,59 @@ func TestOV1OperatorClearThroughTheStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Actions no tool would write go to the quarantine, the stage goes on:
+	// no framing, a clear without a ticket, one keyed by another service point.
+	rc, err := kc.NewRegistryClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := serde.NewRegistry(rc).Register(ctx, serde.SubjectFor(env.Topics.OperatorActions), schemas.MustText(schemas.OperatorAction))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := override.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noTicket := clear
+	noTicket.ActionID, noTicket.Ticket = "no-ticket", ""
+	noTicketValue, err := codec.Append(nil, sc.ID, &noTicket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := clear
+	elsewhere.ActionID, elsewhere.ServicePointID = "elsewhere", "SP2"
+	elsewhereValue, err := codec.Append(nil, sc.ID, &elsewhere)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cl.ProduceSync(ctx,
+		&kgo.Record{Topic: env.Topics.OperatorActions, Key: []byte("SP1"), Value: []byte("clear SP1 please")},
+		&kgo.Record{Topic: env.Topics.OperatorActions, Key: []byte("SP1"), Value: noTicketValue},
+		&kgo.Record{Topic: env.Topics.OperatorActions, Key: []byte("SP1"), Value: elsewhereValue},
+	).FirstErr()
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	st.wait(t, 2*time.Minute)
 	st.stop(t)
+
+	var quarantined int
+	for _, r := range kafkatest.ReadAll(t, kc, p.Topology().MustStage(StageServicePoint).Quarantine) {
+		for _, h := range r.Headers {
+			if h.Key == quarantine.HeaderSourceTopic && string(h.Value) == env.Topics.OperatorActions {
+				quarantined++
+			}
+		}
+	}
+	if quarantined != 3 {
+		t.Errorf("%d actions from %s quarantined, want 3 (unframed, no ticket, keyed by another service point)", quarantined, env.Topics.OperatorActions)
+	}
 
 	cites := func(m map[string]any, at override.Position) bool {
 		c := m["cause"].(map[string]any)
