@@ -13,8 +13,8 @@ import (
 const (
 	// ActionClearAnomaly clears a condition open on a service point (OV1).
 	ActionClearAnomaly = "CLEAR_ANOMALY"
-	// The hold kinds are in the schema for holds of a program for a
-	// (customer, premise) (OV2); no stage consumes them yet.
+	// The hold kinds hold a program eligible or ineligible for a
+	// (customer, premise) until released (OV2).
 	ActionHoldEligible   = "HOLD_ELIGIBLE"
 	ActionHoldIneligible = "HOLD_INELIGIBLE"
 	ActionReleaseHold    = "RELEASE_HOLD"
@@ -48,9 +48,9 @@ type OperatorAction struct {
 const maxActionText = 2000
 
 // Validate reports what makes a an action no stage can apply, naming the
-// field to fix. Only CLEAR_ANOMALY is accepted: the hold kinds have no
-// consumer yet, and writing one would be an action that silently does
-// nothing.
+// field to fix. A hold with an until date is refused: the customer stage
+// has no clock of the subject's data to end it by (docs/rules.md#OV2), and
+// a hold that silently outlived its date would be worse than none.
 func (a *OperatorAction) Validate() error {
 	var errs []error
 	need := func(field, v string) {
@@ -74,7 +74,13 @@ func (a *OperatorAction) Validate() error {
 		need("service_point_id", a.ServicePointID)
 		need("anomaly_code", a.AnomalyCode)
 	case ActionHoldEligible, ActionHoldIneligible, ActionReleaseHold:
-		errs = append(errs, fmt.Errorf("kind %s: holds are not built yet; only %s is applied", a.Kind, ActionClearAnomaly))
+		need("utility", a.Utility)
+		need("customer_id", a.CustomerID)
+		need("premise_id", a.PremiseID)
+		need("program", a.Program)
+		if a.Until != nil {
+			errs = append(errs, errors.New("until is not supported: a hold lasts until released (RELEASE_HOLD)"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("kind %q is none of %s, %s, %s, %s", a.Kind, ActionClearAnomaly, ActionHoldEligible, ActionHoldIneligible, ActionReleaseHold))
 	}
@@ -85,5 +91,16 @@ func (a *OperatorAction) Validate() error {
 }
 
 // Key is the record key of the action on its topic: the service point for
-// a clear.
-func (a *OperatorAction) Key() string { return a.ServicePointID }
+// a clear, the customer for a hold or release.
+func (a *OperatorAction) Key() string {
+	if a.Kind == ActionClearAnomaly {
+		return a.ServicePointID
+	}
+	return a.CustomerID
+}
+
+// ForCustomer reports whether the action belongs to the customer stage (a
+// hold or release) rather than the service point stage (a clear).
+func (a *OperatorAction) ForCustomer() bool {
+	return a.Kind == ActionHoldEligible || a.Kind == ActionHoldIneligible || a.Kind == ActionReleaseHold
+}

@@ -69,11 +69,52 @@ func TestOverrideClearAndList(t *testing.T) {
 		t.Errorf("listed %+v", e)
 	}
 
+	// A hold, then its release: both listed; in force, the clear alone.
+	for _, args := range [][]string{
+		{"override", "hold", "--utility", "tst", "--customer", "C1", "--premise", "P1", "--program", "web_access", "--ineligible",
+			"--actor", "ops", "--reason", "complaint", "--ticket", "OPS-10", "--id", "act-cli-2"},
+		{"override", "release", "--utility", "tst", "--customer", "C1", "--premise", "P1", "--program", "web_access",
+			"--actor", "ops", "--reason", "resolved", "--ticket", "OPS-10", "--id", "act-cli-3"},
+	} {
+		c, err := parseCLI(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := c.Override.Hold.run
+		if args[1] == "release" {
+			run = c.Override.Release.run
+		}
+		out.Reset()
+		if err := run(ctx, env.Kafka, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), env.Topics.OperatorHolds) {
+			t.Errorf("%s printed %q; want the holds topic", args[1], out.String())
+		}
+	}
+	for _, bad := range [][]string{
+		{"override", "hold", "--utility", "tst", "--customer", "C1", "--premise", "P1", "--program", "web_access", "--eligible", "--ineligible",
+			"--actor", "ops", "--reason", "r", "--ticket", "T"},
+		{"override", "hold", "--utility", "tst", "--customer", "C1", "--premise", "P1", "--program", "newsletter", "--eligible",
+			"--actor", "ops", "--reason", "r", "--ticket", "T"},
+	} {
+		if _, err := parseCLI(t, bad...); err == nil {
+			t.Errorf("%v parsed; want an error", bad)
+		}
+	}
+	out.Reset()
+	if err := (&overrideListCmd{JSON: true, InForce: true}).run(ctx, env.Kafka, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 || !strings.Contains(out.String(), "act-cli-1") {
+		t.Errorf("list --in-force printed %q; want the clear alone", out.String())
+	}
+
 	out.Reset()
 	if err := (&overrideListCmd{}).run(ctx, env.Kafka, &out); err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "new date confirmed by billing") {
-		t.Errorf("list printed %q; want a header and one line with the reason on one line", out.String())
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 4 || !strings.Contains(lines[1], "new date confirmed by billing") {
+		t.Errorf("list printed %q; want a header and three lines, the reason on one line", out.String())
 	}
 }

@@ -47,6 +47,10 @@ type Names struct {
 	// an anomaly), keyed by service_point_id with the partition count of
 	// Billing: the service point stage reads both.
 	OperatorActions string
+	// OperatorHolds holds operator holds of a program (and their releases),
+	// keyed by customer_id: the customer stage reads it beside the
+	// repartition topics keyed by customer_id.
+	OperatorHolds string
 
 	prefix string
 }
@@ -67,6 +71,7 @@ func NewNames(prefix string) Names {
 		Memberships:       prefix + "repartition-memberships.v1",
 		IntervalHistory:   prefix + "repartition-interval-history.v1",
 		OperatorActions:   prefix + "operator-actions.v1",
+		OperatorHolds:     prefix + "operator-holds.v1",
 		prefix:            prefix,
 	}
 }
@@ -74,7 +79,7 @@ func NewNames(prefix string) Names {
 // All lists every name, in declaration order.
 func (n Names) All() []string {
 	return []string{n.Billing, n.Intervals, n.Rejected, n.Files, n.IngestCheckpoints,
-		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory, n.OperatorActions}
+		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory, n.OperatorActions, n.OperatorHolds}
 }
 
 // QuarantineRetention is the retention of quarantine topics: forever

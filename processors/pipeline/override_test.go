@@ -168,3 +168,68 @@ func TestOV1OperatorClearThroughTheStages(t *testing.T) {
 		t.Fatalf("last communications event %v; want eligible, caused by the action at %+v", last, pos)
 	}
 }
+
+// TestOV2OperatorHoldThroughTheStages: a hold of communications for a
+// customer at a premise, then its release, through the customer stage:
+// each changes the program's eligibility, caused by the action.
+func TestOV2OperatorHoldThroughTheStages(t *testing.T) {
+	env := kafkatest.Start(t)
+	kc := env.Kafka
+	ctx := context.Background()
+	ingestRows(t, ctx, kc, months(electric, "20230101", 12))
+	p, err := New(ctx, kc, rules.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := startStages(t, kc, t.TempDir(), p)
+	st.wait(t, 2*time.Minute)
+	w, err := override.NewWriter(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lastComm := func() map[string]any {
+		var last map[string]any
+		for _, m := range kafkatest.Decode(t, kc, kafkatest.ReadAll(t, kc, env.Topics.Eligibility)) {
+			if m["customer_id"] == "C1" && m["premise_id"] == "P1" && m["program"] == rules.ProgramCommunications {
+				last = m
+			}
+		}
+		return last
+	}
+	cites := func(m map[string]any, at override.Position) bool {
+		c := m["cause"].(map[string]any)
+		return c["topic"] == at.Topic && c["partition"] == at.Partition && c["offset"] == at.Offset
+	}
+	if m := lastComm(); m == nil || m["eligible"] != true {
+		t.Fatalf("setup: communications %v, want eligible", m)
+	}
+
+	hold := records.OperatorAction{Kind: records.ActionHoldIneligible, Utility: "tst", CustomerID: "C1", PremiseID: "P1",
+		Program: rules.ProgramCommunications, Actor: "ops", Reason: "the customer asked for no reports", Ticket: "OPS-11"}
+	hpos, err := w.Write(ctx, &hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, 2*time.Minute)
+	m := lastComm()
+	reasons, _ := m["reasons"].([]any)
+	if m["eligible"] != false || len(reasons) != 1 || !cites(m, hpos) {
+		t.Fatalf("communications after the hold: %v; want ineligible for the hold alone, caused by it at %+v", m, hpos)
+	}
+	if r := reasons[0].(map[string]any); r["code"] != rules.ReasonOperatorHold || r["rule"] != "OV2" || !cites(map[string]any{"cause": r["source"]}, hpos) {
+		t.Errorf("the hold's reason: %v", r)
+	}
+
+	release := hold
+	release.ActionID, release.Kind, release.RequestedAt = "", records.ActionReleaseHold, time.Time{}
+	rpos, err := w.Write(ctx, &release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, 2*time.Minute)
+	st.stop(t)
+	if m := lastComm(); m["eligible"] != true || !cites(m, rpos) {
+		t.Errorf("communications after the release: %v; want eligible, caused by the release at %+v", m, rpos)
+	}
+}

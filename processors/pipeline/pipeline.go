@@ -114,6 +114,7 @@ func withExternalInputs(topo topology.Topology, prefix string) topology.Topology
 	}
 	topo.Names.Billing, topo.Names.Intervals = rename(topo.Names.Billing), rename(topo.Names.Intervals)
 	topo.Names.OperatorActions = rename(topo.Names.OperatorActions)
+	topo.Names.OperatorHolds = rename(topo.Names.OperatorHolds)
 	stages := slices.Clone(topo.Stages)
 	for i := range stages {
 		in := slices.Clone(stages[i].Inputs)
@@ -368,6 +369,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 // CustomerStage is stage 2: eligibility of each (customer, premise).
 func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 	st := p.topo.MustStage(StageCustomer)
+	holds := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.Customer]{
 		Name:    st.Name,
 		Inputs:  st.Inputs,
@@ -380,12 +382,39 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			var c rules.Customer
 			return &c, c.UnmarshalBinary(b)
 		},
+		// Holds are Avro through the registry (the runtime's decode step);
+		// the repartition topics are JSON, decoded in Process.
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
+			if r.Topic != p.topics.OperatorHolds {
+				return nil, nil
+			}
+			a := &records.OperatorAction{}
+			if _, err := holds.Decode(ctx, r.Value, a); err != nil {
+				return nil, err
+			}
+			return a, nil
+		},
 		Process: func(c *rules.Customer, in runtime.Input) (runtime.Step[*rules.Customer], error) {
 			var (
 				utility string
 				changed []rules.EligibilityChanged
 			)
 			switch in.Record.Topic {
+			case p.topics.OperatorHolds:
+				a := in.Decoded.(*records.OperatorAction)
+				if a.CustomerID != string(in.Record.Key) {
+					return runtime.Step[*rules.Customer]{}, errKeyMismatch("operator hold", "customer_id", in.Record.Topic)
+				}
+				// The tools check actions before writing them; one written
+				// otherwise is refused here rather than half applied.
+				if err := a.Validate(); err != nil || !a.ForCustomer() || !rules.KnownProgram(a.Program) {
+					if err == nil {
+						err = fmt.Errorf("operator action %s: kind %s with program %q is no hold of a program the rules evaluate", a.ActionID, a.Kind, a.Program)
+					}
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("%w (write holds with 'usagestream override')", err))
+				}
+				utility = a.Utility
+				changed = c.ApplyAction(p.policy, a, rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset})
 			case p.topics.IntervalHistory:
 				var h intervalHistory
 				if err := json.Unmarshal(in.Record.Value, &h); err != nil {

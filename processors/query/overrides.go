@@ -12,20 +12,25 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/override"
 	"github.com/usagestream/usagestream/records"
 )
 
-// OverrideRequest is the body of POST /v1/overrides: an operator action
-// (docs/rules.md#OV1). The server stamps requested_at and, when none is
-// given, the action id.
+// OverrideRequest is the body of POST /v1/overrides: an operator action,
+// a clear (docs/rules.md#OV1: service_point_id, anomaly_code) or a hold or
+// release (docs/rules.md#OV2: customer_id, premise_id, program). The server
+// stamps requested_at and, when none is given, the action id.
 type OverrideRequest struct {
 	ActionID       string `json:"action_id,omitempty"`
 	Kind           string `json:"kind"`
 	Utility        string `json:"utility"`
-	ServicePointID string `json:"service_point_id"`
-	AnomalyCode    string `json:"anomaly_code"`
+	ServicePointID string `json:"service_point_id,omitempty"`
+	AnomalyCode    string `json:"anomaly_code,omitempty"`
 	AccountID      string `json:"account_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	PremiseID      string `json:"premise_id,omitempty"`
+	Program        string `json:"program,omitempty"`
 	Actor          string `json:"actor"`
 	Reason         string `json:"reason"`
 	Ticket         string `json:"ticket"`
@@ -40,6 +45,9 @@ type Override struct {
 	ServicePointID string `json:"service_point_id,omitempty"`
 	AnomalyCode    string `json:"anomaly_code,omitempty"`
 	AccountID      string `json:"account_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	PremiseID      string `json:"premise_id,omitempty"`
+	Program        string `json:"program,omitempty"`
 	Actor          string `json:"actor"`
 	RequestedAt    string `json:"requested_at"`
 	Reason         string `json:"reason"`
@@ -54,7 +62,7 @@ type Overrides struct {
 
 func overrideView(a *records.OperatorAction, at override.Position) Override {
 	return Override{ActionID: a.ActionID, Kind: a.Kind, Utility: a.Utility, ServicePointID: a.ServicePointID,
-		AnomalyCode: a.AnomalyCode, AccountID: a.AccountID, Actor: a.Actor, RequestedAt: a.RequestedAt.UTC().Format(time.RFC3339Nano),
+		AnomalyCode: a.AnomalyCode, AccountID: a.AccountID, CustomerID: a.CustomerID, PremiseID: a.PremiseID, Program: a.Program, Actor: a.Actor, RequestedAt: a.RequestedAt.UTC().Format(time.RFC3339Nano),
 		Reason: a.Reason, Ticket: a.Ticket, Cause: Source{Topic: at.Topic, Partition: at.Partition, Offset: at.Offset}}
 }
 
@@ -107,20 +115,30 @@ func (s *Server) postOverride(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxOverrideBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not an override (JSON object with kind, utility, service_point_id, anomaly_code, actor, reason, ticket): %v", err), nil)
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the body is not an override (a JSON object: see docs/openapi.yaml, OverrideRequest): %v", err), nil)
 		return
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "the body holds more than one JSON value: send one override per request", nil)
 		return
 	}
-	if err := checkID("service_point_id", req.ServicePointID); req.Kind == records.ActionClearAnomaly && err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), nil)
-		return
-	}
 	a := &records.OperatorAction{ActionID: strings.TrimSpace(req.ActionID), Kind: req.Kind, Utility: req.Utility,
 		ServicePointID: req.ServicePointID, AnomalyCode: req.AnomalyCode, AccountID: req.AccountID,
+		CustomerID: req.CustomerID, PremiseID: req.PremiseID, Program: req.Program,
 		Actor: req.Actor, Reason: req.Reason, Ticket: req.Ticket, RequestedAt: time.Now().UTC()}
+	var idErr error
+	if a.ForCustomer() {
+		idErr = errors.Join(checkID("customer_id", a.CustomerID), checkID("premise_id", a.PremiseID))
+		if idErr == nil && !rules.KnownProgram(a.Program) {
+			idErr = fmt.Errorf("program %q is none of %s", a.Program, strings.Join(rules.Programs(), ", "))
+		}
+	} else {
+		idErr = checkID("service_point_id", a.ServicePointID)
+	}
+	if idErr != nil {
+		writeError(w, http.StatusBadRequest, idErr.Error(), nil)
+		return
+	}
 	if a.ActionID == "" {
 		a.ActionID = override.NewID()
 	}
@@ -146,12 +164,15 @@ func (s *Server) postOverride(w http.ResponseWriter, r *http.Request) {
 }
 
 // listOverrides answers every operator action written so far, oldest
-// request first (a clear stays in force: the list is the overrides in force).
+// request first; with ?in_force=true, those in force (override.InForce).
 func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
 	entries, err := override.List(r.Context(), s.cfg.Kafka)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("reading the operator actions: %v; retry", err), nil)
 		return
+	}
+	if r.URL.Query().Get("in_force") == "true" {
+		entries = override.InForce(entries)
 	}
 	out := Overrides{Overrides: make([]Override, 0, len(entries))}
 	for _, e := range entries {

@@ -49,6 +49,9 @@ func TestOverridesPostAndList(t *testing.T) {
 	ots := httptest.NewServer(open.Handler())
 	defer ots.Close()
 
+	hold := func(program string) string {
+		return `{"kind":"HOLD_INELIGIBLE","utility":"tst","customer_id":"C1","premise_id":"P1","program":` + program + `,"actor":"ops","reason":"complaint","ticket":"OPS-6","action_id":"act-api-2"}`
+	}
 	good := `{"kind":"CLEAR_ANOMALY","utility":"tst","service_point_id":"SP1","anomaly_code":"ACTIVE_DATE_CHANGED","actor":"ops","reason":"confirmed","ticket":"OPS-5","action_id":"act-api-1"}`
 	for _, c := range []struct {
 		name, base, token, body string
@@ -60,7 +63,9 @@ func TestOverridesPostAndList(t *testing.T) {
 		{"the peer token on a passed-on request", ts.URL, "peer-tok", good, []string{forwardedHeader, "other"}, http.StatusForbidden},
 		{"an instance without a token", ots.URL, "", good, nil, http.StatusForbidden},
 		{"no ticket", ts.URL, "s3cret", strings.Replace(good, `"ticket":"OPS-5",`, "", 1), nil, http.StatusBadRequest},
-		{"a hold, not built", ts.URL, "s3cret", strings.Replace(good, "CLEAR_ANOMALY", "HOLD_ELIGIBLE", 1), nil, http.StatusBadRequest},
+		{"a hold without a program", ts.URL, "s3cret", strings.Replace(good, "CLEAR_ANOMALY", "HOLD_ELIGIBLE", 1), nil, http.StatusBadRequest},
+		{"a hold of no program", ts.URL, "s3cret", hold(`"newsletter"`), nil, http.StatusBadRequest},
+		{"a hold until a date", ts.URL, "s3cret", strings.Replace(hold(`"web_access"`), `"actor"`, `"until":"2026-01-01","actor"`, 1), nil, http.StatusBadRequest},
 		{"an unknown field", ts.URL, "s3cret", strings.Replace(good, `"actor"`, `"who":"x","actor"`, 1), nil, http.StatusBadRequest},
 		{"two values", ts.URL, "s3cret", good + good, nil, http.StatusBadRequest},
 	} {
@@ -85,12 +90,20 @@ func TestOverridesPostAndList(t *testing.T) {
 	if written.ActionID != "act-api-1" || written.Cause.Topic != env.Topics.OperatorActions || written.RequestedAt == "" {
 		t.Errorf("POST answered %+v", written)
 	}
+	code, b = post(t, ts.URL, "/v1/overrides", "s3cret", hold(`"web_access"`))
+	if code != http.StatusCreated {
+		t.Fatalf("POST a hold: %d %s", code, b)
+	}
+	held := decode[Override](t, b)
+	if held.Program != "web_access" || held.CustomerID != "C1" || held.Cause.Topic != env.Topics.OperatorHolds {
+		t.Errorf("POST a hold answered %+v", held)
+	}
 	code, _, b = get(t, ts.URL, "/v1/overrides", "s3cret")
 	if code != http.StatusOK {
 		t.Fatalf("GET: %d %s", code, b)
 	}
 	list := decode[Overrides](t, b).Overrides
-	if len(list) != 1 || list[0] != written {
-		t.Errorf("GET listed %+v, want exactly %+v", list, written)
+	if len(list) != 2 || list[0] != written || list[1] != held {
+		t.Errorf("GET listed %+v, want exactly %+v and %+v", list, written, held)
 	}
 }

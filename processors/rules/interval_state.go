@@ -238,6 +238,8 @@ type dec struct {
 	err error
 	// spV2 reads a service point of binary version 2 (no Tenure.AsOfFile).
 	spV2 bool
+	// customerV3 reads a customer of binary version 3 (no Premise.Holds).
+	customerV3 bool
 }
 
 func (d *dec) fail(what string) {

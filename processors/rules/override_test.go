@@ -131,3 +131,114 @@ func TestOV1ClearReactivationRefused(t *testing.T) {
 		t.Errorf("still open after the clear")
 	}
 }
+
+// hold applies a hold or release to its customer as the customer stage
+// does, the state round-tripped through its encoding.
+func (h *harness) hold(a records.OperatorAction) []EligibilityChanged {
+	h.t.Helper()
+	var c Customer
+	if b, ok := h.custs[a.CustomerID]; ok {
+		if err := c.UnmarshalBinary(b); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	src := Source{Topic: "operator-holds.v1", Offset: 3}
+	out := c.ApplyAction(h.p, &a, src)
+	if err := c.CheckInvariants(); err != nil {
+		h.t.Fatal(err)
+	}
+	b, err := c.MarshalBinary()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.custs[a.CustomerID] = b
+	h.elig = append(h.elig, out...)
+	for _, e := range out {
+		if e.Source != src {
+			h.t.Errorf("eligibility of %s cites %+v, not the action", e.Program, e.Source)
+		}
+	}
+	return out
+}
+
+func holdAction(kind, program string) records.OperatorAction {
+	return records.OperatorAction{ActionID: "hold-1", Kind: kind, Utility: "tst", CustomerID: "C1", PremiseID: "P1", Program: program,
+		Actor: "ops", RequestedAt: time.Date(2024, 3, 10, 9, 0, 0, 0, time.UTC), Reason: "customer asked", Ticket: "OPS-77"}
+}
+
+func TestOV2HoldIneligible(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
+	if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+		t.Fatalf("setup: communications %s", got)
+	}
+	out := h.hold(holdAction(records.ActionHoldIneligible, ProgramCommunications))
+	expect(t, "events", eligStrings(out), []string{"C1/P1 communications [OPERATOR_HOLD:OV2::20240310]"})
+	// Held whatever the next bills say; the other programs follow the rules.
+	h.feed(full("SP1").mon("2024-03", 1), full("SP1").mon("2024-04", 1))
+	if got := h.now("C1", "P1", ProgramCommunications); got != "OPERATOR_HOLD:OV2::20240310" {
+		t.Errorf("after more bills: %s", got)
+	}
+	if got := h.now("C1", "P1", ProgramWebAccess); got != "eligible" {
+		t.Errorf("web_access, not held: %s", got)
+	}
+	out = h.hold(holdAction(records.ActionReleaseHold, ProgramCommunications))
+	expect(t, "released", eligStrings(out), []string{"C1/P1 communications [eligible]"})
+	if hs := h.customer("C1").Premises["P1"].Holds; hs != nil {
+		t.Errorf("holds left after the release: %+v", hs)
+	}
+}
+
+func TestOV2HoldEligibleAndRelease(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(full("SP1").mon("2024-01", 1), full("SP1").rate("MED1").mon("2024-02", 1))
+	blocked := h.now("C1", "P1", ProgramCommunications)
+	if blocked == "eligible" {
+		t.Fatal("setup: communications eligible on a rate left off")
+	}
+	out := h.hold(holdAction(records.ActionHoldEligible, ProgramCommunications))
+	expect(t, "held", eligStrings(out), []string{"C1/P1 communications [eligible]"})
+	// Rows that change the rules' reasons change nothing while held.
+	out = nil
+	_, o2 := h.feed(full("SP1").rate("MED1").mon("2024-03", 1))
+	for _, e := range o2 {
+		if e.Program == ProgramCommunications {
+			out = append(out, e)
+		}
+	}
+	if len(out) != 0 {
+		t.Errorf("communications changed while held: %v", eligStrings(out))
+	}
+	// The same hold again emits nothing; the release gives the rules' answer.
+	if out := h.hold(holdAction(records.ActionHoldEligible, ProgramCommunications)); len(out) != 0 {
+		t.Errorf("the same hold again: %v", eligStrings(out))
+	}
+	rel := holdAction(records.ActionReleaseHold, ProgramCommunications)
+	out = h.hold(rel)
+	if len(out) != 1 || out[0].Eligible || reasonList(out[0].Reasons) != blocked {
+		t.Errorf("release: %v, want communications blocked again by %s", eligStrings(out), blocked)
+	}
+	if out := h.hold(rel); len(out) != 0 {
+		t.Errorf("a release of nothing: %v", eligStrings(out))
+	}
+}
+
+func TestOV2HoldWaitsForTheSubject(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	if out := h.hold(holdAction(records.ActionHoldIneligible, ProgramWebAccess)); len(out) != 0 {
+		t.Fatalf("a hold before any data emitted %v", eligStrings(out))
+	}
+	h.feed(full("SP1").mon("2024-01", 1))
+	if got := h.now("C1", "P1", ProgramWebAccess); got != "OPERATOR_HOLD:OV2::20240310" {
+		t.Errorf("web_access once data came: %s", got)
+	}
+	if got := h.now("C1", "P1", ProgramCommunications); got != "eligible" {
+		t.Errorf("communications, not held: %s", got)
+	}
+}
+
+func TestKnownProgram(t *testing.T) {
+	if !KnownProgram(ProgramDisaggregation) || KnownProgram("newsletter") {
+		t.Error("KnownProgram does not follow the program table")
+	}
+}

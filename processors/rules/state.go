@@ -23,9 +23,13 @@ const stateVersion = 3
 // spV2 is the binary service point version before Tenure.AsOfFile.
 const spV2 = 2
 
-// customerStateVersion is 3 since the binary encoding (2: JSON, read still;
-// 1: JSON without the premise's S1 reasons, refused).
-const customerStateVersion = 3
+// customerStateVersion is 4 since Premise.Holds (OV2); 3, the binary
+// encoding without holds, is still read (no hold). 2: JSON, read still;
+// 1: JSON without the premise's S1 reasons, refused.
+const customerStateVersion = 4
+
+// customerV3 is the binary customer version before Premise.Holds.
+const customerV3 = 3
 
 // siteStateVersion versions the premise stage's state: 2 is binary, 1 JSON.
 const siteStateVersion = 2
@@ -148,10 +152,13 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 		if len(b) == 0 {
 			return errors.New("rules: empty customer state; rebuild the state from the input topics")
 		}
-		if err := checkVersion("customer", int(b[0]), customerStateVersion); err != nil {
-			return err
+		v := int(b[0])
+		if v != customerV3 {
+			if err := checkVersion("customer", v, customerStateVersion); err != nil {
+				return err
+			}
 		}
-		d := dec{b: b, i: 1}
+		d := dec{b: b, i: 1, customerV3: v == customerV3}
 		d.customer(c)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding customer state %q: %w", c.ID, err)
@@ -293,6 +300,11 @@ func (c *Customer) CheckInvariants() error {
 			a, b := pr.Pinned[k-1], pr.Pinned[k]
 			if compareReasons(a, b) > 0 || (a.Code == b.Code && a.Rule == b.Rule && a.ServicePointID == b.ServicePointID) {
 				return fmt.Errorf("premise %s: pinned reasons %d and %d out of order or duplicate", id, k-1, k)
+			}
+		}
+		for k := 1; k < len(pr.Holds); k++ {
+			if pr.Holds[k-1].Program >= pr.Holds[k].Program {
+				return fmt.Errorf("premise %s: holds %d and %d out of order or for the same program", id, k-1, k)
 			}
 		}
 		for prog, rs := range pr.Sent {
@@ -469,6 +481,14 @@ func (e *enc) customer(c *Customer) {
 		e.reasons(pr.Pinned)
 		e.flag(pr.Evaluated)
 		e.reasonsByKey(pr.Sent)
+		e.uint(uint64(len(pr.Holds)))
+		for _, h := range pr.Holds {
+			e.str(h.Program)
+			e.flag(h.Eligible)
+			e.int(int64(h.Since))
+			e.str(h.ActionID)
+			e.source(h.Source)
+		}
 	}
 	e.int(int64(c.ActivePremises))
 	e.flag(c.PropertyManager != nil)
@@ -663,6 +683,15 @@ func (d *dec) customer(c *Customer) {
 			pr.Replacements, pr.Pinned = d.reasons(), d.reasons()
 			pr.Evaluated = d.flag()
 			pr.Sent = d.reasonsByKey()
+			if !d.customerV3 {
+				if k := d.count(); k > 0 {
+					pr.Holds = make([]Hold, 0, k)
+					for ; k > 0 && d.err == nil; k-- {
+						pr.Holds = append(pr.Holds, Hold{Program: d.str(), Eligible: d.flag(), Since: dates.Date(d.int()),
+							ActionID: d.str(), Source: d.source()})
+					}
+				}
+			}
 			c.Premises[id] = pr
 		}
 	}

@@ -145,6 +145,8 @@ func New(prefix string) Topology {
 			Doc: "interval reads from files, adapters and the NDJSON endpoint (Avro IntervalRead), key service_point_id, co-partitioned with billing"},
 		{Name: n.OperatorActions, Kind: Input, Key: "service_point_id", Schema: schemas.OperatorAction,
 			Doc: "operator overrides on a service point: clear an anomaly (Avro OperatorAction), key service_point_id, co-partitioned with billing; kept forever, the audit trail"},
+		{Name: n.OperatorHolds, Kind: Input, Key: "customer_id", Schema: schemas.OperatorAction,
+			Doc: "operator holds of a program for a customer at a premise, and their releases (Avro OperatorAction), key customer_id; kept forever, the audit trail"},
 		{Name: n.Rejected, Kind: Record, Key: "service_point_id, or the file SHA-256", Schema: schemas.RejectedRow,
 			Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
 		{Name: n.Files, Kind: Record, Key: "file SHA-256", Schema: schemas.FileEvent,
@@ -180,8 +182,8 @@ func New(prefix string) Topology {
 			Inputs:  []string{n.Premises},
 			Outputs: []string{n.Anomalies, n.Memberships}},
 		{Name: Customer, Key: "customer_id", State: "rules.Customer",
-			Doc:     "eligibility per (customer, premise) and program (C1-C3, S2, I5)",
-			Inputs:  []string{n.Memberships, n.IntervalHistory},
+			Doc:     "eligibility per (customer, premise) and program (C1-C3, S2, I5), operator holds (OV2)",
+			Inputs:  []string{n.Memberships, n.IntervalHistory, n.OperatorHolds},
 			Outputs: []string{n.Eligibility}},
 	}
 	for i := range t.Stages {

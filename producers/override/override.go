@@ -65,12 +65,14 @@ type Position struct {
 	Offset    int64  `json:"offset"`
 }
 
-// Writer publishes operator actions. Safe for concurrent use.
+// Writer publishes operator actions: clears to the operator-actions topic
+// (key service_point_id), holds and releases to the operator-holds topic
+// (key customer_id). Safe for concurrent use.
 type Writer struct {
-	cl    *kgo.Client
-	topic string
-	id    int
-	codec *Codec
+	cl            *kgo.Client
+	clears, holds string
+	ids           map[string]int // schema id by topic
+	codec         *Codec
 }
 
 // NewWriter connects to Kafka and the registry of kc and registers the
@@ -84,26 +86,31 @@ func NewWriter(ctx context.Context, kc kafkaconf.Config) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	topic := topics.NewNames(kc.TopicPrefix).OperatorActions
-	sc, err := serde.NewRegistry(rc).Register(ctx, serde.SubjectFor(topic), schemas.MustText(schemas.OperatorAction))
-	if err != nil {
-		return nil, err
+	names := topics.NewNames(kc.TopicPrefix)
+	w := &Writer{clears: names.OperatorActions, holds: names.OperatorHolds, ids: map[string]int{}, codec: codec}
+	reg := serde.NewRegistry(rc)
+	for _, topic := range []string{w.clears, w.holds} {
+		sc, err := reg.Register(ctx, serde.SubjectFor(topic), schemas.MustText(schemas.OperatorAction))
+		if err != nil {
+			return nil, err
+		}
+		w.ids[topic] = sc.ID
 	}
 	// Idempotent and acks=all (franz-go's defaults): an action is written
 	// once, or the caller is told it was not.
-	cl, err := kc.NewClient(ctx, kgo.DefaultProduceTopic(topic))
-	if err != nil {
+	if w.cl, err = kc.NewClient(ctx); err != nil {
 		return nil, err
 	}
-	return &Writer{cl: cl, topic: topic, id: sc.ID, codec: codec}, nil
+	return w, nil
 }
 
 // Close closes the Kafka client.
 func (w *Writer) Close() { w.cl.Close() }
 
 // Write fills in what the operator may leave out (an id, the time of the
-// request), checks a and publishes it, keyed by its service point so that it
-// reaches the partition of that service point's billing rows.
+// request), checks a and publishes it to the topic of its stage, keyed as
+// that stage's other inputs are (a.Key), so that it reaches the partition
+// of its subject.
 func (w *Writer) Write(ctx context.Context, a *records.OperatorAction) (Position, error) {
 	if a.ActionID == "" {
 		a.ActionID = NewID()
@@ -115,13 +122,17 @@ func (w *Writer) Write(ctx context.Context, a *records.OperatorAction) (Position
 	if err := a.Validate(); err != nil {
 		return Position{}, err
 	}
-	v, err := w.codec.Append(nil, w.id, a)
+	topic := w.clears
+	if a.ForCustomer() {
+		topic = w.holds
+	}
+	v, err := w.codec.Append(nil, w.ids[topic], a)
 	if err != nil {
 		return Position{}, fmt.Errorf("encoding operator action %s: %w", a.ActionID, err)
 	}
-	r, err := w.cl.ProduceSync(ctx, &kgo.Record{Topic: w.topic, Key: []byte(a.Key()), Value: v}).First()
+	r, err := w.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(a.Key()), Value: v}).First()
 	if err != nil {
-		return Position{}, fmt.Errorf("writing operator action %s to %s: %w (nothing was written; send it again)", a.ActionID, w.topic, err)
+		return Position{}, fmt.Errorf("writing operator action %s to %s: %w (nothing was written; send it again)", a.ActionID, topic, err)
 	}
 	return Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, nil
 }
@@ -132,10 +143,9 @@ type Entry struct {
 	Action records.OperatorAction `json:"action"`
 }
 
-// List reads every action published so far, oldest request first. Every
-// clear stays in force (it is never undone: the state it left is the
-// state), so the list is the audit trail and the overrides in force at once.
-// A record that does not decode is reported, not skipped.
+// List reads every action published so far on both topics, oldest request
+// first: the audit trail. A record that does not decode is reported, not
+// skipped. InForce tells which are in force.
 func List(ctx context.Context, kc kafkaconf.Config) ([]Entry, error) {
 	codec, err := NewCodec()
 	if err != nil {
@@ -146,25 +156,52 @@ func List(ctx context.Context, kc kafkaconf.Config) ([]Entry, error) {
 		return nil, err
 	}
 	res := codec.NewResolver(serde.NewRegistry(rc))
-	topic := topics.NewNames(kc.TopicPrefix).OperatorActions
+	names := topics.NewNames(kc.TopicPrefix)
 	var (
 		out  []Entry
 		derr error
 	)
-	err = consume.Each(ctx, kc, topic, func(r *kgo.Record) {
-		e := Entry{Position: Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
-		if _, err := res.Decode(ctx, r.Value, &e.Action); err != nil && derr == nil {
-			derr = fmt.Errorf("decoding the operator action at %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
-			return
+	for _, topic := range []string{names.OperatorActions, names.OperatorHolds} {
+		err = consume.Each(ctx, kc, topic, func(r *kgo.Record) {
+			e := Entry{Position: Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
+			if _, err := res.Decode(ctx, r.Value, &e.Action); err != nil && derr == nil {
+				derr = fmt.Errorf("decoding the operator action at %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+				return
+			}
+			out = append(out, e)
+		})
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, e)
-	})
-	if err != nil {
-		return nil, err
 	}
 	if derr != nil {
 		return nil, derr
 	}
 	slices.SortStableFunc(out, func(a, b Entry) int { return a.Action.RequestedAt.Compare(b.Action.RequestedAt) })
 	return out, nil
+}
+
+// InForce is the overrides in force among entries (List's, in request
+// order): every clear (it is never undone: the state it left is the state)
+// and the last hold of each (customer, premise, program) unless a release
+// came after it.
+func InForce(entries []Entry) []Entry {
+	type subject struct{ customer, premise, program string }
+	last := map[subject]int{}
+	var out []Entry
+	for i, e := range entries {
+		a := &e.Action
+		if !a.ForCustomer() {
+			continue
+		}
+		last[subject{a.CustomerID, a.PremiseID, a.Program}] = i
+	}
+	for i, e := range entries {
+		a := &e.Action
+		if a.ForCustomer() && (a.Kind == records.ActionReleaseHold || last[subject{a.CustomerID, a.PremiseID, a.Program}] != i) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -43,3 +43,25 @@ func TestNewID(t *testing.T) {
 		t.Errorf("ids %q and %q: want two different version 4 UUIDs", a, b)
 	}
 }
+
+func TestInForce(t *testing.T) {
+	at := func(min int) time.Time { return time.Date(2026, 1, 1, 0, min, 0, 0, time.UTC) }
+	hold := func(id, kind, prog string, min int) Entry {
+		return Entry{Action: records.OperatorAction{ActionID: id, Kind: kind, CustomerID: "C1", PremiseID: "P1", Program: prog, RequestedAt: at(min)}}
+	}
+	entries := []Entry{
+		{Action: records.OperatorAction{ActionID: "clear", Kind: records.ActionClearAnomaly, ServicePointID: "SP1", RequestedAt: at(0)}},
+		hold("h1", records.ActionHoldIneligible, "communications", 1),
+		hold("h2", records.ActionHoldEligible, "communications", 2), // replaces h1
+		hold("h3", records.ActionHoldIneligible, "web_access", 3),
+		hold("r3", records.ActionReleaseHold, "web_access", 4), // ends h3
+		hold("r9", records.ActionReleaseHold, "disaggregation", 5),
+	}
+	var got []string
+	for _, e := range InForce(entries) {
+		got = append(got, e.Action.ActionID)
+	}
+	if want := []string{"clear", "h2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("in force %v, want %v", got, want)
+	}
+}
