@@ -1,13 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,12 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/consume"
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 type demoCmd struct {
@@ -149,31 +152,31 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 	if err != nil {
 		return err
 	}
-	reg := serde.NewRegistry(rc)
-	read := func(topic string) ([]map[string]any, error) {
+	dec := recavro.NewDecoder(serde.NewRegistry(rc))
+	read := func(topic string) ([]recavro.Record, error) {
 		recs, err := consume.All(ctx, kc, topic)
 		if err != nil {
 			return nil, err
 		}
-		out := make([]map[string]any, 0, len(recs))
+		out := make([]recavro.Record, 0, len(recs))
 		for _, r := range recs {
-			m, _, err := reg.Decode(ctx, r.Value)
+			rec, _, err := dec.Decode(ctx, r.Value)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s partition %d offset %d: %w", r.Topic, r.Partition, r.Offset, err)
 			}
-			out = append(out, m)
+			out = append(out, rec)
 		}
 		return out, nil
 	}
-	rows, err := read(names.Billing)
+	rows, err := readAs[recavro.BillingRow](read, names.Billing)
 	if err != nil {
 		return err
 	}
-	rejected, err := read(names.Rejected)
+	rejected, err := readAs[recavro.RejectedRow](read, names.Rejected)
 	if err != nil {
 		return err
 	}
-	files, err := read(names.Files)
+	files, err := readAs[recavro.FileEvent](read, names.Files)
 	if err != nil {
 		return err
 	}
@@ -186,24 +189,20 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 		if i == 3 {
 			break
 		}
-		fmt.Fprintf(w, "  %s %s  account %s  %s..%s  %v %s  rate %s  (%s line %d)\n",
-			m["service_point_id"], unwrap(m["service_type"]), unwrap(m["account_id"]),
-			periodStart(m), unwrap(m["date_to"]), unwrap(m["usage_value"]), unwrap(m["is_estimate"]),
-			unwrap(m["rate_code"]), m["source"].(map[string]any)["file"], m["source"].(map[string]any)["line"])
+		fmt.Fprintf(w, "  %s %s  account %s  %s..%s  %s %s  rate %s  (%s line %d)\n",
+			m.ServicePointID, recavro.Deref(m.ServiceType), recavro.Deref(m.AccountID),
+			periodStart(m), optDate(m.DateTo), optNumber(m.UsageValue), recavro.Deref(m.IsEstimate),
+			recavro.Deref(m.RateCode), m.Source.File, m.Source.Line)
 	}
 	fmt.Fprintln(w, "\nRejected rows, explained (Avro RejectedRow):")
-	sort.Slice(rejected, func(a, b int) bool {
-		return rejected[a]["source"].(map[string]any)["line"].(int64) < rejected[b]["source"].(map[string]any)["line"].(int64)
-	})
+	slices.SortStableFunc(rejected, func(a, b *recavro.RejectedRow) int { return cmp.Compare(a.Source.Line, b.Source.Line) })
 	for _, m := range rejected {
-		src := m["source"].(map[string]any)
-		for _, r := range m["reasons"].([]any) {
-			rr := r.(map[string]any)
-			field := unwrap(rr["field"])
+		for _, r := range m.Reasons {
+			field := recavro.Deref(r.Field)
 			if field == "" {
 				field = "(row)"
 			}
-			fmt.Fprintf(w, "  %s line %d, %s: %s [%s, rule %s]\n", src["file"], src["line"], field, rr["message"], rr["code"], rr["rule"])
+			fmt.Fprintf(w, "  %s line %d, %s: %s [%s, rule %s]\n", m.Source.File, m.Source.Line, field, r.Message, r.Code, r.Rule)
 		}
 	}
 	if err := showEvents(w, names, read); err != nil {
@@ -211,55 +210,65 @@ func showTopics(ctx context.Context, w io.Writer, kc kafkaconf.Config) error {
 	}
 	fmt.Fprintln(w, "\nFile events:")
 	for _, m := range files {
-		fmt.Fprintf(w, "  %s %s read %d = published %d + rejected %d\n", m["status"], m["file"], m["rows_read"], m["rows_published"], m["rows_rejected"])
+		fmt.Fprintf(w, "  %s %s read %d = published %d + rejected %d\n", m.Status, m.File, m.RowsRead, m.RowsPublished, m.RowsRejected)
 	}
 	return nil
 }
 
-// unwrap renders a goavro union value ({"type": v}) or a plain value.
-func unwrap(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case map[string]any:
-		for _, inner := range x {
-			return unwrap(inner)
-		}
-		return ""
-	case time.Time:
-		return x.Format("2006-01-02")
-	default:
-		return fmt.Sprint(x)
+// readAs reads topic and keeps its records of type T.
+func readAs[T any](read func(string) ([]recavro.Record, error), topic string) ([]*T, error) {
+	recs, err := read(topic)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]*T, 0, len(recs))
+	for _, r := range recs {
+		v, ok := any(r).(*T)
+		if !ok {
+			return nil, fmt.Errorf("a %s record on %s", r.Schema(), topic)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
-func periodStart(m map[string]any) string {
-	to, ok1 := m["date_to"].(map[string]any)
-	dur, ok2 := m["duration"].(map[string]any)
-	if !ok1 || !ok2 {
+func optDate(d *dates.Date) string {
+	if d == nil {
 		return ""
 	}
-	t, _ := to["int.date"].(time.Time)
-	n, _ := dur["int"].(int32)
-	return t.AddDate(0, 0, 1-int(n)).Format("2006-01-02")
+	return d.Time().Format(time.DateOnly)
+}
+
+func optNumber(f *float64) string {
+	if f == nil {
+		return ""
+	}
+	return fmt.Sprint(*f)
+}
+
+func periodStart(m *recavro.BillingRow) string {
+	if m.DateTo == nil || m.Duration == nil {
+		return ""
+	}
+	return (*m.DateTo - dates.Date(*m.Duration) + 1).Time().Format(time.DateOnly)
 }
 
 // showEvents prints the processors' output: corrections, anomalies, and the
 // subjects blocked for communications with every reason and its source.
-func showEvents(w io.Writer, names topics.Names, read func(string) ([]map[string]any, error)) error {
-	elig, err := read(names.Eligibility)
+func showEvents(w io.Writer, names topics.Names, read func(string) ([]recavro.Record, error)) error {
+	elig, err := readAs[recavro.EligibilityChanged](read, names.Eligibility)
 	if err != nil {
 		return err
 	}
-	corr, err := read(names.Corrections)
+	corr, err := readAs[recavro.UsageCorrected](read, names.Corrections)
 	if err != nil {
 		return err
 	}
-	acct, err := read(names.AccountEvents)
+	acct, err := readAs[recavro.AccountEvent](read, names.AccountEvents)
 	if err != nil {
 		return err
 	}
-	anom, err := read(names.Anomalies)
+	anom, err := readAs[recavro.Anomaly](read, names.Anomalies)
 	if err != nil {
 		return err
 	}
@@ -270,34 +279,34 @@ func showEvents(w io.Writer, names topics.Names, read func(string) ([]map[string
 
 	fmt.Fprintln(w, "\nCorrections (Avro UsageCorrected):")
 	for _, m := range corr {
-		fmt.Fprintf(w, "  %s period ending %s: %v -> %v  [%s, rule %s] %s\n", m["service_point_id"], unwrap(m["date_to"]),
-			m["old_value"], m["new_value"], m["kind"], m["rule"], causeOf(m))
+		fmt.Fprintf(w, "  %s period ending %s: %v -> %v  [%s, rule %s] %s\n", m.ServicePointID, optDate(&m.DateTo),
+			m.OldValue, m.NewValue, m.Kind, m.Rule, causeOf(&m.Cause))
 	}
 	fmt.Fprintln(w, "\nAnomalies (Avro Anomaly):")
 	for _, m := range anom {
 		state := "raised"
-		if m["cleared"] == true {
+		if m.Cleared {
 			state = "cleared"
 		}
-		fmt.Fprintf(w, "  %s %s %s [rule %s]: %s %s\n", m["service_point_id"], m["code"], state, m["rule"], m["message"], causeOf(m))
+		fmt.Fprintf(w, "  %s %s %s [rule %s]: %s %s\n", m.ServicePointID, m.Code, state, m.Rule, m.Message, causeOf(&m.Cause))
 	}
 	// The latest event per (customer, premise, program) is its current state.
 	type subject struct{ customer, premise string }
-	latest := map[subject]map[string]map[string]any{}
+	latest := map[subject]map[string]*recavro.EligibilityChanged{}
 	var order []subject
 	for _, m := range elig {
-		k := subject{fmt.Sprint(m["customer_id"]), fmt.Sprint(m["premise_id"])}
+		k := subject{m.CustomerID, m.PremiseID}
 		if latest[k] == nil {
-			latest[k] = map[string]map[string]any{}
+			latest[k] = map[string]*recavro.EligibilityChanged{}
 			order = append(order, k)
 		}
-		latest[k][fmt.Sprint(m["program"])] = m
+		latest[k][m.Program] = m
 	}
 	counts := map[string][2]int{}
 	for _, k := range order {
 		for prog, m := range latest[k] {
 			c := counts[prog]
-			if m["eligible"] == true {
+			if m.Eligible {
 				c[0]++
 			} else {
 				c[1]++
@@ -313,31 +322,30 @@ func showEvents(w io.Writer, names topics.Names, read func(string) ([]map[string
 	shown := 0
 	for _, k := range order {
 		m := latest[k]["neighbor_comparison"]
-		if m == nil || m["eligible"] == true || shown >= 20 {
+		if m == nil || m.Eligible || shown >= 20 {
 			continue
 		}
 		shown++
 		fmt.Fprintf(w, "  customer %s at premise %s:\n", k.customer, k.premise)
-		for _, r := range m["reasons"].([]any) {
-			rr := r.(map[string]any)
+		for _, r := range m.Reasons {
 			until := ""
-			if u := unwrap(rr["until"]); u != "" {
+			if u := optDate(r.Until); u != "" {
 				until = " until " + u
 			}
-			fmt.Fprintf(w, "    %s (rule %s) %s since %s%s, from %s\n", rr["code"], rr["rule"], unwrap(rr["service_point_id"]),
-				unwrap(rr["effective_date"]), until, causeOf(map[string]any{"cause": rr["source"]}))
+			fmt.Fprintf(w, "    %s (rule %s) %s since %s%s, from %s\n", r.Code, r.Rule, recavro.Deref(r.ServicePointID),
+				optDate(&r.EffectiveDate), until, causeOf(&r.Source))
 		}
 	}
 	return nil
 }
 
-func causeOf(m map[string]any) string {
-	c, ok := m["cause"].(map[string]any)
-	if !ok {
-		return ""
+func causeOf(c *recavro.Cause) string {
+	if c.File != nil {
+		line := ""
+		if c.Line != nil {
+			line = fmt.Sprint(*c.Line)
+		}
+		return fmt.Sprintf("(%s line %s)", *c.File, line)
 	}
-	if f := unwrap(c["file"]); f != "" {
-		return fmt.Sprintf("(%s line %s)", f, unwrap(c["line"]))
-	}
-	return fmt.Sprintf("(%s[%v]@%v)", c["topic"], c["partition"], c["offset"])
+	return fmt.Sprintf("(%s[%v]@%v)", c.Topic, c.Partition, c.Offset)
 }

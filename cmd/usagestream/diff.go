@@ -16,10 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/consume"
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/replay"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 type diffCmd struct {
@@ -95,25 +97,28 @@ func (c *diffCmd) Run(ctx context.Context, g *Globals) error {
 // latestEligibility reads a topic of EligibilityChanged events and keeps
 // the last per subject and program. Events of one customer share a key, so
 // a partition's order is their order.
-func latestEligibility(ctx context.Context, kc kafkaconf.Config, reg *serde.Registry, topic string) (map[subjectKey]*eligibilityState, error) {
+func latestEligibility(ctx context.Context, kc kafkaconf.Config, dec *recavro.Decoder, topic string) (map[subjectKey]*eligibilityState, error) {
 	out := map[subjectKey]*eligibilityState{}
 	var derr error
 	err := consume.Each(ctx, kc, topic, func(r *kgo.Record) {
 		if derr != nil {
 			return
 		}
-		m, _, err := reg.Decode(ctx, r.Value)
+		rec, _, err := dec.Decode(ctx, r.Value)
 		if err != nil {
 			derr = fmt.Errorf("%s[%d]@%d: %w", topic, r.Partition, r.Offset, err)
 			return
 		}
-		k := subjectKey{CustomerID: str(m["customer_id"]), PremiseID: str(m["premise_id"]), Program: str(m["program"])}
-		st := &eligibilityState{Eligible: m["eligible"] == true, SecondaryID: str(m["secondary_id"]), EventID: str(m["event_id"])}
-		rs, _ := m["reasons"].([]any)
-		for _, x := range rs {
-			rm, _ := x.(map[string]any)
-			st.Reasons = append(st.Reasons, reasonBrief{Code: str(rm["code"]), Rule: str(rm["rule"]),
-				ServicePointID: str(rm["service_point_id"]), EffectiveDate: str(rm["effective_date"]), Until: str(rm["until"])})
+		m, ok := rec.(*recavro.EligibilityChanged)
+		if !ok {
+			derr = fmt.Errorf("%s[%d]@%d: a %s record, not an eligibility event", topic, r.Partition, r.Offset, rec.Schema())
+			return
+		}
+		k := subjectKey{CustomerID: m.CustomerID, PremiseID: m.PremiseID, Program: m.Program}
+		st := &eligibilityState{Eligible: m.Eligible, SecondaryID: recavro.Deref(m.SecondaryID), EventID: m.EventID}
+		for _, x := range m.Reasons {
+			st.Reasons = append(st.Reasons, reasonBrief{Code: x.Code, Rule: x.Rule,
+				ServicePointID: recavro.Deref(x.ServicePointID), EffectiveDate: day(&x.EffectiveDate), Until: day(x.Until)})
 		}
 		slices.SortFunc(st.Reasons, func(a, b reasonBrief) int {
 			return cmp.Or(cmp.Compare(a.Code, b.Code), cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.ServicePointID, b.ServicePointID))
@@ -129,22 +134,12 @@ func latestEligibility(ctx context.Context, kc kafkaconf.Config, reg *serde.Regi
 	return out, nil
 }
 
-// str renders a decoded Avro value: unions unwrapped, dates as YYYY-MM-DD.
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
+// day renders an optional date as YYYY-MM-DD, "" for null.
+func day(d *dates.Date) string {
+	if d == nil {
 		return ""
-	case map[string]any:
-		for _, y := range x {
-			return str(y)
-		}
-		return ""
-	case time.Time:
-		return x.UTC().Format("2006-01-02")
-	case string:
-		return x
 	}
-	return fmt.Sprint(v)
+	return d.Time().Format(time.DateOnly)
 }
 
 // diffEligibility compares the final eligibility of the shadow's output
@@ -154,7 +149,7 @@ func diffEligibility(ctx context.Context, kc kafkaconf.Config, shadow string, al
 	if err != nil {
 		return nil, err
 	}
-	reg := serde.NewRegistry(rc)
+	dec := recavro.NewDecoder(serde.NewRegistry(rc))
 	liveTopic := topics.NewNames(kc.TopicPrefix).Eligibility
 	shadowTopic := topics.NewNames(replay.ShadowPrefix(kc.TopicPrefix, shadow)).Eligibility
 	cl, err := kc.NewClient(ctx)
@@ -169,11 +164,11 @@ func diffEligibility(ctx context.Context, kc kafkaconf.Config, shadow string, al
 	if !exists {
 		return nil, fmt.Errorf("shadow %q has no output (%s is missing): run 'usagestream replay --output shadow --shadow %s' first", shadow, shadowTopic, shadow)
 	}
-	live, err := latestEligibility(ctx, kc, reg, liveTopic)
+	live, err := latestEligibility(ctx, kc, dec, liveTopic)
 	if err != nil {
 		return nil, err
 	}
-	sh, err := latestEligibility(ctx, kc, reg, shadowTopic)
+	sh, err := latestEligibility(ctx, kc, dec, shadowTopic)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (w *countingWriter) Write(_ context.Context, batch []sink.Event) error {
 		return sink.Permanent(errors.New("relation \"eligibility\" does not exist"))
 	}
 	for _, e := range batch {
-		w.seen[e.Topic+" "+e.Native["event_id"].(string)]++
+		w.seen[e.Topic+" "+sinktest.EventID(e.Record)]++
 	}
 	return nil
 }

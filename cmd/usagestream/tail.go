@@ -21,6 +21,7 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/processors/runtime"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 type tailCmd struct {
@@ -35,10 +36,10 @@ type tailCmd struct {
 }
 
 // tailLine is one record as a JSON line. Avro values are decoded through
-// the registry into Avro's JSON encoding (unions as {"type": value}, dates
-// as days since 1970-01-01), as Confluent's console consumer prints them;
-// JSON values (the internal topics) are kept as they are; anything else is
-// base64.
+// the registry and rendered as the JSON Lines sink renders them
+// (recavro.JSONSchema: fields in schema order, ISO dates, RFC 3339
+// timestamps, unions unwrapped); JSON values (the internal topics) are kept
+// as they are; anything else is base64.
 type tailLine struct {
 	Topic       string          `json:"topic"`
 	Partition   int32           `json:"partition"`
@@ -178,7 +179,7 @@ func (c *tailCmd) run(ctx context.Context, kc kafkaconf.Config, w io.Writer, flu
 	if err != nil {
 		return err
 	}
-	reg := serde.NewRegistry(rc)
+	dec := recavro.NewDecoder(serde.NewRegistry(rc))
 	cl, err := kc.NewClient(ctx, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consumeAt}))
@@ -239,7 +240,7 @@ func (c *tailCmd) run(ctx context.Context, kc kafkaconf.Config, w io.Writer, flu
 			if (!since.IsZero() && r.Timestamp.Before(since)) || (!until.IsZero() && !r.Timestamp.Before(until)) {
 				return
 			}
-			line, err := tailRecord(ctx, reg, r)
+			line, err := tailRecord(ctx, dec, r)
 			if err != nil {
 				ferr = err
 				stop = true
@@ -318,7 +319,7 @@ func startOffsets(ctx context.Context, adm *kadm.Client, topic, from string, now
 }
 
 // tailRecord renders one record (see tailLine).
-func tailRecord(ctx context.Context, reg *serde.Registry, r *kgo.Record) (tailLine, error) {
+func tailRecord(ctx context.Context, dec *recavro.Decoder, r *kgo.Record) (tailLine, error) {
 	l := tailLine{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC()}
 	if r.Key != nil {
 		if utf8.Valid(r.Key) {
@@ -338,7 +339,7 @@ func tailRecord(ctx context.Context, reg *serde.Registry, r *kgo.Record) (tailLi
 	case r.Value == nil:
 		l.Value = json.RawMessage("null")
 	case len(r.Value) > 5 && r.Value[0] == 0:
-		js, id, err := reg.DecodeJSON(ctx, r.Value)
+		js, id, err := dec.AppendJSON(ctx, nil, r.Value)
 		if quarantine.IsPoison(err) {
 			// The record is bad, not the registry: show it as it is.
 			l.Value, l.ValueBase64, l.ValueError = json.RawMessage("null"), r.Value, err.Error()

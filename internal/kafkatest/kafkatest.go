@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -88,7 +89,10 @@ func ReadCommitted(ctx context.Context, kc kafkaconf.Config, topic string) ([]*k
 	return consume.All(ctx, kc, topic)
 }
 
-// Decode decodes Confluent-framed Avro values through the registry.
+// Decode decodes Confluent-framed Avro values through the registry into
+// goavro's native form (records as maps, non-null unions as {"branch": v}):
+// goavro is the reference the project's own codec (records/avro) is
+// checked against, so tests read what was written with it.
 func Decode(t testing.TB, kc kafkaconf.Config, recs []*kgo.Record) []map[string]any {
 	t.Helper()
 	rc, err := kc.NewRegistryClient()
@@ -96,11 +100,28 @@ func Decode(t testing.TB, kc kafkaconf.Config, recs []*kgo.Record) []map[string]
 		t.Fatal(err)
 	}
 	reg := serde.NewRegistry(rc)
+	codecs := map[int]*goavro.Codec{}
 	out := make([]map[string]any, 0, len(recs))
 	for _, r := range recs {
-		m, _, err := reg.Decode(context.Background(), r.Value)
+		id, body, err := serde.Split(r.Value)
 		if err != nil {
 			t.Fatalf("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		c := codecs[id]
+		if c == nil {
+			text, err := reg.SchemaText(context.Background(), id)
+			if err != nil {
+				t.Fatalf("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+			}
+			if c, err = goavro.NewCodec(text); err != nil {
+				t.Fatalf("schema id %d: %v", id, err)
+			}
+			codecs[id] = c
+		}
+		v, rest, err := c.NativeFromBinary(body)
+		m, ok := v.(map[string]any)
+		if err != nil || len(rest) > 0 || !ok {
+			t.Fatalf("%s/%d@%d: goavro reads %T with %d bytes left: %v", r.Topic, r.Partition, r.Offset, v, len(rest), err)
 		}
 		out = append(out, m)
 	}

@@ -20,12 +20,16 @@ func TestDecodeErrorsTellPoisonFromOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRegistry(cl)
-	c, err := r.Register(ctx, SubjectFor("t.v1"), testSchema)
+	id, err := NewRegistry(cl).Register(ctx, SubjectFor("t.v1"), testSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := c.Append(nil, map[string]any{"utility": "gec", "n": Union("long", int64(7))})
+	s, err := NewStruct[testRec](testSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seven := int64(7)
+	good, err := s.Append(nil, id, &testRec{Utility: "gec", N: &seven})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,21 +39,24 @@ func TestDecodeErrorsTellPoisonFromOutage(t *testing.T) {
 		"short frame":       {0, 0, 0},
 		"unknown schema id": {0, 0, 0, 0x7f, 0x7f, 2, 'a'},
 		"truncated body":    good[:6],
+		"trailing bytes":    append(append([]byte{}, good...), 0),
 	}
 	for name, v := range poison {
-		if _, _, err := NewRegistry(cl).Decode(ctx, v); !quarantine.IsPoison(err) {
+		var rec testRec
+		if _, err := s.NewResolver(NewRegistry(cl)).Decode(ctx, v, &rec); !quarantine.IsPoison(err) {
 			t.Errorf("%s: %v, want a poison error", name, err)
-		}
-		if _, _, err := NewRegistry(cl).DecodeJSON(ctx, v); !quarantine.IsPoison(err) {
-			t.Errorf("%s (JSON): %v, want a poison error", name, err)
 		}
 	}
 	reg.Close()
 	down := NewRegistry(cl)
 	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	_, _, err = down.Decode(dctx, good)
+	var rec testRec
+	_, err = s.NewResolver(down).Decode(dctx, good, &rec)
 	if err == nil || quarantine.IsPoison(err) {
 		t.Fatalf("registry down: %v, want a retriable (non-poison) error", err)
+	}
+	if _, err := down.SchemaText(dctx, id); err == nil || quarantine.IsPoison(err) {
+		t.Fatalf("registry down, schema text: %v, want a retriable (non-poison) error", err)
 	}
 }

@@ -1,7 +1,8 @@
-// Package serde encodes and decodes Avro records with the Confluent wire
-// framing (magic byte 0, 4-byte big-endian schema id, Avro binary), so any
-// Kafka client with a Confluent-compatible registry (Confluent, Apicurio
-// ccompat, Redpanda) can read what usagestream writes.
+// Package serde is the Confluent wire framing (magic byte 0, 4-byte
+// big-endian schema id, Avro binary) and the schema registry plumbing, so
+// any Kafka client with a Confluent-compatible registry (Confluent,
+// Apicurio ccompat, Redpanda) can read what usagestream writes. It knows no
+// record type: records/avro holds the project's records and their codecs.
 package serde
 
 import (
@@ -11,55 +12,26 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/usagestream/usagestream/internal/quarantine"
 )
 
-func init() {
-	// goavro sizes a map or an array by the block count a record claims,
-	// before reading an item (up to 2^31 by default): 8 bytes claiming 2^31
-	// map entries took 24 GB and 15 minutes to refuse. Records come from
-	// any producer; none of ours has anywhere near this many items.
-	goavro.MaxBlockCount = maxArrayItems
-}
-
-// Codec encodes records of one registered schema. It is safe for concurrent
-// use: goavro codecs are immutable once built.
-type Codec struct {
-	ID      int
-	Subject string
-	avro    *goavro.Codec
-}
-
-// Append appends the framed encoding of native (goavro's native form: a
-// map[string]any with goavro.Union values for non-null unions) to dst.
-func (c *Codec) Append(dst []byte, native map[string]any) ([]byte, error) {
-	var h sr.ConfluentHeader
-	dst, err := h.AppendEncode(dst, c.ID, nil)
-	if err != nil {
-		return nil, fmt.Errorf("framing a %s record: %w", c.Subject, err)
-	}
-	out, err := c.avro.BinaryFromNative(dst, native)
-	if err != nil {
-		return nil, fmt.Errorf("encoding a %s record (schema id %d): %w", c.Subject, c.ID, err)
-	}
-	return out, nil
-}
-
-// Registry registers schemas and resolves schema ids for decoding, caching both.
+// Registry registers schemas and fetches writer schemas by id, caching both:
+// a schema id names the same schema for ever, so one fetch per id and
+// process is enough.
 type Registry struct {
 	client *sr.Client
 
 	mu     sync.Mutex
-	byID   map[int]*goavro.Codec
-	bySubj map[string]*Codec
+	bySubj map[string]int
+	byID   map[int]string
 }
 
 // NewRegistry wraps a registry client.
 func NewRegistry(client *sr.Client) *Registry {
-	return &Registry{client: client, byID: map[int]*goavro.Codec{}, bySubj: map[string]*Codec{}}
+	return &Registry{client: client, bySubj: map[string]int{}, byID: map[int]string{}}
 }
 
 // Client is the underlying registry client.
@@ -69,94 +41,55 @@ func (r *Registry) Client() *sr.Client { return r.client }
 func SubjectFor(topic string) string { return topic + "-value" }
 
 // Register registers schemaText under subject (idempotent: the registry
-// returns the existing id for a schema it already has) and returns a codec.
-func (r *Registry) Register(ctx context.Context, subject, schemaText string) (*Codec, error) {
+// returns the existing id for a schema it already has) and returns its id.
+func (r *Registry) Register(ctx context.Context, subject, schemaText string) (int, error) {
 	r.mu.Lock()
-	if c, ok := r.bySubj[subject]; ok {
-		r.mu.Unlock()
-		return c, nil
-	}
+	id, ok := r.bySubj[subject]
 	r.mu.Unlock()
-
-	codec, err := goavro.NewCodec(schemaText)
-	if err != nil {
-		return nil, fmt.Errorf("schema for %s does not compile: %w", subject, err)
+	if ok {
+		return id, nil
+	}
+	if _, err := avro.Parse(schemaText); err != nil {
+		return 0, fmt.Errorf("schema for %s does not compile: %w", subject, err)
 	}
 	ss, err := r.client.CreateSchema(ctx, subject, sr.Schema{Schema: schemaText, Type: sr.TypeAvro})
 	if err != nil {
-		return nil, fmt.Errorf("registering the schema of %s in the schema registry: %w (is the registry reachable, and does the change keep BACKWARD compatibility?)", subject, err)
+		return 0, fmt.Errorf("registering the schema of %s in the schema registry: %w (is the registry reachable, and does the change keep BACKWARD compatibility?)", subject, err)
 	}
-	c := &Codec{ID: ss.ID, Subject: subject, avro: codec}
 	r.mu.Lock()
-	r.bySubj[subject] = c
-	r.byID[ss.ID] = codec
+	r.bySubj[subject] = ss.ID
+	r.byID[ss.ID] = schemaText
 	r.mu.Unlock()
-	return c, nil
+	return ss.ID, nil
 }
 
-// Decode reads a Confluent-framed value into goavro's native form, fetching
-// the writer schema by id from the registry the first time it is seen.
-func (r *Registry) Decode(ctx context.Context, b []byte) (native map[string]any, schemaID int, err error) {
-	_, v, id, err := r.decode(ctx, b)
+// SchemaText is the text of the schema registered as id, fetched from the
+// registry the first time. A registry that does not know id makes the error
+// poison (see SchemaFetchError).
+func (r *Registry) SchemaText(ctx context.Context, id int) (string, error) {
+	text, err := r.fetch(ctx, id)
 	if err != nil {
-		return nil, id, err
+		return "", SchemaFetchError(id, err)
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, id, quarantine.Poison(fmt.Errorf("schema id %d is not a record schema", id))
-	}
-	return m, id, nil
+	return text, nil
 }
 
-// DecodeJSON is Decode rendered as Avro JSON (unions as {"type": value}).
-func (r *Registry) DecodeJSON(ctx context.Context, b []byte) ([]byte, int, error) {
-	codec, v, id, err := r.decode(ctx, b)
-	if err != nil {
-		return nil, id, err
-	}
-	js, err := codec.TextualFromNative(nil, v)
-	if err != nil {
-		return nil, id, fmt.Errorf("rendering schema id %d as JSON: %w", id, err)
-	}
-	return js, id, nil
-}
-
-func (r *Registry) decode(ctx context.Context, b []byte) (*goavro.Codec, any, int, error) {
-	var h sr.ConfluentHeader
-	id, rest, err := h.DecodeID(b)
-	if err != nil {
-		return nil, nil, 0, quarantine.Poison(fmt.Errorf("value is not Confluent-framed Avro: %w", err))
-	}
-	codec, err := r.codecByID(ctx, id)
-	if err != nil {
-		return nil, nil, id, err
-	}
-	v, _, err := codec.NativeFromBinary(rest)
-	if err != nil {
-		return nil, nil, id, quarantine.Poison(fmt.Errorf("decoding Avro with schema id %d: %w", id, err))
-	}
-	return codec, v, id, nil
-}
-
-func (r *Registry) codecByID(ctx context.Context, id int) (*goavro.Codec, error) {
+// fetch is SchemaText with the registry's error as it is.
+func (r *Registry) fetch(ctx context.Context, id int) (string, error) {
 	r.mu.Lock()
-	c, ok := r.byID[id]
+	text, ok := r.byID[id]
 	r.mu.Unlock()
 	if ok {
-		return c, nil
+		return text, nil
 	}
 	s, err := r.client.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, SchemaFetchError(id, err)
-	}
-	c, err = goavro.NewCodec(s.Schema)
-	if err != nil {
-		return nil, quarantine.Poison(fmt.Errorf("schema id %d from the registry does not compile: %w", id, err))
+		return "", err
 	}
 	r.mu.Lock()
-	r.byID[id] = c
+	r.byID[id] = s.Schema
 	r.mu.Unlock()
-	return c, nil
+	return s.Schema, nil
 }
 
 // SchemaFetchError wraps a failed schema lookup. A registry that answered
@@ -170,36 +103,43 @@ func SchemaFetchError(id int, err error) error {
 	return err
 }
 
-// Helpers for building goavro native values. Empty strings are the file
-// format's null (docs/data-contract.md §2.1), so they map to Avro null.
-
-// OptString is a ["null","string"] union value.
-func OptString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return goavro.Union("string", s)
-}
-
-// Union wraps a non-null value of a union branch.
-func Union(branch string, v any) any { return goavro.Union(branch, v) }
-
 // Binding asks for Schema to be registered as the value schema of Topic and
-// the codec to be stored in *Dst.
+// its id to be stored in *Dst.
 type Binding struct {
 	Topic  string
 	Schema string
-	Dst    **Codec
+	Dst    *int
 }
 
 // RegisterAll registers every binding's schema (TopicNameStrategy subject).
 func (r *Registry) RegisterAll(ctx context.Context, bs ...Binding) error {
 	for _, b := range bs {
-		c, err := r.Register(ctx, SubjectFor(b.Topic), b.Schema)
+		id, err := r.Register(ctx, SubjectFor(b.Topic), b.Schema)
 		if err != nil {
 			return err
 		}
-		*b.Dst = c
+		*b.Dst = id
 	}
 	return nil
+}
+
+// AppendHeader appends the framing of a value written with schema id to dst.
+func AppendHeader(dst []byte, id int) ([]byte, error) {
+	var h sr.ConfluentHeader
+	out, err := h.AppendEncode(dst, id, nil)
+	if err != nil {
+		return dst, fmt.Errorf("framing a record of schema id %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// Split reads the framing of a value: its schema id and the Avro body. A
+// value without it is poison (it was not written by a registry serializer).
+func Split(framed []byte) (id int, body []byte, err error) {
+	var h sr.ConfluentHeader
+	id, body, err = h.DecodeID(framed)
+	if err != nil {
+		return 0, nil, quarantine.Poison(fmt.Errorf("a value of %d bytes is not Confluent-framed Avro (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", len(framed), err))
+	}
+	return id, body, nil
 }

@@ -1,80 +1,79 @@
 package pipeline
 
 import (
-	"github.com/linkedin/goavro/v2"
-
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/records"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
-// Native forms of the event schemas (schemas/*.avsc) for goavro.
+// The event records (schemas/*.avsc) of the rules' outputs.
 
-func causeNative(s rules.Source) map[string]any {
-	var line any
+func cause(s rules.Source) recavro.Cause {
+	c := recavro.Cause{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset, File: recavro.Opt(s.File)}
 	if s.Line > 0 {
-		line = goavro.Union("long", s.Line)
+		line := s.Line
+		c.Line = &line
 	}
-	return map[string]any{"topic": s.Topic, "partition": s.Partition, "offset": s.Offset, "file": serde.OptString(s.File), "line": line}
+	return c
 }
 
-func optDate(d dates.Date) any {
+func optDate(d dates.Date) *dates.Date {
 	if d == 0 {
 		return nil
 	}
-	return goavro.Union("int.date", d.Time())
+	return &d
 }
 
-func optDouble(v records.NullFloat) any {
+func optDouble(v records.NullFloat) *float64 {
 	if !v.Valid {
 		return nil
 	}
-	return goavro.Union("double", v.Value)
+	return &v.Value
 }
 
-func reasonsNative(rs []rules.Reason) []any {
-	out := make([]any, len(rs))
+func reasons(rs []rules.Reason) []recavro.Reason {
+	out := make([]recavro.Reason, len(rs))
 	for i, r := range rs {
-		out[i] = map[string]any{
-			"code": r.Code, "rule": r.Rule, "service_point_id": serde.OptString(r.ServicePointID),
-			"effective_date": r.EffectiveDate.Time(), "until": optDate(r.Until), "source": causeNative(r.Source),
+		out[i] = recavro.Reason{
+			Code: r.Code, Rule: r.Rule, ServicePointID: recavro.Opt(r.ServicePointID),
+			EffectiveDate: r.EffectiveDate, Until: optDate(r.Until), Source: cause(r.Source),
 		}
 	}
 	return out
 }
 
-func eligibilityNative(id, utility string, e rules.EligibilityChanged) map[string]any {
-	return map[string]any{
-		"event_id": id, "utility": utility, "customer_id": e.CustomerID, "premise_id": e.PremiseID,
-		"secondary_id": serde.OptString(e.SecondaryID), "program": e.Program, "eligible": e.Eligible,
-		"reasons": reasonsNative(e.Reasons), "cause": causeNative(e.Source),
+func eligibilityRecord(id, utility string, e rules.EligibilityChanged) *recavro.EligibilityChanged {
+	return &recavro.EligibilityChanged{
+		EventID: id, Utility: utility, CustomerID: e.CustomerID, PremiseID: e.PremiseID,
+		SecondaryID: recavro.Opt(e.SecondaryID), Program: e.Program, Eligible: e.Eligible,
+		Reasons: reasons(e.Reasons), Cause: cause(e.Source),
 	}
 }
 
-func correctionNative(id, utility string, c rules.Correction) map[string]any {
-	return map[string]any{
-		"event_id": id, "utility": utility, "service_point_id": c.ServicePointID, "kind": c.Kind, "rule": c.Rule,
-		"date_to": c.DateTo.Time(), "duration": c.Duration, "old_value": c.OldValue, "new_value": c.NewValue,
-		"old_charge": optDouble(c.OldCharge), "new_charge": optDouble(c.NewCharge),
-		"new_date_to": c.NewDateTo.Time(), "new_duration": c.NewDuration, "cause": causeNative(c.Source),
+func correctionRecord(id, utility string, c rules.Correction) *recavro.UsageCorrected {
+	return &recavro.UsageCorrected{
+		EventID: id, Utility: utility, ServicePointID: c.ServicePointID, Kind: c.Kind, Rule: c.Rule,
+		DateTo: c.DateTo, Duration: c.Duration, OldValue: c.OldValue, NewValue: c.NewValue,
+		OldCharge: optDouble(c.OldCharge), NewCharge: optDouble(c.NewCharge),
+		NewDateTo: c.NewDateTo, NewDuration: c.NewDuration, Cause: cause(c.Source),
 	}
 }
 
-func accountEventNative(id, utility string, a rules.AccountEvent) map[string]any {
-	return map[string]any{
-		"event_id": id, "utility": utility, "service_point_id": a.ServicePointID, "account_id": a.AccountID,
-		"customer_id": a.CustomerID, "premise_id": a.PremiseID, "secondary_id": serde.OptString(a.SecondaryID),
-		"type": a.Type, "rule": a.Rule, "date": a.Date.Time(), "detail": serde.OptString(a.Detail), "cause": causeNative(a.Source),
+func accountEventRecord(id, utility string, a rules.AccountEvent) *recavro.AccountEvent {
+	return &recavro.AccountEvent{
+		EventID: id, Utility: utility, ServicePointID: a.ServicePointID, AccountID: a.AccountID,
+		CustomerID: a.CustomerID, PremiseID: a.PremiseID, SecondaryID: recavro.Opt(a.SecondaryID),
+		Type: a.Type, Rule: a.Rule, Date: a.Date, Detail: recavro.Opt(a.Detail), Cause: cause(a.Source),
 	}
 }
 
-func anomalyNative(id, utility string, a rules.Anomaly) map[string]any {
-	return map[string]any{
-		"event_id": id, "utility": utility, "service_point_id": a.ServicePointID, "code": a.Code, "rule": a.Rule,
-		"message": a.Message, "effective_date": a.EffectiveDate.Time(), "until": optDate(a.Until), "cleared": a.Cleared,
-		"account_id": serde.OptString(a.AccountID), "customer_id": serde.OptString(a.CustomerID),
-		"premise_id": serde.OptString(a.PremiseID), "secondary_id": serde.OptString(a.SecondaryID),
-		"cause": causeNative(a.Source),
+func anomalyRecord(id, utility string, a rules.Anomaly) *recavro.Anomaly {
+	return &recavro.Anomaly{
+		EventID: id, Utility: utility, ServicePointID: a.ServicePointID, Code: a.Code, Rule: a.Rule,
+		Message: a.Message, EffectiveDate: a.EffectiveDate, Until: optDate(a.Until), Cleared: a.Cleared,
+		AccountID: recavro.Opt(a.AccountID), CustomerID: recavro.Opt(a.CustomerID),
+		PremiseID: recavro.Opt(a.PremiseID), SecondaryID: recavro.Opt(a.SecondaryID),
+		Cause: cause(a.Source),
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // fuzzPipeline is a pipeline on an in-memory registry, shared by a fuzz
@@ -127,12 +128,12 @@ func FuzzRepartitionValues(f *testing.F) {
 					t.Fatalf("output to %s keyed %q for customer %q", o.Topic, o.Key, ci.Input.CustomerID)
 				}
 			case p.topics.Eligibility:
-				ev, _, err := p.reg.Decode(context.Background(), o.Value)
+				rec, _, err := recavro.NewDecoder(p.reg).Decode(context.Background(), o.Value)
 				if err != nil {
 					t.Fatalf("an eligibility event does not decode: %v", err)
 				}
-				if ev["customer_id"] != string(o.Key) {
-					t.Fatalf("eligibility event of %v keyed %q", ev["customer_id"], o.Key)
+				if ev, ok := rec.(*recavro.EligibilityChanged); !ok || ev.CustomerID != string(o.Key) {
+					t.Fatalf("eligibility event %+v keyed %q", rec, o.Key)
 				}
 			default:
 				t.Fatalf("output to unexpected topic %s", o.Topic)

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
-
-	"github.com/usagestream/usagestream/internal/billingavro"
-	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // The interval stage (I1-I7) reads billing.v1 and intervals.v1, both keyed by
@@ -31,10 +28,10 @@ import (
 // pipeline's policy (its `intervals:` section).
 func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 	ipol := p.policy.Intervals
-	// hamba/avro struct codecs for both inputs: the embedded schemas
+	// twmb/avro struct codecs for both inputs: the embedded schemas
 	// directly, other registered versions by Avro resolution.
 	dec := interval.NewResolver(p.reg)
-	bill := billingavro.NewDecoder(p.reg)
+	bill := recavro.NewBillingDecoder(p.reg)
 	type step = runtime.Step[*rules.IntervalPoint]
 	st := p.topo.MustStage(StageInterval)
 	return &runtime.Processor[*rules.IntervalPoint]{
@@ -81,7 +78,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				out = ip.ApplyRead(p.policy, ipol, &r, in.Record.Timestamp.UnixMilli(), src)
 				st.EventTime = time.UnixMilli(r.EndMillis)
 			default: // billing
-				d := in.Decoded.(*billingavro.Decoded)
+				d := in.Decoded.(*recavro.DecodedBillingRow)
 				if d.Row.ServicePointID != string(in.Record.Key) {
 					return st, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 				}
@@ -94,10 +91,10 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 			}
 			ev := &events{in: in}
 			for _, c := range out.Corrections {
-				ev.add(p.topics.Corrections, c.ServicePointID, p.corrections, intervalCorrectionNative(ev.id(), ip.Utility, c))
+				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, intervalCorrectionRecord(ev.id(), ip.Utility, c))
 			}
 			for _, a := range out.Anomalies {
-				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), ip.Utility, a))
+				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), ip.Utility, a))
 			}
 			if h := out.History; h != nil {
 				b, err := json.Marshal(intervalHistory{Utility: ip.Utility, History: *h})
@@ -132,14 +129,14 @@ type intervalHistory struct {
 	History rules.IntervalHistory `json:"history"`
 }
 
-func intervalCorrectionNative(id, utility string, c rules.IntervalCorrection) map[string]any {
-	return map[string]any{
-		"event_id": id, "utility": utility, "service_point_id": c.ServicePointID, "kind": rules.CorrectionInterval, "rule": "I2",
-		"date_to": c.Date.Time(), "duration": int32(1), "old_value": c.OldValue, "new_value": c.NewValue,
-		"old_charge": nil, "new_charge": nil, "new_date_to": c.Date.Time(), "new_duration": int32(1),
-		"cause": causeNative(c.Source), "channel": serde.OptString(c.Channel),
-		"interval_end":     goavro.Union("long.timestamp-millis", time.UnixMilli(c.EndMs).UTC()),
-		"interval_minutes": goavro.Union("int", int32(c.Minutes)),
-		"old_estimate":     goavro.Union("boolean", c.OldEstimate), "new_estimate": goavro.Union("boolean", c.NewEstimate),
+func intervalCorrectionRecord(id, utility string, c rules.IntervalCorrection) *recavro.UsageCorrected {
+	end := time.UnixMilli(c.EndMs).UTC()
+	minutes := int32(c.Minutes)
+	oldEst, newEst := c.OldEstimate, c.NewEstimate
+	return &recavro.UsageCorrected{
+		EventID: id, Utility: utility, ServicePointID: c.ServicePointID, Kind: rules.CorrectionInterval, Rule: "I2",
+		DateTo: c.Date, Duration: 1, OldValue: c.OldValue, NewValue: c.NewValue,
+		NewDateTo: c.Date, NewDuration: 1, Cause: cause(c.Source), Channel: recavro.Opt(c.Channel),
+		IntervalEnd: &end, IntervalMinutes: &minutes, OldEstimate: &oldEst, NewEstimate: &newEst,
 	}
 }

@@ -85,7 +85,7 @@ func TestOV1OperatorClearThroughTheStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := serde.NewRegistry(rc).Register(ctx, serde.SubjectFor(env.Topics.OperatorActions), schemas.MustText(schemas.OperatorAction))
+	schemaID, err := serde.NewRegistry(rc).Register(ctx, serde.SubjectFor(env.Topics.OperatorActions), schemas.MustText(schemas.OperatorAction))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +95,13 @@ func TestOV1OperatorClearThroughTheStages(t *testing.T) {
 	}
 	noTicket := clear
 	noTicket.ActionID, noTicket.Ticket = "no-ticket", ""
-	noTicketValue, err := codec.Append(nil, sc.ID, &noTicket)
+	noTicketValue, err := codec.Append(nil, schemaID, &noTicket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	elsewhere := clear
 	elsewhere.ActionID, elsewhere.ServicePointID = "elsewhere", "SP2"
-	elsewhereValue, err := codec.Append(nil, sc.ID, &elsewhere)
+	elsewhereValue, err := codec.Append(nil, schemaID, &elsewhere)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	json "github.com/goccy/go-json"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -26,7 +26,7 @@ import (
 	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/producers/override"
 	"github.com/usagestream/usagestream/records"
-	"github.com/usagestream/usagestream/schemas"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // Stage names (processors/topology's): they name the stores, changelogs and
@@ -45,8 +45,11 @@ type Pipeline struct {
 	policy rules.Policy
 	reg    *serde.Registry
 
-	eligibility, corrections, accountEvents, anomalies *serde.Codec
-	actions                                            *override.Codec
+	eligibility   *recavro.Writer[recavro.EligibilityChanged]
+	corrections   *recavro.Writer[recavro.UsageCorrected]
+	accountEvents *recavro.Writer[recavro.AccountEvent]
+	anomalies     *recavro.Writer[recavro.Anomaly]
+	actions       *override.Codec
 }
 
 // Option changes how New builds the stages.
@@ -91,13 +94,16 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy, opts ...
 		return nil, err
 	}
 	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc), actions: actions}
-	err = p.reg.RegisterAll(ctx,
-		serde.Binding{Topic: p.topics.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &p.eligibility},
-		serde.Binding{Topic: p.topics.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &p.corrections},
-		serde.Binding{Topic: p.topics.AccountEvents, Schema: schemas.MustText(schemas.AccountEvent), Dst: &p.accountEvents},
-		serde.Binding{Topic: p.topics.Anomalies, Schema: schemas.MustText(schemas.Anomaly), Dst: &p.anomalies},
-	)
-	if err != nil {
+	if p.eligibility, err = recavro.Register[recavro.EligibilityChanged](ctx, p.reg, p.topics.Eligibility); err != nil {
+		return nil, err
+	}
+	if p.corrections, err = recavro.Register[recavro.UsageCorrected](ctx, p.reg, p.topics.Corrections); err != nil {
+		return nil, err
+	}
+	if p.accountEvents, err = recavro.Register[recavro.AccountEvent](ctx, p.reg, p.topics.AccountEvents); err != nil {
+		return nil, err
+	}
+	if p.anomalies, err = recavro.Register[recavro.Anomaly](ctx, p.reg, p.topics.Anomalies); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -204,11 +210,12 @@ type events struct {
 	err  error
 }
 
-func (e *events) add(topic string, key string, codec *serde.Codec, native map[string]any) {
+// emit adds the event v, framed by w, to the outputs of e.
+func emit[T any](e *events, topic string, key string, w *recavro.Writer[T], rec *T) {
 	if e.err != nil {
 		return
 	}
-	v, err := codec.Append(nil, native)
+	v, err := w.Append(nil, rec)
 	if err != nil {
 		e.err = err
 		return
@@ -225,7 +232,7 @@ func (e *events) id() string {
 // ServicePointStage is stage 1: the rules of one service point.
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	st := p.topo.MustStage(StageServicePoint)
-	bill := billingavro.NewDecoder(p.reg)
+	bill := recavro.NewBillingDecoder(p.reg)
 	actions := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:    st.Name,
@@ -256,29 +263,32 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			if a, ok := in.Decoded.(*records.OperatorAction); ok {
 				return p.applyAction(sp, a, in)
 			}
-			d := in.Decoded.(*billingavro.Decoded)
+			d := in.Decoded.(*recavro.DecodedBillingRow)
 			if d.Row.ServicePointID != string(in.Record.Key) {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
 			}
 			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset, File: d.Source.File, Line: d.Line}
+			var sentBuf [4]rules.SentMembership // on the stack: most service points have one or two pairs
+			sentBefore := append(sentBuf[:0], sp.Sent...)
 			out := sp.Apply(p.policy, &d.Row, src)
 			u := d.Source.Utility
 			ev := &events{in: in}
 			for _, c := range out.Corrections {
-				ev.add(p.topics.Corrections, c.ServicePointID, p.corrections, correctionNative(ev.id(), u, c))
+				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, correctionRecord(ev.id(), u, c))
 			}
 			for _, a := range out.Anomalies {
-				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), u, a))
+				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), u, a))
 			}
 			for _, a := range out.AccountEvents {
-				ev.add(p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventNative(ev.id(), u, a))
+				emit(ev, p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventRecord(ev.id(), u, a))
 			}
 			for _, m := range out.Memberships {
 				b, err := json.Marshal(membership{Utility: u, Membership: m})
 				if err != nil {
 					return runtime.Step[*rules.ServicePoint]{}, err
 				}
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b})
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
+					Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -304,17 +314,19 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 		return runtime.Step[*rules.ServicePoint]{}, quarantine.Poison(fmt.Errorf("%w (write actions with 'usagestream override')", err))
 	}
 	src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
+	sentBefore := slices.Clone(sp.Sent)
 	out, changed := sp.ApplyAction(p.policy, a, src)
 	ev := &events{in: in}
 	for _, x := range out.Anomalies {
-		ev.add(p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyNative(ev.id(), a.Utility, x))
+		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
 	}
 	for _, m := range out.Memberships {
 		b, err := json.Marshal(membership{Utility: a.Utility, Membership: m})
 		if err != nil {
 			return runtime.Step[*rules.ServicePoint]{}, err
 		}
-		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b})
+		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
+			Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 	}
 	if ev.err != nil {
 		return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -349,7 +361,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 			so := s.Apply(p.policy, m.Membership)
 			ev := &events{in: in}
 			for _, a := range so.Anomalies {
-				ev.add(p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyNative(ev.id(), m.Utility, a))
+				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), m.Utility, a))
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Site]{}, ev.err
@@ -446,7 +458,10 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			}
 			ev := &events{in: in}
 			for _, e := range changed {
-				ev.add(p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityNative(ev.id(), utility, e))
+				emit(ev, p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityRecord(ev.id(), utility, e))
+				if ev.err == nil {
+					ev.outs[len(ev.outs)-1].Coalesce = eligibilityCoalesce(e)
+				}
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err
@@ -454,4 +469,43 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			return runtime.Step[*rules.Customer]{State: c, Write: true, Outputs: ev.outs}, nil
 		},
 	}
+}
+
+// membershipCoalesce makes the memberships stage 1 sends for one pair
+// (customer, premise) at a service point within one transaction shrink to
+// the net change (runtime.Coalesce): a gap that one file raises and fills
+// again leaves the premise stage, and so eligibility, untouched. The state
+// is what stage 1 remembers having sent (rules.SentMembership's hash, which
+// leaves sources out); "" is a pair it has not sent, or no longer has (A9).
+func membershipCoalesce(m rules.Membership, before, after []rules.SentMembership) *runtime.Coalesce {
+	sent := func(ss []rules.SentMembership) string {
+		i := slices.IndexFunc(ss, func(s rules.SentMembership) bool { return s.CustomerID == m.CustomerID && s.PremiseID == m.PremiseID })
+		if i < 0 {
+			return ""
+		}
+		return strconv.FormatUint(ss[i].Hash, 16)
+	}
+	return &runtime.Coalesce{Key: m.ServicePointID + "\x00" + m.CustomerID + "\x00" + m.PremiseID, Before: sent(before), After: sent(after)}
+}
+
+// eligibilityCoalesce makes the events of one (customer, premise, program)
+// within one transaction shrink to the net change (runtime.Coalesce): no
+// eligibility flip that the same transaction undoes is emitted. The state
+// is the reasons as an event compares them (sources left out); "" is a
+// subject never evaluated.
+func eligibilityCoalesce(e rules.EligibilityChanged) *runtime.Coalesce {
+	before := ""
+	if !e.First {
+		before = reasonsKey(e.Before)
+	}
+	return &runtime.Coalesce{Key: e.CustomerID + "\x00" + e.PremiseID + "\x00" + e.Program, Before: before, After: reasonsKey(e.Reasons)}
+}
+
+// reasonsKey renders what reasons say (not where they came from), never "".
+func reasonsKey(rs []rules.Reason) string {
+	b := []byte{'='}
+	for _, r := range rs {
+		b = fmt.Appendf(b, "%s|%s|%s|%d|%d;", r.Code, r.Rule, r.ServicePointID, r.EffectiveDate, r.Until)
+	}
+	return string(b)
 }

@@ -251,6 +251,16 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	}
 	cl.Close()
 	dir := t.TempDir()
+	// The stages run while the files come, and each file is taken to the
+	// end of the stages before the next is ingested: a file is one
+	// ingest transaction (it is far under --chunk-rows), so one poll and one
+	// transaction of each stage, and the events of each file are its net
+	// changes (runtime.Coalesce) whatever the timing.
+	p, err := New(ctx, kc, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := startStages(t, kc, dir, p)
 	in, err := ingest.New(ctx, kc, ingest.Config{Topics: names, Reader: billing.Options{NetMetering: policy.NetMetering}})
 	if err != nil {
 		t.Fatal(err)
@@ -273,13 +283,8 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 		if err != nil || res[0].Status != ingest.Completed {
 			t.Fatalf("ingest %s: %+v %v", name, res, err)
 		}
+		st.wait(t, 2*time.Minute)
 	}
-	p, err := New(ctx, kc, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := startStages(t, kc, dir, p)
-	st.wait(t, 2*time.Minute)
 	st.stop(t)
 	var out []string
 	for _, topic := range []string{names.Corrections, names.Anomalies, names.AccountEvents, names.Eligibility} {

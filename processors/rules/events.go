@@ -167,6 +167,16 @@ type Membership struct {
 	ServiceType    string     `json:"service_type,omitempty"`
 	AccountID      string     `json:"account_id,omitempty"`
 	ActiveDate     dates.Date `json:"active_date"` // of the account that decides this membership
+	// Since is when the subject's (C1) unbroken tenure on this service point
+	// began: the active_date of the earliest of the customer's accounts at
+	// the premise in the run that ends with the deciding one, no other
+	// customer's account and no vacancy in between. A new account_id of the
+	// same customer, or a later A3 date, is not a new subject, so the
+	// derived reasons (S2, I5) date from here, not from ActiveDate. A
+	// retraction (A9) carries none from stage 1; the customer stage keeps the
+	// one of the membership it retracts. 0 (a membership of an older
+	// version) reads as ActiveDate: see since.
+	Since dates.Date `json:"since,omitempty"`
 	// Active: this customer's account at this service point is active now
 	// (not terminated, superseded or deleted).
 	Active bool `json:"active"`
@@ -188,6 +198,14 @@ type Membership struct {
 	Source        Source     `json:"source"`
 }
 
+// since is Since, or ActiveDate for a membership that carries none.
+func (m *Membership) since() dates.Date {
+	if m.Since != 0 {
+		return m.Since
+	}
+	return m.ActiveDate
+}
+
 // EligibilityChanged reports the reasons that now hold for a (customer,
 // premise, program); Eligible when there are none.
 type EligibilityChanged struct {
@@ -198,6 +216,13 @@ type EligibilityChanged struct {
 	Eligible    bool     `json:"eligible"`
 	Reasons     []Reason `json:"reasons"`
 	Source      Source   `json:"source"`
+	// Before is the reasons the previous event of this (customer, premise,
+	// program) reported, and First says there was none. They are not part
+	// of the event: a stage compares them with what follows to coalesce the
+	// events of one transaction (a flip the same transaction undoes is not
+	// emitted).
+	Before []Reason `json:"-"`
+	First  bool     `json:"-"`
 }
 
 // Stage1Output is everything one billing row caused at its service point, each

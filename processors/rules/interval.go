@@ -339,7 +339,7 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *records.Int
 				"a negative interval value (%v %s at %s) and net metering is off; reported, the data are kept", r.Value, r.Units, time.UnixMilli(r.EndMillis).UTC().Format(time.RFC3339)))
 		}
 	}
-	ip.retain(ipol, c)
+	ip.retain(ipol, c, src, &out)
 	ip.history(p, c, src, &out)
 	return out
 }
@@ -516,9 +516,9 @@ func (ip *IntervalPoint) runs(ipol IntervalPolicy, c *Channel, r *records.Interv
 	date := r.StartDate()
 	step := func(on bool, run *int32, start *int64, raised *bool, code string, limit int, what string) {
 		switch {
-		case on && next:
+		case on && next && *run > 0:
 			*run += int32(r.Minutes)
-		case on:
+		case on: // a run begins here: after a read off the run, or a break in the intervals
 			*run, *start = int32(r.Minutes), r.EndMillis-int64(r.Minutes)*60_000
 		default:
 			*run = 0
@@ -541,8 +541,9 @@ func (ip *IntervalPoint) runs(ipol IntervalPolicy, c *Channel, r *records.Interv
 	step(est, &c.EstRunMin, &c.EstRunStart, &c.EstRaised, AnomalyEstimateRun, ipol.EstimateRunMinutes, "estimated reads")
 }
 
-// retain drops days beyond the retention and values beyond the detail window.
-func (ip *IntervalPoint) retain(ipol IntervalPolicy, c *Channel) {
+// retain drops days beyond the retention and values beyond the detail
+// window, and the billed periods that start beyond the retention.
+func (ip *IntervalPoint) retain(ipol IntervalPolicy, c *Channel, src Source, out *IntervalOutput) {
 	newest := c.Days[len(c.Days)-1].Date
 	cut := 0
 	for cut < len(c.Days) && c.Days[cut].Date <= newest.AddDays(-ipol.RetentionDays) {
@@ -570,8 +571,25 @@ func (ip *IntervalPoint) retain(ipol IntervalPolicy, c *Channel) {
 		d.Detailed, d.Values = false, nil
 	}
 	c.NegativeDates = slices.DeleteFunc(c.NegativeDates, func(x dates.Date) bool { return x <= detail })
-	if len(ip.Periods) > 0 {
-		ip.Periods = slices.DeleteFunc(ip.Periods, func(b BilledPeriod) bool { return b.DateTo <= newest.AddDays(-ipol.RetentionDays) })
+	// A billed period is judged (I6) only while every day of it is kept:
+	// one whose first day left the retention is dropped, and its mismatch
+	// cleared. Keeping the judgement until the whole period left would make
+	// the final state depend on whether the bill came before the reads
+	// (judged, then kept) or after (its first days gone: never judged).
+	if c.Name == "" && len(ip.Periods) > 0 {
+		oldest := newest.AddDays(-ipol.RetentionDays)
+		ip.Periods = slices.DeleteFunc(ip.Periods, func(b BilledPeriod) bool {
+			if b.start() > oldest {
+				return false
+			}
+			if b.Mismatch {
+				a := ip.anomaly(AnomalyBillingMismatch, "I6", b.start(), src,
+					"the billing period %s..%s left the %d days of interval data kept; it is no longer checked", b.start(), b.DateTo, ipol.RetentionDays)
+				a.Until, a.Cleared = b.DateTo, true
+				out.Anomalies = append(out.Anomalies, a)
+			}
+			return true
+		})
 	}
 }
 

@@ -238,8 +238,11 @@ type dec struct {
 	err error
 	// spV2 reads a service point of binary version 2 (no Tenure.AsOfFile).
 	spV2 bool
-	// customerV3 reads a customer of binary version 3 (no Premise.Holds).
-	customerV3 bool
+	// noSince reads a customer or premise state of the version before
+	// Membership.Since.
+	noSince bool
+	// noHolds reads a customer state of a version before Premise.Holds.
+	noHolds bool
 }
 
 func (d *dec) fail(what string) {

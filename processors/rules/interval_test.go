@@ -357,6 +357,33 @@ func TestI6SumCheck(t *testing.T) {
 		expectEvents(t, r.take(), `CORRECTION 20240602 16:00 1->3 est false->false
 BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 	})
+	// Issue 14: the final state does not depend on whether the bill came
+	// before the reads. A period whose first day left the retention is not
+	// judged any more: a bill after the reads finds its first days gone,
+	// and one before them has its mismatch cleared when they go.
+	for _, billFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("a period leaving the retention is no longer judged/bill first %v", billFirst), func(t *testing.T) {
+			r := newIPRun(t)
+			r.ipol.RetentionDays, r.ipol.DetailDays = 5, 2
+			if billFirst {
+				r.bill("20240604", 4, 120)
+			}
+			for d := dates.MustParse("20240601"); d <= dates.MustParse("20240606"); d++ {
+				r.reads(dayReads(t, d.String(), 60, 1, -240)...)
+			}
+			if !billFirst {
+				r.bill("20240604", 4, 120)
+			}
+			want := ""
+			if billFirst {
+				want = "BILLING_INTERVAL_MISMATCH I6 20240601..20240604\nBILLING_INTERVAL_MISMATCH I6 20240601..20240604 cleared"
+			}
+			expectEvents(t, r.take(), want)
+			if len(r.ip.Periods) != 0 && billFirst {
+				t.Errorf("the period beyond the retention is kept: %+v", r.ip.Periods)
+			}
+		})
+	}
 }
 
 func TestI7VEEFindings(t *testing.T) {
@@ -384,6 +411,18 @@ func TestI7VEEFindings(t *testing.T) {
 		{"48 hours of estimates", false, func() []*records.IntervalRead {
 			var rs []*records.IntervalRead
 			for _, d := range []string{"20240601", "20240602"} {
+				for _, x := range dayReads(t, d, 60, 1, -240) {
+					x.Estimate = records.EstimateEstimated
+					rs = append(rs, x)
+				}
+			}
+			return rs
+		}, "INTERVAL_ESTIMATE_RUN I7 20240601"},
+		// A run that starts right after an actual read is dated by its
+		// first estimated read, not by a start never set (1970-01-01).
+		{"estimates after an actual read", false, func() []*records.IntervalRead {
+			rs := dayReads(t, "20240531", 60, 1, -240)
+			for _, d := range []string{"20240601", "20240602", "20240603"} {
 				for _, x := range dayReads(t, d, 60, 1, -240) {
 					x.Estimate = records.EstimateEstimated
 					rs = append(rs, x)

@@ -152,10 +152,14 @@ func TestScenarioGapAgesOutAfterTwoYears(t *testing.T) {
 		t.Fatalf("before the horizon: %s", got)
 	}
 	_, o2 := h.feed(full("SP1").rate("MED1").mon("2026-03", 1))
-	// The gap no longer holds; the rate still does.
+	// The gap no longer holds; the rate still does, and the communications
+	// block of dual fuel and disaggregation now dates from it: the earliest
+	// communications reason that holds, not the one the block began with.
 	expect(t, "after two years", eligStrings(o2), []string{
 		"C1/P1 communications [RATE_NOT_ALLOWED:A7:SP1:20250401]",
 		"C1/P1 neighbor_comparison [RATE_NOT_ALLOWED:A7:SP1:20250401]",
+		"C1/P1 dual_fuel_insights [BLOCKED_FOR_COMMUNICATIONS:S2::20250401 NO_DUAL_FUEL:S2::20240101]",
+		"C1/P1 disaggregation [BLOCKED_FOR_COMMUNICATIONS:I5::20250401 INSUFFICIENT_HISTORY:I5::20240101]",
 	})
 	expect(t, "anomalies", anomStrings(h.all1.Anomalies), []string{
 		"U2 USAGE_GAP SP1 20240201..20260228",

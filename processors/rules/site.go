@@ -28,7 +28,7 @@ type Site struct {
 	// Points holds the latest membership by service point, then customer.
 	Points map[string]map[string]Membership `json:"points,omitempty"`
 	// Sent is the S1 reasons last sent to each customer, pinned: a reason
-	// keeps the effective date and source it began with while it holds.
+	// keeps the source that first gave it its date (pin).
 	// A customer whose last list was empty has no entry.
 	Sent map[string][]Reason `json:"sent,omitempty"`
 }
@@ -190,7 +190,7 @@ func forStage2(m Membership) Membership {
 func sameForStage2(a, b Membership) bool {
 	return a.CustomerID == b.CustomerID && a.PremiseID == b.PremiseID && a.SecondaryID == b.SecondaryID &&
 		a.ServicePointID == b.ServicePointID && a.ServiceType == b.ServiceType && a.AccountID == b.AccountID &&
-		a.ActiveDate == b.ActiveDate && a.Active == b.Active && a.Deleted == b.Deleted && sameReasons(a.Reasons, b.Reasons)
+		a.ActiveDate == b.ActiveDate && a.Since == b.Since && a.Active == b.Active && a.Deleted == b.Deleted && sameReasons(a.Reasons, b.Reasons)
 }
 
 // customers lists every customer with a membership here, sorted.

@@ -352,6 +352,9 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 		ServicePointID: sp.ID, ServiceType: sp.ServiceType, AccountID: t.AccountID, ActiveDate: t.ActiveDate,
 		Source: src,
 	}
+	if !t.Deleted {
+		m.Since = sp.subjectSince(i)
+	}
 	st := sp.status(i)
 	reason := func(code, rule string, eff, until dates.Date, from Source) {
 		m.Reasons = append(m.Reasons, Reason{Code: code, Rule: rule, ServicePointID: sp.ID, EffectiveDate: eff, Until: until, Source: from})
@@ -417,6 +420,23 @@ func (sp *ServicePoint) membership(p Policy, i int, src Source) Membership {
 	return m
 }
 
+// subjectSince is when the unbroken tenure of live tenure i's subject
+// (customer, premise) on this service point began (Membership.Since): walking
+// back over the live tenures before it while they are the same subject's and
+// each ran on until the next began (not terminated before it).
+func (sp *ServicePoint) subjectSince(i int) dates.Date {
+	t := &sp.Tenures[i]
+	since := t.ActiveDate
+	for j := sp.predecessor(i); j >= 0; j = sp.predecessor(j) {
+		u := &sp.Tenures[j]
+		if u.CustomerID != t.CustomerID || u.PremiseID != t.PremiseID || (u.InactiveDate != 0 && u.InactiveDate+1 < since) {
+			break
+		}
+		since = u.ActiveDate
+	}
+	return since
+}
+
 // hash is FNV-1a over everything a membership says, sources left out.
 func (m *Membership) hash() uint64 {
 	h := fnv{v: 14695981039346656037}
@@ -427,6 +447,11 @@ func (m *Membership) hash() uint64 {
 	h.str(m.ServiceType)
 	h.str(m.AccountID)
 	h.num(int64(m.ActiveDate))
+	if m.Since != 0 && m.Since != m.ActiveDate {
+		// Only when it says something ActiveDate does not: the hashes that
+		// stage 1 states hold from before Since existed stay valid.
+		h.num(int64(m.Since))
+	}
 	h.flag(m.Active)
 	h.flag(m.Deleted)
 	h.num(int64(m.FirstPeriodStart))

@@ -43,8 +43,8 @@ type Premise struct {
 	// premise stage (Site) last sent them.
 	Replacements []Reason `json:"replacements,omitempty"`
 	// Pinned holds the reasons stage 2 derives (S1, S2, I5, blocked for
-	// communications) with the effective date and source they had when they
-	// began: while a reason holds, only its Until may move.
+	// communications) as last derived: the date is the data's, the source
+	// the input that first gave the reason that date (pin).
 	Pinned []Reason `json:"pinned,omitempty"`
 	// Evaluated is set after the first evaluation, which emits every program.
 	Evaluated bool `json:"evaluated,omitempty"`
@@ -98,6 +98,14 @@ func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []Eligibility
 	}
 	was := pr.active()
 	m.Reasons = slices.Clone(m.Reasons)
+	if prev, ok := pr.Points[m.ServicePointID]; ok && m.Deleted && m.since() == 0 {
+		// A retraction (A9: the account now names another customer or
+		// premise) carries no date; the subject's tenure here still began
+		// when the membership it retracts said, and S2 and I5 date from it.
+		// That membership came before it (same service point, same keys at
+		// every stage), so this does not depend on arrival order.
+		m.Since = prev.since()
+	}
 	pr.Points[m.ServicePointID] = m
 	if m.Active || !pr.active() {
 		pr.SecondaryID = m.SecondaryID
@@ -144,14 +152,16 @@ func (c *Customer) premise(id string) *Premise {
 	return pr
 }
 
-// updatePropertyManager starts or ends the C2 reason; it reports a change.
-// The reason's date is when the customer became active at more than
-// PropertyManagerPremises premises: the activation of the premise that
-// tipped it, taking each premise's earliest active account.
+// updatePropertyManager starts, ends or re-dates the C2 reason; it reports a
+// change. The reason's date is when the customer became active at more than
+// PropertyManagerPremises premises, by the active premises on record (each
+// counted from its earliest active account): the (PropertyManagerPremises+1)th
+// earliest of them. It is worked out again on every membership, so that it
+// does not depend on which premise's membership came first.
 func (c *Customer) updatePropertyManager(p Policy, cause Source) bool {
 	should := c.ActivePremises > p.PropertyManagerPremises
 	switch {
-	case should && c.PropertyManager == nil:
+	case should:
 		var since []dates.Date
 		for _, pr := range c.Premises {
 			first := dates.Date(0)
@@ -165,10 +175,13 @@ func (c *Customer) updatePropertyManager(p Policy, cause Source) bool {
 			}
 		}
 		slices.Sort(since)
-		c.PropertyManager = &Reason{Code: ReasonPropertyManager, Rule: "C2",
-			EffectiveDate: since[p.PropertyManagerPremises], Source: cause}
+		d := since[p.PropertyManagerPremises]
+		if c.PropertyManager != nil && c.PropertyManager.EffectiveDate == d {
+			return false
+		}
+		c.PropertyManager = &Reason{Code: ReasonPropertyManager, Rule: "C2", EffectiveDate: d, Source: cause}
 		return true
-	case !should && c.PropertyManager != nil:
+	case c.PropertyManager != nil:
 		c.PropertyManager = nil
 		return true
 	}
@@ -225,43 +238,78 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 		if pr.Evaluated && sameReasons(rs, pr.Sent[prog.name]) {
 			continue
 		}
+		before, first := pr.Sent[prog.name], !pr.Evaluated
 		pr.Sent[prog.name] = rs
 		if out == nil {
 			out = make([]EligibilityChanged, 0, len(programTable)) // one allocation, not one per doubling
 		}
 		out = append(out, EligibilityChanged{CustomerID: c.ID, PremiseID: id, SecondaryID: pr.SecondaryID,
-			Program: prog.name, Eligible: eligible(rs), Reasons: slices.Clone(rs), Source: src})
+			Program: prog.name, Eligible: eligible(rs), Reasons: slices.Clone(rs), Source: src,
+			Before: before, First: first})
 	}
 	pr.Evaluated = true
 	return out
 }
 
 // dualFuel finds S2's reason: no active gas and electric pair. It dates from
-// the later of the customer's first account here and the end of the last
-// gas or electric account that ended.
+// when the pair was last lost: the latest end of a time when a gas and an
+// electric account of the customer here were both active; with no such time,
+// from the start of the customer's tenure here (firstActive). With no date on
+// record at all (only retractions whose membership the stage never saw) it
+// gives no reason rather than a zero date: the retractions' INACTIVE blocks
+// communications, so dual fuel stays blocked.
 func (c *Customer) dualFuel(pr *Premise, ids []string, cause Source) []Reason {
-	var hasE, hasG bool
-	since := firstActive(pr, ids)
-	var ended dates.Date
+	type span struct{ from, to dates.Date } // to 0: still active
+	var elec, gas []span
 	for _, id := range ids {
 		m := pr.Points[id]
-		switch {
-		case m.Active && m.ServiceType == "E":
-			hasE = true
-		case m.Active && m.ServiceType == "G":
-			hasG = true
-		case !m.Active && (m.ServiceType == "E" || m.ServiceType == "G"):
+		if m.ServiceType != "E" && m.ServiceType != "G" {
+			continue
+		}
+		sp := span{from: m.since()}
+		if !m.Active {
 			for _, r := range m.Reasons {
 				if r.Code == ReasonInactive || r.Code == ReasonSuperseded {
-					ended = max(ended, r.EffectiveDate)
+					sp.to = max(sp.to, r.EffectiveDate)
 				}
+			}
+			if sp.from == 0 || sp.to == 0 {
+				continue // no time on record: it made no pair
+			}
+		}
+		if m.ServiceType == "E" {
+			elec = append(elec, sp)
+		} else {
+			gas = append(gas, sp)
+		}
+	}
+	var lost dates.Date
+	for _, e := range elec {
+		for _, g := range gas {
+			switch to := minEnd(e.to, g.to); {
+			case to == 0:
+				return nil // both active now: a pair
+			case max(e.from, g.from) < to:
+				lost = max(lost, to)
 			}
 		}
 	}
-	if hasE && hasG {
+	since := cmp.Or(lost, firstActive(pr, ids))
+	if since == 0 {
 		return nil
 	}
-	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: max(since, ended), Source: cause}}
+	return []Reason{{Code: ReasonNoDualFuel, Rule: "S2", EffectiveDate: since, Source: cause}}
+}
+
+// minEnd is the earlier of two ends, 0 standing for an end not yet come.
+func minEnd(a, b dates.Date) dates.Date {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // history finds I5's reason: no active service point with enough interval
@@ -272,31 +320,43 @@ func (c *Customer) history(p Policy, pr *Premise, ids []string, cause Source) []
 			return nil
 		}
 	}
-	return []Reason{{Code: ReasonInsufficientHistory, Rule: "I5", EffectiveDate: firstActive(pr, ids), Source: cause}}
+	since := firstActive(pr, ids)
+	if since == 0 {
+		return nil // no date on record: see dualFuel
+	}
+	return []Reason{{Code: ReasonInsufficientHistory, Rule: "I5", EffectiveDate: since, Source: cause}}
 }
 
-// firstActive is the earliest active_date of the customer's accounts at the
-// premise (a retracted membership carries none and is skipped).
+// firstActive is when the customer's tenure at the premise began: the
+// earliest Since of its memberships (C1: the subject is the customer at the
+// premise, whatever its account numbers). 0 when none carries a date.
 func firstActive(pr *Premise, ids []string) dates.Date {
 	var since dates.Date
 	for _, id := range ids {
-		if d := pr.Points[id].ActiveDate; d != 0 && (since == 0 || d < since) {
+		m := pr.Points[id]
+		if d := m.since(); d != 0 && (since == 0 || d < since) {
 			since = d
 		}
 	}
 	return since
 }
 
-// pin returns cands with the effective date and source of the pinned reason
-// of the same code, rule and service point where there is one: a derived
-// reason keeps the date and cause it began with while it holds.
+// pin returns cands with the source of the pinned reason of the same code,
+// rule, service point and effective date where there is one: a derived
+// reason keeps the cause that first gave it its date while the date holds.
+//
+// The date itself is never pinned: it is what the data say now (issue 14).
+// Pinning the date of the first derivation made it depend on the order in
+// which service points' memberships and interval history arrived, which
+// the partitioning and the timing of the stages decide: two runs of the same
+// input (or a replay) ended with different dates.
 func pin(pinned, cands []Reason) []Reason {
 	out := make([]Reason, 0, len(cands))
 	for _, r := range cands {
 		if k := slices.IndexFunc(pinned, func(q Reason) bool {
-			return q.Code == r.Code && q.Rule == r.Rule && q.ServicePointID == r.ServicePointID
+			return q.Code == r.Code && q.Rule == r.Rule && q.ServicePointID == r.ServicePointID && q.EffectiveDate == r.EffectiveDate
 		}); k >= 0 {
-			r.EffectiveDate, r.Source = pinned[k].EffectiveDate, pinned[k].Source
+			r.Source = pinned[k].Source
 		}
 		out = append(out, r)
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -396,6 +397,83 @@ func TestS1MidCycleMeterExchange(t *testing.T) {
 			h.feed(full("SPE1").mon("2024-06", 1))                             // the old meter's last bill, to its cycle end
 			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
 				t.Errorf("communications: %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestS2DateFromTheSubjectsTenure: NO_DUAL_FUEL (S2) and INSUFFICIENT_HISTORY
+// (I5) date from when the condition began for the subject (C1), the customer
+// at the premise: from the start of its unbroken tenure there whatever its
+// account numbers, from when a gas and electric pair was lost, and never
+// from a zero date when the service point has left the premise (S3, A9).
+func TestS2DateFromTheSubjectsTenure(t *testing.T) {
+	cases := []struct {
+		name    string
+		rows    []*rb
+		cust    string
+		dual    string // dual_fuel_insights at P1 at the end
+		disaggr string // disaggregation at P1 at the end
+
+	}{
+		{name: "S3: the service point moves to another premise", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").who("C1", "P9").mon("2024-02", 1)},
+			dual:    "BLOCKED_FOR_COMMUNICATIONS:S2::20240201 NO_DUAL_FUEL:S2::20240101",
+			disaggr: "BLOCKED_FOR_COMMUNICATIONS:I5::20240201 INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "S3: it moves after a new account of the same customer", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240201").who("C1", "P9").mon("2024-03", 1)},
+			// A1 stays the customer's at P1, superseded by A2 (now at P9).
+			dual:    "BLOCKED_FOR_COMMUNICATIONS:S2::20240201 NO_DUAL_FUEL:S2::20240101",
+			disaggr: "BLOCKED_FOR_COMMUNICATIONS:I5::20240201 INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "U2: a new account of the same customer", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").mon("2024-02", 1)},
+			dual: "NO_DUAL_FUEL:S2::20240101", disaggr: "INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "A3: the account's active_date moves later", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A1", "20240201").mon("2024-02", 1)},
+			dual:    "BLOCKED_FOR_COMMUNICATIONS:S2::20240201 NO_DUAL_FUEL:S2::20240101",
+			disaggr: "BLOCKED_FOR_COMMUNICATIONS:I5::20240201 INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "terminated the day before the next account began: one tenure", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1),
+			full("SP1").acct("A2", "20240301").mon("2024-03", 1)},
+			dual: "NO_DUAL_FUEL:S2::20240101", disaggr: "INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "back after a vacancy: a new tenure", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").inactive("20240131").mon("2024-01", 1),
+			full("SP1").acct("A2", "20240301").mon("2024-03", 1)},
+			// February has no usage: the subject's gap (U2) blocks too.
+			dual:    "BLOCKED_FOR_COMMUNICATIONS:S2::20240201 NO_DUAL_FUEL:S2::20240301",
+			disaggr: "BLOCKED_FOR_COMMUNICATIONS:I5::20240201 INSUFFICIENT_HISTORY:I5::20240301"},
+		{name: "back after another customer: a new tenure", rows: []*rb{
+			full("SP1").mon("2024-01", 1), full("SP1").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+			full("SP1").acct("A3", "20240301").mon("2024-03", 1)},
+			dual: "NO_DUAL_FUEL:S2::20240301", disaggr: "INSUFFICIENT_HISTORY:I5::20240301"},
+		{name: "C4: the pair is lost when the first fuel ends, not the last", rows: []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+			full("SPE").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+			full("SPG").acct("AG2", "20240301").who("C2", "P1").fuel("G").mon("2024-03", 1)},
+			dual:    "BLOCKED_FOR_COMMUNICATIONS:S2::20240201 NO_DUAL_FUEL:S2::20240201",
+			disaggr: "BLOCKED_FOR_COMMUNICATIONS:I5::20240201 INSUFFICIENT_HISTORY:I5::20240101"},
+		{name: "C4: the new customer's tenure begins at its first account", cust: "C2", rows: []*rb{
+			full("SPE").mon("2024-01", 1), full("SPG").acct("AG", "20240101").fuel("G").mon("2024-01", 1),
+			full("SPE").acct("A2", "20240201").who("C2", "P1").mon("2024-02", 1),
+			full("SPG").acct("AG2", "20240301").who("C2", "P1").fuel("G").mon("2024-03", 1),
+			full("SPE").acct("A2", "20240201").who("C2", "P1").inactive("20240430").mon("2024-04", 1)},
+			dual: "NO_DUAL_FUEL:S2::20240430", disaggr: "INSUFFICIENT_HISTORY:I5::20240201"},
+		{name: "a gas and an electric account that never overlapped made no pair", rows: []*rb{
+			full("SPE").mon("2024-01", 1), full("SPE").inactive("20240131").mon("2024-01", 1),
+			full("SPG").acct("AG", "20240201").fuel("G").mon("2024-02", 1)},
+			dual: "NO_DUAL_FUEL:S2::20240101", disaggr: "INSUFFICIENT_HISTORY:I5::20240101"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(tc.rows...)
+			cust := cmp.Or(tc.cust, "C1")
+			if got := h.now(cust, "P1", ProgramDualFuelInsights); got != tc.dual {
+				t.Errorf("dual_fuel_insights: %s, want %s", got, tc.dual)
+			}
+			if got := h.now(cust, "P1", ProgramDisaggregation); got != tc.disaggr {
+				t.Errorf("disaggregation: %s, want %s", got, tc.disaggr)
 			}
 		})
 	}

@@ -23,16 +23,28 @@ const stateVersion = 3
 // spV2 is the binary service point version before Tenure.AsOfFile.
 const spV2 = 2
 
-// customerStateVersion is 4 since Premise.Holds (OV2); 3, the binary
-// encoding without holds, is still read (no hold). 2: JSON, read still;
-// 1: JSON without the premise's S1 reasons, refused.
-const customerStateVersion = 4
+// customerStateVersion is 3 since the binary encoding (2: JSON, read still;
+// 1: JSON without the premise's S1 reasons, refused). Version 4 adds
+// Membership.Since; version 3, without it, is still read (Since 0 reads as
+// the membership's ActiveDate, the date S2 and I5 took before). Version 5
+// adds Premise.Holds (OV2); versions 3 and 4, without them, are still read
+// (no hold).
+const customerStateVersion = 5
 
-// customerV3 is the binary customer version before Premise.Holds.
-const customerV3 = 3
+// customerNoHolds is the binary customer version before Premise.Holds.
+const customerNoHolds = 4
 
 // siteStateVersion versions the premise stage's state: 2 is binary, 1 JSON.
-const siteStateVersion = 2
+// Version 3 adds Membership.Since; version 2 is still read, as for the
+// customer's.
+const siteStateVersion = 3
+
+// The binary versions of the customer and premise states before
+// Membership.Since.
+const (
+	customerNoSince = 3
+	siteNoSince     = 2
+)
 
 // The JSON versions a binary-era build still reads.
 const (
@@ -153,12 +165,12 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 			return errors.New("rules: empty customer state; rebuild the state from the input topics")
 		}
 		v := int(b[0])
-		if v != customerV3 {
+		if v != customerNoSince && v != customerNoHolds {
 			if err := checkVersion("customer", v, customerStateVersion); err != nil {
 				return err
 			}
 		}
-		d := dec{b: b, i: 1, customerV3: v == customerV3}
+		d := dec{b: b, i: 1, noSince: v == customerNoSince, noHolds: v <= customerNoHolds}
 		d.customer(c)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding customer state %q: %w", c.ID, err)
@@ -249,10 +261,13 @@ func (s *Site) UnmarshalBinary(b []byte) error {
 		if len(b) == 0 {
 			return errors.New("rules: empty premise state; rebuild the state from the input topics")
 		}
-		if err := checkVersion("premise", int(b[0]), siteStateVersion); err != nil {
-			return err
+		v := int(b[0])
+		if v != siteNoSince {
+			if err := checkVersion("premise", v, siteStateVersion); err != nil {
+				return err
+			}
 		}
-		d := dec{b: b, i: 1}
+		d := dec{b: b, i: 1, noSince: v == siteNoSince}
 		d.site(s)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding premise state %q: %w", s.ID, err)
@@ -427,6 +442,7 @@ func (e *enc) membership(m *Membership) {
 	e.str(m.ServiceType)
 	e.str(m.AccountID)
 	e.date(m.ActiveDate)
+	e.date(m.Since)
 	e.flag(m.Active)
 	e.flag(m.Deleted)
 	e.reasons(m.Reasons)
@@ -628,6 +644,9 @@ func (d *dec) membership(m *Membership) {
 	m.CustomerID, m.PremiseID, m.SecondaryID = d.str(), d.str(), d.str()
 	m.ServicePointID, m.ServiceType, m.AccountID = d.str(), d.str(), d.str()
 	m.ActiveDate = d.date()
+	if !d.noSince {
+		m.Since = d.date()
+	}
 	m.Active, m.Deleted = d.flag(), d.flag()
 	m.Reasons = d.reasons()
 	m.FirstPeriodStart, m.LastDateTo, m.ChainStart = d.date(), d.date(), d.date()
@@ -683,7 +702,7 @@ func (d *dec) customer(c *Customer) {
 			pr.Replacements, pr.Pinned = d.reasons(), d.reasons()
 			pr.Evaluated = d.flag()
 			pr.Sent = d.reasonsByKey()
-			if !d.customerV3 {
+			if !d.noHolds {
 				if k := d.count(); k > 0 {
 					pr.Holds = make([]Hold, 0, k)
 					for ; k > 0 && d.err == nil; k-- {

@@ -251,6 +251,53 @@ func TestStateReadsVersion2(t *testing.T) {
 	decodesTo(t, "service point of version 2", b, want)
 }
 
+// TestStateReadsCustomerAndPremiseBeforeSince: a customer of binary version
+// 3 and a premise of version 2 (before Membership.Since;
+// testdata/customer-v3.bin and premise-v2.bin are busyState's C2 and P1,
+// written by that build) decode to the state this build holds with Since
+// left 0, which reads as the membership's ActiveDate.
+func TestStateReadsCustomerAndPremiseBeforeSince(t *testing.T) {
+	noSince := func(ms map[string]Membership) {
+		for k, m := range ms {
+			m.Since = 0
+			ms[k] = m
+		}
+	}
+	h, _ := busyState(t)
+	b, err := os.ReadFile("testdata/premise-v2.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != siteNoSince {
+		t.Fatalf("premise version %d", b[0])
+	}
+	site := h.site("P1")
+	for _, ms := range site.Points {
+		noSince(ms)
+	}
+	decodesTo(t, "premise of version 2", b, site)
+
+	if b, err = os.ReadFile("testdata/customer-v3.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != customerNoSince {
+		t.Fatalf("customer version %d", b[0])
+	}
+	var c Customer
+	if err := c.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	// The reasons it last sent may date otherwise than this build's (S2,
+	// I5); the memberships are the same.
+	want := h.customer("C2")
+	for id, pr := range want.Premises {
+		noSince(pr.Points)
+		if got := c.Premises[id]; got == nil || !reflect.DeepEqual(got.Points, pr.Points) {
+			t.Errorf("premise %s: memberships %+v, want %+v", id, got, pr.Points)
+		}
+	}
+}
+
 // TestStateReadsJSON: a state written by the JSON versions (the changelog of
 // the previous build) decodes to the same state.
 func TestStateReadsJSON(t *testing.T) {

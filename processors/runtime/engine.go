@@ -530,6 +530,9 @@ type txn struct {
 	// order apply made them.
 	outputs     []*kgo.Record
 	quarantined []*kgo.Record
+	// coalesce is each output's Out.Coalesce (nil: kept as it is), until
+	// apply shortens the outputs (coalesceOutputs).
+	coalesce []*Coalesce
 
 	mu            sync.Mutex
 	prodErr       error
@@ -723,7 +726,58 @@ func (in *Instance) apply(ctx context.Context, t *txn, fs kgo.Fetches, fireWall 
 	if err != nil {
 		return err
 	}
-	return in.fireTimers(t, fireWall, now)
+	if err := in.fireTimers(t, fireWall, now); err != nil {
+		return err
+	}
+	if n := coalesceOutputs(t); n > 0 {
+		in.m.coalesced.WithLabelValues(in.name).Add(float64(n))
+	}
+	return nil
+}
+
+// coalesceOutputs shortens each subject's series of outputs in the
+// transaction to its net change (see Coalesce) and returns how many
+// outputs it dropped. The others keep their order.
+func coalesceOutputs(t *txn) int {
+	type subject struct{ topic, key string }
+	type series struct {
+		before string
+		last   int
+	}
+	var bySubject map[subject]*series
+	for i, c := range t.coalesce {
+		if c == nil {
+			continue
+		}
+		if bySubject == nil {
+			bySubject = map[subject]*series{}
+		}
+		k := subject{t.outputs[i].Topic, c.Key}
+		if s := bySubject[k]; s != nil {
+			s.last = i
+		} else {
+			bySubject[k] = &series{before: c.Before, last: i}
+		}
+	}
+	if bySubject == nil {
+		t.coalesce = nil
+		return 0
+	}
+	kept := t.outputs[:0]
+	for i, r := range t.outputs {
+		c := t.coalesce[i]
+		if c != nil {
+			s := bySubject[subject{r.Topic, c.Key}]
+			if s.last != i || c.After == s.before {
+				continue
+			}
+		}
+		kept = append(kept, r)
+	}
+	dropped := len(t.outputs) - len(kept)
+	clear(t.outputs[len(kept):])
+	t.outputs, t.coalesce = kept, nil
+	return dropped
 }
 
 // applyRecords applies the records of one fetched partition in offset
@@ -903,6 +957,7 @@ func (in *Instance) step(t *txn, pc *partCache, p int32, key []byte, input Input
 	}
 	for _, o := range res.outs {
 		t.outputs = append(t.outputs, &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value})
+		t.coalesce = append(t.coalesce, o.Coalesce)
 	}
 	for _, tm := range res.timers {
 		id := timerID{tm.Kind, string(tm.Key)}

@@ -19,6 +19,7 @@ type Metrics struct {
 	timersFired      *prometheus.CounterVec
 	quarantined      *prometheus.CounterVec
 	skipped          *prometheus.CounterVec
+	coalesced        *prometheus.CounterVec
 	restarts         *prometheus.CounterVec
 }
 
@@ -66,13 +67,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_processor_records_skipped_total", Help: "Input records skipped because they are re-fed from a quarantine to another consumer (committed or not).",
 		}, []string{"processor", "topic"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usagestream_processor_records_coalesced_total", Help: "Output records not produced because a later output of the same transaction replaced or undid them (Out.Coalesce; committed or not).",
+		}, []string{"processor"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_processor_restarts_total", Help: "Times a processor stopped on an error and was started again (run, process).",
 		}, []string{"processor"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.recordsIn, m.recordsOut, m.processSeconds, m.commitSeconds, m.commits, m.aborts,
-			m.lag, m.restoreRemaining, m.restored, m.storeBytes, m.timersFired, m.quarantined, m.skipped, m.restarts)
+			m.lag, m.restoreRemaining, m.restored, m.storeBytes, m.timersFired, m.quarantined, m.skipped, m.coalesced, m.restarts)
 	}
 	return m
 }

@@ -17,7 +17,9 @@
 //     transaction's context), then the processor runs over it, then over
 //     the timers due, against an in-memory write cache of decoded states
 //     read through to Pebble. Its outputs, and the records it finds poison,
-//     are collected; nothing leaves the process yet.
+//     are collected; nothing leaves the process yet. The outputs that name
+//     a subject (Out.Coalesce) are then cut to each subject's net change
+//     over the transaction.
 //  2. produce: into the open transaction go the outputs, the poison records
 //     (to the stage's quarantine topic), and every state, timer and event
 //     time the poll changed, each encoded once, to the store's compacted
@@ -73,6 +75,34 @@ type Out struct {
 	Topic string
 	Key   []byte
 	Value []byte
+	// Coalesce, when set, makes this output one step of a subject's
+	// series that the transaction shortens to its net change (see
+	// Coalesce).
+	Coalesce *Coalesce
+}
+
+// Coalesce names the subject an output reports on and the subject's state,
+// as the output's topic sees it, before and after the output. Within one
+// transaction the runtime keeps, of the outputs with the same topic and
+// Coalesce.Key, only the last one (in its place, with its value and so its
+// event id: the input that produced the final form), and drops that one
+// too when its After equals the first one's Before: the subject is back
+// where the transaction found it, so downstream sees nothing (A → B → A),
+// or only the net change (A → B → C sends the C event alone).
+//
+// Before and After are fingerprints the processor makes from its state;
+// they must leave out what does not count as a change (sources, ids), and
+// Before of an output must be After of the subject's previous output (or
+// of its state at the start of the transaction). A subject never reported
+// has a Before no After equals ("" is a good one when every After is
+// non-empty).
+//
+// Coalescing makes what is emitted depend on how inputs fall into
+// transactions (polls), which is not deterministic; the state reached, and
+// the last event of each subject, do not.
+type Coalesce struct {
+	Key           string
+	Before, After string
 }
 
 // TimerKind says what clock a timer follows.

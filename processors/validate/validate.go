@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -378,6 +379,11 @@ type run struct {
 	codeRule  map[string]string // reject code -> its rule, as the reader gave it
 	groups    map[groupKey]*report.RuleFindings
 	offenders map[string]*report.Offender
+	// raised holds the anomalies raised and not cleared so far, by what a
+	// clear names them by (openKey); resolvedShown counts Report.Resolved
+	// entries per group, for the Examples cap.
+	raised        map[openKey][]report.Finding
+	resolvedShown map[groupKey]int
 
 	// summaries of service point states, by hash of the id (see summarise).
 	history map[uint64]spSummary
@@ -398,6 +404,18 @@ type monthFuel struct {
 
 type groupKey struct{ kind, rule, code string }
 
+// openKey is what a cleared anomaly shares with the one it clears: its rule
+// and code, and its service point; C4 is the premise's, and a different
+// service point may clear it.
+type openKey struct{ rule, code, scope string }
+
+func openKeyOf(f report.Finding) openKey {
+	if f.Code == rules.AnomalyTwoCustomersActive {
+		return openKey{f.Rule, f.Code, "premise\x00" + f.PremiseID}
+	}
+	return openKey{f.Rule, f.Code, f.ServicePointID}
+}
+
 type spSummary struct {
 	months   int32
 	usage    bool
@@ -416,14 +434,16 @@ func newRun(opts Options) *run {
 		seed:      maphash.MakeSeed(),
 		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
 		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
-		months:     map[monthFuel]int64{},
-		codeRule:   map[string]string{},
-		groups:     map[groupKey]*report.RuleFindings{},
-		offenders:  map[string]*report.Offender{},
-		history:    map[uint64]spSummary{},
-		programs:   rules.Programs(),
-		subjects:   map[uint64][]uint32{},
-		reasonBits: map[[2]string]int{},
+		months:        map[monthFuel]int64{},
+		codeRule:      map[string]string{},
+		groups:        map[groupKey]*report.RuleFindings{},
+		raised:        map[openKey][]report.Finding{},
+		resolvedShown: map[groupKey]int{},
+		offenders:     map[string]*report.Offender{},
+		history:       map[uint64]spSummary{},
+		programs:      rules.Programs(),
+		subjects:      map[uint64][]uint32{},
+		reasonBits:    map[[2]string]int{},
 	}
 	r.examples = make([]map[[2]string]report.Subject, len(r.programs))
 	for i := range r.examples {
@@ -544,8 +564,14 @@ func (r *run) add(f report.Finding) {
 	g.Count++
 	if f.Cleared {
 		g.Cleared++
+		r.resolve(k, g, f)
 	} else if f.Severity != report.SeverityInfo {
 		g.Severity = f.Severity // a group of raised anomalies is a warning group
+		g.Open++
+		if f.Kind == report.KindAnomaly {
+			ok := openKeyOf(f)
+			r.raised[ok] = append(r.raised[ok], f)
+		}
 	}
 	if r.opts.Examples == 0 || len(g.Findings) < r.opts.Examples {
 		g.Findings = append(g.Findings, f)
@@ -560,6 +586,35 @@ func (r *run) add(f report.Finding) {
 	}
 	o.Findings++
 	o.ByRule[f.Rule]++
+}
+
+// resolve pairs a cleared anomaly with the one it clears, raised earlier in
+// the run: the one with the same effective date (gaps, overlaps and A3 keep
+// it), else the earliest. The pair is no longer open, so no threshold
+// counts it; it is listed apart. A clear with nothing raised in the run to
+// pair with changes nothing.
+func (r *run) resolve(k groupKey, g *report.RuleFindings, cleared report.Finding) {
+	ok := openKeyOf(cleared)
+	open := r.raised[ok]
+	if len(open) == 0 {
+		return
+	}
+	i := slices.IndexFunc(open, func(f report.Finding) bool { return f.Date == cleared.Date })
+	if i < 0 {
+		i = 0
+	}
+	raised := open[i]
+	if open = slices.Delete(open, i, i+1); len(open) == 0 {
+		delete(r.raised, ok)
+	} else {
+		r.raised[ok] = open
+	}
+	g.Open--
+	g.Resolved++
+	if r.opts.Examples == 0 || r.resolvedShown[k] < r.opts.Examples {
+		r.resolvedShown[k]++
+		r.rep.Resolved = append(r.rep.Resolved, report.Resolved{Raised: raised, Cleared: cleared})
+	}
 }
 
 // eligibility records the latest reasons of a (customer, premise, program):

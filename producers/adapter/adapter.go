@@ -51,11 +51,11 @@ type Config struct {
 
 // Client publishes reads. It is safe for concurrent use.
 type Client struct {
-	cfg   Config
-	cl    *kgo.Client
-	codec *serde.Codec
-	v     *interval.Validator
-	topic string
+	cfg      Config
+	cl       *kgo.Client
+	schemaID int // of IntervalRead in the registry
+	v        *interval.Validator
+	topic    string
 
 	mu     sync.Mutex
 	failed []error // delivery errors since the last Flush
@@ -114,7 +114,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Client, error) 
 		return nil, err
 	}
 	c := &Client{cfg: cfg, v: v, topic: cfg.Topics.Intervals}
-	if err := serde.NewRegistry(rc).RegisterAll(ctx, serde.Binding{Topic: c.topic, Schema: schemas.MustText(schemas.IntervalRead), Dst: &c.codec}); err != nil {
+	if err := serde.NewRegistry(rc).RegisterAll(ctx, serde.Binding{Topic: c.topic, Schema: schemas.MustText(schemas.IntervalRead), Dst: &c.schemaID}); err != nil {
 		return nil, fmt.Errorf("adapter: %w (registry %s)", err, kc.RedactedRegistryURL())
 	}
 	c.cl, err = kc.NewClient(ctx, kgo.MaxBufferedRecords(cfg.MaxBuffered), kgo.ProducerLinger(cfg.Linger))
@@ -129,7 +129,7 @@ func (c *Client) encode(r *records.IntervalRead) (*kgo.Record, error) {
 	if rs := c.v.Validate(r); rs != nil {
 		return nil, &ReadError{ServicePointID: r.ServicePointID, EndMillis: r.EndMillis, Reasons: rs}
 	}
-	v, err := interval.AppendAvro(make([]byte, 0, 96), c.codec.ID, r,
+	v, err := interval.AppendAvro(make([]byte, 0, 96), c.schemaID, r,
 		interval.Origin{Utility: c.cfg.Utility, Kind: c.cfg.Kind, Name: c.cfg.Name})
 	if err != nil {
 		return nil, &ReadError{ServicePointID: r.ServicePointID, EndMillis: r.EndMillis, Err: err}

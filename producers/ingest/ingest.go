@@ -27,13 +27,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/usagestream/usagestream/internal/billingavro"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
+	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -130,10 +130,10 @@ type Result struct {
 type Ingester struct {
 	kc        kafkaconf.Config
 	cfg       Config
-	billing   *serde.Codec
-	intervals *serde.Codec
-	rejected  *serde.Codec
-	files     *serde.Codec
+	billing   int // schema ids
+	intervals int
+	rejected  *recavro.Writer[recavro.RejectedRow]
+	files     *recavro.Writer[recavro.FileEvent]
 }
 
 // New registers the schemas and returns an Ingester.
@@ -166,9 +166,13 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error
 	err = reg.RegisterAll(ctx,
 		serde.Binding{Topic: cfg.Topics.Billing, Schema: schemas.MustText(schemas.BillingRow), Dst: &in.billing},
 		serde.Binding{Topic: cfg.Topics.Intervals, Schema: schemas.MustText(schemas.IntervalRead), Dst: &in.intervals},
-		serde.Binding{Topic: cfg.Topics.Rejected, Schema: schemas.MustText(schemas.RejectedRow), Dst: &in.rejected},
-		serde.Binding{Topic: cfg.Topics.Files, Schema: schemas.MustText(schemas.FileEvent), Dst: &in.files},
 	)
+	if err == nil {
+		in.rejected, err = recavro.Register[recavro.RejectedRow](ctx, reg, cfg.Topics.Rejected)
+	}
+	if err == nil {
+		in.files, err = recavro.Register[recavro.FileEvent](ctx, reg, cfg.Topics.Files)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (registry %s)", err, kc.RedactedRegistryURL())
 	}
@@ -397,7 +401,7 @@ func (t *txn) fileEvent(ctx context.Context, status, errText string) error {
 	if e.Layout == "" {
 		e.Layout = string(t.name.Layout)
 	}
-	v, err := t.in.files.Append(nil, fileEventNative(e, t.src))
+	v, err := t.in.files.Append(nil, fileEventRecord(e, t.src))
 	if err != nil {
 		return err
 	}
@@ -659,11 +663,11 @@ func (t *txn) encode(b *batch) {
 		case rec.row != nil:
 			r.Topic = t.in.cfg.Topics.Billing
 			r.Key = []byte(rec.row.ServicePointID)
-			v, err = billingavro.AppendAvro(make([]byte, 0, 384), t.in.billing.ID, rec.row, billingavro.Source{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
+			v, err = recavro.AppendBillingRow(make([]byte, 0, 384), t.in.billing, rec.row, recavro.BillingSource{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
 		case rec.read != nil:
 			r.Topic = t.in.cfg.Topics.Intervals
 			r.Key = []byte(rec.read.ServicePointID)
-			v, err = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals.ID, rec.read,
+			v, err = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals, rec.read,
 				interval.Origin{Utility: t.src.utility, Kind: interval.OriginFile, Name: t.src.file, SHA256: t.src.sha256})
 		default:
 			r.Topic = t.in.cfg.Topics.Rejected
@@ -672,7 +676,7 @@ func (t *txn) encode(b *batch) {
 				key = t.src.sha256
 			}
 			r.Key = []byte(key)
-			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedNative(rec.rejected, t.layout, t.src))
+			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedRecord(rec.rejected, t.layout, t.src))
 		}
 		if err != nil {
 			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, rec.line(), err)

@@ -7,12 +7,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hamba/avro/v2"
+	"github.com/twmb/avro"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/records"
-	"github.com/usagestream/usagestream/schemas"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // Origin says where a read came from (the IntervalOrigin record).
@@ -29,59 +30,32 @@ const (
 	OriginHTTP    = "http"
 )
 
-// wireRead is the IntervalRead record (schemas/interval_read.avsc) as
-// hamba/avro maps it to Go: a struct codec built once per schema, instead of
-// a goavro map per read, which cost more than the rest of ingest together at
-// ten million reads a file.
-type wireRead struct {
-	Utility        string     `avro:"utility"`
-	ServicePointID string     `avro:"service_point_id"`
-	Channel        string     `avro:"channel"`
-	ServiceType    *string    `avro:"service_type"`
-	IntervalEnd    int64      `avro:"interval_end"`
-	LocalDate      dates.Date `avro:"local_date"`
-	LocalTime      int16      `avro:"local_time"`
-	OffsetMinutes  int16      `avro:"utc_offset_minutes"`
-	OffsetGiven    bool       `avro:"offset_given"`
-	Minutes        int16      `avro:"minutes"`
-	Value          float64    `avro:"value"`
-	Units          string     `avro:"units"`
-	Estimate       string     `avro:"is_estimate"`
-	Origin         wireOrigin `avro:"origin"`
-}
-
-type wireOrigin struct {
-	Kind   string  `avro:"kind"`
-	Name   string  `avro:"name"`
-	Line   *int64  `avro:"line"`
-	SHA256 *string `avro:"file_sha256"`
-}
-
-// wireBuf is a wireRead with the targets of its optional fields, pooled so
-// that neither encoding nor decoding allocates the record or its pointers.
+// wireBuf is a recavro.IntervalRead with the targets of its optional
+// fields, pooled so that neither encoding nor decoding allocates the record
+// or its pointers: ten million reads a file.
 type wireBuf struct {
-	rec         wireRead
+	rec         recavro.IntervalRead
 	serviceType string
 	line        int64
 	sha256      string
 }
 
-// Codec encodes and decodes IntervalRead records with hamba/avro (through
-// serde.Struct): records of the schema embedded in this build directly, and
-// records of any other registered version through Avro schema resolution
-// (NewDecoder, NewResolver).
+// Codec maps reads to and from the typed IntervalRead record of
+// records/avro, encoded with twmb/avro: records of the schema embedded in
+// this build directly, and records of any other registered version through
+// Avro schema resolution (NewDecoder, NewResolver).
 type Codec struct {
-	s      *serde.Struct[wireRead]
-	schema avro.Schema // the embedded schema
+	s      *serde.Struct[recavro.IntervalRead]
+	schema *avro.Schema // the embedded schema
 	direct *Decoder
 	bufs   sync.Pool
 }
 
 // NewCodec compiles the embedded IntervalRead schema.
 func NewCodec() (*Codec, error) {
-	s, err := serde.NewStruct[wireRead](schemas.MustText(schemas.IntervalRead))
+	s, err := recavro.Codec[recavro.IntervalRead]()
 	if err != nil {
-		return nil, fmt.Errorf("IntervalRead: %w", err)
+		return nil, err
 	}
 	c := &Codec{s: s, schema: s.Schema()}
 	c.direct = &Decoder{c: c, d: s.Decoder(), schema: s.Schema()}
@@ -122,11 +96,11 @@ func (c *Codec) Append(dst []byte, schemaID int, r *records.IntervalRead, o Orig
 	}
 	b := c.bufs.Get().(*wireBuf)
 	defer c.bufs.Put(b)
-	b.rec = wireRead{
+	b.rec = recavro.IntervalRead{
 		Utility: o.Utility, ServicePointID: r.ServicePointID, Channel: r.Channel,
-		IntervalEnd: r.EndMillis, LocalDate: r.LocalDate, LocalTime: r.LocalTime, OffsetMinutes: r.OffsetMinutes,
-		OffsetGiven: r.OffsetGiven, Minutes: r.Minutes, Value: r.Value, Units: r.Units, Estimate: est,
-		Origin: wireOrigin{Kind: o.Kind, Name: o.Name},
+		IntervalEndMillis: r.EndMillis, LocalDate: r.LocalDate, LocalTime: int32(r.LocalTime), UTCOffsetMinutes: int32(r.OffsetMinutes),
+		OffsetGiven: r.OffsetGiven, Minutes: int32(r.Minutes), Value: r.Value, Units: r.Units, IsEstimate: est,
+		Origin: recavro.IntervalOrigin{Kind: o.Kind, Name: o.Name},
 	}
 	if r.ServiceType != "" {
 		b.serviceType = r.ServiceType
@@ -138,35 +112,38 @@ func (c *Codec) Append(dst []byte, schemaID int, r *records.IntervalRead, o Orig
 	}
 	if o.SHA256 != "" {
 		b.sha256 = o.SHA256
-		b.rec.Origin.SHA256 = &b.sha256
+		b.rec.Origin.FileSHA256 = &b.sha256
 	}
 	out, err := c.s.Append(dst, schemaID, &b.rec)
-	b.serviceType, b.sha256, b.rec = "", "", wireRead{} // keep no caller strings alive in the pool
+	b.serviceType, b.sha256, b.rec = "", "", recavro.IntervalRead{} // keep no caller strings alive in the pool
 	if err != nil {
 		return out, fmt.Errorf("encoding the read of %s: %w", r.ServicePointID, err)
 	}
 	return out, nil
 }
 
-// decode fills a pooled wireRead with read (one writer schema's decoder, or
+// decode fills a pooled record with read (one writer schema's decoder, or
 // a resolver) and maps it to a Read.
-func (c *Codec) decode(read func(*wireRead) error) (records.IntervalRead, Origin, error) {
+func (c *Codec) decode(read func(*recavro.IntervalRead) error) (records.IntervalRead, Origin, error) {
 	b := c.bufs.Get().(*wireBuf)
 	defer c.bufs.Put(b)
-	b.rec = wireRead{ServiceType: &b.serviceType, Origin: wireOrigin{Line: &b.line, SHA256: &b.sha256}}
+	b.rec = recavro.IntervalRead{ServiceType: &b.serviceType, Origin: recavro.IntervalOrigin{Line: &b.line, FileSHA256: &b.sha256}}
 	err := read(&b.rec)
 	w := b.rec
-	b.rec = wireRead{}
+	b.rec = recavro.IntervalRead{}
 	if err != nil {
 		return records.IntervalRead{}, Origin{}, err
 	}
-	r := records.IntervalRead{
-		ServicePointID: w.ServicePointID, Channel: w.Channel, EndMillis: w.IntervalEnd,
-		LocalDate: w.LocalDate, LocalTime: w.LocalTime, OffsetMinutes: w.OffsetMinutes, OffsetGiven: w.OffsetGiven,
-		Minutes: w.Minutes, Value: w.Value, Units: w.Units,
+	if w.LocalTime < 0 || w.LocalTime > 1439 || w.UTCOffsetMinutes < -1440 || w.UTCOffsetMinutes > 1440 || w.Minutes < 0 || w.Minutes > 1440 {
+		return records.IntervalRead{}, Origin{}, quarantine.Poison(fmt.Errorf("interval read of %s: local_time %d, utc_offset_minutes %d or minutes %d out of range", w.ServicePointID, w.LocalTime, w.UTCOffsetMinutes, w.Minutes))
 	}
-	if len(w.Estimate) == 1 {
-		r.Estimate = records.Estimate(w.Estimate[0])
+	r := records.IntervalRead{
+		ServicePointID: w.ServicePointID, Channel: w.Channel, EndMillis: w.IntervalEndMillis,
+		LocalDate: w.LocalDate, LocalTime: int16(w.LocalTime), OffsetMinutes: int16(w.UTCOffsetMinutes), OffsetGiven: w.OffsetGiven,
+		Minutes: int16(w.Minutes), Value: w.Value, Units: w.Units,
+	}
+	if len(w.IsEstimate) == 1 {
+		r.Estimate = records.Estimate(w.IsEstimate[0])
 	}
 	o := Origin{Utility: w.Utility, Kind: w.Origin.Kind, Name: w.Origin.Name}
 	if w.ServiceType != nil {
@@ -175,8 +152,8 @@ func (c *Codec) decode(read func(*wireRead) error) (records.IntervalRead, Origin
 	if w.Origin.Line != nil {
 		r.Line = *w.Origin.Line
 	}
-	if w.Origin.SHA256 != nil {
-		o.SHA256 = *w.Origin.SHA256
+	if w.Origin.FileSHA256 != nil {
+		o.SHA256 = *w.Origin.FileSHA256
 	}
 	return r, o, nil
 }
@@ -184,8 +161,8 @@ func (c *Codec) decode(read func(*wireRead) error) (records.IntervalRead, Origin
 // Decoder reads IntervalRead records written with one writer schema.
 type Decoder struct {
 	c      *Codec
-	d      *serde.Decoder[wireRead]
-	schema avro.Schema // what d reads with: the embedded schema, or a resolution
+	d      *serde.Decoder[recavro.IntervalRead]
+	schema *avro.Schema // what d reads with: the embedded schema, or a resolution
 }
 
 // NewDecoder returns a decoder for records written with writerSchema (a
@@ -203,7 +180,7 @@ func (c *Codec) NewDecoder(writerSchema string) (*Decoder, error) {
 
 // Decode reads the Avro binary body (after the 5-byte framing) of a record.
 func (d *Decoder) Decode(body []byte) (records.IntervalRead, Origin, error) {
-	return d.c.decode(func(w *wireRead) error { return d.d.Decode(body, w) })
+	return d.c.decode(func(w *recavro.IntervalRead) error { return d.d.Decode(body, w) })
 }
 
 // Resolver reads Confluent-framed IntervalRead records of any registered
@@ -211,7 +188,7 @@ func (d *Decoder) Decode(body []byte) (records.IntervalRead, Origin, error) {
 // concurrent use.
 type Resolver struct {
 	c   *Codec
-	res *serde.Resolver[wireRead]
+	res *serde.Resolver[recavro.IntervalRead]
 	err error
 }
 
@@ -235,7 +212,7 @@ func (r *Resolver) Decode(ctx context.Context, framed []byte) (records.IntervalR
 	if r.err != nil {
 		return records.IntervalRead{}, Origin{}, r.err
 	}
-	return r.c.decode(func(w *wireRead) error {
+	return r.c.decode(func(w *recavro.IntervalRead) error {
 		_, err := r.res.Decode(ctx, framed, w)
 		return err
 	})
@@ -253,8 +230,9 @@ func estimateSymbol(e records.Estimate) (string, bool) {
 	return "", false
 }
 
-// FromNative reads an IntervalRead that serde.Registry decoded into goavro's
-// native form (any schema version the registry resolved) back into a Read.
+// FromNative reads an IntervalRead in goavro's native form back into a
+// Read: tests decode what the codec wrote with goavro, the reference, and
+// read it with this (kafkatest.Decode).
 func FromNative(m map[string]any) (records.IntervalRead, Origin, error) {
 	var r records.IntervalRead
 	var o Origin

@@ -11,13 +11,20 @@ import (
 	"github.com/linkedin/goavro/v2"
 
 	"github.com/usagestream/usagestream/internal/dates"
-	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
-// native is r in goavro's native form, as a writer going through
-// serde.Codec would give it.
+// optString is a ["null","string"] value in goavro's native form.
+func optString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return goavro.Union("string", s)
+}
+
+// native is r in goavro's native form, the reference the codec's bytes are
+// checked against.
 func native(r *records.IntervalRead, o Origin) map[string]any {
 	var line any
 	if r.Line > 0 {
@@ -25,11 +32,11 @@ func native(r *records.IntervalRead, o Origin) map[string]any {
 	}
 	return map[string]any{
 		"utility": o.Utility, "service_point_id": r.ServicePointID, "channel": r.Channel,
-		"service_type": serde.OptString(r.ServiceType), "interval_end": time.UnixMilli(r.EndMillis).UTC(),
+		"service_type": optString(r.ServiceType), "interval_end": time.UnixMilli(r.EndMillis).UTC(),
 		"local_date": r.LocalDate.Time(), "local_time": int32(r.LocalTime), "utc_offset_minutes": int32(r.OffsetMinutes),
 		"offset_given": r.OffsetGiven, "minutes": int32(r.Minutes), "value": r.Value, "units": r.Units,
 		"is_estimate": string(rune(r.Estimate)),
-		"origin":      map[string]any{"kind": o.Kind, "name": o.Name, "line": line, "file_sha256": serde.OptString(o.SHA256)},
+		"origin":      map[string]any{"kind": o.Kind, "name": o.Name, "line": line, "file_sha256": optString(o.SHA256)},
 	}
 }
 

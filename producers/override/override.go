@@ -90,11 +90,11 @@ func NewWriter(ctx context.Context, kc kafkaconf.Config) (*Writer, error) {
 	w := &Writer{clears: names.OperatorActions, holds: names.OperatorHolds, ids: map[string]int{}, codec: codec}
 	reg := serde.NewRegistry(rc)
 	for _, topic := range []string{w.clears, w.holds} {
-		sc, err := reg.Register(ctx, serde.SubjectFor(topic), schemas.MustText(schemas.OperatorAction))
+		id, err := reg.Register(ctx, serde.SubjectFor(topic), schemas.MustText(schemas.OperatorAction))
 		if err != nil {
 			return nil, err
 		}
-		w.ids[topic] = sc.ID
+		w.ids[topic] = id
 	}
 	// Idempotent and acks=all (franz-go's defaults): an action is written
 	// once, or the caller is told it was not.

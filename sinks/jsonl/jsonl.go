@@ -1,6 +1,7 @@
 // Package jsonl is the JSON Lines file sink: one line per event, the decoded
-// Avro value in the Avro JSON encoding inside an envelope that says where the
-// event was read:
+// Avro value as JSON (records/avro.JSONSchema: fields in schema order, ISO
+// dates, RFC 3339 timestamps, unions unwrapped, as tail prints it) inside an
+// envelope that says where the event was read:
 //
 //	{"topic":"usagestream.eligibility.v1","partition":2,"offset":41,"key":"C1",
 //	 "timestamp":"2026-11-22T10:00:00.123Z","schema_id":7,"value":{...}}

@@ -222,7 +222,7 @@ func TestOpenRefusesAnUnwritableDirectory(t *testing.T) {
 }
 
 // TestThroughKafka: events from the topics become one line each, with the
-// Avro JSON of the value.
+// JSON of the value (fields in the schema's order: event_id first).
 func TestThroughKafka(t *testing.T) {
 	env := kafkatest.Start(t)
 	evs := sinktest.Produce(t, env.Kafka, env.Topics, sinktest.NewGenerator(env.Topics, 4), 3000)
@@ -258,6 +258,9 @@ func TestThroughKafka(t *testing.T) {
 			}
 			if err := json.Unmarshal(l.Value, &v); err != nil {
 				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(l.Value), `{"event_id":"`) {
+				t.Fatalf("%s: a value not in schema order: %s", l.Topic, l.Value)
 			}
 			seen[l.Topic+" "+v.EventID]++
 		}

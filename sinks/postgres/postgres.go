@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/topics"
+	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/sinks/sink"
 )
 
@@ -189,17 +190,17 @@ func (s *Sink) rows(batch []sink.Event) ([]kindRows, error) {
 	var an anomalyRows
 	for _, ev := range batch {
 		var err error
-		switch ev.Topic {
-		case s.cfg.Topics.Eligibility:
-			err = el.add(ev)
-		case s.cfg.Topics.Corrections:
-			err = co.add(ev)
-		case s.cfg.Topics.AccountEvents:
-			err = ae.add(ev)
-		case s.cfg.Topics.Anomalies:
-			err = an.add(ev)
+		switch rec := ev.Record.(type) {
+		case *recavro.EligibilityChanged:
+			err = onTopic(ev, s.cfg.Topics.Eligibility, el.add(ev, rec))
+		case *recavro.UsageCorrected:
+			err = onTopic(ev, s.cfg.Topics.Corrections, co.add(ev, rec))
+		case *recavro.AccountEvent:
+			err = onTopic(ev, s.cfg.Topics.AccountEvents, ae.add(ev, rec))
+		case *recavro.Anomaly:
+			err = onTopic(ev, s.cfg.Topics.Anomalies, an.add(ev, rec))
 		default:
-			err = errors.New("not an event topic of this sink (check --topic-prefix)")
+			err = fmt.Errorf("a %T record is not an event this sink writes", ev.Record)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s partition %d offset %d: %w", ev.Topic, ev.Partition, ev.Offset, err)
@@ -214,6 +215,16 @@ func (s *Sink) rows(batch []sink.Event) ([]kindRows, error) {
 		{n: len(ae.id), statement: insertAccountEvents, args: ae.args(), inserted: m.inserted.WithLabelValues("account_events"), dupes: m.duplicates.WithLabelValues("account_events")},
 		{n: len(an.id), statement: insertAnomalies, args: an.args(), inserted: m.inserted.WithLabelValues("anomalies"), dupes: m.duplicates.WithLabelValues("anomalies")},
 	}, nil
+}
+
+// onTopic is err, or an error when ev's record is not of its topic's kind
+// (an eligibility event on the anomalies topic): its rows would go to the
+// wrong table.
+func onTopic(ev sink.Event, topic string, err error) error {
+	if err == nil && ev.Topic != topic {
+		err = fmt.Errorf("a %s record on a topic that is not %s (check --topic-prefix)", ev.Record.Schema(), topic)
+	}
+	return err
 }
 
 // Metrics are the sink's own Prometheus metrics.
@@ -251,28 +262,15 @@ type common struct {
 	produced   []time.Time
 }
 
-func (c *common) add(ev sink.Event) error {
-	n := ev.Native
-	id, err := str(n, "event_id")
-	if err != nil {
-		return err
-	}
-	utility, err := str(n, "utility")
-	if err != nil {
-		return err
-	}
-	cm, ok := n["cause"].(map[string]any)
-	if !ok {
-		return errors.New("field cause: missing")
-	}
-	cj, err := json.Marshal(sourceOf(cm))
+func (c *common) add(ev sink.Event, id, utility string, cause *recavro.Cause) error {
+	cj, err := json.Marshal(sourceOf(cause))
 	if err != nil {
 		return err
 	}
 	c.id = append(c.id, id)
 	c.utility = append(c.utility, utility)
-	c.sourceFile = append(c.sourceFile, optString(cm["file"]))
-	c.sourceLine = append(c.sourceLine, optLong(cm["line"]))
+	c.sourceFile = append(c.sourceFile, cause.File)
+	c.sourceLine = append(c.sourceLine, cause.Line)
 	c.cause = append(c.cause, string(cj))
 	c.topic = append(c.topic, ev.Topic)
 	c.partition = append(c.partition, ev.Partition)

@@ -8,12 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/linkedin/goavro/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
-	"github.com/usagestream/usagestream/schemas"
+	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"
 )
@@ -59,30 +58,21 @@ func TestOpenWithoutServerSaysWhatToCheck(t *testing.T) {
 	}
 }
 
-// roundTrip gives events as the loop hands them over: encoded with the
-// topic's schema and decoded again.
-func roundTrip(t testing.TB, names topics.Names, evs []sinktest.Event, start time.Time) []sink.Event {
+// roundTrip gives events as the loop hands them over: encoded with their
+// schema and decoded again into the typed records.
+func roundTrip(t testing.TB, evs []sinktest.Event, start time.Time) []sink.Event {
 	t.Helper()
-	codecs := map[string]*goavro.Codec{}
-	for topic, name := range map[string]schemas.Name{names.Eligibility: schemas.EligibilityChanged, names.Corrections: schemas.UsageCorrected,
-		names.AccountEvents: schemas.AccountEvent, names.Anomalies: schemas.Anomaly} {
-		c, err := goavro.NewCodec(schemas.MustText(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		codecs[topic] = c
-	}
 	out := make([]sink.Event, len(evs))
 	for i, e := range evs {
-		b, err := codecs[e.Topic].BinaryFromNative(nil, e.Native)
+		framed, err := recavro.Append(nil, 1, e.Record)
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, _, err := codecs[e.Topic].NativeFromBinary(b)
+		rec, err := recavro.DecodeBody(e.Record.Schema(), framed[5:])
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = sink.Event{Topic: e.Topic, Partition: 0, Offset: int64(i), Key: []byte(e.Key), Timestamp: start.Add(time.Duration(i) * time.Second), Native: v.(map[string]any)}
+		out[i] = sink.Event{Topic: e.Topic, Partition: 0, Offset: int64(i), Key: []byte(e.Key), Timestamp: start.Add(time.Duration(i) * time.Second), Record: rec}
 	}
 	return out
 }
@@ -128,7 +118,7 @@ func TestBatchingAndRedeliveryDoNotChangeTheResult(t *testing.T) {
 	for range 300 {
 		gen = append(gen, g.Next())
 	}
-	evs := roundTrip(t, names, gen, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	evs := roundTrip(t, gen, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 
 	var want map[string]currentRow
@@ -202,18 +192,18 @@ func checkCurrentAgainstEvents(t *testing.T, evs []sink.Event, got map[string]cu
 	}
 	want := map[string]st{}
 	for _, e := range evs {
-		n := e.Native
-		if _, ok := n["program"]; !ok {
+		n, ok := e.Record.(*recavro.EligibilityChanged)
+		if !ok {
 			continue
 		}
-		k := n["customer_id"].(string) + "|" + n["premise_id"].(string) + "|" + n["program"].(string)
-		el := n["eligible"].(bool)
+		k := n.CustomerID + "|" + n.PremiseID + "|" + n.Program
+		el := n.Eligible
 		prev, seen := want[k]
 		since := e.Timestamp
 		if seen && prev.eligible == el {
 			since = prev.since
 		}
-		want[k] = st{n["event_id"].(string), el, since}
+		want[k] = st{n.EventID, el, since}
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d current rows, want %d", len(got), len(want))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usagestream/usagestream/internal/dates"
+	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/sinks/sink"
 )
 
@@ -69,65 +71,34 @@ type eligibilityRows struct {
 	since             []*time.Time
 }
 
-func (r *eligibilityRows) add(ev sink.Event) error {
-	n := ev.Native
-	customer, err := str(n, "customer_id")
-	if err != nil {
-		return err
-	}
-	premise, err := str(n, "premise_id")
-	if err != nil {
-		return err
-	}
-	program, err := str(n, "program")
-	if err != nil {
-		return err
-	}
-	eligible, ok := n["eligible"].(bool)
-	if !ok {
-		return fmt.Errorf("field eligible: want a boolean, got %T", n["eligible"])
-	}
-	rs, ok := n["reasons"].([]any)
-	if !ok {
-		return fmt.Errorf("field reasons: want an array, got %T", n["reasons"])
-	}
+func (r *eligibilityRows) add(ev sink.Event, e *recavro.EligibilityChanged) error {
 	var since *time.Time
-	out := make([]reasonDoc, 0, len(rs))
-	codes := make([]string, 0, len(rs))
-	for i, x := range rs {
-		m, ok := x.(map[string]any)
-		if !ok {
-			return fmt.Errorf("field reasons[%d]: not a record", i)
+	out := make([]reasonDoc, 0, len(e.Reasons))
+	codes := make([]string, 0, len(e.Reasons))
+	for i, x := range e.Reasons {
+		if x.Code == "" || strings.Contains(x.Code, ",") {
+			return fmt.Errorf("field reasons[%d].code: %q is not a reason code", i, x.Code)
 		}
-		eff, ok := m["effective_date"].(time.Time)
-		if !ok {
-			return fmt.Errorf("field reasons[%d].effective_date: want a date, got %T", i, m["effective_date"])
-		}
-		code, _ := m["code"].(string)
-		rule, _ := m["rule"].(string)
-		if code == "" || strings.Contains(code, ",") {
-			return fmt.Errorf("field reasons[%d].code: %q is not a reason code", i, code)
-		}
-		if !eligible && (since == nil || eff.Before(*since)) {
+		eff := x.EffectiveDate.Time()
+		if !e.Eligible && (since == nil || eff.Before(*since)) {
 			since = &eff
 		}
-		src, _ := m["source"].(map[string]any)
-		codes = append(codes, code)
-		out = append(out, reasonDoc{Code: code, Rule: rule, ServicePointID: optString(m["service_point_id"]),
-			EffectiveDate: eff.Format(time.DateOnly), Until: dateString(optDate(m["until"])), Source: sourceOf(src)})
+		codes = append(codes, x.Code)
+		out = append(out, reasonDoc{Code: x.Code, Rule: x.Rule, ServicePointID: x.ServicePointID,
+			EffectiveDate: eff.Format(time.DateOnly), Until: dateString(x.Until), Source: sourceOf(&x.Source)})
 	}
 	rj, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
-	if err := r.common.add(ev); err != nil {
+	if err := r.common.add(ev, e.EventID, e.Utility, &e.Cause); err != nil {
 		return err
 	}
-	r.customer = append(r.customer, customer)
-	r.premise = append(r.premise, premise)
-	r.secondary = append(r.secondary, optString(n["secondary_id"]))
-	r.program = append(r.program, program)
-	r.eligible = append(r.eligible, eligible)
+	r.customer = append(r.customer, e.CustomerID)
+	r.premise = append(r.premise, e.PremiseID)
+	r.secondary = append(r.secondary, e.SecondaryID)
+	r.program = append(r.program, e.Program)
+	r.eligible = append(r.eligible, e.Eligible)
 	r.reasons = append(r.reasons, string(rj))
 	r.codes = append(r.codes, strings.Join(codes, ","))
 	r.since = append(r.since, since)
@@ -217,47 +188,26 @@ type correctionRows struct {
 	oldEstimate, newEstimate []*bool
 }
 
-func (r *correctionRows) add(ev sink.Event) error {
-	n := ev.Native
-	var (
-		sp, kind, rule     string
-		dateTo, newDateTo  time.Time
-		dur, newDur        int32
-		oldV, newV         float64
-		errs               fieldErrors
-		oldCharge, newChrg = optDouble(n["old_charge"]), optDouble(n["new_charge"])
-	)
-	sp = errs.str(n, "service_point_id")
-	kind = errs.str(n, "kind")
-	rule = errs.str(n, "rule")
-	dateTo = errs.date(n, "date_to")
-	newDateTo = errs.date(n, "new_date_to")
-	dur = errs.int(n, "duration")
-	newDur = errs.int(n, "new_duration")
-	oldV = errs.double(n, "old_value")
-	newV = errs.double(n, "new_value")
-	if errs.err != nil {
-		return errs.err
-	}
-	if err := r.common.add(ev); err != nil {
+func (r *correctionRows) add(ev sink.Event, c *recavro.UsageCorrected) error {
+	if err := r.common.add(ev, c.EventID, c.Utility, &c.Cause); err != nil {
 		return err
 	}
-	r.servicePoint = append(r.servicePoint, sp)
-	r.kind = append(r.kind, kind)
-	r.rule = append(r.rule, rule)
-	r.dateTo = append(r.dateTo, dateTo)
-	r.duration = append(r.duration, dur)
-	r.oldValue = append(r.oldValue, oldV)
-	r.newValue = append(r.newValue, newV)
-	r.oldCharge = append(r.oldCharge, oldCharge)
-	r.newCharge = append(r.newCharge, newChrg)
-	r.newDateTo = append(r.newDateTo, newDateTo)
-	r.newDuration = append(r.newDuration, newDur)
-	r.channel = append(r.channel, optString(n["channel"]))
-	r.intervalEnd = append(r.intervalEnd, optDate(n["interval_end"]))
-	r.intervalMinutes = append(r.intervalMinutes, optInt(n["interval_minutes"]))
-	r.oldEstimate = append(r.oldEstimate, optBool(n["old_estimate"]))
-	r.newEstimate = append(r.newEstimate, optBool(n["new_estimate"]))
+	r.servicePoint = append(r.servicePoint, c.ServicePointID)
+	r.kind = append(r.kind, c.Kind)
+	r.rule = append(r.rule, c.Rule)
+	r.dateTo = append(r.dateTo, c.DateTo.Time())
+	r.duration = append(r.duration, c.Duration)
+	r.oldValue = append(r.oldValue, c.OldValue)
+	r.newValue = append(r.newValue, c.NewValue)
+	r.oldCharge = append(r.oldCharge, c.OldCharge)
+	r.newCharge = append(r.newCharge, c.NewCharge)
+	r.newDateTo = append(r.newDateTo, c.NewDateTo.Time())
+	r.newDuration = append(r.newDuration, c.NewDuration)
+	r.channel = append(r.channel, c.Channel)
+	r.intervalEnd = append(r.intervalEnd, c.IntervalEnd)
+	r.intervalMinutes = append(r.intervalMinutes, c.IntervalMinutes)
+	r.oldEstimate = append(r.oldEstimate, c.OldEstimate)
+	r.newEstimate = append(r.newEstimate, c.NewEstimate)
 	return nil
 }
 
@@ -275,26 +225,19 @@ type accountRows struct {
 	detail                                   []*string
 }
 
-func (r *accountRows) add(ev sink.Event) error {
-	n := ev.Native
-	var errs fieldErrors
-	sp, acct, cust, prem := errs.str(n, "service_point_id"), errs.str(n, "account_id"), errs.str(n, "customer_id"), errs.str(n, "premise_id")
-	typ, rule, date := errs.str(n, "type"), errs.str(n, "rule"), errs.date(n, "date")
-	if errs.err != nil {
-		return errs.err
-	}
-	if err := r.common.add(ev); err != nil {
+func (r *accountRows) add(ev sink.Event, a *recavro.AccountEvent) error {
+	if err := r.common.add(ev, a.EventID, a.Utility, &a.Cause); err != nil {
 		return err
 	}
-	r.servicePoint = append(r.servicePoint, sp)
-	r.account = append(r.account, acct)
-	r.customer = append(r.customer, cust)
-	r.premise = append(r.premise, prem)
-	r.secondary = append(r.secondary, optString(n["secondary_id"]))
-	r.typ = append(r.typ, typ)
-	r.rule = append(r.rule, rule)
-	r.date = append(r.date, date)
-	r.detail = append(r.detail, optString(n["detail"]))
+	r.servicePoint = append(r.servicePoint, a.ServicePointID)
+	r.account = append(r.account, a.AccountID)
+	r.customer = append(r.customer, a.CustomerID)
+	r.premise = append(r.premise, a.PremiseID)
+	r.secondary = append(r.secondary, a.SecondaryID)
+	r.typ = append(r.typ, a.Type)
+	r.rule = append(r.rule, a.Rule)
+	r.date = append(r.date, a.Date.Time())
+	r.detail = append(r.detail, a.Detail)
 	return nil
 }
 
@@ -311,32 +254,21 @@ type anomalyRows struct {
 	account, customer, premise, sec   []*string
 }
 
-func (r *anomalyRows) add(ev sink.Event) error {
-	n := ev.Native
-	var errs fieldErrors
-	sp, code, rule, msg := errs.str(n, "service_point_id"), errs.str(n, "code"), errs.str(n, "rule"), errs.str(n, "message")
-	eff := errs.date(n, "effective_date")
-	cleared, ok := n["cleared"].(bool)
-	if !ok && errs.err == nil {
-		errs.err = fmt.Errorf("field cleared: want a boolean, got %T", n["cleared"])
-	}
-	if errs.err != nil {
-		return errs.err
-	}
-	if err := r.common.add(ev); err != nil {
+func (r *anomalyRows) add(ev sink.Event, a *recavro.Anomaly) error {
+	if err := r.common.add(ev, a.EventID, a.Utility, &a.Cause); err != nil {
 		return err
 	}
-	r.servicePoint = append(r.servicePoint, sp)
-	r.code = append(r.code, code)
-	r.rule = append(r.rule, rule)
-	r.message = append(r.message, msg)
-	r.effective = append(r.effective, eff)
-	r.until = append(r.until, optDate(n["until"]))
-	r.cleared = append(r.cleared, cleared)
-	r.account = append(r.account, optString(n["account_id"]))
-	r.customer = append(r.customer, optString(n["customer_id"]))
-	r.premise = append(r.premise, optString(n["premise_id"]))
-	r.sec = append(r.sec, optString(n["secondary_id"]))
+	r.servicePoint = append(r.servicePoint, a.ServicePointID)
+	r.code = append(r.code, a.Code)
+	r.rule = append(r.rule, a.Rule)
+	r.message = append(r.message, a.Message)
+	r.effective = append(r.effective, a.EffectiveDate.Time())
+	r.until = append(r.until, dateTime(a.Until))
+	r.cleared = append(r.cleared, a.Cleared)
+	r.account = append(r.account, a.AccountID)
+	r.customer = append(r.customer, a.CustomerID)
+	r.premise = append(r.premise, a.PremiseID)
+	r.sec = append(r.sec, a.SecondaryID)
 	return nil
 }
 
@@ -345,110 +277,20 @@ func (r *anomalyRows) args() []any {
 		r.account, r.customer, r.premise, r.sec)
 }
 
-// Reading goavro's native form: records are maps, non-null union values are
-// single-entry maps keyed by the branch ("string", "long", "int.date", ...),
-// dates are time.Time.
-
-type fieldErrors struct{ err error }
-
-func (e *fieldErrors) str(n map[string]any, f string) string {
-	s, err := str(n, f)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return s
-}
-
-func (e *fieldErrors) date(n map[string]any, f string) time.Time {
-	t, ok := n[f].(time.Time)
-	if !ok && e.err == nil {
-		e.err = fmt.Errorf("field %s: want a date, got %T", f, n[f])
-	}
-	return t
-}
-
-func (e *fieldErrors) int(n map[string]any, f string) int32 {
-	v, ok := n[f].(int32)
-	if !ok && e.err == nil {
-		e.err = fmt.Errorf("field %s: want an int, got %T", f, n[f])
-	}
-	return v
-}
-
-func (e *fieldErrors) double(n map[string]any, f string) float64 {
-	v, ok := n[f].(float64)
-	if !ok && e.err == nil {
-		e.err = fmt.Errorf("field %s: want a double, got %T", f, n[f])
-	}
-	return v
-}
-
-func str(n map[string]any, f string) (string, error) {
-	s, ok := n[f].(string)
-	if !ok {
-		return "", fmt.Errorf("field %s: want a string, got %T", f, n[f])
-	}
-	return s, nil
-}
-
-func unionValue(v any) any {
-	if m, ok := v.(map[string]any); ok && len(m) == 1 {
-		for _, x := range m {
-			return x
-		}
-	}
-	return v
-}
-
-func optString(v any) *string {
-	if s, ok := unionValue(v).(string); ok {
-		return &s
-	}
-	return nil
-}
-
-func optLong(v any) *int64 {
-	if n, ok := unionValue(v).(int64); ok {
-		return &n
-	}
-	return nil
-}
-
-func optDouble(v any) *float64 {
-	if f, ok := unionValue(v).(float64); ok {
-		return &f
-	}
-	return nil
-}
-
-func optInt(v any) *int32 {
-	if n, ok := unionValue(v).(int32); ok {
-		return &n
-	}
-	return nil
-}
-
-func optBool(v any) *bool {
-	if b, ok := unionValue(v).(bool); ok {
-		return &b
-	}
-	return nil
-}
-
-// optDate reads a nullable date or timestamp (both time.Time when decoded).
-func optDate(v any) *time.Time {
-	if t, ok := unionValue(v).(time.Time); ok {
-		return &t
-	}
-	return nil
-}
-
-func dateString(t *time.Time) *string {
-	if t == nil {
+func dateTime(d *dates.Date) *time.Time {
+	if d == nil {
 		return nil
 	}
-	d := t.Format(time.DateOnly)
-	return &d
+	t := d.Time()
+	return &t
+}
+
+func dateString(d *dates.Date) *string {
+	if d == nil {
+		return nil
+	}
+	s := d.Time().Format(time.DateOnly)
+	return &s
 }
 
 // reasonDoc and sourceDoc are the JSON of a reason and of a Cause record
@@ -470,12 +312,6 @@ type sourceDoc struct {
 	Line      *int64  `json:"line,omitempty"`
 }
 
-func sourceOf(m map[string]any) *sourceDoc {
-	if m == nil {
-		return nil
-	}
-	topic, _ := m["topic"].(string)
-	partition, _ := m["partition"].(int32)
-	offset, _ := m["offset"].(int64)
-	return &sourceDoc{Topic: topic, Partition: partition, Offset: offset, File: optString(m["file"]), Line: optLong(m["line"])}
+func sourceOf(c *recavro.Cause) *sourceDoc {
+	return &sourceDoc{Topic: c.Topic, Partition: c.Partition, Offset: c.Offset, File: c.File, Line: c.Line}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
 // Event is one record of an event topic, decoded.
@@ -43,17 +44,19 @@ type Event struct {
 	Timestamp time.Time // when the processor produced it
 	SchemaID  int
 	Value     []byte         // the Confluent-framed Avro value, as on the topic
-	Native    map[string]any // goavro native form (Format Native)
-	JSON      []byte         // the Avro JSON encoding (Format JSON)
+	Record    recavro.Record // the typed record (Format Typed): *recavro.EligibilityChanged, ...
+	JSON      []byte         // the JSON rendering (Format JSON, see recavro.JSONSchema)
 }
 
 // Format says how the loop decodes values for a Writer.
 type Format int
 
 const (
-	// Native decodes into goavro's native maps (Event.Native).
-	Native Format = iota
-	// JSON renders the Avro JSON encoding (Event.JSON).
+	// Typed decodes into the typed records of records/avro (Event.Record),
+	// any registered version of their schemas resolved against this build's.
+	Typed Format = iota
+	// JSON renders each value as JSON (Event.JSON): fields in the writer
+	// schema's order, ISO dates, RFC 3339 timestamps, unions unwrapped.
 	JSON
 )
 
@@ -211,7 +214,7 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
-	l := &loop{cfg: cfg, log: log, reg: reg, w: w, lagged: map[prometheus.Gauge]bool{}}
+	l := &loop{cfg: cfg, log: log, dec: recavro.NewDecoder(reg), w: w, lagged: map[prometheus.Gauge]bool{}}
 	// Revocations are gated by the polls (and signalled to the loop, which
 	// then stops fetching ahead), whether or not the Writer keeps state.
 	revoke := func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
@@ -238,7 +241,7 @@ type loop struct {
 	cfg      Config
 	log      *slog.Logger
 	cl       *kgo.Client
-	reg      *serde.Registry
+	dec      *recavro.Decoder
 	w        Writer
 	lastTick time.Time
 	// rebalanceWaiting is set when the group wants to rebalance: the loop
@@ -455,9 +458,9 @@ func (l *loop) decodeOne(ctx, dctx context.Context, r *kgo.Record, ev *Event) er
 		var err error
 		switch l.cfg.Format {
 		case JSON:
-			ev.JSON, ev.SchemaID, err = l.reg.DecodeJSON(dctx, r.Value)
+			ev.JSON, ev.SchemaID, err = l.dec.AppendJSON(dctx, nil, r.Value)
 		default:
-			ev.Native, ev.SchemaID, err = l.reg.Decode(dctx, r.Value)
+			ev.Record, ev.SchemaID, err = l.dec.Decode(dctx, r.Value)
 		}
 		cancel()
 		if err == nil || quarantine.IsPoison(err) {

@@ -47,10 +47,10 @@ func (w *writer) Write(ctx context.Context, batch []sink.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range batch {
-		if e.Native["event_id"] == nil {
+		if sinktest.EventID(e.Record) == "" {
 			return sink.Permanent(errors.New("not decoded"))
 		}
-		w.seen[e.Topic+" "+e.Native["event_id"].(string)]++
+		w.seen[e.Topic+" "+sinktest.EventID(e.Record)]++
 	}
 	return nil
 }

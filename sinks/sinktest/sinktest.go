@@ -18,9 +18,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	recavro "github.com/usagestream/usagestream/records/avro"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -76,7 +78,22 @@ type Event struct {
 	Topic   string
 	Key     string
 	EventID string
-	Native  map[string]any
+	Record  recavro.Record
+}
+
+// EventID is the event_id of an event record (empty for other records).
+func EventID(r recavro.Record) string {
+	switch e := r.(type) {
+	case *recavro.EligibilityChanged:
+		return e.EventID
+	case *recavro.UsageCorrected:
+		return e.EventID
+	case *recavro.AccountEvent:
+		return e.EventID
+	case *recavro.Anomaly:
+		return e.EventID
+	}
+	return ""
 }
 
 // Generator makes schema-valid events: eligibility changes for a set of
@@ -99,14 +116,15 @@ func NewGenerator(names topics.Names, seed uint64) *Generator {
 
 var programs = []string{"communications", "web_access", "neighbor_comparison", "dual_fuel_insights", "disaggregation"}
 
-var day0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+var day0 = dates.MustParse("20240101")
 
-func cause(seq int64) map[string]any {
-	return map[string]any{"topic": "usagestream.billing.v1", "partition": int32(seq % 3), "offset": seq,
-		"file": serde.OptString("opwr_gec_res_v1-19-0_full_20250101000000.tsv.gz"), "line": goavro("long", seq+2)}
+func cause(seq int64) recavro.Cause {
+	line := seq + 2
+	return recavro.Cause{Topic: "usagestream.billing.v1", Partition: int32(seq % 3), Offset: seq,
+		File: recavro.Opt("opwr_gec_res_v1-19-0_full_20250101000000.tsv.gz"), Line: &line}
 }
 
-func goavro(branch string, v any) any { return serde.Union(branch, v) }
+func ptr[T any](v T) *T { return &v }
 
 // Next returns the next event: about 60% eligibility, then corrections,
 // account events and anomalies.
@@ -116,7 +134,8 @@ func (g *Generator) Next() Event {
 	id := fmt.Sprintf("gen-%d-0", seq)
 	c := g.rng.IntN(g.Customers)
 	cust, prem, sp := fmt.Sprintf("C%06d", c), fmt.Sprintf("P%06d", c), fmt.Sprintf("SP%06d", c)
-	date := day0.AddDate(0, 0, g.rng.IntN(700))
+	date := day0 + dates.Date(g.rng.IntN(700))
+	later := dates.FromTime(date.Time().AddDate(2, 0, 0))
 	switch k := g.rng.IntN(10); {
 	case k < 6:
 		prog := programs[g.rng.IntN(len(programs))]
@@ -132,44 +151,43 @@ func (g *Generator) Next() Event {
 			elig = false
 		}
 		g.state[subj] = elig
-		reasons := []any{}
+		reasons := []recavro.Reason{}
 		if !elig {
 			codes := []string{"USAGE_GAP", "INACTIVE", "RATE_NOT_ALLOWED"}
 			for i := 0; i <= g.rng.IntN(2); i++ {
-				var until any
+				var until *dates.Date
 				if i == 0 {
-					until = goavro("int.date", date.AddDate(2, 0, 0))
+					until = &later
 				}
-				reasons = append(reasons, map[string]any{"code": codes[(int(seq)+i)%len(codes)], "rule": "U2",
-					"service_point_id": serde.OptString(sp), "effective_date": date.AddDate(0, 0, -i*10), "until": until, "source": cause(seq)})
+				reasons = append(reasons, recavro.Reason{Code: codes[(int(seq)+i)%len(codes)], Rule: "U2",
+					ServicePointID: recavro.Opt(sp), EffectiveDate: date - dates.Date(i*10), Until: until, Source: cause(seq)})
 			}
 		}
-		return Event{Topic: g.names.Eligibility, Key: cust, EventID: id, Native: map[string]any{
-			"event_id": id, "utility": "gec", "customer_id": cust, "premise_id": prem, "secondary_id": serde.OptString("S" + cust),
-			"program": prog, "eligible": elig, "reasons": reasons, "cause": cause(seq)}}
+		return Event{Topic: g.names.Eligibility, Key: cust, EventID: id, Record: &recavro.EligibilityChanged{
+			EventID: id, Utility: "gec", CustomerID: cust, PremiseID: prem, SecondaryID: recavro.Opt("S" + cust),
+			Program: prog, Eligible: elig, Reasons: reasons, Cause: cause(seq)}}
 	case k < 7:
-		return Event{Topic: g.names.Corrections, Key: sp, EventID: id, Native: map[string]any{
-			"event_id": id, "utility": "gec", "service_point_id": sp, "kind": "EXACT", "rule": "U4", "date_to": date,
-			"duration": int32(30), "old_value": 100.5, "new_value": 99.25, "old_charge": goavro("double", 12.5), "new_charge": nil,
-			"new_date_to": date, "new_duration": int32(30), "cause": cause(seq)}}
+		return Event{Topic: g.names.Corrections, Key: sp, EventID: id, Record: &recavro.UsageCorrected{
+			EventID: id, Utility: "gec", ServicePointID: sp, Kind: "EXACT", Rule: "U4", DateTo: date,
+			Duration: 30, OldValue: 100.5, NewValue: 99.25, OldCharge: ptr(12.5),
+			NewDateTo: date, NewDuration: 30, Cause: cause(seq)}}
 	case k < 9:
-		return Event{Topic: g.names.AccountEvents, Key: sp, EventID: id, Native: map[string]any{
-			"event_id": id, "utility": "gec", "service_point_id": sp, "account_id": "A" + cust, "customer_id": cust,
-			"premise_id": prem, "secondary_id": nil, "type": "TERMINATED", "rule": "A4", "date": date, "detail": nil, "cause": cause(seq)}}
+		return Event{Topic: g.names.AccountEvents, Key: sp, EventID: id, Record: &recavro.AccountEvent{
+			EventID: id, Utility: "gec", ServicePointID: sp, AccountID: "A" + cust, CustomerID: cust,
+			PremiseID: prem, Type: "TERMINATED", Rule: "A4", Date: date, Cause: cause(seq)}}
 	default:
-		return Event{Topic: g.names.Anomalies, Key: sp, EventID: id, Native: map[string]any{
-			"event_id": id, "utility": "gec", "service_point_id": sp, "code": "USAGE_GAP", "rule": "U2",
-			"message": "gap of 31 days", "effective_date": date, "until": goavro("int.date", date.AddDate(2, 0, 0)),
-			"cleared": seq%4 == 0, "account_id": serde.OptString("A" + cust), "customer_id": serde.OptString(cust),
-			"premise_id": nil, "secondary_id": nil, "cause": cause(seq)}}
+		return Event{Topic: g.names.Anomalies, Key: sp, EventID: id, Record: &recavro.Anomaly{
+			EventID: id, Utility: "gec", ServicePointID: sp, Code: "USAGE_GAP", Rule: "U2",
+			Message: "gap of 31 days", EffectiveDate: date, Until: &later,
+			Cleared: seq%4 == 0, AccountID: recavro.Opt("A" + cust), CustomerID: recavro.Opt(cust), Cause: cause(seq)}}
 	}
 }
 
 // Producer writes generated events in Kafka transactions, as the processors
 // do, so the sinks read them read_committed behind commit markers.
 type Producer struct {
-	cl     *kgo.Client
-	codecs map[string]*serde.Codec
+	cl  *kgo.Client
+	ids map[string]int // schema id by topic
 }
 
 // NewProducer registers the event schemas and opens a transactional producer.
@@ -179,7 +197,7 @@ func NewProducer(ctx context.Context, kc kafkaconf.Config, names topics.Names) (
 		return nil, err
 	}
 	reg := serde.NewRegistry(rc)
-	var elig, corr, acct, anom *serde.Codec
+	var elig, corr, acct, anom int
 	if err := reg.RegisterAll(ctx,
 		serde.Binding{Topic: names.Eligibility, Schema: schemas.MustText(schemas.EligibilityChanged), Dst: &elig},
 		serde.Binding{Topic: names.Corrections, Schema: schemas.MustText(schemas.UsageCorrected), Dst: &corr},
@@ -194,7 +212,7 @@ func NewProducer(ctx context.Context, kc kafkaconf.Config, names topics.Names) (
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{cl: cl, codecs: map[string]*serde.Codec{names.Eligibility: elig, names.Corrections: corr, names.AccountEvents: acct, names.Anomalies: anom}}, nil
+	return &Producer{cl: cl, ids: map[string]int{names.Eligibility: elig, names.Corrections: corr, names.AccountEvents: acct, names.Anomalies: anom}}, nil
 }
 
 // Close closes the client.
@@ -204,7 +222,7 @@ func (p *Producer) Close() { p.cl.Close() }
 func (p *Producer) Encode(evs []Event) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, len(evs))
 	for i, e := range evs {
-		v, err := p.codecs[e.Topic].Append(nil, e.Native)
+		v, err := recavro.Append(nil, p.ids[e.Topic], e.Record)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s: %w", e.EventID, err)
 		}

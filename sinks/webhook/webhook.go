@@ -8,7 +8,10 @@
 // Body:
 //
 //	{"batch_id":"…","events":[{"topic":"usagestream.eligibility.v1","partition":0,"offset":12,
-//	  "key":"C1","timestamp":"…","schema_id":7,"event":{…Avro JSON…}}, …]}
+//	  "key":"C1","timestamp":"…","schema_id":7,"event":{…}}, …]}
+//
+// The event is the Avro value as JSON (records/avro.JSONSchema: fields in
+// schema order, ISO dates, RFC 3339 timestamps, unions unwrapped).
 //
 // Headers: Content-Type application/json; X-Usagestream-Batch-Id (also
 // Idempotency-Key), the same for the same events, so the same on every retry

@@ -69,6 +69,14 @@ func sampleReport(t *testing.T) *report.Report {
 func TestHTMLRendersInChromium(t *testing.T) {
 	browser := chromium(t)
 	rep := sampleReport(t)
+	// One anomaly raised and cleared within the run, as a historical file
+	// after incrementals makes: its own section lists it.
+	rep.Resolved = append(rep.Resolved, report.Resolved{
+		Raised: report.Finding{Kind: report.KindAnomaly, Rule: "U2", Code: "USAGE_GAP", Severity: report.SeverityWarning,
+			File: "hist.tsv", Line: 2, ServicePointID: "SP1", Date: "2022-02-01", Message: "usage gap of 334 days"},
+		Cleared: report.Finding{Kind: report.KindAnomaly, Rule: "U2", Code: "USAGE_GAP", Severity: report.SeverityInfo, Cleared: true,
+			File: "hist.tsv", Line: 13, ServicePointID: "SP1", Date: "2022-02-01", Message: "usage gap cleared: filled"},
+	})
 	var page bytes.Buffer
 	if err := report.WriteHTML(&page, rep); err != nil {
 		t.Fatal(err)
@@ -160,6 +168,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	charts := eval(`document.querySelectorAll("#charts svg").length`)
 	rects := eval(`document.querySelectorAll("#charts svg rect").length`)
 	pagers := eval(`document.querySelectorAll(".pager").length`)
+	resolved := text(`document.querySelector("#resolved tbody tr").textContent`)
 	// The first paged table shows 25 rows; its pager's "next" moves to page 2.
 	visible := eval(`(function(){ var t = document.querySelector(".pager + table.paged"); var d = t.closest("details"); if (d) { d.open = true; }
 		return Array.prototype.filter.call(t.tBodies[0].rows, function(r){ return r.style.display !== "none"; }).length; })()`)
@@ -192,6 +201,9 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	}
 	if charts != 4 || rects < 20 {
 		t.Errorf("%d charts with %d bars drawn, want 4 charts and their bars", charts, rects)
+	}
+	if !strings.Contains(resolved, "hist.tsv:2") || !strings.Contains(resolved, "hist.tsv:13") {
+		t.Errorf("the raised-and-cleared section shows %q, want the gap raised at hist.tsv:2 and cleared at hist.tsv:13", resolved)
 	}
 	if pagers == 0 || visible != 25 {
 		t.Errorf("%d pagers, %d rows visible in the first paged table; want pagers and 25 rows a page", pagers, visible)

@@ -45,6 +45,12 @@ type Report struct {
 	History        History        `json:"history"`
 	Rules          []RuleFindings `json:"rules"`
 	Eligibility    []Program      `json:"eligibility"`
+	// Resolved lists the anomalies raised and cleared within the run (a
+	// gap a historical file opens at one row and fills a few rows later),
+	// in the order they cleared, at most ExamplesPerGroup per group: a
+	// record of what the data showed, which no threshold judges, since
+	// nothing of it is open at the end.
+	Resolved []Resolved `json:"resolved"`
 	// WorstOffenders are the service points with the most errors and
 	// warnings, most first.
 	WorstOffenders []Offender `json:"worst_offenders"`
@@ -132,6 +138,13 @@ type RuleFindings struct {
 	// Cleared counts anomalies of this code that ended (they are in Count
 	// too, as info findings).
 	Cleared int64 `json:"cleared,omitempty"`
+	// Open counts the errors and warnings of the group still open at the
+	// end of the run: every one but the anomalies raised and cleared within
+	// it (Resolved). The policy's max_findings_per_rule judges these.
+	Open int64 `json:"open"`
+	// Resolved counts anomalies raised and cleared within the run: they
+	// are in Count, not in Open, and listed apart (Report.Resolved).
+	Resolved int64 `json:"resolved,omitempty"`
 	// Findings are the first ones found, in file and line order, at most
 	// ExamplesPerGroup of them.
 	Findings []Finding `json:"findings"`
@@ -153,6 +166,12 @@ type Finding struct {
 	Date           string `json:"date,omitempty"` // when it takes effect, yyyy-mm-dd
 	Cleared        bool   `json:"cleared,omitempty"`
 	Message        string `json:"message"`
+}
+
+// Resolved is an anomaly raised and cleared within the run.
+type Resolved struct {
+	Raised  Finding `json:"raised"`
+	Cleared Finding `json:"cleared"`
 }
 
 // Program is the final eligibility of every (customer, premise) for one

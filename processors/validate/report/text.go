@@ -41,6 +41,13 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 		ew.printf("  %s %s: %s\n", mark, c.Name, c.Detail)
 	}
+	if n := resolvedCount(r); n > 0 {
+		what := "anomalies"
+		if n == 1 {
+			what = "anomaly"
+		}
+		ew.printf("  %d %s raised and cleared within the run (%s): listed apart, not judged by the thresholds\n", n, what, resolvedByRule(r))
+	}
 
 	ew.printf("\nFiles\n")
 	tw := tabwriter.NewWriter(ew, 2, 4, 2, ' ', tabwriter.AlignRight)
@@ -91,6 +98,17 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 		if g.Count > textFindings {
 			ew.printf("           ... %d more (see the JSON or HTML report)\n", g.Count-textFindings)
+		}
+	}
+
+	if len(r.Resolved) > 0 {
+		ew.printf("\nRaised and cleared within the run (not open at the end)\n")
+		for _, x := range r.Resolved[:min(len(r.Resolved), 10)] {
+			ew.printf("  %-8s %-22s %s %s:%d -> %s:%d: %s\n", x.Raised.Rule, x.Raised.Code, orDash(x.Raised.ServicePointID),
+				x.Raised.File, x.Raised.Line, x.Cleared.File, x.Cleared.Line, oneLine(x.Raised.Message))
+		}
+		if n := resolvedCount(r); n > 10 {
+			ew.printf("  ... %d more (see the JSON or HTML report)\n", n-10)
 		}
 	}
 
@@ -150,6 +168,32 @@ func byRule(m map[string]int64) string {
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// resolvedCount is how many anomalies were raised and cleared within the
+// run (Report.Resolved may list fewer).
+func resolvedCount(r *Report) int64 {
+	var n int64
+	for _, g := range r.Rules {
+		n += g.Resolved
+	}
+	return n
+}
+
+// resolvedByRule says how many anomalies each rule raised and cleared
+// within the run: "U2 3, U3 1".
+func resolvedByRule(r *Report) string {
+	m := map[string]int64{}
+	for _, g := range r.Rules {
+		m[g.Rule] += g.Resolved
+	}
+	var parts []string
+	for _, rule := range slices.Sorted(maps.Keys(m)) {
+		if m[rule] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", rule, m[rule]))
+		}
 	}
 	return strings.Join(parts, ", ")
 }

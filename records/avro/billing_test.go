@@ -1,4 +1,4 @@
-package billingavro
+package avro
 
 import (
 	"bytes"
@@ -20,13 +20,13 @@ import (
 	"github.com/usagestream/usagestream/schemas"
 )
 
-var testSrc = Source{Utility: "gec", File: "opwr_gec_res_v1-19-0_full_20250315120000.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+var billingSrc = BillingSource{Utility: "gec", File: "opwr_gec_res_v1-19-0_full_20250315120000.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 
-// sampleRows cover every field type of BillingRow with and without a value:
+// billingRows cover every field type of BillingRow with and without a value:
 // strings, long, boolean, doubles (negative, fractional), int, dates before
 // and after the epoch, both enums (every estimate symbol), the map with
 // zero, one and several entries, unicode, and each layout's nulls.
-func sampleRows() []records.BillingRow {
+func billingRows() []records.BillingRow {
 	full := records.BillingRow{
 		Layout: records.LayoutFull, Line: 7, CustomerID: "C1", PremiseID: "P1", SecondaryID: "S1", CCBAccountID: "CCB1",
 		CustomerType: "RES", BusinessName: "Café Ünïcode", AccountID: "A1",
@@ -49,24 +49,24 @@ func sampleRows() []records.BillingRow {
 	return []records.BillingRow{full, sparse, customer, usage}
 }
 
-// TestMatchesGoavro: hamba/avro writes the bytes goavro (Builder) writes,
+// TestBillingMatchesGoavro: twmb/avro writes the bytes goavro (billingBuilder) writes,
 // and each library reads what the other wrote back to the same row.
-func TestMatchesGoavro(t *testing.T) {
+func TestBillingMatchesGoavro(t *testing.T) {
 	g, err := goavro.NewCodec(schemas.MustText(schemas.BillingRow))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCodec()
+	c, err := NewBillingCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBuilder()
-	for _, row := range sampleRows() {
-		want, err := g.BinaryFromNative(nil, b.Row(&row, testSrc))
+	b := newBillingBuilder()
+	for _, row := range billingRows() {
+		want, err := g.BinaryFromNative(nil, b.Row(&row, billingSrc))
 		if err != nil {
 			t.Fatal(err)
 		}
-		framed, err := c.Append([]byte("prefix"), 258, &row, testSrc)
+		framed, err := c.Append([]byte("prefix"), 258, &row, billingSrc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,24 +77,24 @@ func TestMatchesGoavro(t *testing.T) {
 		// goavro writes a map in Go's random order: bytes compare only when
 		// there is at most one entry.
 		if len(row.Extra) <= 1 && !bytes.Equal(got, want) {
-			t.Fatalf("line %d: hamba/avro\n%x\ngoavro\n%x", row.Line, got, want)
+			t.Fatalf("line %d: twmb/avro\n%x\ngoavro\n%x", row.Line, got, want)
 		}
-		// hamba's bytes through goavro and the native decoder.
+		// twmb/avro's bytes through goavro and the native decoder.
 		native, rest, err := g.NativeFromBinary(got)
 		if err != nil || len(rest) != 0 {
-			t.Fatalf("goavro reads hamba's bytes: %v (%d left)", err, len(rest))
+			t.Fatalf("goavro reads twmb/avro's bytes: %v (%d left)", err, len(rest))
 		}
-		viaGoavro, err := Decode(native.(map[string]any))
+		viaGoavro, err := goavroDecodeBilling(native.(map[string]any))
 		if err != nil {
 			t.Fatal(err)
 		}
-		// goavro's bytes through hamba.
-		viaHamba, err := c.decodeBody(c.s.Decoder(), want)
+		// goavro's bytes through twmb/avro.
+		viaTwmb, err := c.decodeBody(c.s.Decoder(), want)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, d := range map[string]*Decoded{"goavro": viaGoavro, "hamba": viaHamba} {
-			if d.Source != testSrc || d.Line != row.Line {
+		for name, d := range map[string]*DecodedBillingRow{"goavro": viaGoavro, "twmb/avro": viaTwmb} {
+			if d.Source != billingSrc || d.Line != row.Line {
 				t.Fatalf("%s: source %+v line %d", name, d.Source, d.Line)
 			}
 			sortExtra(d.Row.Extra)
@@ -113,16 +113,16 @@ func sortExtra(a []records.Attribute) {
 	}
 }
 
-// TestEncodeDefaultsAndErrors: a usage row without an estimate flag is
+// TestBillingEncodeDefaultsAndErrors: a usage row without an estimate flag is
 // written as E (docs/data-contract.md §2.4); a layout outside the enum is an error
 // naming the file and line, not a panic or a corrupt record.
-func TestEncodeDefaultsAndErrors(t *testing.T) {
-	c, err := NewCodec()
+func TestBillingEncodeDefaultsAndErrors(t *testing.T) {
+	c, err := NewBillingCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
 	row := records.BillingRow{Layout: records.LayoutUsage, Line: 9, ServicePointID: "SP9", DateTo: dates.MustParse("20240229"), Duration: 29}
-	b, err := c.Append(nil, 1, &row, testSrc)
+	b, err := c.Append(nil, 1, &row, billingSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,20 +131,20 @@ func TestEncodeDefaultsAndErrors(t *testing.T) {
 		t.Fatalf("estimate %q, err %v", d.Row.IsEstimate, err)
 	}
 	row.Layout = "monthly"
-	if _, err := c.Append(nil, 1, &row, testSrc); err == nil || !strings.Contains(err.Error(), testSrc.File+" line 9") {
+	if _, err := c.Append(nil, 1, &row, billingSrc); err == nil || !strings.Contains(err.Error(), billingSrc.File+" line 9") {
 		t.Fatalf("layout monthly: %v", err)
 	}
 }
 
-// TestDecodeRejectsBadRecords: truncated bytes, bytes after the record, an
+// TestBillingDecodeRejectsBadRecords: truncated bytes, bytes after the record, an
 // enum index out of range and a record without service point are errors.
-func TestDecodeRejectsBadRecords(t *testing.T) {
-	c, err := NewCodec()
+func TestBillingDecodeRejectsBadRecords(t *testing.T) {
+	c, err := NewBillingCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := sampleRows()[0]
-	b, err := c.Append(nil, 1, &row, testSrc)
+	row := billingRows()[0]
+	b, err := c.Append(nil, 1, &row, billingSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 		}
 	}
 	row.ServicePointID = ""
-	b, err = c.Append(nil, 1, &row, testSrc)
+	b, err = c.Append(nil, 1, &row, billingSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +170,10 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 	}
 }
 
-// olderSchema is BillingRow as an earlier or later writer might have it:
+// olderBillingSchema is BillingRow as an earlier or later writer might have it:
 // without extra and customer_type (both with defaults here), with a field
 // this build does not know, and bldg_sq_foot as a float (promoted).
-func olderSchema(t *testing.T) string {
+func olderBillingSchema(t *testing.T) string {
 	var s map[string]any
 	if err := json.Unmarshal([]byte(schemas.MustText(schemas.BillingRow)), &s); err != nil {
 		t.Fatal(err)
@@ -196,11 +196,11 @@ func olderSchema(t *testing.T) string {
 	return string(b)
 }
 
-// TestDecoderResolvesRegisteredVersions goes through a real (fake) schema
+// TestBillingDecoderResolvesRegisteredVersions goes through a real (fake) schema
 // registry as the stages do: records of the embedded schema and of another
 // registered version decode to the row; an unknown schema id and unframed
 // bytes are errors that say so.
-func TestDecoderResolvesRegisteredVersions(t *testing.T) {
+func TestBillingDecoderResolvesRegisteredVersions(t *testing.T) {
 	ctx := context.Background()
 	fake := srfake.New()
 	defer fake.Close()
@@ -209,8 +209,8 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := serde.NewRegistry(cl)
-	older := olderSchema(t)
-	oldCodec, err := reg.Register(ctx, "old-billing-value", older)
+	older := olderBillingSchema(t)
+	oldID, err := reg.Register(ctx, "old-billing-value", older)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,29 +218,36 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCodec()
+	c, err := NewBillingCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := c.NewDecoder(serde.NewRegistry(cl))
-	row := sampleRows()[0]
+	row := billingRows()[0]
 
-	b, err := AppendAvro(nil, cur.ID, &row, testSrc)
+	b, err := AppendBillingRow(nil, cur, &row, billingSrc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, err := dec.Decode(ctx, b)
-	if err != nil || !reflect.DeepEqual(d.Row, row) || d.Source != testSrc {
+	if err != nil || !reflect.DeepEqual(d.Row, row) || d.Source != billingSrc {
 		t.Fatalf("current version: %v\n%+v", err, d)
 	}
 
-	m := NewBuilder().Row(&row, testSrc)
+	m := newBillingBuilder().Row(&row, billingSrc)
 	delete(m, "extra")
 	delete(m, "customer_type")
 	m["bldg_sq_foot"] = goavro.Union("float", float32(row.BldgSqFoot.Value))
 	m["region"] = "south"
-	old, err := oldCodec.Append(nil, m)
+	og, err := goavro.NewCodec(older)
 	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := serde.AppendHeader(nil, oldID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, err = og.BinaryFromNative(old, m); err != nil {
 		t.Fatal(err)
 	}
 	want := row
@@ -256,15 +263,15 @@ func TestDecoderResolvesRegisteredVersions(t *testing.T) {
 	if _, err := dec.Decode(ctx, b); err == nil || !strings.Contains(err.Error(), "schema id 999") {
 		t.Fatalf("unknown id: %v", err)
 	}
-	if _, err := dec.Decode(ctx, []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent framing") {
+	if _, err := dec.Decode(ctx, []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent-framed") {
 		t.Fatalf("unframed: %v", err)
 	}
 }
 
-// TestNewDecoderRefusesIncompatible: a writer schema without a field this
+// TestBillingDecoderRefusesIncompatible: a writer schema without a field this
 // build needs and that has no default cannot be resolved.
-func TestNewDecoderRefusesIncompatible(t *testing.T) {
-	c, err := NewCodec()
+func TestBillingDecoderRefusesIncompatible(t *testing.T) {
+	c, err := NewBillingCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,10 +281,10 @@ func TestNewDecoderRefusesIncompatible(t *testing.T) {
 	}
 }
 
-// TestDecoderConcurrent: the stages share one Decoder between partitions;
+// TestBillingDecoderConcurrent: the stages share one Decoder between partitions;
 // rows decoded at the same time (first sight of the schema id included) do
 // not mix (run with -race).
-func TestDecoderConcurrent(t *testing.T) {
+func TestBillingDecoderConcurrent(t *testing.T) {
 	ctx := context.Background()
 	fake := srfake.New()
 	defer fake.Close()
@@ -290,15 +297,15 @@ func TestDecoderConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := sampleRows()
+	rows := billingRows()
 	framed := make([][]byte, len(rows))
 	for i := range rows {
-		if framed[i], err = AppendAvro(nil, cur.ID, &rows[i], testSrc); err != nil {
+		if framed[i], err = AppendBillingRow(nil, cur, &rows[i], billingSrc); err != nil {
 			t.Fatal(err)
 		}
 		sortExtra(rows[i].Extra)
 	}
-	dec := NewDecoder(reg)
+	dec := NewBillingDecoder(reg)
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
 		go func() {

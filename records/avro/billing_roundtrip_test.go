@@ -1,4 +1,4 @@
-package billingavro
+package avro
 
 import (
 	"reflect"
@@ -11,9 +11,9 @@ import (
 	"github.com/usagestream/usagestream/schemas"
 )
 
-// TestRoundTrip: what ingest encodes, the processors decode to the same row,
+// TestBillingRoundTrip: what ingest encodes, the processors decode to the same row,
 // for each layout, through real Avro bytes.
-func TestRoundTrip(t *testing.T) {
+func TestBillingRoundTrip(t *testing.T) {
 	codec, err := goavro.NewCodec(schemas.MustText(schemas.BillingRow))
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +29,8 @@ func TestRoundTrip(t *testing.T) {
 	customer := full
 	customer.Layout, customer.UsageValue, customer.DateTo, customer.Duration, customer.IsEstimate, customer.UsageCharge = records.LayoutCustomer, 0, 0, 0, 0, records.NullFloat{}
 	usage := records.BillingRow{Layout: records.LayoutUsage, Line: 3, ServicePointID: "SP1", UsageValue: -2, DateTo: dates.MustParse("20240229"), Duration: 29, IsEstimate: records.EstimateEstimated}
-	src := Source{Utility: "gec", File: "f.gz", SHA256: "abc"}
-	b := NewBuilder()
+	src := BillingSource{Utility: "gec", File: "f.gz", SHA256: "abc"}
+	b := newBillingBuilder()
 	for _, row := range []records.BillingRow{full, customer, usage} {
 		bin, err := codec.BinaryFromNative(nil, b.Row(&row, src))
 		if err != nil {
@@ -40,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := Decode(native.(map[string]any))
+		got, err := goavroDecodeBilling(native.(map[string]any))
 		if err != nil {
 			t.Fatal(err)
 		}

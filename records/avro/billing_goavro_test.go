@@ -1,4 +1,4 @@
-package billingavro
+package avro
 
 import (
 	"fmt"
@@ -9,23 +9,23 @@ import (
 )
 
 // The goavro native-map mapping of BillingRow that ingest and the stages
-// used before Codec: kept as the independent reference the hamba/avro codec
-// must agree with (TestMatchesGoavro) and as the "before" of BenchmarkCodec.
+// used before BillingCodec: kept as the independent reference the twmb/avro codec
+// must agree with (TestBillingMatchesGoavro) and as the "before" of BenchmarkBillingRow.
 
-// Builder fills one reusable goavro native map per encoder goroutine.
+// billingBuilder fills one reusable goavro native map per encoder goroutine.
 // goavro reads the map during BinaryFromNative and keeps nothing, and
 // building a fresh map plus a fresh union wrapper per field per row was half
 // of ingest's CPU (measured with BenchmarkIngestFull). Not safe for
 // concurrent use: one per goroutine.
-type Builder struct {
+type billingBuilder struct {
 	m      map[string]any
 	unions map[string]map[string]any
 	src    map[string]any
 	extra  map[string]any
 }
 
-func NewBuilder() *Builder {
-	return &Builder{
+func newBillingBuilder() *billingBuilder {
+	return &billingBuilder{
 		m:      make(map[string]any, 32),
 		unions: make(map[string]map[string]any, 32),
 		src:    make(map[string]any, 3),
@@ -34,7 +34,7 @@ func NewBuilder() *Builder {
 }
 
 // union sets field to the non-null branch of a ["null", T] union.
-func (b *Builder) union(field, branch string, v any) {
+func (b *billingBuilder) union(field, branch string, v any) {
 	u := b.unions[field]
 	if u == nil {
 		u = make(map[string]any, 1)
@@ -44,7 +44,7 @@ func (b *Builder) union(field, branch string, v any) {
 	b.m[field] = u
 }
 
-func (b *Builder) optString(field, v string) {
+func (b *billingBuilder) optString(field, v string) {
 	if v == "" {
 		b.m[field] = nil
 		return
@@ -52,7 +52,7 @@ func (b *Builder) optString(field, v string) {
 	b.union(field, "string", v)
 }
 
-func (b *Builder) optDate(field string, d dates.Date, valid bool) {
+func (b *billingBuilder) optDate(field string, d dates.Date, valid bool) {
 	if !valid {
 		b.m[field] = nil
 		return
@@ -60,7 +60,7 @@ func (b *Builder) optDate(field string, d dates.Date, valid bool) {
 	b.union(field, "int.date", d.Time())
 }
 
-func (b *Builder) optDouble(field string, v float64, valid bool) {
+func (b *billingBuilder) optDouble(field string, v float64, valid bool) {
 	if !valid {
 		b.m[field] = nil
 		return
@@ -70,7 +70,7 @@ func (b *Builder) optDouble(field string, v float64, valid bool) {
 
 // Row maps an accepted row to the BillingRow schema. Fields the row's
 // layout does not carry become null. The map is valid until the next call.
-func (b *Builder) Row(r *records.BillingRow, src Source) map[string]any {
+func (b *billingBuilder) Row(r *records.BillingRow, src BillingSource) map[string]any {
 	customer := r.Layout != records.LayoutUsage
 	usage := r.Layout != records.LayoutCustomer
 	m := b.m
@@ -123,8 +123,8 @@ func (b *Builder) Row(r *records.BillingRow, src Source) map[string]any {
 
 // Decode maps goavro's native form of a BillingRow back to a typed row. An
 // error means the record does not have the shape the schema promises.
-func Decode(m map[string]any) (*Decoded, error) {
-	var d Decoded
+func goavroDecodeBilling(m map[string]any) (*DecodedBillingRow, error) {
+	var d DecodedBillingRow
 	var err error
 	str := func(field string) string {
 		if err != nil {
