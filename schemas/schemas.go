@@ -30,10 +30,13 @@ const (
 	UsageCorrected     Name = "usage_corrected"
 	AccountEvent       Name = "account_event"
 	Anomaly            Name = "anomaly"
+
+	// OperatorAction is input like BillingRow: an operator's override.
+	OperatorAction Name = "operator_action"
 )
 
 // All lists every schema the project publishes.
-var All = []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
+var All = []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly, OperatorAction}
 
 // Text returns the schema's JSON text.
 func Text(n Name) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/topology"
 )
 
@@ -39,6 +40,7 @@ type cli struct {
 	Replay   replayCmd   `cmd:"" help:"Reset processor groups and rebuild their state and output, into the live topics (same event ids) or shadow topics."`
 	Diff     diffCmd     `cmd:"" help:"Compare a shadow replay's eligibility with the live output: added, removed, changed per subject and program."`
 	Tail     tailCmd     `cmd:"" help:"Print a topic's records as JSON lines (Avro decoded through the registry), filtered by key and time."`
+	Override overrideCmd `cmd:"" help:"Write and list operator overrides (clear an anomaly, hold a program), audited with actor, reason and ticket; the stages apply them like their other input."`
 	Sink     sinkCmd     `cmd:"" help:"Deliver the event topics to PostgreSQL (sink postgres), JSON Lines files (sink jsonl) or a webhook (sink webhook)."`
 }
 
@@ -56,6 +58,7 @@ func kongOptions() []kong.Option {
 	vars := kafkaconf.Vars()
 	vars["data_dir"] = "data"
 	vars["stages"] = strings.Join(topology.New("").StageNames(), ", ")
+	vars["programs"] = strings.Join(rules.Programs(), ",")
 	return []kong.Option{
 		kong.Name("usagestream"),
 		kong.Description("Stream Opower utility billing files and interval reads through Kafka: exactly-once processors keep usage timelines, accounts and eligibility, and emit eligibility changes, corrections and anomalies."),

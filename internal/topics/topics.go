@@ -43,6 +43,14 @@ type Names struct {
 	// IntervalHistory is internal: interval stage -> stage 2, the months of
 	// interval history of a service point for its customer (I5), key customer_id.
 	IntervalHistory string
+	// OperatorActions holds operator overrides on a service point (clearing
+	// an anomaly), keyed by service_point_id with the partition count of
+	// Billing: the service point stage reads both.
+	OperatorActions string
+	// OperatorHolds holds operator holds of a program (and their releases),
+	// keyed by customer_id: the customer stage reads it beside the
+	// repartition topics keyed by customer_id.
+	OperatorHolds string
 
 	prefix string
 }
@@ -62,6 +70,8 @@ func NewNames(prefix string) Names {
 		Premises:          prefix + "repartition-premises.v1",
 		Memberships:       prefix + "repartition-memberships.v1",
 		IntervalHistory:   prefix + "repartition-interval-history.v1",
+		OperatorActions:   prefix + "operator-actions.v1",
+		OperatorHolds:     prefix + "operator-holds.v1",
 		prefix:            prefix,
 	}
 }
@@ -69,7 +79,7 @@ func NewNames(prefix string) Names {
 // All lists every name, in declaration order.
 func (n Names) All() []string {
 	return []string{n.Billing, n.Intervals, n.Rejected, n.Files, n.IngestCheckpoints,
-		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory}
+		n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies, n.Premises, n.Memberships, n.IntervalHistory, n.OperatorActions, n.OperatorHolds}
 }
 
 // QuarantineRetention is the retention of quarantine topics: forever

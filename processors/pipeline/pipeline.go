@@ -24,6 +24,8 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
+	"github.com/usagestream/usagestream/producers/override"
+	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -47,6 +49,7 @@ type Pipeline struct {
 	corrections   *recavro.Writer[recavro.UsageCorrected]
 	accountEvents *recavro.Writer[recavro.AccountEvent]
 	anomalies     *recavro.Writer[recavro.Anomaly]
+	actions       *override.Codec
 }
 
 // Option changes how New builds the stages.
@@ -86,7 +89,11 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy, opts ...
 	if o.externalPrefix != nil {
 		topo = withExternalInputs(topo, *o.externalPrefix)
 	}
-	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc)}
+	actions, err := override.NewCodec()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc), actions: actions}
 	if p.eligibility, err = recavro.Register[recavro.EligibilityChanged](ctx, p.reg, p.topics.Eligibility); err != nil {
 		return nil, err
 	}
@@ -112,6 +119,8 @@ func withExternalInputs(topo topology.Topology, prefix string) topology.Topology
 		return name
 	}
 	topo.Names.Billing, topo.Names.Intervals = rename(topo.Names.Billing), rename(topo.Names.Intervals)
+	topo.Names.OperatorActions = rename(topo.Names.OperatorActions)
+	topo.Names.OperatorHolds = rename(topo.Names.OperatorHolds)
 	stages := slices.Clone(topo.Stages)
 	for i := range stages {
 		in := slices.Clone(stages[i].Inputs)
@@ -224,6 +233,7 @@ func (e *events) id() string {
 func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	st := p.topo.MustStage(StageServicePoint)
 	bill := recavro.NewBillingDecoder(p.reg)
+	actions := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
 		Name:    st.Name,
 		Inputs:  st.Inputs,
@@ -239,8 +249,20 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 		// The registry lookup is the runtime's decode step, with the
 		// transaction's context: an outage aborts and retries, a bad record
 		// is quarantined; Process does no I/O.
-		Decode: func(ctx context.Context, r runtime.Record) (any, error) { return bill.Decode(ctx, r.Value) },
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
+			if r.Topic == p.topics.OperatorActions {
+				a := &records.OperatorAction{}
+				if _, err := actions.Decode(ctx, r.Value, a); err != nil {
+					return nil, err
+				}
+				return a, nil
+			}
+			return bill.Decode(ctx, r.Value)
+		},
 		Process: func(sp *rules.ServicePoint, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
+			if a, ok := in.Decoded.(*records.OperatorAction); ok {
+				return p.applyAction(sp, a, in)
+			}
 			d := in.Decoded.(*recavro.DecodedBillingRow)
 			if d.Row.ServicePointID != string(in.Record.Key) {
 				return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("billing row", "service_point_id", "the billing topic")
@@ -278,6 +300,38 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			return st, nil
 		},
 	}
+}
+
+// applyAction applies an operator action (OV1) in the same transaction as
+// billing rows: its events cite its position on the operator-actions topic.
+func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction, in runtime.Input) (runtime.Step[*rules.ServicePoint], error) {
+	if a.ServicePointID != string(in.Record.Key) {
+		return runtime.Step[*rules.ServicePoint]{}, errKeyMismatch("operator action", "service_point_id", in.Record.Topic)
+	}
+	// The tools check actions before writing them; one written otherwise
+	// is refused here rather than half applied.
+	if err := a.Validate(); err != nil && a.Kind == records.ActionClearAnomaly {
+		return runtime.Step[*rules.ServicePoint]{}, quarantine.Poison(fmt.Errorf("%w (write actions with 'usagestream override')", err))
+	}
+	src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
+	sentBefore := slices.Clone(sp.Sent)
+	out, changed := sp.ApplyAction(p.policy, a, src)
+	ev := &events{in: in}
+	for _, x := range out.Anomalies {
+		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
+	}
+	for _, m := range out.Memberships {
+		b, err := json.Marshal(membership{Utility: a.Utility, Membership: m})
+		if err != nil {
+			return runtime.Step[*rules.ServicePoint]{}, err
+		}
+		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
+			Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
+	}
+	if ev.err != nil {
+		return runtime.Step[*rules.ServicePoint]{}, ev.err
+	}
+	return runtime.Step[*rules.ServicePoint]{State: sp, Write: changed, Outputs: ev.outs}, nil
 }
 
 // PremiseStage judges what belongs to a premise as a place (S1, C4) and
@@ -327,6 +381,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 // CustomerStage is stage 2: eligibility of each (customer, premise).
 func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 	st := p.topo.MustStage(StageCustomer)
+	holds := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.Customer]{
 		Name:    st.Name,
 		Inputs:  st.Inputs,
@@ -339,12 +394,39 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			var c rules.Customer
 			return &c, c.UnmarshalBinary(b)
 		},
+		// Holds are Avro through the registry (the runtime's decode step);
+		// the repartition topics are JSON, decoded in Process.
+		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
+			if r.Topic != p.topics.OperatorHolds {
+				return nil, nil
+			}
+			a := &records.OperatorAction{}
+			if _, err := holds.Decode(ctx, r.Value, a); err != nil {
+				return nil, err
+			}
+			return a, nil
+		},
 		Process: func(c *rules.Customer, in runtime.Input) (runtime.Step[*rules.Customer], error) {
 			var (
 				utility string
 				changed []rules.EligibilityChanged
 			)
 			switch in.Record.Topic {
+			case p.topics.OperatorHolds:
+				a := in.Decoded.(*records.OperatorAction)
+				if a.CustomerID != string(in.Record.Key) {
+					return runtime.Step[*rules.Customer]{}, errKeyMismatch("operator hold", "customer_id", in.Record.Topic)
+				}
+				// The tools check actions before writing them; one written
+				// otherwise is refused here rather than half applied.
+				if err := a.Validate(); err != nil || !a.ForCustomer() || !rules.KnownProgram(a.Program) {
+					if err == nil {
+						err = fmt.Errorf("operator action %s: kind %s with program %q is no hold of a program the rules evaluate", a.ActionID, a.Kind, a.Program)
+					}
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("%w (write holds with 'usagestream override')", err))
+				}
+				utility = a.Utility
+				changed = c.ApplyAction(p.policy, a, rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset})
 			case p.topics.IntervalHistory:
 				var h intervalHistory
 				if err := json.Unmarshal(in.Record.Value, &h); err != nil {

@@ -34,7 +34,7 @@ func TestOpenAPIMatchesTheCode(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi %q, want 3.x", doc.OpenAPI)
 	}
-	for _, p := range []string{"/v1/service-points/{service_point_id}", "/v1/customers/{customer_id}", "/v1/customers/{customer_id}/premises/{premise_id}"} {
+	for _, p := range []string{"/v1/service-points/{service_point_id}", "/v1/customers/{customer_id}", "/v1/customers/{customer_id}/premises/{premise_id}", "/v1/overrides"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("path %s is served but not documented", p)
 		}
@@ -45,6 +45,7 @@ func TestOpenAPIMatchesTheCode(t *testing.T) {
 		"Error": Error{}, "Owner": Owner{}, "Source": Source{}, "Period": Period{}, "Account": Account{},
 		"Anomaly": Anomaly{}, "ServicePoint": ServicePoint{}, "Reason": Reason{}, "Program": Program{},
 		"Membership": Membership{}, "Premise": Premise{}, "PremiseSummary": PremiseSummary{}, "Customer": Customer{},
+		"OverrideRequest": OverrideRequest{}, "Override": Override{}, "Overrides": Overrides{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

@@ -86,6 +86,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
+
+	actions actions // the writer of POST /v1/overrides
 }
 
 // forwardedHeader marks a request one instance passed to another, so that a
@@ -204,6 +206,8 @@ func (s *Server) Handler() http.Handler {
 		{"GET /v1/service-points/{id}", "service_point", s.servicePoint},
 		{"GET /v1/customers/{id}", "customer", s.customer},
 		{"GET /v1/customers/{id}/premises/{premise}", "premise", s.premise},
+		{"POST /v1/overrides", "override_post", s.postOverride},
+		{"GET /v1/overrides", "overrides", s.listOverrides},
 		{"/v1/", "other", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such endpoint: see docs/openapi.yaml", nil)
 		}},
@@ -480,5 +484,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// Close releases the API's Kafka client.
-func (s *Server) Close() { s.dir.Close() }
+// Close releases the API's Kafka clients.
+func (s *Server) Close() {
+	s.dir.Close()
+	s.actions.close()
+}

@@ -175,7 +175,7 @@ func TestPlanCountsRecordsNotOffsets(t *testing.T) {
 	// Where a caught-up transactional consumer commits: after the last
 	// record, at the last commit marker (offset 43 of 44).
 	atRest := base
-	atRest.Offsets = []string{"0:43"}
+	atRest.Offsets = []string{in + ":0:43"}
 	if n := left(atRest); n != "0" {
 		t.Errorf("caught up: about %s records to process, want 0", n)
 	}

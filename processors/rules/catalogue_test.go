@@ -135,7 +135,7 @@ func readCatalogue(t *testing.T, path string) catalogue {
 
 // ruleIDRe is the form of a rule id: a catalogue id (U2) or a data contract
 // rule (DC-2.4).
-var ruleIDRe = regexp.MustCompile(`^([UACSI][0-9]+|DC-[0-9]+(\.[0-9]+)?)$`)
+var ruleIDRe = regexp.MustCompile(`^((OV|[UACSI])[0-9]+|DC-[0-9]+(\.[0-9]+)?)$`)
 
 // codeConstRe names the constants whose values are ids and codes that reach
 // events, rejected rows and reports.
@@ -288,7 +288,7 @@ func TestCatalogueLinksResolve(t *testing.T) {
 }
 
 // ruleTestRe is a test named after a rule id: TestU2Gap, TestI1OneLength...
-var ruleTestRe = regexp.MustCompile(`^Test([UACSI][0-9]+)(.*)$`)
+var ruleTestRe = regexp.MustCompile(`^Test((?:OV|[UACSI])[0-9]+)(.*)$`)
 
 // TestRuleTestNames keeps one naming style for rule tests: Test, the rule id
 // of docs/rules.md, then what is tested in CamelCase (TestU2Gap), with

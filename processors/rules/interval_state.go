@@ -241,6 +241,8 @@ type dec struct {
 	// noSince reads a customer or premise state of the version before
 	// Membership.Since.
 	noSince bool
+	// noHolds reads a customer state of a version before Premise.Holds.
+	noHolds bool
 }
 
 func (d *dec) fail(what string) {

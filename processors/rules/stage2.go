@@ -50,6 +50,9 @@ type Premise struct {
 	Evaluated bool `json:"evaluated,omitempty"`
 	// Sent is what was last emitted, by program.
 	Sent map[string][]Reason `json:"sent,omitempty"`
+	// Holds are the operators' holds of a program (OV2), sorted by
+	// program, at most one each.
+	Holds []Hold `json:"holds,omitempty"`
 }
 
 // Eligible says whether the customer is eligible for program at this
@@ -231,7 +234,7 @@ func (c *Customer) evaluate(p Policy, id string, cause, src Source) []Eligibilit
 	}
 	for i := range programTable {
 		prog := &programTable[i]
-		rs := prog.selectReasons(all)
+		rs := pr.held(prog.name, prog.selectReasons(all))
 		if pr.Evaluated && sameReasons(rs, pr.Sent[prog.name]) {
 			continue
 		}

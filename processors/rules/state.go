@@ -26,8 +26,13 @@ const spV2 = 2
 // customerStateVersion is 3 since the binary encoding (2: JSON, read still;
 // 1: JSON without the premise's S1 reasons, refused). Version 4 adds
 // Membership.Since; version 3, without it, is still read (Since 0 reads as
-// the membership's ActiveDate, the date S2 and I5 took before).
-const customerStateVersion = 4
+// the membership's ActiveDate, the date S2 and I5 took before). Version 5
+// adds Premise.Holds (OV2); versions 3 and 4, without them, are still read
+// (no hold).
+const customerStateVersion = 5
+
+// customerNoHolds is the binary customer version before Premise.Holds.
+const customerNoHolds = 4
 
 // siteStateVersion versions the premise stage's state: 2 is binary, 1 JSON.
 // Version 3 adds Membership.Since; version 2 is still read, as for the
@@ -160,12 +165,12 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 			return errors.New("rules: empty customer state; rebuild the state from the input topics")
 		}
 		v := int(b[0])
-		if v != customerNoSince {
+		if v != customerNoSince && v != customerNoHolds {
 			if err := checkVersion("customer", v, customerStateVersion); err != nil {
 				return err
 			}
 		}
-		d := dec{b: b, i: 1, noSince: v == customerNoSince}
+		d := dec{b: b, i: 1, noSince: v == customerNoSince, noHolds: v <= customerNoHolds}
 		d.customer(c)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding customer state %q: %w", c.ID, err)
@@ -310,6 +315,11 @@ func (c *Customer) CheckInvariants() error {
 			a, b := pr.Pinned[k-1], pr.Pinned[k]
 			if compareReasons(a, b) > 0 || (a.Code == b.Code && a.Rule == b.Rule && a.ServicePointID == b.ServicePointID) {
 				return fmt.Errorf("premise %s: pinned reasons %d and %d out of order or duplicate", id, k-1, k)
+			}
+		}
+		for k := 1; k < len(pr.Holds); k++ {
+			if pr.Holds[k-1].Program >= pr.Holds[k].Program {
+				return fmt.Errorf("premise %s: holds %d and %d out of order or for the same program", id, k-1, k)
 			}
 		}
 		for prog, rs := range pr.Sent {
@@ -487,6 +497,14 @@ func (e *enc) customer(c *Customer) {
 		e.reasons(pr.Pinned)
 		e.flag(pr.Evaluated)
 		e.reasonsByKey(pr.Sent)
+		e.uint(uint64(len(pr.Holds)))
+		for _, h := range pr.Holds {
+			e.str(h.Program)
+			e.flag(h.Eligible)
+			e.int(int64(h.Since))
+			e.str(h.ActionID)
+			e.source(h.Source)
+		}
 	}
 	e.int(int64(c.ActivePremises))
 	e.flag(c.PropertyManager != nil)
@@ -684,6 +702,15 @@ func (d *dec) customer(c *Customer) {
 			pr.Replacements, pr.Pinned = d.reasons(), d.reasons()
 			pr.Evaluated = d.flag()
 			pr.Sent = d.reasonsByKey()
+			if !d.noHolds {
+				if k := d.count(); k > 0 {
+					pr.Holds = make([]Hold, 0, k)
+					for ; k > 0 && d.err == nil; k-- {
+						pr.Holds = append(pr.Holds, Hold{Program: d.str(), Eligible: d.flag(), Since: dates.Date(d.int()),
+							ActionID: d.str(), Source: d.source()})
+					}
+				}
+			}
 			c.Premises[id] = pr
 		}
 	}

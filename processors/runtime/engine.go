@@ -230,7 +230,15 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(st.inputs()...),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		// Range first: per topic, it gives each member the same partition
+		// numbers, so a member holds partition p of every input (the store's
+		// partition p). Cooperative-sticky balances topic-partitions one by
+		// one and may give billing p1 to one member and the other input's p1
+		// to another: two members then own partition p and each writes it
+		// from its own state. Cooperative-sticky stays listed so that a group
+		// of members of an older build accepts this one during a rolling
+		// upgrade; the group turns to range once every member offers it.
+		kgo.Balancers(kgo.RangeBalancer(), kgo.CooperativeStickyBalancer()),
 		kgo.TransactionalID("usagestream-"+st.name()+"-"+id),
 		// Static membership: a restarted instance takes its old seat in the
 		// group at once instead of waiting out its dead predecessor.

@@ -143,6 +143,10 @@ func New(prefix string) Topology {
 			Doc: "accepted billing rows (Avro BillingRow), key service_point_id"},
 		{Name: n.Intervals, Kind: Input, Key: "service_point_id", Schema: schemas.IntervalRead,
 			Doc: "interval reads from files, adapters and the NDJSON endpoint (Avro IntervalRead), key service_point_id, co-partitioned with billing"},
+		{Name: n.OperatorActions, Kind: Input, Key: "service_point_id", Schema: schemas.OperatorAction,
+			Doc: "operator overrides on a service point: clear an anomaly (Avro OperatorAction), key service_point_id, co-partitioned with billing; kept forever, the audit trail"},
+		{Name: n.OperatorHolds, Kind: Input, Key: "customer_id", Schema: schemas.OperatorAction,
+			Doc: "operator holds of a program for a customer at a premise, and their releases (Avro OperatorAction), key customer_id; kept forever, the audit trail"},
 		{Name: n.Rejected, Kind: Record, Key: "service_point_id, or the file SHA-256", Schema: schemas.RejectedRow,
 			Doc: "rejected rows with file, line, redacted raw text and reasons (Avro RejectedRow)"},
 		{Name: n.Files, Kind: Record, Key: "file SHA-256", Schema: schemas.FileEvent,
@@ -166,8 +170,8 @@ func New(prefix string) Topology {
 	}
 	t.Stages = []Stage{
 		{Name: ServicePoint, Key: "service_point_id", State: "rules.ServicePoint",
-			Doc:     "usage timeline and accounts per service point (U1-U12, A1-A10, S3)",
-			Inputs:  []string{n.Billing},
+			Doc:     "usage timeline and accounts per service point (U1-U12, A1-A10, S3), operator clears (OV1)",
+			Inputs:  []string{n.Billing, n.OperatorActions},
 			Outputs: []string{n.Corrections, n.Anomalies, n.AccountEvents, n.Premises}},
 		{Name: Interval, Key: "service_point_id", State: "rules.IntervalPoint",
 			Doc:     "interval coverage per day and channel, sum check against bills (I1-I4, I6, I7)",
@@ -178,8 +182,8 @@ func New(prefix string) Topology {
 			Inputs:  []string{n.Premises},
 			Outputs: []string{n.Anomalies, n.Memberships}},
 		{Name: Customer, Key: "customer_id", State: "rules.Customer",
-			Doc:     "eligibility per (customer, premise) and program (C1-C3, S2, I5)",
-			Inputs:  []string{n.Memberships, n.IntervalHistory},
+			Doc:     "eligibility per (customer, premise) and program (C1-C3, S2, I5), operator holds (OV2)",
+			Inputs:  []string{n.Memberships, n.IntervalHistory, n.OperatorHolds},
 			Outputs: []string{n.Eligibility}},
 	}
 	for i := range t.Stages {

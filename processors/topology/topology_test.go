@@ -117,9 +117,9 @@ func TestValidateRejects(t *testing.T) {
 func TestCoPartitioned(t *testing.T) {
 	tp := topology.New("p.")
 	want := [][]string{
-		{"p.billing.v1", "p.intervals.v1", "p.changelog-servicepoint.v1", "p.changelog-interval.v1"},
+		{"p.billing.v1", "p.intervals.v1", "p.operator-actions.v1", "p.changelog-servicepoint.v1", "p.changelog-interval.v1"},
+		{"p.operator-holds.v1", "p.repartition-memberships.v1", "p.repartition-interval-history.v1", "p.changelog-customer.v1"},
 		{"p.repartition-premises.v1", "p.changelog-premise.v1"},
-		{"p.repartition-memberships.v1", "p.repartition-interval-history.v1", "p.changelog-customer.v1"},
 	}
 	got := tp.CoPartitioned()
 	if !slices.EqualFunc(got, want, slices.Equal) {

@@ -23,7 +23,7 @@ var codecs = sync.OnceValues(func() (map[schemas.Name]any, error) {
 	m := map[schemas.Name]any{}
 	for _, add := range []func(map[schemas.Name]any) error{
 		compile[EligibilityChanged], compile[UsageCorrected], compile[AccountEvent], compile[Anomaly],
-		compile[RejectedRow], compile[FileEvent], compile[IntervalRead], compile[BillingRow],
+		compile[RejectedRow], compile[FileEvent], compile[IntervalRead], compile[BillingRow], compile[OperatorAction],
 	} {
 		if err := add(m); err != nil {
 			return nil, err
@@ -128,6 +128,8 @@ func Append(dst []byte, schemaID int, r Record) ([]byte, error) {
 		return appendWith(dst, schemaID, v)
 	case *BillingRow:
 		return appendWith(dst, schemaID, v)
+	case *OperatorAction:
+		return appendWith(dst, schemaID, v)
 	}
 	return dst, fmt.Errorf("%T is not a record of records/avro", r)
 }
@@ -160,6 +162,8 @@ func DecodeBody(name schemas.Name, body []byte) (Record, error) {
 		return decodeWith[IntervalRead](body)
 	case schemas.BillingRow:
 		return decodeWith[BillingRow](body)
+	case schemas.OperatorAction:
+		return decodeWith[OperatorAction](body)
 	}
 	return nil, fmt.Errorf("schema %q has no record of records/avro", name)
 }

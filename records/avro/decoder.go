@@ -130,6 +130,8 @@ func decoderFor(name schemas.Name, writerSchema string) (func([]byte) (Record, e
 		return typedDecoder[IntervalRead](writerSchema)
 	case schemas.BillingRow:
 		return typedDecoder[BillingRow](writerSchema)
+	case schemas.OperatorAction:
+		return typedDecoder[OperatorAction](writerSchema)
 	}
 	return nil, fmt.Errorf("schema %s has no record struct (a broken build)", name)
 }

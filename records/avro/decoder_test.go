@@ -224,6 +224,8 @@ func appendAny(r Record) ([]byte, error) {
 		return AppendJSON(nil, v)
 	case *BillingRow:
 		return AppendJSON(nil, v)
+	case *OperatorAction:
+		return AppendJSON(nil, v)
 	}
 	return nil, fmt.Errorf("%T", r)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/records"
 	"github.com/usagestream/usagestream/schemas"
 )
 
@@ -244,6 +245,12 @@ func (*RejectedRow) Schema() schemas.Name        { return schemas.RejectedRow }
 func (*FileEvent) Schema() schemas.Name          { return schemas.FileEvent }
 func (*IntervalRead) Schema() schemas.Name       { return schemas.IntervalRead }
 func (*BillingRow) Schema() schemas.Name         { return schemas.BillingRow }
+func (*OperatorAction) Schema() schemas.Name     { return schemas.OperatorAction }
+
+// OperatorAction is schemas/operator_action.avsc: records.OperatorAction,
+// whose fields already mirror the schema, as a record of this package (so
+// that tail and the decoders read the operator topics too).
+type OperatorAction records.OperatorAction
 
 // Opt is the ["null","string"] value of s: the file format's empty field is
 // Avro null (docs/data-contract.md §2.1).

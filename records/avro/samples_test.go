@@ -69,6 +69,10 @@ func samples() []Record {
 			IsEstimate: ptr("A"), UsageCharge: ptr(40.25), Extra: map[string]string{"mail_city": "Macon"}},
 		&BillingRow{Utility: "gec", Layout: "usage", Source: SourceRef{File: "f", Line: 1 << 40, FileSHA256: "sha"}, ServicePointID: "SP2",
 			Extra: map[string]string{}},
+		&OperatorAction{ActionID: "a1", Kind: "CLEAR_ANOMALY", Utility: "gec", ServicePointID: "SP1", AnomalyCode: "ACTIVE_DATE_CHANGED",
+			AccountID: "A1", Actor: "ops", RequestedAt: when, Reason: "confirmed \"by\" billing\n", Ticket: "OPS-1"},
+		&OperatorAction{ActionID: "a2", Kind: "HOLD_INELIGIBLE", Utility: "gec", CustomerID: "C1", PremiseID: "P1", Program: "communications",
+			Until: ptr(day), Actor: "ops", RequestedAt: when, Reason: "r", Ticket: "OPS-2"},
 	}
 }
 
