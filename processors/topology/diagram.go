@@ -73,6 +73,7 @@ func (t Topology) Diagram() string {
 			}
 		}
 	}
+	fed := map[string]bool{} // external inputs drawn at the head of their stage
 	for _, s := range t.Stages {
 		if drawn[s.Name] || slices.ContainsFunc(s.Inputs, func(in string) bool { x, _ := t.Topic(in); return x.Kind != Input }) {
 			continue
@@ -80,6 +81,7 @@ func (t Topology) Diagram() string {
 		names := make([]string, len(s.Inputs))
 		for i, in := range s.Inputs {
 			names[i] = short(in)
+			fed[in] = true
 		}
 		if len(names) == 1 {
 			fmt.Fprintf(&b, "%s (key %s)\n", names[0], s.Key)
@@ -87,6 +89,15 @@ func (t Topology) Diagram() string {
 			fmt.Fprintf(&b, "%s (key %s, co-partitioned)\n", strings.Join(names, " + "), s.Key)
 		}
 		stage(s, "  ")
+	}
+	// External inputs of a stage drawn under another stage's repartition
+	// topic (operator holds into the customer stage).
+	for _, s := range t.Stages {
+		for _, in := range s.Inputs {
+			if x, _ := t.Topic(in); x.Kind == Input && !fed[in] {
+				fmt.Fprintf(&b, "%s (key %s) ─> stage %q\n", short(in), x.Key, s.Name)
+			}
+		}
 	}
 	var cls, qs []string
 	for _, s := range t.Stages {

@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,6 +180,24 @@ func TestEveryNamedTopicIsDeclared(t *testing.T) {
 	}
 	if len(tp.Specs()) != len(tp.Names.All())+len(tp.Stages) {
 		t.Errorf("Specs has %d topics; want every named topic and one quarantine per stage", len(tp.Specs()))
+	}
+}
+
+// TestDiagramNamesEveryStageAndTopic: the rendering draws every stage and
+// names every topic a stage reads or writes, so a topic added to the
+// topology cannot be left out of the README's picture.
+func TestDiagramNamesEveryStageAndTopic(t *testing.T) {
+	topo := topology.New("")
+	d := topo.Diagram()
+	for _, s := range topo.Stages {
+		if !strings.Contains(d, fmt.Sprintf("stage %q", s.Name)) {
+			t.Errorf("the diagram does not draw stage %s", s.Name)
+		}
+		for _, name := range append(append(slices.Clone(s.Inputs), s.Outputs...), s.Changelog, s.Quarantine) {
+			if !strings.Contains(d, name) {
+				t.Errorf("the diagram does not name %s (of stage %s)", name, s.Name)
+			}
+		}
 	}
 }
 
