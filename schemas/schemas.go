@@ -32,8 +32,10 @@ const (
 	Anomaly            Name = "anomaly"
 )
 
-// All lists every schema the project publishes.
-var All = []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
+// All returns every schema the project publishes, a fresh list.
+func All() []Name {
+	return []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly}
+}
 
 // Text returns the schema's JSON text.
 func Text(n Name) (string, error) {

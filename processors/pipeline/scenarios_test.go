@@ -40,8 +40,8 @@ func (r row) line() string {
 	}
 	defaults := map[string]string{"customer_id": "C1", "premise_id": "P1", "account_id": "A1", "active_date": "20230101",
 		"rate_code": "R1", "service_point_id": "SP1", "service_type": "E", "usage_value": "500"}
-	parts := make([]string, len(records.BillingColumns))
-	for i, c := range records.BillingColumns {
+	parts := make([]string, len(records.BillingColumns()))
+	for i, c := range records.BillingColumns() {
 		x := v[c.Name]
 		if x == "" {
 			x = defaults[c.Name]

@@ -69,7 +69,7 @@ func (r *Reader) checkHeader(names []string) error {
 		if j := indexFold(names[:i], got); j >= 0 {
 			return r.fileErr(1, got, fmt.Errorf("column %q appears twice, at header positions %d and %d; %s", clip(got), j+1, i+1, fix))
 		}
-		if layoutHas(records.BillingColumns, got) {
+		if layoutHas(records.BillingColumns(), got) {
 			return r.fileErr(1, got, fmt.Errorf("column %q at header position %d belongs to another layout, not the %s layout; %s", clip(got), i+1, r.layout, fix))
 		}
 	}
@@ -94,7 +94,7 @@ func (r *Reader) layoutHint(names []string) string {
 				break
 			}
 		}
-		if match && (len(names) == len(cols) || !layoutHas(records.BillingColumns, names[len(cols)])) {
+		if match && (len(names) == len(cols) || !layoutHas(records.BillingColumns(), names[len(cols)])) {
 			return fmt.Sprintf(" (this header is that of the %s layout: check the file name's kind or Options.Layout)", l)
 		}
 	}
@@ -103,7 +103,7 @@ func (r *Reader) layoutHint(names []string) string {
 
 func namesAnyColumn(names []string) bool {
 	for _, n := range names {
-		if layoutHas(records.BillingColumns, n) {
+		if layoutHas(records.BillingColumns(), n) {
 			return true
 		}
 	}

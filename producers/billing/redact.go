@@ -95,7 +95,7 @@ func (r *Reader) prefixID(b []byte) string {
 // show renders a value for a message: quoted, or only its shape for personal
 // columns, so a message never carries what Raw redacts.
 func (r *Reader) show(id int, v string) string {
-	if records.BillingColumns[id].Personal && !r.keepPersonal {
+	if records.BillingColumn(id).Personal && !r.keepPersonal {
 		return "(redacted, shape " + strconv.Quote(shape(v)) + ")"
 	}
 	return strconv.Quote(clip(v))

@@ -492,8 +492,8 @@ func mapsEqual(a, b map[string]int64) bool {
 }
 
 func TestColumnIndexes(t *testing.T) {
-	if len(records.BillingColumns) != numColumns {
-		t.Fatalf("%d columns, the parser knows %d", len(records.BillingColumns), numColumns)
+	if len(records.BillingColumns()) != numColumns {
+		t.Fatalf("%d columns, the parser knows %d", len(records.BillingColumns()), numColumns)
 	}
 	named := map[int]string{
 		cCustomerID: "customer_id", cPremiseID: "premise_id", cSecondaryID: "secondary_id", cCCBAccountID: "ccb_account_id",
@@ -506,8 +506,8 @@ func TestColumnIndexes(t *testing.T) {
 		cIsEstimate: "is_estimate", cUsageCharge: "usage_charge",
 	}
 	for i, name := range named {
-		if records.BillingColumns[i].Name != name {
-			t.Errorf("Columns[%d] = %s, parser expects %s", i, records.BillingColumns[i].Name, name)
+		if records.BillingColumn(i).Name != name {
+			t.Errorf("Columns[%d] = %s, parser expects %s", i, records.BillingColumn(i).Name, name)
 		}
 	}
 }

@@ -767,7 +767,7 @@ func TestFileName(t *testing.T) {
 	}
 }
 
-// The row text follows records.BillingColumns: the 23 rendered columns are exactly
+// The row text follows records.BillingColumns(): the 23 rendered columns are exactly
 // the customer layout.
 func TestRenderedColumns(t *testing.T) {
 	g, err := newGenerator(Config{ServicePoints: 10, Months: 2, Now: testNow})
