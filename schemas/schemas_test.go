@@ -3,7 +3,7 @@ package schemas
 import (
 	"fmt"
 	"io/fs"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,7 +27,7 @@ func releasedVersions(t *testing.T, n Name) []string {
 		}
 		versions = append(versions, v)
 	}
-	sort.Ints(versions)
+	slices.Sort(versions)
 	out := make([]string, 0, len(versions))
 	for _, v := range versions {
 		b, err := fs.ReadFile(files, fmt.Sprintf("history/%s/v%d.avsc", n, v))

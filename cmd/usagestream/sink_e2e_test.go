@@ -18,7 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -348,7 +348,7 @@ func checkJSONL(t *testing.T, dir string, evs topicEvents, finished bool) {
 		}
 		return err
 	})
-	sort.Strings(files)
+	slices.Sort(files)
 	for _, p := range files {
 		if finished && strings.HasSuffix(p, ".part") {
 			t.Fatalf("%s: a stopped sink leaves no unfinished file", p)

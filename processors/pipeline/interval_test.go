@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +117,7 @@ func decodedEvents(t *testing.T, env *kafkatest.Env, topic string) []string {
 			out = append(out, fmt.Sprintf("%s %s %s cleared=%v line=%s", m["service_point_id"], m["code"], m["rule"], m["cleared"], line))
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -261,7 +261,7 @@ func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 				out = append(out, string(b))
 			}
 		}
-		sort.Strings(out)
+		slices.Sort(out)
 		return out
 	}
 
@@ -290,7 +290,7 @@ func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 			codes = append(codes, m["service_point_id"].(string)+" "+m["kind"].(string))
 		}
 	}
-	sort.Strings(codes)
+	slices.Sort(codes)
 	// 24 corrections of SP1's second day, SP2's zero run (raised, then
 	// cleared by the reads of the 5th), its incomplete day and the two days
 	// missing before the 5th.

@@ -17,6 +17,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -302,11 +303,8 @@ func (w *watcher) scan(now time.Time) ([]candidate, error) {
 			delete(w.faulted, p)
 		}
 	}
-	sort.Slice(ready, func(a, b int) bool {
-		if !ready[a].mtime.Equal(ready[b].mtime) {
-			return ready[a].mtime.Before(ready[b].mtime)
-		}
-		return ready[a].name < ready[b].name
+	slices.SortFunc(ready, func(a, b candidate) int {
+		return cmp.Or(a.mtime.Compare(b.mtime), cmp.Compare(a.name, b.name))
 	})
 	return ready, nil
 }

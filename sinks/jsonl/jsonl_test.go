@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +52,7 @@ func readAll(t *testing.T, dir string) (map[string][]fileLine, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(names) // offsets are zero-padded: name order is offset order
+	slices.Sort(names) // offsets are zero-padded: name order is offset order
 	for _, path := range names {
 		f, err := os.Open(path)
 		if err != nil {

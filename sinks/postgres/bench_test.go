@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +122,7 @@ func (d *delays) report(b *testing.B) {
 	if len(d.d) == 0 {
 		return
 	}
-	sort.Slice(d.d, func(i, j int) bool { return d.d[i] < d.d[j] })
+	slices.Sort(d.d)
 	q := func(p float64) float64 { return float64(d.d[int(p*float64(len(d.d)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.5), "delay-p50-ms")
 	b.ReportMetric(q(0.99), "delay-p99-ms")
