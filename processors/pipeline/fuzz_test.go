@@ -3,13 +3,13 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/usagestream/usagestream/internal/dates"

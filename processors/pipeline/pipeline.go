@@ -9,12 +9,11 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-
-	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
