@@ -236,7 +236,7 @@ func TestThroughKafka(t *testing.T) {
 	go func() {
 		done <- sink.Run(ctx, sink.Config{Name: "jsonl", Kafka: env.Kafka, Format: sink.JSON, MaxBatch: 400}, s)
 	}()
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "jsonl"), topic, 2*time.Minute)
 	}
 	cancel()

@@ -243,7 +243,7 @@ func sampleLag(b *testing.B, kc kafkaconf.Config, names topics.Names) *lagSample
 			case <-time.After(100 * time.Millisecond):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ends, err1 := adm.ListEndOffsets(ctx, sink.EventTopics(names)...)
+			ends, err1 := adm.ListEndOffsets(ctx, sink.EventTopics(kc.TopicPrefix)...)
 			offs, err2 := adm.FetchOffsets(ctx, group)
 			cancel()
 			if err1 != nil || err2 != nil {
@@ -315,7 +315,7 @@ func BenchmarkPostgresSinkBehindPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		pipelineDone := time.Since(start)
-		for _, topic := range sink.EventTopics(env.Topics) {
+		for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 			kafkatest.WaitCaughtUp(b, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "postgres"), topic, 10*time.Minute)
 		}
 		sinkDone := time.Since(start)

@@ -134,7 +134,7 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 	}
 	mu.Unlock()
 	px.heal()
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "postgres"), topic, 2*time.Minute)
 	}
 	cancel()

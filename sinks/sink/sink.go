@@ -32,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/topology"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -132,10 +133,11 @@ type Config struct {
 	Committed func(batch []Event, at time.Time)
 }
 
-// EventTopics are the topics the sinks deliver: eligibility, corrections,
-// account events and anomalies.
-func EventTopics(n topics.Names) []string {
-	return []string{n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies}
+// EventTopics are the topics the sinks deliver, under a topic prefix: the
+// topology's event topics (eligibility, corrections, account events,
+// anomalies), so a new event topic reaches the sinks without a list to keep.
+func EventTopics(prefix string) []string {
+	return topology.New(prefix).OfKind(topology.Event)
 }
 
 // GroupFor is the default consumer group of a sink.
@@ -143,7 +145,7 @@ func GroupFor(prefix, name string) string { return prefix + "sink-" + name }
 
 func (c *Config) defaults() {
 	if len(c.Topics) == 0 {
-		c.Topics = EventTopics(topics.NewNames(c.Kafka.TopicPrefix))
+		c.Topics = EventTopics(c.Kafka.TopicPrefix)
 	}
 	if c.Group == "" {
 		c.Group = GroupFor(c.Kafka.TopicPrefix, c.Name)

@@ -108,7 +108,7 @@ func TestOffsetsMoveOnlyAfterTheWrite(t *testing.T) {
 		t.Fatalf("%d offsets committed while the first batch is still being written", n)
 	}
 	close(w.gate)
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, time.Minute)
 	}
 	cancel()
@@ -176,7 +176,7 @@ func TestLagAtRestIsZero(t *testing.T) {
 		done <- sink.Run(ctx, sink.Config{Name: "test", Kafka: env.Kafka, MaxBatch: 50, Metrics: m}, &writer{seen: map[string]int{}})
 	}()
 	group := sink.GroupFor(env.Kafka.TopicPrefix, "test")
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, time.Minute)
 	}
 	lags := func() (nonzero []string, n int) {
