@@ -148,7 +148,7 @@ func BenchmarkPostgresSink(b *testing.B) {
 		start := time.Now()
 		stop, backend := runSinkPID(b, env.Kafka, env.Topics, url, d.observe)
 		pg0 := cpuOf(backend)
-		for d.count() < n {
+		for d.count() < n { // a fine poll, not testwait's back-off: the wait is in the measured time
 			time.Sleep(5 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
@@ -381,10 +381,10 @@ func BenchmarkPostgresSinkAtRate(b *testing.B) {
 				b.Fatal(err)
 			}
 			next = next.Add(tick)
-			time.Sleep(time.Until(next))
+			time.Sleep(time.Until(next)) // pacing: a steady produce rate
 		}
 		produced := time.Since(start)
-		for d.count() < ticks*perTick {
+		for d.count() < ticks*perTick { // a fine poll: the wait is in the measured time
 			time.Sleep(5 * time.Millisecond)
 		}
 		caughtUp := time.Since(start) - produced
