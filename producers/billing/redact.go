@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -141,10 +142,4 @@ func isDigits(s string) bool {
 }
 
 // clip keeps error messages short when a value is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }

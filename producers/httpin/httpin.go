@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
@@ -383,9 +384,4 @@ func reply(w http.ResponseWriter, status int, resp Response) {
 	_ = bw.WriteByte('\n')
 }
 
-func clip(s string) string {
-	if len(s) <= 60 {
-		return s
-	}
-	return strings.ToValidUTF8(s[:60], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 60) }

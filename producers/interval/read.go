@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
 )
@@ -159,10 +160,4 @@ func onGrid(localMin, length int) bool {
 func hhmm(min int) string { return fmt.Sprintf("%02d%02d", min/60, min%60) }
 
 // clip keeps messages short when a value is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }
