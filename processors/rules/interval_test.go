@@ -131,6 +131,7 @@ func expectEvents(t *testing.T, got, want string) {
 }
 
 func TestI1OneLengthPerChannel(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		second *records.IntervalRead
@@ -157,6 +158,7 @@ func TestI1OneLengthPerChannel(t *testing.T) {
 }
 
 func TestI2SentAgainIsACorrection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		again *records.IntervalRead
@@ -197,6 +199,7 @@ func TestI2SentAgainIsACorrection(t *testing.T) {
 }
 
 func TestI3Gaps(t *testing.T) {
+	t.Parallel()
 	t.Run("missing intervals inside a day, reported when the day is closed, cleared when filled", func(t *testing.T) {
 		r := newIPRun(t)
 		r.reads(dayReads(t, "20240601", 60, 1, -240, "0300", "0400", "0000")...)
@@ -251,6 +254,7 @@ INTERVAL_GAP_DAYS I3 20240604..20240604`)
 }
 
 func TestI4StaleFeed(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		inactive bool
@@ -287,6 +291,7 @@ func TestI4StaleFeed(t *testing.T) {
 }
 
 func TestI5History(t *testing.T) {
+	t.Parallel()
 	r := newIPRun(t)
 	r.bill("20230131", 31, 31) // makes the account known
 	r.take()
@@ -318,6 +323,7 @@ func TestI5History(t *testing.T) {
 }
 
 func TestI6SumCheck(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		billed float64
@@ -387,6 +393,7 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 }
 
 func TestI7VEEFindings(t *testing.T) {
+	t.Parallel()
 	zeroDay := func(date string) []*records.IntervalRead { return dayReads(t, date, 60, 0, -240) }
 	cases := []struct {
 		name  string
@@ -432,6 +439,7 @@ func TestI7VEEFindings(t *testing.T) {
 }
 
 func TestIntervalStateRefusesGarbage(t *testing.T) {
+	t.Parallel()
 	r := newIPRun(t)
 	r.reads(dayReads(t, "20240601", 15, 0.125, -240)...)
 	b, _ := r.ip.MarshalBinary()
