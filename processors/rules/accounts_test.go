@@ -319,6 +319,7 @@ func TestA9LastRowOfAFileWins(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "events", eventStrings(h.all1.AccountEvents), tc.events)
@@ -356,6 +357,7 @@ func TestA10UsageAfterFinalBill(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)

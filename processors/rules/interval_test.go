@@ -142,6 +142,7 @@ func TestI1OneLengthPerChannel(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			r.reads(ir(t, "20240601", "0015", 15, 1, -240, false))
 			if i == 0 {
@@ -170,6 +171,7 @@ func TestI2SentAgainIsACorrection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			first := ir(t, "20240601", "0015", 15, 1.5, -240, c.again == nil)
 			r.reads(first)
@@ -267,6 +269,7 @@ func TestI4StaleFeed(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			if c.inactive {
 				row := &records.BillingRow{Layout: records.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
@@ -369,6 +372,7 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 	// and one before them has its mismatch cleared when they go.
 	for _, billFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("a period leaving the retention is no longer judged/bill first %v", billFirst), func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			r.ipol.RetentionDays, r.ipol.DetailDays = 5, 2
 			if billFirst {
@@ -428,6 +432,7 @@ func TestI7VEEFindings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			if c.gas {
 				r.ip.Account = IntervalAccount{Known: true, Active: true, ServiceType: "G"}

@@ -104,6 +104,7 @@ func TestCustomerFinalStateIgnoresArrivalOrder(t *testing.T) {
 	p := DefaultPolicy()
 	for name, ins := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			var first, firstOrder string
 			permutations(ins, func(order []stage2Input) {
 				var c Customer

@@ -24,6 +24,7 @@ func TestU1Chain(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), nil)
@@ -51,6 +52,7 @@ func TestU2Gap(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			for _, r := range months(full("SP1"), "2024-01", 6) {
 				skip := false
@@ -224,6 +226,7 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(months(full("SP1"), "2024-01", 3)...)
 			o1, _ := h.feed(tc.row)
@@ -310,6 +313,7 @@ func TestU2GapJudgedForTheSubject(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
@@ -345,6 +349,7 @@ func TestU2HorizonFromTheLastDay(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.first...)
 			expect(t, "raised", anomStrings(h.all1.Anomalies), []string{tc.until})
@@ -404,6 +409,7 @@ func TestU10DuplicateRow(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
@@ -438,6 +444,7 @@ func TestU11ImplausiblePeriod(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, tc.p)
 			h.feed(tc.row)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
@@ -463,6 +470,7 @@ func TestU12UsageWithoutAccount(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)

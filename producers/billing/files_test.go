@@ -121,6 +121,7 @@ func TestFileErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			file := c.file
 			if file == "" {
 				file = fullName
@@ -211,6 +212,7 @@ func TestCompression(t *testing.T) {
 	}
 	for name, data := range files {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			file := fullName
 			if strings.Contains(name, "zip") {
 				file = strings.TrimSuffix(fullName, ".gz") + ".zip"

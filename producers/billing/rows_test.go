@@ -151,6 +151,7 @@ func TestRejectedRows(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			l := c.layout
 			if l == "" {
 				l = records.LayoutFull
@@ -407,6 +408,7 @@ func TestLineEndsAndBOM(t *testing.T) {
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			_, recs, err := readString(t, fullName, data, Options{})
 			if err != io.EOF {
 				t.Fatal(err)
@@ -564,6 +566,7 @@ func TestDC24DateAfterFile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			name := tc.file
 			if name == "" {
 				name = fullName

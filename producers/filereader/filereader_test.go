@@ -176,6 +176,7 @@ func TestDC21TrailingEmptyLine(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := open(t, tc.text, Options{Kind: "billing", Item: "row"})
 			if _, err := f.Header("the columns h"); err != nil {
 				t.Fatal(err)

@@ -172,6 +172,7 @@ func TestGenerateFiles(t *testing.T) {
 	t.Parallel()
 	for _, tc := range testConfigs {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			o := generate(t, tc.cfg)
 			wantFiles := 1
 			if tc.cfg.Split {
@@ -623,6 +624,7 @@ func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	for _, tc := range testConfigs[:4] {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			a, b := t.TempDir(), t.TempDir()
 			ra, err := Generate(a, tc.cfg)
 			if err != nil {

@@ -201,6 +201,7 @@ func TestRejectedRows(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			var mm int
 			fmt.Sscan(c.minutes, &mm)
 			// A good read after the bad one: an empty line that ends the file is no row.
@@ -254,6 +255,7 @@ func TestFileErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := NewReader(c.file, strings.NewReader(c.body), c.opts)
 			var fe *filereader.FileError
 			if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) || fe.File != c.file {
