@@ -324,7 +324,7 @@ func TestIntervalHistoryForStage2(t *testing.T) {
 	var months []int
 	for _, r := range kafkatest.ReadAll(t, env.Kafka, env.Topics.IntervalHistory) {
 		var h intervalHistory
-		if err := json.Unmarshal(r.Value, &h); err != nil {
+		if err := h.decode(r.Value); err != nil {
 			t.Fatal(err)
 		}
 		if string(r.Key) != "C-SP1" || h.History.PremiseID != "P-SP1" || h.Utility != "gec" {
