@@ -15,9 +15,9 @@ const (
 	LayoutInterval Layout = "interval"
 )
 
-// DefaultServiceTypes is the service_type list used when no list is
-// configured (docs/data-contract.md §2.4 decision). It is never modified.
-var DefaultServiceTypes = []string{"E", "G", "W"}
+// DefaultServiceTypes returns the service_type list used when no list is
+// configured (docs/data-contract.md §2.4 decision), a fresh copy.
+func DefaultServiceTypes() []string { return []string{"E", "G", "W"} }
 
 // Estimate is the is_estimate flag: A actual, E estimated (the default when
 // empty), U user-reported (treated as estimated).

@@ -1,5 +1,7 @@
 package records
 
+import "slices"
+
 // ColumnType is the type letter of docs/data-contract.md §2.4.
 type ColumnType byte
 
@@ -22,9 +24,16 @@ type Column struct {
 	Usage bool
 }
 
-// BillingColumns is the canonical column order of the full billing layout
-// (docs/data-contract.md §2.4: the table's order is the canonical order).
-var BillingColumns = []Column{
+// BillingColumns returns the canonical column order of the full billing layout
+// (docs/data-contract.md §2.4: the table's order is the canonical order), a fresh
+// copy the caller may keep or change. Readers that look columns up per row copy
+// it once, at set-up, or use BillingColumn.
+func BillingColumns() []Column { return slices.Clone(billingColumns) }
+
+// BillingColumn returns column i of BillingColumns without copying the list.
+func BillingColumn(i int) Column { return billingColumns[i] }
+
+var billingColumns = []Column{
 	{Name: "customer_id", Type: TypeString, Required: true},
 	{Name: "premise_id", Type: TypeString, Required: true},
 	{Name: "secondary_id", Type: TypeString},
@@ -59,8 +68,8 @@ var BillingColumns = []Column{
 func LayoutColumns(l Layout) []Column {
 	switch l {
 	case LayoutCustomer:
-		out := make([]Column, 0, len(BillingColumns))
-		for _, c := range BillingColumns {
+		out := make([]Column, 0, len(billingColumns))
+		for _, c := range billingColumns {
 			if !c.Usage {
 				out = append(out, c)
 			}
@@ -68,14 +77,14 @@ func LayoutColumns(l Layout) []Column {
 		return out
 	case LayoutUsage:
 		out := []Column{columnByName("service_point_id")}
-		for _, c := range BillingColumns {
+		for _, c := range billingColumns {
 			if c.Usage {
 				out = append(out, c)
 			}
 		}
 		return out
 	default:
-		return BillingColumns
+		return BillingColumns()
 	}
 }
 
@@ -94,7 +103,7 @@ func HeaderLine(l Layout) string {
 }
 
 func columnByName(name string) Column {
-	for _, c := range BillingColumns {
+	for _, c := range billingColumns {
 		if c.Name == name {
 			return c
 		}
@@ -102,9 +111,15 @@ func columnByName(name string) Column {
 	panic("records: unknown billing column " + name)
 }
 
-// IntervalColumns is the canonical column order of an interval file
-// (docs/data-contract.md §3).
-var IntervalColumns = []string{
+// IntervalColumns returns the canonical column order of an interval file
+// (docs/data-contract.md §3), a fresh copy.
+func IntervalColumns() []string { return slices.Clone(intervalColumns) }
+
+// IntervalColumn returns the name of column i of IntervalColumns without
+// copying the list.
+func IntervalColumn(i int) string { return intervalColumns[i] }
+
+var intervalColumns = []string{
 	"service_point_id", "usage_value", "date", "time", "units",
 	"is_estimate", "UTC_offset", "service_type", "service_quantity_identifier",
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/usagestream/usagestream/internal/ellipsis"
 )
 
 // nameConvention is quoted in every file name error so the sender sees the target shape.
@@ -179,10 +181,4 @@ func isAlnum(s string) bool {
 }
 
 // clip keeps error messages short when a name part is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseFileName(t *testing.T) {
+	t.Parallel()
 	ts := time.Date(2024, 2, 1, 12, 30, 5, 0, time.UTC)
 	good := []struct {
 		base       string

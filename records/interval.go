@@ -2,12 +2,12 @@ package records
 
 import "github.com/usagestream/usagestream/internal/dates"
 
-// IntervalLengths are the only interval lengths, in minutes (docs/data-contract.md §3).
-var IntervalLengths = [...]int{5, 15, 30, 60, 1440}
+// intervalLengths are the only interval lengths, in minutes (docs/data-contract.md §3).
+var intervalLengths = [...]int{5, 15, 30, 60, 1440}
 
-// ValidIntervalLength says whether minutes is one of IntervalLengths.
+// ValidIntervalLength says whether minutes is one of the interval lengths of docs/data-contract.md §3.
 func ValidIntervalLength(minutes int) bool {
-	for _, l := range IntervalLengths {
+	for _, l := range intervalLengths {
 		if l == minutes {
 			return true
 		}

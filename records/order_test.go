@@ -8,6 +8,7 @@ import (
 )
 
 func TestOrderByNameTimestampCustomerFirst(t *testing.T) {
+	t.Parallel()
 	got := Order([]string{
 		"opwr_gec_res_v1-19-0_usage_20250201000000.gz",
 		"opwr_gec_res_v1-19-0_full_20250101000000.gz",

@@ -35,8 +35,10 @@ const (
 	OperatorAction Name = "operator_action"
 )
 
-// All lists every schema the project publishes.
-var All = []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly, OperatorAction}
+// All returns every schema the project publishes, a fresh list.
+func All() []Name {
+	return []Name{BillingRow, RejectedRow, FileEvent, IntervalRead, EligibilityChanged, UsageCorrected, AccountEvent, Anomaly, OperatorAction}
+}
 
 // Text returns the schema's JSON text.
 func Text(n Name) (string, error) {

@@ -3,7 +3,7 @@ package schemas
 import (
 	"fmt"
 	"io/fs"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,7 +27,7 @@ func releasedVersions(t *testing.T, n Name) []string {
 		}
 		versions = append(versions, v)
 	}
-	sort.Ints(versions)
+	slices.Sort(versions)
 	out := make([]string, 0, len(versions))
 	for _, v := range versions {
 		b, err := fs.ReadFile(files, fmt.Sprintf("history/%s/v%d.avsc", n, v))
@@ -58,7 +58,7 @@ func parse(t *testing.T, what, text string) *avro.Schema {
 // is checked against (and what many consumers use); every schema must
 // compile there too.
 func TestSchemasParseWithGoavro(t *testing.T) {
-	for _, n := range All {
+	for _, n := range All() {
 		if _, err := goavro.NewCodec(MustText(n)); err != nil {
 			t.Errorf("%s: goavro rejects the schema: %v", n, err)
 		}
@@ -69,7 +69,7 @@ func TestSchemasParseWithGoavro(t *testing.T) {
 // demands: the current schema reads data written with the newest released
 // one, and each released version reads the one before it.
 func TestSchemasBackwardCompatible(t *testing.T) {
-	for _, n := range All {
+	for _, n := range All() {
 		history := releasedVersions(t, n)
 		current := parse(t, string(n)+".avsc", MustText(n))
 		newest := parse(t, fmt.Sprintf("history/%s/v%d.avsc", n, len(history)), history[len(history)-1])
@@ -90,7 +90,7 @@ func TestSchemasBackwardCompatible(t *testing.T) {
 // released version, so that the compatibility test above compares against it
 // from then on.
 func TestSchemaChangesAreReleased(t *testing.T) {
-	for _, n := range All {
+	for _, n := range All() {
 		history := releasedVersions(t, n)
 		cur := parse(t, "current", MustText(n)).Fingerprint(avro.NewRabin())
 		last := parse(t, "newest", history[len(history)-1]).Fingerprint(avro.NewRabin())
@@ -118,7 +118,7 @@ func TestCompatibilityCheckerCatchesBreaks(t *testing.T) {
 // TestEveryRecordCarriesTheUtility: the issue demands the utility code on
 // every record.
 func TestEveryRecordCarriesTheUtility(t *testing.T) {
-	for _, n := range All {
+	for _, n := range All() {
 		if !strings.Contains(MustText(n), `"name": "utility"`) {
 			t.Errorf("%s has no utility field", n)
 		}

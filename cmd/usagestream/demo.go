@@ -44,7 +44,7 @@ func (d *demoCmd) Run(ctx context.Context, g *Globals) error {
 		dir = tmp
 	}
 	// Free ports, so the demo never collides with a running 'usagestream run'.
-	s, err := startStack(ctx, g, filepath.Join(dir, "embedded"), 0, 0, 3, 1, nil)
+	s, err := startStack(ctx, g, stackOptions{DataDir: filepath.Join(dir, "embedded"), Partitions: 3, Replication: 1})
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // --interval-tz works on machines without a zone database
@@ -209,11 +210,8 @@ func formatCounts(m map[string]int64) string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(a, b int) bool {
-		if m[keys[a]] != m[keys[b]] {
-			return m[keys[a]] > m[keys[b]]
-		}
-		return keys[a] < keys[b]
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b))
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {

@@ -78,8 +78,8 @@ func billingText(rows int) []byte {
 	var b strings.Builder
 	b.WriteString(records.HeaderLine(records.LayoutFull) + "\n")
 	for i := 0; i < rows; i++ {
-		vals := make([]string, len(records.BillingColumns))
-		for j, c := range records.BillingColumns {
+		vals := make([]string, len(records.BillingColumns()))
+		for j, c := range records.BillingColumns() {
 			switch c.Name {
 			case "customer_id", "premise_id", "account_id", "service_point_id":
 				vals[j] = "X" + strconv.Itoa(i)

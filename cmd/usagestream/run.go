@@ -45,14 +45,25 @@ func (s *stack) Close() {
 	}
 }
 
-func startStack(ctx context.Context, g *Globals, dataDir string, kafkaPort, registryPort int, partitions int32, replication int16, retention []string) (*stack, error) {
-	ms, err := topology.ParseRetention(retention, topology.New(g.Kafka.TopicPrefix))
+// stackOptions says how startStack sets up the embedded broker and registry
+// (when the configuration has no brokers) and the topics.
+type stackOptions struct {
+	DataDir                 string // the embedded broker's data
+	KafkaPort, RegistryPort int    // 0: a free port
+	Partitions              int32  // of topics created now
+	Replication             int16  // of topics created now
+	Retention               []string
+}
+
+func startStack(ctx context.Context, g *Globals, o stackOptions) (*stack, error) {
+	dataDir, partitions, replication := o.DataDir, o.Partitions, o.Replication
+	ms, err := topology.ParseRetention(o.Retention, topology.New(g.Kafka.TopicPrefix))
 	if err != nil {
 		return nil, err
 	}
 	s := &stack{kc: g.Kafka}
 	if g.Kafka.Embedded() {
-		st, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, KafkaPort: kafkaPort, RegistryPort: registryPort, Partitions: partitions, Logger: g.log})
+		st, err := embedded.Start(ctx, embedded.Config{DataDir: dataDir, KafkaPort: o.KafkaPort, RegistryPort: o.RegistryPort, Partitions: partitions, Logger: g.log})
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +126,8 @@ func ensureTopicsAndSchemas(ctx context.Context, kc kafkaconf.Config, partitions
 }
 
 func (r *runCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := startStack(ctx, g, r.DataDir, r.KafkaPort, r.RegistryPort, r.Partitions, r.Replication, r.Retention)
+	s, err := startStack(ctx, g, stackOptions{DataDir: r.DataDir, KafkaPort: r.KafkaPort, RegistryPort: r.RegistryPort,
+		Partitions: r.Partitions, Replication: r.Replication, Retention: r.Retention})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,7 +85,7 @@ func stopServing(t *testing.T, cmd *exec.Cmd, se *bytes.Buffer) {
 
 func waitSinkCaughtUp(t *testing.T, kc kafkaconf.Config, name string) {
 	t.Helper()
-	for _, topic := range sink.EventTopics(topics.NewNames(kc.TopicPrefix)) {
+	for _, topic := range sink.EventTopics(kc.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, kc, sink.GroupFor(kc.TopicPrefix, name), topic, 3*time.Minute)
 	}
 }
@@ -97,7 +97,7 @@ type topicEvents map[string][]map[string]any
 func readEvents(t *testing.T, kc kafkaconf.Config) topicEvents {
 	t.Helper()
 	out := topicEvents{}
-	for _, topic := range sink.EventTopics(topics.NewNames(kc.TopicPrefix)) {
+	for _, topic := range sink.EventTopics(kc.TopicPrefix) {
 		recs := readToEnd(t, kc, topic)
 		out[topic] = kafkatest.Decode(t, kc, recs)
 		for i, m := range out[topic] {
@@ -281,7 +281,7 @@ func TestSinksFromABillingFile(t *testing.T) {
 	sport := freePort(t)
 	sinkCmd, sse := startServing(t, []string{"USAGESTREAM_POSTGRES_URL=" + db2}, sport,
 		append([]string{"sink", "postgres", "--http-addr", fmt.Sprintf("127.0.0.1:%d", sport), "--group", "second"}, connFlags(env.Kafka)...)...)
-	for _, topic := range sink.EventTopics(names) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, "second", topic, 3*time.Minute)
 	}
 	stopServing(t, sinkCmd, sse)
@@ -348,7 +348,7 @@ func checkJSONL(t *testing.T, dir string, evs topicEvents, finished bool) {
 		}
 		return err
 	})
-	sort.Strings(files)
+	slices.Sort(files)
 	for _, p := range files {
 		if finished && strings.HasSuffix(p, ".part") {
 			t.Fatalf("%s: a stopped sink leaves no unfinished file", p)

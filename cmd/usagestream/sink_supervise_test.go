@@ -72,7 +72,7 @@ func TestFailedSinkRestartsWithoutStoppingTheOthers(t *testing.T) {
 		}()
 	}
 	for _, name := range []string{"failing", "healthy"} {
-		for _, topic := range sink.EventTopics(env.Topics) {
+		for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 			kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, name), topic, time.Minute)
 		}
 	}

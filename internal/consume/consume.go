@@ -6,7 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,14 +241,14 @@ func committedSummary(o kadm.OffsetResponses, topic string) string {
 			parts = append(parts, fmt.Sprintf("%d:%d", r.Partition, r.At))
 		}
 	})
-	sort.Strings(parts)
+	slices.Sort(parts)
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
 func endSummary(l kadm.ListedOffsets) string {
 	var parts []string
 	l.Each(func(o kadm.ListedOffset) { parts = append(parts, fmt.Sprintf("%d:%d", o.Partition, o.Offset)) })
-	sort.Strings(parts)
+	slices.Sort(parts)
 	return "[" + strings.Join(parts, " ") + "]"
 }
 

@@ -6,6 +6,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   string
 		ok   bool
@@ -40,6 +41,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestEpochAndArithmetic(t *testing.T) {
+	t.Parallel()
 	if MustParse("19700101") != 0 {
 		t.Fatal("1970-01-01 must be day 0 (Avro date)")
 	}
@@ -57,6 +59,7 @@ func TestEpochAndArithmetic(t *testing.T) {
 // TestCivilAgreesWithTimePackage: the fast civil arithmetic against Go's
 // time package for every day from 1600 to 2400.
 func TestCivilAgreesWithTimePackage(t *testing.T) {
+	t.Parallel()
 	start := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 292_200; i++ {
 		tt := start.AddDate(0, 0, i)

@@ -32,11 +32,23 @@ import (
 
 // Config says where the embedded stack lives.
 type Config struct {
-	DataDir      string // required: kafka/ and registry.jsonl go here
-	KafkaPort    int    // 0 picks a free port
-	RegistryPort int    // 0 picks a free port
-	Partitions   int32  // default partitions of created topics
-	Logger       *slog.Logger
+	DataDir      string       // required: kafka/ and registry.jsonl go here
+	KafkaPort    int          // Default (0): a free port.
+	RegistryPort int          // Default (0): a free port.
+	Partitions   int32        // the broker's partitions for topics created without a count. Default: 6.
+	Logger       *slog.Logger // Default: discard.
+}
+
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 6
+	}
+	return c
 }
 
 // Stack is a running embedded broker and registry.
@@ -55,12 +67,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("embedded: a data directory is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Partitions <= 0 {
-		cfg.Partitions = 6
-	}
+	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating the data directory %s: %w", cfg.DataDir, err)
 	}

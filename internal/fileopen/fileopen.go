@@ -20,6 +20,8 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+
+	"github.com/usagestream/usagestream/internal/ellipsis"
 )
 
 // Compression is detected by content.
@@ -265,13 +267,7 @@ func IsCorruption(err error) bool {
 }
 
 // clip keeps messages short when an entry name is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }
 
 // countingReader counts bytes taken from the source, for progress bars; atomic
 // because a progress bar polls from another goroutine.

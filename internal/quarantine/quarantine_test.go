@@ -10,6 +10,7 @@ import (
 )
 
 func TestRecordRefeedRoundTrip(t *testing.T) {
+	t.Parallel()
 	orig := &kgo.Record{Topic: "p.billing.v1", Partition: 3, Offset: 41, Key: []byte("SP1"), Value: []byte{0, 0, 0, 0, 7, 1, 2},
 		Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("x")}}}
 	q := Record(StageTopic("p.", "servicepoint"), orig, Source{Topic: orig.Topic, Partition: 3, Offset: 41, SchemaID: SchemaID(orig.Value)}, "servicepoint", errors.New("bad frame"))
@@ -54,6 +55,7 @@ func TestRecordRefeedRoundTrip(t *testing.T) {
 }
 
 func TestErrorHeaderIsBounded(t *testing.T) {
+	t.Parallel()
 	q := Record("q", &kgo.Record{}, Source{Topic: "t"}, "s", errors.New(strings.Repeat("é", 5000)))
 	v, _ := Header(q.Headers, HeaderError)
 	if len(v) > maxErrorBytes+len("…") || !strings.HasSuffix(v, "…") {
@@ -62,6 +64,7 @@ func TestErrorHeaderIsBounded(t *testing.T) {
 }
 
 func TestParseRefusesForeignRecords(t *testing.T) {
+	t.Parallel()
 	for _, hs := range [][]kgo.RecordHeader{
 		nil,
 		{{Key: HeaderSourceTopic, Value: []byte("t")}},
@@ -75,6 +78,7 @@ func TestParseRefusesForeignRecords(t *testing.T) {
 }
 
 func TestPoison(t *testing.T) {
+	t.Parallel()
 	err := fmt.Errorf("decoding: %w", Poison(errors.New("not Avro")))
 	if !IsPoison(err) || IsPoison(errors.New("registry down")) {
 		t.Fatal("IsPoison")
@@ -85,6 +89,7 @@ func TestPoison(t *testing.T) {
 }
 
 func TestSchemaID(t *testing.T) {
+	t.Parallel()
 	if SchemaID([]byte("plain text")) != 0 || SchemaID(nil) != 0 || SchemaID([]byte{0, 0, 0, 1, 2}) != 258 {
 		t.Fatal("SchemaID")
 	}

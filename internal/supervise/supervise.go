@@ -17,22 +17,25 @@ import (
 type Config struct {
 	// Name names the task in the logs ("stage servicepoint", "sink jsonl").
 	Name string
-	// Min and Max bound the back-off between a failure and the next start
-	// (defaults 1s and 1m); it doubles on each failure in a row.
+	// Min and Max bound the back-off between a failure and the next start;
+	// it doubles on each failure in a row. Default: 1s and 1m (Max at least
+	// Min).
 	Min, Max time.Duration
 	// Healthy is how long a start must run before a failure counts as a new
-	// one, with the back-off back at Min (default 1m).
+	// one, with the back-off back at Min. Default: 1m.
 	Healthy time.Duration
-	Logger  *slog.Logger
+	Logger  *slog.Logger // Default: discard.
 	// Restarted, when set, is called before each restart (a metric).
 	Restarted func()
-	// Now and Sleep are the clock; tests replace them (defaults time.Now and
-	// a sleep that ends with ctx).
+	// Now and Sleep are the clock; tests replace them. Default: time.Now and
+	// a sleep that ends with ctx.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration)
 }
 
-func (c *Config) defaults() {
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
 	if c.Min <= 0 {
 		c.Min = time.Second
 	}
@@ -58,13 +61,14 @@ func (c *Config) defaults() {
 			}
 		}
 	}
+	return c
 }
 
 // Run runs task until ctx ends, starting it again after each failure (the
 // error is logged with the back-off before the next start). A task that
 // returns nil has finished: Run returns too.
 func Run(ctx context.Context, cfg Config, task func(ctx context.Context) error) {
-	cfg.defaults()
+	cfg = cfg.withDefaults()
 	backoff := cfg.Min
 	for {
 		started := cfg.Now()

@@ -81,12 +81,17 @@ func TestBackoffResetsAfterAHealthyRun(t *testing.T) {
 func TestStopEndsTheBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runs := 0
-	done := make(chan struct{})
+	done, failed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		Run(ctx, Config{Min: time.Hour}, func(context.Context) error { runs++; return errors.New("fails") })
+		Run(ctx, Config{Min: time.Hour}, func(context.Context) error {
+			if runs++; runs == 1 {
+				close(failed)
+			}
+			return errors.New("fails")
+		})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-failed // Run is in (or about to enter) its hour of back-off
 	cancel()
 	select {
 	case <-done:

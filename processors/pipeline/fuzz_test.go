@@ -3,13 +3,13 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/usagestream/usagestream/internal/dates"
@@ -28,33 +28,46 @@ var fuzzPipeline = sync.OnceValues(func() (*Pipeline, error) {
 })
 
 // FuzzRepartitionValues: the values of the repartition topics, as the
-// premise stage (repartition-premises: membership JSON) and stage 2
-// (repartition-memberships: stage 2 input JSON; repartition-interval-history:
-// interval history JSON) read them. topic picks the topic; key is the record
+// premise stage (repartition-premises: memberships) and stage 2
+// (repartition-memberships: stage 2 inputs; repartition-interval-history:
+// interval histories) read them, in their binary form or the JSON of the
+// first releases. topic picks the topic; key is the record
 // key; the state the value meets is empty, or the state the previous value
 // (prev, on the same topic and key) left.
 //
 // Properties: no panic; an error is poison, non-empty, and names the topic
 // or the key field that is wrong; a value that is accepted has the key its
-// topic is keyed by, survives a JSON round trip unchanged, and leaves a state
-// that round-trips through its changelog encoding; every output is keyed as
-// its topic is, and decodes (repartition JSON, or Avro through the registry).
+// topic is keyed by, survives a round trip through the binary form
+// unchanged, and leaves a state that round-trips through its changelog
+// encoding; every output is keyed as its topic is, and decodes (the binary
+// repartition form, or Avro through the registry).
 func FuzzRepartitionValues(f *testing.F) {
 	p, err := fuzzPipeline()
 	if err != nil {
 		f.Fatal(err)
 	}
 	d := dates.MustParse("20240101")
-	m, _ := json.Marshal(membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C1", PremiseID: "P1",
-		ServicePointID: "SP1", ServiceType: "E", AccountID: "A1", ActiveDate: d, Active: true}})
-	m2, _ := json.Marshal(membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C2", PremiseID: "P1",
-		ServicePointID: "SP1", ServiceType: "E", AccountID: "A2", ActiveDate: d + 40, Active: true}})
+	mv := membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C1", PremiseID: "P1",
+		ServicePointID: "SP1", ServiceType: "E", AccountID: "A1", ActiveDate: d, Active: true}}
+	mv2 := membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C2", PremiseID: "P1",
+		ServicePointID: "SP1", ServiceType: "E", AccountID: "A2", ActiveDate: d + 40, Active: true}}
 	reasons := []rules.Reason{}
-	ci, _ := json.Marshal(customerInput{Utility: "gec", Input: rules.CustomerInput{CustomerID: "C1", PremiseID: "P1",
+	civ := customerInput{Utility: "gec", Input: rules.CustomerInput{CustomerID: "C1", PremiseID: "P1",
 		Membership:   &rules.Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", ActiveDate: d, Active: true},
-		Replacements: &reasons, Cause: rules.Source{Topic: "billing.v1", Offset: 3, File: "f.gz", Line: 2}}})
-	ih, _ := json.Marshal(intervalHistory{Utility: "gec", History: rules.IntervalHistory{ServicePointID: "SP1", CustomerID: "C1",
-		PremiseID: "P1", Months: 13, Since: d}})
+		Replacements: &reasons, Cause: rules.Source{Topic: "billing.v1", Offset: 3, File: "f.gz", Line: 2}}}
+	ihv := intervalHistory{Utility: "gec", History: rules.IntervalHistory{ServicePointID: "SP1", CustomerID: "C1",
+		PremiseID: "P1", Months: 13, Since: d}}
+	m, m2, ci, ih := mv.appendBinary(nil), mv2.appendBinary(nil), civ.appendBinary(nil), ihv.appendBinary(nil)
+	// The JSON of the first releases, still read.
+	mj, _ := json.Marshal(mv)
+	cij, _ := json.Marshal(civ)
+	ihj, _ := json.Marshal(ihv)
+	f.Add(uint8(0), "P1", []byte(nil), mj)
+	f.Add(uint8(0), "P1", mj, m2)
+	f.Add(uint8(1), "C1", []byte(nil), cij)
+	f.Add(uint8(2), "C1", cij, ihj)
+	f.Add(uint8(2), "C1", []byte(nil), []byte{repartitionV1, 3, 'g'})
+	f.Add(uint8(1), "C1", []byte(nil), []byte{repartitionV1 + 1})
 	f.Add(uint8(0), "P1", []byte(nil), m)
 	f.Add(uint8(0), "P1", m, m2)
 	f.Add(uint8(0), "P2", []byte(nil), m)
@@ -100,20 +113,17 @@ func FuzzRepartitionValues(f *testing.F) {
 		// means the same after a round trip.
 		switch tp {
 		case p.topics.Premises:
-			var m membership
-			mustJSON(t, value, &m)
+			m := mustRoundTrip[membership](t, value)
 			if m.Membership.PremiseID != key {
 				t.Fatalf("accepted a membership of premise %q under key %q", m.Membership.PremiseID, key)
 			}
 		case p.topics.Memberships:
-			var ci customerInput
-			mustJSON(t, value, &ci)
+			ci := mustRoundTrip[customerInput](t, value)
 			if ci.Input.CustomerID != key {
 				t.Fatalf("accepted a stage 2 input of customer %q under key %q", ci.Input.CustomerID, key)
 			}
 		default:
-			var h intervalHistory
-			mustJSON(t, value, &h)
+			h := mustRoundTrip[intervalHistory](t, value)
 			if h.History.CustomerID != key {
 				t.Fatalf("accepted an interval history of customer %q under key %q", h.History.CustomerID, key)
 			}
@@ -122,8 +132,10 @@ func FuzzRepartitionValues(f *testing.F) {
 		for _, o := range outs {
 			switch o.Topic {
 			case p.topics.Memberships:
-				var ci customerInput
-				mustJSON(t, o.Value, &ci)
+				if o.Value[0] != repartitionV1 {
+					t.Fatalf("output to %s not in the binary form: % x", o.Topic, o.Value)
+				}
+				ci := mustRoundTrip[customerInput](t, o.Value)
 				if string(o.Key) != ci.Input.CustomerID {
 					t.Fatalf("output to %s keyed %q for customer %q", o.Topic, o.Key, ci.Input.CustomerID)
 				}
@@ -154,24 +166,34 @@ func process(p *Pipeline, tp, key string, value []byte, off int64, site *rules.S
 	return st.Outputs, err
 }
 
-// mustJSON decodes an accepted value and checks that encoding it again and
-// decoding that gives the same value.
-func mustJSON[T any](t *testing.T, b []byte, v *T) {
+// repartitionValue is a repartition topic's value type.
+type repartitionValue[T any] interface {
+	*T
+	appendBinary([]byte) []byte
+	decode([]byte) error
+}
+
+// mustRoundTrip decodes an accepted value (binary or JSON) and checks that
+// its binary form decodes to what encodes to the same bytes: the binary
+// form loses nothing of what was accepted.
+func mustRoundTrip[T any, P repartitionValue[T]](t *testing.T, b []byte) *T {
 	t.Helper()
-	if err := json.Unmarshal(b, v); err != nil {
+	v := P(new(T))
+	if err := v.decode(b); err != nil {
 		t.Fatalf("an accepted value does not decode: %v", err)
 	}
-	again, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("an accepted value does not encode: %v", err)
+	b1 := v.appendBinary(nil)
+	back := P(new(T))
+	if err := back.decode(b1); err != nil {
+		t.Fatalf("the binary form of an accepted value does not decode: %v (% x)", err, b1)
 	}
-	var back T
-	if err := json.Unmarshal(again, &back); err != nil {
-		t.Fatalf("a re-encoded value does not decode: %v (%s)", err, again)
+	if b2 := back.appendBinary(nil); !bytes.Equal(b1, b2) {
+		t.Fatalf("a round trip through the binary form changed the value:\n%+v\n%+v", v, back)
 	}
-	if !reflect.DeepEqual(*v, back) {
-		t.Fatalf("JSON round trip changed the value:\n%+v\n%+v", *v, back)
+	if len(b) > 0 && b[0] == repartitionV1 && !reflect.DeepEqual(v, back) {
+		t.Fatalf("a binary value changed in a round trip:\n%+v\n%+v", v, back)
 	}
+	return v
 }
 
 // checkState: the state a value left round-trips through its changelog

@@ -33,7 +33,7 @@ func TestI5IntervalHistoryReachesEligibility(t *testing.T) {
 	for n := 200; n < 14*30+5; n++ {
 		rest = append(rest, day(n))
 	}
-	hdr := strings.Join(records.IntervalColumns, "\t")
+	hdr := strings.Join(records.IntervalColumns(), "\t")
 	files := []string{
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20250301000000.tsv", records.HeaderLine(records.LayoutFull), bills),
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20250302000000.tsv", hdr, hourly("SP1", 1, first...)),

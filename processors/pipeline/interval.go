@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/usagestream/usagestream/processors/rules"
@@ -21,7 +20,7 @@ import (
 //	  └─ stage "interval" (state: rules.IntervalPoint, per service point)
 //	       ├─> corrections.v1 (UsageCorrected kind INTERVAL, I2)
 //	       ├─> anomalies.v1   (I1, I3, I4, I6, I7)
-//	       └─> repartition-interval-history.v1 (internal JSON, key customer_id;
+//	       └─> repartition-interval-history.v1 (internal binary, key customer_id;
 //	           I5: months of history, for stage 2's SetIntervalHistory)
 
 // IntervalStage is the interval stage, with the interval settings of the
@@ -97,10 +96,8 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), ip.Utility, a))
 			}
 			if h := out.History; h != nil {
-				b, err := json.Marshal(intervalHistory{Utility: ip.Utility, History: *h})
-				if err != nil {
-					return st, err
-				}
+				hv := intervalHistory{Utility: ip.Utility, History: *h}
+				b := hv.appendBinary(make([]byte, 0, 128))
 				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.IntervalHistory, Key: []byte(h.CustomerID), Value: b})
 			}
 			if ev.err != nil {

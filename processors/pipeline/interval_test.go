@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,8 +50,8 @@ func billRow(sp, dateTo string, duration int, value float64) string {
 	vals := map[string]string{"customer_id": "C-" + sp, "premise_id": "P-" + sp, "account_id": "A-" + sp, "active_date": "20240101",
 		"service_point_id": sp, "service_type": "E", "rate_code": "R1", "usage_value": fmt.Sprint(value),
 		"date_to": dateTo, "duration": fmt.Sprint(duration), "is_estimate": "A"}
-	parts := make([]string, len(records.BillingColumns))
-	for i, c := range records.BillingColumns {
+	parts := make([]string, len(records.BillingColumns()))
+	for i, c := range records.BillingColumns() {
 		parts[i] = vals[c.Name]
 	}
 	return strings.Join(parts, "\t")
@@ -117,7 +117,7 @@ func decodedEvents(t *testing.T, env *kafkatest.Env, topic string) []string {
 			out = append(out, fmt.Sprintf("%s %s %s cleared=%v line=%s", m["service_point_id"], m["code"], m["rule"], m["cleared"], line))
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -136,8 +136,8 @@ func TestIntervalStage(t *testing.T) {
 	files := []string{
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20240604000000.tsv", records.HeaderLine(records.LayoutFull),
 			[]string{billRow("SP1", "20240603", 3, 72), billRow("SP2", "20240603", 3, 100)}),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns, "\t"), first),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240606000000.tsv", strings.Join(records.IntervalColumns, "\t"),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns(), "\t"), first),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240606000000.tsv", strings.Join(records.IntervalColumns(), "\t"),
 			[]string{"SP1\t1.5\t20240601\t0100\tKWH\tA\t-0400\tE\t", "SP1\t1\t20240601\t0200\tKWH\tA\t-0400\tE\t"}),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
@@ -200,7 +200,7 @@ func TestIntervalStageUsesPolicyFile(t *testing.T) {
 	}
 	env := kafkatest.Start(t)
 	dir := t.TempDir()
-	file := writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns, "\t"), hourly("SP1", 1, "20240601"))
+	file := writeFile(t, dir, "opwr_gec_res_v1-19-0_interval60_20240605000000.tsv", strings.Join(records.IntervalColumns(), "\t"), hourly("SP1", 1, "20240601"))
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestIntervalStageUsesPolicyFile(t *testing.T) {
 // changelog) emits exactly what one uninterrupted run emits, ids included.
 func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 	dir := t.TempDir()
-	hdr := strings.Join(records.IntervalColumns, "\t")
+	hdr := strings.Join(records.IntervalColumns(), "\t")
 	var first []string
 	first = append(first, hourly("SP1", 1, "20240601", "20240602")...)
 	first = append(first, hourly("SP2", 0, "20240601", "20240602")...) // zeros: a 24-hour run (I7)
@@ -261,7 +261,7 @@ func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 				out = append(out, string(b))
 			}
 		}
-		sort.Strings(out)
+		slices.Sort(out)
 		return out
 	}
 
@@ -290,7 +290,7 @@ func TestIntervalStageRestoresFromChangelog(t *testing.T) {
 			codes = append(codes, m["service_point_id"].(string)+" "+m["kind"].(string))
 		}
 	}
-	sort.Strings(codes)
+	slices.Sort(codes)
 	// 24 corrections of SP1's second day, SP2's zero run (raised, then
 	// cleared by the reads of the 5th), its incomplete day and the two days
 	// missing before the 5th.
@@ -311,7 +311,7 @@ func TestIntervalHistoryForStage2(t *testing.T) {
 	}
 	files := []string{
 		writeFile(t, dir, "opwr_gec_res_v1-19-0_full_20230201000000.tsv", records.HeaderLine(records.LayoutFull), []string{billRow("SP1", "20230131", 31, 310)}),
-		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(records.IntervalColumns, "\t"), daily),
+		writeFile(t, dir, "opwr_gec_res_v1-19-0_interval1440_20240205000000.tsv", strings.Join(records.IntervalColumns(), "\t"), daily),
 	}
 	in, err := ingest.New(context.Background(), env.Kafka, ingest.Config{Topics: env.Topics})
 	if err != nil {
@@ -324,7 +324,7 @@ func TestIntervalHistoryForStage2(t *testing.T) {
 	var months []int
 	for _, r := range kafkatest.ReadAll(t, env.Kafka, env.Topics.IntervalHistory) {
 		var h intervalHistory
-		if err := json.Unmarshal(r.Value, &h); err != nil {
+		if err := h.decode(r.Value); err != nil {
 			t.Fatal(err)
 		}
 		if string(r.Key) != "C-SP1" || h.History.PremiseID != "P-SP1" || h.Utility != "gec" {

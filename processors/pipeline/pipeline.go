@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -283,10 +281,8 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				emit(ev, p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventRecord(ev.id(), u, a))
 			}
 			for _, m := range out.Memberships {
-				b, err := json.Marshal(membership{Utility: u, Membership: m})
-				if err != nil {
-					return runtime.Step[*rules.ServicePoint]{}, err
-				}
+				mv := membership{Utility: u, Membership: m}
+				b := mv.appendBinary(make([]byte, 0, 256))
 				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
 					Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 			}
@@ -321,10 +317,8 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
 	}
 	for _, m := range out.Memberships {
-		b, err := json.Marshal(membership{Utility: a.Utility, Membership: m})
-		if err != nil {
-			return runtime.Step[*rules.ServicePoint]{}, err
-		}
+		mv := membership{Utility: a.Utility, Membership: m}
+		b := mv.appendBinary(make([]byte, 0, 256))
 		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
 			Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 	}
@@ -352,8 +346,8 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 		},
 		Process: func(s *rules.Site, in runtime.Input) (runtime.Step[*rules.Site], error) {
 			var m membership
-			if err := json.Unmarshal(in.Record.Value, &m); err != nil {
-				return runtime.Step[*rules.Site]{}, quarantine.Poison(fmt.Errorf("decoding a membership (JSON) from %s: %w", in.Record.Topic, err))
+			if err := m.decode(in.Record.Value); err != nil {
+				return runtime.Step[*rules.Site]{}, quarantine.Poison(fmt.Errorf("decoding a membership from %s: %w", in.Record.Topic, err))
 			}
 			if m.Membership.PremiseID != string(in.Record.Key) {
 				return runtime.Step[*rules.Site]{}, errKeyMismatch("membership", "premise_id", in.Record.Topic)
@@ -367,10 +361,8 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 				return runtime.Step[*rules.Site]{}, ev.err
 			}
 			for _, ci := range so.Inputs {
-				b, err := json.Marshal(customerInput{Utility: m.Utility, Input: ci})
-				if err != nil {
-					return runtime.Step[*rules.Site]{}, err
-				}
+				cv := customerInput{Utility: m.Utility, Input: ci}
+				b := cv.appendBinary(make([]byte, 0, 256))
 				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b})
 			}
 			return runtime.Step[*rules.Site]{State: s, Write: true, Outputs: ev.outs}, nil
@@ -429,8 +421,8 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				changed = c.ApplyAction(p.policy, a, rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset})
 			case p.topics.IntervalHistory:
 				var h intervalHistory
-				if err := json.Unmarshal(in.Record.Value, &h); err != nil {
-					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding an interval history (JSON) from %s: %w", in.Record.Topic, err))
+				if err := h.decode(in.Record.Value); err != nil {
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding an interval history from %s: %w", in.Record.Topic, err))
 				}
 				if h.History.CustomerID != string(in.Record.Key) {
 					return runtime.Step[*rules.Customer]{}, errKeyMismatch("interval history", "customer_id", in.Record.Topic)
@@ -442,8 +434,8 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				changed = c.SetIntervalHistory(p.policy, h.History.PremiseID, h.History.ServicePointID, h.History.Months, h.History.Source)
 			default:
 				var ci customerInput
-				if err := json.Unmarshal(in.Record.Value, &ci); err != nil {
-					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding a stage 2 input (JSON) from %s: %w", in.Record.Topic, err))
+				if err := ci.decode(in.Record.Value); err != nil {
+					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding a stage 2 input from %s: %w", in.Record.Topic, err))
 				}
 				if ci.Input.CustomerID != string(in.Record.Key) {
 					return runtime.Step[*rules.Customer]{}, errKeyMismatch("stage 2 input", "customer_id", in.Record.Topic)

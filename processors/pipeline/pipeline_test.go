@@ -3,7 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,8 +130,8 @@ func TestStreamingEqualsRules(t *testing.T) {
 	for _, m := range s.accountEvents {
 		got = append(got, fmt.Sprintf("account %s %s %s %s", m["service_point_id"], m["account_id"], m["type"], causeLine(m)))
 	}
-	sort.Strings(want)
-	sort.Strings(got)
+	slices.Sort(want)
+	slices.Sort(got)
 	if strings.Join(want, "\n") != strings.Join(got, "\n") {
 		t.Fatalf("stage 1 through Kafka differs from the rules:\nrules (%d):\n%s\n\nstreamed (%d):\n%s", len(want), strings.Join(want, "\n"), len(got), strings.Join(got, "\n"))
 	}

@@ -1,12 +1,13 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,8 +41,8 @@ func (r row) line() string {
 	}
 	defaults := map[string]string{"customer_id": "C1", "premise_id": "P1", "account_id": "A1", "active_date": "20230101",
 		"rate_code": "R1", "service_point_id": "SP1", "service_type": "E", "usage_value": "500"}
-	parts := make([]string, len(records.BillingColumns))
-	for i, c := range records.BillingColumns {
+	parts := make([]string, len(records.BillingColumns()))
+	for i, c := range records.BillingColumns() {
 		x := v[c.Name]
 		if x == "" {
 			x = defaults[c.Name]
@@ -295,10 +296,8 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 			lines = append(lines, fmt.Sprintf("%s %s %04d %s", strings.TrimPrefix(topic, kc.TopicPrefix), recs[i].Key, i, goldenLine(m)))
 		}
 		// Per key, the order is the partition's; across keys, by key.
-		sort.SliceStable(lines, func(a, b int) bool {
-			ka := strings.SplitN(lines[a], " ", 3)[1]
-			kb := strings.SplitN(lines[b], " ", 3)[1]
-			return ka < kb
+		slices.SortStableFunc(lines, func(a, b string) int {
+			return cmp.Compare(strings.SplitN(a, " ", 3)[1], strings.SplitN(b, " ", 3)[1])
 		})
 		for _, l := range lines {
 			f := strings.SplitN(l, " ", 4)
@@ -317,7 +316,7 @@ func goldenLine(m map[string]any) string {
 			keys = append(keys, k)
 		}
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var parts []string
 	for _, k := range keys {
 		parts = append(parts, k+"="+render(m[k]))
@@ -350,7 +349,7 @@ func render(v any) string {
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		var s []string
 		for _, k := range keys {
 			s = append(s, k+"="+render(x[k]))

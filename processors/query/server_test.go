@@ -18,6 +18,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/testwait"
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
@@ -556,15 +557,11 @@ func (f *fixture) apiRequests(t *testing.T, endpoint, code string) prometheus.Co
 func waitSplit(t *testing.T, f *fixture, a, b *runtime.Instance) {
 	t.Helper()
 	n := partitions(t, f)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		oa, ob := a.Owned(), b.Owned()
-		if len(oa) > 0 && len(ob) > 0 && len(oa)+len(ob) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partitions not split after 3 minutes: A %v, B %v", oa, ob)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var oa, ob []int32
+	if !testwait.For(3*time.Minute, func() bool {
+		oa, ob = a.Owned(), b.Owned()
+		return len(oa) > 0 && len(ob) > 0 && len(oa)+len(ob) == n
+	}) {
+		t.Fatalf("partitions not split after 3 minutes: A %v, B %v", oa, ob)
 	}
 }

@@ -40,8 +40,8 @@ func activeDateChangedFile(t *testing.T) string {
 		v := map[string]string{"customer_id": "C1", "premise_id": "P1", "account_id": "A1", "active_date": active, "rate_code": "R1",
 			"service_point_id": "SP1", "service_type": "E", "date_to": to.Format("20060102"), "duration": fmt.Sprint(to.Day()),
 			"usage_value": "500", "is_estimate": "A"}
-		parts := make([]string, len(records.BillingColumns))
-		for i, c := range records.BillingColumns {
+		parts := make([]string, len(records.BillingColumns()))
+		for i, c := range records.BillingColumns() {
 			parts[i] = v[c.Name]
 		}
 		lines = append(lines, strings.Join(parts, "\t"))

@@ -207,7 +207,7 @@ func (r *Refeed) Apply(ctx context.Context) (RefeedResult, error) {
 	if len(r.items) == 0 {
 		return res, nil
 	}
-	if err := produceRefeed(ctx, r.kc, r.consumer, r.group, r.topic, r.items, r.to); err != nil {
+	if err := r.produce(ctx); err != nil {
 		return res, err
 	}
 	for _, it := range r.items {
@@ -250,11 +250,12 @@ func dropDuplicates(items []refeedItem) int {
 	return n
 }
 
-// produceRefeed produces the re-fed records and commits the re-feed
-// group's offsets on the quarantine topic (to: the end read) in one
-// transaction: either both happen or neither. The transactional id is the
-// consumer's, so two re-feeds of one quarantine at once fence each other.
-func produceRefeed(ctx context.Context, kc kafkaconf.Config, consumer, group, topic string, items []refeedItem, to map[int32]int64) error {
+// produce produces the re-fed records and commits the re-feed group's
+// offsets on the quarantine topic (r.to: the end read) in one transaction:
+// either both happen or neither. The transactional id is the consumer's, so
+// two re-feeds of one quarantine at once fence each other.
+func (r *Refeed) produce(ctx context.Context) error {
+	kc, consumer, group, topic, items, to := r.kc, r.consumer, r.group, r.topic, r.items, r.to
 	txid := kc.TopicPrefix + "usagestream-refeed-" + consumer
 	// Kafka 3.9's request versions: the offset commit below is hand-built,
 	// and TxnOffsetCommit from v6 names topics by id, not by name.

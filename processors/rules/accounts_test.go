@@ -5,6 +5,7 @@ import "testing"
 // Account rules A1-A9 (docs/rules.md), one test per rule id.
 
 func TestA1FirstAccount(t *testing.T) {
+	t.Parallel()
 	t.Run("first account activates from its active_date", func(t *testing.T) {
 		h := newHarness(t, DefaultPolicy())
 		o1, o2 := h.feed(full("SP1").mon("2024-01", 1))
@@ -40,6 +41,7 @@ func TestA1FirstAccount(t *testing.T) {
 }
 
 func TestA2Supersede(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
 	o1, o2 := h.feed(full("SP1").acct("A2", "20240301").who("C2", "P1").mon("2024-03", 1))
@@ -77,6 +79,7 @@ func TestA2Supersede(t *testing.T) {
 }
 
 func TestA3ActiveDateChanged(t *testing.T) {
+	t.Parallel()
 	t.Run("later: A2 applies too, until the original date comes back", func(t *testing.T) {
 		h := newHarness(t, DefaultPolicy())
 		h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
@@ -118,6 +121,7 @@ func TestA3ActiveDateChanged(t *testing.T) {
 }
 
 func TestA4Termination(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1))
 	o1, o2 := h.feed(full("SP1").inactive("20240229").mon("2024-02", 1))
@@ -133,6 +137,7 @@ func TestA4Termination(t *testing.T) {
 }
 
 func TestA5Reactivation(t *testing.T) {
+	t.Parallel()
 	terminated := func(t *testing.T) *harness {
 		h := newHarness(t, DefaultPolicy())
 		h.feed(full("SP1").mon("2024-01", 1), full("SP1").inactive("20240229").mon("2024-02", 1))
@@ -196,6 +201,7 @@ func TestA5Reactivation(t *testing.T) {
 }
 
 func TestA6Lapse(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 100))
 	n := len(h.elig)
@@ -205,6 +211,7 @@ func TestA6Lapse(t *testing.T) {
 }
 
 func TestA7RateAllowlist(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1))
 	o1, o2 := h.feed(full("SP1").rate("MED1").mon("2024-02", 1))
@@ -229,6 +236,7 @@ func TestA7RateAllowlist(t *testing.T) {
 }
 
 func TestA8Deletion(t *testing.T) {
+	t.Parallel()
 	t.Run("valid: the most recent account", func(t *testing.T) {
 		h := newHarness(t, DefaultPolicy())
 		h.feed(full("SP1").mon("2024-01", 1))
@@ -262,6 +270,7 @@ func TestA8Deletion(t *testing.T) {
 }
 
 func TestA9LastRowWins(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(cust("SP1").sec("W1"))
 	o1, _ := h.feed(cust("SP1").sec("W2"))
@@ -291,6 +300,7 @@ func TestA9LastRowWins(t *testing.T) {
 // TestA9LastRowOfAFileWins: within one file the last row for an account
 // wins, whatever its period (issue 16 item 4).
 func TestA9LastRowOfAFileWins(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		rows   []*rb
@@ -309,6 +319,7 @@ func TestA9LastRowOfAFileWins(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "events", eventStrings(h.all1.AccountEvents), tc.events)
@@ -326,6 +337,7 @@ func TestA9LastRowOfAFileWins(t *testing.T) {
 // TestA10UsageAfterFinalBill: usage starting after the inactive_date of the
 // account it falls to is reported, about that account.
 func TestA10UsageAfterFinalBill(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		rows []*rb
@@ -345,6 +357,7 @@ func TestA10UsageAfterFinalBill(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)

@@ -2,12 +2,11 @@ package rules
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
 	"time"
-
-	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/gen"

@@ -199,6 +199,7 @@ func stringLit(e ast.Expr) (string, bool) {
 // anchor in docs/rules.md (so that docs/rules.md#U2 leads somewhere), and
 // every code it defines is named there.
 func TestCatalogueHasEveryRuleAndCode(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	cat := readCatalogue(t, filepath.Join(root, "docs", "rules.md"))
 	ids, codes := emitted(t, root)
@@ -239,6 +240,7 @@ var staleCitationRe = regexp.MustCompile(`spec/(rules|data-contract)\.md|(?i:\bd
 // TestNoCitationOfTheUpstreamCatalogue: no file points at a catalogue or
 // contract that is not in the repository.
 func TestNoCitationOfTheUpstreamCatalogue(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	walkFiles(t, root, func(rel string, b []byte) {
 		for _, loc := range staleCitationRe.FindAllIndex(b, -1) {
@@ -255,6 +257,7 @@ var linkRe = regexp.MustCompile(`(rules|data-contract)\.md#([A-Za-z0-9_.\-]+)|\]
 // docs/data-contract.md#<anchor>, from any file, and every link inside those two
 // documents, names an anchor that exists.
 func TestCatalogueLinksResolve(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	docs := map[string]catalogue{
 		"rules":         readCatalogue(t, filepath.Join(root, "docs", "rules.md")),
@@ -294,6 +297,7 @@ var ruleTestRe = regexp.MustCompile(`^Test((?:OV|[UACSI])[0-9]+)(.*)$`)
 // of docs/rules.md, then what is tested in CamelCase (TestU2Gap), with
 // table cases as subtests named in words.
 func TestRuleTestNames(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	cat := readCatalogue(t, filepath.Join(root, "docs", "rules.md"))
 	fset := token.NewFileSet()

@@ -12,6 +12,7 @@ import (
 // in data-flow order, and leaves out only the stages it cannot run with
 // billing rows alone (named here with the reason).
 func TestChainFollowsTheTopology(t *testing.T) {
+	t.Parallel()
 	notInChain := map[string]string{
 		topology.Interval: "needs interval reads; Chain takes billing rows",
 	}

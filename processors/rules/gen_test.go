@@ -112,6 +112,7 @@ func (r *run) final() map[string]EligibilityChanged {
 }
 
 func TestGeneratorLabels(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		seed  int64

@@ -59,6 +59,7 @@ func BenchmarkIntervalRules(b *testing.B) {
 // 15-minute reads must encode compactly (a key per interval would be
 // 35,040 keys), and decode to the same state.
 func TestStateSizePerServicePointYear(t *testing.T) {
+	t.Parallel()
 	reads := yearOfReads()
 	var ip IntervalPoint
 	for k := range reads {

@@ -131,6 +131,7 @@ func expectEvents(t *testing.T, got, want string) {
 }
 
 func TestI1OneLengthPerChannel(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		second *records.IntervalRead
@@ -141,6 +142,7 @@ func TestI1OneLengthPerChannel(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			r.reads(ir(t, "20240601", "0015", 15, 1, -240, false))
 			if i == 0 {
@@ -157,6 +159,7 @@ func TestI1OneLengthPerChannel(t *testing.T) {
 }
 
 func TestI2SentAgainIsACorrection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		again *records.IntervalRead
@@ -168,6 +171,7 @@ func TestI2SentAgainIsACorrection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			first := ir(t, "20240601", "0015", 15, 1.5, -240, c.again == nil)
 			r.reads(first)
@@ -197,6 +201,7 @@ func TestI2SentAgainIsACorrection(t *testing.T) {
 }
 
 func TestI3Gaps(t *testing.T) {
+	t.Parallel()
 	t.Run("missing intervals inside a day, reported when the day is closed, cleared when filled", func(t *testing.T) {
 		r := newIPRun(t)
 		r.reads(dayReads(t, "20240601", 60, 1, -240, "0300", "0400", "0000")...)
@@ -251,6 +256,7 @@ INTERVAL_GAP_DAYS I3 20240604..20240604`)
 }
 
 func TestI4StaleFeed(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		inactive bool
@@ -263,6 +269,7 @@ func TestI4StaleFeed(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			if c.inactive {
 				row := &records.BillingRow{Layout: records.LayoutCustomer, ServicePointID: "SP1", CustomerID: "C1", PremiseID: "P1", AccountID: "A1",
@@ -287,6 +294,7 @@ func TestI4StaleFeed(t *testing.T) {
 }
 
 func TestI5History(t *testing.T) {
+	t.Parallel()
 	r := newIPRun(t)
 	r.bill("20230131", 31, 31) // makes the account known
 	r.take()
@@ -318,6 +326,7 @@ func TestI5History(t *testing.T) {
 }
 
 func TestI6SumCheck(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		billed float64
@@ -363,6 +372,7 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 	// and one before them has its mismatch cleared when they go.
 	for _, billFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("a period leaving the retention is no longer judged/bill first %v", billFirst), func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			r.ipol.RetentionDays, r.ipol.DetailDays = 5, 2
 			if billFirst {
@@ -387,6 +397,7 @@ BILLING_INTERVAL_MISMATCH I6 20240601..20240602 cleared`)
 }
 
 func TestI7VEEFindings(t *testing.T) {
+	t.Parallel()
 	zeroDay := func(date string) []*records.IntervalRead { return dayReads(t, date, 60, 0, -240) }
 	cases := []struct {
 		name  string
@@ -433,6 +444,7 @@ func TestI7VEEFindings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			r := newIPRun(t)
 			if c.gas {
 				r.ip.Account = IntervalAccount{Known: true, Active: true, ServiceType: "G"}
@@ -444,6 +456,7 @@ func TestI7VEEFindings(t *testing.T) {
 }
 
 func TestIntervalStateRefusesGarbage(t *testing.T) {
+	t.Parallel()
 	r := newIPRun(t)
 	r.reads(dayReads(t, "20240601", 15, 0.125, -240)...)
 	b, _ := r.ip.MarshalBinary()

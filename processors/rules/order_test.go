@@ -70,6 +70,7 @@ func permutations(ins []stage2Input, f func([]stage2Input)) {
 }
 
 func TestCustomerFinalStateIgnoresArrivalOrder(t *testing.T) {
+	t.Parallel()
 	d := dates.MustParse
 	member := func(sp, premise, fuel, active string, isActive bool, reasons ...Reason) stage2Input {
 		return stage2Input{m: &Membership{CustomerID: "C1", PremiseID: premise, ServicePointID: sp, ServiceType: fuel,
@@ -103,6 +104,7 @@ func TestCustomerFinalStateIgnoresArrivalOrder(t *testing.T) {
 	p := DefaultPolicy()
 	for name, ins := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			var first, firstOrder string
 			permutations(ins, func(order []stage2Input) {
 				var c Customer
@@ -135,6 +137,7 @@ func TestCustomerFinalStateIgnoresArrivalOrder(t *testing.T) {
 // at the premise; each service point's come in order, but how they
 // interleave is the partitioning's.
 func TestSiteFinalStateIgnoresArrivalOrder(t *testing.T) {
+	t.Parallel()
 	d := dates.MustParse
 	m := func(sp, first, last, chain string, months int) Membership {
 		return Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: sp, ServiceType: "E", AccountID: "A-" + sp,

@@ -10,6 +10,7 @@ import (
 )
 
 func TestDefaultPolicyFile(t *testing.T) {
+	t.Parallel()
 	p, err := LoadPolicy("default-policy.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +27,7 @@ func TestDefaultPolicyFile(t *testing.T) {
 }
 
 func TestLoadPolicy(t *testing.T) {
+	t.Parallel()
 	write := func(text string) string {
 		path := filepath.Join(t.TempDir(), "policy.yaml")
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -131,6 +133,7 @@ func TestLoadPolicy(t *testing.T) {
 }
 
 func TestRateAllowed(t *testing.T) {
+	t.Parallel()
 	p := DefaultPolicy()
 	for code, want := range map[string]bool{"R1": true, "R2": true, "TOU1": true, "MED1": false, "": true} {
 		if got := p.RateAllowed(code); got != want {

@@ -3,6 +3,7 @@ package rules
 import "testing"
 
 func TestProgramsCommunicationsRow(t *testing.T) {
+	t.Parallel()
 	if c := communications(); c.name != ProgramCommunications || c.commRule != "" {
 		t.Fatalf("the first row of the table must be communications, got %q", c.name)
 	}

@@ -5,6 +5,7 @@ import "testing"
 // Mixed scenarios: several rules at once, as real files bring them.
 
 func TestScenarioMoveOutMoveIn(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(months(full("SP1"), "2024-01", 4)...)
 	newcomer := full("SP1").acct("A2", "20240501").who("C2", "P1").sec("W2")
@@ -34,6 +35,7 @@ func TestScenarioMoveOutMoveIn(t *testing.T) {
 }
 
 func TestScenarioMeterExchangeChangesServicePointID(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(months(full("SP-E-1"), "2024-01", 6)...)
 	// The utility wrongly sends the same account under a new service point id.
@@ -59,6 +61,7 @@ func TestScenarioMeterExchangeChangesServicePointID(t *testing.T) {
 }
 
 func TestScenarioHistoricalFileAfterIncrementals(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	c2 := full("SP1").acct("A2", "20240701").who("C2", "P1")
 	h.feed(months(c2, "2024-07", 6)...) // incrementals: the current customer
@@ -99,6 +102,7 @@ func TestScenarioHistoricalFileAfterIncrementals(t *testing.T) {
 }
 
 func TestScenarioNetMeteringSecondRows(t *testing.T) {
+	t.Parallel()
 	p := DefaultPolicy()
 	p.NetMetering = true
 	h := newHarness(t, p)
@@ -114,6 +118,7 @@ func TestScenarioNetMeteringSecondRows(t *testing.T) {
 }
 
 func TestScenarioPropertyManagerDropsToTwo(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	for i, prem := range []string{"P1", "P2", "P3", "P4"} {
 		sp := "SP" + prem[1:]
@@ -144,6 +149,7 @@ func TestScenarioPropertyManagerDropsToTwo(t *testing.T) {
 }
 
 func TestScenarioGapAgesOutAfterTwoYears(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-03", 1))
 	h.feed(months(full("SP1"), "2024-04", 12)...)

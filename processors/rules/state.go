@@ -1,12 +1,11 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
-
-	json "github.com/goccy/go-json"
 
 	"github.com/usagestream/usagestream/internal/dates"
 )

@@ -31,6 +31,7 @@ func busyState(t testing.TB) (*harness, string) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
+	t.Parallel()
 	h, id := busyState(t)
 	sp := h.sp(id)
 	codes := map[string]bool{}
@@ -55,6 +56,7 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestStateRefused(t *testing.T) {
+	t.Parallel()
 	var sp ServicePoint
 	for name, tc := range map[string]struct{ state, want string }{
 		"not JSON":      {`{"v":1,`, "decoding"},
@@ -85,6 +87,7 @@ func TestStateRefused(t *testing.T) {
 // TestDeterminism: the same inputs twice give identical outputs and
 // identical state bytes.
 func TestDeterminism(t *testing.T) {
+	t.Parallel()
 	cfg := gen.Config{ServicePoints: 300, Months: 14, Seed: 5, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
 	var text bytes.Buffer
 	if _, _, err := gen.WriteFull(&text, cfg); err != nil {
@@ -127,6 +130,7 @@ func TestDeterminism(t *testing.T) {
 
 // The invariants hold after every row of a generated file with every anomaly.
 func TestInvariantsAfterEveryRow(t *testing.T) {
+	t.Parallel()
 	cfg := gen.Config{ServicePoints: 200, Months: 14, Seed: 3, Now: genNow, Compression: "none", Split: false, Anomalies: ruleKinds()}
 	var text bytes.Buffer
 	if _, _, err := gen.WriteFull(&text, cfg); err != nil {
@@ -200,6 +204,7 @@ func fill(v reflect.Value, n *int) {
 // binary encoding, whatever its value. The invariants are not checked here
 // (filled states break them): the codec is tested below UnmarshalBinary.
 func TestStateCodecCovers(t *testing.T) {
+	t.Parallel()
 	var n int
 	roundTrip(t, "service point", &n, (*enc).servicePoint, (*dec).servicePoint)
 	roundTrip(t, "premise", &n, (*enc).site, (*dec).site)
@@ -236,6 +241,7 @@ func roundTrip[T any](t *testing.T, what string, n *int, encode func(*enc, *T), 
 // Tenure.AsOfFile; testdata/servicepoint-v2.bin is busyState's, written by
 // that build) decodes to the same state with AsOfFile empty.
 func TestStateReadsVersion2(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("testdata/servicepoint-v2.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -301,6 +307,7 @@ func TestStateReadsCustomerAndPremiseBeforeSince(t *testing.T) {
 // TestStateReadsJSON: a state written by the JSON versions (the changelog of
 // the previous build) decodes to the same state.
 func TestStateReadsJSON(t *testing.T) {
+	t.Parallel()
 	h, id := busyState(t)
 	sp := h.sp(id)
 	decodesTo(t, "service point from JSON", must(t)(json.Marshal(spEnvelope{spJSONVersion, sp})), sp)
@@ -344,6 +351,7 @@ func decodesTo[T any, PT interface {
 // TestBinaryStateRefused: a binary state that is newer, cut short, too long
 // or breaks an invariant is refused with an error saying so.
 func TestBinaryStateRefused(t *testing.T) {
+	t.Parallel()
 	h, id := busyState(t)
 	good, err := h.sp(id).MarshalBinary()
 	if err != nil {

@@ -6,6 +6,7 @@ import "testing"
 // rules derive: deleted (A8) over terminated (A4) over superseded by a later
 // tenure not deleted (A2) over active.
 func TestTenureStatus_A2_A4_A8(t *testing.T) {
+	t.Parallel()
 	sp := &ServicePoint{Tenures: []Tenure{
 		{Seq: 0, AccountID: "A0", ActiveDate: D("20230101")},                              // a later live tenure: superseded
 		{Seq: 1, AccountID: "A1", ActiveDate: D("20230201"), InactiveDate: D("20230301")}, // terminated

@@ -8,6 +8,7 @@ import (
 // Usage timeline rules U1-U9 (docs/rules.md), one test per rule id.
 
 func TestU1Chain(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		rows []*rb
@@ -23,6 +24,7 @@ func TestU1Chain(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), nil)
@@ -38,6 +40,7 @@ func TestU1Chain(t *testing.T) {
 }
 
 func TestU2Gap(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		missing []string // months left out of Jan..Jun 2024
@@ -49,6 +52,7 @@ func TestU2Gap(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			for _, r := range months(full("SP1"), "2024-01", 6) {
 				skip := false
@@ -92,6 +96,7 @@ func TestU2Gap(t *testing.T) {
 }
 
 func TestU2GapAgesOut(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-03", 1)) // February missing: holds while the newest date_to <= 2026-03-01
 	for _, r := range months(full("SP1"), "2024-04", 23) {               // through February 2026
@@ -117,6 +122,7 @@ func TestU2GapAgesOut(t *testing.T) {
 }
 
 func TestU3Overlap(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
 	o1, o2 := h.feed(full("SP1").per("20240331", 41, 1)) // starts 2024-02-20, ten days inside February
@@ -134,6 +140,7 @@ func TestU3Overlap(t *testing.T) {
 }
 
 func TestU4ExactOverwrite(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 100).charge(10), full("SP1").mon("2024-02", 90).charge(9))
 	o1, o2 := h.feed(full("SP1").mon("2024-01", 120).charge(12))
@@ -160,6 +167,7 @@ func TestU4ExactOverwrite(t *testing.T) {
 }
 
 func TestU4NetMeteringSecondRow(t *testing.T) {
+	t.Parallel()
 	t.Run("net metering", func(t *testing.T) {
 		p := DefaultPolicy()
 		p.NetMetering = true
@@ -182,6 +190,7 @@ func TestU4NetMeteringSecondRow(t *testing.T) {
 }
 
 func TestU5OverlappingOverwrite(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(months(full("SP1"), "2024-01", 3)...) // values 100, 101, 102
 	o1, o2 := h.feed(full("SP1").per("20240430", 90, 500))
@@ -198,6 +207,7 @@ func TestU5OverlappingOverwrite(t *testing.T) {
 }
 
 func TestU6OtherOverlapIsU3(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		row  *rb
@@ -216,6 +226,7 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(months(full("SP1"), "2024-01", 3)...)
 			o1, _ := h.feed(tc.row)
@@ -230,6 +241,7 @@ func TestU6OtherOverlapIsU3(t *testing.T) {
 }
 
 func TestU7ZeroUsage(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 100))
 	n := len(h.elig)
@@ -239,6 +251,7 @@ func TestU7ZeroUsage(t *testing.T) {
 }
 
 func TestU8OutOfOrder(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-03", 1), full("SP1").mon("2024-04", 1))
 	o1, _ := h.feed(full("SP1").mon("2024-01", 1)) // lands before March: February is a hole now
@@ -265,6 +278,7 @@ func TestU8OutOfOrder(t *testing.T) {
 }
 
 func TestU9ChargeOptional(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1).charge(3))
 	if sp := h.sp("SP1"); sp.Periods[0].HasCharge || !sp.Periods[1].HasCharge || sp.Periods[1].Charge != 3 {
@@ -277,6 +291,7 @@ func TestU9ChargeOptional(t *testing.T) {
 // customer at the premise (C1), across that customer's accounts there; a
 // vacancy between two customers still blocks neither (issue 16 item 1).
 func TestU2GapJudgedForTheSubject(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		rows []*rb
@@ -298,6 +313,7 @@ func TestU2GapJudgedForTheSubject(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			if got := h.now("C1", "P1", ProgramCommunications); got != tc.want {
@@ -321,6 +337,7 @@ func TestU2GapJudgedForTheSubject(t *testing.T) {
 // date_to is at most gap_horizon_days after its last day, and no longer
 // (issue 16 item 6).
 func TestU2HorizonFromTheLastDay(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		first []*rb // leaves a gap or an overlap whose last day is 2024-02-29
@@ -332,6 +349,7 @@ func TestU2HorizonFromTheLastDay(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.first...)
 			expect(t, "raised", anomStrings(h.all1.Anomalies), []string{tc.until})
@@ -352,6 +370,7 @@ func TestU2HorizonFromTheLastDay(t *testing.T) {
 // brings gaps already past the horizon; each is still named (raised and
 // cleared at once), never dropped, and blocks nothing (issue 16 item 2).
 func TestU2GapFoundAlreadyAged(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, DefaultPolicy())
 	h.feed(months(full("SP1"), "2024-01", 30)...) // through June 2026
 	n := len(h.all1.Anomalies)
@@ -375,6 +394,7 @@ func TestU2GapFoundAlreadyAged(t *testing.T) {
 // TestU10DuplicateRow: the same period sent twice with the same value and
 // charge changes nothing on the timeline but is a finding of its own.
 func TestU10DuplicateRow(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		rows []*rb
@@ -389,6 +409,7 @@ func TestU10DuplicateRow(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
@@ -405,6 +426,7 @@ func TestU10DuplicateRow(t *testing.T) {
 // TestU11ImplausiblePeriod: a period outside the policy's bounds is reported
 // and kept.
 func TestU11ImplausiblePeriod(t *testing.T) {
+	t.Parallel()
 	strict := DefaultPolicy()
 	strict.MinPeriodDays, strict.MaxPeriodDays = 20, 40
 	cases := []struct {
@@ -422,6 +444,7 @@ func TestU11ImplausiblePeriod(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, tc.p)
 			h.feed(tc.row)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
@@ -435,6 +458,7 @@ func TestU11ImplausiblePeriod(t *testing.T) {
 // TestU12UsageWithoutAccount: in the two-file layout, usage for a service
 // point no customer row named is reported once.
 func TestU12UsageWithoutAccount(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		rows []*rb
@@ -446,6 +470,7 @@ func TestU12UsageWithoutAccount(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, DefaultPolicy())
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -240,7 +240,7 @@ func BenchmarkLatencyAt20k(b *testing.B) {
 	case <-time.After(60 * time.Second):
 		b.Fatalf("only %d outputs seen", len(lat))
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	slices.Sort(lat)
 	commits := testutil.ToFloat64(inst.m.commits.WithLabelValues(inst.name))
 	b.ReportMetric(float64(seconds*1000)/commits, "ms/commit")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")

@@ -25,6 +25,7 @@ import (
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/testlog"
+	"github.com/usagestream/usagestream/internal/testwait"
 	"github.com/usagestream/usagestream/internal/topics"
 )
 
@@ -191,16 +192,9 @@ func checkExactlyOnce(t *testing.T, counts map[string][]int, keys, total int) {
 
 func waitOutputs(t *testing.T, c *cluster, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		_, _, n := c.outputs(t)
-		if n >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d outputs after %s", n, want, timeout)
-		}
-		time.Sleep(200 * time.Millisecond)
+	n := 0
+	if !testwait.For(timeout, func() bool { _, _, n = c.outputs(t); return n >= want }) {
+		t.Fatalf("only %d of %d outputs after %s", n, want, timeout)
 	}
 }
 
@@ -344,12 +338,12 @@ func TestCrashTwentyTimes(t *testing.T) {
 		defer close(done)
 		for i := 0; i < 40; i++ {
 			c.produce(t, keys, i*total/40, total/40, "")
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond) // spread the input over the kills
 		}
 	}()
 	for i := 0; i < kills; i++ {
 		cmd := startChild(t, c, dir)
-		time.Sleep(time.Duration(150+rng.IntN(350)) * time.Millisecond)
+		time.Sleep(time.Duration(150+rng.IntN(350)) * time.Millisecond) // a random point of its work to die at
 		kill(cmd)
 	}
 	<-done
@@ -403,7 +397,7 @@ func TestEventTimeTimersFireWhenEventTimePasses(t *testing.T) {
 	}
 	produceAt("k001", "", t0.Add(30*time.Minute)) // event time moves, not far enough
 	waitOutputs(t, c, 2, 30*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // wall-clock time passes again: still nothing fires
 	if _, timers, _ := c.outputs(t); len(timers) != 0 {
 		t.Fatalf("fired at event time +30m: %v", timers)
 	}
@@ -524,10 +518,7 @@ func TestLagAtRestIsZero(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for slices.ContainsFunc(lags(), func(l float64) bool { return l != 0 }) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(10*time.Second, func() bool { return !slices.ContainsFunc(lags(), func(l float64) bool { return l != 0 }) })
 	got := lags()
 	cancel()
 	if err := <-done; err != nil {

@@ -17,6 +17,7 @@ import (
 // broker's default week, which a replay from the earliest offset would
 // silently start from; --retention overrides one topic.
 func TestTopicsAreCreatedWithTheirRetention(t *testing.T) {
+	t.Parallel()
 	topo := New("p.")
 	specs := map[string]topics.Spec{}
 	for _, s := range topo.Specs() {
@@ -56,6 +57,7 @@ func TestTopicsAreCreatedWithTheirRetention(t *testing.T) {
 // broker's 7-day default (or compacted, or a delete-policy changelog) are
 // described and each named with what is lost and the setting to change.
 func TestRetentionThatDefeatsReplayIsReported(t *testing.T) {
+	t.Parallel()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)

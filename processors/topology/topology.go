@@ -162,11 +162,11 @@ func New(prefix string) Topology {
 		{Name: n.Anomalies, Kind: Event, Key: "service_point_id", Schema: schemas.Anomaly,
 			Doc: "anomalies, raised and cleared (Avro Anomaly), key service_point_id"},
 		{Name: n.Premises, Kind: Repartition, Key: "premise_id",
-			Doc: "internal: repartition stage 1 -> premise stage (JSON memberships), key premise_id"},
+			Doc: "internal: repartition stage 1 -> premise stage (binary memberships, see processors/pipeline/repartition.go), key premise_id"},
 		{Name: n.Memberships, Kind: Repartition, Key: "customer_id",
-			Doc: "internal: repartition premise stage -> stage 2 (JSON), key customer_id"},
+			Doc: "internal: repartition premise stage -> stage 2 (binary), key customer_id"},
 		{Name: n.IntervalHistory, Kind: Repartition, Key: "customer_id",
-			Doc: "internal: repartition interval stage -> stage 2, months of interval history for I5 (JSON), key customer_id"},
+			Doc: "internal: repartition interval stage -> stage 2, months of interval history for I5 (binary), key customer_id"},
 	}
 	t.Stages = []Stage{
 		{Name: ServicePoint, Key: "service_point_id", State: "rules.ServicePoint",

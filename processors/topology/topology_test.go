@@ -16,6 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite README.md's topology block from the rendering")
 
 func TestNewIsValid(t *testing.T) {
+	t.Parallel()
 	for _, prefix := range []string{"", "usagestream.", "t0.shadow-x."} {
 		if err := topology.New(prefix).Validate(); err != nil {
 			t.Errorf("prefix %q: %v", prefix, err)
@@ -26,6 +27,7 @@ func TestNewIsValid(t *testing.T) {
 // TestValidateRejects breaks the topology one way per case and checks that
 // Validate names the problem.
 func TestValidateRejects(t *testing.T) {
+	t.Parallel()
 	n := topics.NewNames("")
 	stage := func(tp *topology.Topology, name string) *topology.Stage {
 		i := slices.IndexFunc(tp.Stages, func(s topology.Stage) bool { return s.Name == name })
@@ -116,6 +118,7 @@ func TestValidateRejects(t *testing.T) {
 }
 
 func TestCoPartitioned(t *testing.T) {
+	t.Parallel()
 	tp := topology.New("p.")
 	want := [][]string{
 		{"p.billing.v1", "p.intervals.v1", "p.operator-actions.v1", "p.changelog-servicepoint.v1", "p.changelog-interval.v1"},
@@ -129,6 +132,7 @@ func TestCoPartitioned(t *testing.T) {
 }
 
 func TestCheckPartitions(t *testing.T) {
+	t.Parallel()
 	tp := topology.New("")
 	ok := map[string]int32{"billing.v1": 3, "intervals.v1": 3, "repartition-premises.v1": 6, "eligibility.v1": 1}
 	if err := tp.CheckPartitions(ok); err != nil {
@@ -147,6 +151,7 @@ func TestCheckPartitions(t *testing.T) {
 // TestInternalSplit pins which topics are usagestream's own: replay
 // rebuilds those and only reads the others.
 func TestInternalSplit(t *testing.T) {
+	t.Parallel()
 	tp := topology.New("u.")
 	var internal []string
 	for _, x := range tp.Topics {
@@ -167,6 +172,7 @@ func TestInternalSplit(t *testing.T) {
 // TestEveryNamedTopicIsDeclared: internal/topics names the topics for the
 // layers below processors; each name must have its role declared here.
 func TestEveryNamedTopicIsDeclared(t *testing.T) {
+	t.Parallel()
 	tp := topology.New("x.")
 	for _, name := range tp.Names.All() {
 		if _, ok := tp.Topic(name); !ok {
@@ -204,6 +210,7 @@ func TestDiagramNamesEveryStageAndTopic(t *testing.T) {
 // TestREADMEDiagram fails when README.md's diagram is not the rendering of
 // the topology; -update rewrites it.
 func TestREADMEDiagram(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join("..", "..", "README.md")
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -37,16 +37,35 @@ import (
 type Config struct {
 	Utility string // utility code carried on every record; required
 	Name    string // names the adapter in each record's origin; required
-	// Kind is the origin kind; default interval.OriginAdapter (the NDJSON
-	// endpoint uses interval.OriginHTTP).
+	// Kind is the origin kind (the NDJSON endpoint uses
+	// interval.OriginHTTP). Default: interval.OriginAdapter.
 	Kind string
-	// Topics default to topics.NewNames(kc.TopicPrefix).
+	// Topics. Default: topics.NewNames(kc.TopicPrefix).
 	Topics *topics.Names
 	Check  interval.Check
-	// MaxBuffered reads may wait for Kafka before Send blocks. Default 10,000.
+	// MaxBuffered reads may wait for Kafka before Send blocks. Default: 10,000.
 	MaxBuffered int
-	// Linger is how long the client waits to fill a batch. Default 5ms.
+	// Linger is how long the client waits to fill a batch. Default: 5ms.
 	Linger time.Duration
+}
+
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values, for the Kafka configuration kc.
+func (c Config) withDefaults(kc kafkaconf.Config) Config {
+	if c.Kind == "" {
+		c.Kind = interval.OriginAdapter
+	}
+	if c.Topics == nil {
+		n := topics.NewNames(kc.TopicPrefix)
+		c.Topics = &n
+	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = 10_000
+	}
+	if c.Linger <= 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	return c
 }
 
 // Client publishes reads. It is safe for concurrent use.
@@ -92,19 +111,7 @@ func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Client, error) 
 	if cfg.Utility == "" || cfg.Name == "" {
 		return nil, errors.New("adapter: Config.Utility and Config.Name are required: every read carries its utility and where it came from")
 	}
-	if cfg.Kind == "" {
-		cfg.Kind = interval.OriginAdapter
-	}
-	if cfg.Topics == nil {
-		n := topics.NewNames(kc.TopicPrefix)
-		cfg.Topics = &n
-	}
-	if cfg.MaxBuffered <= 0 {
-		cfg.MaxBuffered = 10_000
-	}
-	if cfg.Linger <= 0 {
-		cfg.Linger = 5 * time.Millisecond
-	}
+	cfg = cfg.withDefaults(kc)
 	v, err := interval.NewValidator(cfg.Check)
 	if err != nil {
 		return nil, fmt.Errorf("adapter: %w", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/usagestream/usagestream/records"
 )
 
-// Indexes into records.BillingColumns; TestColumnIndexes keeps them in step with the catalogue.
+// Indexes into records.BillingColumns(); TestColumnIndexes keeps them in step with the catalogue.
 // The row parser switches on them instead of comparing names on every field.
 const (
 	cCustomerID = iota
@@ -51,7 +51,7 @@ const (
 )
 
 func columnIndex(name string) int {
-	for i, c := range records.BillingColumns {
+	for i, c := range records.BillingColumns() {
 		if c.Name == name {
 			return i
 		}
@@ -60,7 +60,7 @@ func columnIndex(name string) int {
 }
 
 func (r *Reader) add(id int, code, rule, msg string) {
-	r.reasons = append(r.reasons, records.Reason{Field: records.BillingColumns[id].Name, Code: code, Rule: rule, Message: msg})
+	r.reasons = append(r.reasons, records.Reason{Field: records.BillingColumn(id).Name, Code: code, Rule: rule, Message: msg})
 }
 
 // parseFields fills row from the fields of one line and appends a Reason for
@@ -184,7 +184,7 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 func (r *Reader) date(id int, v string) (dates.Date, bool) {
 	d, err := dates.Parse(v)
 	if err != nil {
-		r.add(id, records.CodeBadDate, records.RuleBillingColumns, fmt.Sprintf("%s %s is not a real calendar date (yyyymmdd)", records.BillingColumns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeBadDate, records.RuleBillingColumns, fmt.Sprintf("%s %s is not a real calendar date (yyyymmdd)", records.BillingColumn(id).Name, r.show(id, v)))
 		return 0, false
 	}
 	return d, true
@@ -198,13 +198,13 @@ func (r *Reader) notAfterFile(id int, d dates.Date, why string) {
 		return
 	}
 	r.add(id, records.CodeDateAfterFile, records.RuleBillingColumns, fmt.Sprintf("%s %s is %d days after the file was made (%s, from its name); %s: check the date",
-		records.BillingColumns[id].Name, d, int(d-dates.FromTime(r.name.Timestamp)), r.name.Timestamp.Format("2006-01-02"), why))
+		records.BillingColumn(id).Name, d, int(d-dates.FromTime(r.name.Timestamp)), r.name.Timestamp.Format("2006-01-02"), why))
 }
 
 // number reads an N field: optional '-', digits, optional '.' and digits.
 func (r *Reader) number(id int, v string) (float64, bool) {
 	if !isDecimal(v) {
-		name := records.BillingColumns[id].Name
+		name := records.BillingColumn(id).Name
 		if strings.IndexByte(v, ',') >= 0 && onlyNumberChars(v) {
 			r.add(id, records.CodeThousandsSeparator, records.RuleBillingColumns, fmt.Sprintf("%s %s has a ',': no thousands separators, and '.' is the decimal point", name, r.show(id, v)))
 		} else {
@@ -218,7 +218,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 	}
 	x, err := strconv.ParseFloat(v, 64)
 	if err != nil { // only a range error is possible after isDecimal
-		r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("%s %s is too large to be a number", records.BillingColumns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeOutOfRange, records.RuleBillingColumns, fmt.Sprintf("%s %s is too large to be a number", records.BillingColumn(id).Name, r.show(id, v)))
 		return 0, false
 	}
 	if x == 0 {
@@ -230,7 +230,7 @@ func (r *Reader) number(id int, v string) (float64, bool) {
 // negative applies rule U9: negative usage_value needs net metering.
 func (r *Reader) negative(id int, x float64, v string) {
 	if x < 0 && !r.netMetering {
-		r.add(id, records.CodeNegativeUsage, records.RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", records.BillingColumns[id].Name, r.show(id, v)))
+		r.add(id, records.CodeNegativeUsage, records.RuleU9, fmt.Sprintf("%s %s is negative, which is allowed only when net metering is enabled", records.BillingColumn(id).Name, r.show(id, v)))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // TestFileErrors is the table of file-level problems: each must stop the file
 // with a *filereader.FileError naming the file, the line and the column concerned.
 func TestFileErrors(t *testing.T) {
+	t.Parallel()
 	hdr := records.LayoutColumns(records.LayoutFull)
 	names := func(edit func([]string) []string) string {
 		n := make([]string, len(hdr))
@@ -120,6 +121,7 @@ func TestFileErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			file := c.file
 			if file == "" {
 				file = fullName
@@ -197,6 +199,7 @@ func flipByte(b []byte, i int) []byte {
 
 // TestCompression reads the same file plain, gzip and zip, whatever its name says.
 func TestCompression(t *testing.T) {
+	t.Parallel()
 	good := rowLine(records.LayoutFull, nil)
 	text := fileText(records.LayoutFull, good, good)
 	files := map[string][]byte{
@@ -209,6 +212,7 @@ func TestCompression(t *testing.T) {
 	}
 	for name, data := range files {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			file := fullName
 			if strings.Contains(name, "zip") {
 				file = strings.TrimSuffix(fullName, ".gz") + ".zip"
@@ -248,6 +252,7 @@ func TestCompression(t *testing.T) {
 }
 
 func TestExplicitLayout(t *testing.T) {
+	t.Parallel()
 	data := fileText(records.LayoutUsage, rowLine(records.LayoutUsage, nil))
 	r, recs, err := readString(t, "export.txt", data, Options{Layout: records.LayoutUsage})
 	if err != io.EOF || len(recs) != 1 || recs[0].Row == nil {
@@ -264,6 +269,7 @@ func TestExplicitLayout(t *testing.T) {
 }
 
 func TestStreamErrorKeepsRows(t *testing.T) {
+	t.Parallel()
 	good := rowLine(records.LayoutFull, nil)
 	text := fileText(records.LayoutFull, good, good)
 	boom := errors.New("connection reset")
@@ -287,6 +293,7 @@ type failing struct{ err error }
 func (f *failing) Read([]byte) (int, error) { return 0, f.err }
 
 func TestNewReaderNil(t *testing.T) {
+	t.Parallel()
 	var fe *filereader.FileError
 	if _, err := NewReader(fullName, nil, Options{}); !errors.As(err, &fe) {
 		t.Fatalf("got %v", err)
@@ -294,6 +301,7 @@ func TestNewReaderNil(t *testing.T) {
 }
 
 func TestNewReaderZipNeedsRandomAccess(t *testing.T) {
+	t.Parallel()
 	data := zipBytes(t, zipEntry{"a.tsv", fileText(records.LayoutFull, rowLine(records.LayoutFull, nil))})
 	_, err := NewReader(fullName, io.MultiReader(bytes.NewReader(data)), Options{})
 	var fe *filereader.FileError
@@ -305,6 +313,7 @@ func TestNewReaderZipNeedsRandomAccess(t *testing.T) {
 // TestLongLineMemory feeds a 5 MB line through a 64 KiB limit: it is rejected,
 // the rows after it are read, and the heap never holds the line.
 func TestLongLineMemory(t *testing.T) {
+	// Not parallel: it measures memory, which other tests would disturb.
 	good := rowLine(records.LayoutFull, nil)
 	const size = 5 << 20
 	src := io.MultiReader(
@@ -358,6 +367,7 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 func TestLongLineKeepsServicePoint(t *testing.T) {
+	t.Parallel()
 	long := rowLine(records.LayoutUsage, map[string]string{"usage_charge": strings.Repeat("9", 200)})
 	_, recs, _ := readString(t, usageName, fileText(records.LayoutUsage, long), Options{MaxLineBytes: 100})
 	rej := recs[0].Rejected
@@ -376,6 +386,7 @@ func TestLongLineKeepsServicePoint(t *testing.T) {
 
 // TestTestdata reads the small files kept under testdata/.
 func TestTestdata(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		file             string
 		opts             Options
@@ -406,6 +417,7 @@ func TestTestdata(t *testing.T) {
 }
 
 func TestOpenMissingOrDirectory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, path := range []string{filepath.Join(dir, fullName), dir} {
 		_, err := Open(path, Options{Layout: records.LayoutFull})

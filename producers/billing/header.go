@@ -61,6 +61,7 @@ func (r *Reader) checkHeader(names []string) error {
 			return r.fileErr(1, got, fmt.Errorf("unknown column %q at header position %d, before the known column %q (position %d); unknown columns are allowed only after all known ones; %s", clip(got), pos, c.Name, at+1, fix))
 		}
 	}
+	all := records.BillingColumns()
 	for i := len(r.cols); i < len(names); i++ {
 		got := names[i]
 		if got == "" {
@@ -69,7 +70,7 @@ func (r *Reader) checkHeader(names []string) error {
 		if j := indexFold(names[:i], got); j >= 0 {
 			return r.fileErr(1, got, fmt.Errorf("column %q appears twice, at header positions %d and %d; %s", clip(got), j+1, i+1, fix))
 		}
-		if layoutHas(records.BillingColumns, got) {
+		if layoutHas(all, got) {
 			return r.fileErr(1, got, fmt.Errorf("column %q at header position %d belongs to another layout, not the %s layout; %s", clip(got), i+1, r.layout, fix))
 		}
 	}
@@ -79,6 +80,7 @@ func (r *Reader) checkHeader(names []string) error {
 // layoutHint names the layout the header belongs to when it is not the one in use:
 // the usual cause is a file name whose kind is wrong.
 func (r *Reader) layoutHint(names []string) string {
+	all := records.BillingColumns()
 	for _, l := range []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage} {
 		if l == r.layout {
 			continue
@@ -94,7 +96,7 @@ func (r *Reader) layoutHint(names []string) string {
 				break
 			}
 		}
-		if match && (len(names) == len(cols) || !layoutHas(records.BillingColumns, names[len(cols)])) {
+		if match && (len(names) == len(cols) || !layoutHas(all, names[len(cols)])) {
 			return fmt.Sprintf(" (this header is that of the %s layout: check the file name's kind or Options.Layout)", l)
 		}
 	}
@@ -102,8 +104,9 @@ func (r *Reader) layoutHint(names []string) string {
 }
 
 func namesAnyColumn(names []string) bool {
+	all := records.BillingColumns()
 	for _, n := range names {
-		if layoutHas(records.BillingColumns, n) {
+		if layoutHas(all, n) {
 			return true
 		}
 	}

@@ -19,7 +19,7 @@ const DefaultMaxLineBytes = filereader.DefaultMaxLineBytes
 // personal data redacted.
 type Options struct {
 	Layout       records.Layout // "" = take it from the file name; required when the name does not conform
-	ServiceTypes []string       // allowed service_type codes; nil = records.DefaultServiceTypes
+	ServiceTypes []string       // allowed service_type codes; nil = records.DefaultServiceTypes()
 	NetMetering  bool           // allow negative usage_value (rule U9); a negative usage_charge (a credit) is always allowed
 	MaxLineBytes int            // 0 = 64 KiB; longer lines are rejected without being read into memory whole
 	KeepPersonal bool           // false = redact personal columns in Rejected.Raw and in messages
@@ -50,7 +50,7 @@ type Reader struct {
 	keepPersonal bool
 
 	cols     []records.Column // known columns of the layout, canonical order
-	ids      []int            // per known position: index into records.BillingColumns (the c* constants)
+	ids      []int            // per known position: index into records.BillingColumns() (the c* constants)
 	extra    []string         // trailing unknown column names
 	nFields  int              // known + extra
 	personal []bool           // per position: redact in Raw
@@ -72,7 +72,7 @@ func newReader(base string, opts Options) (*Reader, error) {
 
 	types := opts.ServiceTypes
 	if types == nil {
-		types = records.DefaultServiceTypes
+		types = records.DefaultServiceTypes()
 	}
 	for _, t := range types {
 		if t = strings.ToUpper(strings.TrimSpace(t)); t != "" {

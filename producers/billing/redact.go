@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -95,7 +96,7 @@ func (r *Reader) prefixID(b []byte) string {
 // show renders a value for a message: quoted, or only its shape for personal
 // columns, so a message never carries what Raw redacts.
 func (r *Reader) show(id int, v string) string {
-	if records.BillingColumns[id].Personal && !r.keepPersonal {
+	if records.BillingColumn(id).Personal && !r.keepPersonal {
 		return "(redacted, shape " + strconv.Quote(shape(v)) + ")"
 	}
 	return strconv.Quote(clip(v))
@@ -141,10 +142,4 @@ func isDigits(s string) bool {
 }
 
 // clip keeps error messages short when a value is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }

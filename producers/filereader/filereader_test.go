@@ -12,6 +12,7 @@ import (
 )
 
 func TestFileErrorFormat(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		e    FileError
 		want string
@@ -46,6 +47,7 @@ func open(t *testing.T, text string, opts Options) *File {
 // it just fits the buffer; other lines
 // come back as they are; the counts reconcile once the caller accepts.
 func TestLines(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 100)
 	text := "h\r\nSP1\tok\n\nSP2\t" + long + "\r\n" + "SP3\t123456789\n" + "SP4\t1234567\n" + "last"
 	var prefixes []string
@@ -107,6 +109,7 @@ func TestLines(t *testing.T) {
 // TestFileErrors: what stops a file is a *FileError naming the file and line,
 // with what to do; it comes back on every later call.
 func TestFileErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := New("f.tsv", Options{MaxLineBytes: -1}); err == nil || !strings.Contains(err.Error(), "file f.tsv: MaxLineBytes is -1; give 0 for the default") {
 		t.Fatalf("negative limit: %v", err)
 	}
@@ -158,6 +161,7 @@ func TestFileErrors(t *testing.T) {
 // blank line inside the file, or before that last one, is a rejected row
 // (issue 16).
 func TestDC21TrailingEmptyLine(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name           string
 		text           string
@@ -172,6 +176,7 @@ func TestDC21TrailingEmptyLine(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			f := open(t, tc.text, Options{Kind: "billing", Item: "row"})
 			if _, err := f.Header("the columns h"); err != nil {
 				t.Fatal(err)

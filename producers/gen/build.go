@@ -343,7 +343,7 @@ func chargeFor(value int64, price float64) int64 {
 }
 
 // render writes every acct's columns into the arena, in the canonical order of
-// records.BillingColumns up to bldg_sq_foot.
+// records.BillingColumns() up to bldg_sq_foot.
 func (g *generator) render() {
 	g.arena = g.arena[:0]
 	g.rendered = g.rendered[:0]

@@ -27,11 +27,12 @@ import (
 
 // Config says what to generate. The zero value is usable: WithDefaults fills it.
 type Config struct {
-	Utility     string // 3 or 4 letters or digits; default "gec"
-	Population  string // res, nonres, nonres-smb, nonres-lci; default "res"
-	SpecVersion string // default "v1-19-0"
+	Utility     string // 3 or 4 letters or digits. Default: DefaultUtility.
+	Population  string // res, nonres, nonres-smb, nonres-lci. Default: DefaultPopulation.
+	SpecVersion string // Default: DefaultSpecVersion.
 	// ServicePoints is the approximate number of service points: every premise
-	// has an electric one and GasShare of them a gas one too. Default 1000.
+	// has an electric one and GasShare of them a gas one too. Default:
+	// DefaultServicePoints.
 	ServicePoints int
 	// Months of monthly billing history per service point. Default: as many
 	// whole months as fit between Start and the month before Now.
@@ -45,12 +46,13 @@ type Config struct {
 	// later when Months runs the periods past it: no bill ends after its file.
 	Now  time.Time
 	Seed int64
-	// GasShare is the share of premises that also have gas. 0 means the
-	// default 0.3; a negative value means no gas at all.
+	// GasShare is the share of premises that also have gas; a negative
+	// value means no gas at all. Default (0): DefaultGasShare.
 	GasShare float64
 	// Split writes a "customer" and a "usage" file instead of one "full" file.
 	Split bool
-	// Compression is "gzip" (default), "zip" or "none" (plain .tsv).
+	// Compression is "gzip", "zip" or "none" (plain .tsv). Default:
+	// DefaultCompression.
 	Compression string
 	// Anomalies says how many of each kind to inject, each on its own premise.
 	Anomalies map[Kind]int

@@ -169,8 +169,10 @@ func allKinds(n int) map[Kind]int {
 }
 
 func TestGenerateFiles(t *testing.T) {
+	t.Parallel()
 	for _, tc := range testConfigs {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			o := generate(t, tc.cfg)
 			wantFiles := 1
 			if tc.cfg.Split {
@@ -619,8 +621,10 @@ func checkRules(t *testing.T, o *outputSet, f *tfile) {
 }
 
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	for _, tc := range testConfigs[:4] {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			a, b := t.TempDir(), t.TempDir()
 			ra, err := Generate(a, tc.cfg)
 			if err != nil {
@@ -653,6 +657,7 @@ func TestDeterministic(t *testing.T) {
 
 // WriteFull and an uncompressed full Generate write the same text.
 func TestWriteFullMatchesGenerate(t *testing.T) {
+	t.Parallel()
 	cfg := Config{ServicePoints: 300, Months: 12, Seed: 9, Now: testNow, Compression: "none", Anomalies: allKinds(1)}
 	var buf bytes.Buffer
 	rows, labels, err := WriteFull(&buf, cfg)
@@ -674,6 +679,7 @@ func TestWriteFullMatchesGenerate(t *testing.T) {
 }
 
 func TestServicePointCount(t *testing.T) {
+	t.Parallel()
 	for _, gas := range []float64{-1, 0.3, 1} {
 		cfg := Config{ServicePoints: 2000, Months: 2, Seed: 2, Now: testNow, GasShare: gas}
 		var buf bytes.Buffer
@@ -690,6 +696,7 @@ func TestServicePointCount(t *testing.T) {
 
 // The defaults start in January of the previous year and end before Now.
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	c := Config{Now: testNow}.WithDefaults()
 	if c.Start != dates.MustParse("20240101") || c.Utility != "gec" || c.Population != "res" ||
 		c.SpecVersion != "v1-19-0" || c.Compression != "gzip" || c.GasShare != 0.3 || c.Months < 12 {
@@ -711,6 +718,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	cases := map[string]Config{
 		"too many anomalies": {ServicePoints: 10, Months: 12, Now: testNow, Anomalies: map[Kind]int{U2Gap: 20}},
 		"short history":      {ServicePoints: 100, Months: 3, Now: testNow, Anomalies: map[Kind]int{U2Gap: 1}},
@@ -728,6 +736,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestParseAnomalies(t *testing.T) {
+	t.Parallel()
 	got, err := ParseAnomalies(" U2_GAP=3, a7_rate_not_allowed=2 ,S2_DUAL_FUEL")
 	if err != nil {
 		t.Fatal(err)
@@ -753,6 +762,7 @@ func TestParseAnomalies(t *testing.T) {
 }
 
 func TestFileName(t *testing.T) {
+	t.Parallel()
 	c := Config{Now: testNow}.WithDefaults()
 	if got, want := FileName(c, records.LayoutFull), "opwr_gec_res_v1-19-0_full_20250304050607.gz"; got != want {
 		t.Errorf("FileName = %q, want %q", got, want)
@@ -767,9 +777,10 @@ func TestFileName(t *testing.T) {
 	}
 }
 
-// The row text follows records.BillingColumns: the 23 rendered columns are exactly
+// The row text follows records.BillingColumns(): the 23 rendered columns are exactly
 // the customer layout.
 func TestRenderedColumns(t *testing.T) {
+	t.Parallel()
 	g, err := newGenerator(Config{ServicePoints: 10, Months: 2, Now: testNow})
 	if err != nil {
 		t.Fatal(err)
@@ -792,6 +803,7 @@ func TestRenderedColumns(t *testing.T) {
 }
 
 func TestCivil(t *testing.T) {
+	t.Parallel()
 	for d := dates.Date(-800000); d < 800000; d += 37 {
 		y, m, day := civil(d)
 		ty, tm, tday := d.Time().Date()
@@ -816,6 +828,7 @@ func TestCivil(t *testing.T) {
 }
 
 func TestAppendFixed(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		v    int64
 		dec  int
@@ -834,6 +847,7 @@ func TestAppendFixed(t *testing.T) {
 
 // Memory stays flat: ten times the service points, about the same allocations.
 func TestWriteFullMemoryFlat(t *testing.T) {
+	// Not parallel: it measures memory, which other tests would disturb.
 	allocs := func(sps int) float64 {
 		cfg := Config{ServicePoints: sps, Months: 12, Seed: 1, Now: testNow}
 		return testing.AllocsPerRun(1, func() {

@@ -142,7 +142,7 @@ func WriteIntervals(w io.Writer, c IntervalConfig) (rows int64, err error) {
 		return 0, err
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	bw.WriteString(strings.Join(records.IntervalColumns, "\t"))
+	bw.WriteString(strings.Join(records.IntervalColumns(), "\t"))
 	bw.WriteByte('\n')
 	step := time.Duration(c.Minutes) * time.Minute
 	// The instants of the file's local days are the same for every service

@@ -15,6 +15,7 @@ import (
 // reads back with every read accepted, 23 and 25 hours on the change days,
 // the same bytes for the same seed.
 func TestIntervalsReadBack(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		start string

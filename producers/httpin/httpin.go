@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
@@ -50,19 +51,41 @@ type Sender interface {
 type Config struct {
 	// Token, when set, must come as "Authorization: Bearer <token>".
 	Token        string
-	MaxBodyBytes int64 // 0 = DefaultMaxBodyBytes
-	// MaxLines bounds the reads of one request (0 = DefaultMaxLines); a body
-	// with more publishes nothing (413).
+	MaxBodyBytes int64 // Default: DefaultMaxBodyBytes.
+	// MaxLines bounds the reads of one request; a body with more publishes
+	// nothing (413). Default: DefaultMaxLines.
 	MaxLines int
 	// MaxErrors is how many not-accepted lines carry their errors in the
-	// answer (0 = DefaultMaxErrors); Counts still counts every reason.
+	// answer; Counts still counts every reason. Default: DefaultMaxErrors.
 	MaxErrors int
-	// MaxConcurrent requests are served at once (0 = DefaultMaxConcurrent);
-	// more are answered 503 with Retry-After at once.
+	// MaxConcurrent requests are served at once; more are answered 503 with
+	// Retry-After at once. Default: DefaultMaxConcurrent.
 	MaxConcurrent int
-	// Dates is the plausible date window (readrules; zero: the default).
+	// Dates is the plausible date window. Default: readrules' (the zero
+	// Window).
 	Dates  readrules.Window
-	Logger *slog.Logger
+	Logger *slog.Logger // Default: discard.
+}
+
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxLines <= 0 {
+		c.MaxLines = DefaultMaxLines
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = DefaultMaxErrors
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 // Defaults of Config.
@@ -114,21 +137,7 @@ type line struct {
 
 // Handler returns the endpoint.
 func Handler(s Sender, cfg Config) http.Handler {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.MaxLines <= 0 {
-		cfg.MaxLines = DefaultMaxLines
-	}
-	if cfg.MaxErrors <= 0 {
-		cfg.MaxErrors = DefaultMaxErrors
-	}
-	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = DefaultMaxConcurrent
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	return &handler{s: s, cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
@@ -383,9 +392,4 @@ func reply(w http.ResponseWriter, status int, resp Response) {
 	_ = bw.WriteByte('\n')
 }
 
-func clip(s string) string {
-	if len(s) <= 60 {
-		return s
-	}
-	return strings.ToValidUTF8(s[:60], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 60) }

@@ -51,13 +51,14 @@ type Config struct {
 	Force bool
 	// ChunkRows and ChunkEvery bound a transaction: whichever comes first
 	// commits. Smaller chunks resume closer to a crash; larger ones go faster.
+	// Default: 50,000 rows and 1s.
 	ChunkRows  int
 	ChunkEvery time.Duration
-	Workers    int // Avro encoders; default GOMAXPROCS
-	Logger     *slog.Logger
+	Workers    int          // Avro encoders. Default: GOMAXPROCS.
+	Logger     *slog.Logger // Default: discard.
 	// Progress, when set, is called after each batch of rows.
 	Progress func(Progress)
-	// RejectLimit fails a file that is mostly rejected rows; nil:
+	// RejectLimit fails a file that is mostly rejected rows. Default:
 	// DefaultRejectLimit().
 	RejectLimit *RejectLimit
 
@@ -136,24 +137,31 @@ type Ingester struct {
 	files     *recavro.Writer[recavro.FileEvent]
 }
 
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
+	if c.ChunkRows <= 0 {
+		c.ChunkRows = 50_000
+	}
+	if c.ChunkEvery <= 0 {
+		c.ChunkEvery = time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RejectLimit == nil {
+		lim := DefaultRejectLimit()
+		c.RejectLimit = &lim
+	}
+	return c
+}
+
 // New registers the schemas and returns an Ingester.
 func New(ctx context.Context, kc kafkaconf.Config, cfg Config) (*Ingester, error) {
-	if cfg.ChunkRows <= 0 {
-		cfg.ChunkRows = 50_000
-	}
-	if cfg.ChunkEvery <= 0 {
-		cfg.ChunkEvery = time.Second
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RejectLimit == nil {
-		lim := DefaultRejectLimit()
-		cfg.RejectLimit = &lim
-	}
+	cfg = cfg.withDefaults()
 	if s := cfg.RejectLimit.MaxShare; s < 0 || s > 1 || s != s {
 		return nil, fmt.Errorf("reject share limit %g: give a share between 0 and 1 (0.5 is half the rows read)", s)
 	}

@@ -18,8 +18,8 @@ import (
 
 // fullRow renders one full-layout line from column values by name.
 func fullRow(vals map[string]string) string {
-	parts := make([]string, len(records.BillingColumns))
-	for i, c := range records.BillingColumns {
+	parts := make([]string, len(records.BillingColumns()))
+	for i, c := range records.BillingColumns() {
 		parts[i] = vals[c.Name]
 	}
 	return strings.Join(parts, "\t")

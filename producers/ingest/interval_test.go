@@ -22,7 +22,7 @@ func writeIntervalGz(t *testing.T, dir, name string, lines []string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(strings.Join(records.IntervalColumns, "\t") + "\n" + strings.Join(lines, "\n") + "\n"))
+	zw.Write([]byte(strings.Join(records.IntervalColumns(), "\t") + "\n" + strings.Join(lines, "\n") + "\n"))
 	zw.Close()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {

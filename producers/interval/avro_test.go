@@ -59,6 +59,7 @@ var samples = []sample{
 // (the library of internal/serde and the registry's schema text) writes for
 // the embedded schema, and each side reads what the other wrote.
 func TestAvroMatchesGoavro(t *testing.T) {
+	t.Parallel()
 	codec, err := goavro.NewCodec(schemas.MustText(schemas.IntervalRead))
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +97,7 @@ func TestAvroMatchesGoavro(t *testing.T) {
 // TestDecodeMalformed: a cut record, bytes after a record, a bad union
 // branch or enum index are errors, never a half-filled read.
 func TestDecodeMalformed(t *testing.T) {
+	t.Parallel()
 	c := samples[0]
 	framed, err := AppendAvro(nil, 1, &c.r, c.o)
 	if err != nil {
@@ -141,6 +143,7 @@ func TestDecodeMalformed(t *testing.T) {
 // know present, float promoted to double) are read by Avro resolution; an
 // incompatible writer schema is refused with a reason.
 func TestDecoderResolvesOtherVersions(t *testing.T) {
+	t.Parallel()
 	var s map[string]any
 	if err := json.Unmarshal([]byte(schemas.MustText(schemas.IntervalRead)), &s); err != nil {
 		t.Fatal(err)

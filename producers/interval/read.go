@@ -9,13 +9,16 @@ import (
 	"strings"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
 )
 
-// DefaultUnits is the units list used when Options.Units is nil (docs/data-contract.md §3
-// decision: configurable). It is never modified.
-var DefaultUnits = []string{"KWH", "WH", "MWH", "KVARH", "THERM", "CCF", "HCF", "CF", "M3", "GAL"}
+// DefaultUnits returns the units list used when Options.Units is nil
+// (docs/data-contract.md §3 decision: configurable), a fresh copy.
+func DefaultUnits() []string {
+	return []string{"KWH", "WH", "MWH", "KVARH", "THERM", "CCF", "HCF", "CF", "M3", "GAL"}
+}
 
 // endMillis derives the UTC instant from the local date, time and offset.
 func endMillis(d dates.Date, localMin, offsetMin int) int64 {
@@ -26,7 +29,7 @@ func endMillis(d dates.Date, localMin, offsetMin int) int64 {
 // file reader, the adapter client and the NDJSON endpoint share it.
 type Check struct {
 	Units        []string // nil = DefaultUnits; compared case-insensitively
-	ServiceTypes []string // nil = records.DefaultServiceTypes
+	ServiceTypes []string // nil = records.DefaultServiceTypes()
 	// Dates is the plausible date window (readrules.Window; zero: 1990-01-01
 	// .. today + 366 days).
 	Dates readrules.Window
@@ -45,7 +48,7 @@ func (c Check) compile() (checker, error) {
 	k := checker{dates: c.Dates}
 	units := c.Units
 	if units == nil {
-		units = DefaultUnits
+		units = DefaultUnits()
 	}
 	for _, u := range units {
 		if u = strings.ToUpper(strings.TrimSpace(u)); u != "" {
@@ -53,11 +56,11 @@ func (c Check) compile() (checker, error) {
 		}
 	}
 	if len(k.units) == 0 {
-		return k, fmt.Errorf("the units list has no usable code; give nil for %s or list the allowed units", strings.Join(DefaultUnits, ", "))
+		return k, fmt.Errorf("the units list has no usable code; give nil for %s or list the allowed units", strings.Join(DefaultUnits(), ", "))
 	}
 	types := c.ServiceTypes
 	if types == nil {
-		types = records.DefaultServiceTypes
+		types = records.DefaultServiceTypes()
 	}
 	for _, t := range types {
 		if t = strings.ToUpper(strings.TrimSpace(t)); t != "" {
@@ -157,10 +160,4 @@ func onGrid(localMin, length int) bool {
 func hhmm(min int) string { return fmt.Sprintf("%02d%02d", min/60, min%60) }
 
 // clip keeps messages short when a value is absurdly long.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }

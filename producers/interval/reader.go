@@ -13,7 +13,7 @@ import (
 	"github.com/usagestream/usagestream/records"
 )
 
-// Column positions, in the order of records.IntervalColumns.
+// Column positions, in the order of records.IntervalColumns().
 const (
 	cServicePoint = iota
 	cValue
@@ -137,13 +137,13 @@ func (r *Reader) Close() error { return r.f.Close() }
 // readHeader checks line 1 names the columns of docs/data-contract.md §3 in order;
 // unknown columns may only follow them and are ignored.
 func (r *Reader) readHeader() error {
-	b, err := r.f.Header("the columns " + strings.Join(records.IntervalColumns, ", "))
+	b, err := r.f.Header("the columns " + strings.Join(records.IntervalColumns(), ", "))
 	if err != nil {
 		return err
 	}
 	names := strings.Split(string(b), "\t")
-	fix := "send the header with the columns " + strings.Join(records.IntervalColumns, ", ") + " in this order (docs/data-contract.md §3), extra columns only at the end"
-	for i, c := range records.IntervalColumns {
+	fix := "send the header with the columns " + strings.Join(records.IntervalColumns(), ", ") + " in this order (docs/data-contract.md §3), extra columns only at the end"
+	for i, c := range records.IntervalColumns() {
 		if i >= len(names) {
 			return r.fileErr(1, c, fmt.Errorf("the header has %d columns and column %q (position %d) is missing; %s", len(names), c, i+1, fix))
 		}
@@ -158,14 +158,14 @@ func (r *Reader) readHeader() error {
 	}
 	r.extra = len(names) - numColumns
 	if r.extra > 0 {
-		r.f.Warn(fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumns[numColumns-1]))
+		r.f.Warn(fmt.Sprintf("%d extra column(s) after %s are ignored", r.extra, records.IntervalColumn(numColumns-1)))
 	}
 	r.fields = make([]string, len(names))
 	return nil
 }
 
 func isColumn(name string) bool {
-	for _, c := range records.IntervalColumns {
+	for _, c := range records.IntervalColumns() {
 		if strings.EqualFold(c, name) {
 			return true
 		}
@@ -229,7 +229,7 @@ func (r *Reader) Next() (Record, error) {
 }
 
 func (r *Reader) add(col int, code, rule, msg string) {
-	r.reasons = append(r.reasons, records.Reason{Field: records.IntervalColumns[col], Code: code, Rule: rule, Message: msg})
+	r.reasons = append(r.reasons, records.Reason{Field: records.IntervalColumn(col), Code: code, Rule: rule, Message: msg})
 }
 
 // parse fills rd from one line's fields and adds a reason for every problem,
@@ -243,12 +243,12 @@ func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 	for col := 0; col < numColumns; col++ {
 		v := f[col]
 		if !valid && !utf8.ValidString(v) {
-			r.add(col, records.CodeInvalidUTF8, records.RuleFormat, records.IntervalColumns[col]+" is not valid UTF-8; send the file encoded as UTF-8")
+			r.add(col, records.CodeInvalidUTF8, records.RuleFormat, records.IntervalColumn(col)+" is not valid UTF-8; send the file encoded as UTF-8")
 			continue
 		}
 		if v == "" || (col <= cUnits && strings.TrimSpace(v) == "") {
 			if col <= cUnits {
-				r.add(col, records.CodeRequired, records.RuleIntervalColumns, records.IntervalColumns[col]+" is empty; it is required, so fill it in")
+				r.add(col, records.CodeRequired, records.RuleIntervalColumns, records.IntervalColumn(col)+" is empty; it is required, so fill it in")
 			}
 			continue
 		}

@@ -58,6 +58,7 @@ func utc(s string) int64 {
 }
 
 func TestReadAccepted(t *testing.T) {
+	t.Parallel()
 	body := header +
 		"SP1\t0.25\t20240601\t0015\tkwh\tA\t-0400\tE\t\n" +
 		"SP1\t1\t20240601\t0000\tKWH\t\t-0400\t\tGENERATED\n"
@@ -81,6 +82,7 @@ func TestReadAccepted(t *testing.T) {
 // TestDaylightSaving: through UTC_offset, the spring day has 23 hourly
 // intervals and the autumn day 25, each a distinct instant one hour apart.
 func TestDaylightSaving(t *testing.T) {
+	t.Parallel()
 	day := func(date string, hours []string, offsets []string) string {
 		var b strings.Builder
 		b.WriteString(header)
@@ -144,6 +146,7 @@ func checkHourly(t *testing.T, what, body string, n int, start int64) {
 // TestMissingOffsetUsesZone: without UTC_offset the configured zone gives the
 // offset, except on a change day, where the row is rejected.
 func TestMissingOffsetUsesZone(t *testing.T) {
+	t.Parallel()
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Skipf("no tzdata: %v", err)
@@ -169,6 +172,7 @@ func TestMissingOffsetUsesZone(t *testing.T) {
 // TestRejectedRows: every bad input named in the issue, with its field and
 // code, and the counts reconcile.
 func TestRejectedRows(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, minutes, row string
 		field, code        string
@@ -197,6 +201,7 @@ func TestRejectedRows(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			var mm int
 			fmt.Sscan(c.minutes, &mm)
 			// A good read after the bad one: an empty line that ends the file is no row.
@@ -223,6 +228,7 @@ func TestRejectedRows(t *testing.T) {
 }
 
 func TestSeveralReasonsInOneRow(t *testing.T) {
+	t.Parallel()
 	recs, _ := readAll(t, name(60), header+"SP1\tabc\t20240601\t2460\tBTU\tA\t-0400\tE\t\n", Options{})
 	var codes []string
 	for _, r := range recs[0].Rejected.Reasons {
@@ -234,6 +240,7 @@ func TestSeveralReasonsInOneRow(t *testing.T) {
 }
 
 func TestFileErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, file, body, want string
 		opts                   Options
@@ -248,6 +255,7 @@ func TestFileErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := NewReader(c.file, strings.NewReader(c.body), c.opts)
 			var fe *filereader.FileError
 			if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) || fe.File != c.file {
@@ -258,6 +266,7 @@ func TestFileErrors(t *testing.T) {
 }
 
 func TestCompressedAndTruncated(t *testing.T) {
+	t.Parallel()
 	body := header + strings.Repeat("SP1\t1\t20240601\t0100\tKWH\tA\t-0400\tE\t\n", 1000)
 	dir := t.TempDir()
 	var gz bytes.Buffer
@@ -326,6 +335,7 @@ func TestCompressedAndTruncated(t *testing.T) {
 }
 
 func TestValidator(t *testing.T) {
+	t.Parallel()
 	v, err := NewValidator(Check{})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@
 package watch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,19 +76,49 @@ func DefaultIgnore() []string {
 
 // Options tune the watcher.
 type Options struct {
-	Poll   time.Duration // time between scans; default 2s
-	Settle time.Duration // ReadySettle: how long a file must stay unchanged; default DefaultSettle
-	Ready  Ready         // default ReadySettle
-	// MarkerSuffix is the marker of ReadyMarker; default DefaultMarkerSuffix.
+	Poll   time.Duration // time between scans. Default: 2s.
+	Settle time.Duration // ReadySettle: how long a file must stay unchanged. Default: DefaultSettle.
+	Ready  Ready         // Default: ReadySettle.
+	// MarkerSuffix is the marker of ReadyMarker. Default: DefaultMarkerSuffix.
 	MarkerSuffix string
 	// Ignore are shell patterns (path.Match, case-insensitive) of names that
-	// are never taken; nil: DefaultIgnore.
+	// are never taken. Default (nil): DefaultIgnore().
 	Ignore []string
-	// DoneDir and FailedDir default to done/ and failed/ inside the drop
-	// folder. They must be real directories on the drop folder's file system
-	// (files are renamed into them); missing ones are created.
+	// DoneDir and FailedDir must be real directories on the drop folder's
+	// file system (files are renamed into them); missing ones are created.
+	// Default: done/ and failed/ inside the drop folder.
 	DoneDir, FailedDir string
-	Logger             *slog.Logger
+	Logger             *slog.Logger // Default: discard.
+}
+
+// withDefaults returns o with the defaults its fields' docs state in place
+// of zero values, for the drop folder dir.
+func (o Options) withDefaults(dir string) Options {
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
+	}
+	if o.Ready == "" {
+		o.Ready = ReadySettle
+	}
+	if o.MarkerSuffix == "" {
+		o.MarkerSuffix = DefaultMarkerSuffix
+	}
+	if o.Ignore == nil {
+		o.Ignore = DefaultIgnore()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DoneDir == "" {
+		o.DoneDir = filepath.Join(dir, "done")
+	}
+	if o.FailedDir == "" {
+		o.FailedDir = filepath.Join(dir, "failed")
+	}
+	return o
 }
 
 type seen struct {
@@ -135,38 +166,14 @@ func Run(ctx context.Context, dir string, h Handler, o Options) error {
 }
 
 func open(dir string, o Options) (*watcher, error) {
-	if o.Poll <= 0 {
-		o.Poll = 2 * time.Second
-	}
-	if o.Settle <= 0 {
-		o.Settle = DefaultSettle
-	}
-	switch o.Ready {
-	case "":
-		o.Ready = ReadySettle
-	case ReadySettle, ReadyMarker:
-	default:
+	o = o.withDefaults(dir)
+	if o.Ready != ReadySettle && o.Ready != ReadyMarker {
 		return nil, fmt.Errorf("ready mode %q is unknown; use %q or %q", o.Ready, ReadySettle, ReadyMarker)
-	}
-	if o.MarkerSuffix == "" {
-		o.MarkerSuffix = DefaultMarkerSuffix
-	}
-	if o.Ignore == nil {
-		o.Ignore = DefaultIgnore()
 	}
 	for _, p := range o.Ignore {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("ignore pattern %q: %w; use shell patterns such as *.part", p, err)
 		}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.DoneDir == "" {
-		o.DoneDir = filepath.Join(dir, "done")
-	}
-	if o.FailedDir == "" {
-		o.FailedDir = filepath.Join(dir, "failed")
 	}
 	w := &watcher{dir: dir, o: o, state: map[string]seen{}, faulted: map[string]bool{}}
 	var err error
@@ -302,11 +309,8 @@ func (w *watcher) scan(now time.Time) ([]candidate, error) {
 			delete(w.faulted, p)
 		}
 	}
-	sort.Slice(ready, func(a, b int) bool {
-		if !ready[a].mtime.Equal(ready[b].mtime) {
-			return ready[a].mtime.Before(ready[b].mtime)
-		}
-		return ready[a].name < ready[b].name
+	slices.SortFunc(ready, func(a, b candidate) int {
+		return cmp.Or(a.mtime.Compare(b.mtime), cmp.Compare(a.name, b.name))
 	})
 	return ready, nil
 }

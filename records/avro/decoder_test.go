@@ -107,7 +107,7 @@ func TestDecoderReadsHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if versions < len(schemas.All)+1 {
+	if versions < len(schemas.All())+1 {
 		t.Fatalf("%d released versions read, want every one of schemas/history", versions)
 	}
 }

@@ -28,7 +28,7 @@ var fuzzRegistry = sync.OnceValues(func() (*fuzzReg, error) {
 		return nil, err
 	}
 	out := &fuzzReg{reg: serde.NewRegistry(cl), ids: map[int]schemas.Name{}}
-	for _, n := range schemas.All {
+	for _, n := range schemas.All() {
 		id, err := out.reg.Register(context.Background(), serde.SubjectFor(string(n)), schemas.MustText(n))
 		if err != nil {
 			return nil, err

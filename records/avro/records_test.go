@@ -70,7 +70,7 @@ func TestMatchesGoavro(t *testing.T) {
 			t.Fatalf("%s: twmb/avro read\n%+v\nwant\n%+v", name, typed, r)
 		}
 	}
-	for _, n := range schemas.All {
+	for _, n := range schemas.All() {
 		if !seen[n] {
 			t.Errorf("no sample of %s", n)
 		}

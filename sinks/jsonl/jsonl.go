@@ -41,11 +41,29 @@ import (
 
 // Config configures the sink.
 type Config struct {
-	Dir      string
-	MaxBytes int64         // rotate when a file reaches this size (default 64 MiB)
-	MaxAge   time.Duration // rotate a file this long after its first line (default 1h)
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	Dir      string        // required
+	MaxBytes int64         // rotate when a file reaches this size. Default: 64 MiB.
+	MaxAge   time.Duration // rotate a file this long after its first line. Default: 1h.
+	Logger   *slog.Logger  // Default: discard.
+	Metrics  *Metrics      // Default: unregistered.
+}
+
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 64 << 20
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	return c
 }
 
 // Sink writes events to JSON Lines files.
@@ -78,18 +96,7 @@ func Open(cfg Config) (*Sink, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("no directory for the JSON Lines files: set --jsonl-dir or USAGESTREAM_JSONL_DIR")
 	}
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = 64 << 20
-	}
-	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = time.Hour
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
-	}
+	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the JSON Lines directory: %w", err)
 	}

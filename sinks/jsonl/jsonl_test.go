@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +52,7 @@ func readAll(t *testing.T, dir string) (map[string][]fileLine, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(names) // offsets are zero-padded: name order is offset order
+	slices.Sort(names) // offsets are zero-padded: name order is offset order
 	for _, path := range names {
 		f, err := os.Open(path)
 		if err != nil {
@@ -236,7 +236,7 @@ func TestThroughKafka(t *testing.T) {
 	go func() {
 		done <- sink.Run(ctx, sink.Config{Name: "jsonl", Kafka: env.Kafka, Format: sink.JSON, MaxBatch: 400}, s)
 	}()
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "jsonl"), topic, 2*time.Minute)
 	}
 	cancel()

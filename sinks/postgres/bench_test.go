@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +122,7 @@ func (d *delays) report(b *testing.B) {
 	if len(d.d) == 0 {
 		return
 	}
-	sort.Slice(d.d, func(i, j int) bool { return d.d[i] < d.d[j] })
+	slices.Sort(d.d)
 	q := func(p float64) float64 { return float64(d.d[int(p*float64(len(d.d)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.5), "delay-p50-ms")
 	b.ReportMetric(q(0.99), "delay-p99-ms")
@@ -148,7 +148,7 @@ func BenchmarkPostgresSink(b *testing.B) {
 		start := time.Now()
 		stop, backend := runSinkPID(b, env.Kafka, env.Topics, url, d.observe)
 		pg0 := cpuOf(backend)
-		for d.count() < n {
+		for d.count() < n { // a fine poll, not testwait's back-off: the wait is in the measured time
 			time.Sleep(5 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
@@ -243,7 +243,7 @@ func sampleLag(b *testing.B, kc kafkaconf.Config, names topics.Names) *lagSample
 			case <-time.After(100 * time.Millisecond):
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ends, err1 := adm.ListEndOffsets(ctx, sink.EventTopics(names)...)
+			ends, err1 := adm.ListEndOffsets(ctx, sink.EventTopics(kc.TopicPrefix)...)
 			offs, err2 := adm.FetchOffsets(ctx, group)
 			cancel()
 			if err1 != nil || err2 != nil {
@@ -315,7 +315,7 @@ func BenchmarkPostgresSinkBehindPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		pipelineDone := time.Since(start)
-		for _, topic := range sink.EventTopics(env.Topics) {
+		for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 			kafkatest.WaitCaughtUp(b, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "postgres"), topic, 10*time.Minute)
 		}
 		sinkDone := time.Since(start)
@@ -381,10 +381,10 @@ func BenchmarkPostgresSinkAtRate(b *testing.B) {
 				b.Fatal(err)
 			}
 			next = next.Add(tick)
-			time.Sleep(time.Until(next))
+			time.Sleep(time.Until(next)) // pacing: a steady produce rate
 		}
 		produced := time.Since(start)
-		for d.count() < ticks*perTick {
+		for d.count() < ticks*perTick { // a fine poll: the wait is in the measured time
 			time.Sleep(5 * time.Millisecond)
 		}
 		caughtUp := time.Since(start) - produced

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/testwait"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"
 )
@@ -111,30 +112,24 @@ func TestDatabaseOutageIsWaitedOut(t *testing.T) {
 				mu.Unlock()
 			}}, s)
 	}()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+	testwait.Eventually(t, time.Minute, "a first delivery", func() bool {
 		mu.Lock()
-		n := delivered
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nothing delivered")
-		}
-	}
+		defer mu.Unlock()
+		return delivered > 0
+	})
 	px.cut()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the outage lasts: batches in flight end, retries start
 	mu.Lock()
 	during := delivered
 	mu.Unlock()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // more outage: nothing may be delivered in it
 	mu.Lock()
 	if delivered != during {
 		t.Fatalf("offsets moved while the database was away: %d then %d", during, delivered)
 	}
 	mu.Unlock()
 	px.heal()
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "postgres"), topic, 2*time.Minute)
 	}
 	cancel()

@@ -29,10 +29,22 @@ import (
 
 // Config configures the sink.
 type Config struct {
-	URL     string // postgres://user:password@host:port/db?sslmode=...
+	URL     string // required: postgres://user:password@host:port/db?sslmode=...
 	Topics  topics.Names
-	Logger  *slog.Logger
-	Metrics *Metrics // default: unregistered
+	Logger  *slog.Logger // Default: discard.
+	Metrics *Metrics     // Default: unregistered.
+}
+
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	return c
 }
 
 // Sink writes event batches to PostgreSQL. It holds one connection, opened
@@ -48,12 +60,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("no PostgreSQL URL: set --postgres-url or USAGESTREAM_POSTGRES_URL (postgres://user:password@host:5432/db)")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
-	}
+	cfg = cfg.withDefaults()
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("sink", "postgres")}
 	conn, err := s.connect(ctx)
 	if err != nil {

@@ -246,7 +246,7 @@ func TestSinkThroughKafka(t *testing.T) {
 		go func() {
 			done <- sink.Run(ctx, sink.Config{Name: "postgres", Kafka: env.Kafka, Group: group, MaxBatch: 700}, s)
 		}()
-		for _, topic := range sink.EventTopics(env.Topics) {
+		for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 			kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, 2*time.Minute)
 		}
 		cancel()

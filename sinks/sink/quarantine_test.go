@@ -66,7 +66,7 @@ func TestUndecodableEventsAreQuarantinedAndTheSinkGoesOn(t *testing.T) {
 		done <- sink.Run(rctx, sink.Config{Name: "test", Kafka: env.Kafka, MaxBatch: 50, Metrics: sink.NewMetrics(reg)}, w)
 	}()
 	group := sink.GroupFor(env.Kafka.TopicPrefix, "test")
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, time.Minute)
 	}
 	stop()

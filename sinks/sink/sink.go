@@ -32,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
 	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/topology"
 	recavro "github.com/usagestream/usagestream/records/avro"
 )
 
@@ -100,50 +101,53 @@ func IsPermanent(err error) bool {
 type Config struct {
 	Name   string // postgres, jsonl, webhook: names the group, metrics and logs
 	Kafka  kafkaconf.Config
-	Topics []string // default: EventTopics of the prefix
-	Group  string   // default: <prefix>sink-<Name>
-	// Quarantine is where records that cannot be decoded go (default
-	// <prefix>quarantine-sink-<Name>.v1, see internal/quarantine).
+	Topics []string // Default: EventTopics of the prefix.
+	Group  string   // Default: GroupFor(prefix, Name), <prefix>sink-<Name>.
+	// Quarantine is where records that cannot be decoded go. Default:
+	// <prefix>quarantine-sink-<Name>.v1 (see internal/quarantine).
 	Quarantine string
 	Format     Format
-	// MaxBatch bounds the records handed to one Write (default 5000).
+	// MaxBatch bounds the records handed to one Write. Default: 5000.
 	MaxBatch int
-	// RetryMin and RetryMax bound the back-off between failed Writes
-	// (defaults 200ms and 30s).
+	// RetryMin and RetryMax bound the back-off between failed Writes.
+	// Default: 200ms and 30s.
 	RetryMin, RetryMax time.Duration
 	// RebalanceTimeout is how long the group waits for this member to finish
-	// a batch during a rebalance (default 30s). A Write that takes longer
-	// (a webhook retrying) loses the member its partitions: its offsets are
-	// then not committed and the new owner delivers the batch again.
+	// a batch during a rebalance. A Write that takes longer (a webhook
+	// retrying) loses the member its partitions: its offsets are then not
+	// committed and the new owner delivers the batch again. Default: 30s.
 	RebalanceTimeout time.Duration
 	// SessionTimeout is how long the group waits for a silent member (one
-	// that was killed) before giving its partitions to others (default 10s).
+	// that was killed) before giving its partitions to others. Default: 10s.
 	SessionTimeout time.Duration
 	// InstanceID, when set, makes this a static group member: a restarted
 	// instance with the same id takes its partitions back at once, without
 	// a rebalance. Every running instance needs its own.
 	InstanceID string
-	// WriteTimeout bounds one Write (default 1m).
+	// WriteTimeout bounds one Write. Default: 1m.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *Metrics // default: unregistered
+	Logger       *slog.Logger // Default: discard.
+	Metrics      *Metrics     // Default: unregistered.
 	// Committed, when set, is called after each batch's offsets are
 	// committed (benchmarks measure delay and lag with it).
 	Committed func(batch []Event, at time.Time)
 }
 
-// EventTopics are the topics the sinks deliver: eligibility, corrections,
-// account events and anomalies.
-func EventTopics(n topics.Names) []string {
-	return []string{n.Eligibility, n.Corrections, n.AccountEvents, n.Anomalies}
+// EventTopics are the topics the sinks deliver, under a topic prefix: the
+// topology's event topics (eligibility, corrections, account events,
+// anomalies), so a new event topic reaches the sinks without a list to keep.
+func EventTopics(prefix string) []string {
+	return topology.New(prefix).OfKind(topology.Event)
 }
 
 // GroupFor is the default consumer group of a sink.
 func GroupFor(prefix, name string) string { return prefix + "sink-" + name }
 
-func (c *Config) defaults() {
+// withDefaults returns c with the defaults its fields' docs state in place
+// of zero values.
+func (c Config) withDefaults() Config {
 	if len(c.Topics) == 0 {
-		c.Topics = EventTopics(topics.NewNames(c.Kafka.TopicPrefix))
+		c.Topics = EventTopics(c.Kafka.TopicPrefix)
 	}
 	if c.Group == "" {
 		c.Group = GroupFor(c.Kafka.TopicPrefix, c.Name)
@@ -175,6 +179,7 @@ func (c *Config) defaults() {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
+	return c
 }
 
 // Run consumes until ctx ends (nil) or a Permanent error or a failed offset
@@ -190,7 +195,7 @@ func (c *Config) defaults() {
 // at least once, like the delivery (replay --quarantine re-feeds a record
 // quarantined twice once).
 func Run(ctx context.Context, cfg Config, w Writer) error {
-	cfg.defaults()
+	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("sink", cfg.Name)
 	rc, err := cfg.Kafka.NewRegistryClient()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
+	"github.com/usagestream/usagestream/internal/testwait"
 	"github.com/usagestream/usagestream/sinks/sink"
 	"github.com/usagestream/usagestream/sinks/sinktest"
 )
@@ -92,23 +93,17 @@ func TestOffsetsMoveOnlyAfterTheWrite(t *testing.T) {
 		done <- sink.Run(ctx, sink.Config{Name: "test", Kafka: env.Kafka, MaxBatch: 100, RetryMin: 10 * time.Millisecond, Metrics: m}, w)
 	}()
 	group := sink.GroupFor(env.Kafka.TopicPrefix, "test")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testwait.Eventually(t, 30*time.Second, "a batch reaching the writer", func() bool {
 		w.mu.Lock()
-		calls := w.calls
-		w.mu.Unlock()
-		if calls > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no batch reached the writer")
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
+		defer w.mu.Unlock()
+		return w.calls > 0
+	})
+	time.Sleep(300 * time.Millisecond) // time for a commit that must not come while the batch is held
 	if n := committedSum(t, env.Kafka, group); n != 0 {
 		t.Fatalf("%d offsets committed while the first batch is still being written", n)
 	}
 	close(w.gate)
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, time.Minute)
 	}
 	cancel()
@@ -176,7 +171,7 @@ func TestLagAtRestIsZero(t *testing.T) {
 		done <- sink.Run(ctx, sink.Config{Name: "test", Kafka: env.Kafka, MaxBatch: 50, Metrics: m}, &writer{seen: map[string]int{}})
 	}()
 	group := sink.GroupFor(env.Kafka.TopicPrefix, "test")
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, group, topic, time.Minute)
 	}
 	lags := func() (nonzero []string, n int) {
@@ -197,12 +192,8 @@ func TestLagAtRestIsZero(t *testing.T) {
 		}
 		return nonzero, n
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	nonzero, n := lags()
-	for (len(nonzero) > 0 || n == 0) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		nonzero, n = lags()
-	}
+	testwait.For(10*time.Second, func() bool { nonzero, n = lags(); return len(nonzero) == 0 && n > 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

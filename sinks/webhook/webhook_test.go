@@ -254,7 +254,7 @@ func TestThroughKafkaAndNeverBlocksOtherSinks(t *testing.T) {
 			}
 		}()
 	}
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "jsonl"), topic, time.Minute)
 	}
 	rc.mu.Lock()
@@ -264,7 +264,7 @@ func TestThroughKafkaAndNeverBlocksOtherSinks(t *testing.T) {
 		t.Fatalf("the receiver is stuck, yet took %d batches", took)
 	}
 	close(rc.block)
-	for _, topic := range sink.EventTopics(env.Topics) {
+	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, sink.GroupFor(env.Kafka.TopicPrefix, "webhook"), topic, time.Minute)
 	}
 	cancel()

@@ -67,6 +67,7 @@ func sampleReport(t *testing.T) *report.Report {
 // the four charts drawn, long tables paged by the script (and the next page
 // reachable), and a screenshot taken.
 func TestHTMLRendersInChromium(t *testing.T) {
+	t.Parallel()
 	browser := chromium(t)
 	rep := sampleReport(t)
 	// One anomaly raised and cleared within the run, as a historical file

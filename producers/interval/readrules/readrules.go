@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
+	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -143,9 +144,4 @@ func id(field, v string) (Violation, bool) {
 }
 
 // clip keeps a message short; s is ASCII or valid UTF-8 here.
-func clip(s string) string {
-	if len(s) <= 40 {
-		return s
-	}
-	return strings.ToValidUTF8(s[:40], "") + "…"
-}
+func clip(s string) string { return ellipsis.Clip(s, 40) }
