@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -290,9 +291,16 @@ func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) er
 			return fmt.Errorf("partition %d: state changes without the changelog offset they reflect cannot be stored (a bug of the runtime)", w.p)
 		}
 	}
-	// Indexed, so a timer's index read sees the batch's own writes (a timer
-	// set twice in one restore chunk).
-	b := s.db.NewIndexedBatch()
+	// Indexed when timers are written, so a timer's index read sees the
+	// batch's own writes (a timer set twice in one restore chunk); an
+	// indexed batch keeps a skiplist of every key, which a restore of
+	// states alone would pay for on each of them.
+	var b *pebble.Batch
+	if slices.ContainsFunc(ws, func(w partitionWrite) bool { return len(w.timers) > 0 }) {
+		b = s.db.NewIndexedBatch()
+	} else {
+		b = s.db.NewBatch()
+	}
 	defer b.Close()
 	for i, w := range ws {
 		if between != nil {
