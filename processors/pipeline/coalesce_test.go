@@ -12,7 +12,6 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/records"
@@ -33,21 +32,7 @@ func TestHistoricalFileFlipsNothingDownstream(t *testing.T) {
 	names := topics.NewNames(kc.TopicPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cl, err := kc.NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := topics.Ensure(ctx, kadmClient(cl), topology.New(kc.TopicPrefix).Specs(), 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
-	policy := rules.DefaultPolicy()
-	p, err := New(ctx, kc, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st := startStages(t, kc, dir, p)
+	st := startOnOnePartition(t, kc, rules.DefaultPolicy())
 	defer st.stop(t)
 	in, err := ingest.New(ctx, kc, ingest.Config{Topics: names, Reader: billing.Options{}})
 	if err != nil {
@@ -62,7 +47,7 @@ func TestHistoricalFileFlipsNothingDownstream(t *testing.T) {
 			lines = append(lines, r.line())
 		}
 		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_2024010%d000000.tsv", n+1)
-		path := filepath.Join(dir, name)
+		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}

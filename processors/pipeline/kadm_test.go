@@ -12,10 +12,38 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/internal/topics"
+	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/topology"
 )
 
 func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
+
+// startOnOnePartition creates every topic of the topology with one
+// partition, so the events come in file order and a golden can pin
+// transient states too (with more partitions the premises of one customer
+// reach stage 2 through different premise-stage partitions, whose
+// interleaving is not fixed; TestStreamingEqualsRules checks that the final
+// eligibility is the same then), and runs every stage of a pipeline with
+// policy, its state in a temporary folder.
+func startOnOnePartition(tb testing.TB, kc kafkaconf.Config, policy rules.Policy) *stages {
+	tb.Helper()
+	ctx := context.Background()
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	if err := topics.Ensure(ctx, kadmClient(cl), topology.New(kc.TopicPrefix).Specs(), 1, 1); err != nil {
+		tb.Fatal(err)
+	}
+	p, err := New(ctx, kc, policy)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return startStages(tb, kc, tb.TempDir(), p)
+}
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("USAGESTREAM_TEST_LOG") == "" {

@@ -16,7 +16,6 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
-	"github.com/usagestream/usagestream/processors/topology"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/ingest"
 	"github.com/usagestream/usagestream/records"
@@ -237,31 +236,14 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	names := topics.NewNames(kc.TopicPrefix)
-	cl, err := kc.NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One partition per topic: the events then come in file order, so a
-	// golden can pin transient states too (a customer active at three
-	// premises for a while). With more partitions the premises of one
-	// customer reach stage 2 through different premise-stage partitions,
-	// whose interleaving is not fixed; TestStreamingEqualsRules checks that
-	// the final eligibility is the same then.
-	if err := topics.Ensure(ctx, kadmClient(cl), topology.New(kc.TopicPrefix).Specs(), 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
-	dir := t.TempDir()
-	// The stages run while the files come, and each file is taken to the
-	// end of the stages before the next is ingested: a file is one
-	// ingest transaction (it is far under --chunk-rows), so one poll and one
-	// transaction of each stage, and the events of each file are its net
-	// changes (runtime.Coalesce) whatever the timing.
-	p, err := New(ctx, kc, policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := startStages(t, kc, dir, p)
+	// One partition per topic (a golden pins transient states too, such as
+	// a customer active at three premises for a while). The stages run
+	// while the files come, and each file is taken to the end of the stages
+	// before the next is ingested: a file is one ingest transaction (it is
+	// far under --chunk-rows), so one poll and one transaction of each
+	// stage, and the events of each file are its net changes
+	// (runtime.Coalesce) whatever the timing.
+	st := startOnOnePartition(t, kc, policy)
 	in, err := ingest.New(ctx, kc, ingest.Config{Topics: names, Reader: billing.Options{NetMetering: policy.NetMetering}})
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +258,7 @@ func runScenario(t *testing.T, kc kafkaconf.Config, sc scenario, policy rules.Po
 			month = "202401"
 		}
 		name := fmt.Sprintf("opwr_tst_res_v1-19-0_full_%s0%d000000.tsv", month, n+1)
-		path := filepath.Join(dir, name)
+		path := filepath.Join(t.TempDir(), name)
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
