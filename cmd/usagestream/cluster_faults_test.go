@@ -49,6 +49,26 @@ type clusterEnv struct {
 	logDir   string // the env file's folder: logs kept after the test, for a failure's diagnosis
 }
 
+// clusterTopics creates the topics and schemas of a prefix of the test's
+// own (stem and random hex) on the cluster, with replication 3
+// (min.insync.replicas 2 is the cluster's default), and returns its
+// connection settings and an admin client closed when the test ends.
+func clusterTopics(t *testing.T, ctx context.Context, ce clusterEnv, stem string) (kafkaconf.Config, *kadm.Client) {
+	t.Helper()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	kc := kafkaconf.Config{Brokers: ce.brokers, Registry: ce.registry, TopicPrefix: stem + hex.EncodeToString(r[:]) + "."}
+	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kc.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kc, kadm.NewClient(cl)
+}
+
 func loadClusterEnv(t *testing.T) clusterEnv {
 	t.Helper()
 	path := os.Getenv("USAGESTREAM_TEST_CLUSTER")
@@ -397,22 +417,10 @@ func waitFullISR(t *testing.T, adm *kadm.Client, prefix string, timeout time.Dur
 // stage took to commit again after each fault is logged.
 func TestClusterFaultsKeepExactlyOnce(t *testing.T) {
 	ce := loadClusterEnv(t)
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	kc := kafkaconf.Config{Brokers: ce.brokers, Registry: ce.registry, TopicPrefix: "cf" + hex.EncodeToString(r[:]) + "."}
-	names := topics.NewNames(kc.TopicPrefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	// Replication 3 (min.insync.replicas 2 is the cluster's default).
-	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3, nil); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kc.NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	kc, adm := clusterTopics(t, ctx, ce, "cf")
+	names := topics.NewNames(kc.TopicPrefix)
 	checkClusterDurability(t, ctx, adm, names.Billing, false)
 
 	// 40,000 service points × 12 months: about 480,000 rows, one of every

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -15,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
-	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/pipeline"
 )
@@ -59,21 +54,10 @@ func TestSoakKillsKeepExactlyOnce(t *testing.T) {
 	t.Logf("soak: %d service points, %d process kills, %d broker kills, seed %d (SOAK_SEED repeats the moments)", servicePoints, kills, brokerKills, seed)
 	rng := mrand.New(mrand.NewPCG(seed, 14))
 
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	kc := kafkaconf.Config{Brokers: ce.brokers, Registry: ce.registry, TopicPrefix: "soak" + hex.EncodeToString(r[:]) + "."}
-	names := topics.NewNames(kc.TopicPrefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
-	if err := ensureTopicsAndSchemas(ctx, kc, 3, 3, nil); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kc.NewClient(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	kc, adm := clusterTopics(t, ctx, ce, "soak")
+	names := topics.NewNames(kc.TopicPrefix)
 
 	dir := t.TempDir()
 	gr := runCLI(t, nil, "gen", "-o", dir, "--service-points", strconv.Itoa(servicePoints), "--months", "12", "--seed", "14",
