@@ -51,6 +51,9 @@ func FuzzRepartitionValues(f *testing.F) {
 		ServicePointID: "SP1", ServiceType: "E", AccountID: "A1", ActiveDate: d, Active: true}}
 	mv2 := membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C2", PremiseID: "P1",
 		ServicePointID: "SP1", ServiceType: "E", AccountID: "A2", ActiveDate: d + 40, Active: true}}
+	// Another customer on another service point of the premise: C4.
+	mv3 := membership{Utility: "gec", Membership: rules.Membership{CustomerID: "C3", PremiseID: "P1",
+		ServicePointID: "SP2", ServiceType: "G", AccountID: "A3", ActiveDate: d, Active: true}}
 	reasons := []rules.Reason{}
 	civ := customerInput{Utility: "gec", Input: rules.CustomerInput{CustomerID: "C1", PremiseID: "P1",
 		Membership:   &rules.Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", ActiveDate: d, Active: true},
@@ -71,6 +74,7 @@ func FuzzRepartitionValues(f *testing.F) {
 	f.Add(uint8(0), "P1", []byte(nil), m)
 	f.Add(uint8(0), "P1", m, m2)
 	f.Add(uint8(0), "P2", []byte(nil), m)
+	f.Add(uint8(0), "P1", m, mv3.appendBinary(nil))
 	f.Add(uint8(1), "C1", []byte(nil), ci)
 	f.Add(uint8(1), "C1", ci, ci)
 	f.Add(uint8(2), "C1", ci, ih)
@@ -146,6 +150,15 @@ func FuzzRepartitionValues(f *testing.F) {
 				}
 				if ev, ok := rec.(*recavro.EligibilityChanged); !ok || ev.CustomerID != string(o.Key) {
 					t.Fatalf("eligibility event %+v keyed %q", rec, o.Key)
+				}
+			case p.topics.Anomalies:
+				// The premise stage judges S1 and C4 itself.
+				rec, _, err := recavro.NewDecoder(p.reg).Decode(context.Background(), o.Value)
+				if err != nil {
+					t.Fatalf("an anomaly does not decode: %v", err)
+				}
+				if a, ok := rec.(*recavro.Anomaly); !ok || a.ServicePointID != string(o.Key) {
+					t.Fatalf("anomaly %+v keyed %q", rec, o.Key)
 				}
 			default:
 				t.Fatalf("output to unexpected topic %s", o.Topic)
