@@ -176,6 +176,25 @@ type Instance struct {
 	// lagged are the lag gauges set from a fetch since the last poll that
 	// found nothing (only Run's goroutine uses it).
 	lagged map[prometheus.Gauge]bool
+	// behind holds the input partitions a fetch left offsets after (how
+	// many; see updateBehind); streamMs is the newest record timestamp
+	// read per partition. While a partition is behind, its wall-clock
+	// timers fire only up to streamMs: a timer that a record still unread
+	// may replace is not due yet. A replay, or an instance catching up
+	// after a stop, so fires what the live run fired, not every timer
+	// that fell due while the input waited (only Run's goroutine uses them).
+	behind   map[topicPartition]behindBy
+	streamMs map[int32]int64
+}
+
+type topicPartition struct {
+	topic string
+	p     int32
+}
+
+type behindBy struct {
+	left  int64
+	since time.Time
 }
 
 // Run runs the processor until ctx ends or a fatal error occurs.
@@ -207,6 +226,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		return nil, err
 	}
 	in := &Instance{cfg: cfg, st: st, name: st.name(), store: store, owned: map[int32]bool{}, lagged: map[prometheus.Gauge]bool{},
+		behind: map[topicPartition]behindBy{}, streamMs: map[int32]int64{},
 		log: cfg.Logger.With("processor", st.name(), "instance", id), m: cfg.Metrics}
 	in.declared = declaredOutputs(st)
 
@@ -506,6 +526,7 @@ func (in *Instance) Run(ctx context.Context) error {
 			in.caughtUp()
 		}
 		now := in.cfg.Now()
+		in.updateBehind(fs, now)
 		wallDue := now.Sub(lastTick) >= in.cfg.WallClockTick
 		if fs.NumRecords() == 0 && !wallDue {
 			continue
@@ -835,6 +856,11 @@ func (in *Instance) applyRecords(ctx context.Context, t *txn, fp kgo.FetchTopicP
 		pc.inOffset[r.Topic] = r.Offset + 1
 	}
 	last := fp.Records[len(fp.Records)-1]
+	for _, r := range fp.Records {
+		if ms := r.Timestamp.UnixMilli(); ms > in.streamMs[p] {
+			in.streamMs[p] = ms
+		}
+	}
 	lag := in.m.lag.WithLabelValues(in.name, fp.Topic, strconv.Itoa(int(p)))
 	lag.Set(float64(fp.HighWatermark - last.Offset - 1))
 	in.lagged[lag] = true
@@ -852,6 +878,68 @@ func (in *Instance) caughtUp() {
 		g.Set(0)
 	}
 	clear(in.lagged)
+}
+
+// updateBehind records, per input partition of a poll, how many offsets
+// its fetch left after the last record read, and when. The high watermark
+// also counts transaction markers, which a read_committed consumer never
+// gets: one offset left is most likely the marker of the transaction read,
+// so a later poll that brings that partition nothing, and is not full,
+// shows it caught up. More offsets left are records a later poll brings,
+// or the records of an aborted transaction, which the consumer skips: an
+// empty poll clears those only once they are older than behindPatience,
+// since a poll can also come back empty while a fetch is on its way.
+func (in *Instance) updateBehind(fs kgo.Fetches, now time.Time) {
+	if fs.NumRecords() == 0 {
+		if firstFetchError(fs) != nil {
+			return
+		}
+		for tp, b := range in.behind {
+			if b.left <= 1 || now.Sub(b.since) > in.behindPatience() {
+				delete(in.behind, tp)
+			}
+		}
+		return
+	}
+	seen := map[topicPartition]bool{}
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 || fp.Err != nil {
+			return
+		}
+		tp := topicPartition{fp.Topic, fp.Partition}
+		seen[tp] = true
+		if left := fp.HighWatermark - fp.Records[len(fp.Records)-1].Offset - 1; left > 0 {
+			in.behind[tp] = behindBy{left: left, since: now}
+		} else {
+			delete(in.behind, tp)
+		}
+	})
+	if fs.NumRecords() >= in.cfg.MaxPollRecords {
+		return
+	}
+	for tp, b := range in.behind {
+		if !seen[tp] && b.left == 1 {
+			delete(in.behind, tp)
+		}
+	}
+}
+
+// behindPatience is how long a partition whose fetch left several offsets
+// counts as behind while polls bring it nothing.
+func (in *Instance) behindPatience() time.Duration {
+	return max(5*time.Second, 5*in.cfg.WallClockTick)
+}
+
+// wallClockAt is the time up to which partition p's wall-clock timers are
+// due: now, or while p has unread input, the newest record timestamp read
+// from it (see Instance.behind).
+func (in *Instance) wallClockAt(p int32, now time.Time) int64 {
+	for tp := range in.behind {
+		if tp.p == p {
+			return min(now.UnixMilli(), in.streamMs[p])
+		}
+	}
+	return now.UnixMilli()
 }
 
 // produce is step 2: into the open transaction go the outputs, the
@@ -1073,7 +1161,7 @@ func (in *Instance) fireTimers(t *txn, fireWall bool, now time.Time) error {
 			kinds = append(kinds, struct {
 				kind TimerKind
 				at   int64
-			}{WallClock, now.UnixMilli()})
+			}{WallClock, in.wallClockAt(p, now)})
 		}
 		for _, k := range kinds {
 			if k.at <= 0 {

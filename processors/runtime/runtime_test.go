@@ -530,3 +530,47 @@ func TestLagAtRestIsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestWallClockTimersWaitForUnreadInput: records already in the topic,
+// read one per transaction, as a replay or a restart after a stop reads
+// them. Key a's timer (its record's timestamp + 300 ms) is long due by the
+// wall clock, but a's next record, which replaces it, is still unread: it
+// must not fire in between, only once after the input is read, as it did
+// when the records arrived live. Before the fix it also fired while the
+// records of b, c and d were applied.
+func TestWallClockTimersWaitForUnreadInput(t *testing.T) {
+	c := newCluster(t, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.kc.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	var recs []*kgo.Record
+	for i, k := range []string{"a", "b", "c", "d", "e", "a"} {
+		v := "x"
+		if k == "a" {
+			v = "timer"
+		}
+		recs = append(recs, &kgo.Record{Topic: c.in, Key: []byte(k), Value: []byte(v), Timestamp: t0.Add(time.Duration(i) * 100 * time.Millisecond)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: time.Millisecond, MaxPollRecords: 1},
+			countingProcessor(c.kc.TopicPrefix))
+	}()
+	waitOutputs(t, c, 7, 30*time.Second)
+	time.Sleep(300 * time.Millisecond) // a second firing would land here
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, timers, total := c.outputs(t)
+	if timers["a"] != 1 || total != 7 {
+		t.Fatalf("a's timer fired %d times (%d outputs), want once after its second record (7 outputs)", timers["a"], total)
+	}
+}
