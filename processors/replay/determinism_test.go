@@ -286,7 +286,8 @@ func readFinal(t *testing.T, kc kafkaconf.Config, names topics.Names) finalState
 			delete(f.anomalies, k)
 			continue
 		}
-		f.anomalies[k] = "open until " + plain(a["until"])
+		f.anomalies[k] = fmt.Sprintf("open until %s account %s customer %s premise %s", plain(a["until"]), plain(a["account_id"]),
+			plain(a["customer_id"]), plain(a["premise_id"]))
 	}
 	for _, c := range read(names.Corrections) {
 		f.corrections[fmt.Sprintf("%s %s %s %s %s->%s %s %s", c["service_point_id"], c["kind"], c["rule"], plain(c["date_to"]),

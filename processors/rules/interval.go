@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
@@ -50,6 +51,28 @@ type IntervalPoint struct {
 	StaleRaised bool
 	// HistoryMonths last reported (I5).
 	HistoryMonths int
+	// Accounts are the accounts billing rows named for the service point,
+	// one per account id (its newest row), sorted by active date: an
+	// anomaly is stamped with the account whose active date is the latest
+	// on or before the anomaly's effective date. Raised are the anomalies
+	// reported and not cleared, with the account they were stamped with,
+	// so that a billing row that changes which account a day belongs to
+	// stamps them again: reads and bills come on two topics in no fixed
+	// order, and the final stamp must not depend on which came first.
+	Accounts []IntervalAccount
+	Raised   []RaisedAnomaly
+}
+
+// RaisedAnomaly is an anomaly the interval stage reported and did not clear
+// (identified, as its consumers do, by code, rule and effective date).
+type RaisedAnomaly struct {
+	Code, Rule string
+	Date       dates.Date
+	Until      dates.Date
+	Message    string
+	Source     Source
+	// The stamp it was reported with (see IntervalPoint.Accounts).
+	AccountID, CustomerID, PremiseID, SecondaryID string
 }
 
 // IntervalAccount is what billing rows said of the service point's account.
@@ -179,7 +202,7 @@ func slotOf(r *records.IntervalRead) int {
 }
 
 func (ip *IntervalPoint) anomaly(code, rule string, day dates.Date, src Source, format string, args ...any) Anomaly {
-	a := ip.Account
+	a := ip.accountAt(day)
 	return Anomaly{ServicePointID: ip.ID, Code: code, Rule: rule, Message: fmt.Sprintf(format, args...),
 		EffectiveDate: day, AccountID: a.AccountID, CustomerID: a.CustomerID, PremiseID: a.PremiseID,
 		SecondaryID: a.SecondaryID, Source: src}
@@ -274,6 +297,33 @@ func (d *Day) missing(minutes int) int {
 // ApplyRead runs the interval rules for one read (I1-I3, I5-I7) and notes
 // when the feed was last seen (I4). atMs is the record's wall-clock time.
 func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *records.IntervalRead, atMs int64, src Source) IntervalOutput {
+	out := ip.applyRead(p, ipol, r, atMs, src)
+	ip.track(out.Anomalies)
+	ip.pruneRaised(ipol)
+	return out
+}
+
+// maxRaised bounds the anomalies a service point keeps to stamp again.
+const maxRaised = 512
+
+// pruneRaised forgets the raised anomalies whose day left the retention,
+// once an account is stamped on them: the reads that could end them are
+// gone, and a bill that moves which account such an old day belongs to is
+// rare. One no account was known for yet is kept until one is (the bills
+// of a service point may come long after its reads), within maxRaised,
+// the oldest dropped first.
+func (ip *IntervalPoint) pruneRaised(ipol IntervalPolicy) {
+	if c := ip.find(""); c != nil && len(c.Days) > 0 {
+		oldest := c.Days[len(c.Days)-1].Date.AddDays(-ipol.RetentionDays)
+		ip.Raised = slices.DeleteFunc(ip.Raised, func(r RaisedAnomaly) bool { return r.Date <= oldest && r.AccountID != "" })
+	}
+	if n := len(ip.Raised) - maxRaised; n > 0 {
+		slices.SortStableFunc(ip.Raised, func(a, b RaisedAnomaly) int { return int(a.Date - b.Date) })
+		ip.Raised = slices.Delete(ip.Raised, 0, n)
+	}
+}
+
+func (ip *IntervalPoint) applyRead(p Policy, ipol IntervalPolicy, r *records.IntervalRead, atMs int64, src Source) IntervalOutput {
 	var out IntervalOutput
 	if ip.ID == "" {
 		ip.ID = r.ServicePointID
@@ -281,7 +331,10 @@ func (ip *IntervalPoint) ApplyRead(p Policy, ipol IntervalPolicy, r *records.Int
 	// I4: any read clears a stale feed and pushes the timer back.
 	if ip.StaleRaised {
 		ip.StaleRaised = false
-		a := ip.anomaly(AnomalyStaleFeed, "I4", dates.FromTime(time.UnixMilli(atMs).UTC()), src, "interval data arrived again")
+		// Dated like the raise (the last read before the silence), so
+		// that the clear names the condition it ends.
+		a := ip.anomaly(AnomalyStaleFeed, "I4", dates.FromTime(time.UnixMilli(ip.LastSeenMs).UTC()), src,
+			"interval data arrived again at %s", time.UnixMilli(atMs).UTC().Format(time.RFC3339))
 		a.Cleared = true
 		out.Anomalies = append(out.Anomalies, a)
 	}
@@ -617,6 +670,18 @@ func HistoryEligible(p Policy, months int) bool { return months >= p.IntervalHis
 // ApplyBilling records what a billing row says about the account (I4, I5)
 // and its billed period (I6), and checks that period against the intervals.
 func (ip *IntervalPoint) ApplyBilling(p Policy, row *records.BillingRow, src Source) IntervalOutput {
+	changed := row.Layout != records.LayoutUsage && ip.noteAccount(row)
+	out := ip.applyBilling(p, row, src)
+	ip.track(out.Anomalies)
+	if changed {
+		again := ip.restamp(src)
+		ip.track(again)
+		out.Anomalies = append(out.Anomalies, again...)
+	}
+	return out
+}
+
+func (ip *IntervalPoint) applyBilling(p Policy, row *records.BillingRow, src Source) IntervalOutput {
 	var out IntervalOutput
 	if ip.ID == "" {
 		ip.ID = row.ServicePointID
@@ -721,6 +786,12 @@ func (ip *IntervalPoint) checkPeriod(p Policy, c *Channel, bp *BilledPeriod, src
 
 // CheckStale applies I4 when the stale-feed timer fires at atMs.
 func (ip *IntervalPoint) CheckStale(ipol IntervalPolicy, atMs int64, src Source) IntervalOutput {
+	out := ip.checkStale(ipol, atMs, src)
+	ip.track(out.Anomalies)
+	return out
+}
+
+func (ip *IntervalPoint) checkStale(ipol IntervalPolicy, atMs int64, src Source) IntervalOutput {
 	var out IntervalOutput
 	active := !ip.Account.Known || ip.Account.Active
 	if ip.StaleRaised || !active || ip.LastSeenMs == 0 || atMs < ip.LastSeenMs+ipol.StaleAfter.Milliseconds() {
@@ -731,4 +802,82 @@ func (ip *IntervalPoint) CheckStale(ipol IntervalPolicy, atMs int64, src Source)
 	out.Anomalies = append(out.Anomalies, ip.anomaly(AnomalyStaleFeed, "I4", dates.FromTime(last), src,
 		"no interval data since %s, more than %s ago, on an active service point", last.Format(time.RFC3339), ipol.StaleAfter))
 	return out
+}
+
+// accountAt is the account a day belongs to: of the accounts billing rows
+// named, the one with the latest active date on or before day; none before
+// the first.
+func (ip *IntervalPoint) accountAt(day dates.Date) IntervalAccount {
+	var a IntervalAccount
+	for _, x := range ip.Accounts {
+		if x.ActiveDate > day {
+			break
+		}
+		a = x
+	}
+	return a
+}
+
+// noteAccount records what a billing row says of its account in Accounts
+// and reports whether that changed them.
+func (ip *IntervalPoint) noteAccount(row *records.BillingRow) bool {
+	n := IntervalAccount{Known: true, ActiveDate: row.ActiveDate, AccountID: row.AccountID, CustomerID: row.CustomerID,
+		PremiseID: row.PremiseID, SecondaryID: row.SecondaryID, ServiceType: row.ServiceType,
+		Active: !row.InactiveDate.Valid && !row.IsAccountDeletion}
+	i := slices.IndexFunc(ip.Accounts, func(a IntervalAccount) bool { return a.AccountID == n.AccountID })
+	if i >= 0 {
+		if ip.Accounts[i] == n {
+			return false
+		}
+		ip.Accounts = slices.Delete(ip.Accounts, i, i+1)
+	}
+	j, _ := slices.BinarySearchFunc(ip.Accounts, n, compareAccounts)
+	ip.Accounts = slices.Insert(ip.Accounts, j, n)
+	return true
+}
+
+func compareAccounts(a, b IntervalAccount) int {
+	if a.ActiveDate != b.ActiveDate {
+		return int(a.ActiveDate - b.ActiveDate)
+	}
+	return strings.Compare(a.AccountID, b.AccountID)
+}
+
+// restamp reports again, stamped anew and citing src, each raised anomaly
+// whose day now belongs to another account.
+func (ip *IntervalPoint) restamp(src Source) []Anomaly {
+	var out []Anomaly
+	for _, r := range ip.Raised {
+		a := ip.accountAt(r.Date)
+		if a.AccountID == r.AccountID && a.CustomerID == r.CustomerID && a.PremiseID == r.PremiseID && a.SecondaryID == r.SecondaryID {
+			continue
+		}
+		out = append(out, Anomaly{ServicePointID: ip.ID, Code: r.Code, Rule: r.Rule, Message: r.Message, EffectiveDate: r.Date,
+			Until: r.Until, AccountID: a.AccountID, CustomerID: a.CustomerID, PremiseID: a.PremiseID, SecondaryID: a.SecondaryID,
+			Source: src})
+	}
+	return out
+}
+
+// track keeps Raised in step with the anomalies just reported: a cleared
+// one is forgotten, any other (re)placed under its code, rule and date.
+func (ip *IntervalPoint) track(as []Anomaly) {
+	for _, a := range as {
+		i := slices.IndexFunc(ip.Raised, func(r RaisedAnomaly) bool {
+			return r.Code == a.Code && r.Rule == a.Rule && r.Date == a.EffectiveDate
+		})
+		if a.Cleared {
+			if i >= 0 {
+				ip.Raised = slices.Delete(ip.Raised, i, i+1)
+			}
+			continue
+		}
+		r := RaisedAnomaly{Code: a.Code, Rule: a.Rule, Date: a.EffectiveDate, Until: a.Until, Message: a.Message, Source: a.Source,
+			AccountID: a.AccountID, CustomerID: a.CustomerID, PremiseID: a.PremiseID, SecondaryID: a.SecondaryID}
+		if i >= 0 {
+			ip.Raised[i] = r
+		} else {
+			ip.Raised = append(ip.Raised, r)
+		}
+	}
 }

@@ -12,7 +12,12 @@ import (
 )
 
 // intervalStateVersion is the first byte of an encoded IntervalPoint.
-const intervalStateVersion = 1
+// Version 1 had no Accounts and no Raised: a state of version 1 is read
+// with its one account as Accounts and nothing raised to stamp again.
+const (
+	intervalStateVersion = 2
+	intervalNoAccounts   = 1
+)
 
 // The interval state is encoded by hand, not as JSON like the billing states:
 // it is rewritten to the changelog whenever a service point gets reads, and a
@@ -88,6 +93,29 @@ func (ip *IntervalPoint) MarshalBinary() ([]byte, error) {
 			}
 		}
 	}
+	e.uint(uint64(len(ip.Accounts)))
+	for _, a := range ip.Accounts {
+		e.bools(a.Known, a.Active)
+		e.int(int64(a.ActiveDate))
+		e.str(a.AccountID)
+		e.str(a.CustomerID)
+		e.str(a.PremiseID)
+		e.str(a.SecondaryID)
+		e.str(a.ServiceType)
+	}
+	e.uint(uint64(len(ip.Raised)))
+	for _, r := range ip.Raised {
+		e.str(r.Code)
+		e.str(r.Rule)
+		e.int(int64(r.Date))
+		e.int(int64(r.Until))
+		e.str(r.Message)
+		e.source(r.Source)
+		e.str(r.AccountID)
+		e.str(r.CustomerID)
+		e.str(r.PremiseID)
+		e.str(r.SecondaryID)
+	}
 	return e.b, nil
 }
 
@@ -98,8 +126,11 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 {
 		return errors.New("rules: empty interval state")
 	}
-	if err := checkVersion("interval", int(b[0]), intervalStateVersion); err != nil {
-		return err
+	v := int(b[0])
+	if v != intervalNoAccounts {
+		if err := checkVersion("interval", v, intervalStateVersion); err != nil {
+			return err
+		}
 	}
 	d := dec{b: b, i: 1}
 	ip.ID = d.str()
@@ -162,6 +193,23 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 		}
 		ip.Channels = append(ip.Channels, c)
 	}
+	if v == intervalNoAccounts {
+		if ip.Account.Known {
+			ip.Accounts = []IntervalAccount{ip.Account}
+		}
+	} else {
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			bs := d.bools(2)
+			a := IntervalAccount{Known: bs[0], Active: bs[1], ActiveDate: dates.Date(d.int())}
+			a.AccountID, a.CustomerID, a.PremiseID, a.SecondaryID, a.ServiceType = d.str(), d.str(), d.str(), d.str(), d.str()
+			ip.Accounts = append(ip.Accounts, a)
+		}
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			r := RaisedAnomaly{Code: d.str(), Rule: d.str(), Date: dates.Date(d.int()), Until: dates.Date(d.int()), Message: d.str(), Source: d.source()}
+			r.AccountID, r.CustomerID, r.PremiseID, r.SecondaryID = d.str(), d.str(), d.str(), d.str()
+			ip.Raised = append(ip.Raised, r)
+		}
+	}
 	if d.err == nil && d.i != len(b) {
 		d.fail("trailing bytes")
 	}
@@ -175,6 +223,14 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 func (ip *IntervalPoint) check() error {
 	if !slices.IsSortedFunc(ip.Channels, func(a, b *Channel) int { return cmpString(a.Name, b.Name) }) {
 		return fmt.Errorf("rules: interval state of %q: channels out of order", ip.ID)
+	}
+	for i := range ip.Accounts {
+		if i > 0 && compareAccounts(ip.Accounts[i-1], ip.Accounts[i]) >= 0 {
+			return fmt.Errorf("rules: interval state of %q: accounts out of order at %q", ip.ID, ip.Accounts[i].AccountID)
+		}
+		if slices.IndexFunc(ip.Accounts[:i], func(a IntervalAccount) bool { return a.AccountID == ip.Accounts[i].AccountID }) >= 0 {
+			return fmt.Errorf("rules: interval state of %q: account %q twice", ip.ID, ip.Accounts[i].AccountID)
+		}
 	}
 	for _, c := range ip.Channels {
 		for i := range c.Days {

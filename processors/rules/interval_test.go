@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -286,7 +287,9 @@ func TestI4StaleFeed(t *testing.T) {
 			r.roundTrip()
 			r.at += 100 * time.Hour.Milliseconds()
 			r.reads(ir(t, "20240605", "0100", 60, 1, -240, false))
-			if got := r.take(); c.want != "" && !strings.HasPrefix(got, "STALE_FEED I4 20240606 cleared") {
+			// The clear is dated like the raise, so that it names the
+			// condition it ends (code, rule and effective date).
+			if got := r.take(); c.want != "" && !strings.HasPrefix(got, "STALE_FEED I4 20240602 cleared") {
 				t.Fatalf("data again: %s", got)
 			}
 		})
@@ -492,4 +495,75 @@ func FuzzIntervalState(f *testing.F) {
 			t.Fatalf("a decoded state does not decode after encoding: %v", err)
 		}
 	})
+}
+
+// TestI3AnomalyStampDoesNotDependOnArrivalOrder: reads and bills reach the
+// interval stage on two topics in no fixed order. Whatever the interleaving,
+// the anomalies left open carry the same account stamp: the account whose
+// active date is the latest on or before the anomaly's day (A1 before
+// 2024-06-10, A2 after). Before the fix an anomaly carried whatever account
+// the stage knew when it was raised: none when the reads came first.
+func TestI3AnomalyStampDoesNotDependOnArrivalOrder(t *testing.T) {
+	t.Parallel()
+	account := func(id, cust, active string) *records.BillingRow {
+		return &records.BillingRow{Layout: records.LayoutCustomer, ServicePointID: "SP1", CustomerID: cust, PremiseID: "P1",
+			AccountID: id, ActiveDate: dates.MustParse(active), ServiceType: "E"}
+	}
+	bills := []*records.BillingRow{account("A1", "C1", "20240101"), account("A2", "C2", "20240610")}
+	reads := []*records.IntervalRead{
+		ir(t, "20240601", "0100", 60, 1, -240, false), ir(t, "20240605", "0100", 60, 1, -240, false),
+		ir(t, "20240612", "0100", 60, 1, -240, false), ir(t, "20240615", "0100", 60, 1, -240, false),
+	}
+	// Each order keeps the bills in their order, and the reads in theirs.
+	orders := []string{"bbrrrr", "rrrrbb", "brrrrb", "rrbrrb", "rbrrbr"}
+	var first map[string]string
+	for _, o := range orders {
+		ip, p, ipol := IntervalPoint{}, DefaultPolicy(), DefaultIntervalPolicy()
+		at := time.Date(2024, 6, 2, 0, 0, 0, 0, time.UTC).UnixMilli()
+		final := map[string]string{}
+		var bi, ri int
+		for _, step := range o {
+			var out IntervalOutput
+			if step == 'b' {
+				out = ip.ApplyBilling(p, bills[bi], Source{Topic: "billing.v1", Offset: int64(bi)})
+				bi++
+			} else {
+				out = ip.ApplyRead(p, ipol, reads[ri], at, Source{Topic: "intervals.v1", Offset: int64(ri)})
+				ri++
+			}
+			b, err := ip.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ip.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range out.Anomalies {
+				k := fmt.Sprintf("%s %s %s", a.Code, a.Rule, a.EffectiveDate)
+				if a.Cleared {
+					delete(final, k)
+				} else {
+					final[k] = a.AccountID + "/" + a.CustomerID
+				}
+			}
+		}
+		if len(final) == 0 {
+			t.Fatalf("order %s: no anomaly open; the test needs some", o)
+		}
+		for k, v := range final {
+			d, _ := dates.Parse(strings.Fields(k)[2])
+			want := "A1/C1"
+			if d >= dates.MustParse("20240610") {
+				want = "A2/C2"
+			}
+			if v != want {
+				t.Errorf("order %s: %s stamped %s, want %s", o, k, v, want)
+			}
+		}
+		if first == nil {
+			first = final
+		} else if !maps.Equal(first, final) {
+			t.Errorf("order %s left %v, order %s left %v", orders[0], first, o, final)
+		}
+	}
 }
