@@ -268,7 +268,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset, File: d.Source.File, Line: d.Line}
 			var sentBuf [4]rules.SentMembership // on the stack: most service points have one or two pairs
 			sentBefore := append(sentBuf[:0], sp.Sent...)
-			out := sp.Apply(p.policy, &d.Row, src)
+			out := sp.ApplyRow(p.policy, &d.Row, src, in.Record.Timestamp)
 			u := d.Source.Utility
 			ev := &events{in: in}
 			for _, c := range out.Corrections {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,18 +151,45 @@ func TestOV1ShadowReplayAppliesTheClearAgain(t *testing.T) {
 	}
 	shadow := topics.NewNames(ShadowPrefix(kc.TopicPrefix, "ov"))
 	// The shadow's stages read the action (they know the live topic's
-	// name) and apply it in their transaction: it gives an OV1 event
-	// citing it. Which one is not fixed: a replay reads billing.v1 and
-	// operator-actions.v1 from the start, and the order of records of two
-	// topics is not kept, so the clear may come before the rows that open
-	// the condition and be refused (docs/rules.md#OV1, "Replays").
+	// name) and apply it in their transaction: OV1 events citing it. A
+	// replay reads billing.v1 and operator-actions.v1 from the start in no
+	// fixed order, so the clear may come before the rows that open the
+	// condition: it is refused, waits, and applies when the row (ingested
+	// before the action) opens it (docs/rules.md#OV1). Either way the
+	// shadow ends as the live run did.
 	var ov1 []string
 	for _, l := range decodedLines(t, kc, shadow.Anomalies) {
 		if strings.Contains(l, `"rule":"OV1"`) && strings.Contains(l, cited) {
 			ov1 = append(ov1, l)
 		}
 	}
-	if len(ov1) != 1 {
-		t.Errorf("the shadow has %d OV1 anomalies citing the action, want 1:\n%s", len(ov1), strings.Join(ov1, "\n"))
+	if len(ov1) == 0 {
+		t.Errorf("the shadow has no OV1 anomaly citing the action")
 	}
+	live, replayed := openAnomalies(t, kc, env.Topics.Anomalies), openAnomalies(t, kc, shadow.Anomalies)
+	if !slices.Equal(live, replayed) {
+		t.Errorf("open anomalies: live %v, shadow %v", live, replayed)
+	}
+	for _, k := range replayed {
+		if strings.Contains(k, rules.AnomalyActiveDateChanged) || strings.Contains(k, rules.AnomalyOverrideRefused) {
+			t.Errorf("the shadow leaves %s open", k)
+		}
+	}
+}
+
+// openAnomalies folds a topic of anomalies, in order, into those left open,
+// by service point, code and effective date (as a consumer keys them: a
+// clear by an operator has rule OV1, not the rule that raised it).
+func openAnomalies(t *testing.T, kc kafkaconf.Config, topic string) []string {
+	t.Helper()
+	open := map[string]bool{}
+	for _, a := range kafkatest.Decode(t, kc, kafkatest.ReadAll(t, kc, topic)) {
+		k := fmt.Sprintf("%s %s %s", a["service_point_id"], a["code"], plain(a["effective_date"]))
+		if a["cleared"] == true {
+			delete(open, k)
+		} else {
+			open[k] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(open))
 }

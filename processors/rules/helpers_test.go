@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"time"
 	"fmt"
 	"maps"
 	"slices"
@@ -87,6 +88,8 @@ type harness struct {
 	line  int64
 	n2    int64
 	file  string // the file of the next rows; "" is test.tsv
+	// ingested is the record timestamp of the next rows (zero: unknown).
+	ingested time.Time
 	// Everything emitted so far.
 	all1 Stage1Output
 	elig []EligibilityChanged
@@ -125,7 +128,7 @@ func (h *harness) apply(row *records.BillingRow, src Source) (Stage1Output, []El
 			h.t.Fatal(err)
 		}
 	}
-	o1 := sp.Apply(h.p, row, src)
+	o1 := sp.ApplyRow(h.p, row, src, h.ingested)
 	if err := sp.CheckInvariants(); err != nil {
 		h.t.Fatalf("after line %d: %v", src.Line, err)
 	}

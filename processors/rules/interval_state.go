@@ -299,6 +299,8 @@ type dec struct {
 	noSince bool
 	// noHolds reads a customer state of a version before Premise.Holds.
 	noHolds bool
+	// noPending reads a service point state of a version before Pending.
+	noPending bool
 }
 
 func (d *dec) fail(what string) {

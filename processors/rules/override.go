@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/records"
@@ -72,9 +73,24 @@ func (sp *ServicePoint) ApplyAction(p Policy, a *records.OperatorAction, src Sou
 		if a.AccountID != "" {
 			what += " for account " + a.AccountID
 		}
-		return refuse(fmt.Sprintf("no %s is open on service point %s", what, a.ServicePointID))
+		// The rows that open the condition may still come: a replay reads
+		// billing.v1 and the actions' topic in no fixed order. The clear
+		// waits for a condition opened by a row ingested before it.
+		out, _ = refuse(fmt.Sprintf("no %s is open on service point %s; the clear waits for one opened by a row ingested before %s",
+			what, a.ServicePointID, a.RequestedAt.UTC().Format(time.RFC3339)))
+		sp.ID = a.ServicePointID
+		sp.Pending = append(sp.Pending, PendingClear{ActionID: a.ActionID, Ticket: a.Ticket, Code: a.AnomalyCode,
+			AccountID: a.AccountID, RequestedAt: a.RequestedAt.UnixMilli(), Refused: out.Anomalies[0].EffectiveDate, Source: src})
+		return out, true
 	}
+	o := sp.Open[k].EffectiveDate
+	sp.clearOpen(k, a.ActionID, a.Ticket, src, &out)
+	sp.updateMemberships(p, o, src, &out)
+	return out, true
+}
 
+// clearOpen clears open condition k for an operator action (OV1) at src.
+func (sp *ServicePoint) clearOpen(k int, actionID, ticket string, src Source, out *Stage1Output) {
 	o := sp.Open[k]
 	sp.Open = slices.Delete(sp.Open, k, k+1)
 	if o.Code == AnomalyActiveDateChanged {
@@ -85,11 +101,43 @@ func (sp *ServicePoint) ApplyAction(p Policy, a *records.OperatorAction, src Sou
 	}
 	c := Anomaly{ServicePointID: sp.ID, Code: o.Code, Rule: "OV1", EffectiveDate: o.EffectiveDate, Until: o.Until,
 		Cleared: true, AccountID: o.AccountID, Source: src,
-		Message: fmt.Sprintf("%s: cleared by operator action %s (ticket %s) (OV1)", o.describe(), a.ActionID, a.Ticket)}
+		Message: fmt.Sprintf("%s: cleared by operator action %s (ticket %s) (OV1)", o.describe(), actionID, ticket)}
 	if i := sp.tenureOf(o.AccountID); i >= 0 {
 		sp.stamp(&c, i)
 	}
 	out.Anomalies = append(out.Anomalies, c)
-	sp.updateMemberships(p, o.EffectiveDate, src, &out)
-	return out, true
+}
+
+// applyPending applies the pending clears (OV1) to the conditions the row
+// at src just opened, when the row was ingested before the clear was
+// requested: the clear then ends what it would have ended had it come
+// after the row, and its refusal is withdrawn (cleared). Both events cite
+// the action.
+func (sp *ServicePoint) applyPending(src Source, out *Stage1Output) {
+	if len(sp.Pending) == 0 || sp.rowAtMs == 0 {
+		return
+	}
+	for k := 0; k < len(sp.Open); k++ {
+		o := sp.Open[k]
+		if o.Source != src || !clearable(o.Code) {
+			continue
+		}
+		i := slices.IndexFunc(sp.Pending, func(pc PendingClear) bool {
+			return pc.Code == o.Code && (pc.AccountID == "" || pc.AccountID == o.AccountID) && sp.rowAtMs <= pc.RequestedAt
+		})
+		if i < 0 {
+			continue
+		}
+		pc := sp.Pending[i]
+		sp.Pending = slices.Delete(sp.Pending, i, i+1)
+		sp.clearOpen(k, pc.ActionID, pc.Ticket, pc.Source, out)
+		k--
+		w := Anomaly{ServicePointID: sp.ID, Code: AnomalyOverrideRefused, Rule: "OV1", EffectiveDate: pc.Refused, Cleared: true,
+			AccountID: pc.AccountID, Source: pc.Source,
+			Message: fmt.Sprintf("operator action %s (ticket %s) applied after all: a row ingested before it opened %s (OV1)", pc.ActionID, pc.Ticket, o.Code)}
+		if w.AccountID == "" {
+			w.AccountID = o.AccountID
+		}
+		out.Anomalies = append(out.Anomalies, w)
+	}
 }

@@ -242,3 +242,46 @@ func TestKnownProgram(t *testing.T) {
 		t.Error("KnownProgram does not follow the program table")
 	}
 }
+
+// TestOV1ClearWaitsForItsCondition: a replay reads billing.v1 and the
+// actions' topic in no fixed order, so a clear may come before the row
+// that opened its condition. The refused clear waits: a row ingested
+// before the action was requested that opens the condition has it cleared
+// at once, and the refusal withdrawn, so the replay ends as the live run
+// did. A row ingested after the action opens a condition the operator
+// never saw: it stays open.
+func TestOV1ClearWaitsForItsCondition(t *testing.T) {
+	a := clearAction("SP1", AnomalyActiveDateChanged, "")
+	for _, tc := range []struct {
+		name     string
+		ingested time.Time
+		want     []string
+		comms    string
+	}{
+		{"row ingested before the action", a.RequestedAt.Add(-time.Hour),
+			[]string{"A3 ACTIVE_DATE_CHANGED SP1 20240301", "OV1 ACTIVE_DATE_CHANGED SP1 20240301 cleared", "OV1 OVERRIDE_REFUSED SP1 20240603 cleared"}, "eligible"},
+		{"row ingested after the action", a.RequestedAt.Add(time.Hour),
+			[]string{"A3 ACTIVE_DATE_CHANGED SP1 20240301"}, "blocked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultPolicy())
+			h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
+			o1, _ := h.act(a)
+			if len(o1.Anomalies) != 1 || o1.Anomalies[0].Code != AnomalyOverrideRefused || !strings.Contains(o1.Anomalies[0].Message, "waits") {
+				t.Fatalf("the early clear gave %v, want one OVERRIDE_REFUSED saying it waits", o1.Anomalies)
+			}
+			h.ingested = tc.ingested
+			o1, _ = h.feed(full("SP1").acct("A1", "20240301").mon("2024-03", 1))
+			expect(t, "anomalies", anomStrings(o1.Anomalies), tc.want)
+			for _, x := range o1.Anomalies {
+				if x.Rule == "OV1" && x.Source.Topic != "operator-actions.v1" {
+					t.Errorf("%s %s cites %+v, not the action", x.Rule, x.Code, x.Source)
+				}
+			}
+			got := h.now("C1", "P1", ProgramCommunications)
+			if (tc.comms == "eligible") != (got == "eligible") {
+				t.Errorf("communications: %s, want %s", got, tc.comms)
+			}
+		})
+	}
+}

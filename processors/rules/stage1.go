@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"time"
 	"cmp"
 	"fmt"
 	"slices"
@@ -34,6 +35,26 @@ type ServicePoint struct {
 	FirstActive map[string]dates.Date `json:"first_active,omitempty"`
 	Open        []OpenAnomaly         `json:"open,omitempty"`
 	Sent        []SentMembership      `json:"sent,omitempty"`
+	// Pending are operator clears (OV1) that found nothing open: each
+	// waits for its condition to be opened by a row ingested before the
+	// action was requested, which a replay may read after the action.
+	Pending []PendingClear `json:"pending,omitempty"`
+
+	// rowAtMs is when the row being applied was ingested (its record
+	// timestamp, Unix ms; 0 unknown), for the duration of one ApplyRow.
+	rowAtMs int64
+}
+
+// PendingClear is an operator clear (OV1) refused for want of an open
+// condition, kept until a row ingested before it opens one.
+type PendingClear struct {
+	ActionID    string     `json:"action_id"`
+	Ticket      string     `json:"ticket,omitempty"`
+	Code        string     `json:"code"`
+	AccountID   string     `json:"account_id,omitempty"`
+	RequestedAt int64      `json:"requested_at"` // Unix ms
+	Refused     dates.Date `json:"refused"`      // the refusal's effective date
+	Source      Source     `json:"source"`       // the action's position
 }
 
 // OpenAnomaly is a condition reported and not yet cleared.
@@ -133,7 +154,19 @@ func (o *OpenAnomaly) describe() string {
 // panics. Apply is deterministic: the same state and row give the same
 // output and the same state.
 func (sp *ServicePoint) Apply(p Policy, row *records.BillingRow, src Source) Stage1Output {
+	return sp.ApplyRow(p, row, src, time.Time{})
+}
+
+// ApplyRow is Apply for a row ingested at ingested (its record timestamp):
+// an operator clear that found nothing open and was requested after that
+// applies to the condition the row opens (OV1). Apply knows no ingestion
+// time, and so never applies a pending clear.
+func (sp *ServicePoint) ApplyRow(p Policy, row *records.BillingRow, src Source, ingested time.Time) Stage1Output {
 	var out Stage1Output
+	if !ingested.IsZero() {
+		sp.rowAtMs = ingested.UnixMilli()
+		defer func() { sp.rowAtMs = 0 }()
+	}
 	sp.apply(p, row, src, &out)
 	return out
 }
@@ -188,6 +221,7 @@ func (sp *ServicePoint) apply(p Policy, row *records.BillingRow, src Source, out
 	}
 	sp.statusEvents(before, ev, src, out)
 	sp.settle(src, out)
+	sp.applyPending(src, out)
 	sp.updateMemberships(p, ev, src, out)
 }
 

@@ -16,11 +16,16 @@ import (
 // binary encoding below; version 1 was JSON, still read (see legacyJSON).
 // Version 3 adds Tenure.AsOfFile (A9: the last row of a file wins); version
 // 2, without it, is still read (an empty AsOfFile: every older period is
-// late history, as version 2 judged it).
-const stateVersion = 3
+// late history, as version 2 judged it). Version 4 adds Pending (OV1);
+// version 3, without it, is still read (no clear pending).
+const stateVersion = 4
 
-// spV2 is the binary service point version before Tenure.AsOfFile.
-const spV2 = 2
+// spV2 is the binary service point version before Tenure.AsOfFile; spV3
+// the one before Pending.
+const (
+	spV2 = 2
+	spV3 = 3
+)
 
 // customerStateVersion is 3 since the binary encoding (2: JSON, read still;
 // 1: JSON without the premise's S1 reasons, refused). Version 4 adds
@@ -119,12 +124,12 @@ func (sp *ServicePoint) UnmarshalBinary(b []byte) error {
 			return errors.New("rules: empty service point state; rebuild the state from the input topics")
 		}
 		v := int(b[0])
-		if v != spV2 {
+		if v != spV2 && v != spV3 {
 			if err := checkVersion("service point", v, stateVersion); err != nil {
 				return err
 			}
 		}
-		d := dec{b: b, i: 1, spV2: v == spV2}
+		d := dec{b: b, i: 1, spV2: v == spV2, noPending: v <= spV3}
 		d.servicePoint(sp)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding service point state %q: %w", sp.ID, err)
@@ -406,6 +411,16 @@ func (e *enc) servicePoint(sp *ServicePoint) {
 		e.str(m.PremiseID)
 		e.uint(m.Hash)
 	}
+	e.uint(uint64(len(sp.Pending)))
+	for _, pc := range sp.Pending {
+		e.str(pc.ActionID)
+		e.str(pc.Ticket)
+		e.str(pc.Code)
+		e.str(pc.AccountID)
+		e.int(pc.RequestedAt)
+		e.date(pc.Refused)
+		e.source(pc.Source)
+	}
 }
 
 func (e *enc) reason(r *Reason) {
@@ -605,6 +620,15 @@ func (d *dec) servicePoint(sp *ServicePoint) {
 		for i := range sp.Sent {
 			sp.Sent[i] = SentMembership{CustomerID: d.str(), PremiseID: d.str(), Hash: d.uint()}
 		}
+	}
+	if d.noPending {
+		return
+	}
+	for n := d.count(); n > 0 && d.err == nil; n-- {
+		pc := PendingClear{ActionID: d.str(), Ticket: d.str(), Code: d.str(), AccountID: d.str(), RequestedAt: d.int()}
+		pc.Refused = d.date()
+		pc.Source = d.source()
+		sp.Pending = append(sp.Pending, pc)
 	}
 }
 

@@ -175,6 +175,9 @@ func fill(v reflect.Value, n *int) {
 		v.SetBool(true)
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
+			if !v.Type().Field(i).IsExported() {
+				continue // transient, never encoded (ServicePoint.rowAtMs)
+			}
 			fill(v.Field(i), n)
 		}
 	case reflect.Slice:
