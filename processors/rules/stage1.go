@@ -1,10 +1,10 @@
 package rules
 
 import (
-	"time"
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/records"
