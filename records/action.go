@@ -48,9 +48,8 @@ type OperatorAction struct {
 const maxActionText = 2000
 
 // Validate reports what makes a an action no stage can apply, naming the
-// field to fix. A hold with an until date is refused: the customer stage
-// has no clock of the subject's data to end it by (docs/rules.md#OV2), and
-// a hold that silently outlived its date would be worse than none.
+// field to fix. Only a hold may have an until date (its last day), not
+// before the day it is requested.
 func (a *OperatorAction) Validate() error {
 	var errs []error
 	need := func(field, v string) {
@@ -73,13 +72,21 @@ func (a *OperatorAction) Validate() error {
 		need("utility", a.Utility) // every event carries it
 		need("service_point_id", a.ServicePointID)
 		need("anomaly_code", a.AnomalyCode)
+		if a.Until != nil {
+			errs = append(errs, errors.New("until is for a hold: a clear ends the condition now"))
+		}
 	case ActionHoldEligible, ActionHoldIneligible, ActionReleaseHold:
 		need("utility", a.Utility)
 		need("customer_id", a.CustomerID)
 		need("premise_id", a.PremiseID)
 		need("program", a.Program)
-		if a.Until != nil {
-			errs = append(errs, errors.New("until is not supported: a hold lasts until released (RELEASE_HOLD)"))
+		switch {
+		case a.Until == nil:
+		case a.Kind == ActionReleaseHold:
+			errs = append(errs, errors.New("until is for a hold: a release ends the hold now"))
+		case !a.RequestedAt.IsZero() && *a.Until < dates.FromTime(a.RequestedAt):
+			errs = append(errs, fmt.Errorf("until %s is before the day the action is requested (%s): give the last day the hold should last",
+				*a.Until, dates.FromTime(a.RequestedAt)))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("kind %q is none of %s, %s, %s, %s", a.Kind, ActionClearAnomaly, ActionHoldEligible, ActionHoldIneligible, ActionReleaseHold))

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/producers/override"
 	"github.com/usagestream/usagestream/records"
@@ -22,7 +23,7 @@ import (
 
 type overrideCmd struct {
 	Clear   overrideClearCmd   `cmd:"" help:"Clear an open condition on a service point (ACTIVE_DATE_CHANGED, REACTIVATION_REFUSED): the service point stage applies it, and the events it causes cite it (rule OV1)."`
-	Hold    overrideHoldCmd    `cmd:"" help:"Hold a program eligible or ineligible for a customer at a premise, whatever the rules find, until released (rule OV2)."`
+	Hold    overrideHoldCmd    `cmd:"" help:"Hold a program eligible or ineligible for a customer at a premise, whatever the rules find, until released or through --until (rule OV2)."`
 	Release overrideReleaseCmd `cmd:"" help:"Release the hold of a program for a customer at a premise: the rules' own answer again (rule OV2)."`
 	List    overrideListCmd    `cmd:"" help:"List the operator actions written so far, oldest request first (the audit trail); --in-force: the clears and the holds not released."`
 }
@@ -53,8 +54,9 @@ type subjectFlags struct {
 
 type overrideHoldCmd struct {
 	subjectFlags
-	Eligible   bool `name:"eligible" xor:"held" required:"" help:"Hold the program eligible."`
-	Ineligible bool `name:"ineligible" xor:"held" required:"" help:"Hold the program ineligible (reason OPERATOR_HOLD)."`
+	Eligible   bool   `name:"eligible" xor:"held" required:"" help:"Hold the program eligible."`
+	Ineligible bool   `name:"ineligible" xor:"held" required:"" help:"Hold the program ineligible (reason OPERATOR_HOLD)."`
+	Until      string `name:"until" placeholder:"YYYY-MM-DD" help:"The hold's last day; it ends when the next day begins (UTC). Default: until released."`
 	auditFlags
 }
 
@@ -88,7 +90,16 @@ func (c *overrideHoldCmd) run(ctx context.Context, kc kafkaconf.Config, out io.W
 	if c.Eligible {
 		kind = records.ActionHoldEligible
 	}
-	return writeAction(ctx, kc, c.action(kind, c.auditFlags), out)
+	a := c.action(kind, c.auditFlags)
+	if c.Until != "" {
+		d, err := time.Parse(time.DateOnly, c.Until)
+		if err != nil {
+			return fmt.Errorf("--until %q is no date: give the hold's last day as YYYY-MM-DD", c.Until)
+		}
+		u := dates.FromTime(d)
+		a.Until = &u
+	}
+	return writeAction(ctx, kc, a, out)
 }
 
 func (c *overrideReleaseCmd) Run(ctx context.Context, g *Globals) error {
@@ -131,7 +142,7 @@ func (c *overrideListCmd) run(ctx context.Context, kc kafkaconf.Config, out io.W
 		return err
 	}
 	if c.InForce {
-		entries = override.InForce(entries)
+		entries = override.InForce(entries, time.Now())
 	}
 	if c.JSON {
 		enc := json.NewEncoder(out)
@@ -146,7 +157,11 @@ func (c *overrideListCmd) run(ctx context.Context, kc kafkaconf.Config, out io.W
 	fmt.Fprintln(tw, "REQUESTED\tACTION\tKIND\tSUBJECT\tACTOR\tTICKET\tPOSITION\tREASON")
 	for _, e := range entries {
 		a := e.Action
-		subject := strings.Join(nonEmpty(a.ServicePointID, a.AnomalyCode, a.AccountID, a.CustomerID, a.PremiseID, a.Program), " ")
+		until := ""
+		if a.Until != nil {
+			until = "until " + a.Until.Time().Format(time.DateOnly)
+		}
+		subject := strings.Join(nonEmpty(a.ServicePointID, a.AnomalyCode, a.AccountID, a.CustomerID, a.PremiseID, a.Program, until), " ")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d@%d\t%s\n", a.RequestedAt.UTC().Format(time.RFC3339), a.ActionID, a.Kind,
 			subject, a.Actor, a.Ticket, e.Partition, e.Offset, oneLine(a.Reason))
 	}

@@ -118,3 +118,39 @@ func TestOverrideClearAndList(t *testing.T) {
 		t.Errorf("list printed %q; want a header and three lines, the reason on one line", out.String())
 	}
 }
+
+// TestOverrideHoldUntil: `override hold --until` writes a hold with its
+// last day, which `override list` shows; a day already past, or no date,
+// is refused before anything is written.
+func TestOverrideHoldUntil(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	args := func(until string) []string {
+		return []string{"override", "hold", "--utility", "tst", "--customer", "C1", "--premise", "P1", "--program", "web_access", "--ineligible",
+			"--actor", "ops", "--reason", "complaint", "--ticket", "OPS-12", "--until", until}
+	}
+	var out bytes.Buffer
+	for _, bad := range []string{"2020-01-01", "next week"} {
+		c, err := parseCLI(t, args(bad)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Override.Hold.run(ctx, env.Kafka, &out); err == nil || !strings.Contains(err.Error(), "until") {
+			t.Errorf("--until %s: %v; want an error about until", bad, err)
+		}
+	}
+	c, err := parseCLI(t, args("2099-12-31")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Override.Hold.run(ctx, env.Kafka, &out); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := (&overrideListCmd{}).run(ctx, env.Kafka, &out); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "until 2099-12-31") {
+		t.Errorf("list printed %q; want the one hold, until 2099-12-31", out.String())
+	}
+}

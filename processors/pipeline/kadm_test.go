@@ -64,6 +64,12 @@ type stages struct {
 // startStages runs the stages of p named in only (every one when none is),
 // with their state under dir.
 func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, only ...string) *stages {
+	return startStagesAt(tb, kc, dir, p, nil, only...)
+}
+
+// startStagesAt is startStages with the wall clock the stages' timers
+// read (nil: time.Now).
+func startStagesAt(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, now func() time.Time, only ...string) *stages {
 	ctx, cancel := context.WithCancel(context.Background())
 	var all []runtime.Stage
 	for _, st := range p.Stages() {
@@ -74,7 +80,7 @@ func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, on
 	s := &stages{kc: kc, cancel: cancel, errs: make(chan error, len(all)), n: len(all), names: only}
 	for _, st := range all {
 		go func() {
-			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb)}, st)
+			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb), Now: now, WallClockTick: 100 * time.Millisecond}, st)
 		}()
 	}
 	tb.Cleanup(cancel)

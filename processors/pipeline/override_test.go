@@ -10,10 +10,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/internal/serde"
+	"github.com/usagestream/usagestream/internal/testwait"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/producers/ingest"
@@ -228,8 +230,31 @@ func TestOV2OperatorHoldThroughTheStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.wait(t, 2*time.Minute)
-	st.stop(t)
 	if m := lastComm(); m["eligible"] != true || !cites(m, rpos) {
 		t.Errorf("communications after the release: %v; want eligible, caused by the release at %+v", m, rpos)
+	}
+
+	// A hold through today: in force now; two days later (the stages'
+	// clock moved on) the customer stage's timer ends it, citing the hold.
+	today := dates.FromTime(time.Now().UTC())
+	brief := hold
+	brief.ActionID, brief.RequestedAt, brief.Until = "", time.Time{}, &today
+	bpos, err := w.Write(ctx, &brief)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, 2*time.Minute)
+	if m := lastComm(); m["eligible"] != false || !cites(m, bpos) {
+		t.Fatalf("communications after a hold through today: %v; want ineligible, caused by it at %+v", m, bpos)
+	}
+	st.stop(t)
+	later := func() time.Time { return time.Now().Add(49 * time.Hour) }
+	st = startStagesAt(t, kc, t.TempDir(), p, later, StageCustomer)
+	if !testwait.For(time.Minute, func() bool { m := lastComm(); return m["eligible"] == true }) {
+		t.Fatalf("communications two days after a hold through today: %v; want eligible again", lastComm())
+	}
+	st.stop(t)
+	if m := lastComm(); !cites(m, bpos) {
+		t.Errorf("the end of the hold cites %v, want the hold at %+v", m["cause"], bpos)
 	}
 }

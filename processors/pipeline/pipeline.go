@@ -403,8 +403,15 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				utility string
 				changed []rules.EligibilityChanged
 			)
-			switch in.Record.Topic {
-			case p.topics.OperatorHolds:
+			switch {
+			case in.Timer != nil:
+				// A hold's until date has passed (OV2): the timer's time,
+				// not the clock, says which holds end.
+				if c.ID == "" {
+					return runtime.Step[*rules.Customer]{}, nil
+				}
+				changed, utility = c.EndHolds(p.policy, in.Timer.At)
+			case in.Record.Topic == p.topics.OperatorHolds:
 				a := in.Decoded.(*records.OperatorAction)
 				if a.CustomerID != string(in.Record.Key) {
 					return runtime.Step[*rules.Customer]{}, errKeyMismatch("operator hold", "customer_id", in.Record.Topic)
@@ -419,7 +426,7 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				}
 				utility = a.Utility
 				changed = c.ApplyAction(p.policy, a, rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset})
-			case p.topics.IntervalHistory:
+			case in.Record.Topic == p.topics.IntervalHistory:
 				var h intervalHistory
 				if err := h.decode(in.Record.Value); err != nil {
 					return runtime.Step[*rules.Customer]{}, quarantine.Poison(fmt.Errorf("decoding an interval history from %s: %w", in.Record.Topic, err))
@@ -458,7 +465,11 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 			if ev.err != nil {
 				return runtime.Step[*rules.Customer]{}, ev.err
 			}
-			return runtime.Step[*rules.Customer]{State: c, Write: true, Outputs: ev.outs}, nil
+			st := runtime.Step[*rules.Customer]{State: c, Write: true, Outputs: ev.outs}
+			if at, ok := c.NextHoldEnd(); ok {
+				st.Timers = []runtime.Timer{{Kind: runtime.WallClock, Key: []byte(c.ID), At: at}}
+			}
+			return st, nil
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/usagestream/usagestream/internal/dates"
 	"io"
 	"net/http"
 	"strings"
@@ -31,9 +32,11 @@ type OverrideRequest struct {
 	CustomerID     string `json:"customer_id,omitempty"`
 	PremiseID      string `json:"premise_id,omitempty"`
 	Program        string `json:"program,omitempty"`
-	Actor          string `json:"actor"`
-	Reason         string `json:"reason"`
-	Ticket         string `json:"ticket"`
+	// Until is a hold's last day (YYYY-MM-DD); none: until released.
+	Until  string `json:"until,omitempty"`
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+	Ticket string `json:"ticket"`
 }
 
 // Override is an operator action as written to the operator-actions topic,
@@ -48,6 +51,7 @@ type Override struct {
 	CustomerID     string `json:"customer_id,omitempty"`
 	PremiseID      string `json:"premise_id,omitempty"`
 	Program        string `json:"program,omitempty"`
+	Until          string `json:"until,omitempty"`
 	Actor          string `json:"actor"`
 	RequestedAt    string `json:"requested_at"`
 	Reason         string `json:"reason"`
@@ -61,7 +65,11 @@ type Overrides struct {
 }
 
 func overrideView(a *records.OperatorAction, at override.Position) Override {
-	return Override{ActionID: a.ActionID, Kind: a.Kind, Utility: a.Utility, ServicePointID: a.ServicePointID,
+	until := ""
+	if a.Until != nil {
+		until = a.Until.Time().Format(time.DateOnly)
+	}
+	return Override{Until: until, ActionID: a.ActionID, Kind: a.Kind, Utility: a.Utility, ServicePointID: a.ServicePointID,
 		AnomalyCode: a.AnomalyCode, AccountID: a.AccountID, CustomerID: a.CustomerID, PremiseID: a.PremiseID, Program: a.Program, Actor: a.Actor, RequestedAt: a.RequestedAt.UTC().Format(time.RFC3339Nano),
 		Reason: a.Reason, Ticket: a.Ticket, Cause: Source{Topic: at.Topic, Partition: at.Partition, Offset: at.Offset}}
 }
@@ -126,6 +134,15 @@ func (s *Server) postOverride(w http.ResponseWriter, r *http.Request) {
 		ServicePointID: req.ServicePointID, AnomalyCode: req.AnomalyCode, AccountID: req.AccountID,
 		CustomerID: req.CustomerID, PremiseID: req.PremiseID, Program: req.Program,
 		Actor: req.Actor, Reason: req.Reason, Ticket: req.Ticket, RequestedAt: time.Now().UTC()}
+	if req.Until != "" {
+		d, err := time.Parse(time.DateOnly, req.Until)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("until %q is no date: give the hold's last day as YYYY-MM-DD", req.Until), nil)
+			return
+		}
+		u := dates.FromTime(d)
+		a.Until = &u
+	}
 	var idErr error
 	if a.ForCustomer() {
 		idErr = errors.Join(checkID("customer_id", a.CustomerID), checkID("premise_id", a.PremiseID))
@@ -172,7 +189,7 @@ func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("in_force") == "true" {
-		entries = override.InForce(entries)
+		entries = override.InForce(entries, time.Now())
 	}
 	out := Overrides{Overrides: make([]Override, 0, len(entries))}
 	for _, e := range entries {

@@ -65,7 +65,9 @@ func TestOverridesPostAndList(t *testing.T) {
 		{"no ticket", ts.URL, "s3cret", strings.Replace(good, `"ticket":"OPS-5",`, "", 1), nil, http.StatusBadRequest},
 		{"a hold without a program", ts.URL, "s3cret", strings.Replace(good, "CLEAR_ANOMALY", "HOLD_ELIGIBLE", 1), nil, http.StatusBadRequest},
 		{"a hold of no program", ts.URL, "s3cret", hold(`"newsletter"`), nil, http.StatusBadRequest},
-		{"a hold until a date", ts.URL, "s3cret", strings.Replace(hold(`"web_access"`), `"actor"`, `"until":"2026-01-01","actor"`, 1), nil, http.StatusBadRequest},
+		{"a hold until a day already past", ts.URL, "s3cret", strings.Replace(hold(`"web_access"`), `"actor"`, `"until":"2020-01-01","actor"`, 1), nil, http.StatusBadRequest},
+		{"a hold until no date", ts.URL, "s3cret", strings.Replace(hold(`"web_access"`), `"actor"`, `"until":"soon","actor"`, 1), nil, http.StatusBadRequest},
+		{"a clear until a date", ts.URL, "s3cret", strings.Replace(good, `"actor"`, `"until":"2099-01-01","actor"`, 1), nil, http.StatusBadRequest},
 		{"an unknown field", ts.URL, "s3cret", strings.Replace(good, `"actor"`, `"who":"x","actor"`, 1), nil, http.StatusBadRequest},
 		{"two values", ts.URL, "s3cret", good + good, nil, http.StatusBadRequest},
 	} {
@@ -90,13 +92,13 @@ func TestOverridesPostAndList(t *testing.T) {
 	if written.ActionID != "act-api-1" || written.Cause.Topic != env.Topics.OperatorActions || written.RequestedAt == "" {
 		t.Errorf("POST answered %+v", written)
 	}
-	code, b = post(t, ts.URL, "/v1/overrides", "s3cret", hold(`"web_access"`))
+	code, b = post(t, ts.URL, "/v1/overrides", "s3cret", strings.Replace(hold(`"web_access"`), `"actor"`, `"until":"2099-01-31","actor"`, 1))
 	if code != http.StatusCreated {
 		t.Fatalf("POST a hold: %d %s", code, b)
 	}
 	held := decode[Override](t, b)
-	if held.Program != "web_access" || held.CustomerID != "C1" || held.Cause.Topic != env.Topics.OperatorHolds {
-		t.Errorf("POST a hold answered %+v", held)
+	if held.Program != "web_access" || held.CustomerID != "C1" || held.Cause.Topic != env.Topics.OperatorHolds || held.Until != "2099-01-31" {
+		t.Errorf("POST a hold until 2099-01-31 answered %+v", held)
 	}
 	code, _, b = get(t, ts.URL, "/v1/overrides", "s3cret")
 	if code != http.StatusOK {

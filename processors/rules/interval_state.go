@@ -301,6 +301,8 @@ type dec struct {
 	noHolds bool
 	// noPending reads a service point state of a version before Pending.
 	noPending bool
+	// noHoldUntil reads a customer state of a version before Hold.Until.
+	noHoldUntil bool
 }
 
 func (d *dec) fail(what string) {

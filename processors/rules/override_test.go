@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -283,5 +284,67 @@ func TestOV1ClearWaitsForItsCondition(t *testing.T) {
 				t.Errorf("communications: %s, want %s", got, tc.comms)
 			}
 		})
+	}
+}
+
+// TestOV2HoldUntilADate: a hold with an until date lasts through that day;
+// the customer stage's timer at NextHoldEnd (midnight UTC after it) ends
+// it, and the program gets the rules' own answer back, citing the hold.
+func TestOV2HoldUntilADate(t *testing.T) {
+	h := newHarness(t, DefaultPolicy())
+	h.feed(full("SP1").mon("2024-01", 1), full("SP1").mon("2024-02", 1))
+	a := holdAction(records.ActionHoldIneligible, ProgramCommunications)
+	until := dates.MustParse("20240315")
+	a.Until = &until
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out := h.hold(a)
+	if len(out) != 1 || out[0].Eligible || out[0].Reasons[0].Code != ReasonOperatorHold || out[0].Reasons[0].Until != until {
+		t.Fatalf("held: %v, want OPERATOR_HOLD until 2024-03-15", eligStrings(out))
+	}
+	c := h.customer("C1")
+	end, ok := c.NextHoldEnd()
+	if want := time.Date(2024, 3, 16, 0, 0, 0, 0, time.UTC); !ok || !end.Equal(want) {
+		t.Fatalf("NextHoldEnd %v %v, want %v", end, ok, want)
+	}
+	if ev, _ := c.EndHolds(h.p, end.Add(-time.Millisecond)); len(ev) != 0 {
+		t.Fatalf("ended on its last day: %v", eligStrings(ev))
+	}
+	ev, utility := c.EndHolds(h.p, end)
+	if len(ev) != 1 || !ev[0].Eligible || ev[0].Program != ProgramCommunications || ev[0].Source.Topic != "operator-holds.v1" || utility != "tst" {
+		t.Fatalf("at its end: %v (utility %q), want communications eligible again, citing the hold", eligStrings(ev), utility)
+	}
+	if _, ok := c.NextHoldEnd(); ok || c.Premises["P1"].Holds != nil {
+		t.Errorf("a hold is left after its end: %+v", c.Premises["P1"].Holds)
+	}
+	// The state keeps the until date across its encoding.
+	h.hold(a)
+	if got := h.customer("C1").Premises["P1"].Holds; len(got) != 1 || got[0].Until != until || got[0].Utility != "tst" {
+		t.Errorf("decoded holds %+v", got)
+	}
+}
+
+func TestOV2UntilIsForAHoldAndNotPast(t *testing.T) {
+	past, later := dates.MustParse("20240309"), dates.MustParse("20240310")
+	for _, c := range []struct {
+		kind  string
+		until dates.Date
+		ok    bool
+	}{
+		{records.ActionHoldIneligible, later, true},
+		{records.ActionHoldEligible, past, false},
+		{records.ActionReleaseHold, later, false},
+	} {
+		a := holdAction(c.kind, ProgramCommunications)
+		a.Until = &c.until
+		if err := a.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s until %s: %v, want ok=%v", c.kind, c.until, err, c.ok)
+		}
+	}
+	cl := clearAction("SP1", AnomalyActiveDateChanged, "")
+	cl.Until = &later
+	if err := cl.Validate(); err == nil {
+		t.Error("a clear with an until date validated")
 	}
 }

@@ -32,11 +32,16 @@ const (
 // Membership.Since; version 3, without it, is still read (Since 0 reads as
 // the membership's ActiveDate, the date S2 and I5 took before). Version 5
 // adds Premise.Holds (OV2); versions 3 and 4, without them, are still read
-// (no hold).
-const customerStateVersion = 5
+// (no hold). Version 6 adds Hold.Until and Hold.Utility; version 5,
+// without them, is still read (holds until released).
+const customerStateVersion = 6
 
-// customerNoHolds is the binary customer version before Premise.Holds.
-const customerNoHolds = 4
+// customerNoHolds is the binary customer version before Premise.Holds;
+// customerNoHoldUntil the one before Hold.Until.
+const (
+	customerNoHolds     = 4
+	customerNoHoldUntil = 5
+)
 
 // siteStateVersion versions the premise stage's state: 2 is binary, 1 JSON.
 // Version 3 adds Membership.Since; version 2 is still read, as for the
@@ -169,12 +174,12 @@ func (c *Customer) UnmarshalBinary(b []byte) error {
 			return errors.New("rules: empty customer state; rebuild the state from the input topics")
 		}
 		v := int(b[0])
-		if v != customerNoSince && v != customerNoHolds {
+		if v != customerNoSince && v != customerNoHolds && v != customerNoHoldUntil {
 			if err := checkVersion("customer", v, customerStateVersion); err != nil {
 				return err
 			}
 		}
-		d := dec{b: b, i: 1, noSince: v == customerNoSince, noHolds: v <= customerNoHolds}
+		d := dec{b: b, i: 1, noSince: v == customerNoSince, noHolds: v <= customerNoHolds, noHoldUntil: v <= customerNoHoldUntil}
 		d.customer(c)
 		if err := d.end(); err != nil {
 			return fmt.Errorf("rules: decoding customer state %q: %w", c.ID, err)
@@ -518,6 +523,8 @@ func (e *enc) customer(c *Customer) {
 			e.int(int64(h.Since))
 			e.str(h.ActionID)
 			e.source(h.Source)
+			e.int(int64(h.Until))
+			e.str(h.Utility)
 		}
 	}
 	e.int(int64(c.ActivePremises))
@@ -729,8 +736,11 @@ func (d *dec) customer(c *Customer) {
 				if k := d.count(); k > 0 {
 					pr.Holds = make([]Hold, 0, k)
 					for ; k > 0 && d.err == nil; k-- {
-						pr.Holds = append(pr.Holds, Hold{Program: d.str(), Eligible: d.flag(), Since: dates.Date(d.int()),
-							ActionID: d.str(), Source: d.source()})
+						h := Hold{Program: d.str(), Eligible: d.flag(), Since: dates.Date(d.int()), ActionID: d.str(), Source: d.source()}
+						if !d.noHoldUntil {
+							h.Until, h.Utility = dates.Date(d.int()), d.str()
+						}
+						pr.Holds = append(pr.Holds, h)
 					}
 				}
 			}

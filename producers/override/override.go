@@ -184,8 +184,8 @@ func List(ctx context.Context, kc kafkaconf.Config) ([]Entry, error) {
 // InForce is the overrides in force among entries (List's, in request
 // order): every clear (it is never undone: the state it left is the state)
 // and the last hold of each (customer, premise, program) unless a release
-// came after it.
-func InForce(entries []Entry) []Entry {
+// came after it or, at now, its until date has passed (OV2).
+func InForce(entries []Entry, now time.Time) []Entry {
 	type subject struct{ customer, premise, program string }
 	last := map[subject]int{}
 	var out []Entry
@@ -200,6 +200,9 @@ func InForce(entries []Entry) []Entry {
 		a := &e.Action
 		if a.ForCustomer() && (a.Kind == records.ActionReleaseHold || last[subject{a.CustomerID, a.PremiseID, a.Program}] != i) {
 			continue
+		}
+		if a.Until != nil && !now.Before(a.Until.AddDays(1).Time()) {
+			continue // ended
 		}
 		out = append(out, e)
 	}

@@ -56,9 +56,20 @@ func TestInForce(t *testing.T) {
 		hold("h3", records.ActionHoldIneligible, "web_access", 3),
 		hold("r3", records.ActionReleaseHold, "web_access", 4), // ends h3
 		hold("r9", records.ActionReleaseHold, "disaggregation", 5),
+		hold("h4", records.ActionHoldIneligible, "disaggregation", 6),
 	}
+	// h4 lasts through 2026-01-02: in force on that day, not after.
+	until := dates.MustParse("20260102")
+	entries[len(entries)-1].Action.Until = &until
 	var got []string
-	for _, e := range InForce(entries) {
+	for _, e := range InForce(entries, time.Date(2026, 1, 2, 23, 0, 0, 0, time.UTC)) {
+		got = append(got, e.Action.ActionID)
+	}
+	if want := []string{"clear", "h2", "h4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("in force on the hold's last day %v, want %v", got, want)
+	}
+	got = nil
+	for _, e := range InForce(entries, time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)) {
 		got = append(got, e.Action.ActionID)
 	}
 	if want := []string{"clear", "h2"}; !reflect.DeepEqual(got, want) {
