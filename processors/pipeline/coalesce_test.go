@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/internal/topics"
 	"github.com/usagestream/usagestream/processors/rules"
@@ -82,5 +85,81 @@ func TestHistoricalFileFlipsNothingDownstream(t *testing.T) {
 	want := []string{"cleared=false opwr_tst_res_v1-19-0_full_20240102000000.tsv:2", "cleared=true opwr_tst_res_v1-19-0_full_20240102000000.tsv:13"}
 	if strings.Join(gap, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("gap anomalies:\n%s\nwant:\n%s", strings.Join(gap, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestPremiseStageCoalescesItsInputs: within one transaction of the premise
+// stage, memberships that take a customer away from where it was and back
+// again send stage 2 nothing; each input is a snapshot of the customer at
+// the premise, so the last one alone says everything. Before, the premise
+// stage sent every step, and a customer stage reading them in two polls
+// emitted the flip.
+func TestPremiseStageCoalescesItsInputs(t *testing.T) {
+	env := kafkatest.Start(t)
+	kc := env.Kafka
+	ctx := context.Background()
+	p, err := New(ctx, kc, rules.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dates.MustParse("20240101")
+	active := rules.Membership{CustomerID: "C1", PremiseID: "P1", ServicePointID: "SP1", ServiceType: "E", AccountID: "A1",
+		ActiveDate: d, Active: true, Source: rules.Source{Topic: "billing.v1", Offset: 1}}
+	ended := active
+	ended.Active, ended.Source.Offset = false, 2
+	ended.Reasons = []rules.Reason{{Code: rules.ReasonInactive, Rule: "A4", ServicePointID: "SP1", EffectiveDate: d + 30}}
+	again := active
+	again.Source.Offset = 3
+	value := func(m rules.Membership) []byte { return (&membership{Utility: "tst", Membership: m}).appendBinary(nil) }
+	// Each batch in one transaction, so that the stage reads it in one poll.
+	produce := func(ms ...rules.Membership) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.TransactionalID(fmt.Sprintf("t-%d", time.Now().UnixNano())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: env.Topics.Premises, Key: []byte("P1"), Value: value(m)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inputs := func() []rules.CustomerInput {
+		var out []rules.CustomerInput
+		for _, r := range kafkatest.ReadAll(t, kc, env.Topics.Memberships) {
+			var ci customerInput
+			if err := ci.decode(r.Value); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ci.Input)
+		}
+		return out
+	}
+
+	st := startStages(t, kc, t.TempDir(), p, StagePremise)
+	produce(active)
+	st.wait(t, time.Minute)
+	first := inputs()
+	if len(first) != 1 || len(first[0].Memberships) != 1 || !first[0].Memberships[0].Active || first[0].Replacements == nil {
+		t.Fatalf("after the first membership: %+v; want one snapshot with it", first)
+	}
+	produce(ended, again)
+	st.wait(t, time.Minute)
+	if got := inputs(); len(got) != 1 {
+		t.Errorf("the premise stage sent %d inputs for a customer that ended and came back in one transaction, want none after the first: %+v", len(got)-1, got[1:])
+	}
+	produce(ended, again, ended)
+	st.wait(t, time.Minute)
+	st.stop(t)
+	got := inputs()
+	if len(got) != 2 || got[1].Memberships[0].Active || got[1].Cause.Offset != 2 {
+		t.Errorf("after active, ended, active, ended in one transaction: %+v; want one more snapshot, the last (ended, caused by offset 2)", got[1:])
 	}
 }

@@ -363,7 +363,11 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 			for _, ci := range so.Inputs {
 				cv := customerInput{Utility: m.Utility, Input: ci}
 				b := cv.appendBinary(make([]byte, 0, 256))
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b})
+				// Each input is a snapshot of the customer at the premise:
+				// the transaction keeps the last one of each, and none when
+				// the customer is back where it started (runtime.Coalesce).
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Memberships, Key: []byte(ci.CustomerID), Value: b,
+					Coalesce: &runtime.Coalesce{Key: ci.CustomerID + "\x00" + ci.PremiseID, Before: so.Before[ci.CustomerID], After: so.After[ci.CustomerID]}})
 			}
 			return runtime.Step[*rules.Site]{State: s, Write: true, Outputs: ev.outs}, nil
 		},

@@ -37,6 +37,14 @@ func AppendCustomerInput(b []byte, ci *CustomerInput) []byte {
 		e.reasons(*ci.Replacements)
 	}
 	e.source(ci.Cause)
+	// A snapshot (Memberships) after what earlier releases wrote, which
+	// they still decode to the end.
+	if ci.Memberships != nil {
+		e.uint(uint64(len(ci.Memberships)))
+		for i := range ci.Memberships {
+			e.membership(&ci.Memberships[i])
+		}
+	}
 	return e.b
 }
 
@@ -54,6 +62,13 @@ func DecodeCustomerInput(b []byte, ci *CustomerInput) error {
 		ci.Replacements = &rs
 	}
 	ci.Cause = d.source()
+	if d.err == nil && d.i < len(d.b) {
+		n := d.count()
+		ci.Memberships = make([]Membership, n)
+		for i := range ci.Memberships {
+			d.membership(&ci.Memberships[i])
+		}
+	}
 	return d.end()
 }
 

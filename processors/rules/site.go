@@ -3,6 +3,7 @@ package rules
 import (
 	"cmp"
 	"fmt"
+	"strconv"
 	"maps"
 	"slices"
 	"strings"
@@ -47,12 +48,24 @@ type CustomerInput struct {
 	Replacements *[]Reason `json:"replacements,omitempty"`
 	// Cause is the billing row behind this input.
 	Cause Source `json:"cause"`
+	// Memberships, when not nil, make the input a snapshot: every
+	// membership of the customer at the premise (Membership is then nil)
+	// with the premise's S1 reasons for them (Replacements, always set).
+	// The premise stage sends snapshots, so that of its inputs for one
+	// customer in one transaction the last one alone says everything
+	// (runtime coalescing keeps only it); inputs of one membership come
+	// from earlier releases' repartition topics.
+	Memberships []Membership `json:"memberships,omitempty"`
 }
 
 // SiteOutput is what one membership caused at the premise stage.
 type SiteOutput struct {
-	// Inputs are the stage 2 inputs, sorted by customer.
+	// Inputs are the stage 2 inputs, snapshots sorted by customer.
 	Inputs []CustomerInput
+	// Before and After are, per customer of Inputs, the fingerprint of
+	// what stage 2 had from this premise before and after this membership
+	// ("" before: nothing yet): the premise stage's coalescing keys.
+	Before, After map[string]string
 	// Anomalies are the premise's own findings (C4).
 	Anomalies []Anomaly
 }
@@ -63,8 +76,20 @@ type SiteOutput struct {
 // is a routing bug and panics.
 func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	before := s.activeElsewhere()
+	prints := map[string]string{}
+	for _, c := range s.customers() {
+		prints[c] = s.fingerprint(c)
+	}
 	ins := s.apply(p, m)
 	var out SiteOutput
+	if len(ins) > 0 {
+		out.Before, out.After = map[string]string{}, map[string]string{}
+	}
+	for i := range ins {
+		c := ins[i].CustomerID
+		ins[i] = s.snapshot(c, ins[i].Cause)
+		out.Before[c], out.After[c] = prints[c], s.fingerprint(c)
+	}
 	out.Inputs = ins
 	if after := s.activeElsewhere(); (len(before) > 0) != (len(after) > 0) {
 		out.Anomalies = append(out.Anomalies, s.twoCustomers(m, before, after))
@@ -179,6 +204,43 @@ func (s *Site) apply(p Policy, m Membership) []CustomerInput {
 	}
 	slices.SortFunc(out, func(a, b CustomerInput) int { return cmp.Compare(a.CustomerID, b.CustomerID) })
 	return out
+}
+
+// snapshot is the stage 2 input that says all the premise tells stage 2 of
+// customer c: each of c's memberships here, and the S1 reasons for c.
+func (s *Site) snapshot(c string, cause Source) CustomerInput {
+	in := CustomerInput{CustomerID: c, PremiseID: s.ID, Cause: cause, Memberships: []Membership{}}
+	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+		if m, ok := s.Points[sp][c]; ok {
+			in.Memberships = append(in.Memberships, forStage2(m))
+		}
+	}
+	rs := slices.Clone(s.Sent[c])
+	if rs == nil {
+		rs = []Reason{}
+	}
+	in.Replacements = &rs
+	return in
+}
+
+// fingerprint identifies what a snapshot of customer c says, sources left
+// out (a change of source alone is no change); never "".
+func (s *Site) fingerprint(c string) string {
+	h := fnv{v: 14695981039346656037}
+	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+		if m, ok := s.Points[sp][c]; ok {
+			f := forStage2(m)
+			h.num(int64(f.hash()))
+		}
+	}
+	for _, r := range s.Sent[c] {
+		h.str(r.Code)
+		h.str(r.Rule)
+		h.str(r.ServicePointID)
+		h.num(int64(r.EffectiveDate))
+		h.num(int64(r.Until))
+	}
+	return "=" + strconv.FormatUint(h.v, 16)
 }
 
 // forStage2 is the membership without the usage facts only the site uses.

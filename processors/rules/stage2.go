@@ -89,13 +89,34 @@ func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []Eligibility
 	if in.Replacements != nil {
 		pr.Replacements = slices.Clone(*in.Replacements)
 	}
-	if in.Membership == nil {
+	ms := in.Memberships
+	if in.Membership != nil {
+		ms = []Membership{*in.Membership}
+	}
+	if len(ms) == 0 {
 		return c.evaluate(p, in.PremiseID, in.Cause, src)
 	}
-	m := *in.Membership
-	if m.CustomerID != c.ID || m.PremiseID != in.PremiseID {
-		panic(fmt.Sprintf("rules: membership of (%q, %q) sent as an input of (%q, %q)", m.CustomerID, m.PremiseID, in.CustomerID, in.PremiseID))
+	pm := false
+	for _, m := range ms {
+		if m.CustomerID != c.ID || m.PremiseID != in.PremiseID {
+			panic(fmt.Sprintf("rules: membership of (%q, %q) sent as an input of (%q, %q)", m.CustomerID, m.PremiseID, in.CustomerID, in.PremiseID))
+		}
+		pm = c.receiveMembership(p, pr, m, in.Cause) || pm
 	}
+	if pm {
+		var out []EligibilityChanged
+		for _, id := range slices.Sorted(maps.Keys(c.Premises)) {
+			out = append(out, c.evaluate(p, id, in.Cause, src)...)
+		}
+		return out
+	}
+	return c.evaluate(p, in.PremiseID, in.Cause, src)
+}
+
+// receiveMembership records membership m at premise pr and reports whether
+// the customer's property-manager status changed (every premise is judged
+// again then).
+func (c *Customer) receiveMembership(p Policy, pr *Premise, m Membership, cause Source) bool {
 	was := pr.active()
 	m.Reasons = slices.Clone(m.Reasons)
 	if prev, ok := pr.Points[m.ServicePointID]; ok && m.Deleted && m.since() == 0 {
@@ -116,14 +137,7 @@ func (c *Customer) Receive(p Policy, in CustomerInput, src Source) []Eligibility
 	case was && !now:
 		c.ActivePremises--
 	}
-	if c.updatePropertyManager(p, in.Cause) {
-		var out []EligibilityChanged
-		for _, id := range slices.Sorted(maps.Keys(c.Premises)) {
-			out = append(out, c.evaluate(p, id, in.Cause, src)...)
-		}
-		return out
-	}
-	return c.evaluate(p, m.PremiseID, in.Cause, src)
+	return c.updatePropertyManager(p, cause)
 }
 
 // SetIntervalHistory records the months of interval history of a service
