@@ -3,9 +3,9 @@ package rules
 import (
 	"cmp"
 	"fmt"
-	"strconv"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/usagestream/usagestream/internal/dates"
