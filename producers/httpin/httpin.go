@@ -31,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,19 +342,31 @@ const (
 	ruleJSON = records.RuleIntervalColumns
 )
 
+// decodeLine decodes a line with encoding/json: every line fastLine does
+// not take, and the reference it is tested against.
+func decodeLine(text []byte, l *line) []LineFail {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(l); err != nil {
+		return []LineFail{badJSON(err)}
+	}
+	if dec.More() {
+		return []LineFail{{Code: codeBadJSON, rule: ruleJSON, Message: "the line holds more than one JSON value; put one read per line"}}
+	}
+	return nil
+}
+
 func parseLine(text []byte) (adapter.Read, []LineFail) {
 	var (
 		l  line
 		rd adapter.Read
 		fs []LineFail
 	)
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return rd, []LineFail{badJSON(err)}
-	}
-	if dec.More() {
-		return rd, []LineFail{{Code: codeBadJSON, rule: ruleJSON, Message: "the line holds more than one JSON value; put one read per line"}}
+	if !fastLine(text, &l) {
+		l = line{}
+		if fs := decodeLine(text, &l); fs != nil {
+			return rd, fs
+		}
 	}
 	if l.ServicePointID != nil {
 		rd.ServicePointID = *l.ServicePointID
@@ -435,6 +448,14 @@ func reply(w http.ResponseWriter, status int, resp Response) {
 	for k := range results {
 		if k > 0 {
 			_ = bw.WriteByte(',')
+		}
+		if r := &results[k]; len(r.Errors) == 0 { // most results: no encoder needed
+			_, _ = bw.WriteString(`{"line":`)
+			_, _ = bw.WriteString(strconv.Itoa(r.Line))
+			_, _ = bw.WriteString(`,"status":`)
+			_, _ = bw.WriteString(strconv.Quote(r.Status))
+			_ = bw.WriteByte('}')
+			continue
 		}
 		b, _ := marshal(&results[k])
 		_, _ = bw.Write(b)

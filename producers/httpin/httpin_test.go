@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -192,6 +193,31 @@ func FuzzEndpoint(f *testing.F) {
 			if r.Status == "rejected" && (len(r.Errors) == 0 || r.Errors[0].Message == "") {
 				t.Fatalf("rejected without a reason: %+v", r)
 			}
+		}
+	})
+}
+
+// FuzzFastLine: whatever line fastLine takes, encoding/json decodes to the
+// same read; so the fast path changes no answer.
+func FuzzFastLine(f *testing.F) {
+	f.Add(`{"service_point_id":"SP1","interval_end":"2024-11-03T01:00:00-04:00","minutes":60,"value":1.5,"units":"KWH","is_estimate":"A"}`)
+	f.Add(` { "service_point_id" : "SP\u00e9" , "minutes" : -0 , "value" : 1e-3, "channel":"" } `)
+	f.Add(`{"value":01}`)
+	f.Add(`{"value":1.}`)
+	f.Add(`{"minutes":1e2}`)
+	f.Add(`{"units":"é"}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		var fast line
+		if !fastLine([]byte(text), &fast) {
+			return
+		}
+		var ref line
+		if fs := decodeLine([]byte(text), &ref); fs != nil {
+			t.Fatalf("fastLine took %q, encoding/json refuses it: %+v", text, fs)
+		}
+		if !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("%q: fastLine %+v, encoding/json %+v", text, fast, ref)
 		}
 	})
 }
