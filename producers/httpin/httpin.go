@@ -182,7 +182,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	// The whole body is read before anything is sent, so a body over the
 	// limit publishes nothing: the sender splits it and sends every part.
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.cfg.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, req.Body, h.cfg.MaxBodyBytes), req.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -192,11 +192,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		reply(w, http.StatusBadRequest, Response{Error: "the body could not be read to its end (the connection broke or timed out); nothing was published: send it again"})
 		return
 	}
-	if n := countLines(body); n > h.cfg.MaxLines {
+	n := countLines(body)
+	if n > h.cfg.MaxLines {
 		reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("the body holds %d reads, over the limit of %d; nothing was published: send it in smaller parts", n, h.cfg.MaxLines)})
 		return
 	}
-	resp, reads, idx, rejs := Parse(body)
+	resp, reads, idx, rejs := parse(body, n)
 	resp.Counts = map[string]int{}
 	for _, r := range resp.Results {
 		for _, f := range r.Errors {
@@ -261,22 +262,30 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // numbered from 1; blank lines are skipped. The contract of a read is not
 // checked here: the Sender checks it, as for every way in.
 func Parse(body []byte) (resp Response, reads []adapter.Read, idx []int, rejs []adapter.Rejection) {
+	return parse(body, 0)
+}
+
+// parse is Parse with room made for n reads.
+func parse(body []byte, n int) (resp Response, reads []adapter.Read, idx []int, rejs []adapter.Rejection) {
+	resp.Results = make([]Result, 0, n)
+	reads = make([]adapter.Read, 0, n)
+	idx = make([]int, 0, n)
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 4096), len(body)+1)
-	n := 0
+	ln := 0
 	for sc.Scan() {
-		n++
+		ln++
 		text := bytes.TrimSpace(sc.Bytes())
 		if len(text) == 0 {
 			continue
 		}
 		resp.Lines++
 		rd, fs := parseLine(text)
-		rd.Line = int64(n)
-		resp.Results = append(resp.Results, Result{Line: n, Status: "rejected", Errors: fs})
+		rd.Line = int64(ln)
+		resp.Results = append(resp.Results, Result{Line: ln, Status: "rejected", Errors: fs})
 		if fs != nil {
 			resp.Rejected++
-			rj := adapter.Rejection{Line: int64(n), Raw: string(text), ServicePointID: rd.ServicePointID}
+			rj := adapter.Rejection{Line: int64(ln), Raw: string(text), ServicePointID: rd.ServicePointID}
 			for _, f := range fs {
 				rj.Reasons = append(rj.Reasons, adapter.Reason{Field: f.Field, Code: f.Code, Rule: f.rule, Message: f.Message})
 			}
@@ -407,6 +416,28 @@ func fails(rs []adapter.Reason) []LineFail {
 		out[i] = LineFail{Field: r.Field, Code: r.Code, Message: r.Message, rule: r.Rule}
 	}
 	return out
+}
+
+// readBody reads the whole body, in one allocation when its length is
+// announced (the reader bounds it either way).
+func readBody(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1) // +1: room to see the end without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than announced: the limit still holds
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // countLines counts the non-blank lines of body without parsing them.
