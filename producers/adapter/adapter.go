@@ -179,6 +179,8 @@ type ReadError struct {
 	Err error
 }
 
+// Error names the read (service point, end, line) and every reason, or the
+// delivery failure.
 func (e *ReadError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "read of service point %q", e.ServicePointID)
@@ -204,6 +206,8 @@ func (e *ReadError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the delivery failure, if any: errors.Is(err,
+// context.DeadlineExceeded) and the like see through a ReadError.
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // Codes returns the reason codes, in order: what a caller branches on.
