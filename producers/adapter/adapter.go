@@ -68,9 +68,9 @@ import (
 // Origin kinds a Client records on every read (Config.Kind).
 const (
 	// KindAdapter is an adapter using this package; the default.
-	KindAdapter = interval.OriginAdapter
+	KindAdapter = "adapter"
 	// KindHTTP is usagestream's own POST /v1/intervals endpoint.
-	KindHTTP = interval.OriginHTTP
+	KindHTTP = "http"
 )
 
 // Config configures a Client. Only Utility and Name are required.

@@ -142,6 +142,9 @@ func TestEndInstantAlone(t *testing.T) {
 }
 
 func TestConfigRequired(t *testing.T) {
+	if KindAdapter != interval.OriginAdapter || KindHTTP != interval.OriginHTTP {
+		t.Fatal("the SDK's origin kinds differ from the record's")
+	}
 	if _, err := New(context.Background(), nil, Config{Name: "x"}); err == nil || !strings.Contains(err.Error(), "Utility") {
 		t.Fatalf("a client without a utility: %v", err)
 	}
