@@ -303,8 +303,10 @@ func toRecord(r *Read) (records.IntervalRead, []records.Reason) {
 	if !r.LocalEnd.IsZero() {
 		_, off := r.LocalEnd.Zone()
 		if r.LocalEnd.Second() != 0 || r.LocalEnd.Nanosecond() != 0 || off%60 != 0 {
-			rs = append(rs, records.Reason{Field: "local_end", Code: records.CodeBadTime, Rule: records.RuleIntervalColumns,
-				Message: fmt.Sprintf("local_end %s is not on a whole minute at a whole-minute offset", r.LocalEnd.Format(time.RFC3339Nano))})
+			// Field interval_end: what the HTTP endpoint calls it, and
+			// the contract's name for a read's time.
+			rs = append(rs, records.Reason{Field: interval.FieldIntervalEnd, Code: records.CodeBadTime, Rule: records.RuleIntervalColumns,
+				Message: fmt.Sprintf("the local end %s (LocalEnd, or an interval_end with an offset) is not on a whole minute at a whole-minute offset", r.LocalEnd.Format(time.RFC3339Nano))})
 		}
 		rd.LocalDate = dates.FromCivil(r.LocalEnd.Date())
 		rd.LocalTime = int16(r.LocalEnd.Hour()*60 + r.LocalEnd.Minute())

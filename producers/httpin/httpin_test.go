@@ -221,3 +221,18 @@ func FuzzFastLine(f *testing.F) {
 		}
 	})
 }
+
+// TestTimesOfALine: an interval_end with an offset is the local end; in UTC
+// the instant alone; one with seconds passes the parser, for the contract
+// to refuse with the code every path gives (BAD_TIME, TestReadTimeRules).
+func TestTimesOfALine(t *testing.T) {
+	for _, c := range []struct {
+		end   string
+		local bool
+	}{{"2024-06-01T00:15:00-04:00", true}, {"2024-06-01T04:15:00Z", false}, {"2024-06-01T04:15:30Z", false}} {
+		rd, fs := parseLine([]byte(`{"service_point_id":"SP1","interval_end":"` + c.end + `","minutes":15,"value":1,"units":"KWH"}`))
+		if fs != nil || rd.LocalEnd.IsZero() != !c.local || rd.End.IsZero() != c.local {
+			t.Errorf("%s: %+v %v", c.end, rd, fs)
+		}
+	}
+}
