@@ -33,6 +33,7 @@ import (
 type badRead struct {
 	name  string
 	sp    string
+	ch    string    // channel
 	local time.Time // the local end, at its offset
 	units string
 	value float64
@@ -53,12 +54,15 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	edt := time.FixedZone("", -4*3600)
 	at := func(y int, m time.Month, d, hh, mm int) time.Time { return time.Date(y, m, d, hh, mm, 0, 0, edt) }
 	cases := []badRead{
-		{"control character in the id", "SP\x01C", at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeControlChar},
-		{"id over 256 bytes", strings.Repeat("L", 257), at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeTooLong},
-		{"off the 15-minute grid", "SP-GRID", at(2024, 6, 1, 0, 10), "KWH", 1.5, records.CodeOffGrid},
-		{"dated 1980", "SP-1980", at(1980, 6, 1, 0, 15), "KWH", 1.5, records.CodeDateOutOfWindow},
-		{"unknown units", "SP-UNITS", at(2024, 6, 1, 0, 15), "BTU", 1.5, records.CodeBadUnits},
-		{"value beyond the range", "SP-VALUE", at(2024, 6, 1, 0, 15), "KWH", 1e10, records.CodeOutOfRange},
+		{"control character in the id", "SP\x01C", "", at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeControlChar},
+		{"id over 256 bytes", strings.Repeat("L", 257), "", at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeTooLong},
+		{"id not UTF-8", "SP\xffU", "", at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeInvalidUTF8},
+		{"channel over 256 bytes", "SP-CH", strings.Repeat("c", 300), at(2024, 6, 1, 0, 15), "KWH", 1.5, records.CodeTooLong},
+		{"off the 15-minute grid", "SP-GRID", "", at(2024, 6, 1, 0, 10), "KWH", 1.5, records.CodeOffGrid},
+		{"dated 1980", "SP-1980", "", at(1980, 6, 1, 0, 15), "KWH", 1.5, records.CodeDateOutOfWindow},
+		{"dated 9999", "SP-9999", "", at(9999, 6, 1, 0, 15), "KWH", 1.5, records.CodeDateOutOfWindow},
+		{"unknown units", "SP-UNITS", "", at(2024, 6, 1, 0, 15), "BTU", 1.5, records.CodeBadUnits},
+		{"value beyond the range", "SP-VALUE", "", at(2024, 6, 1, 0, 15), "KWH", 1e10, records.CodeOutOfRange},
 	}
 	got := make([]map[string]string, len(cases)) // case -> path -> codes
 	for i := range got {
@@ -70,7 +74,7 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	var file strings.Builder
 	file.WriteString(strings.Join(records.IntervalColumns(), "\t") + "\n")
 	for _, c := range cases {
-		fmt.Fprintf(&file, "%s\t%.1f\t%s\t%s\t%s\tA\t-0400\tE\t\n", c.sp, c.value, c.local.Format("20060102"), c.local.Format("1504"), c.units)
+		fmt.Fprintf(&file, "%s\t%.1f\t%s\t%s\t%s\tA\t-0400\tE\t%s\n", c.sp, c.value, c.local.Format("20060102"), c.local.Format("1504"), c.units, c.ch)
 	}
 	for q := 1; q <= 20; q++ {
 		fmt.Fprintf(&file, "SP-GOOD\t1\t20240601\t%02d%02d\tKWH\tA\t-0400\tE\t\n", q*15/60, q*15%60)
@@ -108,7 +112,7 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	var body bytes.Buffer
 	for _, c := range cases {
 		b, err := json.Marshal(map[string]any{"service_point_id": c.sp, "interval_end": c.local.Format(time.RFC3339),
-			"minutes": 15, "value": c.value, "units": c.units, "is_estimate": "A", "service_type": "E"})
+			"minutes": 15, "value": c.value, "units": c.units, "is_estimate": "A", "service_type": "E", "channel": c.ch})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +136,7 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	sc := newClient("sdk", adapter.KindAdapter)
 	reads := make([]adapter.Read, len(cases))
 	for i, c := range cases {
-		reads[i] = adapter.Read{ServicePointID: c.sp, LocalEnd: c.local, Minutes: 15, Value: c.value, Units: c.units, Estimate: "A", ServiceType: "E", Line: int64(i + 1)}
+		reads[i] = adapter.Read{ServicePointID: c.sp, Channel: c.ch, LocalEnd: c.local, Minutes: 15, Value: c.value, Units: c.units, Estimate: "A", ServiceType: "E", Line: int64(i + 1)}
 	}
 	for i, err := range sc.SendBatch(ctx, reads) {
 		var re *adapter.ReadError
@@ -178,7 +182,7 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	var recs []*kgo.Record
 	for _, c := range cases {
 		_, off := c.local.Zone()
-		r := records.IntervalRead{ServicePointID: c.sp, LocalDate: dates.FromCivil(c.local.Date()), LocalTime: int16(c.local.Hour()*60 + c.local.Minute()),
+		r := records.IntervalRead{ServicePointID: c.sp, Channel: c.ch, LocalDate: dates.FromCivil(c.local.Date()), LocalTime: int16(c.local.Hour()*60 + c.local.Minute()),
 			OffsetMinutes: int16(off / 60), OffsetGiven: true, EndMillis: c.local.UnixMilli(), Minutes: 15, Value: c.value, Units: c.units, Estimate: records.EstimateActual, ServiceType: "E"}
 		v, err := interval.AppendAvro(nil, id, &r, interval.Origin{Utility: "gec", Kind: "adapter", Name: "python-mdms"})
 		if err != nil {
@@ -204,7 +208,7 @@ func TestSameBadReadRefusedOnEveryPath(t *testing.T) {
 	runIntervalStage(t, env.Kafka, t.TempDir(), nil, func() bool {
 		return len(kafkatest.ReadAll(t, env.Kafka, quarantine.StageTopic(env.Kafka.TopicPrefix, StageInterval))) >= len(cases)
 	})
-	reason := regexp.MustCompile(`(?:: |; )[A-Za-z_]+ ([A-Z][A-Z_]+) \(`)
+	reason := regexp.MustCompile(`(?:: |; )[A-Za-z_]+ ([A-Z][A-Z0-9_]+) \(`)
 	for _, r := range kafkatest.ReadAll(t, env.Kafka, quarantine.StageTopic(env.Kafka.TopicPrefix, StageInterval)) {
 		q, err := quarantine.Parse(r)
 		if err != nil {
