@@ -34,6 +34,9 @@ const (
 	CodeBadOffset        = "BAD_OFFSET"         // UTC_offset not ±HHMM within -1200..+1400
 	CodeMissingUTCOffset = "MISSING_UTC_OFFSET" // empty UTC_offset on a daylight-saving change day
 	CodeBadLength        = "BAD_LENGTH"         // an adapter's interval length is not 5, 15, 30, 60 or 1440
+	// CodeInconsistentTime: a read's UTC end instant and its local date,
+	// time and offset are both given and name different instants.
+	CodeInconsistentTime = "INCONSISTENT_TIME"
 
 	// A read's identity, whichever way it came in (producers/interval/readrules).
 	CodeControlChar     = "CONTROL_CHARACTER" // a tab, newline or other control character

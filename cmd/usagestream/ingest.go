@@ -76,7 +76,7 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 			FutureDays:   &c.FutureDays,
 		},
 	}
-	cfg.Interval = interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes}, Minutes: c.IntervalMinutes, Location: c.location}
+	cfg.Interval = interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes, Location: c.location}, Minutes: c.IntervalMinutes}
 	if c.Progress == "always" || (c.Progress == "auto" && isTerminal(os.Stderr)) {
 		cfg.Progress = newProgress(out).update
 	}

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/producers/adapter"
 	"github.com/usagestream/usagestream/producers/httpin"
-	"github.com/usagestream/usagestream/producers/interval"
 )
 
 // intervalFlags configure the NDJSON endpoint for interval reads that run
@@ -21,6 +21,7 @@ type intervalFlags struct {
 	IntervalsMaxErrors     int      `name:"intervals-max-errors" env:"USAGESTREAM_INTERVALS_MAX_ERRORS" default:"100" help:"Not-accepted lines listed with their errors in an answer; the rest are counted per reason (counts, errors_omitted)."`
 	IntervalsMaxConcurrent int      `name:"intervals-max-concurrent" env:"USAGESTREAM_INTERVALS_MAX_CONCURRENT" default:"4" help:"POST /v1/intervals requests served at once; more are answered 503 with Retry-After."`
 	IntervalsUnits         []string `name:"intervals-units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of posted reads."`
+	IntervalsTZ            string   `name:"intervals-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"The utility's time zone (IANA name): a posted read whose interval_end is in UTC (Z) gets its local date and time there."`
 }
 
 // intervalEndpoint is the mounted endpoint and the client behind it.
@@ -37,10 +38,22 @@ func newIntervalEndpoint(ctx context.Context, kc kafkaconf.Config, f intervalFla
 		log.Info("POST /v1/intervals is not served: give --intervals-utility (USAGESTREAM_UTILITY) to accept interval reads over HTTP")
 		return nil, nil
 	}
-	c, err := adapter.New(ctx, kc, adapter.Config{Utility: f.IntervalsUtility, Name: "http", Kind: interval.OriginHTTP,
-		Check: interval.Check{Units: f.IntervalsUnits}})
+	loc, err := time.LoadLocation(f.IntervalsTZ)
+	if err != nil {
+		return nil, fmt.Errorf("--intervals-tz %q is not a time zone: give an IANA name like America/New_York: %w", f.IntervalsTZ, err)
+	}
+	rc, err := kc.NewRegistryClient()
 	if err != nil {
 		return nil, fmt.Errorf("starting the interval endpoint: %w", err)
+	}
+	opts, err := kc.Opts()
+	if err != nil {
+		return nil, fmt.Errorf("starting the interval endpoint: %w", err)
+	}
+	c, err := adapter.New(ctx, rc, adapter.Config{Utility: f.IntervalsUtility, Name: "http", Kind: adapter.KindHTTP,
+		Units: f.IntervalsUnits, Location: loc, TopicPrefix: kc.TopicPrefix}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting the interval endpoint: %w (registry %s)", err, kc.RedactedRegistryURL())
 	}
 	return &intervalEndpoint{client: c, h: httpin.Handler(c, httpin.Config{Token: token, MaxBodyBytes: f.IntervalsMaxBody,
 		MaxLines: f.IntervalsMaxLines, MaxErrors: f.IntervalsMaxErrors, MaxConcurrent: f.IntervalsMaxConcurrent, Logger: log})}, nil
@@ -48,7 +61,9 @@ func newIntervalEndpoint(ctx context.Context, kc kafkaconf.Config, f intervalFla
 
 func (e *intervalEndpoint) mount(mux *http.ServeMux) {
 	if e != nil {
-		mux.Handle("POST "+httpin.Path, e.h)
+		// Every method: the endpoint answers another one 405 with Allow,
+		// rather than the query API under /v1/ a 404.
+		mux.Handle(httpin.Path, e.h)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/interval"
 )
 
 // processFlags are shared by process and run.
@@ -28,7 +29,10 @@ type processFlags struct {
 	StateDir       string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"Local state (Pebble) of the processors, rebuilt from the changelog topics when lost (default: <data-dir>/state for run, data/state for process)."`
 	Policy         string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML); default: the built-in default policy (processors/rules/default-policy.yaml)."`
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
-	apiFlags                     // query API (cmd/usagestream/api.go)
+	// The interval stage holds records on intervals.v1 to the read
+	// contract with the units the ways in allow (docs/intervals.md).
+	Units    []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
+	apiFlags          // query API (cmd/usagestream/api.go)
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
@@ -74,7 +78,7 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(ctx, kc, policy)
+	p, err := pipeline.New(ctx, kc, policy, pipeline.ReadContract(interval.Check{Units: f.Units}))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/usagestream/usagestream/processors/replay"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/producers/interval"
 )
 
 type replayCmd struct {
@@ -36,6 +37,7 @@ type replayCmd struct {
 	Quarantine  string        `name:"quarantine" placeholder:"STAGE" help:"Instead of a replay: re-feed the records stage STAGE (or sink-NAME, a sink) quarantined, from its quarantine topic <prefix>quarantine-STAGE.v1 back to their source topics, addressed to that stage only; each record is re-fed once (progress in group <prefix>refeed-STAGE). With --dry-run: list them."`
 	Since       string        `name:"since" placeholder:"WHEN" help:"With --quarantine: re-feed only records quarantined since then (RFC 3339, YYYY-MM-DD, or a duration back such as 24h); never one re-fed already."`
 	MetricsAddr string        `name:"metrics-addr" env:"USAGESTREAM_REPLAY_METRICS_ADDR" placeholder:"HOST:PORT" help:"Serve the processors' Prometheus metrics on http://HOST:PORT/metrics while the replay runs (127.0.0.1:8090, say); empty: not served."`
+	Units       []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads, as for process: the interval stage quarantines a record on intervals.v1 with others."`
 }
 
 func (c *replayCmd) Run(ctx context.Context, g *Globals) error {
@@ -52,7 +54,8 @@ func (c *replayCmd) policy() (rules.Policy, error) {
 // options turns the flags into the replay's options.
 func (c *replayCmd) options(g *Globals) (replay.Options, error) {
 	opts := replay.Options{Kafka: g.Kafka, Stages: c.Stages, Offsets: c.Offsets, State: replay.State(c.State),
-		PolicyName: c.Policy, StateDir: c.StateDir, Force: c.Force, NoRun: c.NoRun, Log: g.log}
+		PolicyName: c.Policy, StateDir: c.StateDir, Force: c.Force, NoRun: c.NoRun, Log: g.log,
+		ReadContract: interval.Check{Units: c.Units}}
 	if c.Output == "shadow" {
 		opts.Shadow = c.Shadow
 	}

@@ -2,8 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/usagestream/usagestream/internal/ellipsis"
+	"github.com/usagestream/usagestream/internal/quarantine"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
@@ -50,7 +54,16 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 		Decode: func(ctx context.Context, r runtime.Record) (any, error) {
 			if r.Topic == p.topics.Intervals {
 				rd, o, err := dec.Decode(ctx, r.Value)
-				return decodedRead{rd, o}, err
+				if err != nil {
+					return nil, err
+				}
+				// A record produced straight to the topic (an adapter in
+				// another language) meets the contract every way in does,
+				// or it is quarantined with the reason.
+				if rs := p.reads.CheckStored(&rd); rs != nil {
+					return nil, quarantine.Poison(contractError{sp: rd.ServicePointID, reasons: rs})
+				}
+				return decodedRead{rd, o}, nil
 			}
 			return bill.Decode(ctx, r.Value)
 		},
@@ -110,6 +123,34 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 			return st, nil
 		},
 	}
+}
+
+// ReadContract sets the contract the interval stage holds records on
+// intervals.v1 to (the allowed units and service types, the date window):
+// the settings the ways in were given. Default: interval.Check{}.
+func ReadContract(c interval.Check) Option {
+	return func(o *options) { o.readContract = c }
+}
+
+// contractError is why a record on intervals.v1 was quarantined: every
+// reason the contract gives, with field and code, as a file row's rejected
+// record lists them.
+type contractError struct {
+	sp      string
+	reasons []records.Reason
+}
+
+func (e contractError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interval read of service point %q breaks the read contract (docs/intervals.md): ", ellipsis.Clip(strings.ToValidUTF8(e.sp, "\uFFFD"), 64))
+	for i, r := range e.reasons {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %s (%s): %s", r.Field, r.Code, r.Rule, r.Message)
+	}
+	b.WriteString("; fix the producer and re-feed it (usagestream replay --quarantine interval)")
+	return b.String()
 }
 
 // decodedRead is an interval read as the interval stage's Decode makes it.

@@ -22,6 +22,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/producers/override"
 	"github.com/usagestream/usagestream/records"
 	recavro "github.com/usagestream/usagestream/records/avro"
@@ -48,6 +49,7 @@ type Pipeline struct {
 	accountEvents *recavro.Writer[recavro.AccountEvent]
 	anomalies     *recavro.Writer[recavro.Anomaly]
 	actions       *override.Codec
+	reads         *interval.Validator // the contract of records on intervals.v1
 }
 
 // Option changes how New builds the stages.
@@ -55,6 +57,7 @@ type Option func(*options)
 
 type options struct {
 	externalPrefix *string
+	readContract   interval.Check // the interval stage's (interval.go)
 }
 
 // ExternalInputsFrom makes the stages read their external inputs (the
@@ -91,7 +94,11 @@ func New(ctx context.Context, kc kafkaconf.Config, policy rules.Policy, opts ...
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc), actions: actions}
+	reads, err := interval.NewValidator(o.readContract)
+	if err != nil {
+		return nil, fmt.Errorf("the interval stage's read contract: %w", err)
+	}
+	p := &Pipeline{topo: topo, topics: topo.Names, policy: policy, reg: serde.NewRegistry(rc), actions: actions, reads: reads}
 	if p.eligibility, err = recavro.Register[recavro.EligibilityChanged](ctx, p.reg, p.topics.Eligibility); err != nil {
 		return nil, err
 	}

@@ -30,7 +30,6 @@ import (
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/httpin"
 	"github.com/usagestream/usagestream/producers/ingest"
-	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -186,7 +185,15 @@ func (b inputs) send(ctx context.Context, kc kafkaconf.Config, in *ingest.Ingest
 	if len(b.ndjson) == 0 {
 		return nil
 	}
-	c, err := adapter.New(ctx, kc, adapter.Config{Utility: "gec", Name: "http", Kind: interval.OriginHTTP})
+	rc, err := kc.NewRegistryClient()
+	if err != nil {
+		return err
+	}
+	opts, err := kc.Opts()
+	if err != nil {
+		return err
+	}
+	c, err := adapter.New(ctx, rc, adapter.Config{Utility: "gec", Name: "http", Kind: adapter.KindHTTP, TopicPrefix: kc.TopicPrefix}, opts...)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/processors/topology"
+	"github.com/usagestream/usagestream/producers/interval"
 )
 
 // State says what a live replay does with the stages' state.
@@ -68,6 +69,10 @@ type Options struct {
 	// topics.
 	Shadow string
 	Policy rules.Policy
+	// ReadContract is the interval stage's contract of records on
+	// intervals.v1 (allowed units...): as the live stage's, or a replay
+	// quarantines what the live stage took. Zero: the defaults.
+	ReadContract interval.Check
 	// PolicyName names Policy in the plan ("": the built-in policy).
 	PolicyName string
 	// StateDir is the state directory of the stopped instance (Restore

@@ -48,7 +48,7 @@ var ErrTimeout = errors.New("the stages did not catch up in time")
 // the end its input had when it was reached, stages in data-flow order, so a
 // stage waits for the one before it.
 func (plan *Plan) Run(ctx context.Context, ro RunOptions) (Result, error) {
-	var popts []pipeline.Option
+	popts := []pipeline.Option{pipeline.ReadContract(plan.opts.ReadContract)}
 	if plan.shadow {
 		// The shadow's stages read the live input: they must know its
 		// names, as they tell their inputs apart by them.

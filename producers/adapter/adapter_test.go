@@ -3,13 +3,13 @@ package adapter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/embedded"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/kafkatest"
@@ -18,33 +18,55 @@ import (
 	"github.com/usagestream/usagestream/records"
 )
 
-func read(sp string, hhmm int16, v float64) records.IntervalRead {
-	return records.IntervalRead{ServicePointID: sp, LocalDate: dates.MustParse("20240601"), LocalTime: hhmm, OffsetMinutes: -240,
-		OffsetGiven: true, Minutes: 15, Value: v, Units: "kwh", Estimate: records.EstimateActual}
+var june1 = time.Date(2024, 6, 1, 0, 0, 0, 0, time.FixedZone("EDT", -4*3600))
+
+// read is a 15-minute read of sp ending at minute m of 2024-06-01 EDT,
+// given by its meter's local clock.
+func read(sp string, m int, v float64) Read {
+	return Read{ServicePointID: sp, LocalEnd: june1.Add(time.Duration(m) * time.Minute), Minutes: 15, Value: v, Units: "kwh", Estimate: "A"}
 }
 
-// TestClient: Send and SendBatch validate each read (errors name the
-// field), deliver the good ones as the same records a file gives, and Close
-// flushes what is queued.
-func TestClient(t *testing.T) {
-	env := kafkatest.Start(t)
-	ctx := context.Background()
-	c, err := New(ctx, env.Kafka, Config{Utility: "gec", Name: "mdms-test", Topics: &env.Topics, MaxBuffered: 4})
+// newClient connects a Client to the test broker and registry, as cmd
+// does from its flags.
+func newClient(t testing.TB, kc kafkaconf.Config, cfg Config) *Client {
+	t.Helper()
+	rc, err := kc.NewRegistryClient()
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts, err := kc.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TopicPrefix = kc.TopicPrefix
+	c, err := New(context.Background(), rc, cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestClient: Send and SendBatch check each read (errors name the field),
+// deliver the good ones as the same records a file gives, write the refused
+// ones to rejected.v1 with the client's origin, and Close flushes what is
+// queued.
+func TestClient(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	c := newClient(t, env.Kafka, Config{Utility: "gec", Name: "mdms-test", MaxBuffered: 4})
 	bad := read("SP1", 10, 1) // 00:10 is off the 15-minute grid
+	bad.Line = 7
 	var re *ReadError
-	if err := c.Send(ctx, bad); !errors.As(err, &re) || re.Reasons[0].Field != "time" || re.Reasons[0].Code != records.CodeOffGrid {
+	if err := c.Send(ctx, bad); !errors.As(err, &re) || re.Reasons[0].Field != "time" || re.Reasons[0].Code != records.CodeOffGrid || re.Err != nil {
 		t.Fatalf("off-grid read: %v", err)
 	}
-	for q := int16(1); q <= 20; q++ { // more than MaxBuffered: Send waits for room
+	for q := 1; q <= 20; q++ { // more than MaxBuffered: Send waits for room
 		if err := c.Send(ctx, read("SP1", q*15, float64(q))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	errs := c.SendBatch(ctx, []records.IntervalRead{read("SP2", 15, 1), {ServicePointID: "SP2", LocalDate: dates.MustParse("20240601"), Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
-	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &re) || len(re.Reasons) != 2 || re.Reasons[0].Field != "minutes" || re.Reasons[1].Field != "units" {
+	errs := c.SendBatch(ctx, []Read{read("SP2", 15, 1), {ServicePointID: "SP2", LocalEnd: june1.Add(15 * time.Minute), Minutes: 7, Units: "BTU"}, read("SP2", 30, 2)})
+	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &re) || strings.Join(re.Codes(), ",") != "BAD_LENGTH,BAD_UNITS" || re.Reasons[0].Field != "minutes" || re.Reasons[1].Field != "units" {
 		t.Fatalf("batch errors: %v", errs)
 	}
 	if err := c.Close(ctx); err != nil {
@@ -59,15 +81,75 @@ func TestClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o != (interval.Origin{Utility: "gec", Kind: interval.OriginAdapter, Name: "mdms-test"}) || r.Units != "KWH" || r.EndMillis == 0 {
+		if o != (interval.Origin{Utility: "gec", Kind: interval.OriginAdapter, Name: "mdms-test"}) || r.Units != "KWH" || r.EndMillis == 0 || !r.OffsetGiven || r.OffsetMinutes != -240 {
 			t.Fatalf("read %+v from %+v", r, o)
 		}
+	}
+	rejected := kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, env.Topics.Rejected))
+	if len(rejected) != 2 {
+		t.Fatalf("%d rejected records, want 2", len(rejected))
+	}
+	src := rejected[0]["source"].(map[string]any)
+	reasons := rejected[0]["reasons"].([]any)
+	if src["file"] != "adapter:mdms-test" || src["line"] != int64(7) || rejected[0]["layout"] != "interval" ||
+		reasons[0].(map[string]any)["code"] != records.CodeOffGrid || !strings.Contains(rejected[0]["raw"].(string), `service_point_id="SP1"`) {
+		t.Fatalf("rejected record %v", rejected[0])
+	}
+}
+
+// TestEndInstantAlone is the SDK's regression test of the 1970 bug: a read
+// with only its UTC end instant was stored as 1970-01-01. It is stored with
+// that instant and the local date, time and offset of the utility's zone.
+func TestEndInstantAlone(t *testing.T) {
+	env := kafkatest.Start(t)
+	ctx := context.Background()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, env.Kafka, Config{Utility: "gec", Name: "mdms-utc", Location: ny})
+	end := time.Date(2024, 6, 1, 4, 15, 0, 0, time.UTC)
+	errs := c.SendBatch(ctx, []Read{
+		{ServicePointID: "SP1", End: end, Minutes: 15, Value: 1, Units: "KWH"},
+		{ServicePointID: "SP1", Minutes: 15, Value: 1, Units: "KWH"},                                                               // no time at all
+		{ServicePointID: "SP1", End: end, LocalEnd: end.In(ny).Add(time.Hour), Minutes: 15, Value: 1, Units: "KWH"},                // two instants
+		{ServicePointID: "SP1", End: end.Add(time.Hour), LocalEnd: end.Add(time.Hour).In(ny), Minutes: 15, Value: 2, Units: "KWH"}, // both, agreeing
+	})
+	var re *ReadError
+	if errs[0] != nil || errs[3] != nil {
+		t.Fatalf("good reads refused: %v", errs)
+	}
+	if !errors.As(errs[1], &re) || re.Reasons[0].Field != "interval_end" || re.Reasons[0].Code != records.CodeRequired {
+		t.Fatalf("a read without a time: %v", errs[1])
+	}
+	if !errors.As(errs[2], &re) || re.Reasons[0].Code != records.CodeInconsistentTime {
+		t.Fatalf("a read with two instants: %v", errs[2])
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.Decode(t, env.Kafka, kafkatest.ReadAll(t, env.Kafka, env.Topics.Intervals))
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	r, _, err := interval.FromNative(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EndMillis != end.UnixMilli() || r.LocalDate.ISO() != "2024-06-01" || r.LocalTime != 15 || r.OffsetMinutes != -240 || r.OffsetGiven {
+		t.Fatalf("stored %+v: want the instant %s, local 2024-06-01 00:15 -0400 from the zone", r, end)
 	}
 }
 
 func TestConfigRequired(t *testing.T) {
-	if _, err := New(context.Background(), kafkaconf.Config{}, Config{Name: "x"}); err == nil {
-		t.Fatal("a client without a utility was created")
+	if KindAdapter != interval.OriginAdapter || KindHTTP != interval.OriginHTTP {
+		t.Fatal("the SDK's origin kinds differ from the record's")
+	}
+	if _, err := New(context.Background(), nil, Config{Name: "x"}); err == nil || !strings.Contains(err.Error(), "Utility") {
+		t.Fatalf("a client without a utility: %v", err)
+	}
+	if _, err := New(context.Background(), nil, Config{Utility: "gec", Name: "x"}); err == nil || !strings.Contains(err.Error(), "registry") {
+		t.Fatalf("a client without a registry: %v", err)
 	}
 }
 
@@ -113,11 +195,8 @@ func TestSendBlocksWhenFull(t *testing.T) {
 	})
 
 	const max = 8
-	c, err := New(ctx, kc, Config{Utility: "gec", Name: "bp", Topics: &names, MaxBuffered: max, Linger: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for q := int16(1); q <= max; q++ {
+	c := newClient(t, kc, Config{Utility: "gec", Name: "bp", MaxBuffered: max, Linger: time.Millisecond})
+	for q := 1; q <= max; q++ {
 		if err := c.Send(ctx, read("SP1", q*15, float64(q))); err != nil {
 			t.Fatal(err)
 		}

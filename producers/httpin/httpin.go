@@ -10,8 +10,14 @@
 //
 // interval_end is RFC 3339 with the offset of the local time it came from, so
 // the repeated hour at the end of daylight saving time stays two instants.
+// An interval_end in UTC ("Z") is the instant alone: its local date, time
+// and offset come from the utility's time zone (adapter.Config.Location).
 // channel (service_quantity_identifier), service_type and is_estimate
-// (default E) are optional.
+// (default E) are optional. Every read goes through the Go SDK's client
+// (producers/adapter), so it meets the one contract of a read; lines that
+// are not even a read (bad JSON, a missing key) and reads the contract
+// refuses are written to rejected.v1 with the origin "http:<name>" and
+// their line, as rejected file rows are.
 package httpin
 
 import (
@@ -25,13 +31,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/ellipsis"
 	"github.com/usagestream/usagestream/producers/adapter"
-	"github.com/usagestream/usagestream/producers/interval/readrules"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -42,9 +47,11 @@ const Path = "/v1/intervals"
 // about 50,000 reads.
 const DefaultMaxBodyBytes = 8 << 20
 
-// Sender delivers validated reads; *adapter.Client is one.
+// Sender checks and delivers reads, and keeps lines that are no read on
+// rejected.v1; *adapter.Client is one.
 type Sender interface {
-	SendBatch(ctx context.Context, reads []records.IntervalRead) []error
+	SendBatch(ctx context.Context, reads []adapter.Read) []error
+	Reject(ctx context.Context, rjs ...adapter.Rejection) error
 }
 
 // Config configures the endpoint.
@@ -61,10 +68,7 @@ type Config struct {
 	// MaxConcurrent requests are served at once; more are answered 503 with
 	// Retry-After at once. Default: DefaultMaxConcurrent.
 	MaxConcurrent int
-	// Dates is the plausible date window. Default: readrules' (the zero
-	// Window).
-	Dates  readrules.Window
-	Logger *slog.Logger // Default: discard.
+	Logger        *slog.Logger // Default: discard.
 }
 
 // withDefaults returns c with the defaults its fields' docs state in place
@@ -121,6 +125,7 @@ type LineFail struct {
 	Field   string `json:"field,omitempty"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	rule    string // cited on rejected.v1
 }
 
 // line is the JSON of one read.
@@ -150,7 +155,7 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, Response{Error: "POST an NDJSON body of interval reads"})
+		reply(w, http.StatusMethodNotAllowed, Response{Error: req.Method + " is not served here: POST an NDJSON body of interval reads, one JSON object per line"})
 		return
 	}
 	if h.cfg.Token != "" {
@@ -177,25 +182,35 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	// The whole body is read before anything is sent, so a body over the
 	// limit publishes nothing: the sender splits it and sends every part.
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.cfg.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, req.Body, h.cfg.MaxBodyBytes), req.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("the body is over %d bytes; nothing was published: send it in smaller parts", h.cfg.MaxBodyBytes)})
 			return
 		}
-		reply(w, http.StatusBadRequest, Response{Error: fmt.Sprintf("reading the body: %v; nothing was published", err)})
+		reply(w, http.StatusBadRequest, Response{Error: "the body could not be read to its end (the connection broke or timed out); nothing was published: send it again"})
 		return
 	}
-	if n := countLines(body); n > h.cfg.MaxLines {
+	n := countLines(body)
+	if n > h.cfg.MaxLines {
 		reply(w, http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("the body holds %d reads, over the limit of %d; nothing was published: send it in smaller parts", n, h.cfg.MaxLines)})
 		return
 	}
-	resp, reads, idx := Parse(body, h.cfg.Dates.Bounds())
+	resp, reads, idx, rejs := parse(body, n)
 	resp.Counts = map[string]int{}
 	for _, r := range resp.Results {
 		for _, f := range r.Errors {
 			resp.Counts[f.Code]++
+		}
+	}
+	// Lines that are no read are kept on rejected.v1 first: if that fails,
+	// nothing is published and the whole body can be sent again.
+	if len(rejs) > 0 {
+		if err := h.s.Reject(req.Context(), rejs...); err != nil {
+			h.cfg.Logger.Warn("rejected lines could not be written", "err", err)
+			reply(w, http.StatusServiceUnavailable, Response{Error: "the rejected lines could not be written to Kafka; nothing was published: send the body again"})
+			return
 		}
 	}
 	if len(reads) > 0 {
@@ -207,11 +222,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			case err == nil:
 				r.Status = "accepted"
 				resp.Accepted++
-			case errors.As(err, &re) && len(re.Reasons) > 0:
+			case errors.As(err, &re) && len(re.Reasons) > 0 && re.Err == nil:
 				r.Status, r.Errors = "rejected", fails(re.Reasons)
 				resp.Rejected++
 			default:
-				r.Status, r.Errors = "failed", []LineFail{{Code: "NOT_DELIVERED", Message: err.Error()}}
+				r.Status, r.Errors = "failed", []LineFail{{Code: "NOT_DELIVERED", Message: "Kafka did not take this read in time; send the line again"}}
 				resp.Failed++
 			}
 			for _, f := range r.Errors {
@@ -240,60 +255,134 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	reply(w, status, resp)
 }
 
-// Parse reads an NDJSON body into reads and a Response whose Results hold a
-// rejected result for every line that is not a read; idx[k] is the index in
-// Results of reads[k]. Lines are numbered from 1; blank lines are skipped.
-func Parse(body []byte, bounds readrules.Bounds) (Response, []records.IntervalRead, []int) {
-	var (
-		resp  Response
-		reads []records.IntervalRead
-		idx   []int
-	)
+// Parse reads an NDJSON body into reads and a Response whose Results hold
+// a rejected result for every line that is not a read (bad JSON, a missing
+// key, a time that is no RFC 3339 time), with its Rejection for
+// rejected.v1; idx[k] is the index in Results of reads[k]. Lines are
+// numbered from 1; blank lines are skipped. The contract of a read is not
+// checked here: the Sender checks it, as for every way in.
+func Parse(body []byte) (resp Response, reads []adapter.Read, idx []int, rejs []adapter.Rejection) {
+	return parse(body, 0)
+}
+
+// parse is Parse with room made for n reads.
+func parse(body []byte, n int) (resp Response, reads []adapter.Read, idx []int, rejs []adapter.Rejection) {
+	resp.Results = make([]Result, 0, n)
+	reads = make([]adapter.Read, 0, n)
+	idx = make([]int, 0, n)
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 4096), len(body)+1)
-	n := 0
+	ln := 0
 	for sc.Scan() {
-		n++
+		ln++
 		text := bytes.TrimSpace(sc.Bytes())
 		if len(text) == 0 {
 			continue
 		}
 		resp.Lines++
-		rd, fs := parseLine(text, bounds)
-		rd.Line = int64(n)
-		resp.Results = append(resp.Results, Result{Line: n, Status: "rejected", Errors: fs})
+		rd, fs := parseLine(text)
+		rd.Line = int64(ln)
+		resp.Results = append(resp.Results, Result{Line: ln, Status: "rejected", Errors: fs})
 		if fs != nil {
 			resp.Rejected++
+			rj := adapter.Rejection{Line: int64(ln), Raw: string(text), ServicePointID: rd.ServicePointID}
+			for _, f := range fs {
+				rj.Reasons = append(rj.Reasons, adapter.Reason{Field: f.Field, Code: f.Code, Rule: f.rule, Message: f.Message})
+			}
+			rejs = append(rejs, rj)
 			continue
 		}
 		reads = append(reads, rd)
 		idx = append(idx, len(resp.Results)-1)
 	}
-	return resp, reads, idx
+	return resp, reads, idx, rejs
 }
 
-func parseLine(text []byte, bounds readrules.Bounds) (records.IntervalRead, []LineFail) {
+// keys are the JSON keys of a read, for messages.
+const keys = "service_point_id, interval_end, minutes, value, units, is_estimate, service_type, channel"
+
+// jsonKinds names the JSON type each key takes, for messages.
+var jsonKinds = map[string]string{"service_point_id": "a string", "channel": "a string", "service_type": "a string",
+	"interval_end": "a string", "minutes": "a whole number", "value": "a number", "units": "a string", "is_estimate": "a string"}
+
+// badJSON turns a decoding error into a message for the sender, in the
+// terms of the JSON it sent, never of Go's types.
+func badJSON(err error) LineFail {
 	var (
-		l  line
-		rd records.IntervalRead
-		fs []LineFail
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
 	)
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		want := jsonKinds[te.Field]
+		if want == "" {
+			want = "another type"
+		}
+		return LineFail{Field: te.Field, Code: codeBadJSON, rule: ruleJSON, Message: fmt.Sprintf("%s is %s; it must be %s", te.Field, article(te.Value), want)}
+	case errors.As(err, &te):
+		return LineFail{Code: codeBadJSON, rule: ruleJSON, Message: fmt.Sprintf("the line is %s; it must be a JSON object with the keys %s", article(te.Value), keys)}
+	case errors.As(err, &se):
+		return LineFail{Code: codeBadJSON, rule: ruleJSON, Message: fmt.Sprintf("the line is not valid JSON (at byte %d); send one JSON object per line", se.Offset)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		k := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return LineFail{Field: strings.Trim(k, `"`), Code: codeBadJSON, rule: ruleJSON, Message: fmt.Sprintf("unknown key %s; the keys are %s", clip(k), keys)}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return LineFail{Code: codeBadJSON, rule: ruleJSON, Message: "the line ends inside a JSON value; send one whole JSON object per line"}
+	}
+	return LineFail{Code: codeBadJSON, rule: ruleJSON, Message: "the line is not a JSON object of an interval read; send one JSON object per line with the keys " + keys}
+}
+
+// article renders a JSON type name from a decoding error ("string",
+// "number 1.5") for a message.
+func article(v string) string {
+	switch {
+	case v == "":
+		return "of another type"
+	case strings.IndexByte("aeiou", v[0]) >= 0:
+		return "an " + v
+	}
+	return "a " + v
+}
+
+const (
+	codeBadJSON = "BAD_JSON"
+	// ruleJSON is the rule a line that is no read breaks: the read
+	// columns of the data contract, as a file row with a missing field.
+	ruleJSON = records.RuleIntervalColumns
+)
+
+// decodeLine decodes a line with encoding/json: every line fastLine does
+// not take, and the reference it is tested against.
+func decodeLine(text []byte, l *line) []LineFail {
 	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		field := ""
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			field = te.Field
-		}
-		return rd, []LineFail{{Field: field, Code: "BAD_JSON", Message: fmt.Sprintf("the line is not a JSON object of an interval read: %v", err)}}
+	if err := dec.Decode(l); err != nil {
+		return []LineFail{badJSON(err)}
 	}
 	if dec.More() {
-		return rd, []LineFail{{Code: "BAD_JSON", Message: "the line holds more than one JSON value; put one read per line"}}
+		return []LineFail{{Code: codeBadJSON, rule: ruleJSON, Message: "the line holds more than one JSON value; put one read per line"}}
+	}
+	return nil
+}
+
+func parseLine(text []byte) (adapter.Read, []LineFail) {
+	var (
+		l  line
+		rd adapter.Read
+		fs []LineFail
+	)
+	if !fastLine(text, &l) {
+		l = line{}
+		if fs := decodeLine(text, &l); fs != nil {
+			return rd, fs
+		}
+	}
+	if l.ServicePointID != nil {
+		rd.ServicePointID = *l.ServicePointID
 	}
 	req := func(field string, missing bool) {
 		if missing {
-			fs = append(fs, LineFail{Field: field, Code: records.CodeRequired, Message: field + " is missing; it is required"})
+			fs = append(fs, LineFail{Field: field, Code: records.CodeRequired, rule: records.RuleIntervalColumns, Message: field + " is missing; it is required"})
 		}
 	}
 	req("service_point_id", l.ServicePointID == nil)
@@ -304,44 +393,51 @@ func parseLine(text []byte, bounds readrules.Bounds) (records.IntervalRead, []Li
 	if fs != nil {
 		return rd, fs
 	}
-	rd.ServicePointID, rd.Channel, rd.ServiceType, rd.Value, rd.Units = *l.ServicePointID, l.Channel, l.ServiceType, *l.Value, *l.Units
-	if *l.Minutes < 0 || *l.Minutes > 1440 {
-		return rd, []LineFail{{Field: "minutes", Code: records.CodeBadLength, Message: fmt.Sprintf("minutes %d is not one of 5, 15, 30, 60, 1440", *l.Minutes)}}
-	}
-	rd.Minutes = int16(*l.Minutes)
+	rd.Channel, rd.ServiceType, rd.Value, rd.Units, rd.Minutes, rd.Estimate = l.Channel, l.ServiceType, *l.Value, *l.Units, *l.Minutes, l.IsEstimate
 	t, err := time.Parse(time.RFC3339, *l.IntervalEnd)
-	if err != nil || t.Second() != 0 || t.Nanosecond() != 0 {
-		return rd, []LineFail{{Field: "interval_end", Code: records.CodeBadTime,
-			Message: fmt.Sprintf("interval_end %q is not an RFC 3339 time on a whole minute with the local offset, like 2024-06-01T00:15:00-04:00", clip(*l.IntervalEnd))}}
+	if err != nil {
+		return rd, []LineFail{{Field: "interval_end", Code: records.CodeBadTime, rule: records.RuleIntervalColumns,
+			Message: fmt.Sprintf("interval_end %q is not an RFC 3339 time with the local offset, like 2024-06-01T00:15:00-04:00 (or UTC, like 2024-06-01T04:15:00Z)", clip(*l.IntervalEnd))}}
 	}
-	_, off := t.Zone()
-	rd.LocalDate = dates.FromCivil(t.Date())
-	rd.LocalTime = int16(t.Hour()*60 + t.Minute())
-	rd.OffsetMinutes, rd.OffsetGiven = int16(off/60), true
-	if off%60 != 0 || off/60 < -12*60 || off/60 > 14*60 {
-		return rd, []LineFail{{Field: "interval_end", Code: records.CodeBadOffset, Message: "the offset of interval_end is not a real UTC offset"}}
+	// "Z" is the instant alone (local fields from the utility's zone); an
+	// offset is the meter's local clock, and the instant it names.
+	if e := *l.IntervalEnd; strings.HasSuffix(e, "Z") || strings.HasSuffix(e, "z") {
+		rd.End = t
+	} else {
+		rd.LocalEnd = t
 	}
-	switch strings.ToUpper(l.IsEstimate) {
-	case "":
-	case "A", "E", "U":
-		rd.Estimate = records.Estimate(strings.ToUpper(l.IsEstimate)[0])
-	default:
-		return rd, []LineFail{{Field: "is_estimate", Code: records.CodeBadEstimate, Message: fmt.Sprintf("is_estimate %q must be A, E or U (or absent for E)", clip(l.IsEstimate))}}
-	}
-	// The rules every way in shares (producers/interval/readrules); JSON
-	// decoding turned bytes that are not UTF-8 into U+FFFD, which they refuse.
-	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: rd.ServicePointID, Channel: rd.Channel, Date: rd.LocalDate, HasDate: true}, bounds) {
-		fs = append(fs, LineFail{Field: vi.Field, Code: vi.Code, Message: vi.Message})
-	}
-	return rd, fs
+	rd.Raw = string(text)
+	return rd, nil
 }
 
-func fails(rs []records.Reason) []LineFail {
+func fails(rs []adapter.Reason) []LineFail {
 	out := make([]LineFail, len(rs))
 	for i, r := range rs {
-		out[i] = LineFail{Field: r.Field, Code: r.Code, Message: r.Message}
+		out[i] = LineFail{Field: r.Field, Code: r.Code, Message: r.Message, rule: r.Rule}
 	}
 	return out
+}
+
+// readBody reads the whole body, in one allocation when its length is
+// announced (the reader bounds it either way).
+func readBody(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1) // +1: room to see the end without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than announced: the limit still holds
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // countLines counts the non-blank lines of body without parsing them.
@@ -368,7 +464,7 @@ func reply(w http.ResponseWriter, status int, resp Response) {
 	resp.Results = nil
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	head, err := json.Marshal(resp)
+	head, err := marshal(resp)
 	if err != nil {
 		return
 	}
@@ -384,12 +480,33 @@ func reply(w http.ResponseWriter, status int, resp Response) {
 		if k > 0 {
 			_ = bw.WriteByte(',')
 		}
-		b, _ := json.Marshal(&results[k])
+		if r := &results[k]; len(r.Errors) == 0 { // most results: no encoder needed
+			_, _ = bw.WriteString(`{"line":`)
+			_, _ = bw.WriteString(strconv.Itoa(r.Line))
+			_, _ = bw.WriteString(`,"status":`)
+			_, _ = bw.WriteString(strconv.Quote(r.Status))
+			_ = bw.WriteByte('}')
+			continue
+		}
+		b, _ := marshal(&results[k])
 		_, _ = bw.Write(b)
 	}
 	_ = bw.WriteByte(']')
 	_, _ = bw.Write(head[i+len(null):])
 	_ = bw.WriteByte('\n')
+}
+
+// marshal is json.Marshal without HTML escaping: the answers are JSON for
+// programs and people, not HTML, so "<token>" stays "<token>", not
+// "\u003ctoken\u003e".
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func clip(s string) string { return ellipsis.Clip(s, 60) }

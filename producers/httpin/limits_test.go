@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usagestream/usagestream/producers/interval"
-	"github.com/usagestream/usagestream/records"
+	"github.com/usagestream/usagestream/producers/adapter"
 )
 
 // countingWriter records how an answer is written: its total size and its
@@ -36,20 +35,12 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func validating(t *testing.T) *recorder {
-	v, err := interval.NewValidator(interval.Check{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &recorder{v: v}
-}
-
 // TestEmptyObjectLinesAreBounded: 100,000 `{}` lines (five reasons each)
 // are refused with 413 before any parsing; under the line cap the answer
 // lists only the first MaxErrors rejections with their errors, counts every
 // reason, and is streamed in small writes.
 func TestEmptyObjectLinesAreBounded(t *testing.T) {
-	h := Handler(validating(t), Config{})
+	h := Handler(&recorder{}, Config{})
 	code, resp := post(t, h, "", strings.Repeat("{}\n", 100_000))
 	if code != http.StatusRequestEntityTooLarge || !strings.Contains(resp.Error, "100000 reads") {
 		t.Fatalf("100k lines: %d %+v", code, resp.Error)
@@ -86,11 +77,13 @@ type blocking struct {
 	release chan struct{}
 }
 
-func (b *blocking) SendBatch(_ context.Context, reads []records.IntervalRead) []error {
+func (b *blocking) SendBatch(_ context.Context, reads []adapter.Read) []error {
 	b.entered <- struct{}{}
 	<-b.release
 	return make([]error, len(reads))
 }
+
+func (b *blocking) Reject(context.Context, ...adapter.Rejection) error { return nil }
 
 // TestConcurrentRequestsAboveTheLimit: with one request being served and a
 // limit of one, the next is answered 503 with Retry-After at once.
@@ -121,7 +114,7 @@ func TestConcurrentRequestsAboveTheLimit(t *testing.T) {
 // body and sending none gets 401 without the token and 413 with it, at once:
 // the body is never waited for.
 func TestLargeContentLengthAnsweredBeforeTheBody(t *testing.T) {
-	ts := httptest.NewServer(Handler(validating(t), Config{Token: "tok"}))
+	ts := httptest.NewServer(Handler(&recorder{}, Config{Token: "tok"}))
 	defer ts.Close()
 	for _, c := range []struct {
 		auth string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/usagestream/usagestream/internal/dates"
@@ -33,10 +32,10 @@ type Options struct {
 	// Minutes is the interval length when the file name does not say it
 	// (interval<mm>); when both are given they must agree.
 	Minutes int
-	// Location is the utilities' time zone, used for rows whose UTC_offset is
-	// empty. nil is UTC. On a day when the zone changes its offset, a row
-	// without UTC_offset is rejected: the repeated hour cannot be told apart.
-	Location     *time.Location
+	// Check.Location is the utility's time zone, used for rows whose
+	// UTC_offset is empty. nil is UTC. On a day when the zone changes its
+	// offset, a row without UTC_offset is rejected: the repeated hour
+	// cannot be told apart.
 	MaxLineBytes int // 0 = 64 KiB
 }
 
@@ -57,7 +56,6 @@ type Reader struct {
 	minutes int
 	k       checker
 	bounds  readrules.Bounds
-	loc     *time.Location
 	zone    map[dates.Date]dayZone // offsets of loc by date, for rows without UTC_offset
 	extra   int                    // unknown trailing columns, ignored
 
@@ -65,16 +63,8 @@ type Reader struct {
 	reasons []records.Reason
 }
 
-type dayZone struct {
-	offset int16 // minutes east of UTC at noon
-	change bool  // the zone changes its offset on this date
-}
-
 func newReader(base string, opts Options) (*Reader, error) {
-	r := &Reader{loc: opts.Location, zone: map[dates.Date]dayZone{}}
-	if r.loc == nil {
-		r.loc = time.UTC
-	}
+	r := &Reader{zone: map[dates.Date]dayZone{}}
 	f, err := filereader.New(base, filereader.Options{Kind: "interval", Item: "read", MaxLineBytes: opts.MaxLineBytes, Prefix: prefix})
 	if err != nil {
 		return nil, err
@@ -232,23 +222,27 @@ func (r *Reader) add(col int, code, rule, msg string) {
 	r.reasons = append(r.reasons, records.Reason{Field: records.IntervalColumn(col), Code: code, Rule: rule, Message: msg})
 }
 
-// parse fills rd from one line's fields and adds a reason for every problem,
-// so the sender sees all of a row's faults at once.
+// parse fills rd from one line's fields and adds a reason for every
+// problem, so the sender sees all of a row's faults at once: first what
+// cannot be read (the file format), then the contract of a read that every
+// way in shares (checker.check).
 func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 	var (
-		dateOK, timeOK, offsetOK bool
-		offset                   int
+		bad fieldSet
 	)
+	colBit := [numColumns]fieldSet{badServicePoint, badValue, badDate, badTime, badUnits, badEstimate, badOffset, badServiceType, badChannel}
 	rd.Estimate = records.EstimateEstimated
 	for col := 0; col < numColumns; col++ {
 		v := f[col]
 		if !valid && !utf8.ValidString(v) {
 			r.add(col, records.CodeInvalidUTF8, records.RuleFormat, records.IntervalColumn(col)+" is not valid UTF-8; send the file encoded as UTF-8")
+			bad |= colBit[col]
 			continue
 		}
 		if v == "" || (col <= cUnits && strings.TrimSpace(v) == "") {
 			if col <= cUnits {
 				r.add(col, records.CodeRequired, records.RuleIntervalColumns, records.IntervalColumn(col)+" is empty; it is required, so fill it in")
+				bad |= colBit[col]
 			}
 			continue
 		}
@@ -256,7 +250,10 @@ func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 		case cServicePoint:
 			rd.ServicePointID = v
 		case cValue:
-			rd.Value, _ = r.number(v)
+			var ok bool
+			if rd.Value, ok = r.number(v); !ok {
+				bad |= badValue
+			}
 		case cDate:
 			d, err := dates.Parse(v)
 			if err != nil && len(v) == 8 && strings.HasPrefix(v, "0000") {
@@ -264,13 +261,15 @@ func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 				// window too: reject it as the other ways in do.
 				vi := readrules.DateViolation(v, r.bounds)
 				r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
+				bad |= badDate
 				continue
 			}
 			if err != nil {
 				r.add(col, records.CodeBadDate, records.RuleIntervalColumns, fmt.Sprintf("date %q is not a real calendar date (yyyyMMdd)", clip(v)))
+				bad |= badDate
 				continue
 			}
-			rd.LocalDate, dateOK = d, true
+			rd.LocalDate = d
 		case cTime:
 			m, ok := parseHHMM(v)
 			if !ok {
@@ -279,62 +278,32 @@ func (r *Reader) parse(rd *records.IntervalRead, f []string, valid bool) {
 					hint = "; the interval ending at midnight is 0000 of the next date"
 				}
 				r.add(col, records.CodeBadTime, records.RuleIntervalColumns, fmt.Sprintf("time %q is not a 24-hour time HHmm from 0000 to 2359%s", clip(v), hint))
+				bad |= badTime
 				continue
 			}
-			rd.LocalTime, timeOK = int16(m), true
-			if !onGrid(m, r.minutes) {
-				r.add(col, records.CodeOffGrid, records.RuleI1, fmt.Sprintf("time %s is not on the %d-minute grid of this interval%d file; all intervals of a file have one length (I1), so send other lengths in their own file", v, r.minutes, r.minutes))
-			}
+			rd.LocalTime = int16(m)
 		case cUnits:
-			if u, ok := canonical(r.k.units, v); ok {
-				rd.Units = u
-			} else {
-				r.add(col, records.CodeBadUnits, records.RuleIntervalColumns, fmt.Sprintf("units %q is not one of the allowed units %s", clip(v), strings.Join(r.k.units, ", ")))
-			}
+			rd.Units = v
 		case cEstimate:
-			rd.Estimate = r.estimate(v)
+			var ok bool
+			if rd.Estimate, ok = r.estimate(v); !ok {
+				bad |= badEstimate
+			}
 		case cOffset:
 			o, ok := parseOffset(v)
 			if !ok {
 				r.add(col, records.CodeBadOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset %q is not an offset ±HHMM from -1200 to +1400, like -0500", clip(v)))
+				bad |= badOffset
 				continue
 			}
-			offset, offsetOK, rd.OffsetGiven = o, true, true
+			rd.OffsetMinutes, rd.OffsetGiven = int16(o), true
 		case cServiceType:
-			if t, ok := canonical(r.k.serviceTypes, v); ok {
-				rd.ServiceType = t
-			} else {
-				r.add(col, records.CodeBadServiceType, records.RuleIntervalColumns, fmt.Sprintf("service_type %q is not one of the allowed codes %s", clip(v), strings.Join(r.k.serviceTypes, ", ")))
-			}
+			rd.ServiceType = v
 		case cChannel:
 			rd.Channel = v
 		}
 	}
-	for _, vi := range readrules.Check(readrules.Fields{ServicePointID: rd.ServicePointID, Channel: rd.Channel, Date: rd.LocalDate, HasDate: dateOK}, r.bounds) {
-		col := cServicePoint
-		switch vi.Field {
-		case readrules.FieldChannel:
-			col = cChannel
-		case readrules.FieldDate:
-			col = cDate
-		}
-		r.add(col, vi.Code, records.RuleIntervalColumns, vi.Message)
-	}
-	if !dateOK || !timeOK {
-		return
-	}
-	if !rd.OffsetGiven && f[cOffset] == "" {
-		z := r.zoneOn(rd.LocalDate)
-		if z.change {
-			r.add(cOffset, records.CodeMissingUTCOffset, records.RuleIntervalColumns, fmt.Sprintf("UTC_offset is empty on %s, a day when %s changes between daylight saving and standard time; the local time alone is ambiguous there, so send UTC_offset", rd.LocalDate.ISO(), r.loc))
-			return
-		}
-		offset, offsetOK = int(z.offset), true
-	}
-	if offsetOK {
-		rd.OffsetMinutes = int16(offset)
-		rd.EndMillis = endMillis(rd.LocalDate, int(rd.LocalTime), offset)
-	}
+	r.k.check(rd, bad, true, incoming, r.bounds, r.zoneOn, &r.reasons)
 }
 
 // zoneOn returns the configured zone's offset on date d and whether it
@@ -343,13 +312,7 @@ func (r *Reader) zoneOn(d dates.Date) dayZone {
 	if z, ok := r.zone[d]; ok {
 		return z
 	}
-	y, m, day := d.Civil()
-	start := time.Date(y, m, day, 0, 0, 0, 0, r.loc)
-	end := time.Date(y, m, day+1, 0, 0, 0, 0, r.loc)
-	_, o0 := start.Zone()
-	_, o1 := end.Zone()
-	_, on := time.Date(y, m, day, 12, 0, 0, 0, r.loc).Zone()
-	z := dayZone{offset: int16(on / 60), change: o0 != o1 || end.Sub(start) != 24*time.Hour}
+	z := zoneOn(r.k.loc, d)
 	if len(r.zone) > 4096 {
 		clear(r.zone)
 	}
@@ -378,19 +341,19 @@ func (r *Reader) number(v string) (float64, bool) {
 	return x, true
 }
 
-func (r *Reader) estimate(v string) records.Estimate {
+func (r *Reader) estimate(v string) (records.Estimate, bool) {
 	if len(v) == 1 {
 		switch v[0] | 0x20 {
 		case 'a':
-			return records.EstimateActual
+			return records.EstimateActual, true
 		case 'e':
-			return records.EstimateEstimated
+			return records.EstimateEstimated, true
 		case 'u':
-			return records.EstimateUser
+			return records.EstimateUser, true
 		}
 	}
 	r.add(cEstimate, records.CodeBadEstimate, records.RuleIntervalColumns, fmt.Sprintf("is_estimate %q must be A, E or U (or empty for E)", clip(v)))
-	return records.EstimateEstimated
+	return records.EstimateEstimated, false
 }
 
 func (r *Reader) reject(rej *records.Rejected) Record { return Record{Rejected: r.f.Reject(rej)} }

@@ -156,7 +156,7 @@ func TestMissingOffsetUsesZone(t *testing.T) {
 		"SP1\t1\t20241103\t0100\tKWH\tA\t\tE\t\n" +
 		"SP1\t1\t20241103\t0100\tKWH\tA\t-0500\tE\t\n" +
 		"SP1\t1\t20240115\t1300\tKWH\tA\t\tE\t\n"
-	recs, _ := readAll(t, name(60), body, Options{Location: ny})
+	recs, _ := readAll(t, name(60), body, Options{Check: Check{Location: ny}})
 	if r := recs[0].Read; r == nil || r.OffsetMinutes != -240 || r.OffsetGiven || r.EndMillis != utc("2024-06-01T13:00-04:00") {
 		t.Fatalf("summer row: %+v %+v", recs[0].Read, recs[0].Rejected)
 	}
@@ -340,14 +340,14 @@ func TestValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := records.IntervalRead{ServicePointID: "SP1", LocalDate: dates.MustParse("20240601"), LocalTime: 15, OffsetMinutes: -240, Minutes: 15, Value: 1, Units: "kwh"}
+	good := records.IntervalRead{ServicePointID: "SP1", LocalDate: dates.MustParse("20240601"), LocalTime: 15, OffsetMinutes: -240, OffsetGiven: true, Minutes: 15, Value: 1, Units: "kwh"}
 	if rs := v.Validate(&good); rs != nil {
 		t.Fatal(rs)
 	}
 	if good.Units != "KWH" || good.Estimate != records.EstimateEstimated || good.EndMillis != utc("2024-06-01T00:15-04:00") {
 		t.Fatalf("not canonicalised: %+v", good)
 	}
-	bad := records.IntervalRead{LocalTime: 10, OffsetMinutes: 7, Minutes: 7, Units: "BTU", Estimate: 'X'}
+	bad := records.IntervalRead{LocalDate: dates.MustParse("19000101"), LocalTime: 10, OffsetMinutes: 7, OffsetGiven: true, Minutes: 7, Units: "BTU", Estimate: 'X'}
 	rs := v.Validate(&bad)
 	var fields []string
 	for _, r := range rs {

@@ -1,9 +1,10 @@
 // Package readrules is the one set of rules an interval read's identity must
-// pass, whichever way it comes in: interval files (producers/interval's
-// reader), the Go adapter client (producers/adapter) and the NDJSON endpoint
-// (producers/httpin). It sits below all three, and below the query API, so
-// that a read accepted anywhere can be looked up (processors/query refuses
-// ids longer than MaxIDBytes with the same constant).
+// pass, whichever way it comes in: the contract of producers/interval calls
+// it for interval files, the Go SDK (producers/adapter), the NDJSON
+// endpoint (producers/httpin) and the interval stage alike. It sits below
+// them, and below the query API, so that a read accepted anywhere can be
+// looked up (processors/query refuses ids longer than MaxIDBytes with the
+// same constant).
 //
 // It depends on nothing but the calendar type and the record types (its
 // reject codes are records.Code*: CodeInvalidUTF8, CodeControlChar,
