@@ -732,3 +732,7 @@ func (ip *IntervalPoint) CheckStale(ipol IntervalPolicy, atMs int64, src Source)
 		"no interval data since %s, more than %s ago, on an active service point", last.Format(time.RFC3339), ipol.StaleAfter))
 	return out
 }
+
+// Coverage is how many intervals of the day are present and how many are
+// missing for a channel of the given length (the query API shows it).
+func (d *Day) Coverage(minutes int) (present, missing int) { return d.count(), d.missing(minutes) }
