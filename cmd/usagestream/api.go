@@ -77,7 +77,7 @@ func mountAPI(mux *http.ServeMux, api *query.Server, addr string) {
 	}
 	api.Listening(addr)
 	mux.Handle("/v1/", api.Handler())
-	if h, err := console.Handler(console.Config{}); err == nil { // fails only on a broken build
+	if h, err := console.Handler(console.Config{TokenRequired: api.TokenRequired()}); err == nil { // fails only on a broken build
 		mux.Handle("/console", h)
 		mux.Handle(console.Path, h)
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	// RulesURL is the rule catalogue a rule id links to, with "#" and the
 	// id appended (default DefaultRulesURL).
 	RulesURL string
+	// TokenRequired: the query API asks for a bearer token, so the page
+	// asks for it before its first request instead of being refused once.
+	TokenRequired bool
 }
 
 // securityHeaders are sent with every answer: scripts and styles only from

@@ -194,6 +194,9 @@ func (s *Server) Attach(ctx context.Context, inst *runtime.Instance) {
 	}
 }
 
+// TokenRequired says whether requests must carry a bearer token.
+func (s *Server) TokenRequired() bool { return s.cfg.Token != "" }
+
 func (s *Server) instance(stage string) *runtime.Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()

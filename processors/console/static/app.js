@@ -9,13 +9,14 @@ const TOKEN_KEY = "usagestream-api-token";
 const SVG = "http://www.w3.org/2000/svg";
 const DAY = 86400000;
 const rulesURL = document.querySelector('meta[name="rules-url"]').content;
+const tokenRequired = document.querySelector('meta[name="token-required"]').content === "true";
 
 // ---------- DOM helpers ----------
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   setAttrs(e, attrs);
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : String(c));
   }
@@ -25,7 +26,7 @@ function el(tag, attrs, ...children) {
 function svg(tag, attrs, ...children) {
   const e = document.createElementNS(SVG, tag);
   setAttrs(e, attrs);
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : String(c));
   }
@@ -119,6 +120,10 @@ function showApp() {
 }
 
 async function start() {
+  if (tokenRequired && !sessionStorage.getItem(TOKEN_KEY)) {
+    showLogin("");
+    return;
+  }
   try {
     await api("/v1/stages");
   } catch (e) {
@@ -480,7 +485,7 @@ function premiseBlock(p) {
     table("memberships", ["service point", "type", "account", "active since", "active", "last bill", "chained months", "reasons"],
       p.service_points.map(m => el("tr", {}, td(spLink(m.service_point_id)), td(m.service_type || ""), td(m.account_id || ""), td(m.active_date || ""),
         td(m.deleted ? "deleted" : m.active ? "yes" : "no"), td(m.last_date_to || ""), td(m.chained_months, { class: "n" }),
-        td(m.reasons.map((r, i) => [i ? ", " : "", r.code, " (", ruleLink(r.rule), ")"])))), "none"));
+        td(m.reasons.map((r, i) => [i ? ", " : "", r.code, " (", ruleLink(r.rule), ")"]), { class: "wrap" }))), "none"));
 }
 
 // ---------- premise ----------
@@ -518,14 +523,14 @@ async function filesView() {
       f.files.map(x => el("tr", { class: "fs-" + x.status },
         td(x.event_time.replace("T", " ").replace("Z", "")), td(x.file, { class: "file" }), td(x.kind), td(x.status),
         td(num(x.rows_read), { class: "n" }), td(num(x.rows_published), { class: "n" }), td(num(x.rows_rejected), { class: "n" }),
-        td(Object.entries(x.rejected_by_code).sort().map(([k, v]) => k + " " + v).join(", ")), td(x.error || ""))), "No file ingested yet."));
+        td(Object.entries(x.rejected_by_code).sort().map(([k, v]) => k + " " + v).join(", "), { class: "wrap" }), td(x.error || "", { class: "wrap" }))), "No file ingested yet."));
 }
 
 // ---------- stages ----------
 
 async function stagesView() {
   const s = await api("/v1/stages");
-  const aborted = st => Object.entries(st.aborted).sort().map(([k, v]) => k + " " + num(v)).join(", ") || "0";
+  const aborted = st => Object.entries(st.aborted).filter(([, v]) => v > 0).sort().map(([k, v]) => k + " " + num(v)).join(", ") || "0";
   return el("section", { class: "stages" },
     el("h1", {}, "Stages"),
     el("p", { class: "sub" }, "This process's stages and sinks, from its metrics (refreshed every 5 s). Another instance shows its own."),
@@ -533,7 +538,7 @@ async function stagesView() {
       s.stages.map(st => el("tr", { "data-stage": st.stage, class: (st.lag > 0 ? "lagging " : "") + (st.restore_remaining > 0 ? "restoring" : "") },
         td(st.stage), td(num(st.records_in), { class: "n" }), td(num(st.records_out), { class: "n" }), td(num(st.lag), { class: "n" }),
         td(num(st.restore_remaining), { class: "n" }), td(num(st.restored), { class: "n" }), td(num(st.transactions_committed), { class: "n" }),
-        td(aborted(st)), td(num(st.quarantined), { class: "n" + (st.quarantined ? " bad" : "") }), td(num(st.restarts), { class: "n" }))),
+        td(aborted(st), { class: "wrap" }), td(num(st.quarantined), { class: "n" + (st.quarantined ? " bad" : "") }), td(num(st.restarts), { class: "n" }))),
       "No stage runs in this process."),
     el("h2", {}, "Sinks"),
     table("sinks", ["sink", "events", "lag", "write errors", "quarantined", "restarts"],
