@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -30,6 +31,13 @@ import (
 // events into each (customer, premise, program)'s eligibility, which is
 // the topic's newest event of that subject and the query API's answer.
 func TestGoConsumerExample(t *testing.T) {
+	// The Python example (docs/consumers.md) reads with the same reader
+	// schema, which this test resolves against the current writer's.
+	gs, gerr := os.ReadFile("../../examples/consumer-go/eligibility.avsc")
+	ps, perr := os.ReadFile("../../examples/consumer-python/eligibility.avsc")
+	if gerr != nil || perr != nil || !bytes.Equal(gs, ps) {
+		t.Errorf("examples/consumer-go and consumer-python read with different schemas (%v, %v): keep eligibility.avsc the same in both", gerr, perr)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command to build the example with")
