@@ -202,7 +202,16 @@ type Config struct {
 
 // Run consumes until ctx ends (or until idle) and returns the fold.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Fold, error) {
+	// Idle time counts from the assignment: joining the group can take
+	// seconds on a real cluster, and nothing arrives before it.
+	var assignedMu sync.Mutex
+	var assigned time.Time
 	cl, err := kgo.NewClient(
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			assignedMu.Lock()
+			assigned = time.Now()
+			assignedMu.Unlock()
+		}),
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topic),
@@ -272,8 +281,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Fold, error) {
 				return fold, fmt.Errorf("committing offsets: %w", err)
 			}
 			log.Debug("folded", "events", n)
-		} else if cfg.UntilIdle > 0 && time.Since(last) >= cfg.UntilIdle {
-			return fold, nil
+		} else if cfg.UntilIdle > 0 {
+			assignedMu.Lock()
+			since := assigned
+			assignedMu.Unlock()
+			from := last
+			if since.After(from) {
+				from = since
+			}
+			if !since.IsZero() && time.Since(from) >= cfg.UntilIdle {
+				return fold, nil
+			}
 		}
 	}
 }

@@ -116,9 +116,16 @@ def main():
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
     })
-    consumer.subscribe([args.topic_prefix + "eligibility.v1"])
+    # Idle time counts from the assignment: joining the group can take
+    # seconds on a real cluster, and nothing arrives before it.
+    assigned = []
+
+    def on_assign(_consumer, _partitions):
+        assigned.append(time.monotonic())
+
+    consumer.subscribe([args.topic_prefix + "eligibility.v1"], on_assign=on_assign)
     decoder, fold = Decoder(args.registry), Fold()
-    last = time.monotonic()
+    last = 0.0
     try:
         while True:
             msgs = consumer.consume(num_messages=500, timeout=1.0)
@@ -135,7 +142,7 @@ def main():
             if msgs:
                 last = time.monotonic()
                 consumer.commit(asynchronous=False)
-            elif args.until_idle and time.monotonic() - last >= args.until_idle:
+            elif args.until_idle and assigned and time.monotonic() - max(last, assigned[-1]) >= args.until_idle:
                 break
     except KeyboardInterrupt:
         pass
