@@ -365,6 +365,52 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("console-service-point.png")
 
+	// A service point with a correction: old and new values in the table,
+	// a mark on the chart for each.
+	var corrected gen.Label
+	for _, l := range s.labels {
+		if l.Rule == "U5" || (l.Rule == "U4" && corrected.ServicePointID == "") {
+			corrected = l
+		}
+	}
+	csp := apiGet[query.Corrections](t, s.url, "/v1/service-points/"+url.PathEscape(corrected.ServicePointID)+"/corrections")
+	if len(csp.Corrections) == 0 {
+		t.Fatalf("the labelled %s on %s made no correction", corrected.Rule, corrected.ServicePointID)
+	}
+	do(chromedp.Navigate(s.url+"/console/#sp/"+url.PathEscape(corrected.ServicePointID)), chromedp.WaitVisible(chromedp.CSS(`table.corrections`)))
+	if got := stat("corrections"); got != len(csp.Corrections) {
+		t.Errorf("corrected service point: %d corrections on the page, the API says %d", got, len(csp.Corrections))
+	}
+	if n := text(`String(document.querySelectorAll("svg.chart path.corr").length)`); n != strconv.Itoa(len(csp.Corrections)) {
+		t.Errorf("%s corrections marked on the chart for %d", n, len(csp.Corrections))
+	}
+	c0 := csp.Corrections[0]
+	row := text(`document.querySelector("table.corrections tbody tr").textContent`)
+	for _, want := range []string{fmt.Sprint(c0.OldValue), fmt.Sprint(c0.NewValue), fmt.Sprintf("%s:%d", c0.Source.File, c0.Source.Line)} {
+		if !strings.Contains(strings.ReplaceAll(row, ",", ""), want) {
+			t.Errorf("the first correction's row %q lacks %q (API: %+v)", row, want, c0)
+		}
+	}
+	shot("console-correction.png")
+
+	// A premise, searched through the form: its service points and customers.
+	premiseID := sp.Accounts[len(sp.Accounts)-1].PremiseID
+	site := apiGet[query.PremiseSite](t, s.url, "/v1/premises/"+url.PathEscape(premiseID))
+	do(chromedp.SetValue(chromedp.CSS("#search-kind"), "premise"), chromedp.SetValue(chromedp.CSS("#search-id"), premiseID),
+		chromedp.Click(chromedp.CSS("#search button")), chromedp.WaitVisible(chromedp.CSS(`[data-k="premise-id"]`)))
+	sps, custs, active := map[string]bool{}, map[string]bool{}, 0
+	for _, m := range site.Members {
+		sps[m.ServicePointID], custs[m.CustomerID] = true, true
+		if m.Active {
+			active++
+		}
+	}
+	for key, want := range map[string]int{"service-points": len(sps), "customers": len(custs), "active": active} {
+		if got := stat(key); got != want {
+			t.Errorf("premise page: %s %d, the API says %d", key, got, want)
+		}
+	}
+
 	// A customer, searched through the form: every program at each premise.
 	do(chromedp.SetValue(chromedp.CSS("#search-kind"), "customer"), chromedp.SetValue(chromedp.CSS("#search-id"), customerID),
 		chromedp.Click(chromedp.CSS("#search button")), chromedp.WaitVisible(chromedp.CSS(`[data-k="customer-id"]`)))

@@ -402,6 +402,12 @@ function timelineChart(sp, corrections, cov, gaps, overlaps, highlight) {
     const cx = x(d + 0.5);
     g.append(svg("path", { d: `M${cx} ${corrY - 7} L${cx + 6} ${corrY} L${cx} ${corrY + 7} L${cx - 6} ${corrY} Z`, class: "corr" },
       title(`${c.rule} ${c.kind}: ${num(c.old_value)} → ${num(c.new_value)} (${sourceText(c.source)})`)));
+    // The values beside the mark while few enough to be read.
+    if (corrections.length <= 12) {
+      const right = cx < W - 160;
+      g.append(svg("text", { x: right ? cx + 9 : cx - 9, y: corrY + 4, class: "corr-label" + (right ? "" : " end") },
+        `${c.rule} ${num(c.old_value)} → ${num(c.new_value)}`));
+    }
   }
 
   // Accounts: one lane each, active to inactive (open: to the end).
