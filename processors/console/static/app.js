@@ -175,17 +175,20 @@ async function route() {
   const h = location.hash.slice(1);
   const slash = h.indexOf("/");
   const kind = slash < 0 ? h : h.slice(0, slash);
-  const arg = slash < 0 ? "" : decodeURIComponent(h.slice(slash + 1));
+  // The raw argument: an id's own "@" is encoded (%40), so a raw "@" can
+  // only start the date a service point's timeline is opened at.
+  const raw = slash < 0 ? "" : h.slice(slash + 1);
+  const arg = decode(raw);
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("on", a.dataset.nav === kind);
   const view = $("view");
   setStatus("Loading…");
   try {
     switch (kind) {
       case "sp": {
-        const at = arg.lastIndexOf("@");
-        const id = at > 0 ? arg.slice(0, at) : arg;
+        const at = raw.lastIndexOf("@");
+        const id = at > 0 ? decode(raw.slice(0, at)) : arg;
         $("search-kind").value = "sp"; $("search-id").value = id;
-        view.replaceChildren(await servicePointView(id, at > 0 ? arg.slice(at + 1) : ""));
+        view.replaceChildren(await servicePointView(id, at > 0 ? raw.slice(at + 1) : ""));
         break;
       }
       case "customer":
@@ -218,6 +221,11 @@ async function route() {
     view.replaceChildren();
     setStatus(e.message, true);
   }
+}
+
+// decode is decodeURIComponent that takes a malformed hash as it is.
+function decode(s) {
+  try { return decodeURIComponent(s); } catch (e) { return s; }
 }
 
 function setStatus(text, isError) {
