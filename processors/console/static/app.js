@@ -523,21 +523,31 @@ async function premiseView(id) {
 
 async function filesView() {
   const f = await api("/v1/files");
-  const sum = k => f.files.reduce((n, x) => n + x[k], 0);
+  // One row per ingestion of a file (its bytes and generation): its newest
+  // event, RECEIVED while it is read, then COMPLETED or FAILED.
+  const seen = new Set();
+  const files = f.files.filter(x => {
+    const k = x.sha256 + "/" + x.generation;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  const sum = k => files.reduce((n, x) => n + x[k], 0);
   return el("section", { class: "files" },
     el("h1", {}, "Files ingested"),
     el("div", { class: "stats" },
-      stat("file events", f.files.length, "files"),
+      stat("files", files.length, "files"),
       stat("rows read", sum("rows_read"), "rows-read"),
       stat("rows published", sum("rows_published"), "rows-published"),
       stat("rows rejected", sum("rows_rejected"), "rows-rejected"),
-      stat("failed", f.files.filter(x => x.status === "FAILED").length, "failed")),
+      stat("failed", files.filter(x => x.status === "FAILED").length, "failed"),
+      stat("being read", files.filter(x => x.status === "RECEIVED").length, "receiving")),
     f.truncated ? el("p", { class: "warn" }, "Only the newest events are listed.") : null,
     table("files", ["time", "file", "kind", "status", "read", "published", "rejected", "rejected by code", "error"],
-      f.files.map(x => el("tr", { class: "fs-" + x.status },
+      files.map(x => el("tr", { class: "fs-" + x.status },
         td(x.event_time.replace("T", " ").replace("Z", "")), td(x.file, { class: "file" }), td(x.kind), td(x.status),
         td(num(x.rows_read), { class: "n" }), td(num(x.rows_published), { class: "n" }), td(num(x.rows_rejected), { class: "n" }),
-        td(Object.entries(x.rejected_by_code).sort().map(([k, v]) => k + " " + v).join(", "), { class: "wrap" }), td(x.error || "", { class: "wrap" }))), "No file ingested yet."));
+        td(Object.entries(x.rejected_by_code).sort().map(([k, v]) => el("span", { class: "code" }, k + " " + v)), { class: "wrap" }), td(x.error || "", { class: "wrap" }))), "No file ingested yet."));
 }
 
 // ---------- stages ----------
