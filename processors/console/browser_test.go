@@ -481,11 +481,29 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	shot("console-files.png")
+	// At rest every stage's lag comes to 0 once a poll finds nothing left
+	// (the commit markers are not lag): compare a page with the API then,
+	// when the numbers no longer move.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		stages = apiGet[query.Stages](t, s.url, "/v1/stages")
+		busy := false
+		for _, st := range stages.Stages {
+			busy = busy || st.Lag != 0 || st.RestoreRemaining != 0
+		}
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stages never came to rest: %+v", stages)
+		}
+	}
 	do(chromedp.Navigate(s.url+"/console/#stages"), chromedp.WaitVisible(chromedp.CSS(`table.stages`)))
 	for _, st := range stages.Stages {
-		got := text(`document.querySelector('tr[data-stage="` + st.Stage + `"] td:nth-child(2)').textContent`)
-		if want := fmt.Sprintf("%d", int64(st.RecordsIn)); strings.ReplaceAll(got, ",", "") != want {
-			t.Errorf("stages page: %s records in %s, the API says %s", st.Stage, got, want)
+		for col, want := range map[int]float64{2: st.RecordsIn, 3: st.RecordsOut, 4: st.Lag, 5: st.RestoreRemaining, 9: st.Quarantined} {
+			got := text(fmt.Sprintf(`document.querySelector('tr[data-stage=%q] td:nth-child(%d)').textContent`, st.Stage, col))
+			if strings.ReplaceAll(got, ",", "") != fmt.Sprint(int64(want)) {
+				t.Errorf("stages page: %s column %d reads %s, the API says %v", st.Stage, col, got, want)
+			}
 		}
 	}
 	if len(stages.Stages) != 4 {
