@@ -37,7 +37,7 @@ import uuid
 import yaml
 
 INFRA_IMAGES = {"kafka": "apache/kafka:", "registry": "apicurio/apicurio-registry:", "postgres": "postgres:"}
-SECRETS = ["POSTGRES_PASSWORD", "USAGESTREAM_API_TOKEN"]
+SECRETS = ["POSTGRES_PASSWORD", "USAGESTREAM_API_TOKEN", "GRAFANA_ADMIN_PASSWORD"]
 
 
 class Problems(list):
@@ -289,6 +289,8 @@ def smoke(doc, binary, args):
                 e["USAGESTREAM_HTTP_ADDR"] = http
                 if "USAGESTREAM_API_ADVERTISE" in e:
                     e["USAGESTREAM_API_ADVERTISE"] = "http://" + http
+            if "USAGESTREAM_INGEST_METRICS_ADDR" in e:
+                e["USAGESTREAM_INGEST_METRICS_ADDR"] = f"127.0.0.1:{free_port()}"
             if cmd[:2] == ["ingest", "--watch"]:
                 drop = cmd[2]
             log = open(os.path.join(work, name + ".log"), "w")

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
+	"github.com/usagestream/usagestream/processors/console"
 	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/runtime"
 )
@@ -54,8 +55,9 @@ func (f *apiFlags) Validate() error {
 }
 
 func (f *apiFlags) newAPI(kc kafkaconf.Config, reg prometheus.Registerer, log *slog.Logger) *query.Server {
+	gatherer, _ := reg.(prometheus.Gatherer) // GET /v1/stages reads the stages' metrics
 	f.api = query.New(query.Config{Kafka: kc, Token: f.APIToken, Advertise: f.APIAdvertise, Logger: log, Metrics: reg,
-		PeerToken: f.PeerToken, PeerAllow: f.allow, PeerRootCAs: f.roots})
+		PeerToken: f.PeerToken, PeerAllow: f.allow, PeerRootCAs: f.roots, Gatherer: gatherer})
 	return f.api
 }
 
@@ -67,11 +69,17 @@ func (f *apiFlags) attach(ctx context.Context, in *runtime.Instance) {
 	}
 }
 
-// mountAPI adds the query API to a mux, when there is one.
+// mountAPI adds the query API and the web console that reads it
+// (processors/console, /console/) to a mux, when there is one.
 func mountAPI(mux *http.ServeMux, api *query.Server, addr string) {
 	if api == nil {
 		return
 	}
 	api.Listening(addr)
 	mux.Handle("/v1/", api.Handler())
+	// Handler refuses only a RulesURL that is no URL, and none is set here.
+	if h, err := console.Handler(console.Config{TokenRequired: api.TokenRequired()}); err == nil {
+		mux.Handle("/console", h)
+		mux.Handle(console.Path, h)
+	}
 }

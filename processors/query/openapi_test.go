@@ -34,7 +34,8 @@ func TestOpenAPIMatchesTheCode(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi %q, want 3.x", doc.OpenAPI)
 	}
-	for _, p := range []string{"/v1/service-points/{service_point_id}", "/v1/customers/{customer_id}", "/v1/customers/{customer_id}/premises/{premise_id}", "/v1/overrides"} {
+	for _, p := range []string{"/v1/service-points/{service_point_id}", "/v1/customers/{customer_id}", "/v1/customers/{customer_id}/premises/{premise_id}", "/v1/overrides",
+		"/v1/service-points/{service_point_id}/corrections", "/v1/service-points/{service_point_id}/intervals", "/v1/premises/{premise_id}", "/v1/files", "/v1/stages"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("path %s is served but not documented", p)
 		}
@@ -46,6 +47,9 @@ func TestOpenAPIMatchesTheCode(t *testing.T) {
 		"Anomaly": Anomaly{}, "ServicePoint": ServicePoint{}, "Reason": Reason{}, "Program": Program{},
 		"Membership": Membership{}, "Premise": Premise{}, "PremiseSummary": PremiseSummary{}, "Customer": Customer{},
 		"OverrideRequest": OverrideRequest{}, "Override": Override{}, "Overrides": Overrides{},
+		"FileEvent": FileEvent{}, "Files": Files{}, "Correction": Correction{}, "Corrections": Corrections{},
+		"DayCoverage": DayCoverage{}, "ChannelCoverage": ChannelCoverage{}, "Coverage": Coverage{},
+		"PremiseMember": PremiseMember{}, "PremiseSite": PremiseSite{}, "StageStatus": StageStatus{}, "SinkStatus": SinkStatus{}, "Stages": Stages{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

@@ -69,6 +69,9 @@ type Config struct {
 	Client *http.Client
 	// Metrics registers the API's metrics (nil: not exported).
 	Metrics prometheus.Registerer
+	// Gatherer is where GET /v1/stages reads the stages' and sinks'
+	// metrics (nil: it lists none).
+	Gatherer prometheus.Gatherer
 }
 
 // Server is the query API of one process. Instances are attached as the
@@ -88,6 +91,7 @@ type Server struct {
 	seconds  *prometheus.HistogramVec
 
 	actions actions // the writer of POST /v1/overrides
+	dec     decoder // of the event topics (feeds.go)
 }
 
 // forwardedHeader marks a request one instance passed to another, so that a
@@ -190,6 +194,9 @@ func (s *Server) Attach(ctx context.Context, inst *runtime.Instance) {
 	}
 }
 
+// TokenRequired says whether requests must carry a bearer token.
+func (s *Server) TokenRequired() bool { return s.cfg.Token != "" }
+
 func (s *Server) instance(stage string) *runtime.Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,6 +213,11 @@ func (s *Server) Handler() http.Handler {
 		{"GET /v1/service-points/{id}", "service_point", s.servicePoint},
 		{"GET /v1/customers/{id}", "customer", s.customer},
 		{"GET /v1/customers/{id}/premises/{premise}", "premise", s.premise},
+		{"GET /v1/service-points/{id}/corrections", "corrections", s.corrections},
+		{"GET /v1/service-points/{id}/intervals", "intervals", s.intervals},
+		{"GET /v1/premises/{id}", "premise_site", s.premiseSite},
+		{"GET /v1/files", "files", s.files},
+		{"GET /v1/stages", "stages", s.stages},
 		{"POST /v1/overrides", "override_post", s.postOverride},
 		{"GET /v1/overrides", "overrides", s.listOverrides},
 		{"/v1/", "other", func(w http.ResponseWriter, r *http.Request) {
