@@ -881,6 +881,7 @@ func (ip *IntervalPoint) track(as []Anomaly) {
 		}
 	}
 }
+
 // Coverage is how many intervals of the day are present and how many are
 // missing for a channel of the given length (the query API shows it).
 func (d *Day) Coverage(minutes int) (present, missing int) { return d.count(), d.missing(minutes) }
