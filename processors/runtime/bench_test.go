@@ -86,7 +86,11 @@ func ingestGenerated(b testing.TB, env *kafkatest.Env, servicePoints int) int64 
 	return rows
 }
 
-func createTopic(b testing.TB, env *kafkatest.Env, name string) {
+// createTopic creates the benchmark's topic name under the environment's
+// topic prefix (a fresh one per run against a real broker, so a second run
+// does not meet the first one's topics) and returns its full name.
+func createTopic(b testing.TB, env *kafkatest.Env, name string) string {
+	name = env.Kafka.TopicPrefix + name
 	cl, err := env.Kafka.NewClient(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -95,6 +99,7 @@ func createTopic(b testing.TB, env *kafkatest.Env, name string) {
 	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 3, 1, nil, name); err != nil {
 		b.Fatal(err)
 	}
+	return name
 }
 
 // BenchmarkRuntimeEOS: a stateful per-service-point processor (decodes each
@@ -105,10 +110,10 @@ func BenchmarkRuntimeEOS(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		env := kafkatest.Start(b)
 		rows := ingestGenerated(b, env, 25_000)
-		createTopic(b, env, "bench.out")
+		out := createTopic(b, env, "bench.out")
 		ctx, cancel := context.WithCancel(context.Background())
 		cfg := Config{Kafka: env.Kafka, DataDir: b.TempDir()}
-		inst, err := NewInstance(cfg, spUsageProcessor(b, env.Topics.Billing, "bench.out"))
+		inst, err := NewInstance(cfg, spUsageProcessor(b, env.Topics.Billing, out))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,7 +133,7 @@ func BenchmarkRuntimeEOS(b *testing.B) {
 func BenchmarkRestore(b *testing.B) {
 	env := kafkatest.Start(b)
 	const entries = 600_000
-	createTopic(b, env, "bench.in")
+	in := createTopic(b, env, "bench.in")
 	name := "bench-restore"
 	changelog := ChangelogTopic(env.Kafka.TopicPrefix, name)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
@@ -153,7 +158,7 @@ func BenchmarkRestore(b *testing.B) {
 	cl.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p := &Processor[*spUsage]{Name: name, Inputs: []string{"bench.in"}, Outputs: []string{}, New: func() *spUsage { return &spUsage{} }}
+		p := &Processor[*spUsage]{Name: name, Inputs: []string{in}, Outputs: []string{}, New: func() *spUsage { return &spUsage{} }}
 		inst, err := NewInstance(Config{Kafka: env.Kafka, DataDir: b.TempDir()}, p)
 		if err != nil {
 			b.Fatal(err)
@@ -176,19 +181,18 @@ func BenchmarkRestore(b *testing.B) {
 // read_committed consumer sees the output it caused.
 func BenchmarkLatencyAt20k(b *testing.B) {
 	env := kafkatest.Start(b)
-	createTopic(b, env, "bench.in")
-	createTopic(b, env, "bench.out")
+	inTopic, outTopic := createTopic(b, env, "bench.in"), createTopic(b, env, "bench.out")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := &Processor[*spUsage]{
-		Name: "bench-latency", Inputs: []string{"bench.in"}, Outputs: []string{"bench.out"}, New: func() *spUsage { return &spUsage{} },
+		Name: "bench-latency", Inputs: []string{inTopic}, Outputs: []string{outTopic}, New: func() *spUsage { return &spUsage{} },
 		Marshal:   func(s *spUsage) ([]byte, error) { return json.Marshal(s) },
 		Unmarshal: func(v []byte) (*spUsage, error) { var s spUsage; err := json.Unmarshal(v, &s); return &s, err },
 		Process: func(s *spUsage, in Input) (Step[*spUsage], error) {
 			s.Rows++
 			ts := make([]byte, 8)
 			binary.BigEndian.PutUint64(ts, uint64(in.Record.Timestamp.UnixNano()))
-			return Step[*spUsage]{State: s, Write: true, Outputs: []Out{{Topic: "bench.out", Key: in.Record.Key, Value: ts}}}, nil
+			return Step[*spUsage]{State: s, Write: true, Outputs: []Out{{Topic: outTopic, Key: in.Record.Key, Value: ts}}}, nil
 		},
 	}
 	inst, err := NewInstance(Config{Kafka: env.Kafka, DataDir: b.TempDir()}, p)
@@ -199,7 +203,7 @@ func BenchmarkLatencyAt20k(b *testing.B) {
 	go inst.Run(ctx)
 
 	const rate, seconds = 20_000, 10
-	cons, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics("bench.out"),
+	cons, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics(outTopic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(10*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
@@ -231,7 +235,7 @@ func BenchmarkLatencyAt20k(b *testing.B) {
 		<-tick.C
 		for j := 0; j < 200; j++ {
 			k := (i*200 + j) % 5000
-			prod.Produce(ctx, &kgo.Record{Topic: "bench.in", Key: []byte(fmt.Sprintf("SP-%05d", k)), Timestamp: time.Now()}, nil)
+			prod.Produce(ctx, &kgo.Record{Topic: inTopic, Key: []byte(fmt.Sprintf("SP-%05d", k)), Timestamp: time.Now()}, nil)
 		}
 	}
 	tick.Stop()
