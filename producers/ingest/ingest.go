@@ -593,7 +593,7 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 					t.st.byCode[code]++
 				}
 			}
-			t.st.nextLine = line + 1
+			t.st.nextLine = rec.position() + 1
 			if rec.rejected != nil {
 				if err := t.overRejectLimit(line); err != nil {
 					// Stop here: the lines after are not read, nor counted.
@@ -659,7 +659,7 @@ outer:
 func (t *txn) encode(b *batch) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
-		if rec.line() < t.st.resumeLine {
+		if rec.position() < t.st.resumeLine {
 			continue
 		}
 		var (
