@@ -315,12 +315,12 @@ func (r *Reader) tokenErr(err error) error {
 		}
 		return io.EOF
 	case errors.Is(err, io.EOF) && !r.sawRoot:
-		return r.fileErr(0, "", errors.New("the file is empty or holds no XML element; send the Green Button export itself"))
-	case errors.Is(err, io.EOF), errors.As(err, &se) && strings.Contains(se.Msg, "unexpected EOF"):
+		return r.fileErr(line, "", errors.New("the file is empty or holds no XML element; send the Green Button export itself"))
+	case len(r.stack) > 0 && (errors.Is(err, io.EOF) || errors.As(err, &se) && strings.Contains(se.Msg, "unexpected EOF")):
 		open := r.stack[len(r.stack)-1]
 		return r.fileErr(line, open.name.Local, fmt.Errorf("the file ends inside <%s> opened at line %d: it is probably a partial upload; the readings before stand, send the whole file again", open.name.Local, open.line))
 	case errors.As(err, &se):
-		return r.fileErr(int(se.Line), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
+		return r.fileErr(max(int(se.Line), 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
 	case fileopen.IsCorruption(err):
 		return r.fileErr(line, "", fmt.Errorf("the file is truncated or corrupt after line %d (%w); send the file again", line, err))
 	default:
@@ -517,7 +517,7 @@ func (r *Reader) resolveBlock() {
 	mr := href[:i]
 	j := strings.LastIndex(mr, "/MeterReading/")
 	k := strings.LastIndex(mr, "/UsagePoint/")
-	if j < 0 || k < 0 || k > j {
+	if j < 0 || k < 0 || k+len("/UsagePoint/") > j {
 		b.reasons = append(b.reasons, records.Reason{Field: "link", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
 			Message: fmt.Sprintf("the IntervalBlock's link %q does not name …/UsagePoint/{id}/MeterReading/{id}/IntervalBlock; the service point is unknown", ellipsis.Clip(href, 120))})
 		return
