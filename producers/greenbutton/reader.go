@@ -60,10 +60,12 @@ type Reader struct {
 	stack []frame // open elements
 	text  []byte  // character data of the innermost leaf element
 
-	entry   entry
-	up      map[string]*usagePoint  // by href
-	meters  map[string]string       // MeterReading href -> ReadingType href
-	types   map[string]*readingType // by href
+	entry entry
+	// The resources blocks refer to, by the hash of their href (see key):
+	// a file may hold a million UsagePoints, and their hrefs are long.
+	up      map[uint64]string       // UsagePoint -> service type
+	meters  map[uint64]uint64       // MeterReading -> its ReadingType
+	types   map[uint64]*readingType // ReadingType
 	rt      *readingType            // the ReadingType being read
 	upKind  string                  // ServiceCategory kind of the UsagePoint being read
 	block   *blockCtx               // the IntervalBlock being read (nil outside)
@@ -93,10 +95,6 @@ type entry struct {
 	up      string
 	related []string
 	kind    string // the ESPI resource in its content
-}
-
-type usagePoint struct {
-	serviceType string
 }
 
 type readingType struct {
@@ -162,7 +160,7 @@ func NewReader(name string, rd io.Reader, opts Options) (*Reader, error) {
 
 func newReader(name string, opts Options) (*Reader, error) {
 	r := &Reader{name: name, opts: opts, loc: opts.Location,
-		up: map[string]*usagePoint{}, meters: map[string]string{}, types: map[string]*readingType{},
+		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{},
 		stats: filereader.Stats{RejectedByCode: map[string]int64{}}}
 	if r.loc == nil {
 		r.loc = time.UTC
@@ -468,19 +466,19 @@ func (r *Reader) endEntry() {
 	switch e.kind {
 	case "UsagePoint":
 		if e.self != "" {
-			r.up[e.self] = &usagePoint{serviceType: serviceKind(r.upKind)}
+			r.up[key(e.self)] = serviceKind(r.upKind)
 		}
 	case "MeterReading":
 		if e.self != "" {
 			for _, rel := range e.related {
 				if strings.Contains(rel, "/ReadingType/") {
-					r.meters[e.self] = rel
+					r.meters[key(e.self)] = key(rel)
 				}
 			}
 		}
 	case "ReadingType":
 		if e.self != "" && r.rt != nil {
-			r.types[e.self] = r.rt
+			r.types[key(e.self)] = r.rt
 		}
 		r.rt = nil
 	case "IntervalBlock":
@@ -524,19 +522,17 @@ func (r *Reader) resolveBlock() {
 	}
 	upHref := mr[:j]
 	b.spid = upHref[k+len("/UsagePoint/"):]
-	if up, ok := r.up[upHref]; ok {
-		b.serviceType = up.serviceType
-	}
-	rtHref, ok := r.meters[mr]
+	b.serviceType = r.up[key(upHref)]
+	rtKey, ok := r.meters[key(mr)]
 	if !ok {
 		b.reasons = append(b.reasons, records.Reason{Field: "MeterReading", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
 			Message: fmt.Sprintf("no MeterReading entry %q with a related ReadingType link comes before this IntervalBlock; the unit and multiplier of its values are unknown, so put the MeterReading and ReadingType entries first", ellipsis.Clip(mr, 120))})
 		return
 	}
-	rt, ok := r.types[rtHref]
+	rt, ok := r.types[rtKey]
 	if !ok {
 		b.reasons = append(b.reasons, records.Reason{Field: "ReadingType", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
-			Message: fmt.Sprintf("the ReadingType %q of the MeterReading is not in the file before this IntervalBlock; the unit and multiplier of its values are unknown, so put the ReadingType entry first", ellipsis.Clip(rtHref, 120))})
+			Message: fmt.Sprintf("the ReadingType of MeterReading %q is not in the file before this IntervalBlock; the unit and multiplier of its values are unknown, so put the ReadingType entry first", ellipsis.Clip(mr, 120))})
 		return
 	}
 	b.rt = rt
@@ -743,4 +739,16 @@ func xmlField(f string) string {
 
 func validID(s string) bool {
 	return len(s) <= 256 && strings.ToValidUTF8(s, "") == s && !strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 || c == 0x7f })
+}
+
+// key is a 64-bit FNV-1a hash of an href: two hrefs of one file colliding
+// is a chance of about n²/2⁶⁵ (10⁻⁸ for a million UsagePoints), and it
+// keeps the memory per UsagePoint to a few dozen bytes.
+func key(href string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(href); i++ {
+		h ^= uint64(href[i])
+		h *= 1099511628211
+	}
+	return h
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -449,5 +450,50 @@ func TestTruncated(t *testing.T) {
 	_, _, err = readAll(t, "x.xml.gz", z.Bytes()[:z.Len()-20], greenbutton.Options{})
 	if fe := fileErr(t, err); !strings.Contains(fe.Error(), "truncated") && !strings.Contains(fe.Error(), "partial upload") {
 		t.Errorf("gzip: %v", err)
+	}
+}
+
+// TestMemoryFlat: reading twenty times more readings of the same service
+// points leaves the same live heap behind the reader, which keeps a few
+// words per UsagePoint, MeterReading and ReadingType, nothing per reading.
+func TestMemoryFlat(t *testing.T) {
+	live := func(days int) uint64 {
+		cfg := gen.IntervalConfig{ServicePoints: 20, Days: days, Minutes: 15, Seed: 1, Location: time.UTC, Start: dates.MustParse("20240101"),
+			Now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Compression: "gzip"}
+		path, rows, err := gen.GenerateGreenButton(t.TempDir(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := greenbutton.Open(path, greenbutton.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var n int64
+		var peak uint64
+		var ms runtime.MemStats
+		for {
+			_, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n++; n%5000 == 0 {
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapAlloc)
+			}
+		}
+		if n != rows {
+			t.Fatalf("%d readings, want %d", n, rows)
+		}
+		return peak
+	}
+	small, large := live(10), live(200) // 19,200 and 384,000 readings
+	t.Logf("live heap while reading: %d KiB for 19,200 readings, %d KiB for 384,000", small>>10, large>>10)
+	if large > small+512<<10 {
+		t.Fatalf("the live heap grew from %d to %d bytes with 20 times the readings", small, large)
 	}
 }
