@@ -54,6 +54,7 @@ type Reader struct {
 	opts  Options
 	loc   *time.Location
 	data  *fileopen.File
+	src   *source
 	dec   *xml.Decoder
 	valid *interval.Validator
 
@@ -181,7 +182,8 @@ func newReader(name string, opts Options) (*Reader, error) {
 
 func (r *Reader) start(d *fileopen.File) (*Reader, error) {
 	r.data = d
-	r.dec = xml.NewDecoder(d.Lines())
+	r.src = &source{r: d.Lines()}
+	r.dec = xml.NewDecoder(r.src)
 	// Strict: a malformed file is an error naming its line, never guessed at.
 	r.dec.Strict = true
 	if err := r.fill(true); err != nil {
@@ -291,7 +293,7 @@ func (r *Reader) fill(first bool) error {
 		case xml.CharData:
 			if len(r.stack) > 0 {
 				r.text = append(r.text, t...)
-			} else if s := strings.TrimSpace(string(t)); s != "" {
+			} else if s := strings.TrimSpace(strings.TrimPrefix(string(t), "\ufeff")); s != "" {
 				at := before + strings.Count(string(t[:strings.Index(string(t), s)]), "\n")
 				return r.fileErr(at, "", fmt.Errorf("text %q outside the root element; a Green Button file is one Atom <feed>", ellipsis.Clip(strings.TrimSpace(string(t)), 40)))
 			}
@@ -319,6 +321,9 @@ func (r *Reader) tokenErr(err error) error {
 		return r.fileErr(line, open.name.Local, fmt.Errorf("the file ends inside <%s> opened at line %d: it is probably a partial upload; the readings before stand, send the whole file again", open.name.Local, open.line))
 	case errors.As(err, &se):
 		return r.fileErr(max(int(se.Line), 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
+	case r.src.err == nil || !errors.Is(err, r.src.err):
+		// The decoder's own, such as an encoding other than UTF-8.
+		return r.fileErr(max(line, 1), "", fmt.Errorf("the XML cannot be read (%w); send it as UTF-8 XML", err))
 	case fileopen.IsCorruption(err):
 		return r.fileErr(line, "", fmt.Errorf("the file is truncated or corrupt after line %d (%w); send the file again", line, err))
 	default:
@@ -751,4 +756,19 @@ func key(href string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// source remembers the error reading the file returned, to tell a damaged
+// file or failing storage from what the decoder itself refuses.
+type source struct {
+	r   io.Reader
+	err error
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }

@@ -424,6 +424,15 @@ func TestMalformed(t *testing.T) {
 	if _, _, err := readAll(t, "x.xml", nil, greenbutton.Options{}); !strings.Contains(fileErr(t, err).Error(), "empty") {
 		t.Errorf("empty file: %v", err)
 	}
+	_, _, err = readAll(t, "x.xml", []byte(`<?xml version="1.0" encoding="ISO-8859-1"?><feed/>`), greenbutton.Options{})
+	if fe := fileErr(t, err); fe.Line != 1 || !strings.Contains(fe.Error(), "send it as UTF-8") {
+		t.Errorf("Latin-1: %v", err)
+	}
+	// A byte order mark is no text outside the root.
+	reads, _, err = readAll(t, "x.xml", []byte("\xef\xbb\xbf"+good), greenbutton.Options{})
+	if err != nil || len(reads) != 3 {
+		t.Errorf("with a BOM: %v, %d reads", err, len(reads))
+	}
 }
 
 // TestTruncated: a file cut short is a partial upload, named with the line
