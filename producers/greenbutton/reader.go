@@ -598,8 +598,11 @@ func (r *Reader) emit(raw *rawReading) {
 	} else {
 		start, okStart = n, true
 	}
-	if !raw.hasDuration {
-		add("timePeriod/duration", records.CodeRequired, records.RuleIntervalColumns, "the IntervalReading has no timePeriod duration; it is required")
+	if !raw.hasDuration && b.rt != nil && b.rt.length > 0 {
+		// A reading that does not say its length has its ReadingType's.
+		dur, okDur = int64(b.rt.length), true
+	} else if !raw.hasDuration {
+		add("timePeriod/duration", records.CodeRequired, records.RuleIntervalColumns, "the IntervalReading has no timePeriod duration and its ReadingType no intervalLength; one is required")
 	} else if n, err := strconv.ParseInt(raw.duration, 10, 64); err != nil || n <= 0 || n > 2*86400 {
 		add("timePeriod/duration", records.CodeBadDuration, records.RuleIntervalColumns, "timePeriod duration %q is not a positive whole number of seconds up to two days", ellipsis.Clip(raw.duration, 40))
 	} else {

@@ -351,6 +351,17 @@ func TestBadReadings(t *testing.T) {
 			t.Errorf("rejected %d: %+v, want %s %s at line %d", i, rej[i], c.field, c.code, lineOf(t, doc, c.at))
 		}
 	}
+	// No duration: the ReadingType's intervalLength, when it has one.
+	noDur := "<IntervalReading><timePeriod><start>1704085200</start></timePeriod><value>7</value></IntervalReading>\n"
+	reads, rej, err = readAll(t, "x.xml", []byte(feed("<uom>72</uom><intervalLength>1800</intervalLength>", noDur)), greenbutton.Options{})
+	if err != nil || len(rej) != 0 || len(reads) != 1 || reads[0].Minutes != 30 || reads[0].EndMillis != (1704085200+1800)*1000 {
+		t.Fatalf("intervalLength: %v %+v %+v", err, rej, reads)
+	}
+	doc = feed("<uom>72</uom>", noDur)
+	_, rej, err = readAll(t, "x.xml", []byte(doc), greenbutton.Options{})
+	if err != nil || len(rej) != 1 || !hasReason(rej[0], "timePeriod/duration", records.CodeRequired) {
+		t.Fatalf("no length at all: %v %+v", err, rej)
+	}
 	// The file name says interval15: an hourly reading breaks I1.
 	doc = feed("<uom>72</uom>", reading(1704085200, 3600, "10"))
 	_, rej, err = readAll(t, "x.xml", []byte(doc), greenbutton.Options{Minutes: 15})
