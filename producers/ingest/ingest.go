@@ -42,7 +42,8 @@ type Config struct {
 	Topics topics.Names
 	Reader billing.Options
 	// Interval reads interval files (a name with interval<mm>, or any file
-	// when Interval.Minutes is set and the name does not conform).
+	// when Interval.Minutes is set and the name does not conform). Its
+	// Check and Location also apply to Green Button files (.xml).
 	Interval interval.Options
 	// Utility names the utility when a file name does not follow the
 	// convention (the name's code wins when it does).
