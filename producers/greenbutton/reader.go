@@ -67,6 +67,7 @@ type Reader struct {
 	up      map[uint64]string       // UsagePoint -> service type
 	meters  map[uint64]uint64       // MeterReading -> its ReadingType
 	types   map[uint64]*readingType // ReadingType
+	parents map[uint64]uint64       // service point id -> the href before its "/UsagePoint/"
 	rt      *readingType            // the ReadingType being read
 	upKind  string                  // ServiceCategory kind of the UsagePoint being read
 	block   *blockCtx               // the IntervalBlock being read (nil outside)
@@ -99,15 +100,14 @@ type entry struct {
 }
 
 type readingType struct {
-	line        int
-	multiplier  int
-	uom         int
-	uomSet      bool
-	length      int // intervalLength, seconds; 0 when absent
-	commodity   int
-	flow        int
-	accumulates int // accumulationBehaviour; 0 when absent
-	bad         []records.Reason
+	line       int
+	multiplier int
+	uom        int
+	uomSet     bool
+	length     int // intervalLength, seconds; 0 when absent
+	commodity  int
+	flow       int
+	bad        []records.Reason
 }
 
 // blockCtx is what every reading of one IntervalBlock shares.
@@ -161,7 +161,7 @@ func NewReader(name string, rd io.Reader, opts Options) (*Reader, error) {
 
 func newReader(name string, opts Options) (*Reader, error) {
 	r := &Reader{name: name, opts: opts, loc: opts.Location,
-		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{},
+		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{}, parents: map[uint64]uint64{},
 		stats: filereader.Stats{RejectedByCode: map[string]int64{}}}
 	if r.loc == nil {
 		r.loc = time.UTC
@@ -391,7 +391,9 @@ func (r *Reader) startElement(t xml.StartElement) error {
 		if r.parent() == "content" {
 			r.entry.kind = "IntervalBlock"
 			r.block = &blockCtx{}
-			r.resolveBlock()
+			if err := r.resolveBlock(); err != nil {
+				return err
+			}
 		}
 	case "IntervalReading":
 		if r.block != nil && r.parent() == "IntervalBlock" {
@@ -451,7 +453,9 @@ func (r *Reader) endElement(t xml.EndElement) error {
 	case t.Name.Local == "ReadingType" && parent == "content":
 		// kept in r.rt until the entry ends: its self link may come after.
 	case t.Name.Local == "entry" && len(r.stack)+1 == r.entry.depth:
-		r.endEntry()
+		if err := r.endEntry(); err != nil {
+			return err
+		}
 	}
 	r.text = r.text[:0]
 	return nil
@@ -466,7 +470,7 @@ func xmlName(n xml.Name) string {
 
 // endEntry files the resource an entry defined, by its self link, and
 // settles the readings of a block whose links came after its content.
-func (r *Reader) endEntry() {
+func (r *Reader) endEntry() error {
 	e := r.entry
 	switch e.kind {
 	case "UsagePoint":
@@ -488,7 +492,9 @@ func (r *Reader) endEntry() {
 		r.rt = nil
 	case "IntervalBlock":
 		if r.block != nil && !r.block.resolved {
-			r.resolveBlock()
+			if err := r.resolveBlock(); err != nil {
+				return err
+			}
 			if !r.block.resolved { // still no link: say so on every reading
 				r.block.resolved = true
 				r.block.reasons = append(r.block.reasons, records.Reason{Field: "link", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
@@ -502,11 +508,12 @@ func (r *Reader) endEntry() {
 		r.block = nil
 	}
 	r.entry = entry{}
+	return nil
 }
 
 // resolveBlock finds the UsagePoint, MeterReading and ReadingType of the
 // block being read from its entry's links, once they are read.
-func (r *Reader) resolveBlock() {
+func (r *Reader) resolveBlock() error {
 	b := r.block
 	href := r.entry.self
 	if href == "" {
@@ -514,7 +521,7 @@ func (r *Reader) resolveBlock() {
 	}
 	i := strings.LastIndex(href, "/IntervalBlock")
 	if href == "" || i < 0 {
-		return
+		return nil
 	}
 	b.resolved = true
 	mr := href[:i]
@@ -523,22 +530,30 @@ func (r *Reader) resolveBlock() {
 	if j < 0 || k < 0 || k+len("/UsagePoint/") > j {
 		b.reasons = append(b.reasons, records.Reason{Field: "link", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
 			Message: fmt.Sprintf("the IntervalBlock's link %q does not name …/UsagePoint/{id}/MeterReading/{id}/IntervalBlock; the service point is unknown", ellipsis.Clip(href, 120))})
-		return
+		return nil
 	}
 	upHref := mr[:j]
 	b.spid = upHref[k+len("/UsagePoint/"):]
+	// The id alone is the service point: the same id under two parents
+	// (two RetailCustomers of a bulk export) would merge two meters' reads.
+	parent := key(upHref[:k])
+	if p, ok := r.parents[key(b.spid)]; ok && p != parent {
+		return r.fileErr(r.line(), "link", fmt.Errorf("UsagePoint %q appears under two different parents (this one %q): its reads would be mixed with another meter's under one service point id; export with UsagePoint ids unique in the file",
+			ellipsis.Clip(b.spid, 60), ellipsis.Clip(upHref[:k], 120)))
+	}
+	r.parents[key(b.spid)] = parent
 	b.serviceType = r.up[key(upHref)]
 	rtKey, ok := r.meters[key(mr)]
 	if !ok {
 		b.reasons = append(b.reasons, records.Reason{Field: "MeterReading", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
 			Message: fmt.Sprintf("no MeterReading entry %q with a related ReadingType link comes before this IntervalBlock; the unit and multiplier of its values are unknown, so put the MeterReading and ReadingType entries first", ellipsis.Clip(mr, 120))})
-		return
+		return nil
 	}
 	rt, ok := r.types[rtKey]
 	if !ok {
 		b.reasons = append(b.reasons, records.Reason{Field: "ReadingType", Code: records.CodeRequired, Rule: records.RuleIntervalColumns,
 			Message: fmt.Sprintf("the ReadingType of MeterReading %q is not in the file before this IntervalBlock; the unit and multiplier of its values are unknown, so put the ReadingType entry first", ellipsis.Clip(mr, 120))})
-		return
+		return nil
 	}
 	b.rt = rt
 	b.reasons = append(b.reasons, rt.bad...)
@@ -546,6 +561,7 @@ func (r *Reader) resolveBlock() {
 		b.serviceType = commodityService(rt.commodity)
 	}
 	b.channel = flowChannel(rt.flow)
+	return nil
 }
 
 func (r *Reader) readingTypeField(name, v string) {
@@ -572,7 +588,6 @@ func (r *Reader) readingTypeField(name, v string) {
 		rt.flow, _ = num(0, 1<<16)
 	case "accumulationBehaviour":
 		if n, ok := num(0, 1<<16); ok {
-			rt.accumulates = n
 			if n != 0 && n != 4 {
 				rt.bad = append(rt.bad, records.Reason{Field: "ReadingType/accumulationBehaviour", Code: records.CodeBadUnits, Rule: records.RuleIntervalColumns,
 					Message: fmt.Sprintf("ReadingType accumulationBehaviour %d (line %d) is not 4 (deltaData): its values are register readings, not the usage of each interval", n, rt.line)})

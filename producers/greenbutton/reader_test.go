@@ -398,6 +398,14 @@ func TestOrderOfEntries(t *testing.T) {
 	if err != nil || len(rej) != 1 || !hasReason(rej[0], "ReadingType", records.CodeRequired) {
 		t.Fatalf("ReadingType late: %v %+v", err, rej)
 	}
+	// The same UsagePoint id under another RetailCustomer: the file stops
+	// there rather than mixing two meters' reads under one id.
+	other := strings.Replace(doc[i:strings.LastIndex(doc, "</feed>")], "RetailCustomer/9", "RetailCustomer/8", 1)
+	two := doc[:strings.LastIndex(doc, "</feed>")] + other + "</feed>\n"
+	reads, _, err = readAll(t, "x.xml", []byte(two), greenbutton.Options{})
+	if fe := fileErr(t, err); len(reads) != 1 || !strings.Contains(fe.Error(), "two different parents") || fe.Line <= lineOf(t, two, "RetailCustomer/8") {
+		t.Fatalf("two parents: %d reads, %v", len(reads), err)
+	}
 	// Several readings on one line each keep the line and count once.
 	one := strings.ReplaceAll(feed("<uom>72</uom>", reading(1704085200, 900, "1")+reading(1704086100, 900, "2")), "\n", "")
 	reads, _, err = readAll(t, "x.xml", []byte(one), greenbutton.Options{})
