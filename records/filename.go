@@ -13,7 +13,8 @@ const nameConvention = "opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHH
 
 // FileName is the parsed Opower file name (docs/data-contract.md §2.3):
 // opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>.<gz|zip>;
-// plain .tsv/.txt (optionally before .gz/.zip) is allowed too.
+// plain .tsv/.txt (optionally before .gz/.zip) is allowed too, and .xml for
+// Green Button interval files (producers/greenbutton).
 type FileName struct {
 	Base            string    // base name as given
 	Utility         string    // 3 or 4 chars, e.g. "gec"
@@ -49,7 +50,7 @@ func ParseFileName(base string) (FileName, error) {
 
 	stem, ok := stripExtension(base)
 	if !ok {
-		return fail("extension", "is missing: expected .gz, .zip, .tsv or .txt")
+		return fail("extension", "is missing: expected .gz, .zip, .tsv, .txt or .xml")
 	}
 	parts := strings.Split(stem, "_")
 	if len(parts) != 6 {
@@ -107,7 +108,7 @@ func ParseFileName(base string) (FileName, error) {
 	return fn, nil
 }
 
-// stripExtension removes .gz/.zip and/or .tsv/.txt; ok is false when none is there.
+// stripExtension removes .gz/.zip and/or .tsv/.txt/.xml; ok is false when none is there.
 func stripExtension(base string) (string, bool) {
 	stem, found := base, false
 	for _, ext := range [...]string{".gz", ".zip"} {
@@ -116,7 +117,7 @@ func stripExtension(base string) (string, bool) {
 			break
 		}
 	}
-	for _, ext := range [...]string{".tsv", ".txt"} {
+	for _, ext := range [...]string{".tsv", ".txt", ".xml"} {
 		if hasSuffixFold(stem, ext) {
 			stem, found = stem[:len(stem)-len(ext)], true
 			break
@@ -182,3 +183,16 @@ func isAlnum(s string) bool {
 
 // clip keeps error messages short when a name part is absurdly long.
 func clip(s string) string { return ellipsis.Clip(s, 40) }
+
+// IsXML says whether a base name is an XML file (.xml, optionally before
+// .gz or .zip): ingest reads such a file as Green Button XML.
+func IsXML(base string) bool {
+	stem := base
+	for _, ext := range [...]string{".gz", ".zip"} {
+		if hasSuffixFold(stem, ext) {
+			stem = stem[:len(stem)-len(ext)]
+			break
+		}
+	}
+	return hasSuffixFold(stem, ".xml")
+}

@@ -29,6 +29,7 @@ func TestParseFileName(t *testing.T) {
 		{"opwr_gec_res_v1-19-0_interval5_20240201123005.tsv.gz", "gec", "res", "v1-19-0", "interval5", "", 5},
 		{"OPWR_GEC_RES_v1-19-0_FULL_20240201123005.GZ", "GEC", "res", "v1-19-0", "full", LayoutFull, 0},
 		{"opwr_g2c_res_1-19-0_full_20240201123005.gz", "g2c", "res", "1-19-0", "full", LayoutFull, 0},
+		{"opwr_gec_res_v1-19-0_interval60_20240201123005.xml.gz", "gec", "res", "v1-19-0", "interval60", "", 60},
 	}
 	for _, c := range good {
 		fn, err := ParseFileName(c.base)
@@ -89,5 +90,17 @@ func TestParseFileName(t *testing.T) {
 	fn, _ := ParseFileName("opwr_gec_res_v1-19-0_full_2024.gz")
 	if fn.Utility != "gec" || fn.Population != "res" || fn.Layout != LayoutFull || !fn.Timestamp.IsZero() {
 		t.Errorf("partial parse %+v", fn)
+	}
+}
+
+func TestIsXML(t *testing.T) {
+	t.Parallel()
+	for base, want := range map[string]bool{
+		"a.xml": true, "a.XML.gz": true, "a.xml.zip": true, "opwr_gec_res_v1-19-0_interval60_20240201123005.xml.gz": true,
+		"a.tsv.gz": false, "a.gz": false, "xml": false, "a.xml.tsv": false,
+	} {
+		if got := IsXML(base); got != want {
+			t.Errorf("IsXML(%q) = %v, want %v", base, got, want)
+		}
 	}
 }

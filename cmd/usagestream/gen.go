@@ -27,6 +27,7 @@ type genCmd struct {
 	Interval int    `name:"interval" enum:"0,5,15,30,60,1440" default:"0" help:"Write an interval file of this many minutes per read instead of billing files (0: billing)."`
 	Days     int    `name:"days" default:"1" help:"With --interval: local days of reads per service point, from --start (default: the days before --now)."`
 	TZ       string `name:"tz" default:"America/New_York" help:"With --interval: the utility's time zone; UTC_offset follows it, daylight saving included."`
+	Format   string `name:"format" enum:"opower,greenbutton" default:"opower" help:"With --interval: opower (a tab-separated interval file) or greenbutton (Green Button ESPI XML, .xml.gz)."`
 }
 
 func (c *genCmd) Run(_ context.Context, g *Globals) error {
@@ -81,7 +82,11 @@ func (c *genCmd) intervals(g *Globals, cfg gen.Config) error {
 	}
 	ic := gen.IntervalConfig{Utility: cfg.Utility, Population: cfg.Population, ServicePoints: cfg.ServicePoints, Start: cfg.Start,
 		Days: c.Days, Minutes: c.Interval, Location: loc, Seed: cfg.Seed, Now: cfg.Now, Compression: cfg.Compression}
-	path, rows, err := gen.GenerateIntervals(c.Out, ic)
+	write := gen.GenerateIntervals
+	if c.Format == "greenbutton" {
+		write = gen.GenerateGreenButton
+	}
+	path, rows, err := write(c.Out, ic)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ const (
 type ingestCmd struct {
 	location *time.Location // from IntervalTZ
 
-	Files          []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt)."`
+	Files          []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt), and Green Button XML (.xml, .xml.gz)."`
 	Watch          string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
 	Force          bool          `name:"force" help:"Ingest files again even when the same bytes were ingested before."`
 	Layout         string        `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
@@ -53,7 +53,7 @@ type ingestCmd struct {
 	FailedDir      string        `name:"failed-dir" env:"USAGESTREAM_WATCH_FAILED_DIR" help:"With --watch: where failed files and their NAME.error.txt go (default DIR/failed)."`
 	MetricsAddr    string        `name:"metrics-addr" env:"USAGESTREAM_INGEST_METRICS_ADDR" placeholder:"HOST:PORT" help:"With --watch: serve /metrics, /healthz and /readyz here (127.0.0.1:8091, say); empty: not served."` // operator tools (ingestmetrics.go)
 
-	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty; on its daylight-saving change days such rows are rejected."`
+	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty (on its daylight-saving change days such rows are rejected), and of Green Button readings' local times."`
 	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
 	Units           []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads."`
 }

@@ -42,7 +42,8 @@ type Config struct {
 	Topics topics.Names
 	Reader billing.Options
 	// Interval reads interval files (a name with interval<mm>, or any file
-	// when Interval.Minutes is set and the name does not conform).
+	// when Interval.Minutes is set and the name does not conform). Its
+	// Check and Location also apply to Green Button files (.xml).
 	Interval interval.Options
 	// Utility names the utility when a file name does not follow the
 	// convention (the name's code wins when it does).
@@ -593,7 +594,7 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 					t.st.byCode[code]++
 				}
 			}
-			t.st.nextLine = line + 1
+			t.st.nextLine = rec.position() + 1
 			if rec.rejected != nil {
 				if err := t.overRejectLimit(line); err != nil {
 					// Stop here: the lines after are not read, nor counted.
@@ -659,7 +660,7 @@ outer:
 func (t *txn) encode(b *batch) {
 	b.out = make([]*kgo.Record, len(b.recs))
 	for i, rec := range b.recs {
-		if rec.line() < t.st.resumeLine {
+		if rec.position() < t.st.resumeLine {
 			continue
 		}
 		var (

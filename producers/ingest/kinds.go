@@ -5,6 +5,7 @@ import (
 
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/producers/greenbutton"
 	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
@@ -16,6 +17,18 @@ type item struct {
 	row      *records.BillingRow
 	read     *records.IntervalRead
 	rejected *records.Rejected
+	// ord, when set, is the item's position for checkpoints instead of its
+	// line: several IntervalReadings of a Green Button file may share an
+	// XML line, so a resume after a line could skip some of them.
+	ord int64
+}
+
+// position is what a checkpoint counts: the line, or ord when set.
+func (it item) position() int64 {
+	if it.ord != 0 {
+		return it.ord
+	}
+	return it.line()
 }
 
 func (it item) line() int64 {
@@ -55,14 +68,37 @@ func (b intervalLines) next() (item, error) {
 
 func (b intervalLines) lines() int64 { return b.Stats().Lines }
 
-// open dispatches on the file kind: a name that says interval<mm> (or an
-// explicit interval length) is an interval file, anything else a billing file.
+// greenbuttonLines reads Green Button XML: each IntervalReading is an item,
+// numbered for checkpoints by its order in the file.
+type greenbuttonLines struct{ *greenbutton.Reader }
+
+func (g greenbuttonLines) next() (item, error) {
+	r, err := g.Next()
+	return item{read: r.Read, rejected: r.Rejected, ord: g.Ordinal()}, err
+}
+
+func (g greenbuttonLines) lines() int64 { return g.Stats().Lines }
+
+// open dispatches on the file kind: an .xml name is a Green Button file, a
+// name that says interval<mm> (or an explicit interval length) an interval
+// file, anything else a billing file.
 // It reads the already opened file (see received), so what is parsed is the
 // file that was hashed, not whatever the path names by now.
 func (in *Ingester) open(f *received, name records.FileName, nameErr error) (lineReader, records.Layout, error) {
 	rd, err := f.content()
 	if err != nil {
 		return nil, "", err
+	}
+	if records.IsXML(f.base) {
+		minutes := in.cfg.Interval.Minutes
+		if nameErr == nil {
+			minutes = name.IntervalMinutes
+		}
+		gr, err := greenbutton.NewReader(f.base, rd, greenbutton.Options{Check: in.cfg.Interval.Check, Location: in.cfg.Interval.Location, Minutes: minutes})
+		if err != nil {
+			return nil, records.LayoutInterval, err
+		}
+		return greenbuttonLines{gr}, records.LayoutInterval, nil
 	}
 	if in.isInterval(name, nameErr) {
 		rd, err := interval.NewReader(f.base, rd, in.cfg.Interval)
@@ -79,7 +115,7 @@ func (in *Ingester) open(f *received, name records.FileName, nameErr error) (lin
 }
 
 func (in *Ingester) isInterval(name records.FileName, nameErr error) bool {
-	return (nameErr == nil && name.IntervalMinutes > 0) || (nameErr != nil && in.cfg.Interval.Minutes > 0)
+	return records.IsXML(name.Base) || (nameErr == nil && name.IntervalMinutes > 0) || (nameErr != nil && in.cfg.Interval.Minutes > 0)
 }
 
 func isFileError(err error) bool {
