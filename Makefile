@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo test build bench bench-ingest lint soak
+.PHONY: demo test build bench bench-ingest bench-real lint soak
 
 demo:
 	$(GO) run ./cmd/usagestream demo
@@ -30,3 +30,8 @@ bench-ingest:
 # Every benchmark recorded in the README.
 bench:
 	./scripts/bench-all.sh
+
+# Ingest and every stage against the real-Kafka lane's broker and registry
+# (issue 20): rows/s, CPU seconds and peak RSS per command.
+bench-real:
+	./scripts/bench-real.sh
