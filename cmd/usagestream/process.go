@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ type processFlags struct {
 	StateDir       string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"Local state (Pebble) of the processors, rebuilt from the changelog topics when lost (default: <data-dir>/state for run, data/state for process)."`
 	Policy         string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML); default: the built-in default policy (processors/rules/default-policy.yaml)."`
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
+	StageLogEvery  time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
 	apiFlags                     // query API (cmd/usagestream/api.go)
 }
 
@@ -39,6 +41,7 @@ func (f processFlags) policy() (rules.Policy, error) {
 }
 
 type processCmd struct {
+	connFlags
 	processFlags
 	HTTPAddr string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8089" help:"Address of /healthz, /readyz and /metrics."`
 }
@@ -106,6 +109,12 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 	}
 	ready.Store(true)
 	log.Info("processors running", "stages", names, "state_dir", f.StateDir)
+	if g, ok := reg.(prometheus.Gatherer); ok && f.StageLogEvery > 0 {
+		var wg sync.WaitGroup
+		wg.Go(func() { logStageProgress(ctx, g, f.StageLogEvery, log) })
+		wg.Go(func() { logFileEvents(ctx, kc, log) })
+		defer wg.Wait()
+	}
 	<-ctx.Done()
 	return nil
 }

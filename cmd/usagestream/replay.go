@@ -20,6 +20,7 @@ import (
 )
 
 type replayCmd struct {
+	connFlags
 	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (${stages}); default: every stage."`
 	To          string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
 	Offsets     []string      `name:"offsets" placeholder:"[TOPIC:]PARTITION:OFFSET" help:"Explicit start offsets in the inputs of the one stage given (repeatable; TOPIC, with or without the prefix, is needed when the stage reads several); partitions not named keep their committed offset."`

@@ -18,6 +18,7 @@ import (
 )
 
 type runCmd struct {
+	connFlags
 	DataDir      string `name:"data-dir" env:"USAGESTREAM_DATA_DIR" default:"${data_dir}" help:"Where the embedded broker and registry keep their data."`
 	KafkaPort    int    `name:"kafka-port" env:"USAGESTREAM_KAFKA_PORT" default:"9092" help:"Embedded broker port on 127.0.0.1."`
 	RegistryPort int    `name:"registry-port" env:"USAGESTREAM_REGISTRY_PORT" default:"8081" help:"Embedded registry port on 127.0.0.1."`

@@ -25,6 +25,7 @@ import (
 )
 
 type tailCmd struct {
+	connFlags
 	Topic      string   `arg:"" help:"Topic: its full name, or its name without the topic prefix (eligibility.v1)."`
 	From       string   `name:"from" placeholder:"WHERE" help:"Where to start in every partition: earliest, latest, an offset, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 2h). Default: --since if given, else earliest."`
 	Key        []string `name:"key" help:"Only records with this key (repeatable); only the partitions of these keys are read."`

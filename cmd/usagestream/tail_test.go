@@ -240,7 +240,7 @@ func TestTailPrintsRecordsAsJSON(t *testing.T) {
 
 	// The binary, as a user runs it: the file events as JSON lines.
 	files := kafkatest.ReadAll(t, env.Kafka, env.Topics.Files)
-	r := runCLI(t, nil, append([]string{"tail", "files.v1"}, connFlags(env.Kafka)...)...)
+	r := runCLI(t, nil, append([]string{"tail", "files.v1"}, connArgs(env.Kafka)...)...)
 	if r.code != 0 {
 		t.Fatalf("usagestream tail: exit %d\n%s", r.code, r.stderr)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/usagestream/usagestream/internal/loglevel"
 )
 
 // Embedded default addresses: where `usagestream run` listens when no brokers
@@ -51,6 +55,22 @@ type Config struct {
 	SASLMechanism string `name:"sasl-mechanism" env:"USAGESTREAM_SASL_MECHANISM" enum:",SCRAM-SHA-256,SCRAM-SHA-512,PLAIN" default:"" help:"SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN."`
 	SASLUser      string `name:"sasl-user" env:"USAGESTREAM_SASL_USER" help:"SASL user."`
 	SASLPassword  string `name:"sasl-password" env:"USAGESTREAM_SASL_PASSWORD" help:"SASL password (prefer the environment variable)."`
+
+	// KafkaLogLevel is the Kafka client's own level, apart from
+	// --log-level: the client's info lines (five per transaction and stage)
+	// would drown the program's.
+	KafkaLogLevel string `name:"kafka-log-level" env:"USAGESTREAM_KAFKA_LOG_LEVEL" enum:"debug,info,warn,error,none" default:"warn" help:"Log level of the Kafka client library (franz-go), apart from --log-level."`
+}
+
+// ClientLogger is the franz-go logger of a client whose program logs to l:
+// l's destination and attributes, the component kgo, at --kafka-log-level
+// (warn when unset), whatever l's own level.
+func (c Config) ClientLogger(l *slog.Logger) kgo.Logger {
+	lv, err := loglevel.Parse(c.KafkaLogLevel, slog.LevelWarn)
+	if err != nil {
+		lv = slog.LevelWarn
+	}
+	return kslog.New(loglevel.Override(l.With("component", "kgo"), lv))
 }
 
 // Vars are the kong interpolation variables the help texts use.
