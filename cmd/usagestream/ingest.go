@@ -44,9 +44,9 @@ type ingestCmd struct {
 	KeepPersonal   bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
 	MaxRejects     int64         `name:"max-rejects" env:"USAGESTREAM_MAX_REJECTS" default:"1000" help:"Fail a file once more than this many rows are rejected and --max-reject-share is crossed too; the rest of the file is not read (-1: no limit)."`
 	MaxRejectShare float64       `name:"max-reject-share" env:"USAGESTREAM_MAX_REJECT_SHARE" default:"0.5" help:"Fail a file once more than this share of the rows read so far is rejected and --max-rejects is crossed too (1: no limit)."`
-	ChunkRows      int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
-	Progress       string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
-	Poll           time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
+	ChunkRows      int           `name:"chunk-rows" env:"USAGESTREAM_CHUNK_ROWS" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
+	Progress       string        `name:"progress" env:"USAGESTREAM_PROGRESS" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
+	Poll           time.Duration `name:"poll" env:"USAGESTREAM_WATCH_POLL" default:"2s" help:"With --watch: time between scans."`
 	Settle         time.Duration `name:"settle" env:"USAGESTREAM_WATCH_SETTLE" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
 	Ready          string        `name:"ready" env:"USAGESTREAM_WATCH_READY" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
 	MarkerSuffix   string        `name:"marker-suffix" env:"USAGESTREAM_WATCH_MARKER_SUFFIX" default:".done" help:"With --ready marker: the marker file's suffix."`

@@ -23,7 +23,7 @@ import (
 
 // Globals are flags every command has, and what main sets up from them.
 type Globals struct {
-	LogLevel  string           `name:"log-level" env:"USAGESTREAM_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Level of usagestream's own log lines (the Kafka client's: --kafka-log-level)."`
+	LogLevel  string           `name:"log-level" env:"USAGESTREAM_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Level of usagestream's own log lines, not the Kafka client's."`
 	LogFormat string           `name:"log-format" env:"USAGESTREAM_LOG_FORMAT" enum:"auto,text,json" default:"auto" help:"Log format; auto is text on a terminal, JSON otherwise."`
 	Version   kong.VersionFlag `name:"version" help:"Print the version and the commit it was built from, and exit."`
 

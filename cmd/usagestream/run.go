@@ -25,7 +25,7 @@ type runCmd struct {
 	HTTPAddr     string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8088" help:"Address of /healthz, /readyz and /metrics."`
 	Partitions   int32  `name:"partitions" env:"USAGESTREAM_PARTITIONS" default:"6" help:"Partitions of topics created here."`
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
-	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
+	NoProcess    bool   `name:"no-process" env:"USAGESTREAM_NO_PROCESS" help:"Serve the broker and registry only, without the processors."`
 	// Retention is per topic; the defaults are processors/topology's.
 	Retention []string `name:"retention" env:"USAGESTREAM_RETENTION" placeholder:"TOPIC=DURATION" help:"Retention of a topic created here, TOPIC=DURATION (billing.v1=forever, eligibility.v1=30d, 720h); repeatable. Defaults: inputs forever, events 90 days. Existing topics keep theirs."`
 	processFlags

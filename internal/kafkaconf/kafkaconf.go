@@ -40,11 +40,12 @@ const (
 // variables. Secrets are accepted from the environment so they stay out of
 // shell history and process listings.
 type Config struct {
-	Brokers          []string `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT" help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
-	Registry         string   `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
-	RegistryUser     string   `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
-	RegistryPassword string   `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`
-	TopicPrefix      string   `name:"topic-prefix" env:"USAGESTREAM_TOPIC_PREFIX" default:"usagestream." help:"Prefix of every topic name."`
+	Brokers          []string      `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT" help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
+	Registry         string        `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
+	RegistryUser     string        `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
+	RegistryPassword string        `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`
+	RegistryTimeout  time.Duration `name:"registry-timeout" env:"USAGESTREAM_REGISTRY_TIMEOUT" default:"10s" help:"How long the registry may take to answer a request."`
+	TopicPrefix      string        `name:"topic-prefix" env:"USAGESTREAM_TOPIC_PREFIX" default:"usagestream." help:"Prefix of every topic name."`
 
 	TLS           bool   `name:"tls" env:"USAGESTREAM_KAFKA_TLS" help:"Connect to Kafka with TLS."`
 	TLSCA         string `name:"tls-ca" env:"USAGESTREAM_KAFKA_TLS_CA" placeholder:"PEM" help:"CA certificates to trust (PEM file); default: the system pool."`
@@ -220,7 +221,24 @@ func (c Config) registryAuth() (base, user, pass string, auth bool) {
 // NewRegistryClient builds the schema registry client.
 func (c Config) NewRegistryClient() (*sr.Client, error) {
 	base, user, pass, auth := c.registryAuth()
-	opts := []sr.ClientOpt{sr.URLs(base), sr.HTTPClient(&http.Client{Timeout: 30 * time.Second})}
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		for _, b := range c.BrokerList() {
+			if strings.EqualFold(u.Host, b) {
+				return nil, fmt.Errorf("--registry %s is the address of a Kafka broker (--brokers %s): give the schema registry's URL (the embedded one: %s)", base, b, DefaultRegistry)
+			}
+		}
+	}
+	timeout := c.RegistryTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	// The whole request is bounded, and so is the wait for the answer's
+	// headers: a server that reads the request and never answers (a Kafka
+	// broker given as --registry waits for the rest of a 1 GB "request")
+	// fails after the timeout with a message saying so.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = timeout
+	opts := []sr.ClientOpt{sr.URLs(base), sr.HTTPClient(&http.Client{Timeout: 3 * timeout, Transport: tr})}
 	if auth {
 		opts = append(opts, sr.BasicAuth(user, pass))
 	}
