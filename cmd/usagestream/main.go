@@ -69,6 +69,8 @@ type cli struct {
 	Validate validateCmd `cmd:"" help:"Check billing files offline (no Kafka) with the same reader and rules; report in the terminal, JSON and HTML; exit 2 when they fail the policy's thresholds."`
 	Replay   replayCmd   `cmd:"" help:"Reset processor groups and rebuild their state and output, into the live topics (same event ids) or shadow topics."`
 	Diff     diffCmd     `cmd:"" help:"Compare a shadow replay's eligibility with the live output: added, removed, changed per subject and program."`
+	Topics   topicsCmd   `cmd:"" help:"List the topics of the prefix: partitions, replication, retention, cleanup policy, records."`
+	Status   statusCmd   `cmd:"" help:"Show each stage and sink: its group's state and members, its lag, its quarantined records."`
 	Tail     tailCmd     `cmd:"" help:"Print a topic's records as JSON lines (Avro decoded through the registry), filtered by key and time."`
 	Override overrideCmd `cmd:"" help:"Write and list operator overrides (clear an anomaly, hold a program), audited with actor, reason and ticket; the stages apply them like their other input."`
 	Sink     sinkCmd     `cmd:"" help:"Deliver the event topics to PostgreSQL (sink postgres), JSON Lines files (sink jsonl) or a webhook (sink webhook)."`
