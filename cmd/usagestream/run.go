@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sync/atomic"
 
@@ -142,7 +143,12 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer ivs.Close()
-	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api, ivs.mount)
+	set := &stageSet{} // paused and resumed by replay --pause (pause.go)
+	mounts := []func(*http.ServeMux){ivs.mount}
+	if !r.NoProcess {
+		mounts = append(mounts, set.mount(r.APIToken))
+	}
+	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api, mounts...)
 	if err != nil {
 		return err
 	}
@@ -167,7 +173,7 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	if f.StateDir == "" {
 		f.StateDir = filepath.Join(r.DataDir, "state")
 	}
-	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
+	err = runStages(ctx, s.kc, f, reg, ready, g.log, set)
 	g.log.Info("stopping")
 	return err
 }
