@@ -94,7 +94,7 @@ func (r *stageReporter) report() {
 			lv = slog.LevelWarn
 		}
 		r.log.Log(context.Background(), lv, "stage progress", "stage", n,
-			"records_in", int64(c.in-p.in), "events_out", int64(c.out-p.out),
+			"records_in", int64(c.in-p.in), "records_out", int64(c.out-p.out),
 			"quarantined", int64(c.quarantined-p.quarantined), "lag", int64(c.lag))
 	}
 	r.last = cs
