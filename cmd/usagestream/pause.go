@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,11 +36,15 @@ type stageSet struct {
 	// is called with each instance started (the query API attaches it).
 	start func(ctx context.Context, started func(*runtime.Instance)) ([]func(), error)
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	waits   []func()
-	members map[string]string // group: the static instance id this process runs in it
-	paused  bool
+	mu     sync.Mutex // held while stages start, stop, pause, resume
+	cancel context.CancelFunc
+	waits  []func()
+	paused bool
+
+	// members are the static instance ids this process runs, by group;
+	// written by Started, also on a supervised restart.
+	membersMu sync.Mutex
+	members   map[string]string
 }
 
 // run starts the stages.
@@ -51,13 +56,14 @@ func (s *stageSet) run() error {
 
 func (s *stageSet) startLocked() error {
 	ctx, cancel := context.WithCancel(s.parent)
-	s.members = map[string]string{}
-	var mmu sync.Mutex
 	waits, err := s.start(ctx, func(in *runtime.Instance) {
 		if id, err := in.MemberID(); err == nil {
-			mmu.Lock()
+			s.membersMu.Lock()
+			if s.members == nil {
+				s.members = map[string]string{}
+			}
 			s.members[in.Group()] = id
-			mmu.Unlock()
+			s.membersMu.Unlock()
 		}
 	})
 	s.cancel, s.waits, s.paused = cancel, waits, false
@@ -104,12 +110,15 @@ func (s *stageSet) pause(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for group, id := range s.members {
+	s.membersMu.Lock()
+	members := maps.Clone(s.members)
+	s.membersMu.Unlock()
+	for group, id := range members {
 		if _, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(id)); err != nil {
 			return fmt.Errorf("the processors are stopped, but member %s could not leave %s: %w", id, group, err)
 		}
 	}
-	s.log.Info("processors paused", "groups", len(s.members))
+	s.log.Info("processors paused", "groups", len(members))
 	return nil
 }
 
