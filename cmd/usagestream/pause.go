@@ -174,7 +174,7 @@ func callProcessors(ctx context.Context, base, path, token string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("--pause %s: is run (or process) serving there? %w", base, err)
+		return &unreachableError{fmt.Errorf("--pause %s: is run (or process) serving there? %w", base, err)}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -183,3 +183,10 @@ func callProcessors(ctx context.Context, base, path, token string) error {
 	}
 	return nil
 }
+
+// unreachableError is a pause or resume request that reached no server:
+// nothing was paused.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }

@@ -103,18 +103,25 @@ func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.
 		return errors.New("--pause: a shadow replay runs beside the live processors; drop --pause")
 	}
 	if c.Pause != "" && !c.DryRun {
-		if err := callProcessors(ctx, c.Pause, pausePath, c.APIToken); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "paused the processors of %s\n", c.Pause)
+		// Resumed whatever happens, the replay's failure included, and a
+		// pause that stopped the stages but then failed (resuming processors
+		// that are not paused does nothing).
+		var pauseErr error
 		defer func() {
-			// Resumed whatever happened, the replay's failure included.
+			var ue *unreachableError
+			if errors.As(pauseErr, &ue) {
+				return // nothing was paused
+			}
 			if err := callProcessors(context.WithoutCancel(ctx), c.Pause, resumePath, c.APIToken); err != nil {
 				fmt.Fprintf(out, "could not resume the processors: %v; restart them\n", err)
 				return
 			}
 			fmt.Fprintf(out, "resumed the processors of %s\n", c.Pause)
 		}()
+		if pauseErr = callProcessors(ctx, c.Pause, pausePath, c.APIToken); pauseErr != nil {
+			return pauseErr
+		}
+		fmt.Fprintf(out, "paused the processors of %s\n", c.Pause)
 	}
 
 	plan, err := replay.NewPlan(ctx, adm, opts)

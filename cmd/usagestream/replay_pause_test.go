@@ -52,6 +52,10 @@ func TestReplayPausesTheAllInOneRun(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "members") {
 		t.Fatalf("replay beside a running run without --pause: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = runCLI(t, conn, "replay", "--yes", "--pause", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	if r.code != 1 || !strings.Contains(r.stderr, "is run (or process) serving there?") || strings.Contains(r.stdout+r.stderr, "resume") {
+		t.Fatalf("replay --pause to no server: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = runCLI(t, conn, "replay", "--dry-run", "--pause", fmt.Sprintf("http://127.0.0.1:%d", hport))
 	if r.code != 0 || strings.Contains(r.stdout, "would be refused") || !strings.Contains(r.stdout, "pauses the processors") {
 		t.Fatalf("dry run with --pause: exit %d\n%s%s", r.code, r.stdout, r.stderr)
