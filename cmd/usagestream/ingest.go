@@ -252,6 +252,7 @@ func (p *progress) update(u ingest.Progress) {
 		p.done()
 		p.file, p.start, p.rows0 = u.File, p.now(), u.Rows
 		p.bar = progressbar.NewOptions64(u.Size,
+			progressbar.OptionSetDescription(p.describe(u)),
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionSetWidth(30),
@@ -260,8 +261,11 @@ func (p *progress) update(u ingest.Progress) {
 			progressbar.OptionSetPredictTime(true),
 		)
 	}
-	p.bar.Describe(p.describe(u))
+	// The share first: each call draws the bar (at most every 100 ms), and
+	// Describe would draw the old share. The first drawing has both (the
+	// description is set when the bar is made).
 	_ = p.bar.Set64(min(u.Bytes, u.Size))
+	p.bar.Describe(p.describe(u))
 }
 
 func (p *progress) describe(u ingest.Progress) string {

@@ -77,4 +77,12 @@ func TestProgressShowsARealRate(t *testing.T) {
 	if got := bar.State().CurrentPercent; got != 1 {
 		t.Fatalf("the finished bar is at %v", got)
 	}
+	// A file whose first report comes with a third of it read shows 33%
+	// from its first drawing, not 0%.
+	var out bytes.Buffer
+	q := &progress{w: &out, now: time.Now}
+	q.update(ingest.Progress{File: "g.gz", Rows: 3000, Bytes: 333, Size: 1000})
+	if !strings.Contains(out.String(), " 33%") || strings.Contains(out.String(), " 0%") || !strings.Contains(out.String(), "g.gz 3000 rows") {
+		t.Fatalf("first drawing: %q", out.String())
+	}
 }
