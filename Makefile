@@ -8,7 +8,7 @@ demo:
 	$(GO) run ./cmd/usagestream demo
 
 build:
-	$(GO) build -o bin/usagestream ./cmd/usagestream
+	$(GO) build -buildvcs=true -o bin/usagestream ./cmd/usagestream
 
 # Everything CI runs: formatting, vet, and every test.
 test:

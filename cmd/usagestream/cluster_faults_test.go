@@ -145,7 +145,7 @@ func startProcessAt(t *testing.T, kc kafkaconf.Config, pr *procRun) *procRun {
 	}
 	t.Cleanup(func() { lf.Close() })
 	pr.cmd = exec.Command(binary, append([]string{"process", "--state-dir", pr.stateDir, "--http-addr", pr.haddr,
-		"--session-timeout", clusterSessionTimeout.String()}, connFlags(kc)...)...)
+		"--session-timeout", clusterSessionTimeout.String()}, connArgs(kc)...)...)
 	pr.cmd.Stdout, pr.cmd.Stderr = lf, lf
 	if err := pr.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -445,7 +445,7 @@ func TestClusterFaultsKeepExactlyOnce(t *testing.T) {
 	}
 	small := strings.Fields(sg.stdout)
 
-	conn := connFlags(kc)
+	conn := connArgs(kc)
 	// Two instances of the same stages, each with its own state directory.
 	pa := startProcess(t, ce, kc, "process")
 	pb := startProcess(t, ce, kc, "process2")

@@ -27,6 +27,7 @@ import (
 )
 
 type demoCmd struct {
+	connFlags
 	DataDir       string `name:"data-dir" help:"Keep the embedded broker's data and the sample files here (default: a temporary folder, removed at the end)."`
 	ServicePoints int    `name:"service-points" default:"300" help:"Size of the generated sample."`
 	Seed          int64  `name:"seed" default:"7" help:"Seed of the generated sample."`

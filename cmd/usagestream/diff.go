@@ -25,6 +25,7 @@ import (
 )
 
 type diffCmd struct {
+	connFlags
 	Shadow string `name:"shadow" default:"default" help:"The shadow replay to compare with the live output (usagestream replay --output shadow --shadow NAME)."`
 	JSON   bool   `name:"json" help:"Print one JSON object per difference instead of a table."`
 	All    bool   `name:"all" help:"List unchanged subjects too."`

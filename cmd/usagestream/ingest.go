@@ -29,7 +29,9 @@ const (
 )
 
 type ingestCmd struct {
+	connFlags
 	location *time.Location // from IntervalTZ
+	bar      *progress      // the progress bar, when shown
 
 	Files          []string      `arg:"" optional:"" type:"existingfile" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt), and Green Button XML (.xml, .xml.gz)."`
 	Watch          string        `name:"watch" type:"existingdir" help:"Watch a drop folder: ingest complete files as they arrive, then move them to done/ or failed/."`
@@ -42,9 +44,9 @@ type ingestCmd struct {
 	KeepPersonal   bool          `name:"keep-personal" env:"USAGESTREAM_KEEP_PERSONAL" help:"Keep names and addresses in the raw text of rejected rows (redacted by default)."`
 	MaxRejects     int64         `name:"max-rejects" env:"USAGESTREAM_MAX_REJECTS" default:"1000" help:"Fail a file once more than this many rows are rejected and --max-reject-share is crossed too; the rest of the file is not read (-1: no limit)."`
 	MaxRejectShare float64       `name:"max-reject-share" env:"USAGESTREAM_MAX_REJECT_SHARE" default:"0.5" help:"Fail a file once more than this share of the rows read so far is rejected and --max-rejects is crossed too (1: no limit)."`
-	ChunkRows      int           `name:"chunk-rows" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
-	Progress       string        `name:"progress" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
-	Poll           time.Duration `name:"poll" default:"2s" help:"With --watch: time between scans."`
+	ChunkRows      int           `name:"chunk-rows" env:"USAGESTREAM_CHUNK_ROWS" default:"50000" help:"Rows per Kafka transaction; a rerun after a crash resumes at the last one."`
+	Progress       string        `name:"progress" env:"USAGESTREAM_PROGRESS" enum:"auto,always,never" default:"auto" help:"Progress bar: auto shows it when stderr is a terminal."`
+	Poll           time.Duration `name:"poll" env:"USAGESTREAM_WATCH_POLL" default:"2s" help:"With --watch: time between scans."`
 	Settle         time.Duration `name:"settle" env:"USAGESTREAM_WATCH_SETTLE" default:"30s" help:"With --watch and --ready settle: how long a file's size and modification time must stay unchanged before it is taken (an SFTP upload can pause longer than a poll)."`
 	Ready          string        `name:"ready" env:"USAGESTREAM_WATCH_READY" enum:"settle,marker" default:"settle" help:"With --watch: when a file is complete. settle: unchanged for --settle; marker: once the uploader wrote NAME--marker-suffix next to it."`
 	MarkerSuffix   string        `name:"marker-suffix" env:"USAGESTREAM_WATCH_MARKER_SUFFIX" default:".done" help:"With --ready marker: the marker file's suffix."`
@@ -78,7 +80,8 @@ func (c *ingestCmd) config(g *Globals, out io.Writer) ingest.Config {
 	}
 	cfg.Interval = interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes, Location: c.location}, Minutes: c.IntervalMinutes}
 	if c.Progress == "always" || (c.Progress == "auto" && isTerminal(os.Stderr)) {
-		cfg.Progress = newProgress(out).update
+		c.bar = newProgress(out)
+		cfg.Progress = c.bar.update
 	}
 	return cfg
 }
@@ -103,6 +106,7 @@ func (c *ingestCmd) Run(ctx context.Context, g *Globals) error {
 		return c.watch(ctx, g, in)
 	}
 	results, runErr := in.Run(ctx, c.Files)
+	c.bar.done()
 	printSummary(os.Stdout, results)
 	if runErr != nil {
 		return runErr
@@ -152,6 +156,11 @@ func watchHandler(g *Globals, in *ingest.Ingester, m *ingestMetrics, out io.Writ
 func exitStatus(results []ingest.Result) error {
 	var rejected, failed int64
 	for _, r := range results {
+		if r.Status == ingest.Skipped {
+			// Nothing was published now: its counts are the earlier run's,
+			// which reported them with its own exit status.
+			continue
+		}
 		rejected += r.Rejected
 		if r.Status == ingest.Failed {
 			failed++
@@ -175,7 +184,7 @@ func printSummary(w io.Writer, results []ingest.Result) {
 		pub += r.Published
 		rej += r.Rejected
 		rate := ""
-		if r.Elapsed > 0 && r.Status != ingest.Skipped {
+		if r.Elapsed > 0 && r.Status != ingest.Skipped && r.Read > r.ResumedFrom {
 			rate = fmt.Sprintf(", %.0f rows/s", float64(r.Read-r.ResumedFrom)/r.Elapsed.Seconds())
 		}
 		if r.Status == ingest.Skipped {
@@ -220,23 +229,30 @@ func formatCounts(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// progress draws one bar per file with bytes and rows/s.
+// progress draws one bar per file: the share of the file's bytes read, the
+// rows read, and the rows per second over the rows read since the bar's
+// first report (the first report comes after a whole batch: a rate from the
+// file's start would divide thousands of rows by microseconds).
 type progress struct {
 	w     io.Writer
 	bar   *progressbar.ProgressBar
 	file  string
-	start time.Time
+	start time.Time // the first report of the file
+	rows0 int64     // rows read by then
+	now   func() time.Time
 }
 
-func newProgress(w io.Writer) *progress { return &progress{w: w} }
+// minRateWindow is how long the rows must be counted before a rate is shown.
+const minRateWindow = 500 * time.Millisecond
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, now: time.Now} }
 
 func (p *progress) update(u ingest.Progress) {
 	if p.bar == nil || p.file != u.File {
-		if p.bar != nil {
-			_ = p.bar.Finish()
-		}
-		p.file, p.start = u.File, time.Now()
+		p.done()
+		p.file, p.start, p.rows0 = u.File, p.now(), u.Rows
 		p.bar = progressbar.NewOptions64(u.Size,
+			progressbar.OptionSetDescription(p.describe(u)),
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionSetWidth(30),
@@ -245,10 +261,27 @@ func (p *progress) update(u ingest.Progress) {
 			progressbar.OptionSetPredictTime(true),
 		)
 	}
-	rate := float64(u.Rows-u.Skipped) / time.Since(p.start).Seconds()
-	p.bar.Describe(fmt.Sprintf("%s %d rows %.0f rows/s", u.File, u.Rows, rate))
-	_ = p.bar.Set64(u.Bytes)
-	if u.Bytes >= u.Size {
-		_ = p.bar.Finish()
+	// The share first: each call draws the bar (at most every 100 ms), and
+	// Describe would draw the old share. The first drawing has both (the
+	// description is set when the bar is made).
+	_ = p.bar.Set64(min(u.Bytes, u.Size))
+	p.bar.Describe(p.describe(u))
+}
+
+func (p *progress) describe(u ingest.Progress) string {
+	d := fmt.Sprintf("%s %d rows", u.File, u.Rows)
+	if el := p.now().Sub(p.start); el >= minRateWindow {
+		d += fmt.Sprintf(" %.0f rows/s", float64(u.Rows-p.rows0)/el.Seconds())
 	}
+	return d
+}
+
+// done completes the current file's bar (100%) and clears it; the summary
+// follows.
+func (p *progress) done() {
+	if p == nil || p.bar == nil {
+		return
+	}
+	_ = p.bar.Finish()
+	p.bar = nil
 }

@@ -180,7 +180,7 @@ func TestIngestRejectLimitFlags(t *testing.T) {
 	if err := os.WriteFile(p, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"ingest"}, connFlags(env.Kafka)...)
+	args := append([]string{"ingest"}, connArgs(env.Kafka)...)
 	r := runCLI(t, nil, append(args, "--max-rejects", "5", "--max-reject-share", "0.5", p)...)
 	want := "6 of 7 rows rejected (over --max-rejects 5 and --max-reject-share 0.5)"
 	if r.code != exitFailed || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "rows read 7 = published 1 + rejected 6") {

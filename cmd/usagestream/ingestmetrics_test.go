@@ -26,7 +26,7 @@ func TestWatchServesIngestMetrics(t *testing.T) {
 	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 40, Months: 6, Seed: 4, Anomalies: map[gen.Kind]int{"BAD_DATE": 2}})
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var se bytes.Buffer
-	cmd := exec.Command(binary, append([]string{"ingest", "--watch", drop, "--poll", "200ms", "--settle", "400ms", "--metrics-addr", addr}, connFlags(env.Kafka)...)...)
+	cmd := exec.Command(binary, append([]string{"ingest", "--watch", drop, "--poll", "200ms", "--settle", "400ms", "--metrics-addr", addr}, connArgs(env.Kafka)...)...)
 	cmd.Stderr = &se
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

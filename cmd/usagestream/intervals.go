@@ -15,12 +15,12 @@ import (
 // intervalFlags configure the NDJSON endpoint for interval reads that run
 // serves on --http-addr (POST /v1/intervals).
 type intervalFlags struct {
-	IntervalsUtility       string   `name:"intervals-utility" env:"USAGESTREAM_UTILITY" help:"Utility code of reads posted to /v1/intervals; empty: the endpoint is not served."`
+	IntervalsUtility       string   `name:"intervals-utility" env:"USAGESTREAM_INTERVALS_UTILITY" help:"Utility code of reads posted to /v1/intervals; empty: the endpoint is not served."`
 	IntervalsMaxBody       int64    `name:"intervals-max-body" env:"USAGESTREAM_INTERVALS_MAX_BODY" default:"8388608" help:"Largest body /v1/intervals accepts, in bytes; a larger one publishes nothing (413)."`
 	IntervalsMaxLines      int      `name:"intervals-max-lines" env:"USAGESTREAM_INTERVALS_MAX_LINES" default:"50000" help:"Most reads in one POST /v1/intervals; a body with more publishes nothing (413)."`
 	IntervalsMaxErrors     int      `name:"intervals-max-errors" env:"USAGESTREAM_INTERVALS_MAX_ERRORS" default:"100" help:"Not-accepted lines listed with their errors in an answer; the rest are counted per reason (counts, errors_omitted)."`
 	IntervalsMaxConcurrent int      `name:"intervals-max-concurrent" env:"USAGESTREAM_INTERVALS_MAX_CONCURRENT" default:"4" help:"POST /v1/intervals requests served at once; more are answered 503 with Retry-After."`
-	IntervalsUnits         []string `name:"intervals-units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of posted reads."`
+	IntervalsUnits         []string `name:"intervals-units" env:"USAGESTREAM_INTERVALS_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of posted reads."`
 	IntervalsTZ            string   `name:"intervals-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"The utility's time zone (IANA name): a posted read whose interval_end is in UTC (Z) gets its local date and time there."`
 }
 
@@ -35,7 +35,7 @@ type intervalEndpoint struct {
 // the query API.
 func newIntervalEndpoint(ctx context.Context, kc kafkaconf.Config, f intervalFlags, token string, log *slog.Logger) (*intervalEndpoint, error) {
 	if f.IntervalsUtility == "" {
-		log.Info("POST /v1/intervals is not served: give --intervals-utility (USAGESTREAM_UTILITY) to accept interval reads over HTTP")
+		log.Info("POST /v1/intervals is not served: give --intervals-utility (USAGESTREAM_INTERVALS_UTILITY) to accept interval reads over HTTP")
 		return nil, nil
 	}
 	loc, err := time.LoadLocation(f.IntervalsTZ)

@@ -22,6 +22,7 @@ import (
 )
 
 type overrideCmd struct {
+	connFlags
 	Clear   overrideClearCmd   `cmd:"" help:"Clear an open condition on a service point (ACTIVE_DATE_CHANGED, REACTIVATION_REFUSED): the service point stage applies it, and the events it causes cite it (rule OV1)."`
 	Hold    overrideHoldCmd    `cmd:"" help:"Hold a program eligible or ineligible for a customer at a premise, whatever the rules find, until released or through --until (rule OV2)."`
 	Release overrideReleaseCmd `cmd:"" help:"Release the hold of a program for a customer at a premise: the rules' own answer again (rule OV2)."`

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/query"
+	"github.com/usagestream/usagestream/processors/replay"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
 	"github.com/usagestream/usagestream/producers/interval"
@@ -31,8 +34,9 @@ type processFlags struct {
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
 	// The interval stage holds records on intervals.v1 to the read
 	// contract with the units the ways in allow (docs/intervals.md).
-	Units    []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
-	apiFlags          // query API (cmd/usagestream/api.go)
+	Units         []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
+	StageLogEvery time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
+	apiFlags                    // query API (cmd/usagestream/api.go)
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
@@ -43,6 +47,7 @@ func (f processFlags) policy() (rules.Policy, error) {
 }
 
 type processCmd struct {
+	connFlags
 	processFlags
 	HTTPAddr string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8089" help:"Address of /healthz, /readyz and /metrics."`
 }
@@ -55,12 +60,13 @@ func (c *processCmd) Run(ctx context.Context, g *Globals) error {
 	ready := &atomic.Bool{}
 	api := c.newAPI(g.Kafka, reg, g.log) // query API
 	defer api.Close()
-	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log, api)
+	set := &stageSet{}
+	stop, err := serveHTTP(c.HTTPAddr, reg, ready, g.log, api, set.mount(c.APIToken))
 	if err != nil {
 		return err
 	}
 	defer stop()
-	return runProcessors(ctx, g.Kafka, c.processFlags, reg, ready, g.log)
+	return runStages(ctx, g.Kafka, c.processFlags, reg, ready, g.log, set)
 }
 
 func newMetricsRegistry() *prometheus.Registry {
@@ -74,6 +80,12 @@ func newMetricsRegistry() *prometheus.Registry {
 // a back-off, saying why, while the others, the HTTP servers and the
 // embedded broker and registry of run go on.
 func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg prometheus.Registerer, ready *atomic.Bool, log *slog.Logger) error {
+	return runStages(ctx, kc, f, reg, ready, log, nil)
+}
+
+// runStages is runProcessors with the stage set that the pause and resume
+// endpoints act on (nil: a set of its own).
+func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg prometheus.Registerer, ready *atomic.Bool, log *slog.Logger, set *stageSet) error {
 	policy, err := f.policy()
 	if err != nil {
 		return err
@@ -83,33 +95,59 @@ func runProcessors(ctx context.Context, kc kafkaconf.Config, f processFlags, reg
 		return err
 	}
 	warnRetention(ctx, kc, p.Topology(), log)
+	// The policy, by file and hash, where a replay into the live topics
+	// looks before it writes them with another one.
+	host, _ := os.Hostname()
+	pi := replay.PolicyInfo{File: f.Policy, SHA256: replay.PolicyHash(policy), Host: host, At: time.Now().UTC()}
+	if err := replay.PublishPolicy(ctx, kc, pi); err != nil {
+		log.Warn("could not publish the policy; a replay cannot check it against these processors'", "err", err)
+	}
 	m := runtime.NewMetrics(reg)
 	for _, s := range p.Topology().Stages {
 		m.Declare(s.Name, s.Inputs, s.Outputs)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var waits []func()
-	// Stopped before returning, a start error included: every stage
-	// started is stopped and closed before run closes the broker.
-	defer func() {
-		cancel()
-		for _, w := range waits {
-			w()
-		}
-	}()
+	defer cancel()
 	var names []string
 	for _, st := range p.Stages() {
 		names = append(names, runtime.StageName(st))
-		cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}
-		// The query API reads each instance's state, the restarted ones too.
-		wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) { f.attach(ctx, in) }})
-		if err != nil {
-			return err
+	}
+	if set == nil {
+		set = &stageSet{}
+	}
+	set.mu.Lock()
+	set.parent, set.kc, set.log = ctx, kc, log
+	set.start = func(ctx context.Context, started func(*runtime.Instance)) ([]func(), error) {
+		var waits []func()
+		for _, st := range p.Stages() {
+			cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}
+			// The query API reads each instance's state, the restarted ones too.
+			wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) {
+				started(in)
+				f.attach(ctx, in)
+			}})
+			if err != nil {
+				return waits, err
+			}
+			waits = append(waits, wait)
 		}
-		waits = append(waits, wait)
+		return waits, nil
+	}
+	set.mu.Unlock()
+	// Stopped before returning, a start error included: every stage
+	// started is stopped and closed before run closes the broker.
+	defer set.stop()
+	if err := set.run(); err != nil {
+		return err
 	}
 	ready.Store(true)
 	log.Info("processors running", "stages", names, "state_dir", f.StateDir)
+	if g, ok := reg.(prometheus.Gatherer); ok && f.StageLogEvery > 0 {
+		var wg sync.WaitGroup
+		wg.Go(func() { logStageProgress(ctx, g, f.StageLogEvery, log) })
+		wg.Go(func() { logFileEvents(ctx, kc, log) })
+		defer wg.Wait()
+	}
 	<-ctx.Done()
 	return nil
 }

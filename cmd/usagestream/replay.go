@@ -21,6 +21,7 @@ import (
 )
 
 type replayCmd struct {
+	connFlags
 	Stages      []string      `arg:"" optional:"" help:"Stages to replay, by name (${stages}); default: every stage."`
 	To          string        `name:"to" default:"earliest" help:"Where the input is read again from: earliest, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 24h)."`
 	Offsets     []string      `name:"offsets" placeholder:"[TOPIC:]PARTITION:OFFSET" help:"Explicit start offsets in the inputs of the one stage given (repeatable; TOPIC, with or without the prefix, is needed when the stage reads several); partitions not named keep their committed offset."`
@@ -30,6 +31,9 @@ type replayCmd struct {
 	Policy      string        `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Eligibility policy (YAML) the replay runs with; default: the built-in policy. A shadow replay with another policy answers 'what would it change?'."`
 	StateDir    string        `name:"state-dir" env:"USAGESTREAM_STATE_DIR" help:"State directory the replay's processors use (give the stopped instance's own to leave it up to date; required by --state restore). Default: a temporary directory, removed afterwards."`
 	Force       bool          `name:"force" help:"Remove the members still registered in the groups (a stopped instance stays a member for its session timeout) instead of refusing. Never while processors run."`
+	Pause       string        `name:"pause" placeholder:"URL" help:"Pause the processors of the run (or process) serving URL (http://127.0.0.1:8088) for the replay and resume them after, instead of asking for them to be stopped (POST /v1/processors/pause and /resume)."`
+	APIToken    string        `name:"api-token" env:"USAGESTREAM_API_TOKEN" help:"Bearer token of the run or process given with --pause."`
+	ForcePolicy bool          `name:"force-policy" help:"Write the live topics with a policy other than the one the live processors published (their events and the replay's then mix)."`
 	Yes         bool          `name:"yes" short:"y" help:"Do not ask for confirmation."`
 	DryRun      bool          `name:"dry-run" help:"Show what would be done, and do nothing."`
 	NoRun       bool          `name:"no-run" help:"Only reset offsets and state; the processors redo the work when started again. Default: the replay runs the stages until they reach the input's end as it was at the start, then exits."`
@@ -98,17 +102,52 @@ func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
+	if c.Pause != "" && opts.Shadow != "" {
+		return errors.New("--pause: a shadow replay runs beside the live processors; drop --pause")
+	}
+	if c.Pause != "" && !c.DryRun {
+		// Resumed whatever happens, the replay's failure included, and a
+		// pause that stopped the stages but then failed (resuming processors
+		// that are not paused does nothing).
+		var pauseErr error
+		defer func() {
+			var ue *unreachableError
+			if errors.As(pauseErr, &ue) {
+				return // nothing was paused
+			}
+			if err := callProcessors(context.WithoutCancel(ctx), c.Pause, resumePath, c.APIToken); err != nil {
+				fmt.Fprintf(out, "could not resume the processors: %v; restart them\n", err)
+				return
+			}
+			fmt.Fprintf(out, "resumed the processors of %s\n", c.Pause)
+		}()
+		if pauseErr = callProcessors(ctx, c.Pause, pausePath, c.APIToken); pauseErr != nil {
+			return pauseErr
+		}
+		fmt.Fprintf(out, "paused the processors of %s\n", c.Pause)
+	}
+
 	plan, err := replay.NewPlan(ctx, adm, opts)
 	if err != nil {
 		return err
 	}
 	fmt.Fprint(out, plan)
+	refusals := c.refusals(plan)
 	if c.DryRun {
+		for _, r := range refusals {
+			fmt.Fprintf(out, "The real run would be refused: %s.\n", r)
+		}
+		if c.Pause != "" {
+			fmt.Fprintf(out, "The real run pauses the processors of %s first, and resumes them at the end.\n", c.Pause)
+		}
+		if len(refusals) == 0 && !c.Yes && (stdin == nil || !isTerminal(stdin)) {
+			fmt.Fprintln(out, "The real run needs --yes (stdin is not a terminal).")
+		}
 		fmt.Fprintln(out, "Dry run: nothing was changed.")
 		return nil
 	}
-	if live := plan.Members(); len(live) > 0 && !c.Force {
-		return &exitError{code: 2, msg: fmt.Sprintf("refusing to replay: groups have members: %s. Stop the processors of these stages first (a stopped instance stays a member for its --session-timeout, 10s by default), or pass --force to remove members that are gone", strings.Join(live, "; "))}
+	if len(refusals) > 0 {
+		return &exitError{code: 2, msg: "refusing to replay: " + refusals[0]}
 	}
 	if !c.Yes {
 		ok, err := confirm(stdin, out, "Proceed? [y/N] ")
@@ -147,6 +186,18 @@ func (c *replayCmd) run(ctx context.Context, g *Globals, stdin *os.File, out io.
 		fmt.Fprintf(out, "compare with: usagestream diff --shadow %s\n", c.Shadow)
 	}
 	return nil
+}
+
+// refusals are the reasons the replay would not go on, each with what to do.
+func (c *replayCmd) refusals(plan *replay.Plan) []string {
+	var out []string
+	if m := plan.PolicyMismatch(); m != "" && !c.ForcePolicy {
+		out = append(out, m+"; --force-policy writes them all the same")
+	}
+	if live := plan.Members(); len(live) > 0 && !c.Force && !(c.DryRun && c.Pause != "") {
+		out = append(out, fmt.Sprintf("groups have members: %s. Stop the processors of these stages first (a stopped instance stays a member for its --session-timeout, 10s by default), or pass --force to remove members that are gone", strings.Join(live, "; ")))
+	}
+	return out
 }
 
 // confirm asks on a terminal; elsewhere --yes is required, so that a

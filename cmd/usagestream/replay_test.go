@@ -564,7 +564,7 @@ func TestReplayAsksOnATerminal(t *testing.T) {
 	}
 	pe := processedEnv{env: env}
 	group := groupName(env.Kafka.TopicPrefix, "servicepoint")
-	args := append([]string{binary, "replay", "servicepoint", "--state", "keep", "--no-run"}, connFlags(env.Kafka)...)
+	args := append([]string{binary, "replay", "servicepoint", "--state", "keep", "--no-run"}, connArgs(env.Kafka)...)
 	answer := func(a string) (string, int) {
 		cmd := exec.Command(scriptBin, "-qec", strings.Join(quoteAll(args), " "), "/dev/null")
 		cmd.Stdin = strings.NewReader(a + "\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"sync/atomic"
 
@@ -18,13 +19,14 @@ import (
 )
 
 type runCmd struct {
+	connFlags
 	DataDir      string `name:"data-dir" env:"USAGESTREAM_DATA_DIR" default:"${data_dir}" help:"Where the embedded broker and registry keep their data."`
 	KafkaPort    int    `name:"kafka-port" env:"USAGESTREAM_KAFKA_PORT" default:"9092" help:"Embedded broker port on 127.0.0.1."`
 	RegistryPort int    `name:"registry-port" env:"USAGESTREAM_REGISTRY_PORT" default:"8081" help:"Embedded registry port on 127.0.0.1."`
 	HTTPAddr     string `name:"http-addr" env:"USAGESTREAM_HTTP_ADDR" default:"127.0.0.1:8088" help:"Address of /healthz, /readyz and /metrics."`
 	Partitions   int32  `name:"partitions" env:"USAGESTREAM_PARTITIONS" default:"6" help:"Partitions of topics created here."`
 	Replication  int16  `name:"replication" env:"USAGESTREAM_REPLICATION" default:"1" help:"Replication factor of topics created here (real clusters: 3)."`
-	NoProcess    bool   `name:"no-process" help:"Serve the broker and registry only, without the processors."`
+	NoProcess    bool   `name:"no-process" env:"USAGESTREAM_NO_PROCESS" help:"Serve the broker and registry only, without the processors."`
 	// Retention is per topic; the defaults are processors/topology's.
 	Retention []string `name:"retention" env:"USAGESTREAM_RETENTION" placeholder:"TOPIC=DURATION" help:"Retention of a topic created here, TOPIC=DURATION (billing.v1=forever, eligibility.v1=30d, 720h); repeatable. Defaults: inputs forever, events 90 days. Existing topics keep theirs."`
 	processFlags
@@ -141,7 +143,12 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer ivs.Close()
-	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api, ivs.mount)
+	set := &stageSet{} // paused and resumed by replay --pause (pause.go)
+	mounts := []func(*http.ServeMux){ivs.mount}
+	if !r.NoProcess {
+		mounts = append(mounts, set.mount(r.APIToken))
+	}
+	stop, err := serveHTTP(r.HTTPAddr, reg, ready, g.log, api, mounts...)
 	if err != nil {
 		return err
 	}
@@ -166,7 +173,7 @@ func (r *runCmd) Run(ctx context.Context, g *Globals) error {
 	if f.StateDir == "" {
 		f.StateDir = filepath.Join(r.DataDir, "state")
 	}
-	err = runProcessors(ctx, s.kc, f, reg, ready, g.log)
+	err = runStages(ctx, s.kc, f, reg, ready, g.log, set)
 	g.log.Info("stopping")
 	return err
 }

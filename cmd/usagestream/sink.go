@@ -59,6 +59,7 @@ type sinkCommon struct {
 }
 
 type sinkCmd struct {
+	connFlags
 	Postgres sinkPostgresCmd `cmd:"" help:"Eligibility (current and history), corrections, account events and anomalies into PostgreSQL tables (migrated on start)."`
 	JSONL    sinkJSONLCmd    `cmd:"" name:"jsonl" help:"Every event as a JSON line in files per topic partition, rotated by size or age."`
 	Webhook  sinkWebhookCmd  `cmd:"" help:"Batches of events POSTed to a URL, signed, retried, dead-lettered after the retry budget."`

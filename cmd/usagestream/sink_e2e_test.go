@@ -242,8 +242,8 @@ func TestSinksFromABillingFile(t *testing.T) {
 
 	hport := freePort(t)
 	run, se := startServing(t, nil, hport, append([]string{"run", "--data-dir", t.TempDir(), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport),
-		"--partitions", "3", "--postgres-url", db1, "--jsonl-dir", jsonDir}, connFlags(env.Kafka)...)...)
-	if r := runCLI(t, nil, append(append([]string{"ingest"}, connFlags(env.Kafka)...), files.Files...)...); r.code != exitRejected && r.code != 0 {
+		"--partitions", "3", "--postgres-url", db1, "--jsonl-dir", jsonDir}, connArgs(env.Kafka)...)...)
+	if r := runCLI(t, nil, append(append([]string{"ingest"}, connArgs(env.Kafka)...), files.Files...)...); r.code != exitRejected && r.code != 0 {
 		t.Fatalf("ingest: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -280,7 +280,7 @@ func TestSinksFromABillingFile(t *testing.T) {
 	// The same through `usagestream sink postgres`, configured by environment.
 	sport := freePort(t)
 	sinkCmd, sse := startServing(t, []string{"USAGESTREAM_POSTGRES_URL=" + db2}, sport,
-		append([]string{"sink", "postgres", "--http-addr", fmt.Sprintf("127.0.0.1:%d", sport), "--group", "second"}, connFlags(env.Kafka)...)...)
+		append([]string{"sink", "postgres", "--http-addr", fmt.Sprintf("127.0.0.1:%d", sport), "--group", "second"}, connArgs(env.Kafka)...)...)
 	for _, topic := range sink.EventTopics(env.Kafka.TopicPrefix) {
 		kafkatest.WaitCaughtUp(t, env.Kafka, "second", topic, 3*time.Minute)
 	}
@@ -456,7 +456,7 @@ func TestSinkPostgresKilledMidBatch(t *testing.T) {
 	db := sinktest.Postgres(t)
 	sinktest.Produce(t, env.Kafka, env.Topics, sinktest.NewGenerator(env.Topics, 12), 60000)
 	kills, logs := killRepeatedly(t, env.Kafka, "postgres", []string{"USAGESTREAM_POSTGRES_URL=" + db, "USAGESTREAM_LOG_FORMAT=json"},
-		append([]string{"sink", "postgres", "--batch", "200"}, connFlags(env.Kafka)...))
+		append([]string{"sink", "postgres", "--batch", "200"}, connArgs(env.Kafka)...))
 	if kills < 8 {
 		t.Fatalf("only %d kills landed while the sink was consuming; the test proves nothing\n%s", kills, logs)
 	}
@@ -472,7 +472,7 @@ func TestSinkJSONLKilledMidBatch(t *testing.T) {
 	dir := t.TempDir()
 	sinktest.Produce(t, env.Kafka, env.Topics, sinktest.NewGenerator(env.Topics, 13), 60000)
 	kills, logs := killRepeatedly(t, env.Kafka, "jsonl", []string{"USAGESTREAM_JSONL_DIR=" + dir, "USAGESTREAM_LOG_FORMAT=json"},
-		append([]string{"sink", "jsonl", "--batch", "100", "--jsonl-max-bytes", "300000"}, connFlags(env.Kafka)...))
+		append([]string{"sink", "jsonl", "--batch", "100", "--jsonl-max-bytes", "300000"}, connArgs(env.Kafka)...))
 	if kills < 8 {
 		t.Fatalf("only %d kills landed while the sink was consuming\n%s", kills, logs)
 	}
@@ -485,17 +485,17 @@ func TestSinkJSONLKilledMidBatch(t *testing.T) {
 // database that does not answer, says what to set and exits 1.
 func TestSinkCommandErrors(t *testing.T) {
 	env := kafkatest.Start(t)
-	r := runCLI(t, []string{"USAGESTREAM_POSTGRES_URL="}, append([]string{"sink", "postgres", "--http-addr", "127.0.0.1:0"}, connFlags(env.Kafka)...)...)
+	r := runCLI(t, []string{"USAGESTREAM_POSTGRES_URL="}, append([]string{"sink", "postgres", "--http-addr", "127.0.0.1:0"}, connArgs(env.Kafka)...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "USAGESTREAM_POSTGRES_URL") {
 		t.Fatalf("no URL: exit %d\n%s", r.code, r.stderr)
 	}
 	r = runCLI(t, []string{fmt.Sprintf("USAGESTREAM_POSTGRES_URL=postgres://u:hunter2@127.0.0.1:%d/x?connect_timeout=3", freePort(t))},
-		append([]string{"sink", "postgres", "--http-addr", "127.0.0.1:0"}, connFlags(env.Kafka)...)...)
+		append([]string{"sink", "postgres", "--http-addr", "127.0.0.1:0"}, connArgs(env.Kafka)...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "is it running") || strings.Contains(r.stderr, "hunter2") {
 		t.Fatalf("unreachable database: exit %d\n%s", r.code, r.stderr)
 	}
 	r = runCLI(t, []string{"USAGESTREAM_WEBHOOK_URL=http://127.0.0.1:1/hook", "USAGESTREAM_WEBHOOK_SECRET="},
-		append([]string{"sink", "webhook", "--http-addr", "127.0.0.1:0"}, connFlags(env.Kafka)...)...)
+		append([]string{"sink", "webhook", "--http-addr", "127.0.0.1:0"}, connArgs(env.Kafka)...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "USAGESTREAM_WEBHOOK_SECRET") {
 		t.Fatalf("webhook without a secret: exit %d\n%s", r.code, r.stderr)
 	}
@@ -547,7 +547,7 @@ func TestSinkWebhookCommand(t *testing.T) {
 	port := freePort(t)
 	cmdEnv := []string{"USAGESTREAM_WEBHOOK_URL=" + srv.URL, "USAGESTREAM_WEBHOOK_SECRET=" + secret}
 	cmd, se := startServing(t, cmdEnv, port, append([]string{"sink", "webhook", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port),
-		"--webhook-retry-for", "5s"}, connFlags(env.Kafka)...)...)
+		"--webhook-retry-for", "5s"}, connArgs(env.Kafka)...)...)
 	waitSinkCaughtUp(t, env.Kafka, "webhook")
 	mu.Lock()
 	for _, e := range evs {

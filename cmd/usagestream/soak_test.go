@@ -72,7 +72,7 @@ func TestSoakKillsKeepExactlyOnce(t *testing.T) {
 	}
 
 	procs := []*procRun{startProcess(t, ce, kc, "process"), startProcess(t, ce, kc, "process2")}
-	ing := exec.Command(binary, append(append([]string{"ingest", "--progress", "never"}, connFlags(kc)...), files...)...)
+	ing := exec.Command(binary, append(append([]string{"ingest", "--progress", "never"}, connArgs(kc)...), files...)...)
 	ingOut, err := os.Create(ce.logDir + "/" + kc.TopicPrefix + "ingest.log")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +27,7 @@ import (
 )
 
 type tailCmd struct {
+	connFlags
 	Topic      string   `arg:"" help:"Topic: its full name, or its name without the topic prefix (eligibility.v1)."`
 	From       string   `name:"from" placeholder:"WHERE" help:"Where to start in every partition: earliest, latest, an offset, or a time (RFC 3339, YYYY-MM-DD, or a duration back from now such as 2h). Default: --since if given, else earliest."`
 	Key        []string `name:"key" help:"Only records with this key (repeatable); only the partitions of these keys are read."`
@@ -33,6 +36,61 @@ type tailCmd struct {
 	Partitions []int32  `name:"partition" help:"Only these partitions (repeatable)."`
 	Follow     bool     `name:"follow" short:"f" help:"Keep printing new records until interrupted; default: stop at the end the topic had at start."`
 	Max        int      `name:"max" short:"n" help:"Stop after this many records (0: no limit)."`
+	Format     string   `name:"format" enum:"json,pretty,template" default:"json" help:"json: a JSON line per record; pretty: indented JSON; template: --template applied to each record."`
+	Template   string   `name:"template" placeholder:"TEXT" help:"With --format template: a Go text/template over the record's JSON fields, e.g. '{{.offset}} {{.key}} {{.value.program}} {{.value.eligible}}' (a newline is added)."`
+}
+
+// recordPrinter writes one record in the chosen --format.
+type recordPrinter func(w io.Writer, l tailLine) error
+
+func (c *tailCmd) printer() (recordPrinter, error) {
+	switch c.Format {
+	case "", "json":
+		if c.Template != "" {
+			return nil, errors.New("--template is used with --format template")
+		}
+		return func(w io.Writer, l tailLine) error { return json.NewEncoder(w).Encode(l) }, nil
+	case "pretty":
+		return func(w io.Writer, l tailLine) error {
+			b, err := json.MarshalIndent(l, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(w, "%s\n", b)
+			return err
+		}, nil
+	case "template":
+		if c.Template == "" {
+			return nil, errors.New("--format template needs --template TEXT, e.g. '{{.key}} {{.value}}'")
+		}
+		text := c.Template
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		tmpl, err := template.New("tail").Option("missingkey=zero").Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("--template: %w", err)
+		}
+		return func(w io.Writer, l tailLine) error {
+			// The fields by their JSON names, values as the JSON renders them
+			// (ISO dates, RFC 3339 timestamps, unions unwrapped).
+			b, err := json.Marshal(l)
+			if err != nil {
+				return err
+			}
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			var m map[string]any
+			if err := d.Decode(&m); err != nil {
+				return err
+			}
+			if err := tmpl.Execute(w, m); err != nil {
+				return fmt.Errorf("--template on %s[%d]@%d: %w", l.Topic, l.Partition, l.Offset, err)
+			}
+			return nil
+		}, nil
+	}
+	return nil, fmt.Errorf("--format %q: use json, pretty or template", c.Format)
 }
 
 // tailLine is one record as a JSON line. Avro values are decoded through
@@ -95,9 +153,12 @@ func resolveTopic(ctx context.Context, adm *kadm.Client, prefix, name string) (s
 }
 
 func (c *tailCmd) run(ctx context.Context, kc kafkaconf.Config, w io.Writer, flush func()) error {
+	printRec, err := c.printer()
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	var since, until time.Time
-	var err error
 	if c.Since != "" {
 		if since, err = parseWhen(c.Since, now); err != nil {
 			return fmt.Errorf("--since: %w", err)
@@ -193,7 +254,6 @@ func (c *tailCmd) run(ctx context.Context, kc kafkaconf.Config, w io.Writer, flu
 		keys[k] = true
 	}
 	printed := 0
-	enc := json.NewEncoder(w)
 	for {
 		if !c.Follow && len(done) == len(consumeAt) {
 			return nil
@@ -246,7 +306,7 @@ func (c *tailCmd) run(ctx context.Context, kc kafkaconf.Config, w io.Writer, flu
 				stop = true
 				return
 			}
-			if err := enc.Encode(line); err != nil {
+			if err := printRec(w, line); err != nil {
 				ferr = err
 				stop = true
 				return

@@ -165,6 +165,26 @@ func TestTailPrintsRecordsAsJSON(t *testing.T) {
 	if len(lines) != len(recs) {
 		t.Fatalf("tail printed %d lines, the topic holds %d records", len(lines), len(recs))
 	}
+	// --format pretty: the same record, indented, fields in schema order.
+	var pretty bytes.Buffer
+	if err := (&tailCmd{Topic: "billing.v1", Max: 1, Format: "pretty"}).run(ctx, env.Kafka, &pretty, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, pretty.Bytes()); err != nil || compact.String()+"\n" != raw.String() || !strings.Contains(pretty.String(), "\n  \"value\": {\n    \"utility\"") {
+		t.Errorf("--format pretty is not the JSON line indented (%v):\n%s\n%s", err, pretty.String(), raw.String())
+	}
+	// --format template: a Go template over the JSON fields.
+	var tmpl bytes.Buffer
+	if err := (&tailCmd{Topic: "billing.v1", Max: 2, Format: "template", Template: "{{.partition}}/{{.offset}} {{.key}} {{.value.date_to}}"}).run(ctx, env.Kafka, &tmpl, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if tl := strings.Split(strings.TrimSpace(tmpl.String()), "\n"); len(tl) != 2 || !regexp.MustCompile(`^\d+/\d+ \S+ \d{4}-\d{2}-\d{2}$`).MatchString(tl[0]) {
+		t.Errorf("--format template printed:\n%s", tmpl.String())
+	}
+	if err := (&tailCmd{Topic: "billing.v1", Format: "template"}).run(ctx, env.Kafka, &tmpl, func() {}); err == nil || !strings.Contains(err.Error(), "--template") {
+		t.Errorf("--format template without --template: %v", err)
+	}
 	byPos := map[string]int{}
 	for i, r := range recs {
 		byPos[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = i
@@ -240,7 +260,7 @@ func TestTailPrintsRecordsAsJSON(t *testing.T) {
 
 	// The binary, as a user runs it: the file events as JSON lines.
 	files := kafkatest.ReadAll(t, env.Kafka, env.Topics.Files)
-	r := runCLI(t, nil, append([]string{"tail", "files.v1"}, connFlags(env.Kafka)...)...)
+	r := runCLI(t, nil, append([]string{"tail", "files.v1"}, connArgs(env.Kafka)...)...)
 	if r.code != 0 {
 		t.Fatalf("usagestream tail: exit %d\n%s", r.code, r.stderr)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/usagestream/usagestream/internal/loglevel"
 )
 
 // Embedded default addresses: where `usagestream run` listens when no brokers
@@ -36,11 +40,12 @@ const (
 // variables. Secrets are accepted from the environment so they stay out of
 // shell history and process listings.
 type Config struct {
-	Brokers          []string `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT" help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
-	Registry         string   `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
-	RegistryUser     string   `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
-	RegistryPassword string   `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`
-	TopicPrefix      string   `name:"topic-prefix" env:"USAGESTREAM_TOPIC_PREFIX" default:"usagestream." help:"Prefix of every topic name."`
+	Brokers          []string      `name:"brokers" env:"USAGESTREAM_BROKERS" sep:"," placeholder:"HOST:PORT" help:"Kafka bootstrap brokers. Empty: the embedded broker of 'usagestream run' (${default_broker})."`
+	Registry         string        `name:"registry" env:"USAGESTREAM_REGISTRY" placeholder:"URL" help:"Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7). Empty: the embedded registry (${default_registry})."`
+	RegistryUser     string        `name:"registry-user" env:"USAGESTREAM_REGISTRY_USER" help:"Registry basic-auth user."`
+	RegistryPassword string        `name:"registry-password" env:"USAGESTREAM_REGISTRY_PASSWORD" help:"Registry basic-auth password (prefer the environment variable)."`
+	RegistryTimeout  time.Duration `name:"registry-timeout" env:"USAGESTREAM_REGISTRY_TIMEOUT" default:"10s" help:"How long the registry may take to answer a request."`
+	TopicPrefix      string        `name:"topic-prefix" env:"USAGESTREAM_TOPIC_PREFIX" default:"usagestream." help:"Prefix of every topic name."`
 
 	TLS           bool   `name:"tls" env:"USAGESTREAM_KAFKA_TLS" help:"Connect to Kafka with TLS."`
 	TLSCA         string `name:"tls-ca" env:"USAGESTREAM_KAFKA_TLS_CA" placeholder:"PEM" help:"CA certificates to trust (PEM file); default: the system pool."`
@@ -51,6 +56,22 @@ type Config struct {
 	SASLMechanism string `name:"sasl-mechanism" env:"USAGESTREAM_SASL_MECHANISM" enum:",SCRAM-SHA-256,SCRAM-SHA-512,PLAIN" default:"" help:"SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN."`
 	SASLUser      string `name:"sasl-user" env:"USAGESTREAM_SASL_USER" help:"SASL user."`
 	SASLPassword  string `name:"sasl-password" env:"USAGESTREAM_SASL_PASSWORD" help:"SASL password (prefer the environment variable)."`
+
+	// KafkaLogLevel is the Kafka client's own level, apart from
+	// --log-level: the client's info lines (five per transaction and stage)
+	// would drown the program's.
+	KafkaLogLevel string `name:"kafka-log-level" env:"USAGESTREAM_KAFKA_LOG_LEVEL" enum:"debug,info,warn,error,none" default:"warn" help:"Log level of the Kafka client library (franz-go), apart from --log-level."`
+}
+
+// ClientLogger is the franz-go logger of a client whose program logs to l:
+// l's destination and attributes, the component kgo, at --kafka-log-level
+// (warn when unset), whatever l's own level.
+func (c Config) ClientLogger(l *slog.Logger) kgo.Logger {
+	lv, err := loglevel.Parse(c.KafkaLogLevel, slog.LevelWarn)
+	if err != nil {
+		lv = slog.LevelWarn
+	}
+	return kslog.New(loglevel.Override(l.With("component", "kgo"), lv))
 }
 
 // Vars are the kong interpolation variables the help texts use.
@@ -200,7 +221,24 @@ func (c Config) registryAuth() (base, user, pass string, auth bool) {
 // NewRegistryClient builds the schema registry client.
 func (c Config) NewRegistryClient() (*sr.Client, error) {
 	base, user, pass, auth := c.registryAuth()
-	opts := []sr.ClientOpt{sr.URLs(base), sr.HTTPClient(&http.Client{Timeout: 30 * time.Second})}
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		for _, b := range c.BrokerList() {
+			if strings.EqualFold(u.Host, b) {
+				return nil, fmt.Errorf("--registry %s is the address of a Kafka broker (--brokers %s): give the schema registry's URL (the embedded one: %s)", base, b, DefaultRegistry)
+			}
+		}
+	}
+	timeout := c.RegistryTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	// The whole request is bounded, and so is the wait for the answer's
+	// headers: a server that reads the request and never answers (a Kafka
+	// broker given as --registry waits for the rest of a 1 GB "request")
+	// fails after the timeout with a message saying so.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = timeout
+	opts := []sr.ClientOpt{sr.URLs(base), sr.HTTPClient(&http.Client{Timeout: 3 * timeout, Transport: tr})}
 	if auth {
 		opts = append(opts, sr.BasicAuth(user, pass))
 	}

@@ -9,8 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -54,7 +58,7 @@ func (r *Registry) Register(ctx context.Context, subject, schemaText string) (in
 	}
 	ss, err := r.client.CreateSchema(ctx, subject, sr.Schema{Schema: schemaText, Type: sr.TypeAvro})
 	if err != nil {
-		return 0, fmt.Errorf("registering the schema of %s in the schema registry: %w (is the registry reachable, and does the change keep BACKWARD compatibility?)", subject, err)
+		return 0, fmt.Errorf("registering the schema of %s in the schema registry: %w", subject, ExplainRegistryError(err))
 	}
 	r.mu.Lock()
 	r.bySubj[subject] = ss.ID
@@ -142,4 +146,37 @@ func Split(framed []byte) (id int, body []byte, err error) {
 		return 0, nil, quarantine.Poison(fmt.Errorf("a value of %d bytes is not Confluent-framed Avro (magic byte 0 and a schema id: %w); the producer must use a schema registry serializer", len(framed), err))
 	}
 	return id, body, nil
+}
+
+// ExplainRegistryError says what a registry call's error means and what to
+// do: an incompatible schema, a URL that is not a registry's, refused
+// credentials, a registry that cannot be reached or does not answer HTTP.
+// The error stays in the chain (errors.Is, errors.As).
+func ExplainRegistryError(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) {
+		switch {
+		case re.StatusCode == http.StatusConflict || re.ErrorCode == 409:
+			return fmt.Errorf("%w: the schema is not compatible with the versions registered before; a change must keep BACKWARD compatibility (schemas/schemas.go)", err)
+		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+			return fmt.Errorf("%w: the registry refused the credentials (HTTP %d): check --registry-user and USAGESTREAM_REGISTRY_PASSWORD", err, re.StatusCode)
+		case re.StatusCode == http.StatusNotFound && re.ErrorCode/100 != 404:
+			// A registry's own 404s carry error codes 40401-40403; a bare
+			// 404 is a path the server does not serve.
+			return fmt.Errorf("%w: HTTP 404 at %s: the URL is not a schema registry's API; check the path of --registry (Apicurio: http://HOST:PORT/apis/ccompat/v7)", err, re.URL)
+		case re.StatusCode >= 500:
+			return fmt.Errorf("%w: the registry failed (HTTP %d); see its logs, then try again", err, re.StatusCode)
+		}
+		return err
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w: nothing listens at the registry's address: start the registry (usagestream run serves one) or check --registry", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: the registry did not answer in time: check that --registry is a schema registry's URL (not a Kafka broker's) and that it is up", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "malformed HTTP"):
+		return fmt.Errorf("%w: the server at --registry does not speak HTTP as a schema registry does (a Kafka broker's port?)", err)
+	}
+	return err
 }

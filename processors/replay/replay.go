@@ -111,6 +111,7 @@ type stagePlan struct {
 	targets  map[string]map[int32]int64 // where the group is reset to
 	ends     map[string]map[int32]int64 // the input's end offsets at planning
 	left     map[string]map[int32]int64 // records to process per partition (exact up to countExactly)
+	again    map[string]map[int32]int64 // of them, records processed before (exact up to countExactly)
 	tombs    map[int32][][]byte         // changelog keys to delete (recompute)
 	tombSkip int64                      // changelog entries already deleted
 	dropped  []string                   // repartition outputs not written again
@@ -127,6 +128,24 @@ type Plan struct {
 	recreat []topics.Spec // shadow topics created (after deleting the old ones)
 	delete  []string      // shadow topics deleted first
 	groups  []string      // shadow groups deleted first
+	policy  PolicyInfo    // the policy the replay runs with
+	// livePolicy is what the live processors published (PolicyTopic); nil
+	// when none did, and for a shadow replay (it does not touch them).
+	livePolicy *PolicyInfo
+}
+
+// Policy is the policy the replay runs with, by file and hash.
+func (plan *Plan) Policy() PolicyInfo { return plan.policy }
+
+// PolicyMismatch says why the replay would write the live topics with a
+// policy other than the one the live processors run with: events written by
+// two policies would then mix in the same topics. "" when it would not (a
+// shadow replay, the same policy, or no published policy to compare with).
+func (plan *Plan) PolicyMismatch() string {
+	if plan.shadow || plan.livePolicy == nil || plan.livePolicy.SHA256 == plan.policy.SHA256 {
+		return ""
+	}
+	return fmt.Sprintf("the replay's policy %s is not the live processors' %s: its events would mix with theirs in the live topics. Replay with their policy, replay into a shadow (--output shadow), or restart the processors with the new policy first", plan.policy, *plan.livePolicy)
 }
 
 // NewPlan works out a replay: the stages, their offsets now and after, the
@@ -147,7 +166,17 @@ func NewPlan(ctx context.Context, adm *kadm.Client, opts Options) (*Plan, error)
 		return nil, fmt.Errorf("shadow %q: use letters, digits, '-' and '_' only", opts.Shadow)
 	}
 	live := topology.New(opts.Kafka.TopicPrefix)
-	plan := &Plan{opts: opts, kc: opts.Kafka, live: live, run: live, shadow: shadow}
+	plan := &Plan{opts: opts, kc: opts.Kafka, live: live, run: live, shadow: shadow,
+		policy: PolicyInfo{File: opts.PolicyName, SHA256: PolicyHash(opts.Policy)}}
+	if !shadow {
+		lp, ok, err := LivePolicy(ctx, opts.Kafka)
+		if err != nil {
+			return nil, fmt.Errorf("reading the live processors' policy: %w", err)
+		}
+		if ok {
+			plan.livePolicy = &lp
+		}
+	}
 	if shadow {
 		plan.kc.TopicPrefix = ShadowPrefix(live.Prefix, opts.Shadow)
 		plan.run = topology.New(plan.kc.TopicPrefix)
@@ -394,6 +423,30 @@ func (plan *Plan) countLeft(ctx context.Context, sp *stagePlan, in string) error
 		maps.Copy(left, exact)
 	}
 	sp.left[in] = left
+	// Of them, those the group had processed (between the reset point and
+	// its committed offset): offsets overstate them by a commit marker per
+	// transaction, so they are counted too when few.
+	if sp.again == nil {
+		sp.again = map[string]map[int32]int64{}
+	}
+	again := map[int32]int64{}
+	from, to = map[int32]int64{}, map[int32]int64{}
+	for p, t := range sp.targets[in] {
+		cur := sp.commits[in][p]
+		n := max(0, min(cur, sp.ends[in][p])-t)
+		again[p] = n
+		if n > 0 && n <= countExactly {
+			from[p], to[p] = t, min(cur, sp.ends[in][p])
+		}
+	}
+	if len(from) > 0 {
+		exact, err := consume.CountReadable(ctx, plan.kc, in, from, to)
+		if err != nil {
+			return fmt.Errorf("counting the records of %s processed before: %w", in, err)
+		}
+		maps.Copy(again, exact)
+	}
+	sp.again[in] = again
 	return nil
 }
 
@@ -492,12 +545,9 @@ func (plan *Plan) String() string {
 	var b strings.Builder
 	opts := plan.opts
 	b.WriteString("Replay plan\n")
+	fmt.Fprintf(&b, "  policy: %s\n", plan.policy)
 	if plan.shadow {
-		pol := "the built-in policy"
-		if opts.PolicyName != "" {
-			pol = opts.PolicyName
-		}
-		fmt.Fprintf(&b, "  output: shadow topics %s* (the live topics are not touched), policy %s\n", plan.kc.TopicPrefix, pol)
+		fmt.Fprintf(&b, "  output: shadow topics %s* (the live topics are not touched)\n", plan.kc.TopicPrefix)
 		if len(plan.delete) > 0 {
 			fmt.Fprintf(&b, "  delete the shadow's old topics: %s\n", strings.Join(plan.delete, ", "))
 		}
@@ -506,6 +556,14 @@ func (plan *Plan) String() string {
 		}
 	} else {
 		b.WriteString("  output: the live topics again, with the same event ids (consumers drop duplicates by event_id)\n")
+		switch {
+		case plan.livePolicy == nil:
+			fmt.Fprintf(&b, "  the live processors' policy: unknown (none published on %s; processors publish theirs when they start)\n", PolicyTopic(opts.Kafka.TopicPrefix))
+		case plan.livePolicy.SHA256 == plan.policy.SHA256:
+			fmt.Fprintf(&b, "  the live processors' policy: the same, %s\n", *plan.livePolicy)
+		default:
+			fmt.Fprintf(&b, "  the live processors' policy: %s, published by %s at %s: NOT the replay's\n", *plan.livePolicy, plan.livePolicy.Host, plan.livePolicy.At.Format(time.RFC3339))
+		}
 	}
 	for _, sp := range plan.stages {
 		st := plan.live.MustStage(sp.name)
@@ -523,7 +581,7 @@ func (plan *Plan) String() string {
 				curS := "none"
 				if cur >= 0 {
 					curS = strconv.FormatInt(cur, 10)
-					again += max(0, cur-to)
+					again += sp.again[in][p]
 				}
 				parts = append(parts, fmt.Sprintf("%d: %s -> %d", p, curS, to))
 			}

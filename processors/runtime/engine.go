@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -275,7 +274,7 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		kgo.OnPartitionsRevoked(in.dropped),
 		kgo.OnPartitionsLost(in.lost),
 		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.WithLogger(kslog.New(in.log.With("component", "kgo"))),
+		kgo.WithLogger(cfg.Kafka.ClientLogger(in.log)),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {

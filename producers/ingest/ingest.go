@@ -236,7 +236,8 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 	if utility == "" {
 		res.Status, res.Elapsed = Failed, time.Since(start)
 		res.Err = fmt.Errorf("%s: the name does not follow opwr_<utility>_<population>_<version>_<kind>_<yyyyMMddHHmmss>, so the utility is unknown: rename the file or pass --utility (and --layout)", res.File)
-		in.cfg.Logger.Warn("file failed: its name does not say its utility", "file", res.File)
+		// Debug: the Result says it, and the caller reports each file once.
+		in.cfg.Logger.Debug("file failed: its name does not say its utility", "file", res.File)
 		return res, nil
 	}
 
@@ -280,7 +281,7 @@ func (in *Ingester) File(ctx context.Context, path string) (Result, error) {
 		res.Note = fmt.Sprintf("the same bytes were ingested on %s (%d published, %d rejected); nothing published; use --force to ingest them again",
 			cp.Updated.UTC().Format(time.RFC3339), cp.Published, cp.Rejected)
 		res.Elapsed = time.Since(start)
-		log.Info("file already ingested; skipped", "generation", cp.Generation)
+		log.Debug("file already ingested; skipped", "generation", cp.Generation) // the caller reports the Result
 		return res, nil
 	case cp.Status == statusCompleted:
 		st.generation = cp.Generation + 1
@@ -483,7 +484,7 @@ func (t *txn) finish(ctx context.Context, res Result, start time.Time, lines int
 	res.Status = Completed
 	if endErr != nil {
 		res.Status = Failed
-		t.log.Warn("file failed", "err", endErr, "published", t.st.published, "rejected", t.st.rejected)
+		t.log.Debug("file failed", "err", endErr, "published", t.st.published, "rejected", t.st.rejected) // the caller reports the Result
 	}
 	res.Read, res.Published, res.Rejected, res.ByCode = lines, t.st.published, t.st.rejected, t.st.byCode
 	if res.Read == 0 {

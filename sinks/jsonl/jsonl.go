@@ -17,11 +17,20 @@
 // complete line and finished; events at or below the last offset on disk
 // are skipped when Kafka delivers them again, so every event is in the files
 // exactly once. One directory serves one sink instance.
+//
+// Replays: a replay into the live topics emits the same events again, with
+// the same event_id, at new offsets. An event whose event_id is already in
+// its partition's files is skipped, whether it was written in this run or
+// before a restart (the ids are read back from the files when a partition is
+// first written). The ids are kept in memory, 16 bytes of SHA-256 each, for
+// the files in the directory: files moved away are forgotten.
 package jsonl
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +98,27 @@ type partFile struct {
 	opened      time.Time
 	last        int64 // last offset written; -1 when none
 	buf         []byte
+	ids         map[idHash]struct{} // event ids in the partition's files
+}
+
+// idHash is the first 16 bytes of the SHA-256 of an event id: a collision,
+// which would drop an event, is out of reach (2^-64 at 10^10 events).
+type idHash [16]byte
+
+func hashID(id []byte) idHash {
+	sum := sha256.Sum256(id)
+	return idHash(sum[:16])
+}
+
+// eventID is the event_id field of a value's JSON, or nil when it has none.
+func eventID(js []byte) []byte {
+	var v struct {
+		EventID *string `json:"event_id"`
+	}
+	if json.Unmarshal(js, &v) != nil || v.EventID == nil || *v.EventID == "" {
+		return nil
+	}
+	return []byte(*v.EventID)
 }
 
 // Open checks that the directory is writable and returns the sink.
@@ -173,7 +203,7 @@ func (s *Sink) Write(_ context.Context, batch []sink.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	touched := map[*partFile]bool{}
-	skipped := 0
+	skipped, replayed := 0, 0
 	for _, ev := range batch {
 		p, err := s.part(ev.Topic, ev.Partition)
 		if err != nil {
@@ -182,6 +212,15 @@ func (s *Sink) Write(_ context.Context, batch []sink.Event) error {
 		if ev.Offset <= p.last {
 			skipped++
 			continue
+		}
+		var h idHash
+		id := eventID(ev.JSON)
+		if id != nil {
+			h = hashID(id)
+			if _, dup := p.ids[h]; dup {
+				replayed++
+				continue
+			}
 		}
 		b, err := json.Marshal(line{ev.Topic, ev.Partition, ev.Offset, string(ev.Key), ev.Timestamp.UTC(), ev.SchemaID, ev.JSON})
 		if err != nil {
@@ -200,6 +239,9 @@ func (s *Sink) Write(_ context.Context, batch []sink.Event) error {
 		}
 		p.buf = append(p.buf, b...)
 		p.last = ev.Offset
+		if id != nil {
+			p.ids[h] = struct{}{}
+		}
 		touched[p] = true
 	}
 	for p := range touched {
@@ -210,6 +252,10 @@ func (s *Sink) Write(_ context.Context, batch []sink.Event) error {
 	if skipped > 0 {
 		s.cfg.Metrics.skipped.Add(float64(skipped))
 		s.log.Info("events already in the files skipped (delivered again after a restart)", "events", skipped)
+	}
+	if replayed > 0 {
+		s.cfg.Metrics.skipped.Add(float64(replayed))
+		s.log.Info("events whose event_id is already in the files skipped (emitted again by a replay)", "events", replayed)
 	}
 	return nil
 }
@@ -280,7 +326,7 @@ func (s *Sink) part(topic string, partition int32) (*partFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	p := &partFile{dir: dir, prefix: fmt.Sprintf("%s-p%d-", safeName(topic), partition), last: -1}
+	p := &partFile{dir: dir, prefix: fmt.Sprintf("%s-p%d-", safeName(topic), partition), last: -1, ids: map[idHash]struct{}{}}
 	if err := s.load(p); err != nil {
 		return nil, fmt.Errorf("reading the files of %s partition %d in %s: %w", topic, partition, dir, err)
 	}
@@ -302,8 +348,14 @@ func (s *Sink) load(p *partFile) error {
 			continue
 		}
 		first, err := strconv.ParseInt(strings.TrimSuffix(rest, ".jsonl"), 10, 64)
-		if err == nil && first > newestFirst {
+		if err != nil {
+			continue
+		}
+		if first > newestFirst {
 			newest, newestFirst = e.Name(), first
+		}
+		if err := readIDs(filepath.Join(p.dir, e.Name()), p.ids); err != nil {
+			return err
 		}
 	}
 	if newest == "" {
@@ -314,6 +366,32 @@ func (s *Sink) load(p *partFile) error {
 		return err
 	}
 	p.last = last
+	return nil
+}
+
+// readIDs adds the event ids of the lines of a file to ids.
+func readIDs(path string, ids map[idHash]struct{}) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for n := 1; sc.Scan(); n++ {
+		var l struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("%s line %d is not a line this sink wrote (%v): move the file away", path, n, err)
+		}
+		if id := eventID(l.Value); id != nil {
+			ids[hashID(id)] = struct{}{}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the event ids of %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -466,7 +544,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		bytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "usagestream_sink_jsonl_bytes_total", Help: "Bytes written to JSON Lines files."}),
 		files:    prometheus.NewCounter(prometheus.CounterOpts{Name: "usagestream_sink_jsonl_files_total", Help: "Files finished (renamed from .jsonl.part to .jsonl)."}),
-		skipped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "usagestream_sink_jsonl_duplicates_total", Help: "Events delivered again that were already in the files (skipped by offset)."}),
+		skipped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "usagestream_sink_jsonl_duplicates_total", Help: "Events already in the files, skipped: delivered again after a restart (by offset) or emitted again by a replay (by event_id)."}),
 		repaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "usagestream_sink_jsonl_repaired_files_total", Help: "Files whose half-written last line (from a crash) was cut."}),
 	}
 	if reg != nil {

@@ -274,3 +274,73 @@ func TestThroughKafka(t *testing.T) {
 		t.Fatalf("%d distinct events in the files, %d produced", len(seen), len(evs))
 	}
 }
+
+// replayed are events at new offsets [from, to) whose event ids are those of
+// offsets [idFrom, ...): a replay into the live topics emits them again.
+func replayed(topic string, partition int32, from, to, idFrom int) []sink.Event {
+	evs := events(topic, partition, from, to)
+	for i := range evs {
+		evs[i].JSON = []byte(fmt.Sprintf(`{"event_id":"e-%d","pad":"replayed"}`, idFrom+i))
+	}
+	return evs
+}
+
+// TestReplayedEventsAreDroppedByEventID: an event whose event_id is already
+// in its partition's files is not written again, in the same run and after
+// a restart; events with new ids are written.
+func TestReplayedEventsAreDroppedByEventID(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	m := NewMetrics(nil)
+	s, err := Open(Config{Dir: dir, Metrics: m, MaxBytes: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, events("a", 0, 0, 50)); err != nil {
+		t.Fatal(err)
+	}
+	// The replay: ids 0-49 again at offsets 50-99, then new ids 50-59.
+	if err := s.Write(ctx, replayed("a", 0, 50, 100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, replayed("a", 0, 100, 110, 50)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	lines, _ := readAll(t, dir)
+	if n := len(lines["a/0"]); n != 60 {
+		t.Fatalf("%d lines after a replay, want the 60 distinct events", n)
+	}
+	if d := testutil.ToFloat64(m.skipped); d != 50 {
+		t.Fatalf("skipped %v, want 50", d)
+	}
+
+	// After a restart the ids are read back from the files (several, the
+	// size limit rotated them): a second replay writes nothing.
+	s2, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Write(ctx, replayed("a", 0, 110, 170, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Write(ctx, replayed("a", 0, 170, 171, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	lines, names := readAll(t, dir)
+	if n := len(lines["a/0"]); n != 61 || len(names) < 3 {
+		t.Fatalf("%d lines in %d files after a restart and a second replay, want 61 in several", n, len(names))
+	}
+	seen := map[string]bool{}
+	for _, l := range lines["a/0"] {
+		var v struct {
+			EventID string `json:"event_id"`
+		}
+		json.Unmarshal(l.Value, &v)
+		if seen[v.EventID] {
+			t.Fatalf("event %s twice", v.EventID)
+		}
+		seen[v.EventID] = true
+	}
+}

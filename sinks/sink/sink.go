@@ -26,7 +26,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/usagestream/usagestream/internal/kafkaconf"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -214,7 +213,7 @@ func Run(ctx context.Context, cfg Config, w Writer) error {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.SessionTimeout(cfg.SessionTimeout),
-		kgo.WithLogger(kslog.New(log.With("component", "kgo"))),
+		kgo.WithLogger(cfg.Kafka.ClientLogger(log)),
 	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
