@@ -54,7 +54,7 @@ func TestGreenButtonThroughIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	args := append(append([]string{"ingest", "--progress", "never", "--interval-tz", "America/New_York"}, connFlags(env.Kafka)...), gz)
+	args := append(append([]string{"ingest", "--progress", "never", "--interval-tz", "America/New_York"}, connArgs(env.Kafka)...), gz)
 	r = runCLI(t, nil, args...)
 	if r.code != exitRejected || !strings.Contains(r.stdout, fmt.Sprintf("rows read %d = published %d + rejected 1", reads, reads-1)) {
 		t.Fatalf("ingest: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
