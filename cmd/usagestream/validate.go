@@ -15,6 +15,7 @@ import (
 	"github.com/usagestream/usagestream/processors/validate"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -23,20 +24,23 @@ import (
 const exitValidationFailed = 2
 
 type validateCmd struct {
-	Files        []string `arg:"" help:"Billing files (.gz, .zip, or plain .tsv/.txt), taken in the order of docs/data-contract.md §2.5."`
-	Policy       string   `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Policy (YAML) with the validation thresholds; default: the built-in default policy."`
-	JSON         string   `name:"json" placeholder:"FILE" help:"Write the report as JSON to FILE (- for standard output)."`
-	HTML         string   `name:"html" placeholder:"FILE" help:"Write the report as a self-contained HTML page to FILE."`
-	Quiet        bool     `name:"quiet" short:"q" help:"No terminal summary; the exit status says pass (0) or fail (2)."`
-	Examples     int      `name:"examples" default:"200" help:"Findings kept per rule and code, and subjects listed per program, in the reports (0: all)."`
-	Store        string   `name:"store" enum:"auto,memory,pebble" default:"auto" help:"Rule state: memory, a temporary Pebble store with a bounded cache (for large files), or auto (Pebble above --pebble-above)."`
-	PebbleAbove  int64    `name:"pebble-above" default:"5242880" help:"With --store auto: total size of the input in bytes of gzip (plain files count an eighth) above which Pebble is used."`
-	CacheStates  int      `name:"cache-states" default:"5000" help:"With Pebble: states per stage kept decoded in memory."`
-	TempDir      string   `name:"temp-dir" env:"USAGESTREAM_TEMP_DIR" help:"Folder for the temporary Pebble store (default: the system's); removed at the end."`
-	Layout       string   `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
-	ServiceTypes []string `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
-	FutureDays   int      `name:"future-days" env:"USAGESTREAM_FUTURE_DAYS" default:"1" help:"Days a date_to or inactive_date may lie after the timestamp of the file's name before the row is rejected (DATE_AFTER_FILE); -1: no check."`
-	Progress     string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
+	Files           []string `arg:"" help:"Billing and interval files (.gz, .zip, or plain .tsv/.txt), taken in the order of docs/data-contract.md §2.5 (interval files after the billing files, for the sum check I6)."`
+	Policy          string   `name:"policy" env:"USAGESTREAM_POLICY" type:"existingfile" help:"Policy (YAML) with the validation thresholds; default: the built-in default policy."`
+	JSON            string   `name:"json" placeholder:"FILE" help:"Write the report as JSON to FILE (- for standard output)."`
+	HTML            string   `name:"html" placeholder:"FILE" help:"Write the report as a self-contained HTML page to FILE."`
+	Quiet           bool     `name:"quiet" short:"q" help:"No terminal summary; the exit status says pass (0) or fail (2)."`
+	Examples        int      `name:"examples" default:"200" help:"Findings kept per rule and code, and subjects listed per program, in the reports (0: all)."`
+	Store           string   `name:"store" enum:"auto,memory,pebble" default:"auto" help:"Rule state: memory, a temporary Pebble store with a bounded cache (for large files), or auto (Pebble above --pebble-above)."`
+	PebbleAbove     int64    `name:"pebble-above" default:"5242880" help:"With --store auto: total size of the input in bytes of gzip (plain files count an eighth) above which Pebble is used."`
+	CacheStates     int      `name:"cache-states" default:"5000" help:"With Pebble: states per stage kept decoded in memory."`
+	TempDir         string   `name:"temp-dir" env:"USAGESTREAM_TEMP_DIR" help:"Folder for the temporary Pebble store (default: the system's); removed at the end."`
+	Layout          string   `name:"layout" enum:",full,customer,usage" default:"" help:"Layout of files whose name does not follow the convention: full, customer or usage."`
+	ServiceTypes    []string `name:"service-types" env:"USAGESTREAM_SERVICE_TYPES" default:"E,G,W" help:"Allowed service_type codes."`
+	FutureDays      int      `name:"future-days" env:"USAGESTREAM_FUTURE_DAYS" default:"1" help:"Days a date_to or inactive_date may lie after the timestamp of the file's name before the row is rejected (DATE_AFTER_FILE); -1: no check."`
+	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty."`
+	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
+	Units           []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads."`
+	Progress        string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
 func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
@@ -50,6 +54,10 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	if c.Examples < 0 {
 		return fmt.Errorf("--examples is %d; give 0 (all) or more", c.Examples)
+	}
+	loc, err := time.LoadLocation(c.IntervalTZ)
+	if err != nil {
+		return fmt.Errorf("--interval-tz %q: %w; give an IANA zone name such as America/New_York", c.IntervalTZ, err)
 	}
 	tuneGC()
 	start := time.Now()
@@ -66,8 +74,10 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
-		Policy:      policy,
-		Reader:      billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays},
+		Policy: policy,
+		Reader: billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays},
+		Interval: interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes},
+			Minutes: c.IntervalMinutes, Location: loc},
 		Store:       c.Store,
 		PebbleAbove: c.PebbleAbove,
 		CacheStates: c.CacheStates,

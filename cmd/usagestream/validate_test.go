@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/usagestream/usagestream/internal/dates"
 
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/gen"
@@ -127,5 +130,42 @@ func TestValidateKeepsPersonalDataOut(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no personal value to look for: the check proves nothing")
+	}
+}
+
+// TestValidateIntervalFile (issue 17): `usagestream validate` takes an
+// interval file with its billing file: the interval file is read to its end
+// with the interval reader (not refused as a billing file), and the summary
+// lists the service points short of I5's months of interval history.
+func TestValidateIntervalFile(t *testing.T) {
+	dir := t.TempDir()
+	res := genFiles(t, dir, gen.Config{ServicePoints: 6, Months: 14, Seed: 23})
+	iv, _, err := gen.GenerateIntervals(dir, gen.IntervalConfig{ServicePoints: 3, Minutes: 60, Days: 20,
+		Start: dates.MustParse("20250101"), Seed: 1, Now: time.Date(2025, 3, 15, 13, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonPath := filepath.Join(dir, "r.json")
+	r := runCLI(t, nil, append([]string{"validate", "--json", jsonPath, iv}, res.Files...)...)
+	if r.code != 0 && r.code != exitValidationFailed {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep report.Report
+	b, _ := os.ReadFile(jsonPath)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range rep.Files {
+		if f.Name == filepath.Base(iv) {
+			found = f.Layout == "interval60" && f.Error == "" && f.Accepted == 3*20*24
+		}
+	}
+	if !found || rep.IntervalHistory == nil || len(rep.IntervalHistory.Short) != 3 {
+		t.Errorf("interval file not validated: files %+v, interval history %+v", rep.Files, rep.IntervalHistory)
+	}
+	if !strings.Contains(r.stdout, "Intervals 0 of 3 service points with interval reads have 13 months") ||
+		!strings.Contains(r.stdout, "SP-E-00000001") {
+		t.Errorf("summary:\n%s", r.stdout)
 	}
 }

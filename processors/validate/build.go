@@ -11,6 +11,8 @@ import (
 	"github.com/usagestream/usagestream/producers/filereader"
 )
 
+var statsZero filereader.Stats
+
 // endFile records one file's counts; err is why it stopped early, if it did.
 func (r *run) endFile(f *report.File, st filereader.Stats, err error) {
 	f.Lines, f.Accepted, f.Rejected = st.Lines, st.Accepted, st.Rejected
@@ -98,6 +100,9 @@ func (r *run) finish() {
 		h.Share = float64(h.WithNeed) / float64(h.ServicePoints)
 	}
 	rep.History = h
+	if r.iv != nil {
+		rep.IntervalHistory = r.intervalHistory()
+	}
 
 	if rep.Resolved == nil {
 		rep.Resolved = []report.Resolved{}
@@ -201,6 +206,13 @@ func (r *run) judge() {
 			h.WithNeed, h.ServicePoints, h.NeedMonths, 100*h.Share, 100*v.MinHistoryShare)
 	}
 	rep.Checks = append(rep.Checks, hc)
+	if ih := rep.IntervalHistory; ih != nil {
+		c := report.Check{Name: "interval history", Pass: ih.ServicePoints == 0 || ih.Share >= v.MinHistoryShare,
+			Value: ih.Share, Threshold: v.MinHistoryShare}
+		c.Detail = fmt.Sprintf("%d of %d service points with interval reads have %d months of interval history (%.1f%%; at least %.1f%% needed: validation.min_history_share; I5)",
+			ih.WithNeed, ih.ServicePoints, ih.NeedMonths, 100*ih.Share, 100*v.MinHistoryShare)
+		rep.Checks = append(rep.Checks, c)
+	}
 
 	// The caps judge what is still open at the end of the run: a gap a
 	// historical file raises and fills again is listed apart, not counted.

@@ -32,6 +32,7 @@ import (
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -60,6 +61,11 @@ type Options struct {
 	Policy rules.Policy
 	// Reader options; NetMetering is taken from the policy, as the rules do.
 	Reader billing.Options
+	// Interval is the interval reader's options. Interval files (named
+	// interval<mm>, or any name off the convention when Interval.Minutes
+	// is set) are read with it and run through the interval rules (I1-I3,
+	// I5-I7), with the billing files of the run for the sum check (I6).
+	Interval interval.Options
 	// Store is StoreAuto (""), StoreMemory or StorePebble.
 	Store string
 	// PebbleAbove is the total size of the input files, in bytes of gzip or
@@ -87,7 +93,7 @@ type Options struct {
 // that does not exist, a cancelled context, a failing temporary store.
 func Run(ctx context.Context, paths []string, opts Options) (*report.Report, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("validate: no files given; name one or more billing files")
+		return nil, errors.New("validate: no files given; name one or more billing or interval files")
 	}
 	var total int64
 	for _, p := range paths {
@@ -154,10 +160,24 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
 	start := time.Now()
-	if err := r.files(ctx, records.Order(paths)); err != nil {
+	var billingPaths, intervalPaths []string
+	for _, p := range records.Order(paths) {
+		if isInterval(p, opts.Interval) {
+			intervalPaths = append(intervalPaths, p)
+		} else {
+			billingPaths = append(billingPaths, p)
+		}
+	}
+	if len(intervalPaths) > 0 {
+		r.iv = &intervals{points: map[string]*rules.IntervalPoint{}}
+	}
+	if err := r.files(ctx, billingPaths); err != nil {
 		return nil, err
 	}
 	finish()
+	if err := r.intervalFiles(ctx, intervalPaths); err != nil {
+		return nil, err
+	}
 	r.finish()
 	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
 		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
@@ -365,6 +385,7 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 type run struct {
 	opts  Options
 	chain *rules.Chain
+	iv    *intervals // nil when the run has no interval file
 	rep   *report.Report
 	rows  int64
 
@@ -468,17 +489,16 @@ func (r *run) count(set map[uint64]struct{}, last *string, id string) {
 func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([]rules.Membership, error) {
 	r.rows++
 	if rj := rec.Rejected; rj != nil {
-		for _, rs := range rj.Reasons {
-			r.codeRule[rs.Code] = rs.Rule
-			r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
-				File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
-		}
+		r.rejected(file, rj)
 		return ms, nil
 	}
 	row := rec.Row
 	out, err := r.chain.ApplyRow(row, rules.Source{File: file, Line: row.Line})
 	if err != nil {
 		return ms, fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+	}
+	if r.iv != nil {
+		r.intervalBilling(file, row)
 	}
 	if row.Layout != records.LayoutCustomer {
 		if start := row.PeriodStart(); r.first == 0 || start < r.first {
@@ -501,6 +521,15 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 	}
 	r.stage1(out)
 	return append(ms, out.Memberships...), nil
+}
+
+// rejected records a finding per reason of a rejected row.
+func (r *run) rejected(file string, rj *records.Rejected) {
+	for _, rs := range rj.Reasons {
+		r.codeRule[rs.Code] = rs.Rule
+		r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
+			File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
+	}
 }
 
 // valueCharge shows a period's usage and charge: a correction may change

@@ -40,11 +40,14 @@ type Report struct {
 	LastDay  string `json:"last_day,omitempty"`
 	// RejectedByCode counts rejected rows per reason (a row with two
 	// reasons counts under both).
-	RejectedByCode []CodeCount    `json:"rejected_by_code"`
-	RowsByMonth    []MonthRows    `json:"rows_by_month"`
-	History        History        `json:"history"`
-	Rules          []RuleFindings `json:"rules"`
-	Eligibility    []Program      `json:"eligibility"`
+	RejectedByCode []CodeCount `json:"rejected_by_code"`
+	RowsByMonth    []MonthRows `json:"rows_by_month"`
+	History        History     `json:"history"`
+	// IntervalHistory is set when the run had interval files: the months
+	// of interval history (I5) of each service point with reads.
+	IntervalHistory *IntervalHistory `json:"interval_history,omitempty"`
+	Rules           []RuleFindings   `json:"rules"`
+	Eligibility     []Program        `json:"eligibility"`
 	// Resolved lists the anomalies raised and cleared within the run (a
 	// gap a historical file opens at one row and fills a few rows later),
 	// in the order they cleared, at most ExamplesPerGroup per group: a
@@ -218,4 +221,23 @@ type Offender struct {
 	ServicePointID string           `json:"service_point_id"`
 	Findings       int64            `json:"findings"`
 	ByRule         map[string]int64 `json:"by_rule"`
+}
+
+// IntervalHistory is the interval history (I5) of the service points with
+// interval reads.
+type IntervalHistory struct {
+	NeedMonths    int     `json:"need_months"`
+	ServicePoints int64   `json:"service_points"`
+	WithNeed      int64   `json:"with_need"`
+	Share         float64 `json:"share"`
+	// Short lists every service point short of NeedMonths, the most
+	// missing first.
+	Short []ShortHistory `json:"short"`
+}
+
+// ShortHistory is a service point with less history than it needs.
+type ShortHistory struct {
+	ServicePointID string `json:"service_point_id"`
+	Months         int    `json:"months"`
+	Missing        int    `json:"missing"`
 }

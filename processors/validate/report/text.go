@@ -73,6 +73,17 @@ func WriteText(w io.Writer, r *Report) error {
 	ew.printf("\nHistory   %d of %d active service points with usage have %d months (%.1f%%)\n",
 		r.History.WithNeed, r.History.ServicePoints, r.History.NeedMonths, 100*r.History.Share)
 
+	if ih := r.IntervalHistory; ih != nil {
+		ew.printf("Intervals %d of %d service points with interval reads have %d months of interval history (%.1f%%)\n",
+			ih.WithNeed, ih.ServicePoints, ih.NeedMonths, 100*ih.Share)
+		for _, s := range ih.Short[:min(len(ih.Short), 10)] {
+			ew.printf("  %-20s %s, %s short\n", s.ServicePointID, plural(s.Months, "month"), plural(s.Missing, "month"))
+		}
+		if len(ih.Short) > 10 {
+			ew.printf("  ... %d more short (see the JSON or HTML report)\n", len(ih.Short)-10)
+		}
+	}
+
 	if len(r.RejectedByCode) > 0 {
 		ew.printf("\nRejected rows by reason\n")
 		for _, c := range r.RejectedByCode {
@@ -196,4 +207,15 @@ func resolvedByRule(r *Report) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// plural writes a count with its noun, singular for one: "1 month", "2 months".
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	if strings.HasSuffix(noun, "y") && !strings.HasSuffix(noun, "ey") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
