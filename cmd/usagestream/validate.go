@@ -85,6 +85,8 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		Examples:    c.Examples,
 		Progress:    progress,
 		Logger:      g.log,
+		Version:     version(),
+		PolicyFile:  c.Policy,
 	})
 	if bar != nil {
 		_ = bar.Finish() // clears its line before the summary
@@ -104,10 +106,18 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	if !c.Quiet && c.JSON != "-" {
-		if err := report.WriteText(os.Stdout, rep); err != nil {
+		color := isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == ""
+		if err := report.WriteTextWith(os.Stdout, rep, report.TextOptions{Color: color}); err != nil {
 			return err
 		}
 		fmt.Printf("\n%d rows in %.1f s (%.0f rows/s), state in %s\n", rep.Lines, elapsed.Seconds(), float64(rep.Lines)/elapsed.Seconds(), rep.Store)
+	}
+	// A file that cannot be taken is not a failed validation: the run
+	// did not see its rows. Exit 1, with the flag that fixes it.
+	for _, f := range rep.Files {
+		if f.NotTaken {
+			return fmt.Errorf("%s could not be taken: %s; if its name does not follow the convention, give its layout with --layout full|customer|usage (or --interval-minutes for an interval file); if the layout is wrong, fix the header or the name", f.Name, f.Error)
+		}
 	}
 	if !rep.Pass {
 		return &exitError{code: exitValidationFailed, msg: "validation failed: see the checks marked FAIL"}
@@ -148,4 +158,29 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(350 << 20)
 	}
+}
+
+// version is the usagestream version of this binary, from its build
+// information: the module version and the VCS revision it was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev[:min(len(rev), 12)] + dirty
+	}
+	return v
 }

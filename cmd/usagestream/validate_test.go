@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/usagestream/usagestream/internal/dates"
-
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/gen"
 )
@@ -167,5 +167,44 @@ func TestValidateIntervalFile(t *testing.T) {
 	if !strings.Contains(r.stdout, "Intervals 0 of 3 service points with interval reads have 13 months") ||
 		!strings.Contains(r.stdout, "SP-E-00000001") {
 		t.Errorf("summary:\n%s", r.stdout)
+	}
+}
+
+// TestValidateFileNotTaken (issue 17): a file that cannot be taken (a name
+// off the convention, so no layout) is an error, exit 1, not a failed
+// validation, and the message names --layout; with --layout it is taken.
+// The summary has no colour when stdout is not a terminal.
+func TestValidateFileNotTaken(t *testing.T) {
+	dir := t.TempDir()
+	res := genFiles(t, dir, gen.Config{ServicePoints: 10, Months: 14, Seed: 24})
+	f, err := os.Open(res.Files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "export.tsv")
+	out, err := os.Create(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	jsonPath := filepath.Join(dir, "r.json")
+	r := runCLI(t, nil, "validate", "--json", jsonPath, plain)
+	if r.code != 1 || !strings.Contains(r.stderr, "export.tsv") || !strings.Contains(r.stderr, "--layout") {
+		t.Fatalf("misnamed file: exit %d, want 1 naming --layout\n%s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(jsonPath); err != nil || !strings.Contains(string(b), `"not_taken": true`) {
+		t.Errorf("the JSON report is not written or does not mark the file: %v", err)
+	}
+	r = runCLI(t, nil, "validate", "--layout", "full", plain)
+	if r.code != 0 || strings.Contains(r.stdout, "\x1b[") {
+		t.Errorf("with --layout: exit %d (want 0), colour codes in a pipe: %v\n%s\n%s", r.code, strings.Contains(r.stdout, "\x1b["), r.stdout, r.stderr)
 	}
 }

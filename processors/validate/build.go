@@ -2,23 +2,34 @@ package validate
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/records"
 )
 
 var statsZero filereader.Stats
 
 // endFile records one file's counts; err is why it stopped early, if it did.
-func (r *run) endFile(f *report.File, st filereader.Stats, err error) {
+func (r *run) endFile(f *report.File, st filereader.Stats, err error, notTaken bool) {
 	f.Lines, f.Accepted, f.Rejected = st.Lines, st.Accepted, st.Rejected
 	f.RejectedByCode = r.codeCounts(st.RejectedByCode)
 	if err != nil {
-		f.Error = err.Error()
+		f.Error, f.NotTaken = err.Error(), notTaken
+		if fe, ok := errors.AsType[*filereader.FileError](err); ok {
+			f.ErrorLine, f.ErrorField = fe.Line, fe.Field
+		}
 	}
 	r.rep.Files = append(r.rep.Files, *f)
 	r.rep.Lines += st.Lines
@@ -99,6 +110,17 @@ func (r *run) finish() {
 	if h.ServicePoints > 0 {
 		h.Share = float64(h.WithNeed) / float64(h.ServicePoints)
 	}
+	h.Short = []report.ShortHistory{}
+	for _, s := range r.short {
+		h.Short = append(h.Short, s)
+	}
+	h.ShortCount = int64(len(h.Short))
+	slices.SortFunc(h.Short, func(a, b report.ShortHistory) int {
+		return cmp.Or(cmp.Compare(b.Missing, a.Missing), cmp.Compare(a.ServicePointID, b.ServicePointID))
+	})
+	if n := r.opts.Examples; n > 0 && len(h.Short) > n {
+		h.Short = h.Short[:n]
+	}
 	rep.History = h
 	if r.iv != nil {
 		rep.IntervalHistory = r.intervalHistory()
@@ -159,12 +181,34 @@ func (r *run) finish() {
 		rep.Eligibility = append(rep.Eligibility, prog)
 	}
 
+	rep.Totals.Rows = int64(len(r.rowsWith))
+	rep.KnockOns = []report.KnockOn{}
+	for _, k := range r.knockOns {
+		rep.KnockOns = append(rep.KnockOns, *k)
+	}
+	slices.SortFunc(rep.KnockOns, func(a, b report.KnockOn) int {
+		return cmp.Or(cmp.Compare(b.Findings, a.Findings), cmp.Compare(a.Code, b.Code))
+	})
+	rep.Duplicates, rep.ActiveDateChanges = []report.Finding{}, []report.Finding{}
+	for _, g := range rep.Rules {
+		switch {
+		case g.Kind == report.KindCorrection && (g.Code == "EXACT" || g.Rule == "I2"):
+			rep.Duplicates = append(rep.Duplicates, g.Findings...)
+		case g.Kind == report.KindAnomaly && g.Rule == "A3":
+			for _, f := range g.Findings {
+				if !f.Cleared {
+					rep.ActiveDateChanges = append(rep.ActiveDateChanges, f)
+				}
+			}
+		}
+	}
+
 	rep.WorstOffenders = []report.Offender{}
 	for _, o := range r.offenders {
 		rep.WorstOffenders = append(rep.WorstOffenders, *o)
 	}
 	slices.SortFunc(rep.WorstOffenders, func(a, b report.Offender) int {
-		return cmp.Or(cmp.Compare(b.Findings, a.Findings), cmp.Compare(a.ServicePointID, b.ServicePointID))
+		return cmp.Or(cmp.Compare(b.Rows, a.Rows), cmp.Compare(b.Findings, a.Findings), cmp.Compare(a.ServicePointID, b.ServicePointID))
 	})
 	rep.WorstOffenders = rep.WorstOffenders[:min(len(rep.WorstOffenders), worstOffenders)]
 
@@ -180,8 +224,8 @@ func (r *run) judge() {
 			failed = append(failed, f.Name)
 		}
 	}
-	files := report.Check{Name: "files read to the end", Pass: len(failed) == 0, Value: float64(len(failed)),
-		Detail: fmt.Sprintf("%d of %d files read to the end", len(rep.Files)-len(failed), len(rep.Files))}
+	files := report.Check{ID: "files", Name: "files read to the end", Pass: len(failed) == 0, Value: float64(len(failed)),
+		Detail: fmt.Sprintf("%d of %s read to the end", len(rep.Files)-len(failed), plural(len(rep.Files), "file"))}
 	if len(failed) > 0 {
 		files.Detail += "; stopped early: " + strings.Join(failed, ", ")
 	}
@@ -191,13 +235,13 @@ func (r *run) judge() {
 	if rep.Lines > 0 {
 		share = float64(rep.Rejected) / float64(rep.Lines)
 	}
-	rep.Checks = append(rep.Checks, report.Check{Name: "rejected rows", Pass: share <= v.MaxRejectedRowShare,
+	rep.Checks = append(rep.Checks, report.Check{ID: "rejected-rows", Name: "rejected rows", Pass: share <= v.MaxRejectedRowShare,
 		Value: share, Threshold: v.MaxRejectedRowShare,
 		Detail: fmt.Sprintf("%d of %d rows rejected (%.2f%%; at most %.2f%% allowed: validation.max_rejected_row_share)",
 			rep.Rejected, rep.Lines, 100*share, 100*v.MaxRejectedRowShare)})
 
 	h := rep.History
-	hc := report.Check{Name: "history", Pass: h.ServicePoints == 0 || h.Share >= v.MinHistoryShare,
+	hc := report.Check{ID: "history", Name: "history", Pass: h.ServicePoints == 0 || h.Share >= v.MinHistoryShare,
 		Value: h.Share, Threshold: v.MinHistoryShare}
 	if h.ServicePoints == 0 {
 		hc.Detail = "no active service point with usage: nothing to measure (a customer file alone carries no usage)"
@@ -207,7 +251,7 @@ func (r *run) judge() {
 	}
 	rep.Checks = append(rep.Checks, hc)
 	if ih := rep.IntervalHistory; ih != nil {
-		c := report.Check{Name: "interval history", Pass: ih.ServicePoints == 0 || ih.Share >= v.MinHistoryShare,
+		c := report.Check{ID: "interval-history", Name: "interval history", Pass: ih.ServicePoints == 0 || ih.Share >= v.MinHistoryShare,
 			Value: ih.Share, Threshold: v.MinHistoryShare}
 		c.Detail = fmt.Sprintf("%d of %d service points with interval reads have %d months of interval history (%.1f%%; at least %.1f%% needed: validation.min_history_share; I5)",
 			ih.WithNeed, ih.ServicePoints, ih.NeedMonths, 100*ih.Share, 100*v.MinHistoryShare)
@@ -227,11 +271,60 @@ func (r *run) judge() {
 		if m := resolved[rule]; m > 0 {
 			detail += fmt.Sprintf("; %d more raised and cleared within the run, not counted", m)
 		}
-		rep.Checks = append(rep.Checks, report.Check{Name: "findings of rule " + rule, Pass: n <= limit,
+		rep.Checks = append(rep.Checks, report.Check{ID: "rule-" + rule, Name: "findings of rule " + rule, Pass: n <= limit,
 			Value: float64(n), Threshold: float64(limit), Detail: detail})
 	}
 	rep.Pass = true
 	for _, c := range rep.Checks {
 		rep.Pass = rep.Pass && c.Pass
 	}
+}
+
+// runInfo fills the provenance of a report: the time, the version, and the
+// name, size and SHA-256 of the policy file and of every input.
+func runInfo(info *report.RunInfo, paths []string, opts Options) error {
+	info.Time = opts.Now().UTC().Format(time.RFC3339)
+	info.Version = opts.Version
+	if info.Version == "" {
+		info.Version = "unknown"
+	}
+	info.Policy = report.Input{Name: "(built-in default)"}
+	if opts.PolicyFile != "" {
+		in, err := hashFile(opts.PolicyFile)
+		if err != nil {
+			return err
+		}
+		info.Policy = in
+	}
+	info.Inputs = make([]report.Input, 0, len(paths))
+	for _, p := range records.Order(paths) {
+		in, err := hashFile(p)
+		if err != nil {
+			return err
+		}
+		info.Inputs = append(info.Inputs, in)
+	}
+	return nil
+}
+
+func hashFile(path string) (report.Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return report.Input{}, fmt.Errorf("validate: hashing %s: %w; check the path", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return report.Input{}, fmt.Errorf("validate: hashing %s: %w", path, err)
+	}
+	return report.Input{Name: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// plural writes a count with its noun in the right number.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -58,7 +58,7 @@ func (r *run) intervalFiles(ctx context.Context, paths []string) error {
 		f := &report.File{Name: filepath.Base(p)}
 		rd, err := interval.Open(p, r.opts.Interval)
 		if err != nil {
-			r.endFile(f, statsZero, err)
+			r.endFile(f, statsZero, err, true)
 			continue
 		}
 		f.Layout, f.Warnings = fmt.Sprintf("interval%d", rd.Minutes()), rd.Warnings()
@@ -74,7 +74,7 @@ func (r *run) intervalFiles(ctx context.Context, paths []string) error {
 				if errors.Is(err, io.EOF) {
 					err = nil
 				}
-				r.endFile(f, rd.Stats(), err)
+				r.endFile(f, rd.Stats(), err, false)
 				rd.Close()
 				break
 			}

@@ -85,6 +85,13 @@ type Options struct {
 	// read so far (all files).
 	Progress func(rows int64)
 	Logger   *slog.Logger
+	// Version is the usagestream version the report names; PolicyFile the
+	// policy file Policy was loaded from ("" for the built-in default),
+	// whose name and SHA-256 the report names. Now is the clock of the
+	// report's time (nil: time.Now).
+	Version    string
+	PolicyFile string
+	Now        func() time.Time
 }
 
 // Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
@@ -114,6 +121,14 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	// The inputs are hashed beside the run: reading a file once more
+	// costs little next to parsing it.
+	var info report.RunInfo
+	hashed := make(chan error, 1)
+	go func() { hashed <- runInfo(&info, paths, opts) }()
 	opts.Reader.NetMetering = opts.Policy.NetMetering
 	r := newRun(opts)
 	chain := rules.NewChain(opts.Policy)
@@ -172,12 +187,18 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		r.iv = &intervals{points: map[string]*rules.IntervalPoint{}}
 	}
 	if err := r.files(ctx, billingPaths); err != nil {
+		<-hashed
 		return nil, err
 	}
 	finish()
 	if err := r.intervalFiles(ctx, intervalPaths); err != nil {
+		<-hashed
 		return nil, err
 	}
+	if err := <-hashed; err != nil {
+		return nil, err
+	}
+	r.rep.Run = info
 	r.finish()
 	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
 		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
@@ -219,11 +240,12 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // msg is what the reading goroutine hands to the rules: the start of a file,
 // a batch of its records, or its end.
 type msg struct {
-	file  *report.File
-	recs  []billing.Record
-	end   bool
-	stats filereader.Stats
-	err   error // the file could not be read to its end
+	file     *report.File
+	notTaken bool // the file could not be opened: no row of it read
+	recs     []billing.Record
+	end      bool
+	stats    filereader.Stats
+	err      error // the file could not be read to its end
 }
 
 const batchRows = 1024
@@ -255,7 +277,7 @@ func (r *run) files(ctx context.Context, paths []string) error {
 			case m.file != nil:
 				cur = m.file
 			case m.end:
-				r.endFile(cur, m.stats, m.err)
+				r.endFile(cur, m.stats, m.err, m.notTaken)
 			default:
 				var out []rules.Membership
 				select {
@@ -332,7 +354,7 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 		f := &report.File{Name: filepath.Base(p)}
 		rd, err := billing.Open(p, r.opts.Reader)
 		if err != nil {
-			if !send(msg{file: f}) || !send(msg{end: true, err: err}) {
+			if !send(msg{file: f}) || !send(msg{end: true, err: err, notTaken: true}) {
 				return ctx.Err()
 			}
 			continue
@@ -406,8 +428,21 @@ type run struct {
 	raised        map[openKey][]report.Finding
 	resolvedShown map[groupKey]int
 
-	// summaries of service point states, by hash of the id (see summarise).
+	// summaries of service point states, by hash of the id (see summarise),
+	// and the ids of those short of history.
 	history map[uint64]spSummary
+	short   map[uint64]report.ShortHistory
+
+	// pending is, per service point, the rejected row that its next
+	// accepted row may show knock-on findings of (a gap where the
+	// rejected period was).
+	pending  map[string]report.Cause
+	knockOns map[[2]string]*report.KnockOn
+	causes   map[fileLine]struct{} // rejected rows with knock-on findings
+	// rowsWith are the rows with an error or a warning; offenderRows the
+	// same per service point.
+	rowsWith     map[fileLine]struct{}
+	offenderRows map[string]map[fileLine]struct{}
 
 	// Final eligibility by hash of (customer, premise): per program, a bit per
 	// reason (reasonBits) and evalBit once evaluated.
@@ -416,6 +451,11 @@ type run struct {
 	reasonBits map[[2]string]int
 	reasonList [][2]string
 	examples   []map[[2]string]report.Subject // by program
+}
+
+type fileLine struct {
+	file string
+	line int64
 }
 
 type monthFuel struct {
@@ -462,6 +502,12 @@ func newRun(opts Options) *run {
 		resolvedShown: map[groupKey]int{},
 		offenders:     map[string]*report.Offender{},
 		history:       map[uint64]spSummary{},
+		short:         map[uint64]report.ShortHistory{},
+		pending:       map[string]report.Cause{},
+		knockOns:      map[[2]string]*report.KnockOn{},
+		causes:        map[fileLine]struct{}{},
+		rowsWith:      map[fileLine]struct{}{},
+		offenderRows:  map[string]map[fileLine]struct{}{},
 		programs:      rules.Programs(),
 		subjects:      map[uint64][]uint32{},
 		reasonBits:    map[[2]string]int{},
@@ -520,11 +566,17 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 		r.months[monthFuel{int32(y*12 + int(m) - 1), fuel}]++
 	}
 	r.stage1(out)
+	if len(r.pending) > 0 {
+		delete(r.pending, row.ServicePointID) // its next row has been judged
+	}
 	return append(ms, out.Memberships...), nil
 }
 
 // rejected records a finding per reason of a rejected row.
 func (r *run) rejected(file string, rj *records.Rejected) {
+	if rj.ServicePointID != "" && len(rj.Reasons) > 0 {
+		r.pending[rj.ServicePointID] = report.Cause{File: file, Line: rj.Line, Rule: rj.Reasons[0].Rule, Code: rj.Reasons[0].Code}
+	}
 	for _, rs := range rj.Reasons {
 		r.codeRule[rs.Code] = rs.Rule
 		r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
@@ -556,20 +608,40 @@ func (r *run) stage1(o rules.Stage1Output) {
 			Message: fmt.Sprintf("usage of the %d days to %s (%s) replaced by %s over the %d days to %s",
 				c.Duration, day(c.DateTo), valueCharge(c.OldValue, c.OldCharge), valueCharge(c.NewValue, c.NewCharge), c.NewDuration, day(c.NewDateTo))})
 	}
+	// A refused or changed account (A3, A5, A8) is both an account event
+	// and an anomaly of the same rule at the same row: one finding, the
+	// anomaly, whose clearing the report follows.
+	type same struct {
+		rule, sp, file string
+		line           int64
+	}
+	var anomalies []same
 	for _, a := range o.Anomalies {
 		sev := report.SeverityWarning
 		if a.Cleared {
 			sev = report.SeverityInfo
 		}
-		r.add(report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
+		f := report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
 			File: a.Source.File, Line: a.Source.Line, ServicePointID: a.ServicePointID, AccountID: a.AccountID,
-			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message})
+			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message}
+		if a.Code == rules.AnomalyUsageGap && !a.Cleared {
+			if c, ok := r.pending[a.ServicePointID]; ok && c.File == f.File {
+				f.CausedBy = &c
+			}
+		}
+		if !a.Cleared {
+			anomalies = append(anomalies, same{a.Rule, a.ServicePointID, a.Source.File, a.Source.Line})
+		}
+		r.add(f)
 	}
 	for _, e := range o.AccountEvents {
 		sev := report.SeverityInfo
 		switch e.Type {
 		case rules.EventReactivationRefused, rules.EventDeletionRefused, rules.EventActiveDateChanged:
 			sev = report.SeverityWarning
+			if slices.Contains(anomalies, same{e.Rule, e.ServicePointID, e.Source.File, e.Source.Line}) {
+				continue
+			}
 		}
 		msg := e.Detail
 		if msg == "" {
@@ -605,16 +677,52 @@ func (r *run) add(f report.Finding) {
 	if r.opts.Examples == 0 || len(g.Findings) < r.opts.Examples {
 		g.Findings = append(g.Findings, f)
 	}
-	if f.Severity == report.SeverityInfo || f.ServicePointID == "" {
+	if f.Severity == report.SeverityInfo || f.Cleared {
+		return
+	}
+	t := &r.rep.Totals
+	if f.Severity == report.SeverityError {
+		t.Errors++
+	} else {
+		t.Warnings++
+	}
+	at := fileLine{f.File, f.Line}
+	r.rowsWith[at] = struct{}{}
+	if c := f.CausedBy; c != nil {
+		t.KnockOn++
+		g.KnockOn++
+		k := r.knockOns[[2]string{c.Rule, c.Code}]
+		if k == nil {
+			k = &report.KnockOn{Rule: c.Rule, Code: c.Code, ByRule: map[string]int64{}}
+			r.knockOns[[2]string{c.Rule, c.Code}] = k
+		}
+		k.Findings++
+		k.ByRule[f.Rule]++
+		if cl := (fileLine{c.File, c.Line}); !has(r.causes, cl) {
+			r.causes[cl] = struct{}{}
+			k.Rows++
+		}
+	}
+	if f.ServicePointID == "" {
 		return
 	}
 	o := r.offenders[f.ServicePointID]
 	if o == nil {
 		o = &report.Offender{ServicePointID: f.ServicePointID, ByRule: map[string]int64{}}
 		r.offenders[o.ServicePointID] = o
+		r.offenderRows[o.ServicePointID] = map[fileLine]struct{}{}
 	}
 	o.Findings++
 	o.ByRule[f.Rule]++
+	if rows := r.offenderRows[o.ServicePointID]; !has(rows, at) {
+		rows[at] = struct{}{}
+		o.Rows++
+	}
+}
+
+func has[K comparable](m map[K]struct{}, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // resolve pairs a cleared anomaly with the one it clears, raised earlier in
@@ -640,6 +748,7 @@ func (r *run) resolve(k groupKey, g *report.RuleFindings, cleared report.Finding
 	}
 	g.Open--
 	g.Resolved++
+	r.rep.Totals.Warnings--
 	if r.opts.Examples == 0 || r.resolvedShown[k] < r.opts.Examples {
 		r.resolvedShown[k]++
 		r.rep.Resolved = append(r.rep.Resolved, report.Resolved{Raised: raised, Cleared: cleared})
@@ -722,7 +831,13 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 			s.inactive = true // every account deleted
 		}
 	}
-	r.history[maphash.String(r.seed, id)] = s
+	h := maphash.String(r.seed, id)
+	r.history[h] = s
+	if need := r.opts.Policy.Validation.HistoryMonths; s.usage && !s.inactive && int(s.months) < need {
+		r.short[h] = report.ShortHistory{ServicePointID: strings.Clone(id), Months: int(s.months), Missing: need - int(s.months)}
+	} else {
+		delete(r.short, h)
+	}
 }
 
 // coveredMonths is the history of a timeline in months of 30.44 days (a

@@ -24,20 +24,51 @@ func WriteJSON(w io.Writer, r *Report) error {
 // textFindings is how many findings of each group the terminal shows.
 const textFindings = 3
 
-// WriteText writes the terminal summary: the verdict and the checks first,
-// then the counts, the rules with findings (worst first, a few examples
-// each), eligibility and the worst service points.
-func WriteText(w io.Writer, r *Report) error {
+// TextOptions configures WriteTextWith.
+type TextOptions struct {
+	// Color marks the verdict, failed checks and severities with ANSI
+	// colours: for a terminal only, never for a file or a pipe.
+	Color bool
+}
+
+// WriteText writes the terminal summary without colour.
+func WriteText(w io.Writer, r *Report) error { return WriteTextWith(w, r, TextOptions{}) }
+
+// ANSI colours of the terminal summary.
+const (
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiBold   = "\x1b[1m"
+	ansiReset  = "\x1b[0m"
+)
+
+// WriteTextWith writes the terminal summary: the verdict and the checks
+// first, then the counts, the rules with findings (worst first, a few
+// examples each), eligibility and the worst service points.
+func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 	ew := &errWriter{w: w}
-	verdict := "PASS"
-	if !r.Pass {
-		verdict = "FAIL"
+	paint := func(color, s string) string {
+		if !o.Color {
+			return s
+		}
+		return color + s + ansiReset
 	}
-	ew.printf("%s  %d files, %d rows: %d accepted, %d rejected\n", verdict, len(r.Files), r.Lines, r.Accepted, r.Rejected)
+	verdict := paint(ansiBold+ansiGreen, "PASS")
+	if !r.Pass {
+		verdict = paint(ansiBold+ansiRed, "FAIL")
+	}
+	ew.printf("%s  %s, %s: %d accepted, %d rejected\n", verdict, plural(len(r.Files), "file"), plural(r.Lines, "row"), r.Accepted, r.Rejected)
+	t := r.Totals
+	ew.printf("      %s and %s open, on %s", plural(t.Errors, "error"), plural(t.Warnings, "warning"), plural(t.Rows, "row"))
+	if t.KnockOn > 0 {
+		ew.printf("; %s follow from rejected rows", plural(t.KnockOn, "finding"))
+	}
+	ew.printf("\n")
 	for _, c := range r.Checks {
-		mark := "ok  "
+		mark := paint(ansiGreen, "ok  ")
 		if !c.Pass {
-			mark = "FAIL"
+			mark = paint(ansiRed, "FAIL")
 		}
 		ew.printf("  %s %s: %s\n", mark, c.Name, c.Detail)
 	}
@@ -57,7 +88,10 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	tw.Flush()
 	for _, f := range r.Files {
-		if f.Error != "" {
+		switch {
+		case f.NotTaken:
+			ew.printf("  %s not taken: %s\n", f.Name, f.Error)
+		case f.Error != "":
 			ew.printf("  %s stopped early: %s\n", f.Name, f.Error)
 		}
 		for _, warn := range f.Warnings {
@@ -72,6 +106,12 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	ew.printf("\nHistory   %d of %d active service points with usage have %d months (%.1f%%)\n",
 		r.History.WithNeed, r.History.ServicePoints, r.History.NeedMonths, 100*r.History.Share)
+	for _, s := range r.History.Short[:min(len(r.History.Short), 10)] {
+		ew.printf("  %-20s %s, %s short\n", s.ServicePointID, plural(s.Months, "month"), plural(s.Missing, "month"))
+	}
+	if n := r.History.ShortCount; n > 10 {
+		ew.printf("  ... %d more short (see the JSON or HTML report)\n", n-10)
+	}
 
 	if ih := r.IntervalHistory; ih != nil {
 		ew.printf("Intervals %d of %d service points with interval reads have %d months of interval history (%.1f%%)\n",
@@ -91,6 +131,27 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 
+	if len(r.KnockOns) > 0 {
+		ew.printf("\nFindings that follow from rejected rows (fix the rows and these go too)\n")
+		for _, k := range r.KnockOns {
+			ew.printf("  %-8s %-24s %s caused %s (%s)\n", k.Rule, k.Code, plural(k.Rows, "rejected row"), plural(k.Findings, "finding"), byRule(k.ByRule))
+		}
+	}
+	list := func(title string, fs []Finding) {
+		if len(fs) == 0 {
+			return
+		}
+		ew.printf("\n%s\n", title)
+		for _, f := range fs[:min(len(fs), 10)] {
+			ew.printf("  %s:%d %s %s: %s\n", f.File, f.Line, orDash(f.ServicePointID), orDash(f.AccountID), oneLine(f.Message))
+		}
+		if len(fs) > 10 {
+			ew.printf("  ... %d more (see the JSON or HTML report)\n", len(fs)-10)
+		}
+	}
+	list("Duplicate rows (a period or interval sent again)", r.Duplicates)
+	list("Accounts whose active date changed (A3)", r.ActiveDateChanges)
+
 	ew.printf("\nFindings by rule (errors and warnings first)\n")
 	if len(r.Rules) == 0 {
 		ew.printf("  none\n")
@@ -100,7 +161,17 @@ func WriteText(w io.Writer, r *Report) error {
 		if g.Cleared > 0 {
 			extra = fmt.Sprintf(" (%d cleared)", g.Cleared)
 		}
-		ew.printf("  %-7s %-8s %-10s %-26s %d%s\n", g.Severity, g.Rule, g.Kind, g.Code, g.Count, extra)
+		sev := fmt.Sprintf("%-7s", g.Severity)
+		switch g.Severity {
+		case SeverityError:
+			sev = paint(ansiRed, sev)
+		case SeverityWarning:
+			sev = paint(ansiYellow, sev)
+		}
+		if g.KnockOn > 0 {
+			extra += fmt.Sprintf(" (%d follow from rejected rows)", g.KnockOn)
+		}
+		ew.printf("  %s %-8s %-10s %-26s %d%s\n", sev, g.Rule, g.Kind, g.Code, g.Count, extra)
 		if g.Severity == SeverityInfo {
 			continue
 		}
@@ -139,9 +210,18 @@ func WriteText(w io.Writer, r *Report) error {
 	if len(r.WorstOffenders) > 0 {
 		ew.printf("\nWorst service points (errors and warnings)\n")
 		for _, o := range r.WorstOffenders[:min(len(r.WorstOffenders), 10)] {
-			ew.printf("  %-20s %d %s\n", o.ServicePointID, o.Findings, byRule(o.ByRule))
+			ew.printf("  %-20s %s, %s (%s)\n", o.ServicePointID, plural(o.Rows, "row"), plural(o.Findings, "finding"), byRule(o.ByRule))
 		}
 	}
+	ew.printf("\nRun  %s, usagestream %s, policy %s", r.Run.Time, r.Run.Version, r.Run.Policy.Name)
+	if r.Run.Policy.SHA256 != "" {
+		ew.printf(" (sha256 %s)", r.Run.Policy.SHA256)
+	}
+	ew.printf("\n")
+	for _, in := range r.Run.Inputs {
+		ew.printf("  %s  %d bytes  sha256 %s\n", in.Name, in.Size, in.SHA256)
+	}
+
 	return ew.err
 }
 
