@@ -40,6 +40,7 @@ type validateCmd struct {
 	IntervalTZ      string   `name:"interval-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"Time zone (IANA, e.g. America/New_York) of interval rows whose UTC_offset is empty."`
 	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
 	Units           []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads."`
+	Compare         []string `name:"compare" placeholder:"PREVIOUS.json" type:"existingfile" help:"Compare with the JSON report of the previous round: findings fixed, new and persisting by rule and service point, and the trend over the rounds (repeat the flag, oldest first, to give rounds whose reports carry no trend)."`
 	Progress        string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
@@ -93,6 +94,21 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	if err != nil {
 		return err
+	}
+	if len(c.Compare) > 0 {
+		var prev *report.Report
+		var rounds []report.Round
+		for _, p := range c.Compare {
+			r, err := report.ReadJSON(p)
+			if err != nil {
+				return err
+			}
+			rounds, prev = append(rounds, report.RoundOf(r)), r
+		}
+		if len(prev.Rounds) == 0 && len(rounds) > 1 {
+			prev.Rounds = rounds
+		}
+		report.Compare(prev, rep)
 	}
 	elapsed := time.Since(start)
 	if c.JSON != "" {

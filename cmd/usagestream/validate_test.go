@@ -208,3 +208,31 @@ func TestValidateFileNotTaken(t *testing.T) {
 		t.Errorf("with --layout: exit %d (want 0), colour codes in a pipe: %v\n%s\n%s", r.code, strings.Contains(r.stdout, "\x1b["), r.stdout, r.stderr)
 	}
 }
+
+// TestValidateCompare (issue 17): the second round, compared with the
+// first round's JSON report, says what was fixed, what is new and what
+// persists, in the summary and the JSON.
+func TestValidateCompare(t *testing.T) {
+	dir := t.TempDir()
+	first := genFiles(t, dir, gen.Config{ServicePoints: 40, Months: 14, Seed: 25,
+		Anomalies: map[gen.Kind]int{gen.U2Gap: 2, gen.BadDate: 1}})
+	round1 := filepath.Join(dir, "round1.json")
+	if r := runCLI(t, nil, append([]string{"validate", "-q", "--json", round1}, first.Files...)...); r.code != 0 {
+		t.Fatalf("round 1: exit %d\n%s", r.code, r.stderr)
+	}
+	dir2 := t.TempDir()
+	second := genFiles(t, dir2, gen.Config{ServicePoints: 40, Months: 14, Seed: 25})
+	round2 := filepath.Join(dir2, "round2.json")
+	r := runCLI(t, nil, append([]string{"validate", "--compare", round1, "--json", round2}, second.Files...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Since the previous round") || !strings.Contains(r.stdout, "0 new") {
+		t.Fatalf("round 2: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep report.Report
+	b, _ := os.ReadFile(round2)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Comparison; c == nil || c.Fixed < 3 || c.New != 0 || len(rep.Rounds) != 2 {
+		t.Errorf("comparison %+v, rounds %+v", c, rep.Rounds)
+	}
+}

@@ -144,3 +144,10 @@ func TestFileErrorsHaveLineAndField(t *testing.T) {
 		t.Errorf("wrong layout %+v", f)
 	}
 }
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

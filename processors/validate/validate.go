@@ -491,7 +491,7 @@ const (
 func newRun(opts Options) *run {
 	r := &run{
 		opts:      opts,
-		rep:       &report.Report{ExamplesPerGroup: opts.Examples},
+		rep:       &report.Report{ExamplesPerGroup: opts.Examples, OpenByServicePoint: map[string]map[string]int64{}},
 		seed:      maphash.MakeSeed(),
 		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
 		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
@@ -688,6 +688,12 @@ func (r *run) add(f report.Finding) {
 	}
 	at := fileLine{f.File, f.Line}
 	r.rowsWith[at] = struct{}{}
+	ob := r.rep.OpenByServicePoint[f.ServicePointID]
+	if ob == nil {
+		ob = map[string]int64{}
+		r.rep.OpenByServicePoint[strings.Clone(f.ServicePointID)] = ob
+	}
+	ob[f.Rule]++
 	if c := f.CausedBy; c != nil {
 		t.KnockOn++
 		g.KnockOn++
@@ -749,6 +755,14 @@ func (r *run) resolve(k groupKey, g *report.RuleFindings, cleared report.Finding
 	g.Open--
 	g.Resolved++
 	r.rep.Totals.Warnings--
+	if ob := r.rep.OpenByServicePoint[raised.ServicePointID]; ob != nil {
+		if ob[raised.Rule]--; ob[raised.Rule] <= 0 {
+			delete(ob, raised.Rule)
+		}
+		if len(ob) == 0 {
+			delete(r.rep.OpenByServicePoint, raised.ServicePointID)
+		}
+	}
 	if r.opts.Examples == 0 || r.resolvedShown[k] < r.opts.Examples {
 		r.resolvedShown[k]++
 		r.rep.Resolved = append(r.rep.Resolved, report.Resolved{Raised: raised, Cleared: cleared})

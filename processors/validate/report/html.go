@@ -38,9 +38,9 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 func WriteHTML(w io.Writer, r *Report) error {
 	data := struct {
 		*Report
-		MonthsC, HistoryC vChart
+		MonthsC, HistoryC, TrendC vChart
 		RulesC, EligC     hChart
-	}{Report: r, MonthsC: monthsChart(r), HistoryC: historyChart(r), RulesC: rulesChart(r), EligC: eligibilityChart(r)}
+	}{Report: r, MonthsC: monthsChart(r), HistoryC: historyChart(r), RulesC: rulesChart(r), EligC: eligibilityChart(r), TrendC: trendChart(r)}
 	if err := page.Execute(w, data); err != nil {
 		return fmt.Errorf("writing the HTML report: %w", err)
 	}

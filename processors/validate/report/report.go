@@ -70,6 +70,15 @@ type Report struct {
 	// change an account's active date (A3); at most ExamplesPerGroup each.
 	Duplicates        []Finding `json:"duplicates"`
 	ActiveDateChanges []Finding `json:"active_date_changes"`
+	// OpenByServicePoint counts, per service point and rule, the errors
+	// and warnings open at the end of the run ("" for rows without a
+	// service point): what --compare compares round over round.
+	OpenByServicePoint map[string]map[string]int64 `json:"open_by_service_point"`
+	// Comparison is set when the run was compared with a previous round;
+	// Rounds is then the trend: the previous rounds, oldest first, and
+	// this one last.
+	Comparison *Comparison `json:"comparison,omitempty"`
+	Rounds     []Round     `json:"rounds,omitempty"`
 	// ExamplesPerGroup is the cap on findings and examples kept per group
 	// (0: all of them).
 	ExamplesPerGroup int `json:"examples_per_group"`

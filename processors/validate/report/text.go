@@ -113,6 +113,38 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 		ew.printf("  ... %d more short (see the JSON or HTML report)\n", n-10)
 	}
 
+	if c := r.Comparison; c != nil {
+		ew.printf("\nSince the previous round (%s): %s, %s, %s\n", c.Previous,
+			paint(ansiGreen, fmt.Sprintf("%d fixed", c.Fixed)), paint(ansiRed, fmt.Sprintf("%d new", c.New)), fmt.Sprintf("%d persisting", c.Persisting))
+		tw := tabwriter.NewWriter(ew, 2, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "  rule\tfixed\tnew\tpersisting\t\n")
+		for _, d := range c.ByRule {
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t\n", orDash(d.Rule), d.Fixed, d.New, d.Persisting)
+		}
+		tw.Flush()
+		n := map[string]int{}
+		for _, sp := range c.ServicePoints {
+			n[sp.Status]++
+		}
+		ew.printf("  service points: %d new, %d persisting, %d fixed\n", n["new"], n["persisting"], n["fixed"])
+		for _, sp := range c.ServicePoints[:min(len(c.ServicePoints), 10)] {
+			ew.printf("    %-10s %-20s %s\n", sp.Status, orDash(sp.ServicePointID), deltas(sp.ByRule))
+		}
+		if len(c.ServicePoints) > 10 {
+			ew.printf("    ... %d more (see the JSON or HTML report)\n", len(c.ServicePoints)-10)
+		}
+		if len(r.Rounds) > 2 {
+			ew.printf("  trend (errors + warnings per round): ")
+			for i, rd := range r.Rounds {
+				if i > 0 {
+					ew.printf(" -> ")
+				}
+				ew.printf("%d", rd.Errors+rd.Warnings)
+			}
+			ew.printf("\n")
+		}
+	}
+
 	if ih := r.IntervalHistory; ih != nil {
 		ew.printf("Intervals %d of %d service points with interval reads have %d months of interval history (%.1f%%)\n",
 			ih.WithNeed, ih.ServicePoints, ih.NeedMonths, 100*ih.Share)
@@ -298,4 +330,13 @@ func plural[N int | int64](n N, noun string) string {
 		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// deltas shows a service point's changes per rule.
+func deltas(ds []Delta) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%s: %d fixed, %d new, %d persisting", orDash(d.Rule), d.Fixed, d.New, d.Persisting)
+	}
+	return strings.Join(parts, "; ")
 }
