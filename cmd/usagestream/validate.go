@@ -41,6 +41,9 @@ type validateCmd struct {
 	IntervalMinutes int      `name:"interval-minutes" enum:"0,5,15,30,60,1440" default:"0" help:"Interval length of files whose name does not say interval<mm> (0: read such files as billing files)."`
 	Units           []string `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads."`
 	Compare         []string `name:"compare" placeholder:"PREVIOUS.json" type:"existingfile" help:"Compare with the JSON report of the previous round: findings fixed, new and persisting by rule and service point, and the trend over the rounds (repeat the flag, oldest first, to give rounds whose reports carry no trend)."`
+	ExportRejected  string   `name:"export-rejected" placeholder:"FILE" help:"Write every rejected row to FILE as TSV, one line per reason: file, line, service point, column, value, rule, code, reason, how to fix; personal columns redacted."`
+	IncludePersonal bool     `name:"include-personal" help:"Keep names and addresses in the rejected rows: the export's values then show them, and so may the reports' messages. For sending back to the utility that owns the data only."`
+	Summary         string   `name:"summary" placeholder:"FILE" help:"Write a one-page Markdown summary for the utility's engineers to FILE: verdict, checks, what to fix and how, history, the change since the previous round."`
 	Progress        string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
@@ -74,9 +77,25 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 			_ = bar.Set64(rows)
 		}
 	}
+	var (
+		export     *validate.RejectedWriter
+		exportFile *os.File
+		onRejected func(file, layout string, rj *records.Rejected)
+	)
+	if c.ExportRejected != "" {
+		f, err := os.Create(c.ExportRejected + ".tmp")
+		if err != nil {
+			return fmt.Errorf("--export-rejected: %w; check the folder exists and is writable", err)
+		}
+		defer os.Remove(f.Name()) // after a failure; renamed away on success
+		defer f.Close()
+		exportFile, export = f, validate.NewRejectedWriter(f)
+		onRejected = export.Write
+	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
-		Policy: policy,
-		Reader: billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays},
+		Rejected: onRejected,
+		Policy:   policy,
+		Reader:   billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays, KeepPersonal: c.IncludePersonal},
 		Interval: interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes},
 			Minutes: c.IntervalMinutes, Location: loc},
 		Store:       c.Store,
@@ -109,6 +128,22 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 			prev.Rounds = rounds
 		}
 		report.Compare(prev, rep)
+	}
+	if export != nil {
+		if err := export.Close(); err != nil {
+			return err
+		}
+		if err := exportFile.Close(); err != nil {
+			return fmt.Errorf("--export-rejected: %w", err)
+		}
+		if err := os.Rename(exportFile.Name(), c.ExportRejected); err != nil {
+			return fmt.Errorf("--export-rejected: %w", err)
+		}
+	}
+	if c.Summary != "" {
+		if err := writeOut(c.Summary, func(b *bytes.Buffer) error { return report.WriteSummary(b, rep) }); err != nil {
+			return err
+		}
 	}
 	elapsed := time.Since(start)
 	if c.JSON != "" {

@@ -91,15 +91,26 @@ func TestValidateKeepsPersonalDataOut(t *testing.T) {
 	res := genFiles(t, dir, gen.Config{ServicePoints: 40, Months: 14, Seed: 22,
 		Anomalies: map[gen.Kind]int{gen.FieldCount: 2, gen.BadDate: 2, gen.NullToken: 2, gen.BadServiceType: 1}})
 	jsonPath, htmlPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
-	r := runCLI(t, nil, append([]string{"validate", "--log-level", "debug", "--examples", "0", "--json", jsonPath, "--html", htmlPath}, res.Files...)...)
+	// The export of rejected rows and the summary are for sending back:
+	// they too keep personal columns out unless asked.
+	exportPath, summaryPath := filepath.Join(dir, "rejected.tsv"), filepath.Join(dir, "summary.md")
+	r := runCLI(t, nil, append([]string{"validate", "--log-level", "debug", "--examples", "0", "--json", jsonPath, "--html", htmlPath,
+		"--export-rejected", exportPath, "--summary", summaryPath}, res.Files...)...)
 	if r.code != 0 && r.code != exitValidationFailed {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	j, _ := os.ReadFile(jsonPath)
 	h, _ := os.ReadFile(htmlPath)
-	out := r.stdout + r.stderr + string(j) + string(h)
-	if len(j) == 0 || len(h) == 0 {
+	x, _ := os.ReadFile(exportPath)
+	s, _ := os.ReadFile(summaryPath)
+	out := r.stdout + r.stderr + string(j) + string(h) + string(x) + string(s)
+	if len(j) == 0 || len(h) == 0 || !strings.Contains(string(s), "# Sample file validation") {
 		t.Fatal("reports not written")
+	}
+	// 7 rows are rejected: at least a line each (one per reason) after
+	// the header.
+	if n := strings.Count(string(x), "\n") - 1; n < 7 || !strings.HasPrefix(string(x), "file\tline\t") {
+		t.Fatalf("export of rejected rows: %d lines\n%s", n, x)
 	}
 	f, err := os.Open(res.Files[0])
 	if err != nil {

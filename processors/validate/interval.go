@@ -62,6 +62,7 @@ func (r *run) intervalFiles(ctx context.Context, paths []string) error {
 			continue
 		}
 		f.Layout, f.Warnings = fmt.Sprintf("interval%d", rd.Minutes()), rd.Warnings()
+		r.layout = f.Layout
 		// I4's stale-feed timer runs on wall-clock time; offline the
 		// file's own timestamp stands in for when a read arrived.
 		at := rd.Name().Timestamp.UnixMilli()

@@ -92,6 +92,10 @@ type Options struct {
 	Version    string
 	PolicyFile string
 	Now        func() time.Time
+	// Rejected, when set, is called for every rejected row, in file and
+	// line order, with the file's name and layout (a RejectedWriter's
+	// Write): the rows to send back, every one, not the report's examples.
+	Rejected func(file, layout string, rj *records.Rejected)
 }
 
 // Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
@@ -275,7 +279,7 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		for m := range recs {
 			switch {
 			case m.file != nil:
-				cur = m.file
+				cur, r.layout = m.file, m.file.Layout
 			case m.end:
 				r.endFile(cur, m.stats, m.err, m.notTaken)
 			default:
@@ -405,11 +409,12 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 
 // run is one validation's accumulated findings and counts.
 type run struct {
-	opts  Options
-	chain *rules.Chain
-	iv    *intervals // nil when the run has no interval file
-	rep   *report.Report
-	rows  int64
+	opts   Options
+	chain  *rules.Chain
+	layout string     // of the file whose rows are being judged
+	iv     *intervals // nil when the run has no interval file
+	rep    *report.Report
+	rows   int64
 
 	seed                                  maphash.Seed
 	customers, premises, accounts, points map[uint64]struct{}
@@ -574,6 +579,9 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 
 // rejected records a finding per reason of a rejected row.
 func (r *run) rejected(file string, rj *records.Rejected) {
+	if r.opts.Rejected != nil {
+		r.opts.Rejected(file, r.layout, rj)
+	}
 	if rj.ServicePointID != "" && len(rj.Reasons) > 0 {
 		r.pending[rj.ServicePointID] = report.Cause{File: file, Line: rj.Line, Rule: rj.Reasons[0].Rule, Code: rj.Reasons[0].Code}
 	}

@@ -39,7 +39,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 	data := struct {
 		*Report
 		MonthsC, HistoryC, TrendC vChart
-		RulesC, EligC     hChart
+		RulesC, EligC             hChart
 	}{Report: r, MonthsC: monthsChart(r), HistoryC: historyChart(r), RulesC: rulesChart(r), EligC: eligibilityChart(r), TrendC: trendChart(r)}
 	if err := page.Execute(w, data); err != nil {
 		return fmt.Errorf("writing the HTML report: %w", err)
