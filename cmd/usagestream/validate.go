@@ -44,6 +44,9 @@ type validateCmd struct {
 	ExportRejected  string   `name:"export-rejected" placeholder:"FILE" help:"Write every rejected row to FILE as TSV, one line per reason: file, line, service point, column, value, rule, code, reason, how to fix; personal columns redacted."`
 	IncludePersonal bool     `name:"include-personal" help:"Keep names and addresses in the rejected rows: the export's values then show them, and so may the reports' messages. For sending back to the utility that owns the data only."`
 	Summary         string   `name:"summary" placeholder:"FILE" help:"Write a one-page Markdown summary for the utility's engineers to FILE: verdict, checks, what to fix and how, history, the change since the previous round."`
+	Phase           string   `name:"phase" enum:"sample,historical,incremental" default:"sample" help:"Phase of the data transfer: sample (the policy's checks), historical (also: usage for every active and inactive account, and the months of history the policy needs), incremental (also: continuity with --state-from)."`
+	StateFrom       string   `name:"state-from" placeholder:"DIR" type:"existingdir" help:"With --phase incremental: the state the run of the files already loaded saved with --save-state; a gap after that history or a changed active date is reported."`
+	SaveState       string   `name:"save-state" placeholder:"DIR" help:"Save the service points' state after this run to DIR (replaced whole), for a later --phase incremental --state-from DIR."`
 	Progress        string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
 }
 
@@ -93,9 +96,12 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		onRejected = export.Write
 	}
 	rep, err := validate.Run(ctx, c.Files, validate.Options{
-		Rejected: onRejected,
-		Policy:   policy,
-		Reader:   billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays, KeepPersonal: c.IncludePersonal},
+		Rejected:  onRejected,
+		Phase:     c.Phase,
+		StateFrom: c.StateFrom,
+		SaveState: c.SaveState,
+		Policy:    policy,
+		Reader:    billing.Options{Layout: records.Layout(c.Layout), ServiceTypes: c.ServiceTypes, FutureDays: &c.FutureDays, KeepPersonal: c.IncludePersonal},
 		Interval: interval.Options{Check: interval.Check{Units: c.Units, ServiceTypes: c.ServiceTypes},
 			Minutes: c.IntervalMinutes, Location: loc},
 		Store:       c.Store,

@@ -247,3 +247,29 @@ func TestValidateCompare(t *testing.T) {
 		t.Errorf("comparison %+v, rounds %+v", c, rep.Rounds)
 	}
 }
+
+// TestValidatePhases (issue 17): a historical run saves its state; an
+// incremental run reads it and runs the continuity check (what it finds is
+// TestPhaseIncremental's); without the state it is an error, exit 1.
+func TestValidatePhases(t *testing.T) {
+	dir := t.TempDir()
+	hist := genFiles(t, dir, gen.Config{ServicePoints: 10, Months: 14, Seed: 26})
+	state := filepath.Join(dir, "state")
+	if r := runCLI(t, nil, append([]string{"validate", "-q", "--phase", "historical", "--save-state", state}, hist.Files...)...); r.code != 0 {
+		t.Fatalf("historical: exit %d\n%s", r.code, r.stderr)
+	}
+	// The same service points two months later.
+	inc := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 10, Months: 16, Seed: 26,
+		Now: time.Date(2025, 5, 15, 12, 0, 0, 0, time.UTC)})
+	r := runCLI(t, nil, append([]string{"validate", "--phase", "incremental", "--state-from", state}, inc.Files...)...)
+	if r.code != 0 && r.code != exitValidationFailed {
+		t.Fatalf("incremental: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "(phase incremental)") || !strings.Contains(r.stdout, "continues the loaded history") {
+		t.Errorf("incremental summary:\n%s", r.stdout)
+	}
+	r = runCLI(t, nil, append([]string{"validate", "--phase", "incremental"}, inc.Files...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "--state-from") {
+		t.Errorf("incremental without a state: exit %d, %s", r.code, r.stderr)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +182,15 @@ func (r *run) finish() {
 		rep.Eligibility = append(rep.Eligibility, prog)
 	}
 
+	rep.NoUsage = []string{}
+	for _, id := range r.noUsage {
+		rep.NoUsage = append(rep.NoUsage, id)
+	}
+	slices.Sort(rep.NoUsage)
+	rep.NoUsageCount = int64(len(rep.NoUsage))
+	if n := r.opts.Examples; n > 0 && len(rep.NoUsage) > n {
+		rep.NoUsage = rep.NoUsage[:n]
+	}
 	rep.Totals.Rows = int64(len(r.rowsWith))
 	rep.KnockOns = []report.KnockOn{}
 	for _, k := range r.knockOns {
@@ -258,6 +268,27 @@ func (r *run) judge() {
 		rep.Checks = append(rep.Checks, c)
 	}
 
+	switch rep.Phase {
+	case PhaseHistorical:
+		c := report.Check{ID: "accounts-with-usage", Name: "history of every account", Pass: rep.NoUsageCount == 0, Value: float64(rep.NoUsageCount),
+			Detail: fmt.Sprintf("%d service points with an account (active or inactive) have no usage row; a historical file holds the history of every account (phase historical)", rep.NoUsageCount)}
+		if rep.NoUsageCount > 0 {
+			c.Detail += ": " + strings.Join(rep.NoUsage[:min(len(rep.NoUsage), 5)], ", ")
+		}
+		rep.Checks = append(rep.Checks, c)
+		span := 0
+		if rep.FirstDay != "" {
+			span = int(math.Round(float64(r.last-r.first+1) / (365.25 / 12))) // months of 30.44 days, as the history check counts
+		}
+		rep.Checks = append(rep.Checks, report.Check{ID: "span", Name: "months of history in the file", Pass: span >= v.HistoryMonths,
+			Value: float64(span), Threshold: float64(v.HistoryMonths),
+			Detail: fmt.Sprintf("usage from %s to %s: %d months; a historical file spans at least %d (validation.history_months; phase historical)", orNone(rep.FirstDay), orNone(rep.LastDay), span, v.HistoryMonths)})
+	case PhaseIncremental:
+		c := report.Check{ID: "continuity", Name: "continues the loaded history", Pass: rep.ContinuityCount == 0, Value: float64(rep.ContinuityCount),
+			Detail: fmt.Sprintf("%d gaps after the loaded history or changed active dates on service points already loaded (phase incremental, --state-from)", rep.ContinuityCount)}
+		rep.Checks = append(rep.Checks, c)
+	}
+
 	// The caps judge what is still open at the end of the run: a gap a
 	// historical file raises and fills again is listed apart, not counted.
 	perRule, resolved := map[string]int64{}, map[string]int64{}
@@ -327,4 +358,11 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -9,6 +9,7 @@
 package validate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,14 @@ type Options struct {
 	// line order, with the file's name and layout (a RejectedWriter's
 	// Write): the rows to send back, every one, not the report's examples.
 	Rejected func(file, layout string, rj *records.Rejected)
+	// Phase is PhaseSample (""), PhaseHistorical or PhaseIncremental: the
+	// checks each phase adds to the policy's. StateFrom is the folder an
+	// earlier run wrote with SaveState: an incremental run continues it.
+	// SaveState is the folder to write this run's service point states to
+	// (replaced whole).
+	Phase     string
+	StateFrom string
+	SaveState string
 }
 
 // Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
@@ -121,6 +130,9 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		default:
 			total += st.Size() / plainRatio
 		}
+	}
+	if err := checkPhase(opts); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -149,6 +161,15 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		}
 	}
 	r.rep.Store = store
+	r.rep.Phase = cmp.Or(opts.Phase, PhaseSample)
+	if opts.SaveState != "" {
+		saver, err := openStateSaver(opts.SaveState)
+		if err != nil {
+			return nil, err
+		}
+		r.saver = saver
+		defer saver.close() // closed at the end with its error checked; again here after a failure
+	}
 	var finish func()
 	switch store {
 	case StoreMemory:
@@ -178,6 +199,13 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	default:
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
+	if opts.StateFrom != "" {
+		r.loaded = map[uint64]struct{}{}
+		if err := r.loadState(opts.StateFrom, chain.ServicePoints); err != nil {
+			<-hashed
+			return nil, err
+		}
+	}
 	start := time.Now()
 	var billingPaths, intervalPaths []string
 	for _, p := range records.Order(paths) {
@@ -201,6 +229,11 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	}
 	if err := <-hashed; err != nil {
 		return nil, err
+	}
+	if r.saver != nil {
+		if err := r.saver.close(); err != nil {
+			return nil, err
+		}
 	}
 	r.rep.Run = info
 	r.finish()
@@ -413,8 +446,14 @@ type run struct {
 	chain  *rules.Chain
 	layout string     // of the file whose rows are being judged
 	iv     *intervals // nil when the run has no interval file
-	rep    *report.Report
-	rows   int64
+	saver  *stateSaver
+	// loaded holds the hashes of the service points an incremental run's
+	// saved state gave (nil in other phases).
+	loaded map[uint64]struct{}
+	// noUsage holds the service points with an account and no usage.
+	noUsage map[uint64]string
+	rep     *report.Report
+	rows    int64
 
 	seed                                  maphash.Seed
 	customers, premises, accounts, points map[uint64]struct{}
@@ -508,6 +547,7 @@ func newRun(opts Options) *run {
 		offenders:     map[string]*report.Offender{},
 		history:       map[uint64]spSummary{},
 		short:         map[uint64]report.ShortHistory{},
+		noUsage:       map[uint64]string{},
 		pending:       map[string]report.Cause{},
 		knockOns:      map[[2]string]*report.KnockOn{},
 		causes:        map[fileLine]struct{}{},
@@ -688,6 +728,7 @@ func (r *run) add(f report.Finding) {
 	if f.Severity == report.SeverityInfo || f.Cleared {
 		return
 	}
+	r.continuity(f)
 	t := &r.rep.Totals
 	if f.Severity == report.SeverityError {
 		t.Errors++
@@ -855,6 +896,14 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 	}
 	h := maphash.String(r.seed, id)
 	r.history[h] = s
+	if r.saver != nil {
+		r.saver.save(id, sp)
+	}
+	if len(sp.Tenures) > 0 && !s.usage {
+		r.noUsage[h] = strings.Clone(id)
+	} else {
+		delete(r.noUsage, h)
+	}
 	if need := r.opts.Policy.Validation.HistoryMonths; s.usage && !s.inactive && int(s.months) < need {
 		r.short[h] = report.ShortHistory{ServicePointID: strings.Clone(id), Months: int(s.months), Missing: need - int(s.months)}
 	} else {

@@ -29,6 +29,20 @@ type Report struct {
 	// Totals count each finding once: an account event that is also an
 	// anomaly is one finding, and the rows it sits on are counted apart.
 	Totals Totals `json:"totals"`
+	// Phase is the phase of the data transfer the files were judged for:
+	// sample, historical or incremental.
+	Phase string `json:"phase"`
+	// NoUsage lists the service points with an account (active or
+	// inactive) and no usage row (at most ExamplesPerGroup; NoUsageCount
+	// counts all): a historical file must hold the history of every
+	// account.
+	NoUsage      []string `json:"no_usage"`
+	NoUsageCount int64    `json:"no_usage_count"`
+	// Continuity lists, for an incremental file, the gaps after the loaded
+	// history and the changed active dates on service points already
+	// loaded (at most ExamplesPerGroup; ContinuityCount counts all).
+	Continuity      []Finding `json:"continuity,omitempty"`
+	ContinuityCount int64     `json:"continuity_count,omitempty"`
 	// Store is where rule state was kept: "memory" or "pebble".
 	Store string `json:"store"`
 	Files []File `json:"files"`

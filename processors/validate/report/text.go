@@ -58,7 +58,11 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 	if !r.Pass {
 		verdict = paint(ansiBold+ansiRed, "FAIL")
 	}
-	ew.printf("%s  %s, %s: %d accepted, %d rejected\n", verdict, plural(len(r.Files), "file"), plural(r.Lines, "row"), r.Accepted, r.Rejected)
+	ew.printf("%s  %s, %s: %d accepted, %d rejected", verdict, plural(len(r.Files), "file"), plural(r.Lines, "row"), r.Accepted, r.Rejected)
+	if r.Phase != "" {
+		ew.printf(" (phase %s)", r.Phase)
+	}
+	ew.printf("\n")
 	t := r.Totals
 	ew.printf("      %s and %s open, on %s", plural(t.Errors, "error"), plural(t.Warnings, "warning"), plural(t.Rows, "row"))
 	if t.KnockOn > 0 {
@@ -180,6 +184,14 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 		if len(fs) > 10 {
 			ew.printf("  ... %d more (see the JSON or HTML report)\n", len(fs)-10)
 		}
+	}
+	list("Breaks with the loaded history (phase incremental)", r.Continuity)
+	if len(r.NoUsage) > 0 {
+		ew.printf("\nService points with an account and no usage (%d): %s", r.NoUsageCount, strings.Join(r.NoUsage[:min(len(r.NoUsage), 10)], ", "))
+		if r.NoUsageCount > 10 {
+			ew.printf(", ...")
+		}
+		ew.printf("\n")
 	}
 	list("Duplicate rows (a period or interval sent again)", r.Duplicates)
 	list("Accounts whose active date changed (A3)", r.ActiveDateChanges)
