@@ -111,16 +111,29 @@ func (r *run) finish() {
 	if h.ServicePoints > 0 {
 		h.Share = float64(h.WithNeed) / float64(h.ServicePoints)
 	}
+	// The list keeps the Examples most short (a 12-month file leaves
+	// every service point short): a bounded sorted insert, not a sort of
+	// them all.
 	h.Short = []report.ShortHistory{}
-	for _, s := range r.short {
-		h.Short = append(h.Short, s)
-	}
-	h.ShortCount = int64(len(h.Short))
-	slices.SortFunc(h.Short, func(a, b report.ShortHistory) int {
+	h.ShortCount = int64(r.short.len())
+	worse := func(a, b report.ShortHistory) int {
 		return cmp.Or(cmp.Compare(b.Missing, a.Missing), cmp.Compare(a.ServicePointID, b.ServicePointID))
+	}
+	limit := r.opts.Examples
+	r.short.each(func(id string, months int) {
+		s := report.ShortHistory{ServicePointID: id, Months: months, Missing: need - months}
+		switch {
+		case limit == 0:
+			h.Short = append(h.Short, s) // all of them: sorted below
+		case len(h.Short) == limit && worse(s, h.Short[limit-1]) >= 0:
+		default:
+			i, _ := slices.BinarySearchFunc(h.Short, s, worse)
+			h.Short = slices.Insert(h.Short, i, s)
+			h.Short = h.Short[:min(len(h.Short), limit)]
+		}
 	})
-	if n := r.opts.Examples; n > 0 && len(h.Short) > n {
-		h.Short = h.Short[:n]
+	if limit == 0 {
+		slices.SortFunc(h.Short, worse)
 	}
 	rep.History = h
 	if r.iv != nil {
@@ -183,9 +196,7 @@ func (r *run) finish() {
 	}
 
 	rep.NoUsage = []string{}
-	for _, id := range r.noUsage {
-		rep.NoUsage = append(rep.NoUsage, id)
-	}
+	r.noUsage.each(func(id string, _ int) { rep.NoUsage = append(rep.NoUsage, id) })
 	slices.Sort(rep.NoUsage)
 	rep.NoUsageCount = int64(len(rep.NoUsage))
 	if n := r.opts.Examples; n > 0 && len(rep.NoUsage) > n {

@@ -451,7 +451,7 @@ type run struct {
 	// saved state gave (nil in other phases).
 	loaded map[uint64]struct{}
 	// noUsage holds the service points with an account and no usage.
-	noUsage map[uint64]string
+	noUsage *idList
 	rep     *report.Report
 	rows    int64
 
@@ -475,7 +475,7 @@ type run struct {
 	// summaries of service point states, by hash of the id (see summarise),
 	// and the ids of those short of history.
 	history map[uint64]spSummary
-	short   map[uint64]report.ShortHistory
+	short   *idList // months of history
 
 	// pending is, per service point, the rejected row that its next
 	// accepted row may show knock-on findings of (a gap where the
@@ -546,8 +546,8 @@ func newRun(opts Options) *run {
 		resolvedShown: map[groupKey]int{},
 		offenders:     map[string]*report.Offender{},
 		history:       map[uint64]spSummary{},
-		short:         map[uint64]report.ShortHistory{},
-		noUsage:       map[uint64]string{},
+		short:         newIDList(),
+		noUsage:       newIDList(),
 		pending:       map[string]report.Cause{},
 		knockOns:      map[[2]string]*report.KnockOn{},
 		causes:        map[fileLine]struct{}{},
@@ -900,14 +900,14 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 		r.saver.save(id, sp)
 	}
 	if len(sp.Tenures) > 0 && !s.usage {
-		r.noUsage[h] = strings.Clone(id)
-	} else {
-		delete(r.noUsage, h)
+		r.noUsage.put(h, id, 0)
+	} else if r.noUsage.len() > 0 {
+		r.noUsage.del(h)
 	}
 	if need := r.opts.Policy.Validation.HistoryMonths; s.usage && !s.inactive && int(s.months) < need {
-		r.short[h] = report.ShortHistory{ServicePointID: strings.Clone(id), Months: int(s.months), Missing: need - int(s.months)}
-	} else {
-		delete(r.short, h)
+		r.short.put(h, id, int(s.months))
+	} else if r.short.len() > 0 {
+		r.short.del(h)
 	}
 }
 
