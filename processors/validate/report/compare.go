@@ -33,9 +33,12 @@ type Comparison struct {
 	Persisting int64  `json:"persisting"`
 	// ByRule is every rule with findings in either round, most new first.
 	ByRule []Delta `json:"by_rule"`
-	// ServicePoints lists every service point whose findings changed or
-	// persist, new ones first, then persisting, then fixed.
-	ServicePoints []SPDelta `json:"service_points"`
+	// ServicePoints lists the service points whose findings changed or
+	// persist, new ones first, then persisting, then fixed: at most
+	// ExamplesPerGroup of them (the report's cap; 0: all); ByStatus counts
+	// them all.
+	ServicePoints []SPDelta        `json:"service_points"`
+	ByStatus      map[string]int64 `json:"service_points_by_status"`
 }
 
 // Delta counts findings fixed, new and persisting.
@@ -90,7 +93,8 @@ func Compare(prev, cur *Report) {
 		rounds = []Round{RoundOf(prev)}
 	}
 	cur.Rounds = append(rounds, RoundOf(cur))
-	c := &Comparison{Previous: prev.Run.Time, ByRule: []Delta{}, ServicePoints: []SPDelta{}}
+	c := &Comparison{Previous: prev.Run.Time, ByRule: []Delta{}, ServicePoints: []SPDelta{},
+		ByStatus: map[string]int64{"new": 0, "persisting": 0, "fixed": 0}}
 	byRule := map[string]*Delta{}
 	sps := map[string]bool{}
 	for sp := range prev.OpenByServicePoint {
@@ -146,5 +150,11 @@ func Compare(prev, cur *Report) {
 	})
 	rank := map[string]int{"new": 0, "persisting": 1, "fixed": 2}
 	slices.SortStableFunc(c.ServicePoints, func(a, b SPDelta) int { return cmp.Compare(rank[a.Status], rank[b.Status]) })
+	for _, sp := range c.ServicePoints {
+		c.ByStatus[sp.Status]++
+	}
+	if n := cur.ExamplesPerGroup; n > 0 && len(c.ServicePoints) > n {
+		c.ServicePoints = c.ServicePoints[:n]
+	}
 	cur.Comparison = c
 }

@@ -126,16 +126,13 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t\n", orDash(d.Rule), d.Fixed, d.New, d.Persisting)
 		}
 		tw.Flush()
-		n := map[string]int{}
-		for _, sp := range c.ServicePoints {
-			n[sp.Status]++
-		}
+		n := c.ByStatus
 		ew.printf("  service points: %d new, %d persisting, %d fixed\n", n["new"], n["persisting"], n["fixed"])
 		for _, sp := range c.ServicePoints[:min(len(c.ServicePoints), 10)] {
 			ew.printf("    %-10s %-20s %s\n", sp.Status, orDash(sp.ServicePointID), deltas(sp.ByRule))
 		}
-		if len(c.ServicePoints) > 10 {
-			ew.printf("    ... %d more (see the JSON or HTML report)\n", len(c.ServicePoints)-10)
+		if all := n["new"] + n["persisting"] + n["fixed"]; all > 10 {
+			ew.printf("    ... %d more (see the JSON or HTML report)\n", all-10)
 		}
 		if len(r.Rounds) > 2 {
 			ew.printf("  trend (errors + warnings per round): ")
