@@ -50,8 +50,9 @@ type Delta struct {
 }
 
 // SPDelta is a service point's change: Status is "new" (no finding in the
-// previous round), "fixed" (none in this one) or "persisting", with the
-// counts per rule.
+// previous round), "fixed" (none in this one), "persisting" (some finding
+// in both) or "changed" (findings in both rounds, none of the same rule),
+// with the counts per rule.
 type SPDelta struct {
 	ServicePointID string  `json:"service_point_id"`
 	Status         string  `json:"status"`
@@ -94,7 +95,7 @@ func Compare(prev, cur *Report) {
 	}
 	cur.Rounds = append(rounds, RoundOf(cur))
 	c := &Comparison{Previous: prev.Run.Time, ByRule: []Delta{}, ServicePoints: []SPDelta{},
-		ByStatus: map[string]int64{"new": 0, "persisting": 0, "fixed": 0}}
+		ByStatus: map[string]int64{"new": 0, "changed": 0, "persisting": 0, "fixed": 0}}
 	byRule := map[string]*Delta{}
 	sps := map[string]bool{}
 	for sp := range prev.OpenByServicePoint {
@@ -113,7 +114,7 @@ func Compare(prev, cur *Report) {
 			rules[r] = true
 		}
 		d := SPDelta{ServicePointID: sp}
-		var pt, qt int64
+		var pt, qt, kept int64
 		for _, rule := range slices.Sorted(maps.Keys(rules)) {
 			a, b := p[rule], q[rule]
 			pt, qt = pt+a, qt+b
@@ -122,6 +123,7 @@ func Compare(prev, cur *Report) {
 				continue
 			}
 			d.ByRule = append(d.ByRule, x)
+			kept += x.Persisting
 			g := byRule[rule]
 			if g == nil {
 				g = &Delta{Rule: rule}
@@ -137,6 +139,8 @@ func Compare(prev, cur *Report) {
 			d.Status = "new"
 		case qt == 0:
 			d.Status = "fixed"
+		case kept == 0:
+			d.Status = "changed" // findings in both rounds, none the same
 		default:
 			d.Status = "persisting"
 		}
@@ -148,7 +152,7 @@ func Compare(prev, cur *Report) {
 	slices.SortFunc(c.ByRule, func(a, b Delta) int {
 		return cmp.Or(cmp.Compare(b.New, a.New), cmp.Compare(b.Persisting, a.Persisting), cmp.Compare(b.Fixed, a.Fixed), cmp.Compare(a.Rule, b.Rule))
 	})
-	rank := map[string]int{"new": 0, "persisting": 1, "fixed": 2}
+	rank := map[string]int{"new": 0, "changed": 1, "persisting": 2, "fixed": 3}
 	slices.SortStableFunc(c.ServicePoints, func(a, b SPDelta) int { return cmp.Compare(rank[a.Status], rank[b.Status]) })
 	for _, sp := range c.ServicePoints {
 		c.ByStatus[sp.Status]++

@@ -30,7 +30,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	},
 	"len64": func(s []ShortHistory) int64 { return int64(len(s)) },
 	"sub":   func(a, b int64) int64 { return a - b },
-	"sum3":  func(m map[string]int64) int { return int(m["new"] + m["persisting"] + m["fixed"]) },
+	"sum3":  func(m map[string]int64) int { return int(m["new"] + m["changed"] + m["persisting"] + m["fixed"]) },
 }).Parse(pageTemplate))
 
 // WriteHTML writes the report as one self-contained page: inline CSS, SVG

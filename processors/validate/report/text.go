@@ -127,11 +127,11 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 		}
 		tw.Flush()
 		n := c.ByStatus
-		ew.printf("  service points: %d new, %d persisting, %d fixed\n", n["new"], n["persisting"], n["fixed"])
+		ew.printf("  service points: %d new, %d changed, %d persisting, %d fixed\n", n["new"], n["changed"], n["persisting"], n["fixed"])
 		for _, sp := range c.ServicePoints[:min(len(c.ServicePoints), 10)] {
 			ew.printf("    %-10s %-20s %s\n", sp.Status, orDash(sp.ServicePointID), deltas(sp.ByRule))
 		}
-		if all := n["new"] + n["persisting"] + n["fixed"]; all > 10 {
+		if all := n["new"] + n["changed"] + n["persisting"] + n["fixed"]; all > 10 {
 			ew.printf("    ... %d more (see the JSON or HTML report)\n", all-10)
 		}
 		if len(r.Rounds) > 2 {
