@@ -144,7 +144,8 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	// costs little next to parsing it.
 	var info report.RunInfo
 	hashed := make(chan error, 1)
-	go func() { hashed <- runInfo(&info, paths, opts) }()
+	infoOpts := opts // a copy: Run changes opts below
+	go func() { hashed <- runInfo(&info, paths, infoOpts) }()
 	opts.Reader.NetMetering = opts.Policy.NetMetering
 	r := newRun(opts)
 	chain := rules.NewChain(opts.Policy)
