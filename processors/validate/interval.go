@@ -8,8 +8,10 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/interval"
@@ -81,6 +83,7 @@ func (r *run) intervalFiles(ctx context.Context, paths []string) error {
 			}
 			r.rows++
 			if rj := rec.Rejected; rj != nil {
+				r.intervalRejected(f.Name, rj)
 				r.rejected(f.Name, rj)
 				continue
 			}
@@ -132,4 +135,28 @@ func (r *run) intervalHistory() *report.IntervalHistory {
 		h.Share = float64(h.WithNeed) / float64(h.ServicePoints)
 	}
 	return h
+}
+
+// intervalRejected notes the local day of a rejected read whose service
+// point and date can be read, for the gap its absence leaves (causeOf). A
+// read is the interval ending at its time: 0000 ends the day before.
+func (r *run) intervalRejected(file string, rj *records.Rejected) {
+	if rj.ServicePointID == "" || len(rj.Reasons) == 0 {
+		return
+	}
+	f := strings.SplitN(rj.Raw, "\t", 5)
+	if len(f) < 4 {
+		return
+	}
+	d, err := dates.Parse(f[2])
+	if err != nil {
+		return
+	}
+	if f[3] == "0000" {
+		d--
+	}
+	k := spDay{strings.Clone(rj.ServicePointID), d}
+	if _, ok := r.ivRejected[k]; !ok {
+		r.ivRejected[k] = report.Cause{File: file, Line: rj.Line, Rule: rj.Reasons[0].Rule, Code: rj.Reasons[0].Code}
+	}
 }

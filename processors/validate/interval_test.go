@@ -45,7 +45,7 @@ func ivFile(t *testing.T, dir, stamp string, first, last dates.Date, value float
 // missing days are a gap (I3), three months of reads are short of I5's 13
 // (listed with how many are missing), and with the billing file of the run
 // each bill is summed against its intervals (I6): January's matches,
-// February's does not.
+// February's does not. A gap left by a rejected read names it.
 func TestIntervalFilesOffline(t *testing.T) {
 	dir := t.TempDir()
 	jan, feb := month("202301", hand{"usage_value": "744"}), month("202302", hand{"usage_value": "500"})
@@ -85,6 +85,29 @@ func TestIntervalFilesOffline(t *testing.T) {
 	}
 	if c := checkNamed(t, rep, "interval history"); c.Pass {
 		t.Errorf("3 months of reads pass the interval history check: %+v", c)
+	}
+
+	// A read rejected for its units leaves a hole in its day: the gap
+	// names the rejected row (line 1 + 76 days of 24 reads before March 20,
+	// two days being skipped, + 5 hours).
+	b, err := os.ReadFile(iv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "SP1\t1\t20230320\t0500\tKWH\t"
+	if !strings.Contains(string(b), good) {
+		t.Fatal("no read at 2023-03-20 05:00 to spoil")
+	}
+	writeFile(t, iv, []byte(strings.Replace(string(b), good, "SP1\t1\t20230320\t0500\tKWX\t", 1)))
+	rep = mustRun(t, []string{iv, bills}, Options{})
+	var hole *report.Finding
+	for _, f := range findings(rep, "I3", rules.AnomalyIntervalGap) {
+		if f.Date == "2023-03-20" && !f.Cleared {
+			hole = &f
+		}
+	}
+	if hole == nil || hole.CausedBy == nil || hole.CausedBy.Code != records.CodeBadUnits || hole.CausedBy.Line != int64(1+76*24+5) {
+		t.Errorf("the gap of 2023-03-20: %+v", hole)
 	}
 
 	// Without the billing file there is nothing to sum against.

@@ -481,9 +481,12 @@ type run struct {
 	// pending is, per service point, the rejected row that its next
 	// accepted row may show knock-on findings of (a gap where the
 	// rejected period was).
-	pending  map[string]report.Cause
-	knockOns map[[2]string]*report.KnockOn
-	causes   map[fileLine]struct{} // rejected rows with knock-on findings
+	pending map[string]report.Cause
+	// ivRejected is, per service point and local day, a rejected interval
+	// read: a gap found on that day follows from it.
+	ivRejected map[spDay]report.Cause
+	knockOns   map[[2]string]*report.KnockOn
+	causes     map[fileLine]struct{} // rejected rows with knock-on findings
 	// rowsWith are the rows with an error or a warning; offenderRows the
 	// same per service point.
 	rowsWith     map[fileLine]struct{}
@@ -496,6 +499,11 @@ type run struct {
 	reasonBits map[[2]string]int
 	reasonList [][2]string
 	examples   []map[[2]string]report.Subject // by program
+}
+
+type spDay struct {
+	sp  string
+	day dates.Date
 }
 
 type fileLine struct {
@@ -550,6 +558,7 @@ func newRun(opts Options) *run {
 		short:         newIDList(),
 		noUsage:       newIDList(),
 		pending:       map[string]report.Cause{},
+		ivRejected:    map[spDay]report.Cause{},
 		knockOns:      map[[2]string]*report.KnockOn{},
 		causes:        map[fileLine]struct{}{},
 		rowsWith:      map[fileLine]struct{}{},
@@ -618,6 +627,29 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 	return append(ms, out.Memberships...), nil
 }
 
+// causeOf is the rejected row an anomaly follows from, if any: a gap (U2)
+// at the first accepted row of a service point after one of its rows was
+// rejected in the same file; a gap in interval reads (I3) on a day whose
+// read was rejected.
+func (r *run) causeOf(a *rules.Anomaly) *report.Cause {
+	switch a.Code {
+	case rules.AnomalyUsageGap:
+		if c, ok := r.pending[a.ServicePointID]; ok && c.File == a.Source.File {
+			return &c
+		}
+	case rules.AnomalyIntervalGap, rules.AnomalyIntervalGapDays:
+		if len(r.ivRejected) == 0 {
+			return nil
+		}
+		for d := a.EffectiveDate; d <= max(a.Until, a.EffectiveDate) && d < a.EffectiveDate+62; d++ {
+			if c, ok := r.ivRejected[spDay{a.ServicePointID, d}]; ok {
+				return &c
+			}
+		}
+	}
+	return nil
+}
+
 // rejected records a finding per reason of a rejected row.
 func (r *run) rejected(file string, rj *records.Rejected) {
 	if r.opts.Rejected != nil {
@@ -673,10 +705,8 @@ func (r *run) stage1(o rules.Stage1Output) {
 		f := report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
 			File: a.Source.File, Line: a.Source.Line, ServicePointID: a.ServicePointID, AccountID: a.AccountID,
 			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message}
-		if a.Code == rules.AnomalyUsageGap && !a.Cleared {
-			if c, ok := r.pending[a.ServicePointID]; ok && c.File == f.File {
-				f.CausedBy = &c
-			}
+		if !a.Cleared {
+			f.CausedBy = r.causeOf(&a)
 		}
 		if !a.Cleared {
 			anomalies = append(anomalies, same{a.Rule, a.ServicePointID, a.Source.File, a.Source.Line})
