@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/filereader"
 	"github.com/usagestream/usagestream/records"
@@ -213,7 +214,8 @@ func (r *run) finish() {
 	rep.Duplicates, rep.ActiveDateChanges = []report.Finding{}, []report.Finding{}
 	for _, g := range rep.Rules {
 		switch {
-		case g.Kind == report.KindCorrection && (g.Code == "EXACT" || g.Rule == "I2"):
+		case g.Kind == report.KindCorrection && (g.Code == "EXACT" || g.Rule == "I2"),
+			g.Kind == report.KindAnomaly && g.Code == rules.AnomalyDuplicateRow:
 			rep.Duplicates = append(rep.Duplicates, g.Findings...)
 		case g.Kind == report.KindAnomaly && g.Rule == "A3":
 			for _, f := range g.Findings {

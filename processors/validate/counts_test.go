@@ -151,3 +151,24 @@ func writeFile(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDuplicatesListed (issue 17): a row sent twice with the same values
+// (U10) and a period sent again with another value (U4) are listed as
+// duplicates, with their lines.
+func TestDuplicatesListed(t *testing.T) {
+	var rows []hand
+	for m := 1; m <= 12; m++ {
+		rows = append(rows, month("2023"+string(rune('0'+m/10))+string(rune('0'+m%10)), nil))
+	}
+	again := month("202303", nil)
+	other := month("202304", hand{"usage_value": "777"})
+	rows = append(rows, again, other)
+	rep := mustRun(t, []string{handFile(t, t.TempDir(), "20240101000000", rows...)}, Options{})
+	got := map[string]int64{}
+	for _, f := range rep.Duplicates {
+		got[f.Rule] = f.Line
+	}
+	if len(rep.Duplicates) != 2 || got["U10"] != 14 || got["U4"] != 15 {
+		t.Errorf("duplicates %+v, want U10 at line 14 and U4 at line 15", rep.Duplicates)
+	}
+}

@@ -80,7 +80,8 @@ type Report struct {
 	// rejected rows' reason.
 	KnockOns []KnockOn `json:"knock_ons"`
 	// Duplicates are the rows that repeat a period or an interval already
-	// on file (U4 exact corrections, I2), ActiveDateChanges the rows that
+	// on file (U10 the same again, U4 with another value, I2),
+	// ActiveDateChanges the rows that
 	// change an account's active date (A3); at most ExamplesPerGroup each.
 	Duplicates        []Finding `json:"duplicates"`
 	ActiveDateChanges []Finding `json:"active_date_changes"`
