@@ -108,6 +108,10 @@ func TestKnockOnFindingsPointAtTheirRejectedRow(t *testing.T) {
 	if c == nil || c.Line != 7 || c.Code != records.CodeBadDate || c.File != filepath.Base(path) {
 		t.Errorf("July's gap caused by %+v, want the rejected row at line 7", c)
 	}
+	rej := findings(rep, "DC-2.4", records.CodeBadDate)
+	if len(rej) != 1 || len(rej[0].LedTo) != 1 || rej[0].LedTo[0].Rule != "U2" || rej[0].LedTo[0].Line != gaps[0].Line {
+		t.Errorf("the rejected row %+v does not list the gap it led to (line %d)", rej, gaps[0].Line)
+	}
 	if gaps[1].CausedBy != nil {
 		t.Errorf("February's gap caused by %+v, want nothing", gaps[1].CausedBy)
 	}

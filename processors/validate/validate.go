@@ -482,6 +482,9 @@ type run struct {
 	// accepted row may show knock-on findings of (a gap where the
 	// rejected period was).
 	pending map[string]report.Cause
+	// keptRejected locates the rejected-row findings the report keeps, by
+	// row, to list under them the findings they lead to.
+	keptRejected map[fileLine][]keptRef
 	// ivRejected is, per service point and local day, a rejected interval
 	// read: a gap found on that day follows from it.
 	ivRejected map[spDay]report.Cause
@@ -500,6 +503,14 @@ type run struct {
 	reasonList [][2]string
 	examples   []map[[2]string]report.Subject // by program
 }
+
+type keptRef struct {
+	group groupKey
+	i     int
+}
+
+// maxLedTo bounds the findings listed under one rejected row.
+const maxLedTo = 20
 
 type spDay struct {
 	sp  string
@@ -559,6 +570,7 @@ func newRun(opts Options) *run {
 		noUsage:       newIDList(),
 		pending:       map[string]report.Cause{},
 		ivRejected:    map[spDay]report.Cause{},
+		keptRejected:  map[fileLine][]keptRef{},
 		knockOns:      map[[2]string]*report.KnockOn{},
 		causes:        map[fileLine]struct{}{},
 		rowsWith:      map[fileLine]struct{}{},
@@ -754,6 +766,11 @@ func (r *run) add(f report.Finding) {
 		}
 	}
 	if r.opts.Examples == 0 || len(g.Findings) < r.opts.Examples {
+		if f.Kind == report.KindRejected {
+			// Kept, so the findings it leads to can be listed under it.
+			at := fileLine{f.File, f.Line}
+			r.keptRejected[at] = append(r.keptRejected[at], keptRef{k, len(g.Findings)})
+		}
 		g.Findings = append(g.Findings, f)
 	}
 	if f.Severity == report.SeverityInfo || f.Cleared {
@@ -775,6 +792,12 @@ func (r *run) add(f report.Finding) {
 	}
 	ob[f.Rule]++
 	if c := f.CausedBy; c != nil {
+		for _, ref := range r.keptRejected[fileLine{c.File, c.Line}] {
+			rf := &r.groups[ref.group].Findings[ref.i]
+			if len(rf.LedTo) < maxLedTo {
+				rf.LedTo = append(rf.LedTo, report.Ref{Rule: f.Rule, Code: f.Code, File: f.File, Line: f.Line, Date: f.Date})
+			}
+		}
 		t.KnockOn++
 		g.KnockOn++
 		k := r.knockOns[[2]string{c.Rule, c.Code}]

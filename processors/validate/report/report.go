@@ -226,6 +226,18 @@ type Finding struct {
 	// CausedBy is the rejected row this finding follows from (a gap where
 	// the rejected row's period would have been), when there is one.
 	CausedBy *Cause `json:"caused_by,omitempty"`
+	// LedTo lists, under a rejected row, the findings that follow from it
+	// (at most 20), so they read as one problem.
+	LedTo []Ref `json:"led_to,omitempty"`
+}
+
+// Ref points at a finding.
+type Ref struct {
+	Rule string `json:"rule"`
+	Code string `json:"code"`
+	File string `json:"file"`
+	Line int64  `json:"line"`
+	Date string `json:"date,omitempty"`
 }
 
 // Cause is a rejected row that other findings follow from.

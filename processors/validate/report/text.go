@@ -218,6 +218,9 @@ func WriteTextWith(w io.Writer, r *Report, o TextOptions) error {
 		}
 		for _, f := range g.Findings[:min(len(g.Findings), textFindings)] {
 			ew.printf("           %s:%d %s: %s\n", f.File, f.Line, orDash(f.ServicePointID), oneLine(f.Message))
+			for _, l := range f.LedTo {
+				ew.printf("             -> led to %s %s at %s:%d\n", l.Rule, l.Code, l.File, l.Line)
+			}
 		}
 		if g.Count > textFindings {
 			ew.printf("           ... %d more (see the JSON or HTML report)\n", g.Count-textFindings)
