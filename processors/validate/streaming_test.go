@@ -102,7 +102,17 @@ func TestFindingsEqualStreamingEvents(t *testing.T) {
 	for _, m := range read(env.Topics.Anomalies) {
 		want = append(want, fmt.Sprintf("anomaly %s %s cleared=%v %s", m["service_point_id"], m["code"], m["cleared"], cause(m)))
 	}
+	// A refused or changed account is an account event and an anomaly of
+	// the same code at the same row; the report counts it once, as the
+	// anomaly (issue 17).
+	raised := map[string]bool{}
+	for _, w := range want {
+		raised[w] = true
+	}
 	for _, m := range read(env.Topics.AccountEvents) {
+		if raised[fmt.Sprintf("anomaly %s %s cleared=false %s", m["service_point_id"], m["type"], cause(m))] {
+			continue
+		}
 		want = append(want, fmt.Sprintf("account %s %s %s", m["service_point_id"], m["type"], cause(m)))
 	}
 	for _, m := range read(env.Topics.Rejected) {

@@ -9,6 +9,7 @@
 package validate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/filereader"
+	"github.com/usagestream/usagestream/producers/interval"
 	"github.com/usagestream/usagestream/records"
 )
 
@@ -60,6 +62,11 @@ type Options struct {
 	Policy rules.Policy
 	// Reader options; NetMetering is taken from the policy, as the rules do.
 	Reader billing.Options
+	// Interval is the interval reader's options. Interval files (named
+	// interval<mm>, or any name off the convention when Interval.Minutes
+	// is set) are read with it and run through the interval rules (I1-I3,
+	// I5-I7), with the billing files of the run for the sum check (I6).
+	Interval interval.Options
 	// Store is StoreAuto (""), StoreMemory or StorePebble.
 	Store string
 	// PebbleAbove is the total size of the input files, in bytes of gzip or
@@ -79,6 +86,25 @@ type Options struct {
 	// read so far (all files).
 	Progress func(rows int64)
 	Logger   *slog.Logger
+	// Version is the usagestream version the report names; PolicyFile the
+	// policy file Policy was loaded from ("" for the built-in default),
+	// whose name and SHA-256 the report names. Now is the clock of the
+	// report's time (nil: time.Now).
+	Version    string
+	PolicyFile string
+	Now        func() time.Time
+	// Rejected, when set, is called for every rejected row, in file and
+	// line order, with the file's name and layout (a RejectedWriter's
+	// Write): the rows to send back, every one, not the report's examples.
+	Rejected func(file, layout string, rj *records.Rejected)
+	// Phase is PhaseSample (""), PhaseHistorical or PhaseIncremental: the
+	// checks each phase adds to the policy's. StateFrom is the folder an
+	// earlier run wrote with SaveState: an incremental run continues it.
+	// SaveState is the folder to write this run's service point states to
+	// (replaced whole).
+	Phase     string
+	StateFrom string
+	SaveState string
 }
 
 // Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
@@ -87,7 +113,7 @@ type Options struct {
 // that does not exist, a cancelled context, a failing temporary store.
 func Run(ctx context.Context, paths []string, opts Options) (*report.Report, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("validate: no files given; name one or more billing files")
+		return nil, errors.New("validate: no files given; name one or more billing or interval files")
 	}
 	var total int64
 	for _, p := range paths {
@@ -105,9 +131,21 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			total += st.Size() / plainRatio
 		}
 	}
+	if err := checkPhase(opts); err != nil {
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	// The inputs are hashed beside the run: reading a file once more
+	// costs little next to parsing it.
+	var info report.RunInfo
+	hashed := make(chan error, 1)
+	infoOpts := opts // a copy: Run changes opts below
+	go func() { hashed <- runInfo(&info, paths, infoOpts) }()
 	opts.Reader.NetMetering = opts.Policy.NetMetering
 	r := newRun(opts)
 	chain := rules.NewChain(opts.Policy)
@@ -124,6 +162,15 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		}
 	}
 	r.rep.Store = store
+	r.rep.Phase = cmp.Or(opts.Phase, PhaseSample)
+	if opts.SaveState != "" {
+		saver, err := openStateSaver(opts.SaveState)
+		if err != nil {
+			return nil, err
+		}
+		r.saver = saver
+		defer saver.close() // closed at the end with its error checked; again here after a failure
+	}
 	var finish func()
 	switch store {
 	case StoreMemory:
@@ -153,11 +200,43 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	default:
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
+	if opts.StateFrom != "" {
+		r.loaded = map[uint64]struct{}{}
+		if err := r.loadState(opts.StateFrom, chain.ServicePoints); err != nil {
+			<-hashed
+			return nil, err
+		}
+	}
 	start := time.Now()
-	if err := r.files(ctx, records.Order(paths)); err != nil {
+	var billingPaths, intervalPaths []string
+	for _, p := range records.Order(paths) {
+		if isInterval(p, opts.Interval) {
+			intervalPaths = append(intervalPaths, p)
+		} else {
+			billingPaths = append(billingPaths, p)
+		}
+	}
+	if len(intervalPaths) > 0 {
+		r.iv = &intervals{points: map[string]*rules.IntervalPoint{}}
+	}
+	if err := r.files(ctx, billingPaths); err != nil {
+		<-hashed
 		return nil, err
 	}
 	finish()
+	if err := r.intervalFiles(ctx, intervalPaths); err != nil {
+		<-hashed
+		return nil, err
+	}
+	if err := <-hashed; err != nil {
+		return nil, err
+	}
+	if r.saver != nil {
+		if err := r.saver.close(); err != nil {
+			return nil, err
+		}
+	}
+	r.rep.Run = info
 	r.finish()
 	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
 		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
@@ -199,11 +278,12 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // msg is what the reading goroutine hands to the rules: the start of a file,
 // a batch of its records, or its end.
 type msg struct {
-	file  *report.File
-	recs  []billing.Record
-	end   bool
-	stats filereader.Stats
-	err   error // the file could not be read to its end
+	file     *report.File
+	notTaken bool // the file could not be opened: no row of it read
+	recs     []billing.Record
+	end      bool
+	stats    filereader.Stats
+	err      error // the file could not be read to its end
 }
 
 const batchRows = 1024
@@ -233,9 +313,9 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		for m := range recs {
 			switch {
 			case m.file != nil:
-				cur = m.file
+				cur, r.layout = m.file, m.file.Layout
 			case m.end:
-				r.endFile(cur, m.stats, m.err)
+				r.endFile(cur, m.stats, m.err, m.notTaken)
 			default:
 				var out []rules.Membership
 				select {
@@ -312,7 +392,7 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 		f := &report.File{Name: filepath.Base(p)}
 		rd, err := billing.Open(p, r.opts.Reader)
 		if err != nil {
-			if !send(msg{file: f}) || !send(msg{end: true, err: err}) {
+			if !send(msg{file: f}) || !send(msg{end: true, err: err, notTaken: true}) {
 				return ctx.Err()
 			}
 			continue
@@ -363,10 +443,18 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 
 // run is one validation's accumulated findings and counts.
 type run struct {
-	opts  Options
-	chain *rules.Chain
-	rep   *report.Report
-	rows  int64
+	opts   Options
+	chain  *rules.Chain
+	layout string     // of the file whose rows are being judged
+	iv     *intervals // nil when the run has no interval file
+	saver  *stateSaver
+	// loaded holds the hashes of the service points an incremental run's
+	// saved state gave (nil in other phases).
+	loaded map[uint64]struct{}
+	// noUsage holds the service points with an account and no usage.
+	noUsage *idList
+	rep     *report.Report
+	rows    int64
 
 	seed                                  maphash.Seed
 	customers, premises, accounts, points map[uint64]struct{}
@@ -385,8 +473,27 @@ type run struct {
 	raised        map[openKey][]report.Finding
 	resolvedShown map[groupKey]int
 
-	// summaries of service point states, by hash of the id (see summarise).
+	// summaries of service point states, by hash of the id (see summarise),
+	// and the ids of those short of history.
 	history map[uint64]spSummary
+	short   *idList // months of history
+
+	// pending is, per service point, the rejected row that its next
+	// accepted row may show knock-on findings of (a gap where the
+	// rejected period was).
+	pending map[string]report.Cause
+	// keptRejected locates the rejected-row findings the report keeps, by
+	// row, to list under them the findings they lead to.
+	keptRejected map[fileLine][]keptRef
+	// ivRejected is, per service point and local day, a rejected interval
+	// read: a gap found on that day follows from it.
+	ivRejected map[spDay]report.Cause
+	knockOns   map[[2]string]*report.KnockOn
+	causes     map[fileLine]struct{} // rejected rows with knock-on findings
+	// rowsWith are the rows with an error or a warning; offenderRows the
+	// same per service point.
+	rowsWith     map[fileLine]struct{}
+	offenderRows map[string]map[fileLine]struct{}
 
 	// Final eligibility by hash of (customer, premise): per program, a bit per
 	// reason (reasonBits) and evalBit once evaluated.
@@ -395,6 +502,24 @@ type run struct {
 	reasonBits map[[2]string]int
 	reasonList [][2]string
 	examples   []map[[2]string]report.Subject // by program
+}
+
+type keptRef struct {
+	group groupKey
+	i     int
+}
+
+// maxLedTo bounds the findings listed under one rejected row.
+const maxLedTo = 20
+
+type spDay struct {
+	sp  string
+	day dates.Date
+}
+
+type fileLine struct {
+	file string
+	line int64
 }
 
 type monthFuel struct {
@@ -430,7 +555,7 @@ const (
 func newRun(opts Options) *run {
 	r := &run{
 		opts:      opts,
-		rep:       &report.Report{ExamplesPerGroup: opts.Examples},
+		rep:       &report.Report{ExamplesPerGroup: opts.Examples, OpenByServicePoint: map[string]map[string]int64{}},
 		seed:      maphash.MakeSeed(),
 		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
 		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
@@ -441,6 +566,15 @@ func newRun(opts Options) *run {
 		resolvedShown: map[groupKey]int{},
 		offenders:     map[string]*report.Offender{},
 		history:       map[uint64]spSummary{},
+		short:         newIDList(),
+		noUsage:       newIDList(),
+		pending:       map[string]report.Cause{},
+		ivRejected:    map[spDay]report.Cause{},
+		keptRejected:  map[fileLine][]keptRef{},
+		knockOns:      map[[2]string]*report.KnockOn{},
+		causes:        map[fileLine]struct{}{},
+		rowsWith:      map[fileLine]struct{}{},
+		offenderRows:  map[string]map[fileLine]struct{}{},
 		programs:      rules.Programs(),
 		subjects:      map[uint64][]uint32{},
 		reasonBits:    map[[2]string]int{},
@@ -468,17 +602,16 @@ func (r *run) count(set map[uint64]struct{}, last *string, id string) {
 func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([]rules.Membership, error) {
 	r.rows++
 	if rj := rec.Rejected; rj != nil {
-		for _, rs := range rj.Reasons {
-			r.codeRule[rs.Code] = rs.Rule
-			r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
-				File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
-		}
+		r.rejected(file, rj)
 		return ms, nil
 	}
 	row := rec.Row
 	out, err := r.chain.ApplyRow(row, rules.Source{File: file, Line: row.Line})
 	if err != nil {
 		return ms, fmt.Errorf("validate: %s line %d: %w", file, row.Line, err)
+	}
+	if r.iv != nil {
+		r.intervalBilling(file, row)
 	}
 	if row.Layout != records.LayoutCustomer {
 		if start := row.PeriodStart(); r.first == 0 || start < r.first {
@@ -500,7 +633,48 @@ func (r *run) record(file string, rec *billing.Record, ms []rules.Membership) ([
 		r.months[monthFuel{int32(y*12 + int(m) - 1), fuel}]++
 	}
 	r.stage1(out)
+	if len(r.pending) > 0 {
+		delete(r.pending, row.ServicePointID) // its next row has been judged
+	}
 	return append(ms, out.Memberships...), nil
+}
+
+// causeOf is the rejected row an anomaly follows from, if any: a gap (U2)
+// at the first accepted row of a service point after one of its rows was
+// rejected in the same file; a gap in interval reads (I3) on a day whose
+// read was rejected.
+func (r *run) causeOf(a *rules.Anomaly) *report.Cause {
+	switch a.Code {
+	case rules.AnomalyUsageGap:
+		if c, ok := r.pending[a.ServicePointID]; ok && c.File == a.Source.File {
+			return &c
+		}
+	case rules.AnomalyIntervalGap, rules.AnomalyIntervalGapDays:
+		if len(r.ivRejected) == 0 {
+			return nil
+		}
+		for d := a.EffectiveDate; d <= max(a.Until, a.EffectiveDate) && d < a.EffectiveDate+62; d++ {
+			if c, ok := r.ivRejected[spDay{a.ServicePointID, d}]; ok {
+				return &c
+			}
+		}
+	}
+	return nil
+}
+
+// rejected records a finding per reason of a rejected row.
+func (r *run) rejected(file string, rj *records.Rejected) {
+	if r.opts.Rejected != nil {
+		r.opts.Rejected(file, r.layout, rj)
+	}
+	if rj.ServicePointID != "" && len(rj.Reasons) > 0 {
+		r.pending[rj.ServicePointID] = report.Cause{File: file, Line: rj.Line, Rule: rj.Reasons[0].Rule, Code: rj.Reasons[0].Code}
+	}
+	for _, rs := range rj.Reasons {
+		r.codeRule[rs.Code] = rs.Rule
+		r.add(report.Finding{Kind: report.KindRejected, Rule: rs.Rule, Code: rs.Code, Severity: report.SeverityError,
+			File: file, Line: rj.Line, ServicePointID: rj.ServicePointID, Field: rs.Field, Message: rs.Message})
+	}
 }
 
 // valueCharge shows a period's usage and charge: a correction may change
@@ -527,20 +701,38 @@ func (r *run) stage1(o rules.Stage1Output) {
 			Message: fmt.Sprintf("usage of the %d days to %s (%s) replaced by %s over the %d days to %s",
 				c.Duration, day(c.DateTo), valueCharge(c.OldValue, c.OldCharge), valueCharge(c.NewValue, c.NewCharge), c.NewDuration, day(c.NewDateTo))})
 	}
+	// A refused or changed account (A3, A5, A8) is both an account event
+	// and an anomaly of the same rule at the same row: one finding, the
+	// anomaly, whose clearing the report follows.
+	type same struct {
+		rule, sp, file string
+		line           int64
+	}
+	var anomalies []same
 	for _, a := range o.Anomalies {
 		sev := report.SeverityWarning
 		if a.Cleared {
 			sev = report.SeverityInfo
 		}
-		r.add(report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
+		f := report.Finding{Kind: report.KindAnomaly, Rule: a.Rule, Code: a.Code, Severity: sev, Cleared: a.Cleared,
 			File: a.Source.File, Line: a.Source.Line, ServicePointID: a.ServicePointID, AccountID: a.AccountID,
-			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message})
+			CustomerID: a.CustomerID, PremiseID: a.PremiseID, Date: day(a.EffectiveDate), Message: a.Message}
+		if !a.Cleared {
+			f.CausedBy = r.causeOf(&a)
+		}
+		if !a.Cleared {
+			anomalies = append(anomalies, same{a.Rule, a.ServicePointID, a.Source.File, a.Source.Line})
+		}
+		r.add(f)
 	}
 	for _, e := range o.AccountEvents {
 		sev := report.SeverityInfo
 		switch e.Type {
 		case rules.EventReactivationRefused, rules.EventDeletionRefused, rules.EventActiveDateChanged:
 			sev = report.SeverityWarning
+			if slices.Contains(anomalies, same{e.Rule, e.ServicePointID, e.Source.File, e.Source.Line}) {
+				continue
+			}
 		}
 		msg := e.Detail
 		if msg == "" {
@@ -574,18 +766,72 @@ func (r *run) add(f report.Finding) {
 		}
 	}
 	if r.opts.Examples == 0 || len(g.Findings) < r.opts.Examples {
+		if f.Kind == report.KindRejected {
+			// Kept, so the findings it leads to can be listed under it.
+			at := fileLine{f.File, f.Line}
+			r.keptRejected[at] = append(r.keptRejected[at], keptRef{k, len(g.Findings)})
+		}
 		g.Findings = append(g.Findings, f)
 	}
-	if f.Severity == report.SeverityInfo || f.ServicePointID == "" {
+	if f.Severity == report.SeverityInfo || f.Cleared {
+		return
+	}
+	r.continuity(f)
+	t := &r.rep.Totals
+	if f.Severity == report.SeverityError {
+		t.Errors++
+	} else {
+		t.Warnings++
+	}
+	at := fileLine{f.File, f.Line}
+	r.rowsWith[at] = struct{}{}
+	ob := r.rep.OpenByServicePoint[f.ServicePointID]
+	if ob == nil {
+		ob = map[string]int64{}
+		r.rep.OpenByServicePoint[strings.Clone(f.ServicePointID)] = ob
+	}
+	ob[f.Rule]++
+	if c := f.CausedBy; c != nil {
+		for _, ref := range r.keptRejected[fileLine{c.File, c.Line}] {
+			rf := &r.groups[ref.group].Findings[ref.i]
+			if len(rf.LedTo) < maxLedTo {
+				rf.LedTo = append(rf.LedTo, report.Ref{Rule: f.Rule, Code: f.Code, File: f.File, Line: f.Line, Date: f.Date})
+			}
+		}
+		t.KnockOn++
+		g.KnockOn++
+		k := r.knockOns[[2]string{c.Rule, c.Code}]
+		if k == nil {
+			k = &report.KnockOn{Rule: c.Rule, Code: c.Code, ByRule: map[string]int64{}}
+			r.knockOns[[2]string{c.Rule, c.Code}] = k
+		}
+		k.Findings++
+		k.ByRule[f.Rule]++
+		if cl := (fileLine{c.File, c.Line}); !has(r.causes, cl) {
+			r.causes[cl] = struct{}{}
+			k.Rows++
+		}
+	}
+	if f.ServicePointID == "" {
 		return
 	}
 	o := r.offenders[f.ServicePointID]
 	if o == nil {
 		o = &report.Offender{ServicePointID: f.ServicePointID, ByRule: map[string]int64{}}
 		r.offenders[o.ServicePointID] = o
+		r.offenderRows[o.ServicePointID] = map[fileLine]struct{}{}
 	}
 	o.Findings++
 	o.ByRule[f.Rule]++
+	if rows := r.offenderRows[o.ServicePointID]; !has(rows, at) {
+		rows[at] = struct{}{}
+		o.Rows++
+	}
+}
+
+func has[K comparable](m map[K]struct{}, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // resolve pairs a cleared anomaly with the one it clears, raised earlier in
@@ -611,6 +857,15 @@ func (r *run) resolve(k groupKey, g *report.RuleFindings, cleared report.Finding
 	}
 	g.Open--
 	g.Resolved++
+	r.rep.Totals.Warnings--
+	if ob := r.rep.OpenByServicePoint[raised.ServicePointID]; ob != nil {
+		if ob[raised.Rule]--; ob[raised.Rule] <= 0 {
+			delete(ob, raised.Rule)
+		}
+		if len(ob) == 0 {
+			delete(r.rep.OpenByServicePoint, raised.ServicePointID)
+		}
+	}
 	if r.opts.Examples == 0 || r.resolvedShown[k] < r.opts.Examples {
 		r.resolvedShown[k]++
 		r.rep.Resolved = append(r.rep.Resolved, report.Resolved{Raised: raised, Cleared: cleared})
@@ -693,7 +948,21 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 			s.inactive = true // every account deleted
 		}
 	}
-	r.history[maphash.String(r.seed, id)] = s
+	h := maphash.String(r.seed, id)
+	r.history[h] = s
+	if r.saver != nil {
+		r.saver.save(id, sp)
+	}
+	if len(sp.Tenures) > 0 && !s.usage {
+		r.noUsage.put(h, id, 0)
+	} else if r.noUsage.len() > 0 {
+		r.noUsage.del(h)
+	}
+	if need := r.opts.Policy.Validation.HistoryMonths; s.usage && !s.inactive && int(s.months) < need {
+		r.short.put(h, id, int(s.months))
+	} else if r.short.len() > 0 {
+		r.short.del(h)
+	}
 }
 
 // coveredMonths is the history of a timeline in months of 30.44 days (a

@@ -48,6 +48,12 @@ func mustRun(t *testing.T, files []string, opts Options) *report.Report {
 	if opts.Policy.Validation.HistoryMonths == 0 {
 		opts.Policy = rules.DefaultPolicy()
 	}
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return now }
+	}
+	if opts.Version == "" {
+		opts.Version = "test"
+	}
 	rep, err := Run(context.Background(), files, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -310,3 +310,38 @@ func eligibilityChart(r *Report) hChart {
 	c.Legend = []legendItem{{"#2f855a", "eligible"}, {"#c53030", "not eligible"}}
 	return c
 }
+
+// trendChart draws the errors and warnings of each round, oldest first.
+func trendChart(r *Report) vChart {
+	c := vChart{W: chartW, H: chartH, Left: left, Bottom: bottom}
+	if len(r.Rounds) == 0 {
+		c.Empty = "One round only: give the JSON report of the previous round with --compare."
+		return c
+	}
+	var most int64
+	for _, rd := range r.Rounds {
+		most = max(most, rd.Errors+rd.Warnings)
+	}
+	ymax := niceMax(float64(most))
+	plotH := bottom - top
+	slot := (chartW - left - 8) / float64(max(len(r.Rounds), 6))
+	for i, rd := range r.Rounds {
+		b := vBar{X: left + float64(i)*slot + slot*0.15, W: slot * 0.7, Label: fmt.Sprintf("round %d", i+1), ShowLabel: true}
+		y := bottom
+		for _, s := range []struct {
+			n   int64
+			sev string
+		}{{rd.Errors, SeverityError}, {rd.Warnings, SeverityWarning}} {
+			if s.n == 0 {
+				continue
+			}
+			h := plotH * float64(s.n) / ymax
+			y -= h
+			b.Segs = append(b.Segs, rect{X: b.X, Y: y, W: b.W, H: h, Color: severityColors[s.sev], Title: fmt.Sprintf("round %d (%s): %d %ss", i+1, rd.Time, s.n, s.sev)})
+		}
+		c.Bars = append(c.Bars, b)
+	}
+	c.Ticks = ticks(ymax, plotH, bottom)
+	c.Legend = []legendItem{{severityColors[SeverityError], "errors"}, {severityColors[SeverityWarning], "warnings open"}}
+	return c
+}

@@ -78,6 +78,11 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		Cleared: report.Finding{Kind: report.KindAnomaly, Rule: "U2", Code: "USAGE_GAP", Severity: report.SeverityInfo, Cleared: true,
 			File: "hist.tsv", Line: 13, ServicePointID: "SP1", Date: "2022-02-01", Message: "usage gap cleared: filled"},
 	})
+	// Compared with two earlier rounds: the comparison and the trend.
+	prev := sampleReport(t)
+	prev.OpenByServicePoint["SP-E-99999999"] = map[string]int64{"U2": 3}
+	prev.Rounds = []report.Round{{Time: "2025-01-01T00:00:00Z", Errors: 40, Warnings: 30}, report.RoundOf(prev)}
+	report.Compare(prev, rep)
 	var page bytes.Buffer
 	if err := report.WriteHTML(&page, rep); err != nil {
 		t.Fatal(err)
@@ -169,6 +174,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	charts := eval(`document.querySelectorAll("#charts svg").length`)
 	rects := eval(`document.querySelectorAll("#charts svg rect").length`)
 	pagers := eval(`document.querySelectorAll(".pager").length`)
+	trend := eval(`document.querySelectorAll("#compare svg rect").length`)
 	resolved := text(`document.querySelector("#resolved tbody tr").textContent`)
 	// The first paged table shows 25 rows; its pager's "next" moves to page 2.
 	visible := eval(`(function(){ var t = document.querySelector(".pager + table.paged"); var d = t.closest("details"); if (d) { d.open = true; }
@@ -181,6 +187,31 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100)) // 100: PNG
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A laptop screen (1366 x 768): nothing wider than the window, no chart
+	// label outside its chart, no count with its noun in the wrong number.
+	if err := chromedp.Do(tctx, chromedp.EmulateViewport(1366, 768)); err != nil {
+		t.Fatal(err)
+	}
+	eval(`(function(){ document.querySelectorAll("details").forEach(function(d){ d.open = true; }); return 0; })()`)
+	wide := text(`(function(){ var out = []; var w = document.documentElement.clientWidth;
+		if (document.documentElement.scrollWidth > w) { out.push("page " + document.documentElement.scrollWidth + " > " + w); }
+		document.querySelectorAll("table").forEach(function(t){ var r = t.getBoundingClientRect();
+			if (r.right > w + 0.5) { out.push((t.closest("section")||{}).id + " table right edge " + Math.round(r.right) + " > " + w); } });
+		return out.join("; "); })()`)
+	clipped := text(`(function(){ var out = [];
+		document.querySelectorAll("svg").forEach(function(svg){ var box = svg.getBoundingClientRect();
+			svg.querySelectorAll("text").forEach(function(t){ var r = t.getBoundingClientRect();
+				if (r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)) { out.push(t.textContent); } }); });
+		return out.join(", "); })()`)
+	plurals := text(`(function(){ var m = document.body.innerText.match(/(^|[^0-9.,])1 (rows|files|errors|warnings|findings|months|service points)\b/g); return m ? m.join(" | ") : ""; })()`)
+	var regions = map[string][]byte{}
+	for _, id := range []string{"checks", "compare", "charts", "lists", "findings", "run"} {
+		b, err := chromedp.Run(tctx, chromedp.Screenshot(chromedp.CSS("#"+id)))
+		if err != nil {
+			t.Fatalf("screenshot of #%s: %v", id, err)
+		}
+		regions[id] = b
 	}
 	time.Sleep(300 * time.Millisecond) // let late console messages arrive
 	cancel()
@@ -200,6 +231,9 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	if want := map[bool]string{true: "usagestream validate: PASS", false: "usagestream validate: FAIL"}[rep.Pass]; title != want {
 		t.Errorf("title %q, want %q", title, want)
 	}
+	if trend < 5 {
+		t.Errorf("%d bars in the trend of three rounds", trend)
+	}
 	if charts != 4 || rects < 20 {
 		t.Errorf("%d charts with %d bars drawn, want 4 charts and their bars", charts, rects)
 	}
@@ -211,6 +245,15 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	}
 	if !strings.HasPrefix(infoBefore, "page 1 of ") || !strings.HasPrefix(infoAfter, "page 2 of ") {
 		t.Errorf("pager said %q, then %q after next", infoBefore, infoAfter)
+	}
+	if wide != "" {
+		t.Errorf("wider than a 1366-pixel laptop screen: %s", wide)
+	}
+	if clipped != "" {
+		t.Errorf("chart labels outside their chart: %s", clipped)
+	}
+	if plurals != "" {
+		t.Errorf("wrong plurals on the page: %s", plurals)
 	}
 	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
@@ -227,6 +270,11 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	out := filepath.Join(dir, "validate-report.png")
 	if err := os.WriteFile(out, shot, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for id, b := range regions {
+		if err := os.WriteFile(filepath.Join(dir, "validate-laptop-"+id+".png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("screenshot %s (%d bytes), %d requests, %d chart bars", out, len(shot), len(requests), rects)
 }
