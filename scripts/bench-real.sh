@@ -77,16 +77,23 @@ ppid=$!
 # caught_up: every lag gauge is 0 and the inputs counted did not move since
 # the last call (state in $work/last).
 caught_up() {
-  local m
-  m=$(curl -fs --max-time 2 "http://127.0.0.1:$port/metrics") || return 1
-  python3 - "$work/last" <<PY
-import re, sys
-m = """$m"""
-lags = [float(v) for v in re.findall(r'^usagestream_processor_consumer_lag_records\{[^}]*\} ([0-9.e+]+)$', m, re.M)]
-ins = sum(float(v) for v in re.findall(r'^usagestream_processor_records_in_total\{[^}]*\} ([0-9.e+]+)$', m, re.M))
-last = open(sys.argv[1]).read() if __import__("os").path.exists(sys.argv[1]) else ""
-open(sys.argv[1], "w").write(str(ins))
-sys.exit(0 if lags and all(l == 0 for l in lags) and ins > 0 and last == str(ins) else 1)
+  curl -fs --max-time 2 "http://127.0.0.1:$port/metrics" >"$work/metrics" || return 1
+  python3 - "$work/metrics" "$work/last" "$rows" <<'PY'
+import os, re, sys
+m = open(sys.argv[1]).read()
+rows = int(sys.argv[3])
+lags = re.findall(r'^usagestream_processor_consumer_lag_records\{[^}]*processor="([^"]+)"[^}]*\} (\S+)$', m, re.M)
+ins = re.findall(r'^usagestream_processor_records_in_total\{processor="([^"]+)",topic="([^"]+)"\} (\S+)$', m, re.M)
+billing = {p: float(v) for p, t, v in ins if t.endswith("billing.v1")}
+total = str(sum(float(v) for _, _, v in ins))
+last = open(sys.argv[2]).read() if os.path.exists(sys.argv[2]) else ""
+open(sys.argv[2], "w").write(total)
+# Every stage read something, the two that read billing.v1 read it all,
+# no lag, and nothing read since the last look.
+done = ({p for p, _ in lags} == {"servicepoint", "premise", "customer", "interval"}
+        and all(float(v) == 0 for _, v in lags)
+        and billing.get("servicepoint") == rows and billing.get("interval") == rows and last == total)
+sys.exit(0 if done else 1)
 PY
 }
 done_at=""
@@ -96,6 +103,7 @@ for _ in $(seq 3600); do
   sleep 1
 done
 [ -n "$done_at" ] || { say "process did not reach lag 0 within an hour"; exit 1; }
-kill -INT "$ppid"; wait "$ppid" || true
+# GNU time ignores SIGINT: stop its child, usagestream.
+pkill -INT -P "$ppid"; wait "$ppid" || true
 # The stability check waited one poll (1 s) after lag 0.
 report process "$rows" "$(echo "$done_at - $start - 1" | bc)" "$work/process.time"
