@@ -21,7 +21,7 @@ type intervalFlags struct {
 	IntervalsMaxErrors     int      `name:"intervals-max-errors" env:"USAGESTREAM_INTERVALS_MAX_ERRORS" default:"100" help:"Not-accepted lines listed with their errors in an answer; the rest are counted per reason (counts, errors_omitted)."`
 	IntervalsMaxConcurrent int      `name:"intervals-max-concurrent" env:"USAGESTREAM_INTERVALS_MAX_CONCURRENT" default:"4" help:"POST /v1/intervals requests served at once; more are answered 503 with Retry-After."`
 	IntervalsUnits         []string `name:"intervals-units" env:"USAGESTREAM_INTERVALS_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of posted reads."`
-	IntervalsTZ            string   `name:"intervals-tz" env:"USAGESTREAM_INTERVAL_TZ" default:"UTC" help:"The utility's time zone (IANA name): a posted read whose interval_end is in UTC (Z) gets its local date and time there."`
+	IntervalsTZ            string   `name:"intervals-tz" env:"USAGESTREAM_INTERVALS_TZ" default:"UTC" help:"The utility's time zone (IANA name): a posted read whose interval_end is in UTC (Z) gets its local date and time there."`
 }
 
 // intervalEndpoint is the mounted endpoint and the client behind it.

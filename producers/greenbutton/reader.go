@@ -669,6 +669,9 @@ func (r *Reader) emit(raw *rawReading) {
 		rd.LocalDate = dates.FromCivil(end.Date())
 		rd.LocalTime = int16(end.Hour()*60 + end.Minute())
 		rd.OffsetMinutes = int16(off / 60)
+		// The instant and the local fields derived from it: both given,
+		// agreeing, as the read contract checks (producers/interval).
+		rd.EndMillis, rd.OffsetGiven = end.UnixMilli(), true
 		if end.Second() != 0 || off%60 != 0 {
 			add("timePeriod/start", records.CodeBadTime, records.RuleIntervalColumns, "the reading ends at %s, not on a whole minute", end.Format(time.RFC3339))
 		}
