@@ -15,14 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/usagestream/usagestream/internal/browsertest"
 	"github.com/usagestream/usagestream/internal/kafkatest"
 	"github.com/usagestream/usagestream/processors/console"
 	"github.com/usagestream/usagestream/processors/pipeline"
@@ -32,25 +31,6 @@ import (
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
-
-// chromium returns the browser to test with: $USAGESTREAM_CHROMIUM (exported
-// by scripts/test.d/30-chromium.sh), else /usr/bin/chromium. Without one
-// the test fails on CI and is skipped elsewhere.
-func chromium(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv("USAGESTREAM_CHROMIUM")
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("no Chromium at %s (%v): run `make test`, whose lane 30-chromium installs Debian's chromium, or apt-get install chromium", path, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
 
 const token = "console-test-token"
 
@@ -178,7 +158,7 @@ func screenshotDir(t *testing.T) string {
 // API's; no console error, no failed request, no request to another
 // origin; screenshots of each page are saved.
 func TestConsoleInChromium(t *testing.T) {
-	browser := chromium(t)
+	browser := browsertest.Path(t)
 	s := startStack(t)
 	shots := screenshotDir(t)
 
@@ -204,82 +184,8 @@ func TestConsoleInChromium(t *testing.T) {
 	files := apiGet[query.Files](t, s.url, "/v1/files")
 	stages := apiGet[query.Stages](t, s.url, "/v1/stages")
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu       sync.Mutex
-		problems []string
-		requests []string
-		wg       sync.WaitGroup
-	)
-	cons := chromedp.Console(ctx)
-	sent := chromedp.Events(ctx, network.RequestWillBeSent)
-	answered := chromedp.Events(ctx, network.ResponseReceived)
-	failed := chromedp.Events(ctx, network.LoadingFailed)
-	wg.Add(4)
-	go func() {
-		defer wg.Done()
-		for m, err := range cons {
-			if err != nil {
-				return
-			}
-			if m.Type != chromedp.ConsoleLog && m.Type != "info" && m.Type != "debug" {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("console %s: %s", m.Type, m.Text))
-				mu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for e, err := range sent {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			requests = append(requests, e.Request.URL)
-			mu.Unlock()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for e, err := range answered {
-			if err != nil {
-				return
-			}
-			if e.Response.Status >= 400 {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("HTTP %d for %s", int(e.Response.Status), e.Response.URL))
-				mu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for e, err := range failed {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			problems = append(problems, fmt.Sprintf("request failed: %s %s", e.ErrorText, e.BlockedReason))
-			mu.Unlock()
-		}
-	}()
+	b := browsertest.Start(t, browser)
+	ctx := b.Ctx
 
 	tctx, tcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer tcancel()
@@ -517,9 +423,8 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("after signing out sessionStorage holds %q", got)
 	}
 
-	time.Sleep(300 * time.Millisecond) // late console messages
-	cancel()
-	wg.Wait()
+	b.Stop()
+	problems, requests := b.Problems(), b.Requests()
 	for _, p := range problems {
 		t.Errorf("browser: %s", p)
 	}

@@ -3,44 +3,23 @@ package report_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/usagestream/usagestream/internal/browsertest"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/validate"
 	"github.com/usagestream/usagestream/processors/validate/report"
 	"github.com/usagestream/usagestream/producers/gen"
 )
-
-// chromium returns the browser to test with: $USAGESTREAM_CHROMIUM (exported
-// by scripts/test.d/30-chromium.sh), else /usr/bin/chromium. Without one
-// the test fails on CI and is skipped elsewhere.
-func chromium(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv("USAGESTREAM_CHROMIUM")
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("no Chromium at %s (%v): run `make test`, whose lane 30-chromium installs Debian's chromium, or apt-get install chromium", path, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
 
 // sampleReport validates generated files with one of every anomaly, every
 // finding kept, so that tables are long enough to be paged.
@@ -68,7 +47,7 @@ func sampleReport(t *testing.T) *report.Report {
 // reachable), and a screenshot taken.
 func TestHTMLRendersInChromium(t *testing.T) {
 	t.Parallel()
-	browser := chromium(t)
+	browser := browsertest.Path(t)
 	rep := sampleReport(t)
 	// One anomaly raised and cleared within the run, as a historical file
 	// after incrementals makes: its own section lists it.
@@ -93,58 +72,8 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The first Do starts the browser, which lives as long as ctx: no
-	// timeout on it, only on the actions below.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu       sync.Mutex
-		problems []string
-		requests []string
-		wg       sync.WaitGroup
-	)
-	console := chromedp.Console(ctx)
-	sent := chromedp.Events(ctx, network.RequestWillBeSent)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.Type != chromedp.ConsoleLog && m.Type != "info" && m.Type != "debug" {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("console %s: %s", m.Type, m.Text))
-				mu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for e, err := range sent {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			requests = append(requests, e.Request.URL)
-			mu.Unlock()
-		}
-	}()
+	b := browsertest.Start(t, browser)
+	ctx := b.Ctx
 
 	tctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
 	defer tcancel()
@@ -213,9 +142,8 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		}
 		regions[id] = b
 	}
-	time.Sleep(300 * time.Millisecond) // let late console messages arrive
-	cancel()
-	wg.Wait()
+	b.Stop()
+	problems, requests := b.Problems(), b.Requests()
 
 	for _, p := range problems {
 		t.Errorf("browser: %s", p)
