@@ -1,13 +1,10 @@
 package gen
 
 import (
-	"archive/zip"
 	"bufio"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,43 +27,9 @@ func GenerateGreenButton(dir string, c IntervalConfig) (path string, rows int64,
 	if err != nil {
 		return "", 0, err
 	}
-	path = filepath.Join(dir, GreenButtonFileName(c))
-	f, err := os.Create(path)
-	if err != nil {
-		return "", 0, fmt.Errorf("gen: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("gen: %w", cerr)
-		}
-	}()
-	var w io.Writer = f
-	var closer io.Closer
-	switch c.Compression {
-	case "gzip":
-		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
-		w, closer = zw, zw
-	case "zip":
-		zw := zip.NewWriter(f)
-		entry, err := zw.Create(strings.TrimSuffix(filepath.Base(path), ".zip"))
-		if err != nil {
-			return "", 0, fmt.Errorf("gen: %w", err)
-		}
-		w, closer = entry, zw
-	case "none":
-	default:
-		return "", 0, fmt.Errorf("gen: compression %q: use gzip, zip or none", c.Compression)
-	}
-	rows, err = WriteGreenButton(w, c)
-	if err != nil {
-		return "", 0, err
-	}
-	if closer != nil {
-		if err := closer.Close(); err != nil {
-			return "", 0, fmt.Errorf("gen: %w", err)
-		}
-	}
-	return path, rows, nil
+	name := GreenButtonFileName(c)
+	return writeFile(filepath.Join(dir, name), c.Compression, strings.TrimSuffix(name, ".zip"),
+		func(w io.Writer) (int64, error) { return WriteGreenButton(w, c) })
 }
 
 // GreenButtonHref is the base of the resource links of generated files; a

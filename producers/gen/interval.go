@@ -93,7 +93,17 @@ func GenerateIntervals(dir string, c IntervalConfig) (path string, rows int64, e
 	if err != nil {
 		return "", 0, err
 	}
-	path = filepath.Join(dir, IntervalFileName(c))
+	name := IntervalFileName(c)
+	return writeFile(filepath.Join(dir, name), c.Compression, strings.TrimSuffix(name, ".zip")+".tsv",
+		func(w io.Writer) (int64, error) { return WriteIntervals(w, c) })
+}
+
+// writeFile writes the file at path whose content write makes, compressed
+// as compression says (gzip; zip, holding one file named entry; none), and
+// returns path and what write counted.
+func writeFile(path, compression, entry string, write func(io.Writer) (int64, error)) (_ string, rows int64, err error) {
+	var w io.Writer
+	var closer io.Closer
 	f, err := os.Create(path)
 	if err != nil {
 		return "", 0, fmt.Errorf("gen: %w", err)
@@ -103,25 +113,23 @@ func GenerateIntervals(dir string, c IntervalConfig) (path string, rows int64, e
 			err = fmt.Errorf("gen: %w", cerr)
 		}
 	}()
-	var w io.Writer = f
-	var closer io.Closer
-	switch c.Compression {
+	switch compression {
 	case "gzip":
-		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+		zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed) // the level is valid
 		w, closer = zw, zw
 	case "zip":
 		zw := zip.NewWriter(f)
-		entry, err := zw.Create(strings.TrimSuffix(filepath.Base(path), ".zip") + ".tsv")
+		ew, err := zw.Create(entry)
 		if err != nil {
 			return "", 0, fmt.Errorf("gen: %w", err)
 		}
-		w, closer = entry, zw
+		w, closer = ew, zw
 	case "none":
+		w = f
 	default:
-		return "", 0, fmt.Errorf("gen: compression %q: use gzip, zip or none", c.Compression)
+		return "", 0, fmt.Errorf("gen: compression %q: use gzip, zip or none", compression)
 	}
-	rows, err = WriteIntervals(w, c)
-	if err != nil {
+	if rows, err = write(w); err != nil {
 		return "", 0, err
 	}
 	if closer != nil {
