@@ -1,36 +1,17 @@
 package query
 
 import (
-	"os"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/usagestream/usagestream/internal/openapitest"
 )
 
 // TestOpenAPIMatchesTheCode: docs/openapi.yaml documents every path this
 // API serves and, for every answer type, exactly the fields the code writes
 // (names and required ones), so the document cannot drift from the code.
 func TestOpenAPIMatchesTheCode(t *testing.T) {
-	b, err := os.ReadFile("../../docs/openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		OpenAPI    string         `yaml:"openapi"`
-		Paths      map[string]any `yaml:"paths"`
-		Components struct {
-			Schemas map[string]struct {
-				Required   []string       `yaml:"required"`
-				Properties map[string]any `yaml:"properties"`
-			} `yaml:"schemas"`
-		} `yaml:"components"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("docs/openapi.yaml: %v", err)
-	}
+	doc := openapitest.Load(t, "../../docs/openapi.yaml")
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi %q, want 3.x", doc.OpenAPI)
 	}
@@ -52,42 +33,6 @@ func TestOpenAPIMatchesTheCode(t *testing.T) {
 		"PremiseMember": PremiseMember{}, "PremiseSite": PremiseSite{}, "StageStatus": StageStatus{}, "SinkStatus": SinkStatus{}, "Stages": Stages{},
 	}
 	for name, v := range types {
-		s, ok := doc.Components.Schemas[name]
-		if !ok {
-			t.Errorf("schema %s is missing", name)
-			continue
-		}
-		var fields, required []string
-		rt := reflect.TypeOf(v)
-		for i := range rt.NumField() {
-			tag := rt.Field(i).Tag.Get("json")
-			if tag == "" || tag == "-" {
-				continue
-			}
-			n, opts, _ := strings.Cut(tag, ",")
-			fields = append(fields, n)
-			if !strings.Contains(opts, "omitempty") {
-				required = append(required, n)
-			}
-		}
-		var documented []string
-		for p := range s.Properties {
-			documented = append(documented, p)
-		}
-		slices.Sort(fields)
-		slices.Sort(documented)
-		if !slices.Equal(fields, documented) {
-			t.Errorf("schema %s documents %v; the code writes %v", name, documented, fields)
-		}
-		for _, r := range required {
-			if !slices.Contains(s.Required, r) {
-				t.Errorf("schema %s: %s is always written but not required", name, r)
-			}
-		}
-		for _, r := range s.Required {
-			if !slices.Contains(required, r) {
-				t.Errorf("schema %s requires %s, which the code may leave out", name, r)
-			}
-		}
+		doc.CheckSchema(t, name, v, openapitest.Written)
 	}
 }
