@@ -879,52 +879,36 @@ func (in *Instance) caughtUp() {
 	clear(in.lagged)
 }
 
-// updateBehind records, per input partition of a poll, how many offsets
-// its fetch left after the last record read, and when. The high watermark
+// updateBehind records, per input partition of a poll, whether its fetch
+// left offsets after the last record read, and when. The high watermark
 // also counts transaction markers, which a read_committed consumer never
-// gets: one offset left is most likely the marker of the transaction read,
-// so a later poll that brings that partition nothing, and is not full,
-// shows it caught up. More offsets left are records a later poll brings,
-// or the records of an aborted transaction, which the consumer skips: an
-// empty poll clears those only once they are older than behindPatience,
-// since a poll can also come back empty while a fetch is on its way.
+// gets, and aborted records it skips: offsets left do not prove records
+// left. So a partition counts as behind while its fetches leave offsets
+// and it brought records within behindPatience; after that, an offset left
+// is a marker (or an aborted record) and the partition has caught up. A
+// wall-clock timer of a caught-up transactional input so fires at most
+// behindPatience late; one of a partition still being read never early.
 func (in *Instance) updateBehind(fs kgo.Fetches, now time.Time) {
-	if fs.NumRecords() == 0 {
-		if firstFetchError(fs) != nil {
-			return
-		}
-		for tp, b := range in.behind {
-			if b.left <= 1 || now.Sub(b.since) > in.behindPatience() {
-				delete(in.behind, tp)
-			}
-		}
-		return
-	}
-	seen := map[topicPartition]bool{}
 	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) == 0 || fp.Err != nil {
 			return
 		}
 		tp := topicPartition{fp.Topic, fp.Partition}
-		seen[tp] = true
 		if left := fp.HighWatermark - fp.Records[len(fp.Records)-1].Offset - 1; left > 0 {
 			in.behind[tp] = behindBy{left: left, since: now}
 		} else {
 			delete(in.behind, tp)
 		}
 	})
-	if fs.NumRecords() >= in.cfg.MaxPollRecords {
-		return
-	}
 	for tp, b := range in.behind {
-		if !seen[tp] && b.left == 1 {
+		if now.Sub(b.since) > in.behindPatience() {
 			delete(in.behind, tp)
 		}
 	}
 }
 
-// behindPatience is how long a partition whose fetch left several offsets
-// counts as behind while polls bring it nothing.
+// behindPatience is how long a partition whose fetch left offsets counts
+// as behind while polls bring it nothing.
 func (in *Instance) behindPatience() time.Duration {
 	return max(5*time.Second, 5*in.cfg.WallClockTick)
 }

@@ -551,7 +551,9 @@ func TestWallClockTimersWaitForUnreadInput(t *testing.T) {
 		if k == "a" {
 			v = "timer"
 		}
-		recs = append(recs, &kgo.Record{Topic: c.in, Key: []byte(k), Value: []byte(v), Timestamp: t0.Add(time.Duration(i) * 100 * time.Millisecond)})
+		// All within a's 300 ms: by their own clock, a's timer is not
+		// due before a's next record, so a live run fired it once.
+		recs = append(recs, &kgo.Record{Topic: c.in, Key: []byte(k), Value: []byte(v), Timestamp: t0.Add(time.Duration(i) * 10 * time.Millisecond)})
 	}
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
