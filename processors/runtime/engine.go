@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -480,6 +481,11 @@ func (in *Instance) ensureQuarantine(ctx context.Context) error {
 func (in *Instance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A CPU profile of a process running several stages tells them apart:
+	// go tool pprof -tagfocus stage=servicepoint (docs/performance.md).
+	defer pprof.SetGoroutineLabels(ctx)
+	ctx = pprof.WithLabels(ctx, pprof.Labels("stage", in.name))
+	pprof.SetGoroutineLabels(ctx)
 	in.mu.Lock()
 	switch {
 	case in.closed:
