@@ -266,6 +266,11 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := text(`String(document.querySelectorAll("svg.chart rect.gap").length)`); n != strconv.Itoa(gaps) {
 		t.Errorf("%s gaps marked for %d", n, gaps)
 	}
+	// Charges show their cents (59.30, not 59.3), as on a bill.
+	if bad := text(`Array.prototype.map.call(document.querySelectorAll("table.periods tbody tr td:nth-child(5)"), function(td){ return td.textContent; })
+		.filter(function(v){ return v !== "" && !/^[0-9]{1,3}(,[0-9]{3})*[.][0-9]{2}$/.test(v); }).join(" | ")`); bad != "" {
+		t.Errorf("charges not shown with two decimals: %s", bad)
+	}
 	if got := text(`document.querySelector("table.anomalies tbody tr td:last-child").textContent`); len(sp.Anomalies) > 0 && got != fmt.Sprintf("%s:%d", sp.Anomalies[0].Source.File, sp.Anomalies[0].Source.Line) {
 		t.Errorf("the first anomaly's source reads %q, the API says %s:%d", got, sp.Anomalies[0].Source.File, sp.Anomalies[0].Source.Line)
 	}

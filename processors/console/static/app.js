@@ -47,6 +47,12 @@ function num(v) {
   return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toLocaleString("en-US", { maximumFractionDigits: 3 });
 }
 
+// money is a charge with its cents always shown (59.30, not 59.3).
+function money(v) {
+  if (v === null || v === undefined) return "";
+  return v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
 function ruleLink(rule) {
   if (!rule) return "";
   return el("a", { href: rulesURL + "#" + encodeURIComponent(rule), target: "_blank", rel: "noopener noreferrer", class: "rule" }, rule);
@@ -306,7 +312,7 @@ async function servicePointView(id, highlight) {
     table("corrections", ["rule", "kind", "period", "old value", "new value", "old charge", "new charge", "caused by"],
       corr.corrections.map(c => el("tr", {}, td(ruleLink(c.rule)), td(c.kind),
         td(c.channel ? (c.interval_end || c.date_to) + " " + c.channel : periodText(c.date_to, c.duration) + (c.new_date_to && c.new_date_to !== c.date_to ? " → " + periodText(c.new_date_to, c.new_duration) : "")),
-        td(num(c.old_value), { class: "n" }), td(num(c.new_value), { class: "n" }), td(num(c.old_charge), { class: "n" }), td(num(c.new_charge), { class: "n" }),
+        td(num(c.old_value), { class: "n" }), td(num(c.new_value), { class: "n" }), td(money(c.old_charge), { class: "n" }), td(money(c.new_charge), { class: "n" }),
         td(sourceText(c.source), { class: "src" }))), "no correction"),
     el("h2", {}, "Billing periods"),
     table("periods", ["start", "end", "days", "usage", "charge", "before it"],
@@ -319,7 +325,7 @@ async function servicePointView(id, highlight) {
           else if (d < 0) note = "overlap of " + (-d) + " days";
         }
         return el("tr", { id: "period-" + p.date_to, class: note.startsWith("gap") ? "gap" : note ? "overlap" : "" },
-          td(p.start), td(p.date_to), td(p.duration, { class: "n" }), td(num(p.value), { class: "n" }), td(num(p.charge), { class: "n" }), td(note));
+          td(p.start), td(p.date_to), td(p.duration, { class: "n" }), td(num(p.value), { class: "n" }), td(money(p.charge), { class: "n" }), td(note));
       }), "no billing period"),
     el("h2", {}, "Interval coverage"),
     cov.error ? el("p", { class: "error" }, cov.error) :
@@ -390,7 +396,7 @@ function timelineChart(sp, corrections, cov, gaps, overlaps, highlight) {
     const x0 = x(toDay(p.start)), x1 = x(toDay(p.date_to) + 1);
     const h = Math.max(1, Math.abs(p.value) / maxV * usageH);
     g.append(svg("rect", { x: x0 + 0.5, y: usageTop + usageH - h, width: Math.max(1, x1 - x0 - 1), height: h,
-      class: "bar" + (corrected.has(p.date_to) ? " corrected" : "") }, title(`${p.start} – ${p.date_to}: ${num(p.value)}` + (p.charge !== null ? `, charge ${num(p.charge)}` : ""))));
+      class: "bar" + (corrected.has(p.date_to) ? " corrected" : "") }, title(`${p.start} – ${p.date_to}: ${num(p.value)}` + (p.charge !== null ? `, charge ${money(p.charge)}` : ""))));
   }
   for (const gp of gaps) {
     g.append(svg("rect", { x: x(gp.from), y: usageTop, width: Math.max(2, x(gp.to + 1) - x(gp.from)), height: usageH, class: "gap" },
