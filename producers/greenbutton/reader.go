@@ -35,7 +35,8 @@ type Options struct {
 	// (units, service types, date window).
 	interval.Check
 	// Location is the utility's time zone: a reading's UTC end instant is
-	// given its local date, time and offset there. nil is UTC.
+	// given its local date, time and offset there. nil: Check.Location, and
+	// UTC when that is nil too.
 	Location *time.Location
 	// Minutes, when not 0, is the only interval length the file may hold
 	// (from a file name saying interval<mm>); a reading of another length is
@@ -164,8 +165,14 @@ func newReader(name string, opts Options) (*Reader, error) {
 		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{}, parents: map[uint64]uint64{},
 		stats: filereader.Stats{RejectedByCode: map[string]int64{}}}
 	if r.loc == nil {
+		r.loc = opts.Check.Location
+	}
+	if r.loc == nil {
 		r.loc = time.UTC
 	}
+	// The shared contract checks a read's local fields against its UTC end
+	// in the utility's zone: the same zone the readings are given theirs in.
+	opts.Check.Location = r.loc
 	if r.opts.MaxPending <= 0 {
 		r.opts.MaxPending = 1_000_000
 	}
@@ -666,6 +673,7 @@ func (r *Reader) emit(raw *rawReading) {
 		// The same derivation as an RFC 3339 end on the NDJSON path: the
 		// local wall clock and offset of the instant in the utility's zone.
 		_, off := end.Zone()
+		rd.EndMillis = (start + dur) * 1000
 		rd.LocalDate = dates.FromCivil(end.Date())
 		rd.LocalTime = int16(end.Hour()*60 + end.Minute())
 		rd.OffsetMinutes = int16(off / 60)

@@ -136,7 +136,7 @@ func TestSameReadsAsOpowerFile(t *testing.T) {
 		if n1 != n2 || n1 != 3*(96+92+96) && n1 != 3*(96+100+96) {
 			t.Fatalf("%s: %d TSV reads, %d XML reads", start, n1, n2)
 		}
-		ir, err := interval.NewReader(gen.IntervalFileName(cfg), bytes.NewReader(tsv.Bytes()), interval.Options{Location: loc})
+		ir, err := interval.NewReader(gen.IntervalFileName(cfg), bytes.NewReader(tsv.Bytes()), interval.Options{Check: interval.Check{Location: loc}})
 		if err != nil {
 			t.Fatal(err)
 		}
