@@ -6,9 +6,11 @@
 // the IntervalReading and the element at fault. docs/intervals.md, section
 // "Green Button XML", states the mapping.
 //
-// The file is read token by token (encoding/xml), so memory does not grow
-// with the file: what is kept is one small record per UsagePoint,
-// MeterReading and ReadingType seen.
+// The file is read token by token (encoding/xml), except that an
+// IntervalReading of the plain shape exporters write is read straight from
+// the buffer (fast.go), the same way; memory does not grow with the file:
+// what is kept is one small record per UsagePoint, MeterReading and
+// ReadingType seen.
 package greenbutton
 
 import (
@@ -74,6 +76,13 @@ type Reader struct {
 	block   *blockCtx               // the IntervalBlock being read (nil outside)
 	reading rawReading              // the IntervalReading being read
 	pending []rawReading            // readings of a block whose entry's links are not read yet
+
+	// The fast path (fast.go): fastOK says the decoder holds no byte or
+	// token back, so the next bytes of src are where it stands; skipped is
+	// the newlines the fast path consumed, which the decoder never saw.
+	noFast  bool
+	fastOK  bool
+	skipped int
 
 	out      []interval.Record // records ready for Next
 	outHead  int
@@ -189,7 +198,7 @@ func newReader(name string, opts Options) (*Reader, error) {
 
 func (r *Reader) start(d *fileopen.File) (*Reader, error) {
 	r.data = d
-	r.src = &source{r: d.Lines()}
+	r.src = &source{r: d.Lines(), buf: make([]byte, sourceBuf)}
 	r.dec = xml.NewDecoder(r.src)
 	// Strict: a malformed file is an error naming its line, never guessed at.
 	r.dec.Strict = true
@@ -273,13 +282,23 @@ func (r *Reader) line() int {
 		return 0
 	}
 	l, _ := r.dec.InputPos()
-	return l
+	return l + r.skipped
 }
 
 // fill reads tokens until a record is ready, or the end. first: stop after
 // the root element's start (Open's check).
 func (r *Reader) fill(first bool) error {
 	for len(r.out) == r.outHead {
+		if r.fastOK && r.block != nil && len(r.stack) > 0 && r.stack[len(r.stack)-1].name.Local == "IntervalBlock" && !r.noFast {
+			ok, err := r.fastReading()
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
+		}
+		r.fastOK = false
 		before := r.line()
 		tok, err := r.dec.RawToken()
 		if err != nil {
@@ -293,10 +312,13 @@ func (r *Reader) fill(first bool) error {
 			if first {
 				return nil
 			}
+			// <a/> is returned as a start now and its end next.
+			r.fastOK = !r.src.selfClosed()
 		case xml.EndElement:
 			if err := r.endElement(t); err != nil {
 				return err
 			}
+			r.fastOK = true
 		case xml.CharData:
 			if len(r.stack) > 0 {
 				r.text = append(r.text, t...)
@@ -327,7 +349,7 @@ func (r *Reader) tokenErr(err error) error {
 		open := r.stack[len(r.stack)-1]
 		return r.fileErr(line, open.name.Local, fmt.Errorf("the file ends inside <%s> opened at line %d: it is probably a partial upload; the readings before stand, send the whole file again", open.name.Local, open.line))
 	case errors.As(err, &se):
-		return r.fileErr(max(int(se.Line), 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
+		return r.fileErr(max(int(se.Line)+r.skipped, 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
 	case r.src.err == nil || !errors.Is(err, r.src.err):
 		// The decoder's own, such as an encoding other than UTF-8.
 		return r.fileErr(max(line, 1), "", fmt.Errorf("the XML cannot be read (%w); send it as UTF-8 XML", err))
@@ -442,17 +464,9 @@ func (r *Reader) endElement(t xml.EndElement) error {
 	case parent == "ReadingQuality" && t.Name.Local == "quality" && r.block != nil:
 		r.reading.qualities = append(r.reading.qualities, strings.TrimSpace(string(text)))
 	case t.Name.Local == "IntervalReading" && parent == "IntervalBlock" && r.block != nil:
-		r.readings++
-		if !r.block.resolved {
-			if len(r.pending) >= r.opts.MaxPending {
-				return r.fileErr(r.reading.line, "link", fmt.Errorf("an IntervalBlock entry holds more than %d readings before its <link rel=\"self\">; put the entry's links before its content", r.opts.MaxPending))
-			}
-			rd := r.reading
-			rd.qualities = append([]string(nil), rd.qualities...)
-			r.pending = append(r.pending, rd)
-			break
+		if err := r.endReading(); err != nil {
+			return err
 		}
-		r.emit(&r.reading)
 	case t.Name.Local == "IntervalBlock" && parent == "content":
 		if r.block != nil && r.block.resolved {
 			r.block = nil
@@ -465,6 +479,23 @@ func (r *Reader) endElement(t xml.EndElement) error {
 		}
 	}
 	r.text = r.text[:0]
+	return nil
+}
+
+// endReading files the IntervalReading just read (r.reading): a record, or
+// held until its block's links are read.
+func (r *Reader) endReading() error {
+	r.readings++
+	if !r.block.resolved {
+		if len(r.pending) >= r.opts.MaxPending {
+			return r.fileErr(r.reading.line, "link", fmt.Errorf("an IntervalBlock entry holds more than %d readings before its <link rel=\"self\">; put the entry's links before its content", r.opts.MaxPending))
+		}
+		rd := r.reading
+		rd.qualities = append([]string(nil), rd.qualities...)
+		r.pending = append(r.pending, rd)
+		return nil
+	}
+	r.emit(&r.reading)
 	return nil
 }
 
@@ -782,19 +813,4 @@ func key(href string) uint64 {
 		h *= 1099511628211
 	}
 	return h
-}
-
-// source remembers the error reading the file returned, to tell a damaged
-// file or failing storage from what the decoder itself refuses.
-type source struct {
-	r   io.Reader
-	err error
-}
-
-func (s *source) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
 }
