@@ -118,6 +118,7 @@ func (r *Reader) fastReading() (ok bool, err error) {
 		case p.tag("</IntervalReading>"):
 			s.pos += p.i
 			r.skipped += p.lines
+			r.fast++
 			return true, r.endReading()
 		case p.tag("<value>"):
 			if rd.value, rd.hasValue = p.text("</value>"); !rd.hasValue {

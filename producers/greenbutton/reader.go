@@ -83,6 +83,7 @@ type Reader struct {
 	noFast  bool
 	fastOK  bool
 	skipped int
+	fast    int64 // readings the fast path read
 
 	out      []interval.Record // records ready for Next
 	outHead  int
