@@ -1,6 +1,9 @@
 package greenbutton
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // The fast path. encoding/xml costs 4.5 to 5 µs of a core per indented
 // IntervalReading (about 20 tokens, each read a byte at a time through an
@@ -104,52 +107,60 @@ func (r *Reader) fastReading() (ok bool, err error) {
 		p.b = p.b[:fastWindow]
 	}
 	p.space()
-	if !p.tag("<IntervalReading>") {
+	rp, name, ok := p.start()
+	if !ok || string(name) != "IntervalReading" {
 		return false, nil
 	}
 	rd := &r.reading
 	*rd = rawReading{line: r.line() + p.lines, qualities: rd.qualities[:0]}
 	for {
 		p.space()
-		switch {
-		case p.tag("</IntervalReading>"):
+		if p.end(rp, "IntervalReading") {
 			s.pos += p.i
 			r.skipped += p.lines
 			r.fast++
 			return true, r.endReading()
-		case p.tag("<value>"):
-			if rd.value, rd.hasValue = p.text("</value>"); !rd.hasValue {
+		}
+		pre, name, ok := p.start()
+		if !ok {
+			return false, nil
+		}
+		switch string(name) {
+		case "value":
+			if rd.value, rd.hasValue = p.text(pre, "value"); !rd.hasValue {
 				return false, nil
 			}
-		case p.tag("<timePeriod>"):
-		period:
+		case "timePeriod":
 			for {
 				p.space()
+				if p.end(pre, "timePeriod") {
+					break
+				}
+				leaf, name, ok := p.start()
 				switch {
-				case p.tag("</timePeriod>"):
-					break period
-				case p.tag("<start>"):
-					if rd.start, rd.hasStart = p.text("</start>"); !rd.hasStart {
+				case ok && string(name) == "start":
+					if rd.start, rd.hasStart = p.text(leaf, "start"); !rd.hasStart {
 						return false, nil
 					}
-				case p.tag("<duration>"):
-					if rd.duration, rd.hasDuration = p.text("</duration>"); !rd.hasDuration {
+				case ok && string(name) == "duration":
+					if rd.duration, rd.hasDuration = p.text(leaf, "duration"); !rd.hasDuration {
 						return false, nil
 					}
 				default:
 					return false, nil
 				}
 			}
-		case p.tag("<ReadingQuality>"):
+		case "ReadingQuality":
 			for {
 				p.space()
-				if p.tag("</ReadingQuality>") {
+				if p.end(pre, "ReadingQuality") {
 					break
 				}
-				if !p.tag("<quality>") {
+				leaf, name, ok := p.start()
+				if !ok || string(name) != "quality" {
 					return false, nil
 				}
-				v, ok := p.text("</quality>")
+				v, ok := p.text(leaf, "quality")
 				if !ok {
 					return false, nil
 				}
@@ -182,20 +193,74 @@ func (p *fastParser) space() {
 	}
 }
 
-// tag consumes t if it comes next.
-func (p *fastParser) tag(t string) bool {
-	if len(p.b)-p.i >= len(t) && string(p.b[p.i:p.i+len(t)]) == t {
-		p.i += len(t)
-		return true
+// start consumes a start tag without attributes or space, <name> or
+// <prefix:name>, and returns its prefix (nil when none) and local name.
+// Names are taken in ASCII only, and only where encoding/xml's RawToken
+// reads them the same way: one colon at most, with a prefix that starts
+// with a letter or '_' and a local name after it.
+func (p *fastParser) start() (prefix, local []byte, ok bool) {
+	i := p.i
+	if i >= len(p.b) || p.b[i] != '<' {
+		return nil, nil, false
 	}
-	return false
+	i++
+	n := i
+	for i < len(p.b) && nameByte(p.b[i]) {
+		i++
+	}
+	if i == n || i >= len(p.b) || p.b[i] != '>' {
+		return nil, nil, false
+	}
+	name := p.b[n:i]
+	if c := name[0]; !(c == '_' || c|0x20 >= 'a' && c|0x20 <= 'z') {
+		return nil, nil, false
+	}
+	if c := bytes.IndexByte(name, ':'); c >= 0 {
+		prefix, local = name[:c], name[c+1:]
+		if len(local) == 0 || bytes.IndexByte(local, ':') >= 0 {
+			return nil, nil, false
+		}
+	} else {
+		local = name
+	}
+	p.i = i + 1
+	return prefix, local, true
+}
+
+// end consumes the end tag </prefix:local> (</local> when prefix is nil)
+// if it comes next.
+func (p *fastParser) end(prefix []byte, local string) bool {
+	b := p.b[p.i:]
+	n := 2 + len(local) + 1
+	if len(prefix) > 0 {
+		n += len(prefix) + 1
+	}
+	if len(b) < n || b[0] != '<' || b[1] != '/' || b[n-1] != '>' {
+		return false
+	}
+	b = b[2 : n-1]
+	if len(prefix) > 0 {
+		if !bytes.HasPrefix(b, prefix) || b[len(prefix)] != ':' {
+			return false
+		}
+		b = b[len(prefix)+1:]
+	}
+	if string(b) != local {
+		return false
+	}
+	p.i += n
+	return true
+}
+
+func nameByte(c byte) bool {
+	return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':'
 }
 
 // text reads a leaf's text up to its end tag, trimmed as endElement trims
 // it. false: a byte the decoder would treat otherwise (an entity, a
 // carriage return it would turn into a newline, a non-ASCII character
 // it would check, markup) or no end tag in the window.
-func (p *fastParser) text(end string) (string, bool) {
+func (p *fastParser) text(prefix []byte, local string) (string, bool) {
 	start := p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
@@ -208,7 +273,7 @@ func (p *fastParser) text(end string) (string, bool) {
 			for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t' || v[len(v)-1] == '\n') {
 				v = v[:len(v)-1]
 			}
-			if !p.tag(end) {
+			if !p.end(prefix, local) {
 				return "", false
 			}
 			return string(v), true

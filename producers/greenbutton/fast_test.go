@@ -2,6 +2,7 @@ package greenbutton_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -169,6 +170,12 @@ func TestFastPathSameAsDecoder(t *testing.T) {
 		{"CDATA", spoil(doc, "</value>", "<![CDATA[1]]></value>", 11), true, false},
 		{"prefix", spoil(doc, "<value>", "<espi:value xmlns:espi=\"http://naesb.org/espi\">", 13), true, true},
 		{"prefixed pair", spoil(spoil(doc, "<value>", "<e:value xmlns:e=\"x\">", 13), "</value>", "</e:value>", 13), true, false},
+		{"prefixes", strings.NewReplacer("<IntervalReading>", "<espi:IntervalReading>", "</IntervalReading>", "</espi:IntervalReading>",
+			"<value>", "<v.1:value>", "</value>", "</v.1:value>", "<start>", "<_s:start>", "</start>", "</_s:start>").Replace(doc), false, false},
+		{"other prefix at the end", spoil(spoil(doc, "<value>", "<a:value>", 5), "</value>", "</b:value>", 5), true, true},
+		{"two colons", spoil(spoil(doc, "<value>", "<a:b:value>", 5), "</value>", "</a:b:value>", 5), true, true},
+		{"empty prefix", spoil(spoil(doc, "<value>", "<:value>", 5), "</value>", "</:value>", 5), true, false},
+		{"empty local name", spoil(spoil(doc, "<value>", "<value:>", 5), "</value>", "</value:>", 5), true, false},
 		{"attribute", spoil(doc, "<duration>", "<duration a=\"1\">", 3), true, false},
 		{"space in tag", spoil(doc, "</start>", "</start >", 9), true, false},
 		{"empty value", spoil(doc, "<value>", "<value/><x>", 17), true, true},
@@ -226,6 +233,13 @@ func FuzzFastPathSameAsDecoder(f *testing.F) {
 	f.Add([]byte(`<feed><entry><link rel="self" href="/UsagePoint/1/MeterReading/2/IntervalBlock"/><content><IntervalBlock>
 <IntervalReading><timePeriod><start>1</start></timePeriod><value>1</value></IntervalReading>
 <IntervalReading><ReadingQuality><quality>7</quality></ReadingQuality></IntervalReading><IntervalReading>`), uint8(0))
+	f.Add([]byte(strings.NewReplacer("<value>", "<e:value>", "</value>", "</e:value>", "<IntervalReading>", "<espi:IntervalReading>", "</IntervalReading>", "</espi:IntervalReading>").Replace(good)), uint8(0))
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(good))
+	zw.Close()
+	f.Add(z.Bytes(), uint8(5))
+	f.Add(z.Bytes()[:z.Len()*3/4], uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		sameAsDecoder(t, data, greenbutton.Options{MaxPending: 2}, int(chunk))
 	})
