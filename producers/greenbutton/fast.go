@@ -2,6 +2,7 @@ package greenbutton
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 )
 
@@ -179,9 +180,15 @@ type fastParser struct {
 	lines int
 }
 
-// space skips XML whitespace.
+// space skips XML whitespace: mostly indentation, eight spaces at a time.
 func (p *fastParser) space() {
-	for p.i < len(p.b) {
+	for {
+		for p.i+8 <= len(p.b) && binary.LittleEndian.Uint64(p.b[p.i:]) == 0x2020202020202020 {
+			p.i += 8
+		}
+		if p.i >= len(p.b) {
+			return
+		}
 		switch p.b[p.i] {
 		case '\n':
 			p.lines++
