@@ -12,8 +12,8 @@ import (
 // nearly all of a Green Button file is IntervalReadings. So where the
 // decoder stands right inside an IntervalBlock, fastReading reads the next
 // IntervalReading straight from the buffer when it has the plain shape
-// exporters write: the element names below without prefix, attribute or
-// space inside a tag, leaf text of printable ASCII without '&', ']' or
+// exporters write: the element names below, with or without a namespace
+// prefix, without attribute or space inside a tag, leaf text of printable ASCII without '&', ']' or
 // '>', and whitespace between elements. It files the reading exactly as
 // the decoder's tokens would have (FuzzFastPathSameAsDecoder checks it on
 // arbitrary input). Anything else (a comment, CDATA, an entity, another
