@@ -6,9 +6,11 @@
 // the IntervalReading and the element at fault. docs/intervals.md, section
 // "Green Button XML", states the mapping.
 //
-// The file is read token by token (encoding/xml), so memory does not grow
-// with the file: what is kept is one small record per UsagePoint,
-// MeterReading and ReadingType seen.
+// The file is read token by token (encoding/xml), except that an
+// IntervalReading of the plain shape exporters write is read straight from
+// the buffer (fast.go), the same way; memory does not grow with the file:
+// what is kept is one small record per UsagePoint, MeterReading and
+// ReadingType seen.
 package greenbutton
 
 import (
@@ -35,7 +37,8 @@ type Options struct {
 	// (units, service types, date window).
 	interval.Check
 	// Location is the utility's time zone: a reading's UTC end instant is
-	// given its local date, time and offset there. nil is UTC.
+	// given its local date, time and offset there. nil: Check.Location, and
+	// UTC when that is nil too.
 	Location *time.Location
 	// Minutes, when not 0, is the only interval length the file may hold
 	// (from a file name saying interval<mm>); a reading of another length is
@@ -73,6 +76,14 @@ type Reader struct {
 	block   *blockCtx               // the IntervalBlock being read (nil outside)
 	reading rawReading              // the IntervalReading being read
 	pending []rawReading            // readings of a block whose entry's links are not read yet
+
+	// The fast path (fast.go): fastOK says the decoder holds no byte or
+	// token back, so the next bytes of src are where it stands; skipped is
+	// the newlines the fast path consumed, which the decoder never saw.
+	noFast  bool
+	fastOK  bool
+	skipped int
+	fast    int64 // readings the fast path read
 
 	out      []interval.Record // records ready for Next
 	outHead  int
@@ -170,8 +181,14 @@ func newReader(name string, opts Options) (*Reader, error) {
 		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{}, parents: map[uint64]uint64{},
 		stats: filereader.Stats{RejectedByCode: map[string]int64{}}}
 	if r.loc == nil {
+		r.loc = opts.Check.Location
+	}
+	if r.loc == nil {
 		r.loc = time.UTC
 	}
+	// The shared contract checks a read's local fields against its UTC end
+	// in the utility's zone: the same zone the readings are given theirs in.
+	opts.Check.Location = r.loc
 	if r.opts.MaxPending <= 0 {
 		r.opts.MaxPending = 1_000_000
 	}
@@ -188,7 +205,7 @@ func newReader(name string, opts Options) (*Reader, error) {
 
 func (r *Reader) start(d *fileopen.File) (*Reader, error) {
 	r.data = d
-	r.src = &source{r: d.Lines()}
+	r.src = &source{r: d.Lines(), buf: make([]byte, sourceBuf)}
 	r.dec = xml.NewDecoder(r.src)
 	// Strict: a malformed file is an error naming its line, never guessed at.
 	r.dec.Strict = true
@@ -272,13 +289,23 @@ func (r *Reader) line() int {
 		return 0
 	}
 	l, _ := r.dec.InputPos()
-	return l
+	return l + r.skipped
 }
 
 // fill reads tokens until a record is ready, or the end. first: stop after
 // the root element's start (Open's check).
 func (r *Reader) fill(first bool) error {
 	for len(r.out) == r.outHead {
+		if r.fastOK && r.block != nil && len(r.stack) > 0 && r.stack[len(r.stack)-1].name.Local == "IntervalBlock" && !r.noFast {
+			ok, err := r.fastReading()
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue
+			}
+		}
+		r.fastOK = false
 		before := r.line()
 		tok, err := r.dec.RawToken()
 		if err != nil {
@@ -292,10 +319,13 @@ func (r *Reader) fill(first bool) error {
 			if first {
 				return nil
 			}
+			// <a/> is returned as a start now and its end next.
+			r.fastOK = !r.src.selfClosed()
 		case xml.EndElement:
 			if err := r.endElement(t); err != nil {
 				return err
 			}
+			r.fastOK = true
 		case xml.CharData:
 			if len(r.stack) > 0 {
 				r.text = append(r.text, t...)
@@ -326,7 +356,7 @@ func (r *Reader) tokenErr(err error) error {
 		open := r.stack[len(r.stack)-1]
 		return r.fileErr(line, open.name.Local, fmt.Errorf("the file ends inside <%s> opened at line %d: it is probably a partial upload; the readings before stand, send the whole file again", open.name.Local, open.line))
 	case errors.As(err, &se):
-		return r.fileErr(max(int(se.Line), 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
+		return r.fileErr(max(int(se.Line)+r.skipped, 1), "", fmt.Errorf("the XML is not well-formed (%s); fix the export and send the file again", se.Msg))
 	case r.src.err == nil || !errors.Is(err, r.src.err):
 		// The decoder's own, such as an encoding other than UTF-8.
 		return r.fileErr(max(line, 1), "", fmt.Errorf("the XML cannot be read (%w); send it as UTF-8 XML", err))
@@ -441,17 +471,9 @@ func (r *Reader) endElement(t xml.EndElement) error {
 	case parent == "ReadingQuality" && t.Name.Local == "quality" && r.block != nil:
 		r.reading.qualities = append(r.reading.qualities, strings.TrimSpace(string(text)))
 	case t.Name.Local == "IntervalReading" && parent == "IntervalBlock" && r.block != nil:
-		r.readings++
-		if !r.block.resolved {
-			if len(r.pending) >= r.opts.MaxPending {
-				return r.fileErr(r.reading.line, "link", fmt.Errorf("an IntervalBlock entry holds more than %d readings before its <link rel=\"self\">; put the entry's links before its content", r.opts.MaxPending))
-			}
-			rd := r.reading
-			rd.qualities = append([]string(nil), rd.qualities...)
-			r.pending = append(r.pending, rd)
-			break
+		if err := r.endReading(); err != nil {
+			return err
 		}
-		r.emit(&r.reading)
 	case t.Name.Local == "IntervalBlock" && parent == "content":
 		if r.block != nil && r.block.resolved {
 			r.block = nil
@@ -464,6 +486,23 @@ func (r *Reader) endElement(t xml.EndElement) error {
 		}
 	}
 	r.text = r.text[:0]
+	return nil
+}
+
+// endReading files the IntervalReading just read (r.reading): a record, or
+// held until its block's links are read.
+func (r *Reader) endReading() error {
+	r.readings++
+	if !r.block.resolved {
+		if len(r.pending) >= r.opts.MaxPending {
+			return r.fileErr(r.reading.line, "link", fmt.Errorf("an IntervalBlock entry holds more than %d readings before its <link rel=\"self\">; put the entry's links before its content", r.opts.MaxPending))
+		}
+		rd := r.reading
+		rd.qualities = append([]string(nil), rd.qualities...)
+		r.pending = append(r.pending, rd)
+		return nil
+	}
+	r.emit(&r.reading)
 	return nil
 }
 
@@ -672,6 +711,7 @@ func (r *Reader) emit(raw *rawReading) {
 		// The same derivation as an RFC 3339 end on the NDJSON path: the
 		// local wall clock and offset of the instant in the utility's zone.
 		_, off := end.Zone()
+		rd.EndMillis = (start + dur) * 1000
 		rd.LocalDate = dates.FromCivil(end.Date())
 		rd.LocalTime = int16(end.Hour()*60 + end.Minute())
 		rd.OffsetMinutes = int16(off / 60)
@@ -783,19 +823,4 @@ func key(href string) uint64 {
 		h *= 1099511628211
 	}
 	return h
-}
-
-// source remembers the error reading the file returned, to tell a damaged
-// file or failing storage from what the decoder itself refuses.
-type source struct {
-	r   io.Reader
-	err error
-}
-
-func (s *source) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
 }
