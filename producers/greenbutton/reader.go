@@ -171,12 +171,6 @@ func NewReader(name string, rd io.Reader, opts Options) (*Reader, error) {
 }
 
 func newReader(name string, opts Options) (*Reader, error) {
-	// One zone for the local fields made here and for the read contract
-	// that checks them (interval.Check.Location): whichever is given.
-	if opts.Location == nil {
-		opts.Location = opts.Check.Location
-	}
-	opts.Check.Location = opts.Location
 	r := &Reader{name: name, opts: opts, loc: opts.Location,
 		up: map[uint64]string{}, meters: map[uint64]uint64{}, types: map[uint64]*readingType{}, parents: map[uint64]uint64{},
 		stats: filereader.Stats{RejectedByCode: map[string]int64{}}}
@@ -715,9 +709,6 @@ func (r *Reader) emit(raw *rawReading) {
 		rd.LocalDate = dates.FromCivil(end.Date())
 		rd.LocalTime = int16(end.Hour()*60 + end.Minute())
 		rd.OffsetMinutes = int16(off / 60)
-		// The instant, and the local fields the utility's zone gives it:
-		// the read contract (producers/interval) checks that they agree.
-		rd.EndMillis = end.UnixMilli()
 		if end.Second() != 0 || off%60 != 0 {
 			add("timePeriod/start", records.CodeBadTime, records.RuleIntervalColumns, "the reading ends at %s, not on a whole minute", end.Format(time.RFC3339))
 		}
