@@ -94,6 +94,23 @@ func TestRunLogsQuietly(t *testing.T) {
 			t.Errorf("unwanted line: %v", l)
 		}
 	}
+
+	// A start after a clean stop, with the state on disk, is as quiet: no
+	// line per partition for the marker that ended its last transaction.
+	again := startRun(t, hport, "--data-dir", data, "--kafka-port", fmt.Sprint(kport), "--registry-port", fmt.Sprint(rport), "--stage-log-every", "1s")
+	defer again.cmd.Process.Kill()
+	time.Sleep(3 * time.Second)
+	lines := logLines(t, again.se.String())
+	again.stop(t)
+	restores := 0
+	for _, l := range lines {
+		if l["msg"] == "restoring partition from the changelog" || l["msg"] == "partition restored" {
+			restores++
+		}
+	}
+	if restores > 0 || len(lines) > 16 {
+		t.Errorf("a start after a clean stop logged %d lines, %d of them about restoring partitions:\n%v", len(lines), restores, lines)
+	}
 }
 
 func watchName(p string) string { return p[strings.LastIndex(p, "/")+1:] }

@@ -1202,13 +1202,20 @@ func (in *Instance) restore(ctx context.Context, p int32) error {
 		gauge.Set(0)
 		return nil
 	}
-	in.log.Info("restoring partition from the changelog", "partition", p, "from", from, "to", end)
+	// One offset past the store is, on every start after a clean stop,
+	// the marker of the last transaction: worth no line at info (an
+	// operator would read dozens of them on each start).
+	level := slog.LevelInfo
+	if end-from <= 1 {
+		level = slog.LevelDebug
+	}
+	in.log.Log(ctx, level, "restoring partition from the changelog", "partition", p, "from", from, "to", end)
 	applied, err := in.restoreTo(ctx, cl, p, from, end, gauge)
 	if err != nil {
 		return err
 	}
 	in.m.restored.WithLabelValues(in.name).Add(float64(applied))
-	in.log.Info("partition restored", "partition", p, "records", applied, "seconds", time.Since(started).Seconds())
+	in.log.Log(ctx, level, "partition restored", "partition", p, "records", applied, "seconds", time.Since(started).Seconds())
 	return nil
 }
 
