@@ -103,6 +103,18 @@ for _ in $(seq 3600); do
   sleep 1
 done
 [ -n "$done_at" ] || { say "process did not reach lag 0 within an hour"; exit 1; }
+# Where each stage's time went: transactions, and seconds processing polls
+# against seconds committing them (waiting for the broker).
+curl -fs --max-time 2 "http://127.0.0.1:$port/metrics" >"$work/metrics" || true
+python3 - "$work/metrics" <<'PY'
+import re, sys
+m = open(sys.argv[1]).read()
+def per(name):
+    return {p: float(v) for p, v in re.findall(r'^' + name + r'\{processor="([^"]+)"\} (\S+)$', m, re.M)}
+tx, ps, cs = per("usagestream_processor_transactions_committed_total"), per("usagestream_processor_process_seconds_sum"), per("usagestream_processor_commit_seconds_sum")
+for st in sorted(tx):
+    print(f"   stage {st}: {tx[st]:.0f} transactions, {ps.get(st, 0):.1f} s processing, {cs.get(st, 0):.1f} s committing")
+PY
 # GNU time ignores SIGINT: stop its child, usagestream.
 pkill -INT -P "$ppid"; wait "$ppid" || true
 # The stability check waited one poll (1 s) after lag 0.

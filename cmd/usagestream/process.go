@@ -34,9 +34,10 @@ type processFlags struct {
 	SessionTimeout time.Duration `name:"session-timeout" env:"USAGESTREAM_SESSION_TIMEOUT" default:"10s" help:"How long the group waits for a silent instance before others take its partitions."`
 	// The interval stage holds records on intervals.v1 to the read
 	// contract with the units the ways in allow (docs/intervals.md).
-	Units         []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
-	StageLogEvery time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
-	apiFlags                    // query API (cmd/usagestream/api.go)
+	Units          []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
+	MaxPollRecords int           `name:"max-poll-records" env:"USAGESTREAM_MAX_POLL_RECORDS" default:"5000" help:"Most input records in one transaction of a stage: more commit less often (a commit waits for the broker), fewer bound the work a failure repeats."`
+	StageLogEvery  time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
+	apiFlags                     // query API (cmd/usagestream/api.go)
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
@@ -120,7 +121,7 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 	set.start = func(ctx context.Context, started func(*runtime.Instance)) ([]func(), error) {
 		var waits []func()
 		for _, st := range p.Stages() {
-			cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout}
+			cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords}
 			// The query API reads each instance's state, the restarted ones too.
 			wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) {
 				started(in)
