@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,51 +19,13 @@ import (
 // and the API's metrics on /metrics.
 func TestRunServesTheQueryAPI(t *testing.T) {
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
-	var se bytes.Buffer
-	cmd := exec.Command(binary, "run", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
-		"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport))
-	cmd.Env = append(cmd.Environ(), "USAGESTREAM_API_TOKEN=e2e-token")
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run did not stop cleanly: %v\n%s", err, se.String())
-			}
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("run did not stop on SIGTERM")
-		}
-	}()
+	run := startRunEnv(t, hport, []string{"USAGESTREAM_API_TOKEN=e2e-token"}, "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
+		"--registry-port", fmt.Sprint(rport))
+	defer run.stop(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", hport)
 	call := func(path, token string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := call("/readyz", ""); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not become ready: %s", se.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		code, _, b := httpGet(base+path, token)
+		return code, b
 	}
 	files := genFiles(t, t.TempDir(), gen.Config{ServicePoints: 40, Months: 14, Seed: 9, Anomalies: map[gen.Kind]int{"U2_GAP": 1}})
 	var gap gen.Label
@@ -97,7 +55,7 @@ func TestRunServesTheQueryAPI(t *testing.T) {
 			}
 		}
 	}
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		code, body := call(path, "e2e-token")
 		if code == http.StatusOK {

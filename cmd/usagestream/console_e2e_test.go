@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestRunServesTheConsole: `usagestream run` serves the web console on its
@@ -19,52 +14,12 @@ import (
 // the token.
 func TestRunServesTheConsole(t *testing.T) {
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
-	var se bytes.Buffer
-	cmd := exec.Command(binary, "run", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
-		"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport))
-	cmd.Env = append(cmd.Environ(), "USAGESTREAM_API_TOKEN=console-token")
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run did not stop cleanly: %v\n%s", err, se.String())
-			}
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("run did not stop on SIGTERM")
-		}
-	}()
+	run := startRunEnv(t, hport, []string{"USAGESTREAM_API_TOKEN=console-token"}, "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
+		"--registry-port", fmt.Sprint(rport))
+	defer run.stop(t)
+
 	base := fmt.Sprintf("http://127.0.0.1:%d", hport)
-	call := func(path, token string) (int, http.Header, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, b
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _, _ := call("/readyz", ""); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not become ready: %s", se.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	call := func(path, token string) (int, http.Header, []byte) { return httpGet(base+path, token) }
 
 	code, hdr, page := call("/console/", "")
 	if code != http.StatusOK || !strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
@@ -93,7 +48,7 @@ func TestRunServesTheConsole(t *testing.T) {
 	if strings.Join(names, ",") != "customer,interval,premise,servicepoint" {
 		t.Errorf("/v1/stages lists %v, want the four stages run runs", names)
 	}
-	if strings.Contains(se.String(), "console-token") {
+	if strings.Contains(run.se.String(), "console-token") {
 		t.Error("the token is in the log")
 	}
 }

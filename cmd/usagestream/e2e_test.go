@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -102,8 +103,15 @@ type runProc struct {
 // startRun starts run and waits until /readyz answers on hport.
 func startRun(t *testing.T, hport int, args ...string) runProc {
 	t.Helper()
+	return startRunEnv(t, hport, nil, args...)
+}
+
+// startRunEnv is startRun with env added to the process's environment.
+func startRunEnv(t *testing.T, hport int, env []string, args ...string) runProc {
+	t.Helper()
 	se := &bytes.Buffer{}
 	cmd := exec.Command(binary, append([]string{"run", "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport)}, args...)...)
+	cmd.Env = append(cmd.Environ(), env...)
 	cmd.Stderr = se
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -329,4 +337,20 @@ func TestDemoReadsTheWholeSampleFile(t *testing.T) {
 	if strings.Contains(r.stdout, "FAILED") || !strings.Contains(r.stdout, "COMPLETED") || !strings.Contains(r.stdout, "skipped") {
 		t.Fatalf("demo did not ingest its sample to the end, then skip it:\n%s", r.stdout)
 	}
+}
+
+// httpGet asks for url, with a bearer token unless it is "": the status (0
+// when nothing answered), the headers and the body.
+func httpGet(url, token string) (int, http.Header, []byte) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
 }
