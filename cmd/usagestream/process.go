@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type processFlags struct {
 	// contract with the units the ways in allow (docs/intervals.md).
 	Units          []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
 	MaxPollRecords int           `name:"max-poll-records" env:"USAGESTREAM_MAX_POLL_RECORDS" default:"5000" help:"Most input records in one transaction of a stage: more commit less often (a commit waits for the broker), fewer bound the work a failure repeats."`
+	CPUProfile     string        `name:"cpuprofile" env:"USAGESTREAM_CPUPROFILE" help:"Write a CPU profile (pprof) of the stages to this file until they stop; each stage's goroutines carry the label stage=<name> (docs/performance.md)."`
 	StageLogEvery  time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
 	apiFlags                     // query API (cmd/usagestream/api.go)
 }
@@ -90,6 +92,13 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 	policy, err := f.policy()
 	if err != nil {
 		return err
+	}
+	if f.CPUProfile != "" {
+		stop, err := startCPUProfile(f.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop(log)
 	}
 	p, err := pipeline.New(ctx, kc, policy, pipeline.ReadContract(interval.Check{Units: f.Units}))
 	if err != nil {
@@ -194,5 +203,25 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile file given by --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile (--cpuprofile %s): %w", path, err)
+	}
+	return func(log *slog.Logger) {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Warn("the CPU profile could not be written", "file", path, "err", err)
+			return
+		}
+		log.Info("CPU profile written: go tool pprof -tags usagestream "+path, "file", path)
 	}, nil
 }

@@ -110,7 +110,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 			}
 			if h := out.History; h != nil {
 				hv := intervalHistory{Utility: ip.Utility, History: *h}
-				b := hv.appendBinary(make([]byte, 0, 128))
+				b := p.exactValue(hv.appendBinary)
 				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.IntervalHistory, Key: []byte(h.CustomerID), Value: b})
 			}
 			if ev.err != nil {

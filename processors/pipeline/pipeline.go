@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/usagestream/usagestream/internal/consume"
 	"github.com/usagestream/usagestream/internal/kafkaconf"
@@ -50,6 +51,7 @@ type Pipeline struct {
 	anomalies     *recavro.Writer[recavro.Anomaly]
 	actions       *override.Codec
 	reads         *interval.Validator // the contract of records on intervals.v1
+	scratch       sync.Pool           // of *[]byte: see exactValue
 }
 
 // Option changes how New builds the stages.
@@ -289,7 +291,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			}
 			for _, m := range out.Memberships {
 				mv := membership{Utility: u, Membership: m}
-				b := mv.appendBinary(make([]byte, 0, 256))
+				b := p.exactValue(mv.appendBinary)
 				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
 					Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 			}
@@ -325,7 +327,7 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 	}
 	for _, m := range out.Memberships {
 		mv := membership{Utility: a.Utility, Membership: m}
-		b := mv.appendBinary(make([]byte, 0, 256))
+		b := p.exactValue(mv.appendBinary)
 		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
 			Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 	}
@@ -369,7 +371,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 			}
 			for _, ci := range so.Inputs {
 				cv := customerInput{Utility: m.Utility, Input: ci}
-				b := cv.appendBinary(make([]byte, 0, 256))
+				b := p.exactValue(cv.appendBinary)
 				// Each input is a snapshot of the customer at the premise:
 				// the transaction keeps the last one of each, and none when
 				// the customer is back where it started (runtime.Coalesce).

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,4 +74,21 @@ func (h *intervalHistory) appendBinary(b []byte) []byte {
 func (h *intervalHistory) decode(b []byte) error {
 	*h = intervalHistory{}
 	return decodeValue(b, h, &h.Utility, func(r []byte) error { return rules.DecodeIntervalHistory(r, &h.History) })
+}
+
+// exactValue encodes a repartition value with appendTo into a pooled
+// buffer and returns a copy of exactly its length. The value lives until
+// its transaction commits and most are coalesced away before that: a new
+// buffer of a guessed capacity (256 bytes) per value was most of the bytes
+// the servicepoint stage allocated (docs/performance.md).
+func (p *Pipeline) exactValue(appendTo func([]byte) []byte) []byte {
+	bp, _ := p.scratch.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := appendTo((*bp)[:0])
+	v := bytes.Clone(b)
+	*bp = b
+	p.scratch.Put(bp)
+	return v
 }

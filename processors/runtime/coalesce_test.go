@@ -86,9 +86,6 @@ func TestCoalescePerTransaction(t *testing.T) {
 			if want := len(c.inputs) - len(c.want); dropped != want {
 				t.Errorf("dropped %d, want %d", dropped, want)
 			}
-			if tx.coalesce != nil {
-				t.Error("the coalesce list outlived coalescing")
-			}
 		})
 	}
 }

@@ -570,12 +570,12 @@ func firstFetchError(fs kgo.Fetches) error {
 type txn struct {
 	parts map[int32]*partCache
 	// outputs and quarantined are produced by the produce step, in the
-	// order apply made them.
-	outputs     []*kgo.Record
+	// order apply made them. Outputs stay Out values until then: most of a
+	// stage's outputs may be coalesced away (coalesceOutputs), and a Kafka
+	// record per output made before that was garbage the collector paid
+	// for (docs/performance.md).
+	outputs     []Out
 	quarantined []*kgo.Record
-	// coalesce is each output's Out.Coalesce (nil: kept as it is), until
-	// apply shortens the outputs (coalesceOutputs).
-	coalesce []*Coalesce
 
 	mu            sync.Mutex
 	prodErr       error
@@ -788,14 +788,15 @@ func coalesceOutputs(t *txn) int {
 		last   int
 	}
 	var bySubject map[subject]*series
-	for i, c := range t.coalesce {
+	for i, o := range t.outputs {
+		c := o.Coalesce
 		if c == nil {
 			continue
 		}
 		if bySubject == nil {
 			bySubject = map[subject]*series{}
 		}
-		k := subject{t.outputs[i].Topic, c.Key}
+		k := subject{o.Topic, c.Key}
 		if s := bySubject[k]; s != nil {
 			s.last = i
 		} else {
@@ -803,13 +804,11 @@ func coalesceOutputs(t *txn) int {
 		}
 	}
 	if bySubject == nil {
-		t.coalesce = nil
 		return 0
 	}
 	kept := t.outputs[:0]
 	for i, r := range t.outputs {
-		c := t.coalesce[i]
-		if c != nil {
+		if c := r.Coalesce; c != nil {
 			s := bySubject[subject{r.Topic, c.Key}]
 			if s.last != i || c.After == s.before {
 				continue
@@ -819,7 +818,7 @@ func coalesceOutputs(t *txn) int {
 	}
 	dropped := len(t.outputs) - len(kept)
 	clear(t.outputs[len(kept):])
-	t.outputs, t.coalesce = kept, nil
+	t.outputs = kept
 	return dropped
 }
 
@@ -828,8 +827,10 @@ func coalesceOutputs(t *txn) int {
 func (in *Instance) applyRecords(ctx context.Context, t *txn, fp kgo.FetchTopicPartition) error {
 	p := fp.Partition
 	pc := t.part(p)
+	// Counted once per fetched partition: a labelled lookup per record cost
+	// 1% of the stages' CPU (docs/performance.md).
+	in.m.recordsIn.WithLabelValues(in.name, fp.Topic).Add(float64(len(fp.Records)))
 	for _, r := range fp.Records {
-		in.m.recordsIn.WithLabelValues(in.name, r.Topic).Inc()
 		if quarantine.SkipFor(in.name, r.Headers) {
 			// A re-feed addressed to another consumer of this topic: this
 			// stage processed the original already.
@@ -936,9 +937,17 @@ func (in *Instance) wallClockAt(p int32, now time.Time) int64 {
 // transaction changed, to the changelog partition of the input partition it
 // belongs to.
 func (in *Instance) produce(ctx context.Context, t *txn) error {
-	for _, r := range t.outputs {
+	var (
+		outTopic string
+		outCount prometheus.Counter
+	)
+	for _, o := range t.outputs {
+		r := &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value}
 		in.sess.Produce(ctx, r, t.outputPromise)
-		in.m.recordsOut.WithLabelValues(in.name, r.Topic).Inc()
+		if r.Topic != outTopic || outCount == nil {
+			outTopic, outCount = r.Topic, in.m.recordsOut.WithLabelValues(in.name, r.Topic)
+		}
+		outCount.Inc()
 	}
 	for _, r := range t.quarantined {
 		in.sess.Produce(ctx, r, t.outputPromise)
@@ -1049,10 +1058,7 @@ func (in *Instance) step(t *txn, pc *partCache, p int32, key []byte, input Input
 	case res.write:
 		e.state, e.deleted, e.dirty = res.state, false, true
 	}
-	for _, o := range res.outs {
-		t.outputs = append(t.outputs, &kgo.Record{Topic: o.Topic, Key: o.Key, Value: o.Value})
-		t.coalesce = append(t.coalesce, o.Coalesce)
-	}
+	t.outputs = append(t.outputs, res.outs...)
 	for _, tm := range res.timers {
 		id := timerID{tm.Kind, string(tm.Key)}
 		if tm.At.IsZero() {
