@@ -22,6 +22,7 @@ import (
 	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/runtime/runtimetest"
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
@@ -77,31 +78,10 @@ func newConsumerFixture(t *testing.T) consumerFixture {
 	api := query.New(query.Config{Kafka: env.Kafka})
 	ts := httptest.NewServer(api.Handler())
 	api.Listening(strings.TrimPrefix(ts.URL, "http://"))
-	sctx, stop := context.WithCancel(ctx)
-	errs := make(chan error, 4)
-	var insts []*runtime.Instance
-	for _, st := range p.Stages() {
-		inst, err := runtime.NewInstance(runtime.Config{Kafka: env.Kafka, DataDir: t.TempDir(), SessionTimeout: 6 * time.Second}, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		api.Attach(sctx, inst)
-		insts = append(insts, inst)
-		go func() { errs <- inst.Run(sctx) }()
-	}
-	t.Cleanup(func() {
-		stop()
-		for range insts {
-			if err := <-errs; err != nil {
-				t.Error(err)
-			}
-		}
-		for _, inst := range insts {
-			inst.Close()
-		}
-		ts.Close()
-		api.Close()
-	})
+	t.Cleanup(func() { ts.Close(); api.Close() })
+	runtimetest.StartAll(t, ctx, p.Stages(), func(runtime.Stage) runtime.Config {
+		return runtime.Config{Kafka: env.Kafka, DataDir: t.TempDir(), SessionTimeout: 6 * time.Second}
+	}, api.Attach)
 	if err := pipeline.WaitCaughtUp(ctx, env.Kafka); err != nil {
 		t.Fatal(err)
 	}

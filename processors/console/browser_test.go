@@ -28,6 +28,7 @@ import (
 	"github.com/usagestream/usagestream/processors/query"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/runtime/runtimetest"
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
 )
@@ -89,31 +90,10 @@ func startStack(t *testing.T) stack {
 	mux.Handle(console.Path, h)
 	ts := httptest.NewServer(mux)
 	api.Listening(strings.TrimPrefix(ts.URL, "http://"))
-	sctx, stop := context.WithCancel(ctx)
-	var insts []*runtime.Instance
-	errs := make(chan error, 4)
-	for _, st := range p.Stages() {
-		inst, err := runtime.NewInstance(runtime.Config{Kafka: env.Kafka, DataDir: t.TempDir(), SessionTimeout: 6 * time.Second, Metrics: m}, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		api.Attach(sctx, inst)
-		insts = append(insts, inst)
-		go func() { errs <- inst.Run(sctx) }()
-	}
-	t.Cleanup(func() {
-		stop()
-		for range insts {
-			if err := <-errs; err != nil {
-				t.Error(err)
-			}
-		}
-		for _, inst := range insts {
-			inst.Close()
-		}
-		ts.Close()
-		api.Close()
-	})
+	t.Cleanup(func() { ts.Close(); api.Close() })
+	runtimetest.StartAll(t, ctx, p.Stages(), func(runtime.Stage) runtime.Config {
+		return runtime.Config{Kafka: env.Kafka, DataDir: t.TempDir(), SessionTimeout: 6 * time.Second, Metrics: m}
+	}, api.Attach)
 	wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer wcancel()
 	if err := pipeline.WaitCaughtUp(wctx, env.Kafka); err != nil {

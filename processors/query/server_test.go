@@ -22,6 +22,7 @@ import (
 	"github.com/usagestream/usagestream/processors/pipeline"
 	"github.com/usagestream/usagestream/processors/rules"
 	"github.com/usagestream/usagestream/processors/runtime"
+	"github.com/usagestream/usagestream/processors/runtime/runtimetest"
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/gen"
 	"github.com/usagestream/usagestream/producers/ingest"
@@ -79,31 +80,10 @@ func (f *fixture) start(t testing.TB, dir, token string, opts ...func(*Config)) 
 	api := New(cfg)
 	ts := httptest.NewServer(api.Handler())
 	api.Listening(strings.TrimPrefix(ts.URL, "http://"))
-	ctx, cancel := context.WithCancel(f.ctx)
-	var insts []*runtime.Instance
-	errs := make(chan error, 3)
-	for _, st := range f.p.Stages() {
-		in, err := runtime.NewInstance(runtime.Config{Kafka: f.env.Kafka, DataDir: dir, SessionTimeout: 6 * time.Second}, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		api.Attach(ctx, in)
-		insts = append(insts, in)
-		go func() { errs <- in.Run(ctx) }()
-	}
-	t.Cleanup(func() {
-		cancel()
-		for range insts {
-			if err := <-errs; err != nil {
-				t.Error(err)
-			}
-		}
-		for _, in := range insts {
-			in.Close()
-		}
-		ts.Close()
-		api.Close()
-	})
+	t.Cleanup(func() { ts.Close(); api.Close() })
+	insts := runtimetest.StartAll(t, f.ctx, f.p.Stages(), func(runtime.Stage) runtime.Config {
+		return runtime.Config{Kafka: f.env.Kafka, DataDir: dir, SessionTimeout: 6 * time.Second}
+	}, api.Attach)
 	return api, ts, insts
 }
 
