@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,30 +21,10 @@ import (
 // correction the interval stage emits for it.
 func TestIntervalsThroughRun(t *testing.T) {
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
-	var se bytes.Buffer
-	cmd := exec.Command(binary, "run", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
-		"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport), "--intervals-utility", "gec")
-	cmd.Env = append(cmd.Environ(), "USAGESTREAM_API_TOKEN=tok")
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
+	run := startRunEnv(t, hport, []string{"USAGESTREAM_API_TOKEN=tok"}, "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
+		"--registry-port", fmt.Sprint(rport), "--intervals-utility", "gec")
+	defer run.stop(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", hport)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not become ready: %s", se.String())
-		}
-	}
 	conn := []string{fmt.Sprintf("USAGESTREAM_BROKERS=127.0.0.1:%d", kport), fmt.Sprintf("USAGESTREAM_REGISTRY=http://127.0.0.1:%d", rport)}
 
 	dir := t.TempDir()
@@ -99,7 +76,7 @@ func TestIntervalsThroughRun(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no correction from the interval stage: %s", se.String())
+			t.Fatalf("no correction from the interval stage: %s", run.se.String())
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,38 +34,17 @@ func TestPythonAdapterExample(t *testing.T) {
 	}
 	kport, rport, hport := freePort(t), freePort(t), freePort(t)
 	kc := kafkaconf.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", kport)}, Registry: fmt.Sprintf("http://127.0.0.1:%d", rport), TopicPrefix: "usagestream."}
-	args := []string{"run", "--no-process", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
-		"--registry-port", fmt.Sprint(rport), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport),
-		"--intervals-utility", "gec", "--intervals-tz", "America/New_York"}
+	args := []string{"--no-process", "--data-dir", t.TempDir(), "--kafka-port", fmt.Sprint(kport),
+		"--registry-port", fmt.Sprint(rport), "--intervals-utility", "gec", "--intervals-tz", "America/New_York"}
 	// In the real-Kafka lane (scripts/test.d/60-realkafka.sh): Apache Kafka
 	// and Apicurio, under a topic prefix of this test's own.
 	if b := os.Getenv("USAGESTREAM_TEST_BROKERS"); b != "" {
 		kc = kafkaconf.Config{Brokers: strings.Split(b, ","), Registry: os.Getenv("USAGESTREAM_TEST_REGISTRY"), TopicPrefix: fmt.Sprintf("pyadapter%d.", time.Now().UnixNano())}
 		args = append(args, "--brokers", b, "--registry", kc.Registry, "--topic-prefix", kc.TopicPrefix)
 	}
-	var se bytes.Buffer
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(cmd.Environ(), "USAGESTREAM_API_TOKEN=tok")
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
+	run := startRunEnv(t, hport, []string{"USAGESTREAM_API_TOKEN=tok"}, args...)
+	defer run.stop(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", hport)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not become ready: %s", se.String())
-		}
-	}
 	resp, err := http.Get(base + "/v1/intervals")
 	if err != nil {
 		t.Fatal(err)
