@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,10 +42,11 @@ type stageSet struct {
 	waits  []func()
 	paused bool
 
-	// members are the static instance ids this process runs, by group;
-	// written by Started, also on a supervised restart.
+	// members are the static instance ids this process runs, by group
+	// (several with --instances); written by Started, also on a supervised
+	// restart, which keeps its id.
 	membersMu sync.Mutex
-	members   map[string]string
+	members   map[string][]string
 }
 
 // run starts the stages.
@@ -60,9 +62,11 @@ func (s *stageSet) startLocked() error {
 		if id, err := in.MemberID(); err == nil {
 			s.membersMu.Lock()
 			if s.members == nil {
-				s.members = map[string]string{}
+				s.members = map[string][]string{}
 			}
-			s.members[in.Group()] = id
+			if ids := s.members[in.Group()]; !slices.Contains(ids, id) {
+				s.members[in.Group()] = append(ids, id)
+			}
 			s.membersMu.Unlock()
 		}
 	})
@@ -113,9 +117,9 @@ func (s *stageSet) pause(ctx context.Context) error {
 	s.membersMu.Lock()
 	members := maps.Clone(s.members)
 	s.membersMu.Unlock()
-	for group, id := range members {
-		if _, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(id)); err != nil {
-			return fmt.Errorf("the processors are stopped, but member %s could not leave %s: %w", id, group, err)
+	for group, ids := range members {
+		if _, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(ids...)); err != nil {
+			return fmt.Errorf("the processors are stopped, but members %s could not leave %s: %w", strings.Join(ids, ", "), group, err)
 		}
 	}
 	s.log.Info("processors paused", "groups", len(members))

@@ -36,10 +36,20 @@ type processFlags struct {
 	// The interval stage holds records on intervals.v1 to the read
 	// contract with the units the ways in allow (docs/intervals.md).
 	Units          []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
+	Instances      int           `name:"instances" env:"USAGESTREAM_INSTANCES" default:"1" help:"Instances of each stage in this process (1 to 16), sharing the stage's partitions through its consumer group as that many processes would: one stage's transactions then overlap, so a stage waiting for a commit leaves the machine to the others. Each keeps its state under --state-dir/instance-N (the first in --state-dir itself)."`
 	MaxPollRecords int           `name:"max-poll-records" env:"USAGESTREAM_MAX_POLL_RECORDS" default:"5000" help:"Most input records in one transaction of a stage: more commit less often (a commit waits for the broker), fewer bound the work a failure repeats."`
 	CPUProfile     string        `name:"cpuprofile" env:"USAGESTREAM_CPUPROFILE" help:"Write a CPU profile (pprof) of the stages to this file until they stop; each stage's goroutines carry the label stage=<name> (docs/performance.md)."`
 	StageLogEvery  time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
 	apiFlags                     // query API (cmd/usagestream/api.go)
+}
+
+// Validate checks the flags when the command line is parsed (a usage
+// error), the query API's too.
+func (f *processFlags) Validate() error {
+	if f.Instances < 1 || f.Instances > maxInstances {
+		return fmt.Errorf("--instances %d: give 1 to %d (instances beyond a stage's partitions stay idle)", f.Instances, maxInstances)
+	}
+	return f.apiFlags.Validate()
 }
 
 func (f processFlags) policy() (rules.Policy, error) {
@@ -129,17 +139,19 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 	set.parent, set.kc, set.log = ctx, kc, log
 	set.start = func(ctx context.Context, started func(*runtime.Instance)) ([]func(), error) {
 		var waits []func()
-		for _, st := range p.Stages() {
-			cfg := runtime.Config{Kafka: kc, DataDir: f.StateDir, Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords}
-			// The query API reads each instance's state, the restarted ones too.
-			wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) {
-				started(in)
-				f.attach(ctx, in)
-			}})
-			if err != nil {
-				return waits, err
+		for k := range f.Instances {
+			for _, st := range p.Stages() {
+				cfg := runtime.Config{Kafka: kc, DataDir: instanceDir(f.StateDir, k), Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords}
+				// The query API reads each instance's state, the restarted ones too.
+				wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) {
+					started(in)
+					f.attach(ctx, in)
+				}})
+				if err != nil {
+					return waits, err
+				}
+				waits = append(waits, wait)
 			}
-			waits = append(waits, wait)
 		}
 		return waits, nil
 	}
@@ -151,7 +163,7 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 		return err
 	}
 	ready.Store(true)
-	log.Info("processors running", "stages", names, "state_dir", f.StateDir)
+	log.Info("processors running", "stages", names, "instances", f.Instances, "state_dir", f.StateDir)
 	if g, ok := reg.(prometheus.Gatherer); ok && f.StageLogEvery > 0 {
 		var wg sync.WaitGroup
 		wg.Go(func() { logStageProgress(ctx, g, f.StageLogEvery, log) })
@@ -224,4 +236,18 @@ func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
 		}
 		log.Info("CPU profile written: go tool pprof -tags usagestream "+path, "file", path)
 	}, nil
+}
+
+// maxInstances bounds --instances: each instance of each stage is a Kafka
+// client, a consumer group member and a Pebble store of its own.
+const maxInstances = 16
+
+// instanceDir is where instance k of the stages keeps its state: the first
+// in stateDir itself, as a single instance always did, so a process run
+// again with another --instances keeps the state it has.
+func instanceDir(stateDir string, k int) string {
+	if k == 0 {
+		return stateDir
+	}
+	return filepath.Join(stateDir, fmt.Sprintf("instance-%d", k))
 }

@@ -65,7 +65,7 @@ func beside(t *testing.T, insts []*runtime.Instance, cfg Config) *httptest.Serve
 	t.Helper()
 	s := New(cfg)
 	for _, in := range insts {
-		s.inst[in.Name()] = in
+		s.inst[in.Name()] = append(s.inst[in.Name()], in)
 	}
 	ts := httptest.NewServer(s.Handler())
 	s.Listening(strings.TrimPrefix(ts.URL, "http://"))

@@ -81,8 +81,8 @@ type Server struct {
 	log  *slog.Logger
 	dir  *directory
 	mu   sync.Mutex
-	inst map[string]*runtime.Instance // by stage name
-	self string                       // advertised URL
+	inst map[string][]*runtime.Instance // by stage name: one per instance of the stage this process runs
+	self string                         // advertised URL
 	// warned is when each refusal to pass on was last logged, so that a bad
 	// advertisement gives a WARN a minute, not one per request.
 	warned map[string]time.Time
@@ -112,7 +112,7 @@ func New(cfg Config) *Server {
 	if cfg.Client == nil {
 		cfg.Client = peerClient(cfg.PeerAllow, cfg.PeerRootCAs)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string]*runtime.Instance{}, warned: map[string]time.Time{},
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "queryapi"), inst: map[string][]*runtime.Instance{}, warned: map[string]time.Time{},
 		dir: newDirectory(cfg.Kafka), self: strings.TrimRight(cfg.Advertise, "/"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "usagestream_query_requests_total", Help: "Query API requests answered, by endpoint and HTTP status (401s included).",
@@ -179,11 +179,19 @@ func (s *Server) URL() string {
 // the place to ask for the partitions inst owns. A failed advertisement is
 // logged, not fatal: local keys are still served.
 func (s *Server) Attach(ctx context.Context, inst *runtime.Instance) {
+	member, err := inst.MemberID()
 	s.mu.Lock()
-	s.inst[inst.Name()] = inst
+	// A restarted instance (runtime.Supervise) has the member id of the one
+	// it replaces.
+	insts := s.inst[inst.Name()]
+	i := slices.IndexFunc(insts, func(o *runtime.Instance) bool { id, _ := o.MemberID(); return err == nil && id == member })
+	if i >= 0 {
+		insts[i] = inst
+	} else {
+		s.inst[inst.Name()] = append(insts, inst)
+	}
 	self := s.self
 	s.mu.Unlock()
-	member, err := inst.MemberID()
 	if err == nil && self != "" {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = s.dir.advertise(actx, member, self)
@@ -197,10 +205,12 @@ func (s *Server) Attach(ctx context.Context, inst *runtime.Instance) {
 // TokenRequired says whether requests must carry a bearer token.
 func (s *Server) TokenRequired() bool { return s.cfg.Token != "" }
 
-func (s *Server) instance(stage string) *runtime.Instance {
+// instances are the instances of stage this process runs: one, or more
+// with process --instances.
+func (s *Server) instances(stage string) []*runtime.Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.inst[stage]
+	return slices.Clone(s.inst[stage])
 }
 
 // Handler serves the API under /v1/, behind the bearer token if one is set.
@@ -339,23 +349,33 @@ func (s *Server) premise(w http.ResponseWriter, r *http.Request) {
 // error, or a proxied answer from the owner), ok is false. A nil state with
 // ok is an unknown key.
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request, stage, key string) (state any, p int32, ok bool) {
-	inst := s.instance(stage)
-	if inst == nil {
+	insts := s.instances(stage)
+	if len(insts) == 0 {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "the processors are starting (or not run by this process): retry shortly", nil)
 		return nil, 0, false
 	}
 	ctx := r.Context()
+	inst := insts[0]
 	n, err := s.dir.partitions(ctx, inst.Inputs()[0])
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
 		return nil, 0, false
 	}
 	p = runtime.KeyPartition([]byte(key), n)
-	if member, err := inst.MemberID(); err == nil {
+	// The instance of this process that owns p, if one does.
+	var (
+		st    any
+		found bool
+	)
+	for _, inst = range insts {
+		if st, found, err = inst.Lookup(p, []byte(key)); !errors.Is(err, runtime.ErrNotOwned) {
+			break
+		}
+	}
+	if member, merr := inst.MemberID(); merr == nil && !errors.Is(err, runtime.ErrNotOwned) {
 		w.Header().Set(servedByHeader, member)
 	}
-	st, found, err := inst.Lookup(p, []byte(key))
 	switch {
 	case errors.Is(err, runtime.ErrNotOwned):
 		s.remote(w, r, inst, p)
@@ -385,7 +405,7 @@ func (s *Server) remote(w http.ResponseWriter, r *http.Request, inst *runtime.In
 		return
 	}
 	self := s.URL()
-	if me, err := inst.MemberID(); err == nil && owner.Member == me {
+	if slices.ContainsFunc(s.instances(inst.Name()), func(o *runtime.Instance) bool { me, err := o.MemberID(); return err == nil && owner.Member == me }) {
 		// The group gave the partition here and its restore is not done.
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("partition %d of %s is being restored here: retry shortly", p, inst.Name()), nil)

@@ -315,6 +315,7 @@ func (in *Instance) Close() {
 	in.mu.Lock()
 	clear(in.owned)
 	in.mu.Unlock()
+	in.m.setStoreBytes(in, -1)
 	in.store.Close()
 }
 
@@ -741,7 +742,7 @@ func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bo
 	in.m.commits.WithLabelValues(in.name).Inc()
 	in.m.processSeconds.WithLabelValues(in.name).Observe(processed.Seconds())
 	in.m.commitSeconds.WithLabelValues(in.name).Observe((time.Since(start) - processed).Seconds())
-	in.m.storeBytes.WithLabelValues(in.name).Set(float64(in.store.DiskUsage()))
+	in.m.setStoreBytes(in, int64(in.store.DiskUsage()))
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,6 +23,37 @@ type Metrics struct {
 	skipped          *prometheus.CounterVec
 	coalesced        *prometheus.CounterVec
 	restarts         *prometheus.CounterVec
+
+	// storeMu guards stores: the disk usage of each instance's store, by
+	// processor, so that several instances of a stage in one process
+	// (process --instances) report their sum.
+	storeMu sync.Mutex
+	stores  map[string]map[*Instance]int64
+}
+
+// setStoreBytes records the disk usage of in's store, n (-1: the instance
+// is gone), and sets the stage's gauge to the sum over its instances.
+func (m *Metrics) setStoreBytes(in *Instance, n int64) {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.stores == nil {
+		m.stores = map[string]map[*Instance]int64{}
+	}
+	by := m.stores[in.name]
+	if by == nil {
+		by = map[*Instance]int64{}
+		m.stores[in.name] = by
+	}
+	if n < 0 {
+		delete(by, in)
+	} else {
+		by[in] = n
+	}
+	var sum int64
+	for _, b := range by {
+		sum += b
+	}
+	m.storeBytes.WithLabelValues(in.name).Set(float64(sum))
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not exported).
