@@ -33,8 +33,8 @@ func randomBillingRow(rng *rand.Rand) records.BillingRow {
 		return []float64{0, 1, -2.75, 1200.5, 999999999, -999999999, math.SmallestNonzeroFloat64, 0.1}[rng.IntN(8)]
 	}
 	r := records.BillingRow{
-		Layout: []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage}[rng.IntN(3)],
-		Line:   []int64{0, 1, 2, 63, 64, 1 << 40, math.MaxInt64}[rng.IntN(7)],
+		Layout:     []records.Layout{records.LayoutFull, records.LayoutCustomer, records.LayoutUsage}[rng.IntN(3)],
+		Line:       []int64{0, 1, 2, 63, 64, 1 << 40, math.MaxInt64}[rng.IntN(7)],
 		CustomerID: str(), PremiseID: str(), SecondaryID: str(), CCBAccountID: str(), CustomerType: str(),
 		BusinessName: str(), AccountID: str(), ActiveDate: date(),
 		InactiveDate:      records.NullDate{Date: date(), Valid: rng.IntN(2) == 0},
