@@ -13,13 +13,15 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync/atomic"
+
+	kflate "github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/usagestream/usagestream/internal/ellipsis"
 )
@@ -259,11 +261,14 @@ func (df *File) Close() error {
 // IsCorruption tells a damaged compressed stream (send the file again) from a
 // failing disk or network (run again).
 func IsCorruption(err error) bool {
+	// gzip is klauspost/compress's (1.2 to 1.3 times as fast as compress/gzip, the
+	// same stream format); a zip entry inflates with the standard library's.
 	var ce flate.CorruptInputError
+	var kce kflate.CorruptInputError
 	return errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
 		errors.Is(err, zip.ErrChecksum) || errors.Is(err, zip.ErrFormat) ||
-		errors.As(err, &ce)
+		errors.As(err, &ce) || errors.As(err, &kce)
 }
 
 // clip keeps messages short when an entry name is absurdly long.
