@@ -589,13 +589,16 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 	// rctx stops the reader and encoders on an early return; records are
 	// produced with ctx, since they outlive this function in the transaction.
 	rctx, cancel := context.WithCancel(ctx)
-	order := make(chan *batch, 2*t.in.cfg.Workers+2)
-	work := make(chan *batch, 2*t.in.cfg.Workers+2)
+	// Deep enough for the reader and workers to go on for the few
+	// milliseconds a commit waits for the broker (about 10,000 lines).
+	depth := 8*t.in.cfg.Workers + 4
+	order := make(chan *batch, depth)
+	work := make(chan *batch, depth)
 	var readEnd error
 
 	// As many slabs as the batches of a transaction and those in the
 	// channels and workers: so many are in use before a commit frees any.
-	t.free = make(chan *slab, t.in.cfg.ChunkRows/batchLines+4*t.in.cfg.Workers+8)
+	t.free = make(chan *slab, t.in.cfg.ChunkRows/batchLines+2*depth+t.in.cfg.Workers+4)
 	bl, raw := rd.(billingLines)
 	parsers := make([]*billing.Parser, t.in.cfg.Workers)
 	if raw {
