@@ -564,6 +564,10 @@ type slab struct {
 	lines []rawLine
 }
 
+// maxKept bounds the batches kept for their slabs until a commit (about
+// 65,000 lines, 40 MB): a larger chunk lets the rest go to the collector.
+const maxKept = 128
+
 // getSlab is a slab from free, or a new one.
 func getSlab(free chan *slab) *slab {
 	select {
@@ -598,7 +602,7 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 
 	// As many slabs as the batches of a transaction and those in the
 	// channels and workers: so many are in use before a commit frees any.
-	t.free = make(chan *slab, t.in.cfg.ChunkRows/batchLines+2*depth+t.in.cfg.Workers+4)
+	t.free = make(chan *slab, min(t.in.cfg.ChunkRows/batchLines, maxKept)+2*depth+t.in.cfg.Workers+4)
 	bl, raw := rd.(billingLines)
 	parsers := make([]*billing.Parser, t.in.cfg.Workers)
 	if raw {
@@ -711,7 +715,9 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 				}
 			}
 		}
-		t.produced = append(t.produced, b)
+		if len(t.produced) < maxKept {
+			t.produced = append(t.produced, b)
+		} // else the collector takes it: memory stays bounded whatever --chunk-rows
 		if p := t.in.cfg.Progress; p != nil {
 			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: b.read, Skipped: skipped, Generation: t.st.generation})
 		}
