@@ -796,6 +796,9 @@ func (e *encoder) encode(b *batch) {
 		buf = make([]byte, 0, size+size/4) // room for the next batches' sizes
 	}
 	defer func() { m.out, m.meta, m.recs, m.buf = b.out, b.meta, recs, buf }()
+	// One timestamp (the record's create time) for the batch: the client
+	// would otherwise read the clock for every record.
+	now := time.Now().Truncate(time.Millisecond)
 	for i := range n {
 		var it item
 		if b.lines != nil {
@@ -821,6 +824,7 @@ func (e *encoder) encode(b *batch) {
 		}
 		b.meta[i].rejected = it.rejected
 		r := &recs[i]
+		r.Timestamp = now
 		var (
 			err        error
 			start, key = len(buf), ""
