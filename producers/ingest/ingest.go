@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
@@ -392,6 +393,7 @@ type txn struct {
 	// produced, the batches produced since the last commit (see slab).
 	free     chan *slab
 	produced []*batch
+	kept     int // bytes of the slabs of produced
 }
 
 // recycle hands the slabs of the batches produced before a commit to later
@@ -404,7 +406,7 @@ func (t *txn) recycle() {
 		}
 	}
 	clear(t.produced)
-	t.produced = t.produced[:0]
+	t.produced, t.kept = t.produced[:0], 0
 }
 
 func (t *txn) promise(_ *kgo.Record, err error) {
@@ -564,9 +566,18 @@ type slab struct {
 	lines []rawLine
 }
 
-// maxKept bounds the batches kept for their slabs until a commit (about
-// 65,000 lines, 40 MB): a larger chunk lets the rest go to the collector.
-const maxKept = 128
+// maxKept and maxKeptBytes bound the batches kept for their slabs until a
+// commit (128 batches of the bench file's lines are about 65,000 lines and
+// 45 MB): a larger chunk, or longer lines, let the rest go to the collector.
+const (
+	maxKept      = 128
+	maxKeptBytes = 48 << 20
+)
+
+// size is about the bytes of s's buffers.
+func (s *slab) size() int {
+	return cap(s.buf) + cap(s.recs)*int(reflect.TypeFor[kgo.Record]().Size()) + cap(s.lines)*int(reflect.TypeFor[rawLine]().Size())
+}
 
 // getSlab is a slab from free, or a new one.
 func getSlab(free chan *slab) *slab {
@@ -715,8 +726,9 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 				}
 			}
 		}
-		if len(t.produced) < maxKept {
+		if n := b.mem.size(); len(t.produced) < maxKept && t.kept+n <= maxKeptBytes {
 			t.produced = append(t.produced, b)
+			t.kept += n
 		} // else the collector takes it: memory stays bounded whatever --chunk-rows
 		if p := t.in.cfg.Progress; p != nil {
 			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: b.read, Skipped: skipped, Generation: t.st.generation})
