@@ -174,20 +174,27 @@ func (r *Reader) Next() (Record, error) {
 // returns its rejected row; it counts nothing. dst's Extra keeps its
 // capacity for the next row.
 func (r *Reader) parseLine(dst *records.BillingRow, s string, line int64) *records.Rejected {
-	validUTF8 := utf8.ValidString(s)
-	if n := strings.Count(s, "\t") + 1; n != r.nFields {
-		return r.fieldCount(s, n, validUTF8, line)
-	}
-	// The tab count is known, so one byte loop splits the line; for short fields
-	// it beats a call per field.
+	// One byte loop splits the line and notes whether any byte is not
+	// ASCII; for short fields it beats a call per field.
 	f := r.fields[:r.nFields]
 	k, start := 0, 0
+	var or byte
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\t' {
+		c := s[i]
+		or |= c
+		if c == '\t' {
+			if k == len(f)-1 {
+				k = -1 // more fields than the header's
+				break
+			}
 			f[k] = s[start:i]
 			k++
 			start = i + 1
 		}
+	}
+	validUTF8 := or < utf8.RuneSelf || utf8.ValidString(s)
+	if k != len(f)-1 {
+		return r.fieldCount(s, strings.Count(s, "\t")+1, validUTF8, line)
 	}
 	f[k] = s[start:]
 
