@@ -695,12 +695,17 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 			_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
 			return 0, nil, b.firstErr
 		}
+		// One create timestamp per batch, taken here so that it never goes
+		// back from one batch to the next: the client would otherwise read
+		// the clock for every record.
+		now := time.Now().Truncate(time.Millisecond)
 		for i, r := range b.out {
 			m := &b.meta[i]
 			if r == nil { // committed by an earlier run
 				skipped++
 				continue
 			}
+			r.Timestamp = now
 			t.produce(ctx, r)
 			t.sinceTx++
 			if m.rejected == nil {
@@ -808,9 +813,6 @@ func (e *encoder) encode(b *batch) {
 		buf = make([]byte, 0, size+size/4) // room for the next batches' sizes
 	}
 	defer func() { m.out, m.meta, m.recs, m.buf = b.out, b.meta, recs, buf }()
-	// One timestamp (the record's create time) for the batch: the client
-	// would otherwise read the clock for every record.
-	now := time.Now().Truncate(time.Millisecond)
 	for i := range n {
 		var it item
 		if b.lines != nil {
@@ -836,7 +838,6 @@ func (e *encoder) encode(b *batch) {
 		}
 		b.meta[i].rejected = it.rejected
 		r := &recs[i]
-		r.Timestamp = now
 		var (
 			err        error
 			start, key = len(buf), ""
