@@ -210,7 +210,10 @@ func TestCorruption(t *testing.T) {
 	full := gzipOf(t, strings.Repeat(text+"\n", 1000))
 	flipped := bytes.Clone(full)
 	flipped[len(flipped)-6] ^= 0xff // inside the CRC
-	for name, data := range map[string][]byte{"truncated": full[:len(full)/2], "bad checksum": flipped} {
+	// A gzip header, then a deflate block of the reserved type 3: the
+	// decompressor's own CorruptInputError.
+	badBlock := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 0x07, 0, 0, 0, 0}
+	for name, data := range map[string][]byte{"truncated": full[:len(full)/2], "bad checksum": flipped, "bad deflate block": badBlock} {
 		f, err := New(bytes.NewReader(data), Options{})
 		if err != nil {
 			t.Fatal(err)

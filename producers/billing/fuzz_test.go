@@ -17,7 +17,8 @@ import (
 // FuzzReader feeds a body after a valid header (mode 0..2: full, customer,
 // usage layout) or the whole input as the file (mode 3), with or without net
 // metering. Whatever the bytes: no panic, every line one record, stats that
-// reconcile, and no accepted row that breaks the contract.
+// reconcile, no accepted row that breaks the contract, and the same records
+// through NextLine and a Parser as through Next.
 func FuzzReader(f *testing.F) {
 	good := rowLine(records.LayoutFull, nil)
 	f.Add(uint8(0), []byte(good+"\n"+good))
@@ -89,6 +90,8 @@ func FuzzReader(f *testing.F) {
 		if mode&3 < 3 && s.Lines < ends {
 			t.Fatalf("%d lines counted for %d line ends", s.Lines, ends)
 		}
+		// Ingest's path (NextLine, Parser in another goroutine) gives the same records.
+		checkParserMatchesNext(t, "fuzz.tsv", data, opts)
 	})
 }
 

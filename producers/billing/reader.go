@@ -1,7 +1,6 @@
 package billing
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"github.com/usagestream/usagestream/internal/dates"
@@ -162,51 +161,66 @@ func (r *Reader) Next() (Record, error) {
 	case rej != nil: // blank or over the limit
 		return Record{Rejected: rej}, nil
 	}
-	line := r.f.Line()
-
-	validUTF8 := utf8.Valid(b)
-	if n := bytes.Count(b, []byte("\t")) + 1; n != r.nFields {
-		return r.fieldCount(b, n, validUTF8), nil
-	}
-	s := string(b) // the one copy of the line; fields are substrings of it
-	// The tab count is known, so one byte loop splits the line; for short fields
-	// it beats a call per field.
-	f := r.fields[:r.nFields]
-	k, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\t' {
-			f[k] = s[start:i]
-			k++
-			start = i + 1
-		}
-	}
-	f[k] = s[start:]
-
-	row := &records.BillingRow{Layout: r.layout, Line: line}
-	r.reasons = r.reasons[:0]
-	r.parseFields(row, f, validUTF8)
-	if len(r.reasons) > 0 {
-		return r.reject(&records.Rejected{
-			Line:           line,
-			Raw:            r.redactFields(f),
-			ServicePointID: readableID(f[r.spPos], validUTF8),
-			Reasons:        append([]records.Reason(nil), r.reasons...),
-		}), nil
-	}
-	if len(r.extra) > 0 {
-		row.Extra = make([]records.Attribute, len(r.extra))
-		for i, name := range r.extra {
-			row.Extra[i] = records.Attribute{Name: name, Value: f[len(r.cols)+i]}
-		}
+	row := &records.BillingRow{}
+	// string(b): the one copy of the line; the row's fields are substrings of it.
+	if rej := r.parseLine(row, string(b), r.f.Line()); rej != nil {
+		return Record{Rejected: r.f.Reject(rej)}, nil
 	}
 	r.f.Accept()
 	return Record{Row: row}, nil
 }
 
-func (r *Reader) reject(rej *records.Rejected) Record { return Record{Rejected: r.f.Reject(rej)} }
+// parseLine parses data line s, physical line number line, into dst, or
+// returns its rejected row; it counts nothing. dst's Extra keeps its
+// capacity for the next row.
+func (r *Reader) parseLine(dst *records.BillingRow, s string, line int64) *records.Rejected {
+	// One byte loop splits the line and notes whether any byte is not
+	// ASCII; for short fields it beats a call per field.
+	f := r.fields[:r.nFields]
+	k, start := 0, 0
+	var or byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		or |= c
+		if c == '\t' {
+			if k == len(f)-1 {
+				k = -1 // more fields than the header's
+				break
+			}
+			f[k] = s[start:i]
+			k++
+			start = i + 1
+		}
+	}
+	validUTF8 := or < utf8.RuneSelf || utf8.ValidString(s)
+	if k != len(f)-1 {
+		return r.fieldCount(s, strings.Count(s, "\t")+1, validUTF8, line)
+	}
+	f[k] = s[start:]
 
-func (r *Reader) fieldCount(b []byte, n int, validUTF8 bool) Record {
-	rej := &records.Rejected{Line: r.f.Line(), Raw: r.redactCount(b, n)}
+	extra := dst.Extra[:0]
+	*dst = records.BillingRow{Layout: r.layout, Line: line}
+	r.reasons = r.reasons[:0]
+	r.parseFields(dst, f, validUTF8)
+	if len(r.reasons) > 0 {
+		return &records.Rejected{
+			Line:           line,
+			Raw:            r.redactFields(f),
+			ServicePointID: readableID(f[r.spPos], validUTF8),
+			Reasons:        append([]records.Reason(nil), r.reasons...),
+		}
+	}
+	if len(r.extra) > 0 {
+		for i, name := range r.extra {
+			extra = append(extra, records.Attribute{Name: name, Value: f[len(r.cols)+i]})
+		}
+		dst.Extra = extra
+	}
+	return nil
+}
+
+func (r *Reader) fieldCount(s string, n int, validUTF8 bool, line int64) *records.Rejected {
+	rej := &records.Rejected{Line: line, Raw: r.redactCount(s, n)}
 	rej.Reasons = append(rej.Reasons, records.Reason{
 		Code: records.CodeFieldCount, Rule: records.RuleFormat,
 		Message: fmt.Sprintf("%d fields, expected %d (the header's count); a tab is missing or extra", n, r.nFields),
@@ -217,7 +231,7 @@ func (r *Reader) fieldCount(b []byte, n int, validUTF8 bool) Record {
 			Message: "the line is not valid UTF-8; send the file encoded as UTF-8",
 		})
 	}
-	return r.reject(rej)
+	return rej
 }
 
 // prefix shows the start of a line over the limit: redacted by position, cut,

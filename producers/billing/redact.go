@@ -36,11 +36,11 @@ func (r *Reader) redactFields(f []string) string {
 
 // redactCount stands for a line whose field count is wrong: positions cannot be
 // trusted, so no field can be shown safely.
-func (r *Reader) redactCount(b []byte, n int) string {
+func (r *Reader) redactCount(s string, n int) string {
 	if r.keepPersonal {
-		return strings.ToValidUTF8(string(b), "\uFFFD")
+		return strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return "[redacted: " + strconv.Itoa(n) + " fields, " + strconv.Itoa(len(b)) + " bytes]"
+	return "[redacted: " + strconv.Itoa(n) + " fields, " + strconv.Itoa(len(s)) + " bytes]"
 }
 
 // redactPrefix keeps the start of an over-long line, redacted by position (the

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
@@ -384,8 +385,28 @@ type txn struct {
 	sinceTx int
 	lastTx  time.Time
 
-	errMu   sync.Mutex
-	prodErr error
+	errMu     sync.Mutex
+	prodErr   error
+	promiseFn func(*kgo.Record, error)
+
+	// free holds the slabs of batches whose records a commit flushed;
+	// produced, the batches produced since the last commit (see slab).
+	free     chan *slab
+	produced []*batch
+	kept     int // bytes of the slabs of produced
+}
+
+// recycle hands the slabs of the batches produced before a commit to later
+// batches: the commit flushed their records, so the producer holds none.
+func (t *txn) recycle() {
+	for _, b := range t.produced {
+		select {
+		case t.free <- b.mem:
+		default: // enough are free; the collector takes this one
+		}
+	}
+	clear(t.produced)
+	t.produced, t.kept = t.produced[:0], 0
 }
 
 func (t *txn) promise(_ *kgo.Record, err error) {
@@ -399,7 +420,10 @@ func (t *txn) promise(_ *kgo.Record, err error) {
 }
 
 func (t *txn) produce(ctx context.Context, r *kgo.Record) {
-	t.cl.Produce(ctx, r, t.promise)
+	if t.promiseFn == nil {
+		t.promiseFn = t.promise // once: a method value passed on allocates each time
+	}
+	t.cl.Produce(ctx, r, t.promiseFn)
 }
 
 func (t *txn) fileEvent(ctx context.Context, status, errText string) error {
@@ -454,6 +478,7 @@ func (t *txn) commit(ctx context.Context, status, errText string, final bool) er
 	t.log.Debug("chunk committed", "next_line", t.st.nextLine, "rows", t.sinceTx,
 		"chunk_time", time.Since(t.lastTx), "flush_and_commit_time", time.Since(flushStart))
 	t.sinceTx, t.lastTx = 0, time.Now()
+	t.recycle()
 	if hook := t.in.cfg.afterCommit; hook != nil {
 		if err := hook(t.st.nextLine); err != nil {
 			return err
@@ -495,46 +520,137 @@ func (t *txn) finish(ctx context.Context, res Result, start time.Time, lines int
 	return res, nil
 }
 
-// batch is a slice of consecutive lines, encoded by a worker.
+// batch is a run of consecutive lines, encoded by a worker. A billing file
+// comes as raw lines (text and lines: the worker parses them, see
+// billingLines); the other kinds as parsed items (recs).
 type batch struct {
-	recs     []item
+	mem   *slab
+	recs  []item
+	text  string    // the raw lines of a billing batch, one string
+	lines []rawLine // where each raw line is in text
+	read  int64     // data lines read when the batch was complete
+
+	// Filled by the worker, one per line: the record to produce (nil for a
+	// line an earlier run committed) and what the line was.
 	out      []*kgo.Record
+	meta     []lineMeta
 	firstErr error
 	done     chan struct{}
 }
 
+// rawLine is one billing line as read: text[off:end], or the rejected row
+// the reader made of a blank or over-long line.
+type rawLine struct {
+	off, end int
+	line     int64
+	rej      *records.Rejected
+}
+
+// lineMeta is what the committing loop needs of a line once encoded.
+type lineMeta struct {
+	line, pos int64             // its line, and its position for checkpoints (see item)
+	rejected  *records.Rejected // nil for a published row
+}
+
 const batchLines = 512
+
+// slab is the memory a batch's records are carved from. Once a commit has
+// flushed every record of a batch, its slab is taken again by a later batch
+// (txn.recycle): allocating it afresh per batch made the garbage collector
+// run every few megabytes, a fifth of ingest's CPU.
+type slab struct {
+	recs  []kgo.Record
+	buf   []byte
+	out   []*kgo.Record
+	meta  []lineMeta
+	lines []rawLine
+}
+
+// maxKept and maxKeptBytes bound the batches kept for their slabs until a
+// commit (128 batches of the bench file's lines are about 65,000 lines and
+// 45 MB): a larger chunk, or longer lines, let the rest go to the collector.
+const (
+	maxKept      = 128
+	maxKeptBytes = 48 << 20
+)
+
+// size is about the bytes of s's buffers.
+func (s *slab) size() int {
+	return cap(s.buf) + cap(s.recs)*int(reflect.TypeFor[kgo.Record]().Size()) + cap(s.lines)*int(reflect.TypeFor[rawLine]().Size())
+}
+
+// getSlab is a slab from free, or a new one.
+func getSlab(free chan *slab) *slab {
+	select {
+	case s := <-free:
+		return s
+	default:
+		return &slab{}
+	}
+}
 
 // pump reads, encodes (in parallel, order kept) and produces the rows,
 // committing a chunk whenever one is due. It returns the data lines read and
 // the error that ended the file (nil at a clean end), or an error that stops
 // the run.
+//
+// Three stages run at once, joined by bounded channels: one goroutine reads
+// (decompresses and cuts lines), Workers goroutines parse and encode whole
+// batches, and this one produces them in file order and commits. A billing
+// line is parsed by the worker, not the reader, since parsing and checking
+// cost more than reading; the reader only copies the lines of a batch into
+// one string.
 func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64, endErr error, err error) {
 	// rctx stops the reader and encoders on an early return; records are
 	// produced with ctx, since they outlive this function in the transaction.
 	rctx, cancel := context.WithCancel(ctx)
-	order := make(chan *batch, 2*t.in.cfg.Workers+2)
-	work := make(chan *batch, 2*t.in.cfg.Workers+2)
+	// Deep enough for the reader and workers to go on for the few
+	// milliseconds a commit waits for the broker (about 10,000 lines).
+	depth := 8*t.in.cfg.Workers + 4
+	order := make(chan *batch, depth)
+	work := make(chan *batch, depth)
 	var readEnd error
+
+	// As many slabs as the batches of a transaction and those in the
+	// channels and workers: so many are in use before a commit frees any.
+	t.free = make(chan *slab, min(t.in.cfg.ChunkRows/batchLines, maxKept)+2*depth+t.in.cfg.Workers+4)
+	bl, raw := rd.(billingLines)
+	parsers := make([]*billing.Parser, t.in.cfg.Workers)
+	if raw {
+		for i := range parsers {
+			parsers[i] = bl.NewParser() // before the reader starts: it reads r's settings
+		}
+	}
 
 	go func() {
 		defer close(order)
 		defer close(work)
+		var read int64
+		textSize := 64 << 10
 		for {
-			b := &batch{recs: make([]item, 0, batchLines), done: make(chan struct{})}
+			b := &batch{done: make(chan struct{}), mem: getSlab(t.free)}
 			var rerr error
-			for len(b.recs) < batchLines {
-				r, e := rd.next()
-				if e != nil {
-					rerr = e
-					break
+			if raw {
+				rerr = bl.readBatch(b, textSize)
+				textSize = max(textSize, len(b.text)+len(b.text)/8)
+				read += int64(len(b.lines))
+			} else {
+				b.recs = make([]item, 0, batchLines)
+				for len(b.recs) < batchLines {
+					r, e := rd.next()
+					if e != nil {
+						rerr = e
+						break
+					}
+					b.recs = append(b.recs, r)
 				}
-				b.recs = append(b.recs, r)
+				read += int64(len(b.recs))
 			}
+			b.read = read
 			if rerr != nil {
 				readEnd = rerr // read by the consumer only after order is closed
 			}
-			if len(b.recs) > 0 {
+			if len(b.recs) > 0 || len(b.lines) > 0 {
 				select {
 				case order <- b:
 				case <-rctx.Done():
@@ -557,13 +673,14 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 	defer func() { cancel(); wg.Wait() }()
 	for i := 0; i < t.in.cfg.Workers; i++ {
 		wg.Add(1)
-		go func() {
+		go func(p *billing.Parser) {
 			defer wg.Done()
+			enc := t.newEncoder(p)
 			for b := range work {
-				t.encode(b)
+				enc.encode(b)
 				close(b.done)
 			}
-		}()
+		}(parsers[i])
 	}
 
 	t.lastTx = time.Now()
@@ -578,26 +695,30 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 			_ = t.cl.EndTransaction(ctx, kgo.TryAbort)
 			return 0, nil, b.firstErr
 		}
+		// One create timestamp per batch, taken here so that it never goes
+		// back from one batch to the next: the client would otherwise read
+		// the clock for every record.
+		now := time.Now().Truncate(time.Millisecond)
 		for i, r := range b.out {
-			rec := b.recs[i]
-			line := rec.line()
+			m := &b.meta[i]
 			if r == nil { // committed by an earlier run
 				skipped++
 				continue
 			}
+			r.Timestamp = now
 			t.produce(ctx, r)
 			t.sinceTx++
-			if rec.rejected == nil {
+			if m.rejected == nil {
 				t.st.published++
 			} else {
 				t.st.rejected++
-				for _, code := range reasonCodes(rec.rejected) {
+				for _, code := range reasonCodes(m.rejected) {
 					t.st.byCode[code]++
 				}
 			}
-			t.st.nextLine = rec.position() + 1
-			if rec.rejected != nil {
-				if err := t.overRejectLimit(line); err != nil {
+			t.st.nextLine = m.pos + 1
+			if m.rejected != nil {
+				if err := t.overRejectLimit(m.line); err != nil {
 					// Stop here: the lines after are not read, nor counted.
 					// What was read reconciles and is committed with the
 					// FAILED event; a rerun with raised limits resumes here.
@@ -610,8 +731,12 @@ func (t *txn) pump(ctx context.Context, rd lineReader, path string) (lines int64
 				}
 			}
 		}
+		if n := b.mem.size(); len(t.produced) < maxKept && t.kept+n <= maxKeptBytes {
+			t.produced = append(t.produced, b)
+			t.kept += n
+		} // else the collector takes it: memory stays bounded whatever --chunk-rows
 		if p := t.in.cfg.Progress; p != nil {
-			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: rd.lines(), Skipped: skipped, Generation: t.st.generation})
+			p(Progress{File: t.src.file, Bytes: rd.CompressedBytesRead(), Size: t.size, Rows: b.read, Skipped: skipped, Generation: t.st.generation})
 		}
 		if t.sinceTx > 0 && time.Since(t.lastTx) >= t.in.cfg.ChunkEvery {
 			if err := t.commit(ctx, statusRunning, "", false); err != nil {
@@ -658,43 +783,102 @@ outer:
 	return seen
 }
 
-func (t *txn) encode(b *batch) {
-	b.out = make([]*kgo.Record, len(b.recs))
-	for i, rec := range b.recs {
-		if rec.position() < t.st.resumeLine {
+// encoder is one worker's: its billing Parser (nil for other kinds) and the
+// row it parses every line into.
+type encoder struct {
+	t   *txn
+	p   *billing.Parser
+	row records.BillingRow
+	src recavro.BillingSource
+}
+
+func (t *txn) newEncoder(p *billing.Parser) *encoder {
+	return &encoder{t: t, p: p, src: recavro.BillingSource{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256}}
+}
+
+// encode makes the records of a batch. The records and their keys and
+// values are carved from one allocation each per batch (recs, buf): a
+// record is produced into the open transaction and lives until the broker
+// has it, so nothing here is reused across batches.
+func (e *encoder) encode(b *batch) {
+	t := e.t
+	n := len(b.recs) + len(b.lines)
+	m := b.mem
+	b.out = grow(m.out, n)
+	b.meta = grow(m.meta, n)
+	recs := grow(m.recs, n)
+	// The Avro of a billing row is about its line plus the source's names.
+	buf := m.buf[:0]
+	if size := len(b.text) + n*(len(e.src.File)+len(e.src.SHA256)+len(e.src.Utility)+48); cap(buf) < size {
+		buf = make([]byte, 0, size+size/4) // room for the next batches' sizes
+	}
+	defer func() { m.out, m.meta, m.recs, m.buf = b.out, b.meta, recs, buf }()
+	for i := range n {
+		var it item
+		if b.lines != nil {
+			l := &b.lines[i]
+			it.rejected = l.rej
+			if l.rej == nil {
+				it.row = &e.row
+				it.row.Line = l.line
+			}
+		} else {
+			it = b.recs[i]
+		}
+		line := it.line()
+		b.meta[i] = lineMeta{line: line, pos: it.position()}
+		if b.meta[i].pos < t.st.resumeLine {
 			continue
 		}
+		if b.lines != nil && it.rejected == nil {
+			l := &b.lines[i]
+			if rej := e.p.Parse(&e.row, b.text[l.off:l.end], l.line); rej != nil {
+				it.row, it.rejected = nil, rej
+			}
+		}
+		b.meta[i].rejected = it.rejected
+		r := &recs[i]
 		var (
-			v   []byte
-			err error
-			r   = &kgo.Record{}
+			err        error
+			start, key = len(buf), ""
 		)
 		switch {
-		case rec.row != nil:
-			r.Topic = t.in.cfg.Topics.Billing
-			r.Key = []byte(rec.row.ServicePointID)
-			v, err = recavro.AppendBillingRow(make([]byte, 0, 384), t.in.billing, rec.row, recavro.BillingSource{Utility: t.src.utility, File: t.src.file, SHA256: t.src.sha256})
-		case rec.read != nil:
-			r.Topic = t.in.cfg.Topics.Intervals
-			r.Key = []byte(rec.read.ServicePointID)
-			v, err = interval.AppendAvro(make([]byte, 0, 96+len(t.src.file)), t.in.intervals, rec.read,
+		case it.row != nil:
+			r.Topic, key = t.in.cfg.Topics.Billing, it.row.ServicePointID
+			buf, err = recavro.AppendBillingRow(buf, t.in.billing, it.row, e.src)
+		case it.read != nil:
+			r.Topic, key = t.in.cfg.Topics.Intervals, it.read.ServicePointID
+			buf, err = interval.AppendAvro(buf, t.in.intervals, it.read,
 				interval.Origin{Utility: t.src.utility, Kind: interval.OriginFile, Name: t.src.file, SHA256: t.src.sha256})
 		default:
-			r.Topic = t.in.cfg.Topics.Rejected
-			key := rec.rejected.ServicePointID
+			r.Topic, key = t.in.cfg.Topics.Rejected, it.rejected.ServicePointID
 			if key == "" {
 				key = t.src.sha256
 			}
-			r.Key = []byte(key)
-			v, err = t.in.rejected.Append(make([]byte, 0, 256), rejectedRecord(rec.rejected, t.layout, t.src))
+			buf, err = t.in.rejected.Append(buf, rejectedRecord(it.rejected, t.layout, t.src))
 		}
 		if err != nil {
-			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, rec.line(), err)
+			b.firstErr = fmt.Errorf("%s line %d: %w; this is a bug, please report it", t.src.file, line, err)
 			return
 		}
-		r.Value = v
+		// Full slice expressions: a later append to buf never writes
+		// into a record's bytes.
+		r.Value = buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = append(buf, key...)
+		r.Key = buf[start:len(buf):len(buf)]
 		b.out[i] = r
 	}
+}
+
+// grow is s with length n, zeroed.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

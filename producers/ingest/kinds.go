@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/usagestream/usagestream/producers/billing"
 	"github.com/usagestream/usagestream/producers/filereader"
@@ -50,11 +51,36 @@ type lineReader interface {
 	Close() error
 }
 
+// billingLines reads a billing file. pump reads it as raw lines
+// (readBatch) that its workers parse, each with its own billing.Parser;
+// next is for other callers.
 type billingLines struct{ *billing.Reader }
 
 func (b billingLines) next() (item, error) {
 	r, err := b.Next()
 	return item{row: r.Row, rejected: r.Rejected}, err
+}
+
+// readBatch reads up to batchLines lines into b: their text into one
+// string, grown to size bytes to begin with. It returns the error that
+// ended the file, if it did.
+func (b billingLines) readBatch(dst *batch, size int) error {
+	var text strings.Builder
+	text.Grow(size)
+	dst.lines = dst.mem.lines[:0]
+	defer func() { dst.mem.lines = dst.lines }()
+	for len(dst.lines) < batchLines {
+		line, n, rej, err := b.NextLine()
+		if err != nil {
+			dst.text = text.String()
+			return err
+		}
+		off := text.Len()
+		text.Write(line)
+		dst.lines = append(dst.lines, rawLine{off: off, end: text.Len(), line: n, rej: rej})
+	}
+	dst.text = text.String()
+	return nil
 }
 
 func (b billingLines) lines() int64 { return b.Stats().Lines }

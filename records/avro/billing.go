@@ -59,6 +59,18 @@ func AppendBillingRow(dst []byte, schemaID int, r *records.BillingRow, src Billi
 // Append is AppendBillingRow with c. Fields the row's layout does not carry are
 // written as null, as the goavro mapping before it did.
 func (c *BillingCodec) Append(dst []byte, schemaID int, r *records.BillingRow, src BillingSource) ([]byte, error) {
+	if framed, err := serde.AppendHeader(dst, schemaID); err == nil {
+		if out, ok := appendBillingBody(framed, r, src); ok {
+			return out, nil
+		}
+	}
+	return c.appendStruct(dst, schemaID, r, src)
+}
+
+// appendStruct is Append through the struct codec: the reference
+// appendBillingBody is tested against, and the path of the rows it leaves
+// (a layout outside the enum: an error naming file and line).
+func (c *BillingCodec) appendStruct(dst []byte, schemaID int, r *records.BillingRow, src BillingSource) ([]byte, error) {
 	customer := r.Layout != records.LayoutUsage
 	usage := r.Layout != records.LayoutCustomer
 	b := c.bufs.Get().(*billingBuf)
