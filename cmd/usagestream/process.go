@@ -137,9 +137,11 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 	}
 	set.mu.Lock()
 	set.parent, set.kc, set.log = ctx, kc, log
+	// Callers that build processFlags themselves (demo) leave it 0: one.
+	instances := max(f.Instances, 1)
 	set.start = func(ctx context.Context, started func(*runtime.Instance)) ([]func(), error) {
 		var waits []func()
-		for k := range f.Instances {
+		for k := range instances {
 			for _, st := range p.Stages() {
 				cfg := runtime.Config{Kafka: kc, DataDir: instanceDir(f.StateDir, k), Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords}
 				// The query API reads each instance's state, the restarted ones too.
@@ -163,7 +165,7 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 		return err
 	}
 	ready.Store(true)
-	log.Info("processors running", "stages", names, "instances", f.Instances, "state_dir", f.StateDir)
+	log.Info("processors running", "stages", names, "instances", instances, "state_dir", f.StateDir)
 	if g, ok := reg.(prometheus.Gatherer); ok && f.StageLogEvery > 0 {
 		var wg sync.WaitGroup
 		wg.Go(func() { logStageProgress(ctx, g, f.StageLogEvery, log) })
