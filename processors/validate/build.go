@@ -158,8 +158,8 @@ func (r *run) finish() {
 	for pi, p := range r.programs {
 		prog := report.Program{Program: p, Reasons: []report.ReasonCount{}, Examples: []report.Subject{}}
 		perBit := make([]int64, otherBit+1)
-		for _, s := range r.subjects {
-			m := s[pi]
+		for _, at := range r.subjects {
+			m := r.masks[int(at)+pi]
 			if m&evalBit == 0 {
 				continue
 			}
