@@ -203,7 +203,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
 	if opts.StateFrom != "" {
-		r.loaded = map[uint64]struct{}{}
+		r.loaded = newHashTab[struct{}]()
 		if err := r.loadState(opts.StateFrom, chain.ServicePoints); err != nil {
 			<-hashed
 			return nil, err
@@ -260,6 +260,14 @@ func throwawayOptions() *pebble.Options {
 		Cache:        pebble.NewCache(8 << 20),
 		MemTableSize: 16 << 20,
 		Logger:       quietLogger{},
+		// The three stages share the store, so every flushed table spans
+		// all three key prefixes and overlaps the tables before it: at
+		// Pebble's default of 4 overlapping tables, most of a one-pass run
+		// went into compactions (1.2 of its 40 CPU seconds) rewriting
+		// states nothing reads back. A read back probes each table's
+		// bloom filter, which costs little next to decoding the state.
+		L0CompactionThreshold: 24,
+		L0StopWritesThreshold: 96,
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // a state read back is looked up by key
@@ -569,14 +577,14 @@ type run struct {
 	saver  *stateSaver
 	// loaded holds the hashes of the service points an incremental run's
 	// saved state gave (nil in other phases).
-	loaded map[uint64]struct{}
+	loaded *hashTab[struct{}]
 	// noUsage holds the service points with an account and no usage.
 	noUsage *idList
 	rep     *report.Report
 	rows    int64
 
 	seed                                  maphash.Seed
-	customers, premises, accounts, points map[uint64]struct{}
+	customers, premises, accounts, points *hashTab[struct{}]
 	lastCustomer, lastPremise, lastAcct   string
 	lastPoint                             string
 
@@ -594,7 +602,7 @@ type run struct {
 
 	// summaries of service point states, by hash of the id (see summarise),
 	// and the ids of those short of history.
-	history map[uint64]spSummary
+	history *hashTab[spSummary]
 	short   *idList // months of history
 
 	// pending is, per service point, the rejected row that its next
@@ -679,15 +687,15 @@ func newRun(opts Options) *run {
 		opts:      opts,
 		rep:       &report.Report{ExamplesPerGroup: opts.Examples, OpenByServicePoint: map[string]map[string]int64{}},
 		seed:      maphash.MakeSeed(),
-		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
-		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
+		customers: newHashTab[struct{}](), premises: newHashTab[struct{}](),
+		accounts: newHashTab[struct{}](), points: newHashTab[struct{}](),
 		months:        map[monthFuel]int64{},
 		codeRule:      map[string]string{},
 		groups:        map[groupKey]*report.RuleFindings{},
 		raised:        map[openKey][]report.Finding{},
 		resolvedShown: map[groupKey]int{},
 		offenders:     map[string]*report.Offender{},
-		history:       map[uint64]spSummary{},
+		history:       newHashTab[spSummary](),
 		short:         newIDList(),
 		noUsage:       newIDList(),
 		pending:       map[string]report.Cause{},
@@ -711,12 +719,12 @@ func newRun(opts Options) *run {
 // count adds id to a distinct-count set. Sets hold 64-bit hashes, not the
 // ids: memory stays at a few bytes per entity, and a collision among a
 // million ids has a chance near 1 in 10^7.
-func (r *run) count(set map[uint64]struct{}, last *string, id string) {
+func (r *run) count(set *hashTab[struct{}], last *string, id string) {
 	if id == "" || id == *last {
 		return
 	}
 	*last = id
-	set[maphash.String(r.seed, id)] = struct{}{}
+	set.put(maphash.String(r.seed, id), struct{}{})
 }
 
 // record runs one record through stage 1 and keeps what the report needs of
@@ -1078,7 +1086,7 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 		}
 	}
 	h := maphash.String(r.seed, id)
-	r.history[h] = s
+	r.history.put(h, s)
 	if r.saver != nil {
 		r.saver.save(id, sp)
 	}
