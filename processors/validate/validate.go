@@ -260,14 +260,6 @@ func throwawayOptions() *pebble.Options {
 		Cache:        pebble.NewCache(8 << 20),
 		MemTableSize: 16 << 20,
 		Logger:       quietLogger{},
-		// The three stages share the store, so every flushed table spans
-		// all three key prefixes and overlaps the tables before it: at
-		// Pebble's default of 4 overlapping tables, most of a one-pass run
-		// went into compactions (1.2 of its 40 CPU seconds) rewriting
-		// states nothing reads back. A read back probes each table's
-		// bloom filter, which costs little next to decoding the state.
-		L0CompactionThreshold: 24,
-		L0StopWritesThreshold: 96,
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // a state read back is looked up by key
