@@ -14,10 +14,10 @@ import (
 // report of every row taken through every stage before the next (the
 // serial form), in memory and through Pebble with a cache of three states,
 // on files with findings of every kind: one of every generated anomaly and
-// malformed row, a rejected row with the gap it leaves, a customer and usage
-// pair whose states come back from the
-// store, and a hand-made premise where two customers are active at once
-// and then not (C4, the premise stage's own finding, raised and cleared).
+// malformed row, a customer and usage pair whose states come back from the
+// store, and hand-made rows: a rejected row with the gap it leaves (a
+// knock-on finding), a premise where two customers are active at once and
+// then not (C4, the premise stage's own finding, raised and cleared).
 func TestPipelineGivesTheSerialReport(t *testing.T) {
 	dir := t.TempDir()
 	files, _ := sample(t, dir)
