@@ -60,8 +60,8 @@ const worstOffenders = 25
 func (r *run) finish() {
 	rep := r.rep
 	e := &rep.Entities
-	e.Customers, e.Premises = int64(len(r.customers)), int64(len(r.premises))
-	e.Accounts, e.ServicePoints = int64(len(r.accounts)), int64(len(r.points))
+	e.Customers, e.Premises = int64(r.customers.len()), int64(r.premises.len())
+	e.Accounts, e.ServicePoints = int64(r.accounts.len()), int64(r.points.len())
 	if r.first != 0 {
 		rep.FirstDay, rep.LastDay = day(r.first), day(r.last)
 	}
@@ -96,16 +96,16 @@ func (r *run) finish() {
 	h := report.History{NeedMonths: need}
 	top := max(2*need, 24)
 	counts := make([]int64, top+1)
-	for _, s := range r.history {
+	r.history.each(func(_ uint64, s spSummary) {
 		if !s.usage || s.inactive {
-			continue
+			return
 		}
 		h.ServicePoints++
 		if int(s.months) >= need {
 			h.WithNeed++
 		}
 		counts[min(int(s.months), top)]++
-	}
+	})
 	for m, n := range counts {
 		h.Histogram = append(h.Histogram, report.MonthsCount{Months: m, Count: n, OrMore: m == top})
 	}
@@ -158,8 +158,8 @@ func (r *run) finish() {
 	for pi, p := range r.programs {
 		prog := report.Program{Program: p, Reasons: []report.ReasonCount{}, Examples: []report.Subject{}}
 		perBit := make([]int64, otherBit+1)
-		for _, s := range r.subjects {
-			m := s[pi]
+		for _, at := range r.subjects {
+			m := r.masks[int(at)+pi]
 			if m&evalBit == 0 {
 				continue
 			}

@@ -10,7 +10,7 @@ import "math"
 // garbage collection.
 type idList struct {
 	buf []byte
-	m   map[uint64]idRef
+	m   *hashTab[idRef]
 }
 
 type idRef struct {
@@ -19,30 +19,30 @@ type idRef struct {
 	v   int16
 }
 
-func newIDList() *idList { return &idList{m: map[uint64]idRef{}} }
+func newIDList() *idList { return &idList{m: newHashTab[idRef]()} }
 
 // put sets the value of id. An id kept again is not copied again.
 func (l *idList) put(h uint64, id string, v int) {
 	v16 := int16(max(min(v, math.MaxInt16), math.MinInt16))
-	if ref, ok := l.m[h]; ok {
+	if ref, ok := l.m.get(h); ok {
 		ref.v = v16
-		l.m[h] = ref
+		l.m.put(h, ref)
 		return
 	}
 	if len(id) > math.MaxUint16 {
 		id = id[:math.MaxUint16]
 	}
-	l.m[h] = idRef{off: uint32(len(l.buf)), n: uint16(len(id)), v: v16}
+	l.m.put(h, idRef{off: uint32(len(l.buf)), n: uint16(len(id)), v: v16})
 	l.buf = append(l.buf, id...)
 }
 
-func (l *idList) del(h uint64) { delete(l.m, h) }
+func (l *idList) del(h uint64) { l.m.del(h) }
 
-func (l *idList) len() int { return len(l.m) }
+func (l *idList) len() int { return l.m.len() }
 
 // each calls fn for every id and value, in no particular order.
 func (l *idList) each(fn func(id string, v int)) {
-	for _, ref := range l.m {
+	l.m.each(func(_ uint64, ref idRef) {
 		fn(string(l.buf[ref.off:ref.off+uint32(ref.n)]), int(ref.v))
-	}
+	})
 }

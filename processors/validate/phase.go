@@ -120,7 +120,7 @@ func (r *run) loadState(dir string, store rules.Store[*rules.ServicePoint]) erro
 		if err := sp.UnmarshalBinary(it.Value()); err != nil {
 			return fmt.Errorf("validate: --state-from %s, service point %s: %w", dir, id, err)
 		}
-		r.loaded[maphash.String(r.seed, id)] = struct{}{}
+		r.loaded.put(maphash.String(r.seed, id), struct{}{})
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("validate: --state-from %s: %w", dir, err)
@@ -136,7 +136,7 @@ func (r *run) continuity(f report.Finding) {
 		!(f.Code == rules.AnomalyUsageGap || f.Code == rules.AnomalyActiveDateChanged) {
 		return
 	}
-	if _, ok := r.loaded[maphash.String(r.seed, f.ServicePointID)]; !ok {
+	if !r.loaded.has(maphash.String(r.seed, f.ServicePointID)) {
 		return
 	}
 	r.rep.ContinuityCount++

@@ -43,7 +43,7 @@ type PebbleStore[T any, P state[T]] struct {
 	// spilled holds a hash of every key ever written out: a key not in it is
 	// new, and needs no read from Pebble, which is most keys of a file. A
 	// hash collision only costs a read that finds nothing.
-	spilled map[uint64]struct{}
+	spilled *hashTab[struct{}]
 	seed    maphash.Seed
 	// evicted is told of every state written out, and of those still in memory
 	// by Finish: the validator summarises states there instead
@@ -69,7 +69,7 @@ const (
 // capacity states decoded. evicted may be nil.
 func NewPebbleStore[T any, P state[T]](db *pebble.DB, prefix string, capacity int, evicted func(string, P)) *PebbleStore[T, P] {
 	return &PebbleStore[T, P]{db: db, prefix: prefix, max: max(capacity, 1), items: map[string]*list.Element{},
-		batch: db.NewIndexedBatchWithSize(batchCap), evicted: evicted, spilled: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+		batch: db.NewIndexedBatchWithSize(batchCap), evicted: evicted, spilled: newHashTab[struct{}](), seed: maphash.MakeSeed()}
 }
 
 func (s *PebbleStore[T, P]) dbKey(key string) []byte {
@@ -89,7 +89,7 @@ func (s *PebbleStore[T, P]) Load(key string) (P, error) {
 		return s.last.s, nil
 	}
 	v := P(new(T))
-	if _, ok := s.spilled[maphash.String(s.seed, key)]; ok {
+	if s.spilled.has(maphash.String(s.seed, key)) {
 		b, closer, err := s.batch.Get(s.dbKey(key))
 		switch {
 		case errors.Is(err, pebble.ErrNotFound):
@@ -148,7 +148,7 @@ func (s *PebbleStore[T, P]) write(e *entry[T, P]) error {
 	if err := s.batch.Set(s.dbKey(e.key), b, nil); err != nil {
 		return fmt.Errorf("writing state %q to the temporary store: %w", e.key, err)
 	}
-	s.spilled[maphash.String(s.seed, e.key)] = struct{}{}
+	s.spilled.put(maphash.String(s.seed, e.key), struct{}{})
 	if s.evicted != nil {
 		s.evicted(e.key, e.s)
 	}

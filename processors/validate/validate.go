@@ -105,6 +105,8 @@ type Options struct {
 	Phase     string
 	StateFrom string
 	SaveState string
+	// serial runs every stage on one goroutine, row after row (tests).
+	serial bool
 }
 
 // Run validates files, taken in the order of docs/data-contract.md §2.5. A file that
@@ -201,7 +203,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
 	if opts.StateFrom != "" {
-		r.loaded = map[uint64]struct{}{}
+		r.loaded = newHashTab[struct{}]()
 		if err := r.loadState(opts.StateFrom, chain.ServicePoints); err != nil {
 			<-hashed
 			return nil, err
@@ -288,14 +290,18 @@ type msg struct {
 
 const batchRows = 1024
 
-// files runs three goroutines, one after the other like a pipeline, so
+// files runs four goroutines, one after the other like a pipeline, so
 // that on two cores the work overlaps: one reads the files (decompression,
 // parsing, distinct ids), one runs stage 1 (service points) and the report's
-// bookkeeping of its events, one runs the premise stage and stage 2
-// (customers) and keeps the eligibility they produce. Each keeps its own
+// bookkeeping of its events, one the premise stage, and one stage 2
+// (customers), keeping the eligibility it produces. Each keeps its own
 // part of the run (see run), and batches go between them in input order, so
-// the result is the one of a single goroutine.
+// the result is the one of a single goroutine (filesSerial, which the tests
+// compare it with).
 func (r *run) files(ctx context.Context, paths []string) error {
+	if r.opts.serial {
+		return r.filesSerial(ctx, paths)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	recs := make(chan msg, 8)
 	members := make(chan []rules.Membership, 8)
@@ -343,23 +349,46 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
-	// The premise stage's anomalies (C4) are found on this goroutine and
-	// become findings after both are done: findings belong to the first.
+	// The premise stage's anomalies (C4) are found on its goroutine and
+	// become findings after all are done: findings belong to stage 1's.
 	var later []rules.Anomaly
+	inputs := make(chan []rules.CustomerInput, 8)
+	freeInputs := make(chan []rules.CustomerInput, cap(inputs)+2)
 	g.Go(func() error {
-		var lo rules.LaterOutput
+		defer close(inputs)
 		for ms := range members {
+			var ins []rules.CustomerInput
+			select {
+			case ins = <-freeInputs:
+			default:
+			}
 			var err error
-			lo.Eligibility = lo.Eligibility[:0]
-			if lo, err = r.chain.ApplyMemberships(ms, lo); err != nil {
-				return fmt.Errorf("validate: %w", err) // it names the file and line
+			if ins, later, err = r.premiseStage(ms, ins, later); err != nil {
+				return err
 			}
-			for _, e := range lo.Eligibility {
-				r.eligibility(e)
-			}
-			later = lo.Anomalies
 			select {
 			case free <- ms[:0]:
+			default:
+			}
+			if len(ins) == 0 {
+				continue
+			}
+			select {
+			case inputs <- ins:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for ins := range inputs {
+			if err := r.customerStage(ins); err != nil {
+				return err
+			}
+			clear(ins) // the states keep what they need; drop the rest
+			select {
+			case freeInputs <- ins[:0]:
 			default:
 			}
 		}
@@ -369,6 +398,96 @@ func (r *run) files(ctx context.Context, paths []string) error {
 		return err
 	}
 	r.stage1(rules.Stage1Output{Anomalies: later})
+	return nil
+}
+
+// filesSerial takes each row through every stage before the next row: the
+// simple form of files, the reference its pipeline is tested against.
+func (r *run) filesSerial(ctx context.Context, paths []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	recs := make(chan msg)
+	read := make(chan error, 1)
+	go func() {
+		defer close(recs)
+		read <- r.read(ctx, paths, recs)
+	}()
+	var (
+		cur   *report.File
+		ms    []rules.Membership
+		ins   []rules.CustomerInput
+		later []rules.Anomaly
+		err   error
+	)
+	for m := range recs {
+		switch {
+		case m.file != nil:
+			cur, r.layout = m.file, m.file.Layout
+		case m.end:
+			r.endFile(cur, m.stats, m.err, m.notTaken)
+		default:
+			for i := range m.recs {
+				if ms, err = r.record(cur.Name, &m.recs[i], ms[:0]); err != nil {
+					return err
+				}
+				if ins, later, err = r.premiseStage(ms, ins[:0], later); err != nil {
+					return err
+				}
+				if err = r.customerStage(ins); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := <-read; err != nil {
+		return err
+	}
+	r.stage1(rules.Stage1Output{Anomalies: later})
+	return nil
+}
+
+// premiseStage runs memberships through the premise stage, in order, appending
+// the stage 2 inputs they cause to ins and the premise's anomalies (C4) to
+// later. With customerStage it is rules.Chain.ApplyMemberships cut in two:
+// the premise stage touches only Sites and stage 2 only Customers, so the
+// two run on goroutines of their own as long as stage 2 gets the inputs in
+// order. The premise stage is the costliest of the rules (a snapshot and
+// two fingerprints per membership), and one goroutine for both stages was
+// the slowest of the pipeline.
+func (r *run) premiseStage(ms []rules.Membership, ins []rules.CustomerInput, later []rules.Anomaly) ([]rules.CustomerInput, []rules.Anomaly, error) {
+	c := r.chain
+	for _, m := range ms {
+		site, err := c.Sites.Load(m.PremiseID)
+		if err != nil {
+			return ins, later, fmt.Errorf("validate: %s line %d: load premise state: %w", m.Source.File, m.Source.Line, err)
+		}
+		so := site.Apply(c.Policy, m)
+		later = append(later, so.Anomalies...)
+		if err := c.Sites.Save(m.PremiseID, site); err != nil {
+			return ins, later, fmt.Errorf("validate: %s line %d: save premise state: %w", m.Source.File, m.Source.Line, err)
+		}
+		ins = append(ins, so.Inputs...)
+	}
+	return ins, later, nil
+}
+
+// customerStage runs stage 2 inputs through the customer stage, in order,
+// and keeps the eligibility they produce.
+func (r *run) customerStage(ins []rules.CustomerInput) error {
+	c := r.chain
+	for i := range ins {
+		in := &ins[i]
+		cu, err := c.Customers.Load(in.CustomerID)
+		if err != nil {
+			return fmt.Errorf("validate: %s line %d: load customer state: %w", in.Cause.File, in.Cause.Line, err)
+		}
+		for _, e := range cu.Receive(c.Policy, *in, in.Cause) {
+			r.eligibility(e)
+		}
+		if err := c.Customers.Save(in.CustomerID, cu); err != nil {
+			return fmt.Errorf("validate: %s line %d: save customer state: %w", in.Cause.File, in.Cause.Line, err)
+		}
+	}
 	return nil
 }
 
@@ -450,14 +569,14 @@ type run struct {
 	saver  *stateSaver
 	// loaded holds the hashes of the service points an incremental run's
 	// saved state gave (nil in other phases).
-	loaded map[uint64]struct{}
+	loaded *hashTab[struct{}]
 	// noUsage holds the service points with an account and no usage.
 	noUsage *idList
 	rep     *report.Report
 	rows    int64
 
 	seed                                  maphash.Seed
-	customers, premises, accounts, points map[uint64]struct{}
+	customers, premises, accounts, points *hashTab[struct{}]
 	lastCustomer, lastPremise, lastAcct   string
 	lastPoint                             string
 
@@ -475,7 +594,7 @@ type run struct {
 
 	// summaries of service point states, by hash of the id (see summarise),
 	// and the ids of those short of history.
-	history map[uint64]spSummary
+	history *hashTab[spSummary]
 	short   *idList // months of history
 
 	// pending is, per service point, the rejected row that its next
@@ -497,8 +616,11 @@ type run struct {
 
 	// Final eligibility by hash of (customer, premise): per program, a bit per
 	// reason (reasonBits) and evalBit once evaluated.
-	programs   []string // rules.Programs(), in their order
-	subjects   map[uint64][]uint32
+	programs []string // rules.Programs(), in their order
+	// subjects holds where in masks a subject's masks start: one flat
+	// slice, no pointer per subject for the collector to follow.
+	subjects   map[uint64]uint32
+	masks      []uint32
 	reasonBits map[[2]string]int
 	reasonList [][2]string
 	examples   []map[[2]string]report.Subject // by program
@@ -557,15 +679,15 @@ func newRun(opts Options) *run {
 		opts:      opts,
 		rep:       &report.Report{ExamplesPerGroup: opts.Examples, OpenByServicePoint: map[string]map[string]int64{}},
 		seed:      maphash.MakeSeed(),
-		customers: map[uint64]struct{}{}, premises: map[uint64]struct{}{},
-		accounts: map[uint64]struct{}{}, points: map[uint64]struct{}{},
+		customers: newHashTab[struct{}](), premises: newHashTab[struct{}](),
+		accounts: newHashTab[struct{}](), points: newHashTab[struct{}](),
 		months:        map[monthFuel]int64{},
 		codeRule:      map[string]string{},
 		groups:        map[groupKey]*report.RuleFindings{},
 		raised:        map[openKey][]report.Finding{},
 		resolvedShown: map[groupKey]int{},
 		offenders:     map[string]*report.Offender{},
-		history:       map[uint64]spSummary{},
+		history:       newHashTab[spSummary](),
 		short:         newIDList(),
 		noUsage:       newIDList(),
 		pending:       map[string]report.Cause{},
@@ -576,7 +698,7 @@ func newRun(opts Options) *run {
 		rowsWith:      map[fileLine]struct{}{},
 		offenderRows:  map[string]map[fileLine]struct{}{},
 		programs:      rules.Programs(),
-		subjects:      map[uint64][]uint32{},
+		subjects:      map[uint64]uint32{},
 		reasonBits:    map[[2]string]int{},
 	}
 	r.examples = make([]map[[2]string]report.Subject, len(r.programs))
@@ -589,12 +711,12 @@ func newRun(opts Options) *run {
 // count adds id to a distinct-count set. Sets hold 64-bit hashes, not the
 // ids: memory stays at a few bytes per entity, and a collision among a
 // million ids has a chance near 1 in 10^7.
-func (r *run) count(set map[uint64]struct{}, last *string, id string) {
+func (r *run) count(set *hashTab[struct{}], last *string, id string) {
 	if id == "" || id == *last {
 		return
 	}
 	*last = id
-	set[maphash.String(r.seed, id)] = struct{}{}
+	set.put(maphash.String(r.seed, id), struct{}{})
 }
 
 // record runs one record through stage 1 and keeps what the report needs of
@@ -886,12 +1008,19 @@ func (r *run) eligibility(e rules.EligibilityChanged) {
 		return // a program this report does not know; rules.Programs() lists every one
 	}
 	key := [2]string{e.CustomerID, e.PremiseID}
-	h := maphash.String(r.seed, e.CustomerID+"\x00"+e.PremiseID)
-	s := r.subjects[h]
-	if s == nil {
-		s = make([]uint32, len(r.programs))
-		r.subjects[h] = s
+	var mh maphash.Hash
+	mh.SetSeed(r.seed)
+	mh.WriteString(e.CustomerID)
+	mh.WriteByte(0)
+	mh.WriteString(e.PremiseID)
+	h := mh.Sum64()
+	at, ok := r.subjects[h]
+	if !ok {
+		at = uint32(len(r.masks))
+		r.subjects[h] = at
+		r.masks = append(r.masks, make([]uint32, len(r.programs))...)
 	}
+	s := r.masks[at : int(at)+len(r.programs)]
 	mask := uint32(evalBit)
 	for _, rs := range e.Reasons {
 		mask |= 1 << r.reasonBit(rs.Code, rs.Rule)
@@ -949,7 +1078,7 @@ func (r *run) summarise(id string, sp *rules.ServicePoint) {
 		}
 	}
 	h := maphash.String(r.seed, id)
-	r.history[h] = s
+	r.history.put(h, s)
 	if r.saver != nil {
 		r.saver.save(id, sp)
 	}
