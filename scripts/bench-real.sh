@@ -19,8 +19,10 @@
 # --http-addr and the same topic prefix: they share each stage's consumer
 # group and so the partitions. Their CPU seconds are summed, and each one's
 # peak RSS is printed. Per run it also counts the broker's retriable
-# OutOfOrderSequenceException answers (server.log) and the Kafka client's
-# OUT_OF_ORDER_SEQUENCE_NUMBER lines (`--kafka-log-level info`), with the
+# OutOfOrderSequenceException answers (server.log; docs/capacity.md), the
+# Kafka client's OUT_OF_ORDER_SEQUENCE_NUMBER lines (`--kafka-log-level
+# info`: franz-go logs only the answers it cannot recover from, failing the
+# producer id; those it drops and resends are the broker's count), the
 # transactions aborted on a produce error and the stage restarts.
 #
 # COMPARE=1 checks the result, not only the speed: the same file is ingested
