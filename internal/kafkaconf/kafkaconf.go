@@ -127,9 +127,22 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 	return tc, nil
 }
 
-// Opts returns the franz-go options for connecting: seeds, TLS and SASL.
+// MetadataMinAge is the shortest time between two metadata requests of a
+// client (franz-go's default is 5 s). franz-go retries a produce batch the
+// broker answered with a retriable error only after a metadata refresh, and
+// refreshes at most once per this age. Under Kafka 4's transactions v2 the
+// first batch of a transaction to a partition is answered
+// CONCURRENT_TRANSACTIONS while the previous transaction's markers are still
+// being written, which happens when several stages commit back to back on
+// one broker; with the default age such a retry waited up to 5 s (issue 20,
+// docs/capacity.md#out-of-order-sequence-answers). The Java client waits
+// retry.backoff.ms (100 ms) there.
+const MetadataMinAge = 250 * time.Millisecond
+
+// Opts returns the franz-go options for connecting: seeds, TLS and SASL,
+// and the metadata refresh bound (MetadataMinAge).
 func (c Config) Opts() ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.BrokerList()...)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.BrokerList()...), kgo.MetadataMinAge(MetadataMinAge)}
 	tc, err := c.TLSConfig()
 	if err != nil {
 		return nil, err

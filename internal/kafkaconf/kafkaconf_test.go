@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // throwAwayCA makes a CA and a server certificate for 127.0.0.1, and writes
@@ -90,5 +91,23 @@ func TestConfigErrorsSayWhatToDo(t *testing.T) {
 	}
 	if got := (Config{}).BrokerList(); len(got) != 1 || got[0] != DefaultBroker {
 		t.Fatalf("default brokers %v", got)
+	}
+}
+
+// TestOptsBoundTheMetadataWait: every client built from Opts refreshes
+// metadata, and so retries a batch the broker answered with a retriable
+// error, after MetadataMinAge instead of franz-go's 5 s.
+func TestOptsBoundTheMetadataWait(t *testing.T) {
+	opts, err := (Config{Brokers: []string{"127.0.0.1:1"}}).Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.MetadataMinAge); got != MetadataMinAge || MetadataMinAge > time.Second {
+		t.Fatalf("metadata min age %v, want %v (at most 1 s)", got, MetadataMinAge)
 	}
 }
