@@ -274,7 +274,15 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		kgo.OnPartitionsAssigned(in.assigned),
 		kgo.OnPartitionsRevoked(in.dropped),
 		kgo.OnPartitionsLost(in.lost),
-		kgo.ProducerLinger(2*time.Millisecond),
+		// A transaction's records are produced after its poll is processed
+		// and flushed at once by the commit (Flush does not wait for the
+		// linger), so a long linger delays nothing; it sends each
+		// partition's records as one batch. With 2 ms a second batch went
+		// out behind the first, and when Kafka 4.1's transactions v2
+		// answered the first CONCURRENT_TRANSACTIONS (the last commit's
+		// markers still being written) the second drew the retriable
+		// OUT_OF_ORDER_SEQUENCE_NUMBER (KAFKA-18202): docs/capacity.md.
+		kgo.ProducerLinger(time.Second),
 		kgo.WithLogger(cfg.Kafka.ClientLogger(in.log)),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
