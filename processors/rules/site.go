@@ -76,19 +76,35 @@ type SiteOutput struct {
 // is a routing bug and panics.
 func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	before := s.activeElsewhere()
-	prints := map[string]string{}
-	for _, c := range s.customers() {
-		prints[c] = s.fingerprint(c)
+	// The fingerprints before, of every customer here: apply may send any
+	// of them. Most premises have one service point and one customer, so
+	// the lists live on the stack (validate runs this for every row).
+	type print struct{ c, f string }
+	var spBuf [4]string
+	var printBuf [4]print
+	sps := s.pointIDs(spBuf[:0])
+	prints := printBuf[:0]
+	for _, sp := range sps {
+		for c := range s.Points[sp] {
+			if !slices.ContainsFunc(prints, func(x print) bool { return x.c == c }) {
+				prints = append(prints, print{c, s.fingerprintAt(sps, c)})
+			}
+		}
 	}
 	ins := s.apply(p, m)
 	var out SiteOutput
 	if len(ins) > 0 {
 		out.Before, out.After = map[string]string{}, map[string]string{}
+		sps = s.pointIDs(spBuf[:0]) // apply may have added one
 	}
 	for i := range ins {
 		c := ins[i].CustomerID
-		ins[i] = s.snapshot(c, ins[i].Cause)
-		out.Before[c], out.After[c] = prints[c], s.fingerprint(c)
+		ins[i] = s.snapshotAt(sps, c, ins[i].Cause)
+		was := ""
+		if k := slices.IndexFunc(prints, func(x print) bool { return x.c == c }); k >= 0 {
+			was = prints[k].f
+		}
+		out.Before[c], out.After[c] = was, s.fingerprintAt(sps, c)
 	}
 	out.Inputs = ins
 	if after := s.activeElsewhere(); (len(before) > 0) != (len(after) > 0) {
@@ -206,11 +222,12 @@ func (s *Site) apply(p Policy, m Membership) []CustomerInput {
 	return out
 }
 
-// snapshot is the stage 2 input that says all the premise tells stage 2 of
+// snapshotAt is the stage 2 input that says all the premise tells stage 2 of
 // customer c: each of c's memberships here, and the S1 reasons for c.
-func (s *Site) snapshot(c string, cause Source) CustomerInput {
+// The site's service points, sorted, are given (pointIDs).
+func (s *Site) snapshotAt(sps []string, c string, cause Source) CustomerInput {
 	in := CustomerInput{CustomerID: c, PremiseID: s.ID, Cause: cause, Memberships: []Membership{}}
-	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+	for _, sp := range sps {
 		if m, ok := s.Points[sp][c]; ok {
 			in.Memberships = append(in.Memberships, forStage2(m))
 		}
@@ -223,11 +240,12 @@ func (s *Site) snapshot(c string, cause Source) CustomerInput {
 	return in
 }
 
-// fingerprint identifies what a snapshot of customer c says, sources left
+// fingerprintAt identifies what a snapshot of customer c says, sources left
 // out (a change of source alone is no change); never "".
-func (s *Site) fingerprint(c string) string {
+// The site's service points, sorted, are given (pointIDs).
+func (s *Site) fingerprintAt(sps []string, c string) string {
 	h := fnv{v: 14695981039346656037}
-	for _, sp := range slices.Sorted(maps.Keys(s.Points)) {
+	for _, sp := range sps {
 		if m, ok := s.Points[sp][c]; ok {
 			f := forStage2(m)
 			h.num(int64(f.hash()))
@@ -256,6 +274,18 @@ func sameForStage2(a, b Membership) bool {
 }
 
 // customers lists every customer with a membership here, sorted.
+// pointIDs appends the site's service points, sorted, to buf[:0].
+func (s *Site) pointIDs(buf []string) []string {
+	buf = buf[:0]
+	for sp := range s.Points {
+		buf = append(buf, sp)
+	}
+	if len(buf) > 1 {
+		slices.Sort(buf)
+	}
+	return buf
+}
+
 func (s *Site) customers() []string {
 	set := map[string]bool{}
 	for _, byCust := range s.Points {
