@@ -11,6 +11,7 @@
 #   KEEP=1 scripts/bench-real.sh # leave the broker running afterwards
 #   INSTANCES=3 scripts/bench-real.sh  # three `process` sharing the partitions
 #   INSTANCES=3 COMPARE=1 scripts/bench-real.sh
+#   PROCESS_ARGS="--instances 3" scripts/bench-real.sh  # flags for every process
 #
 # `process` is measured from its start to lag 0: its /metrics count every
 # billing row read, and `usagestream status` shows every stage's group
@@ -137,6 +138,11 @@ PY
   python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["stages"]; sys.exit(0 if len(s) == 4 and all(x["started"] and x["lag"] == 0 and x["lag_exact"] for x in s) else 1)' "$d/status.json"
 }
 
+# broker_cpu: the Kafka JVM's CPU time so far, in clock ticks (user +
+# system): what the broker spends on a command is as much a part of its
+# cost on a shared machine as the command's own CPU.
+broker_cpu() { awk '{print $14 + $15}' "/proc/$(cat .cache/realkafka/run/kafka.pid)/stat"; }
+
 # process PREFIX N NAME: N `process` instances over PREFIX's topics, from
 # their start to lag 0; prints the figures.
 process() {
@@ -144,11 +150,13 @@ process() {
   mkdir -p "$d"
   echo "== $name: every stage, exactly once, $n instance(s) of process, from the start to lag 0"; load
   ooo0=$(grep -c OutOfOrderSequenceException "$serverlog" || true)
+  bcpu0=$(broker_cpu)
   start=$(date +%s.%N)
   for i in $(seq "$n"); do
     free_port >"$d/port$i"
+    # shellcheck disable=SC2086 # PROCESS_ARGS is a list of flags
     USAGESTREAM_TOPIC_PREFIX=$pfx /usr/bin/time -v "$bin" process --state-dir "$d/state$i" --http-addr "127.0.0.1:$(cat "$d/port$i")" \
-      --kafka-log-level info 2>"$d/process$i.time" >"$d/process$i.log" &
+      --kafka-log-level info ${PROCESS_ARGS:-} 2>"$d/process$i.time" >"$d/process$i.log" &
     echo $! >"$d/pid$i"
   done
   done_at=""
@@ -161,6 +169,7 @@ process() {
   done
   [ -n "$done_at" ] || { say "process did not reach lag 0 within an hour"; exit 1; }
   ooo1=$(grep -c OutOfOrderSequenceException "$serverlog" || true)
+  echo "   broker (Kafka JVM) CPU seconds meanwhile: $(echo "scale=1; ($(broker_cpu) - $bcpu0) / $(getconf CLK_TCK)" | bc)"
   # Where each stage's time went, summed over the instances: transactions,
   # and seconds processing polls against seconds committing them (waiting
   # for the broker); what each instance read; what the retriable
