@@ -97,6 +97,20 @@ func TestRunWithInstancesSharesThePartitions(t *testing.T) {
 // file order.
 func servicePointIDs(t *testing.T, path string) []string {
 	t.Helper()
+	cols, rows := genRows(t, path)
+	var ids []string
+	for _, r := range rows {
+		if id := r[cols["service_point_id"]]; !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// genRows reads a generated gzip billing file: its columns by name and its
+// data rows, split into fields.
+func genRows(t *testing.T, path string) (cols map[string]int, rows [][]string) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -108,20 +122,19 @@ func servicePointIDs(t *testing.T, path string) []string {
 	}
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(nil, 1<<20)
-	col, seen, ids := -1, map[string]bool{}, []string(nil)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), "\t")
-		if col < 0 {
-			col = slices.Index(fields, "service_point_id")
+		if cols == nil {
+			cols = map[string]int{}
+			for i, c := range fields {
+				cols[c] = i
+			}
 			continue
 		}
-		if id := fields[col]; !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+		rows = append(rows, fields)
 	}
-	if err := sc.Err(); err != nil || col < 0 {
-		t.Fatalf("reading %s: %v (service_point_id column %d)", path, err, col)
+	if err := sc.Err(); err != nil || cols == nil {
+		t.Fatalf("reading %s: %v", path, err)
 	}
-	return ids
+	return cols, rows
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"compress/gzip"
 	"encoding/json"
 	"io"
@@ -112,24 +111,9 @@ func TestValidateKeepsPersonalDataOut(t *testing.T) {
 	if n := strings.Count(string(x), "\n") - 1; n < 7 || !strings.HasPrefix(string(x), "file\tline\t") {
 		t.Fatalf("export of rejected rows: %d lines\n%s", n, x)
 	}
-	f, err := os.Open(res.Files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
-	sc.Scan()
-	cols := map[string]int{}
-	for i, c := range strings.Split(sc.Text(), "\t") {
-		cols[c] = i
-	}
+	cols, rows := genRows(t, res.Files[0])
 	checked := 0
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), "\t")
+	for _, fields := range rows {
 		for _, c := range []string{"service_street_name", "business_name"} {
 			if i := cols[c]; i < len(fields) && len(fields[i]) > 3 {
 				checked++
