@@ -340,9 +340,7 @@ func (r *run) files(ctx context.Context, paths []string) error {
 				if len(out) == 0 {
 					continue
 				}
-				select {
-				case members <- out:
-				case <-ctx.Done():
+				if !send(ctx, members, out) {
 					return ctx.Err()
 				}
 			}
@@ -373,9 +371,7 @@ func (r *run) files(ctx context.Context, paths []string) error {
 			if len(ins) == 0 {
 				continue
 			}
-			select {
-			case inputs <- ins:
-			case <-ctx.Done():
+			if !send(ctx, inputs, ins) {
 				return ctx.Err()
 			}
 		}
@@ -494,30 +490,17 @@ func (r *run) customerStage(ins []rules.CustomerInput) error {
 // read reads every file in turn and sends its records in batches, each file
 // between a message with its name and one with its counts.
 func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
-	send := func(m msg) bool {
-		// A select with both cases ready picks either: check first, so a
-		// cancelled run always stops.
-		if ctx.Err() != nil {
-			return false
-		}
-		select {
-		case ch <- m:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	for _, p := range paths {
 		f := &report.File{Name: filepath.Base(p)}
 		rd, err := billing.Open(p, r.opts.Reader)
 		if err != nil {
-			if !send(msg{file: f}) || !send(msg{end: true, err: err, notTaken: true}) {
+			if !send(ctx, ch, msg{file: f}) || !send(ctx, ch, msg{end: true, err: err, notTaken: true}) {
 				return ctx.Err()
 			}
 			continue
 		}
 		f.Layout, f.Warnings = string(rd.Layout()), rd.Warnings()
-		if !send(msg{file: f}) {
+		if !send(ctx, ch, msg{file: f}) {
 			rd.Close()
 			return ctx.Err()
 		}
@@ -525,14 +508,14 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 		for {
 			rec, err := rd.Next()
 			if err != nil {
-				if len(batch) > 0 && !send(msg{recs: batch}) {
+				if len(batch) > 0 && !send(ctx, ch, msg{recs: batch}) {
 					rd.Close()
 					return ctx.Err()
 				}
 				if errors.Is(err, io.EOF) {
 					err = nil
 				}
-				ok := send(msg{end: true, stats: rd.Stats(), err: err})
+				ok := send(ctx, ch, msg{end: true, stats: rd.Stats(), err: err})
 				rd.Close()
 				if !ok {
 					return ctx.Err()
@@ -549,7 +532,7 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 			}
 			batch = append(batch, rec)
 			if len(batch) == batchRows {
-				if !send(msg{recs: batch}) {
+				if !send(ctx, ch, msg{recs: batch}) {
 					rd.Close()
 					return ctx.Err()
 				}
@@ -1110,4 +1093,19 @@ func coveredMonths(p rules.Policy, ps []rules.Period) int {
 		end = pe.DateTo
 	}
 	return int(math.Round(float64(days) / (365.25 / 12)))
+}
+
+// send passes v on ch unless ctx ends first, and says whether it did. A
+// select with both cases ready picks either: ctx is checked first, so a
+// cancelled run always stops.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

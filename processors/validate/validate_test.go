@@ -101,14 +101,7 @@ func TestReportGolden(t *testing.T) {
 // change.
 func TestPebbleStoreGivesTheSameReport(t *testing.T) {
 	dir := t.TempDir()
-	files, _ := sample(t, dir)
-	// A later customer/usage pair for the same service point ids: their
-	// states come back from Pebble.
-	again, err := gen.Generate(dir, gen.Config{ServicePoints: 30, Months: 14, Seed: 13, Now: now.Add(time.Hour), Split: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, again.Files...)
+	files := sampleReadBack(t, dir)
 	mem := mustRun(t, files, Options{Store: StoreMemory})
 	peb := mustRun(t, files, Options{Store: StorePebble, CacheStates: 3, TempDir: t.TempDir()})
 	if mem.Store != StoreMemory || peb.Store != StorePebble {
@@ -469,4 +462,16 @@ func TestDataContractChecksAreFindings(t *testing.T) {
 			t.Errorf("one 10,000-day period passes the history check: %+v", c)
 		}
 	}
+}
+
+// sampleReadBack is sample's files and, after them, a customer/usage pair
+// for the same service point ids: their states come back from the store.
+func sampleReadBack(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := sample(t, dir)
+	again, err := gen.Generate(dir, gen.Config{ServicePoints: 30, Months: 14, Seed: 13, Now: now.Add(time.Hour), Split: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(files, again.Files...)
 }

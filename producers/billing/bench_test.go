@@ -45,7 +45,7 @@ func BenchmarkReaderFullGzip(b *testing.B) {
 func benchRead(b *testing.B, data []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var m0, m1 runtime.MemStats
+	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	b.ResetTimer()
 	var total int64
@@ -66,11 +66,7 @@ func benchRead(b *testing.B, data []byte) {
 		total += r.Stats().Accepted
 	}
 	b.StopTimer()
-	runtime.ReadMemStats(&m1)
-	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(total), "allocs/row")
-	perRow := b.Elapsed().Seconds() / float64(total)
-	b.ReportMetric(perRow*1e9, "ns/row")
-	b.ReportMetric(1/perRow, "rows/s")
+	reportPerRow(b, &m0, total)
 }
 
 // BenchmarkParserFull is ingest's path: NextLine, then a Parser into one
@@ -79,7 +75,7 @@ func BenchmarkParserFull(b *testing.B) {
 	data := benchFile(100_000)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	var m0, m1 runtime.MemStats
+	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	b.ResetTimer()
 	var total int64
@@ -105,6 +101,13 @@ func BenchmarkParserFull(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportPerRow(b, &m0, total)
+}
+
+// reportPerRow reports allocations (since m0), ns and rows per second per
+// row of a benchmark that read total rows.
+func reportPerRow(b *testing.B, m0 *runtime.MemStats, total int64) {
+	var m1 runtime.MemStats
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(total), "allocs/row")
 	perRow := b.Elapsed().Seconds() / float64(total)
