@@ -48,6 +48,7 @@ type validateCmd struct {
 	StateFrom       string   `name:"state-from" placeholder:"DIR" type:"existingdir" help:"With --phase incremental: the state the run of the files already loaded saved with --save-state; a gap after that history or a changed active date is reported."`
 	SaveState       string   `name:"save-state" placeholder:"DIR" help:"Save the service points' state after this run to DIR (replaced whole), for a later --phase incremental --state-from DIR."`
 	Progress        string   `name:"progress" enum:"auto,always,never" default:"auto" help:"Rows and rows/s while it runs: auto shows them when stderr is a terminal."`
+	CPUProfile      string   `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile (pprof) of the run to FILE (docs/performance.md)."`
 }
 
 func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
@@ -67,6 +68,13 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("--interval-tz %q: %w; give an IANA zone name such as America/New_York", c.IntervalTZ, err)
 	}
 	tuneGC()
+	if c.CPUProfile != "" {
+		stop, err := startCPUProfile(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop(g.log)
+	}
 	start := time.Now()
 	var (
 		progress func(int64)

@@ -76,35 +76,30 @@ type SiteOutput struct {
 // is a routing bug and panics.
 func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	before := s.activeElsewhere()
-	// The fingerprints before, of every customer here: apply may send any
-	// of them. Most premises have one service point and one customer, so
-	// the lists live on the stack (validate runs this for every row).
-	type print struct{ c, f string }
-	var spBuf [4]string
-	var printBuf [4]print
+	// Most memberships change nothing stage 2 sees (a monthly bill moves
+	// only the usage facts), and then no fingerprint is needed: the ones
+	// before are computed only when apply sent something, on the site as
+	// it was (undo). Most premises have one service point and one
+	// customer, so the lists live on the stack (validate runs this for
+	// every row).
+	var spBuf, wasBuf [4]string
 	sps := s.pointIDs(spBuf[:0])
-	prints := printBuf[:0]
-	for _, sp := range sps {
-		for c := range s.Points[sp] {
-			if !slices.ContainsFunc(prints, func(x print) bool { return x.c == c }) {
-				prints = append(prints, print{c, s.fingerprintAt(sps, c)})
-			}
-		}
-	}
+	u := s.undoFor(m)
 	ins := s.apply(p, m)
 	var out SiteOutput
 	if len(ins) > 0 {
 		out.Before, out.After = map[string]string{}, map[string]string{}
-		sps = s.pointIDs(spBuf[:0]) // apply may have added one
+		u.toBefore(s)
+		for i := range ins {
+			out.Before[ins[i].CustomerID] = s.fingerprintBefore(sps, ins[i].CustomerID)
+		}
+		u.toAfter(s)
+		sps = s.pointIDs(wasBuf[:0]) // apply may have added one
 	}
 	for i := range ins {
 		c := ins[i].CustomerID
 		ins[i] = s.snapshotAt(sps, c, ins[i].Cause)
-		was := ""
-		if k := slices.IndexFunc(prints, func(x print) bool { return x.c == c }); k >= 0 {
-			was = prints[k].f
-		}
-		out.Before[c], out.After[c] = was, s.fingerprintAt(sps, c)
+		out.After[c] = s.fingerprintAt(sps, c)
 	}
 	out.Inputs = ins
 	if after := s.activeElsewhere(); (len(before) > 0) != (len(after) > 0) {
@@ -113,11 +108,63 @@ func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	return out
 }
 
+// fingerprintBefore is fingerprintAt of a customer with a membership here,
+// and "" for one without: stage 2 had nothing from this premise yet.
+func (s *Site) fingerprintBefore(sps []string, c string) string {
+	for _, sp := range sps {
+		if _, ok := s.Points[sp][c]; ok {
+			return s.fingerprintAt(sps, c)
+		}
+	}
+	return ""
+}
+
+// siteUndo holds what apply of one membership changes in a site (the
+// membership's slot and the S1 reasons sent), so that the site can be seen
+// as it was and then as it is again. A service point that apply added keeps
+// an empty map while the site shows the past: the service points of then
+// (pointIDs before apply) never include it.
+type siteUndo struct {
+	sp, c string
+	prev  Membership
+	had   bool       // c had a membership on sp
+	now   Membership // the slot after apply, while the site shows the past
+	sent  map[string][]Reason
+}
+
+func (s *Site) undoFor(m Membership) siteUndo {
+	u := siteUndo{sp: m.ServicePointID, c: m.CustomerID}
+	u.prev, u.had = s.Points[u.sp][u.c]
+	// apply replaces or deletes the entries of Sent and never changes a
+	// slice in place: a shallow copy keeps what they were.
+	u.sent = maps.Clone(s.Sent)
+	return u
+}
+
+func (u *siteUndo) toBefore(s *Site) {
+	byCust := s.Points[u.sp]
+	u.now = byCust[u.c]
+	if u.had {
+		byCust[u.c] = u.prev
+	} else {
+		delete(byCust, u.c)
+	}
+	s.Sent, u.sent = u.sent, s.Sent
+}
+
+func (u *siteUndo) toAfter(s *Site) {
+	s.Points[u.sp][u.c] = u.now
+	s.Sent, u.sent = u.sent, s.Sent
+}
+
 // activeElsewhere lists, sorted, the customers active at the premise when
 // another customer is active on another of its service points (C4); nil
 // when there are none. Two customers on one service point are a supersede
 // in transit (A1 allows one account at a time), not two households.
 func (s *Site) activeElsewhere() []string {
+	if len(s.Points) < 2 {
+		return nil // one service point: nobody is elsewhere
+	}
 	type act struct{ sp, cust string }
 	var acts []act
 	for sp, byCust := range s.Points {
