@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/usagestream/usagestream/internal/dates"
 )
 
@@ -291,21 +293,18 @@ func (s *Site) snapshotAt(sps []string, c string, cause Source) CustomerInput {
 // out (a change of source alone is no change); never "".
 // The site's service points, sorted, are given (pointIDs).
 func (s *Site) fingerprintAt(sps []string, c string) string {
-	h := fnv{v: 14695981039346656037}
+	var buf [256]byte
+	b := buf[:0]
 	for _, sp := range sps {
 		if m, ok := s.Points[sp][c]; ok {
 			f := forStage2(m)
-			h.num(int64(f.hash()))
+			b = hashNum(b, int64(f.hash()))
 		}
 	}
-	for _, r := range s.Sent[c] {
-		h.str(r.Code)
-		h.str(r.Rule)
-		h.str(r.ServicePointID)
-		h.num(int64(r.EffectiveDate))
-		h.num(int64(r.Until))
+	for i := range s.Sent[c] {
+		b = hashReason(b, &s.Sent[c][i])
 	}
-	return "=" + strconv.FormatUint(h.v, 16)
+	return "=" + strconv.FormatUint(xxhash.Sum64(b), 16)
 }
 
 // forStage2 is the membership without the usage facts only the site uses.

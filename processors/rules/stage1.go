@@ -2,9 +2,12 @@ package rules
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/records"
@@ -471,60 +474,58 @@ func (sp *ServicePoint) subjectSince(i int) dates.Date {
 	return since
 }
 
-// hash is FNV-1a over everything a membership says, sources left out.
+// hash is xxhash64 over everything a membership says, sources left out.
+// Stage 1 keeps it per pair sent (SentMembership.Hash) to tell a changed
+// membership from the same one again. States written before this hash
+// replaced FNV-1a hold FNV values: their first row after the upgrade sends
+// each pair's membership once more, which the premise stage absorbs (no
+// stage 2 input when nothing it uses changed).
 func (m *Membership) hash() uint64 {
-	h := fnv{v: 14695981039346656037}
-	h.str(m.CustomerID)
-	h.str(m.PremiseID)
-	h.str(m.SecondaryID)
-	h.str(m.ServicePointID)
-	h.str(m.ServiceType)
-	h.str(m.AccountID)
-	h.num(int64(m.ActiveDate))
+	var buf [256]byte // on the stack: most memberships take less
+	b := hashStr(buf[:0], m.CustomerID)
+	b = hashStr(b, m.PremiseID)
+	b = hashStr(b, m.SecondaryID)
+	b = hashStr(b, m.ServicePointID)
+	b = hashStr(b, m.ServiceType)
+	b = hashStr(b, m.AccountID)
+	b = hashNum(b, int64(m.ActiveDate))
 	if m.Since != 0 && m.Since != m.ActiveDate {
-		// Only when it says something ActiveDate does not: the hashes that
-		// stage 1 states hold from before Since existed stay valid.
-		h.num(int64(m.Since))
+		b = hashNum(b, int64(m.Since))
 	}
-	h.flag(m.Active)
-	h.flag(m.Deleted)
-	h.num(int64(m.FirstPeriodStart))
-	h.num(int64(m.LastDateTo))
-	h.num(int64(m.ChainStart))
-	h.num(int64(m.ChainedMonths))
-	for _, r := range m.Reasons {
-		h.str(r.Code)
-		h.str(r.Rule)
-		h.str(r.ServicePointID)
-		h.num(int64(r.EffectiveDate))
-		h.num(int64(r.Until))
+	b = hashFlag(b, m.Active)
+	b = hashFlag(b, m.Deleted)
+	b = hashNum(b, int64(m.FirstPeriodStart))
+	b = hashNum(b, int64(m.LastDateTo))
+	b = hashNum(b, int64(m.ChainStart))
+	b = hashNum(b, int64(m.ChainedMonths))
+	for i := range m.Reasons {
+		b = hashReason(b, &m.Reasons[i])
 	}
-	return h.v
+	return xxhash.Sum64(b)
 }
 
-type fnv struct{ v uint64 }
+// The fields a hash covers are laid out in a buffer for one xxhash64
+// call: a byte-wise FNV-1a over the same fields was 8% of validate's CPU.
 
-const fnvPrime = 1099511628211
-
-func (h *fnv) byte(b byte) { h.v = (h.v ^ uint64(b)) * fnvPrime }
-
-func (h *fnv) str(s string) {
-	h.num(int64(len(s))) // length first: no two field lists hash the same bytes
-	for i := 0; i < len(s); i++ {
-		h.byte(s[i])
-	}
+func hashStr(b []byte, s string) []byte {
+	b = hashNum(b, int64(len(s))) // length first: no two field lists hash the same bytes
+	return append(b, s...)
 }
 
-func (h *fnv) num(x int64) {
-	for i := 0; i < 8; i++ {
-		h.byte(byte(x >> (8 * i)))
+func hashNum(b []byte, x int64) []byte { return binary.LittleEndian.AppendUint64(b, uint64(x)) }
+
+func hashFlag(b []byte, f bool) []byte {
+	if f {
+		return append(b, 1)
 	}
+	return append(b, 0)
 }
 
-func (h *fnv) flag(b bool) {
-	if b {
-		h.byte(1)
-	} else {
-		h.byte(0)
-	}
+// hashReason lays out what a reason says, its source left out.
+func hashReason(b []byte, r *Reason) []byte {
+	b = hashStr(b, r.Code)
+	b = hashStr(b, r.Rule)
+	b = hashStr(b, r.ServicePointID)
+	b = hashNum(b, int64(r.EffectiveDate))
+	return hashNum(b, int64(r.Until))
 }

@@ -257,6 +257,12 @@ func TestStateReadsVersion2(t *testing.T) {
 	for i := range want.Tenures {
 		want.Tenures[i].AsOfFile = ""
 	}
+	// That build hashed the memberships sent with FNV-1a: the file keeps
+	// its values (this build's first row resends each pair once).
+	want.Sent = slices.Clone(want.Sent)
+	for i, h := range []uint64{13005532542486749785, 10037697787067156774, 3019472790599809268} {
+		want.Sent[i].Hash = h
+	}
 	decodesTo(t, "service point of version 2", b, want)
 }
 
