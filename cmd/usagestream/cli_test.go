@@ -85,7 +85,8 @@ func TestEnvironmentVariables(t *testing.T) {
 // out of its set, exits 64 after a short message naming the help, not the
 // whole help.
 func TestUsageErrorsExitWithOneStatus(t *testing.T) {
-	for _, args := range [][]string{{"ingest", "--no-such-flag", "x"}, {"no-such-command"}, {"tail"}, {"run", "--log-level", "loud"}} {
+	for _, args := range [][]string{{"ingest", "--no-such-flag", "x"}, {"no-such-command"}, {"tail"}, {"run", "--log-level", "loud"},
+		{"process", "--commit-interval=1m"}, {"run", "--instances", "0"}} {
 		r := runCLI(t, nil, args...)
 		if r.code != exitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, r.code, exitUsage, r.stderr)

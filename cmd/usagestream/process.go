@@ -38,6 +38,7 @@ type processFlags struct {
 	Units          []string      `name:"units" env:"USAGESTREAM_UNITS" default:"KWH,WH,MWH,KVARH,THERM,CCF,HCF,CF,M3,GAL" help:"Allowed units of interval reads: the interval stage quarantines a record on intervals.v1 with others."`
 	Instances      int           `name:"instances" env:"USAGESTREAM_INSTANCES" default:"1" help:"Instances of each stage in this process (1 to 16), sharing the stage's partitions through its consumer group as that many processes would: one stage's transactions then overlap, so a stage waiting for a commit leaves the machine to the others. Each keeps its state under --state-dir/instance-N (the first in --state-dir itself)."`
 	MaxPollRecords int           `name:"max-poll-records" env:"USAGESTREAM_MAX_POLL_RECORDS" default:"5000" help:"Most input records in one transaction of a stage: more commit less often (a commit waits for the broker), fewer bound the work a failure repeats."`
+	CommitInterval time.Duration `name:"commit-interval" env:"USAGESTREAM_COMMIT_INTERVAL" default:"0s" help:"How long a stage's transaction keeps taking input records before it commits (up to --max-poll-records); 0: a commit per poll. Longer: fewer transactions for the broker, later outputs."`
 	CPUProfile     string        `name:"cpuprofile" env:"USAGESTREAM_CPUPROFILE" help:"Write a CPU profile (pprof) of the stages to this file until they stop; each stage's goroutines carry the label stage=<name> (docs/performance.md)."`
 	StageLogEvery  time.Duration `name:"stage-log-every" env:"USAGESTREAM_STAGE_LOG_EVERY" default:"30s" help:"How often each stage that did something logs a line (records in, events out, quarantined, lag); a line per file ingested is logged too. 0: neither."`
 	apiFlags                     // query API (cmd/usagestream/api.go)
@@ -48,6 +49,9 @@ type processFlags struct {
 func (f *processFlags) Validate() error {
 	if f.Instances < 1 || f.Instances > maxInstances {
 		return fmt.Errorf("--instances %d: give 1 to %d (instances beyond a stage's partitions stay idle)", f.Instances, maxInstances)
+	}
+	if f.CommitInterval < 0 || f.CommitInterval > maxCommitInterval {
+		return fmt.Errorf("--commit-interval %s: give 0 to %s (a transaction open longer holds back every read_committed reader)", f.CommitInterval, maxCommitInterval)
 	}
 	return f.apiFlags.Validate()
 }
@@ -143,7 +147,8 @@ func runStages(ctx context.Context, kc kafkaconf.Config, f processFlags, reg pro
 		var waits []func()
 		for k := range instances {
 			for _, st := range p.Stages() {
-				cfg := runtime.Config{Kafka: kc, DataDir: instanceDir(f.StateDir, k), Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords}
+				cfg := runtime.Config{Kafka: kc, DataDir: instanceDir(f.StateDir, k), Logger: log, Metrics: m, SessionTimeout: f.SessionTimeout, MaxPollRecords: f.MaxPollRecords,
+					CommitInterval: f.CommitInterval}
 				// The query API reads each instance's state, the restarted ones too.
 				wait, err := runtime.Supervise(ctx, cfg, st, runtime.SuperviseConfig{Started: func(in *runtime.Instance) {
 					started(in)
@@ -239,6 +244,10 @@ func startCPUProfile(path string) (stop func(*slog.Logger), err error) {
 		log.Info("CPU profile written: go tool pprof -tags usagestream "+path, "file", path)
 	}, nil
 }
+
+// maxCommitInterval bounds --commit-interval well inside the transaction
+// timeout (60 s) the broker allows.
+const maxCommitInterval = 10 * time.Second
 
 // maxInstances bounds --instances: each instance of each stage is a Kafka
 // client, a consumer group member and a Pebble store of its own.

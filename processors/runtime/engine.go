@@ -43,6 +43,13 @@ type Config struct {
 	DataDir string
 	// MaxPollRecords bounds one transaction. Default 5000.
 	MaxPollRecords int
+	// CommitInterval is how long a transaction keeps taking input records
+	// (polling again while it has fewer than MaxPollRecords) before it
+	// commits; 0 commits every poll. A stage fed in small batches by
+	// another stage's commits then commits less often, and every commit
+	// costs the broker work for each partition it touched (Kafka Streams
+	// commits every 100 ms under exactly-once).
+	CommitInterval time.Duration
 	// TransactionTimeout is how long the broker lets a transaction stay
 	// open. It must exceed RebalanceTimeout: ending a transaction may wait
 	// for the group to settle, and a broker that times the transaction out
@@ -528,14 +535,7 @@ func (in *Instance) Run(ctx context.Context) error {
 		if fs.IsClientClosed() {
 			return errors.New("the Kafka client closed")
 		}
-		// franz-go retries what can be retried and reports it here too: log
-		// and go on; a fatal client state surfaces as a closed client or a
-		// failed transaction.
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				in.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
-			}
-		})
+		in.logFetchErrors(fs)
 		if fs.NumRecords() == 0 && firstFetchError(fs) == nil {
 			in.caughtUp()
 		}
@@ -548,17 +548,59 @@ func (in *Instance) Run(ctx context.Context) error {
 		if wallDue {
 			lastTick = now
 		}
+		batch := in.gather(ctx, fs)
 		// The transaction in flight finishes even when a stop was asked
 		// for meanwhile: a graceful stop commits what it processed.
 		// Ending a transaction may wait out a rebalance (franz-go waits for
 		// the group to settle before committing offsets), hence the bound.
 		tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.RebalanceTimeout+2*in.cfg.TransactionTimeout)
-		err := in.transaction(tctx, fs, wallDue, now)
+		err := in.transaction(tctx, batch, wallDue, now)
 		tcancel()
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// logFetchErrors logs what a poll reports and goes on: franz-go retries
+// what can be retried and reports it there too, and a fatal client state
+// surfaces as a closed client or a failed transaction.
+func (in *Instance) logFetchErrors(fs kgo.Fetches) {
+	fs.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			in.log.Warn("fetch error; retrying", "topic", t, "partition", p, "err", err)
+		}
+	})
+}
+
+// gather is the input of one transaction: the poll fs and, with a
+// CommitInterval, the polls after it until the interval since fs has passed
+// or MaxPollRecords have come. A stop asked meanwhile ends it early: the
+// transaction commits what it has.
+func (in *Instance) gather(ctx context.Context, fs kgo.Fetches) []kgo.Fetches {
+	batch := []kgo.Fetches{fs}
+	n := fs.NumRecords()
+	if in.cfg.CommitInterval <= 0 || n == 0 {
+		return batch
+	}
+	until := time.Now().Add(in.cfg.CommitInterval)
+	for n < in.cfg.MaxPollRecords && ctx.Err() == nil {
+		left := time.Until(until)
+		if left <= 0 {
+			break
+		}
+		pctx, cancel := context.WithTimeout(ctx, left)
+		more := in.sess.PollRecords(pctx, in.cfg.MaxPollRecords-n)
+		cancel()
+		if more.IsClientClosed() || more.NumRecords() == 0 {
+			break // the next poll of Run says what a closed client means
+		}
+		in.logFetchErrors(more)
+		in.updateBehind(more, in.cfg.Now())
+		batch = append(batch, more)
+		n += more.NumRecords()
+	}
+	return batch
 }
 
 // firstFetchError is the first error of fs that is not the poll's own
@@ -716,17 +758,17 @@ var abortReasons = []string{abortRebalance, abortProduceError, abortStageError, 
 var ErrDecodeUnavailable = errors.New("an input record could not be decoded for now")
 
 // transaction runs the commit protocol (see the package doc) once, over one
-// poll of input records and the timers due: apply, produce, commit,
+// poll of input records (or the polls of a CommitInterval) and the timers due: apply, produce, commit,
 // persist. An error stops the instance: one before the commit left nothing
 // committed, and one after it leaves a store the changelog repairs on the
 // next start.
-func (in *Instance) transaction(ctx context.Context, fs kgo.Fetches, fireWall bool, now time.Time) error {
+func (in *Instance) transaction(ctx context.Context, batch []kgo.Fetches, fireWall bool, now time.Time) error {
 	start := time.Now()
 	if err := in.sess.Begin(); err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
 	t := newTxn()
-	if err := in.apply(ctx, t, fs, fireWall, now); err != nil {
+	if err := in.apply(ctx, t, batch, fireWall, now); err != nil {
 		reason := abortStageError
 		if errors.Is(err, ErrDecodeUnavailable) {
 			reason = abortDecode
@@ -767,16 +809,18 @@ func (in *Instance) abort(ctx context.Context, reason string) {
 // record, then over the timers due, against the write cache of decoded
 // states (read through to Pebble). Outputs and quarantined records are
 // collected, not yet produced; nothing leaves the process.
-func (in *Instance) apply(ctx context.Context, t *txn, fs kgo.Fetches, fireWall bool, now time.Time) error {
+func (in *Instance) apply(ctx context.Context, t *txn, batch []kgo.Fetches, fireWall bool, now time.Time) error {
 	var err error
-	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if err != nil || len(fp.Records) == 0 {
-			return
+	for _, fs := range batch { // in poll order: each partition's records stay in order
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if err != nil || len(fp.Records) == 0 {
+				return
+			}
+			err = in.applyRecords(ctx, t, fp)
+		})
+		if err != nil {
+			return err
 		}
-		err = in.applyRecords(ctx, t, fp)
-	})
-	if err != nil {
-		return err
 	}
 	if err := in.fireTimers(t, fireWall, now); err != nil {
 		return err

@@ -576,3 +576,45 @@ func TestWallClockTimersWaitForUnreadInput(t *testing.T) {
 		t.Fatalf("a's timer fired %d times (%d outputs), want once after its second record (7 outputs)", timers["a"], total)
 	}
 }
+
+// TestCommitIntervalGathersPolls: records that arrive in small bursts, as a
+// stage fed by another stage's commits gets them, are committed in fewer
+// transactions with a CommitInterval than there are bursts (every burst
+// its own transaction without one), and each still counts exactly once.
+func TestCommitIntervalGathersPolls(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		fewer    bool
+	}{{0, false}, {time.Second, true}} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			c := newCluster(t, 3)
+			m := NewMetrics(nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			cfg := Config{Kafka: c.kc, DataDir: t.TempDir(), WallClockTick: time.Hour, CommitInterval: tc.interval, Metrics: m}
+			go func() { done <- Run(ctx, cfg, countingProcessor(c.kc.TopicPrefix)) }()
+			const bursts, each = 12, 5
+			for b := range bursts {
+				c.produce(t, 7, b*each, each, "")
+				if !tc.fewer {
+					waitOutputs(t, c, (b+1)*each, time.Minute)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			waitOutputs(t, c, bursts*each, time.Minute)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			counts, _, _ := c.outputs(t)
+			checkExactlyOnce(t, counts, 7, bursts*each)
+			commits := int(testutil.ToFloat64(m.commits.WithLabelValues("counter")))
+			if tc.fewer && commits > bursts/2 {
+				t.Fatalf("%d transactions for %d bursts 100 ms apart with a 1 s commit interval", commits, bursts)
+			}
+			if !tc.fewer && commits < bursts {
+				t.Fatalf("%d transactions for %d bursts, each waited for: want one per burst at least", commits, bursts)
+			}
+		})
+	}
+}
