@@ -25,7 +25,9 @@ type billingBuf struct {
 // records and decodes them back, through the struct codec of the embedded
 // schema (twmb/avro): the bytes goavro writes, at a fraction of its CPU
 // (BenchmarkBillingRow). Ingest encodes with it, the stages decode with it,
-// so both sides agree field by field.
+// so both sides agree field by field. Records of the embedded schema itself
+// take a hand-written writer and reader of its layout (appendBillingBody,
+// readBillingBody), tested against the struct codec.
 type BillingCodec struct {
 	s    *serde.Struct[BillingRow]
 	bufs sync.Pool

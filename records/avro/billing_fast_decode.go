@@ -23,7 +23,9 @@ import (
 // at most 5 (int) or 10 (long) bytes, union indexes in any varint spelling,
 // any byte but 1 as false, map blocks with a byte size, a later entry of a
 // map key written twice; no bytes after the record. The error says where the
-// body went wrong; the caller makes it poison, as the struct codec's are.
+// body went wrong; the caller makes it poison, as the struct codec's are,
+// and drops out, which is then half read. A null leaves its field as it
+// was: out must be zero.
 func readBillingBody(body []byte, out *DecodedBillingRow) error {
 	d := bodyReader{s: string(body)}
 	r := &out.Row
