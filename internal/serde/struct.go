@@ -90,6 +90,12 @@ func (c *Struct[T]) NewDecoder(writerSchema string) (*Decoder[T], error) {
 // writer schema resolved against it.
 func (d *Decoder[T]) Schema() *avro.Schema { return d.schema }
 
+// Embedded reports whether d reads with the embedded schema itself: the
+// writer schema had its canonical form (avro.Resolve then returns the reader
+// as it is), so a body is laid out exactly as the embedded schema says and a
+// hand-written reader of that layout reads it as d would.
+func (d *Decoder[T]) Embedded() bool { return d.schema == d.c.schema }
+
 // Decode reads body (the Avro binary after the framing) into v. Strings are
 // copied out of body. Bytes after the record are an error: the record is
 // then not what its schema id says.
@@ -128,19 +134,30 @@ func (c *Struct[T]) NewResolverFunc(schema func(ctx context.Context, id int) (st
 
 // Decode reads a framed record into v and returns its schema id.
 func (r *Resolver[T]) Decode(ctx context.Context, framed []byte, v *T) (int, error) {
-	id, body, err := Split(framed)
+	id, body, d, err := r.Lookup(ctx, framed)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", r.c.name, err)
+		return id, err
+	}
+	return id, d.Decode(body, v)
+}
+
+// Lookup splits a framed record into its schema id and body and returns the
+// decoder of that id, so that a caller can read the body another way when
+// the decoder is Embedded.
+func (r *Resolver[T]) Lookup(ctx context.Context, framed []byte) (id int, body []byte, d *Decoder[T], err error) {
+	id, body, err = Split(framed)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%s: %w", r.c.name, err)
 	}
 	r.mu.RLock()
-	d := r.byID[id]
+	d = r.byID[id]
 	r.mu.RUnlock()
 	if d == nil {
 		if d, err = r.decoderFor(ctx, id); err != nil {
-			return id, err
+			return id, nil, nil, err
 		}
 	}
-	return id, d.Decode(body, v)
+	return id, body, d, nil
 }
 
 func (r *Resolver[T]) decoderFor(ctx context.Context, id int) (*Decoder[T], error) {

@@ -144,3 +144,38 @@ func TestResolverFetchesOncePerID(t *testing.T) {
 		t.Fatalf("unframed: %v", err)
 	}
 }
+
+// TestResolverLookupEmbedded: a writer schema with the embedded schema's
+// canonical form (docs and field defaults aside) reads with the embedded
+// schema itself; another version is resolved, and says so.
+func TestResolverLookupEmbedded(t *testing.T) {
+	s, err := NewStruct[structRec](structSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := strings.Replace(structSchema, `"name":"S",`, `"name":"S","doc":"the same record",`, 1)
+	older := `{"type":"record","name":"S","fields":[{"name":"name","type":"string"}]}`
+	res := s.NewResolverFunc(func(_ context.Context, id int) (string, error) {
+		return map[int]string{1: structSchema, 2: documented, 3: older}[id], nil
+	})
+	if !s.Decoder().Embedded() {
+		t.Fatal("the embedded schema's own decoder is not Embedded")
+	}
+	for id, want := range map[int]bool{1: true, 2: true, 3: false} {
+		framed, err := AppendHeader(nil, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		framed = append(framed, 2, 'x')
+		gotID, body, d, err := res.Lookup(context.Background(), framed)
+		if err != nil || gotID != id || string(body) != "\x02x" {
+			t.Fatalf("id %d: %d %x %v", id, gotID, body, err)
+		}
+		if d.Embedded() != want {
+			t.Fatalf("id %d: Embedded %v, want %v", id, d.Embedded(), want)
+		}
+	}
+	if _, _, _, err := res.Lookup(context.Background(), []byte("plain")); err == nil || !strings.Contains(err.Error(), "Confluent-framed") {
+		t.Fatalf("unframed: %v", err)
+	}
+}

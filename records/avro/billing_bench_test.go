@@ -11,7 +11,8 @@ import (
 // BenchmarkBillingRow encodes a full-layout row as ingest does and decodes
 // it as the stages do, with goavro's native maps (billingBuilder,
 // goavroDecodeBilling: the way before struct codecs) and with BillingCodec
-// (twmb/avro's struct codec, and the direct writer Append uses).
+// (twmb/avro's struct codec, and the direct writer Append uses and reader
+// Decode uses).
 func BenchmarkBillingRow(b *testing.B) {
 	row := billingRows()[0]
 	g, err := goavro.NewCodec(schemas.MustText(schemas.BillingRow))
@@ -71,6 +72,15 @@ func BenchmarkBillingRow(b *testing.B) {
 		dec := c.s.Decoder()
 		for i := 0; i < b.N; i++ {
 			if _, err := c.decodeBody(dec, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// What Decode does for the embedded schema's id: readBillingBody.
+	b.Run("decode/fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.decodeFast(1, body); err != nil {
 				b.Fatal(err)
 			}
 		}
