@@ -68,7 +68,8 @@ func startStages(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, on
 }
 
 // startStagesAt is startStages with the wall clock the stages' timers
-// read (nil: time.Now).
+// read (nil: time.Now). The stages commit as `process` has them by
+// default (--commit-interval 100ms), so the benchmarks measure that.
 func startStagesAt(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, now func() time.Time, only ...string) *stages {
 	ctx, cancel := context.WithCancel(context.Background())
 	var all []runtime.Stage
@@ -80,7 +81,8 @@ func startStagesAt(tb testing.TB, kc kafkaconf.Config, dir string, p *Pipeline, 
 	s := &stages{kc: kc, cancel: cancel, errs: make(chan error, len(all)), n: len(all), names: only}
 	for _, st := range all {
 		go func() {
-			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb), Now: now, WallClockTick: 100 * time.Millisecond}, st)
+			s.errs <- runtime.Run(ctx, runtime.Config{Kafka: kc, DataDir: dir, Logger: testLogger(tb), Now: now, WallClockTick: 100 * time.Millisecond,
+				CommitInterval: 100 * time.Millisecond}, st)
 		}()
 	}
 	tb.Cleanup(cancel)
