@@ -168,7 +168,8 @@ func (s *Site) activeElsewhere() []string {
 		return nil // one service point: nobody is elsewhere
 	}
 	type act struct{ sp, cust string }
-	var acts []act
+	var buf [8]act // on the stack: validate runs this twice per row
+	acts := buf[:0]
 	for sp, byCust := range s.Points {
 		for c, m := range byCust {
 			if m.Active {
@@ -231,7 +232,10 @@ func (s *Site) apply(p Policy, m Membership) []CustomerInput {
 	byCust[m.CustomerID] = m
 
 	var out []CustomerInput
-	if fwd := forStage2(m); !had || !sameForStage2(forStage2(prev), fwd) {
+	// sameForStage2 reads only what forStage2 keeps, and the copy sent is
+	// made only when sent: validate runs this for every row.
+	if !had || !sameForStage2(prev, m) {
+		fwd := forStage2(m)
 		out = append(out, CustomerInput{CustomerID: m.CustomerID, PremiseID: s.ID, Membership: &fwd, Cause: m.Source})
 	}
 	// S1 needs two service points; a premise with one (most of them) and
