@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/quarantine"
@@ -277,23 +274,16 @@ func FuzzBillingFastDecode(f *testing.F) {
 // in the middle of the record: a body of it is not laid out as the embedded
 // schema says, and must be resolved.
 func extendedBillingSchema(t *testing.T) string {
-	var s map[string]any
-	if err := json.Unmarshal([]byte(schemas.MustText(schemas.BillingRow)), &s); err != nil {
-		t.Fatal(err)
-	}
-	var fields []any
-	for _, f := range s["fields"].([]any) {
-		fields = append(fields, f)
-		if f.(map[string]any)["name"] == "service_point_id" {
-			fields = append(fields, map[string]any{"name": "region", "type": []any{"null", "string"}, "default": nil})
+	return editedBillingSchema(t, func(fields []any) []any {
+		var out []any
+		for _, f := range fields {
+			out = append(out, f)
+			if f.(map[string]any)["name"] == "service_point_id" {
+				out = append(out, map[string]any{"name": "region", "type": []any{"null", "string"}, "default": nil})
+			}
 		}
-	}
-	s["fields"] = fields
-	b, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+		return out
+	})
 }
 
 // TestBillingDecoderFastOnlyForEmbedded: through a (fake) registry, records
@@ -303,13 +293,7 @@ func extendedBillingSchema(t *testing.T) string {
 // their bodies would be wrong.
 func TestBillingDecoderFastOnlyForEmbedded(t *testing.T) {
 	ctx := context.Background()
-	fake := srfake.New()
-	defer fake.Close()
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := serde.NewRegistry(cl)
+	reg, _, _ := newRegistry(t)
 	text := schemas.MustText(schemas.BillingRow)
 	cur, err := reg.Register(ctx, serde.SubjectFor("billing.v1"), text)
 	if err != nil {

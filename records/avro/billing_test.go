@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/usagestream/usagestream/internal/dates"
 	"github.com/usagestream/usagestream/internal/serde"
@@ -174,21 +172,30 @@ func TestBillingDecodeRejectsBadRecords(t *testing.T) {
 // without extra and customer_type (both with defaults here), with a field
 // this build does not know, and bldg_sq_foot as a float (promoted).
 func olderBillingSchema(t *testing.T) string {
+	return editedBillingSchema(t, func(fields []any) []any {
+		var out []any
+		for _, f := range fields {
+			switch f.(map[string]any)["name"] {
+			case "extra", "customer_type":
+				continue
+			case "bldg_sq_foot":
+				f.(map[string]any)["type"] = []any{"null", "float"}
+			}
+			out = append(out, f)
+		}
+		return append(out, map[string]any{"name": "region", "type": "string"})
+	})
+}
+
+// editedBillingSchema is the embedded BillingRow schema with its fields
+// replaced by what edit makes of them.
+func editedBillingSchema(t *testing.T, edit func(fields []any) []any) string {
+	t.Helper()
 	var s map[string]any
 	if err := json.Unmarshal([]byte(schemas.MustText(schemas.BillingRow)), &s); err != nil {
 		t.Fatal(err)
 	}
-	var fields []any
-	for _, f := range s["fields"].([]any) {
-		switch f.(map[string]any)["name"] {
-		case "extra", "customer_type":
-			continue
-		case "bldg_sq_foot":
-			f.(map[string]any)["type"] = []any{"null", "float"}
-		}
-		fields = append(fields, f)
-	}
-	s["fields"] = append(fields, map[string]any{"name": "region", "type": "string"})
+	s["fields"] = edit(s["fields"].([]any))
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -202,13 +209,7 @@ func olderBillingSchema(t *testing.T) string {
 // bytes are errors that say so.
 func TestBillingDecoderResolvesRegisteredVersions(t *testing.T) {
 	ctx := context.Background()
-	fake := srfake.New()
-	defer fake.Close()
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := serde.NewRegistry(cl)
+	reg, cl, _ := newRegistry(t)
 	older := olderBillingSchema(t)
 	oldID, err := reg.Register(ctx, "old-billing-value", older)
 	if err != nil {
@@ -286,13 +287,7 @@ func TestBillingDecoderRefusesIncompatible(t *testing.T) {
 // not mix (run with -race).
 func TestBillingDecoderConcurrent(t *testing.T) {
 	ctx := context.Background()
-	fake := srfake.New()
-	defer fake.Close()
-	cl, err := sr.NewClient(sr.URLs(fake.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := serde.NewRegistry(cl)
+	reg, _, _ := newRegistry(t)
 	cur, err := reg.Register(ctx, serde.SubjectFor("billing.v1"), schemas.MustText(schemas.BillingRow))
 	if err != nil {
 		t.Fatal(err)
