@@ -71,10 +71,9 @@ func TestFinalEventsDependOnTheDataOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := now.AddDate(-1, -2, 0)
-	// Hourly reads for the first three, enough for I5's 13 months (daily
-	// reads lose a day at each daylight-saving change, which restarts the
-	// history); the daily reads that follow for them are of another length
-	// and not counted (I1).
+	// Hourly reads for the first three, enough for I5's 13 months; the
+	// daily reads that follow for them are of another length and not
+	// counted (I1).
 	hourly, _, err := gen.GenerateIntervals(dir, gen.IntervalConfig{ServicePoints: 3, Minutes: 60, Days: 420,
 		Start: dates.FromTime(first), Seed: 9, Now: now.Add(30 * time.Minute), Compression: "gzip"})
 	if err != nil {

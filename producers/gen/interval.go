@@ -165,7 +165,14 @@ func WriteIntervals(w io.Writer, c IntervalConfig) (rows int64, err error) {
 		y, m, day := c.Start.AddDays(d).Civil()
 		from := time.Date(y, m, day, 0, 0, 0, 0, c.Location)
 		to := time.Date(y, m, day+1, 0, 0, 0, 0, c.Location)
-		for t := from.Add(step); !t.After(to); t = t.Add(step) {
+		// A daily read ends at the next local midnight, 23 or 25 hours
+		// on a daylight saving change: stepping 24 hours from midnight
+		// lost the short day and ended the long one at 23:00.
+		first := from.Add(step)
+		if c.Minutes == 1440 {
+			first = to
+		}
+		for t := first; !t.After(to); t = t.Add(step) {
 			lt := t.In(c.Location)
 			_, off := lt.Zone()
 			var s slot

@@ -60,3 +60,46 @@ func TestIntervalsReadBack(t *testing.T) {
 		}
 	}
 }
+
+// TestDailyReadsKeepTheChangeDays: daily reads end at every local midnight,
+// the daylight-saving change days (23 and 25 hours long) included; stepping
+// 24 hours from midnight lost the short day and ended the long one at 23:00.
+func TestDailyReadsKeepTheChangeDays(t *testing.T) {
+	t.Parallel()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, start := range []string{"20240309", "20241102"} {
+		cfg := IntervalConfig{ServicePoints: 1, Start: dates.MustParse(start), Days: 3, Minutes: 1440, Seed: 7,
+			Now: time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC), Location: ny}
+		var buf bytes.Buffer
+		rows, err := WriteIntervals(&buf, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != 3 {
+			t.Fatalf("%s: %d daily reads over 3 days", start, rows)
+		}
+		r, err := interval.NewReader(IntervalFileName(cfg), &buf, interval.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d := 1; ; d++ {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Read == nil {
+				t.Fatalf("%s: line %d rejected: %+v", start, rec.Rejected.Line, rec.Rejected.Reasons)
+			}
+			y, m, day := dates.MustParse(start).AddDays(d).Civil()
+			if want := time.Date(y, m, day, 0, 0, 0, 0, ny).UnixMilli(); rec.Read.EndMillis != want {
+				t.Fatalf("%s: read %d ends %s, want local midnight %s", start, d, time.UnixMilli(rec.Read.EndMillis).In(ny), time.UnixMilli(want).In(ny))
+			}
+		}
+	}
+}
