@@ -218,7 +218,7 @@ func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 	// enough for random kills to land mid-file.
 	args := append(append([]string{"ingest", "--chunk-rows", "300"}, connArgs(env.Kafka)...), path)
 	rng := rand.New(rand.NewPCG(1, 2))
-	kills := 0
+	kills, finished := 0, false
 	for attempt := 0; attempt < 20; attempt++ {
 		cmd := exec.Command(binary, args...)
 		if err := cmd.Start(); err != nil {
@@ -228,16 +228,24 @@ func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-done: // finished before the kill
-			attempt = 99
+			attempt, finished = 99, true
 		case <-time.After(time.Duration(30+rng.IntN(270)) * time.Millisecond):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			kills++
 		}
 	}
+	// The final run finishes the file (exit 3: its rejected rows), or finds
+	// it done (skipped, exit 0) when a run between the kills took the rest
+	// of it: ingest is fast enough for that, and a kill can land after a
+	// run's last commit. Either way every line must be on Kafka once.
 	r := runCLI(t, nil, args...)
-	if r.code != exitRejected {
-		t.Fatalf("final run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	skipped := r.code == 0 && strings.Contains(r.stdout, "skipped")
+	switch {
+	case !skipped && r.code != exitRejected:
+		t.Fatalf("final run: exit %d, want %d (the file's rejected rows) or 0 with the file skipped as done\n%s%s", r.code, exitRejected, r.stdout, r.stderr)
+	case finished && !skipped:
+		t.Fatalf("a run finished the file, yet the final run did not find it done: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if kills < 3 {
 		t.Fatalf("only %d kills landed mid-file; the test proves nothing", kills)
@@ -257,7 +265,7 @@ func TestIngestKilledRepeatedlyResumesExactlyOnce(t *testing.T) {
 	if int64(len(counts)) != files.Rows {
 		t.Fatalf("%d distinct lines on Kafka, file has %d", len(counts), files.Rows)
 	}
-	t.Logf("%d SIGKILLs, %d rows, each exactly once", kills, files.Rows)
+	t.Logf("%d SIGKILLs, %d rows, each exactly once (a run between the kills finished the file: %v)", kills, files.Rows, finished)
 }
 
 func TestWatchFolderIngestsAndMovesFiles(t *testing.T) {
