@@ -30,14 +30,8 @@ func readBillingBody(body []byte, out *DecodedBillingRow) error {
 	d := bodyReader{s: string(body)}
 	r := &out.Row
 	out.Source.Utility = d.str()
-	switch d.enum(3) {
-	case 0:
-		r.Layout = records.LayoutFull
-	case 1:
-		r.Layout = records.LayoutCustomer
-	case 2:
-		r.Layout = records.LayoutUsage
-	}
+	// The symbols of Layout and EstimateFlag, in the schema's order.
+	r.Layout = symbol(&d, records.LayoutFull, records.LayoutCustomer, records.LayoutUsage)
 	out.Source.File = d.str()
 	out.Line = d.long()
 	r.Line = out.Line
@@ -81,15 +75,7 @@ func readBillingBody(body []byte, out *DecodedBillingRow) error {
 		r.Duration = d.int()
 	}
 	if d.present() {
-		// The symbols of EstimateFlag, in the schema's order.
-		switch d.enum(3) {
-		case 0:
-			r.IsEstimate = records.EstimateActual
-		case 1:
-			r.IsEstimate = records.EstimateEstimated
-		case 2:
-			r.IsEstimate = records.EstimateUser
-		}
+		r.IsEstimate = symbol(&d, records.EstimateActual, records.EstimateEstimated, records.EstimateUser)
 	}
 	if r.UsageCharge.Valid = d.present(); r.UsageCharge.Valid {
 		r.UsageCharge.Value = d.double()
@@ -217,6 +203,12 @@ func (d *bodyReader) enum(symbols int32) int32 {
 		return 0
 	}
 	return i
+}
+
+// symbol reads an enum of the given symbols, in the schema's order (the
+// first after an error).
+func symbol[T any](d *bodyReader, symbols ...T) T {
+	return symbols[d.enum(int32(len(symbols)))]
 }
 
 // boolean is true for the byte 1 only, as the struct codec (and Java) read it.
