@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -111,16 +112,7 @@ func servicePointIDs(t *testing.T, path string) []string {
 // data rows, split into fields.
 func genRows(t *testing.T, path string) (cols map[string]int, rows [][]string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
+	sc := bufio.NewScanner(openGzip(t, path))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), "\t")
@@ -137,4 +129,19 @@ func genRows(t *testing.T, path string) (cols map[string]int, rows [][]string) {
 		t.Fatalf("reading %s: %v", path, err)
 	}
 	return cols, rows
+}
+
+// openGzip opens a generated .gz file for reading, closed when the test ends.
+func openGzip(t *testing.T, path string) io.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"io"
 	"os"
@@ -172,15 +171,7 @@ func TestValidateIntervalFile(t *testing.T) {
 func TestValidateFileNotTaken(t *testing.T) {
 	dir := t.TempDir()
 	res := genFiles(t, dir, gen.Config{ServicePoints: 10, Months: 14, Seed: 24})
-	f, err := os.Open(res.Files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := openGzip(t, res.Files[0])
 	plain := filepath.Join(dir, "export.tsv")
 	out, err := os.Create(plain)
 	if err != nil {

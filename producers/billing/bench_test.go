@@ -43,11 +43,7 @@ func BenchmarkReaderFullGzip(b *testing.B) {
 // benchRead reads data (a full-layout file, compressed or not) per iteration
 // and reports allocations, ns and rows per second per row.
 func benchRead(b *testing.B, data []byte) {
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	var m0 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	b.ResetTimer()
+	m0 := benchStart(b, len(data))
 	var total int64
 	for b.Loop() {
 		r, err := NewReader(fullName, bytes.NewReader(data), Options{})
@@ -66,18 +62,25 @@ func benchRead(b *testing.B, data []byte) {
 		total += r.Stats().Accepted
 	}
 	b.StopTimer()
-	reportPerRow(b, &m0, total)
+	reportPerRow(b, m0, total)
+}
+
+// benchStart sets a benchmark over size bytes going and returns the memory
+// statistics reportPerRow compares with.
+func benchStart(b *testing.B, size int) *runtime.MemStats {
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	var m0 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	b.ResetTimer()
+	return &m0
 }
 
 // BenchmarkParserFull is ingest's path: NextLine, then a Parser into one
 // reused row, so that the only allocation per row is the line's copy.
 func BenchmarkParserFull(b *testing.B) {
 	data := benchFile(100_000)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	var m0 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	b.ResetTimer()
+	m0 := benchStart(b, len(data))
 	var total int64
 	var row records.BillingRow
 	for b.Loop() {
@@ -101,7 +104,7 @@ func BenchmarkParserFull(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	reportPerRow(b, &m0, total)
+	reportPerRow(b, m0, total)
 }
 
 // reportPerRow reports allocations (since m0), ns and rows per second per
