@@ -331,8 +331,8 @@ func wholeMonths(from, to dates.Date) int {
 	if to <= from {
 		return 0
 	}
-	fy, fm, _ := from.Time().Date()
-	ty, tm, _ := to.Time().Date()
+	fy, fm, _ := from.Civil() // not Time().Date(): this runs for every membership of every row
+	ty, tm, _ := to.Civil()
 	n := (ty-fy)*12 + int(tm) - int(fm)
 	for n > 0 && from.AddMonths(n) > to {
 		n--

@@ -3,6 +3,8 @@ package rules
 import (
 	"strings"
 	"testing"
+
+	"github.com/usagestream/usagestream/internal/dates"
 )
 
 // Usage timeline rules U1-U9 (docs/rules.md), one test per rule id.
@@ -475,5 +477,23 @@ func TestU12UsageWithoutAccount(t *testing.T) {
 			h.feed(tc.rows...)
 			expect(t, "anomalies", anomStrings(h.all1.Anomalies), tc.want)
 		})
+	}
+}
+
+// TestWholeMonthsIsTheLargestStep: wholeMonths(from, to) is the largest n
+// with from.AddMonths(n) <= to, for every pair of days over four years that
+// hold month ends, leap days and year turns.
+func TestWholeMonthsIsTheLargestStep(t *testing.T) {
+	start := dates.MustParse("20230101")
+	for from := start; from < start+1461; from += 3 {
+		for to := from - 40; to < from+500; to++ {
+			want := 0
+			for from.AddMonths(want+1) <= to {
+				want++
+			}
+			if got := wholeMonths(from, to); got != want {
+				t.Fatalf("wholeMonths(%s, %s) = %d, want %d", from, to, got, want)
+			}
+		}
 	}
 }

@@ -185,20 +185,17 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			return nil, fmt.Errorf("validate: creating the temporary store (set --temp-dir to a writable folder): %w", err)
 		}
 		defer os.RemoveAll(dir)
-		db, err := pebble.Open(dir, throwawayOptions())
-		if err != nil {
-			return nil, fmt.Errorf("validate: opening the temporary store in %s: %w", dir, err)
-		}
-		defer db.Close()
 		n := opts.CacheStates
 		if n == 0 {
 			n = DefaultCacheStates
 		}
-		sps := NewPebbleStore[rules.ServicePoint](db, "s/", n, r.summarise)
-		sites := NewPebbleStore[rules.Site](db, "p/", n, nil)
-		custs := NewPebbleStore[rules.Customer](db, "c/", n, nil)
-		chain.ServicePoints, chain.Sites, chain.Customers = sps, sites, custs
-		finish = func() { sps.Finish(); sites.Finish(); custs.Finish() }
+		st, err := openStateStores(dir, n, throwawayOptions, r.summarise)
+		if err != nil {
+			return nil, err
+		}
+		defer st.close()
+		chain.ServicePoints, chain.Sites, chain.Customers = st.sps, st.sites, st.custs
+		finish = st.finish
 	default:
 		return nil, fmt.Errorf("validate: unknown store %q; use auto, memory or pebble", opts.Store)
 	}
@@ -258,7 +255,7 @@ func throwawayOptions() *pebble.Options {
 	po := &pebble.Options{
 		DisableWAL:   true, // nothing to recover after a crash
 		Cache:        pebble.NewCache(8 << 20),
-		MemTableSize: 16 << 20,
+		MemTableSize: 8 << 20, // per store: validate opens three (openStateStores)
 		Logger:       quietLogger{},
 	}
 	for i := range po.Levels {

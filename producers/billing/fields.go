@@ -88,7 +88,7 @@ func (r *Reader) parseFields(row *records.BillingRow, f []string, validUTF8 bool
 				r.add(id, records.CodeNullToken, records.RuleFormat, fmt.Sprintf("%s %q is not a null; leave the field empty for null", col.Name, v))
 				continue
 			}
-		} else if col.Required && strings.TrimSpace(v) == "" {
+		} else if col.Required && isBlank(v) {
 			// A blank id would key a Kafka record by spaces and join nothing.
 			r.add(id, records.CodeRequired, records.RuleBillingColumns, fmt.Sprintf("%s holds only spaces (%d bytes); it is required, so fill it in", col.Name, len(v)))
 			continue
@@ -390,6 +390,9 @@ func onlyNumberChars(s string) bool {
 }
 
 func isNullToken(s string) bool {
+	if len(s) != 2 && len(s) != 4 { // most values: no EqualFold at all
+		return false
+	}
 	return strings.EqualFold(s, "null") || strings.EqualFold(s, "na") || s == `\N`
 }
 
@@ -398,7 +401,12 @@ func isLetter(c byte) bool {
 	return c >= 'a' && c <= 'z'
 }
 
-func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+func isBlank(s string) bool {
+	if s != "" && s[0] > ' ' && s[0] < utf8.RuneSelf { // most values: no trim
+		return false
+	}
+	return strings.TrimSpace(s) == ""
+}
 
 func badUTF8Offset(s string) int {
 	for i := 0; i < len(s); {
