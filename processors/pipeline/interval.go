@@ -38,10 +38,13 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 	type step = runtime.Step[*rules.IntervalPoint]
 	st := p.topo.MustStage(StageInterval)
 	return &runtime.Processor[*rules.IntervalPoint]{
-		Name:    st.Name,
-		Inputs:  st.Inputs,
-		Outputs: st.Outputs,
-		New:     func() *rules.IntervalPoint { return &rules.IntervalPoint{} },
+		Name: st.Name,
+		// Every decoder copies what it keeps (string conversions; twmb/avro
+		// without AliasInput), so fetch buffers are reused.
+		CopiesInput: true,
+		Inputs:      st.Inputs,
+		Outputs:     st.Outputs,
+		New:         func() *rules.IntervalPoint { return &rules.IntervalPoint{} },
 		Marshal: func(ip *rules.IntervalPoint) ([]byte, error) {
 			return ip.MarshalBinary()
 		},

@@ -242,10 +242,13 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 	bill := recavro.NewBillingDecoder(p.reg)
 	actions := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.ServicePoint]{
-		Name:    st.Name,
-		Inputs:  st.Inputs,
-		Outputs: st.Outputs,
-		New:     func() *rules.ServicePoint { return &rules.ServicePoint{} },
+		Name: st.Name,
+		// Every decoder copies what it keeps (string conversions; twmb/avro
+		// without AliasInput), so fetch buffers are reused.
+		CopiesInput: true,
+		Inputs:      st.Inputs,
+		Outputs:     st.Outputs,
+		New:         func() *rules.ServicePoint { return &rules.ServicePoint{} },
 		Marshal: func(sp *rules.ServicePoint) ([]byte, error) {
 			return sp.MarshalBinary()
 		},
@@ -342,10 +345,13 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 	st := p.topo.MustStage(StagePremise)
 	return &runtime.Processor[*rules.Site]{
-		Name:    st.Name,
-		Inputs:  st.Inputs,
-		Outputs: st.Outputs,
-		New:     func() *rules.Site { return &rules.Site{} },
+		Name: st.Name,
+		// Every decoder copies what it keeps (string conversions; twmb/avro
+		// without AliasInput), so fetch buffers are reused.
+		CopiesInput: true,
+		Inputs:      st.Inputs,
+		Outputs:     st.Outputs,
+		New:         func() *rules.Site { return &rules.Site{} },
 		Marshal: func(s *rules.Site) ([]byte, error) {
 			return s.MarshalBinary()
 		},
@@ -388,10 +394,13 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 	st := p.topo.MustStage(StageCustomer)
 	holds := p.actions.NewResolver(p.reg)
 	return &runtime.Processor[*rules.Customer]{
-		Name:    st.Name,
-		Inputs:  st.Inputs,
-		Outputs: st.Outputs,
-		New:     func() *rules.Customer { return &rules.Customer{} },
+		Name: st.Name,
+		// Every decoder copies what it keeps (string conversions; twmb/avro
+		// without AliasInput), so fetch buffers are reused.
+		CopiesInput: true,
+		Inputs:      st.Inputs,
+		Outputs:     st.Outputs,
+		New:         func() *rules.Customer { return &rules.Customer{} },
 		Marshal: func(c *rules.Customer) ([]byte, error) {
 			return c.MarshalBinary()
 		},

@@ -165,6 +165,8 @@ type Instance struct {
 	sess  *kgo.GroupTransactSession
 	log   *slog.Logger
 	m     *Metrics
+	// pool keeps fetch buffers for reuse (Processor.CopiesInput); nil: none.
+	pool *fetchPool
 
 	// declared holds the topics Process may write to (Processor.Outputs);
 	// nil: any (see Outputs).
@@ -292,6 +294,10 @@ func NewInstance(cfg Config, st Stage) (*Instance, error) {
 		kgo.ProducerLinger(time.Second),
 		kgo.WithLogger(cfg.Kafka.ClientLogger(in.log)),
 	)
+	if st.copiesInput() {
+		in.pool = &fetchPool{}
+		opts = append(opts, kgo.WithPools(in.pool))
+	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		store.Close()
@@ -557,7 +563,13 @@ func (in *Instance) Run(ctx context.Context) error {
 		err := in.transaction(tctx, batch, wallDue, now)
 		tcancel()
 		if err != nil {
+			// Not recycled: a record the failed transaction produced (a
+			// quarantined one holds the input's bytes) may still be in
+			// flight; the garbage collector takes them.
 			return err
+		}
+		if in.pool != nil {
+			recycle(batch)
 		}
 	}
 }

@@ -190,6 +190,15 @@ type Processor[S any] struct {
 	// given (the state may be a pointer the runtime keeps in its cache). Any
 	// other error stops the instance with nothing committed.
 	Process func(state S, in Input) (Step[S], error)
+	// CopiesInput says that neither Decode nor Process keeps an input
+	// Record's Key, Value or Headers, or anything sliced from them, once it
+	// returns: what either keeps (in a state, in Decoded) it copies, as a
+	// string conversion does. The runtime then reuses the memory fetched
+	// records are decompressed into once their transaction has ended,
+	// instead of leaving a new buffer per fetched batch to the garbage
+	// collector. Leave it false when unsure: a byte kept would be zeroed and
+	// reused under the processor.
+	CopiesInput bool
 }
 
 // Stage is a Processor with its state type erased, as Run takes it. Only
@@ -204,6 +213,7 @@ type Stage interface {
 	process(state any, in Input) (stepResult, error)
 	// decode is Processor.Decode; ok is false when the processor has none.
 	decode(ctx context.Context, r Record) (v any, ok bool, err error)
+	copiesInput() bool
 }
 
 type stepResult struct {
@@ -218,6 +228,7 @@ type stepResult struct {
 func (p *Processor[S]) name() string      { return p.Name }
 func (p *Processor[S]) inputs() []string  { return p.Inputs }
 func (p *Processor[S]) outputs() []string { return p.Outputs }
+func (p *Processor[S]) copiesInput() bool  { return p.CopiesInput }
 func (p *Processor[S]) newState() any     { return p.New() }
 func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
