@@ -228,7 +228,7 @@ type stepResult struct {
 func (p *Processor[S]) name() string      { return p.Name }
 func (p *Processor[S]) inputs() []string  { return p.Inputs }
 func (p *Processor[S]) outputs() []string { return p.Outputs }
-func (p *Processor[S]) copiesInput() bool  { return p.CopiesInput }
+func (p *Processor[S]) copiesInput() bool { return p.CopiesInput }
 func (p *Processor[S]) newState() any     { return p.New() }
 func (p *Processor[S]) marshal(v any) ([]byte, error) {
 	return p.Marshal(v.(S))
