@@ -77,6 +77,32 @@ type SiteOutput struct {
 // being active at the premise at once (C4). A membership of another premise
 // is a routing bug and panics.
 func (s *Site) Apply(p Policy, m Membership) SiteOutput {
+	if s.unchangedForStage2(m) {
+		// A monthly bill at a premise of one service point: the membership
+		// moves only its usage facts, which stage 2 does not read and S1
+		// needs two service points to judge. Nothing is sent and nobody
+		// starts or stops being active: applyFull returns nothing then
+		// (TestSiteFastPathMatchesFull).
+		m.Reasons = slices.Clone(m.Reasons)
+		s.Points[m.ServicePointID][m.CustomerID] = m
+		return SiteOutput{}
+	}
+	return s.applyFull(p, m)
+}
+
+// unchangedForStage2 says that m replaces a membership of the site's only
+// service point with one that stage 2 sees the same, at a premise with no
+// S1 reasons sent.
+func (s *Site) unchangedForStage2(m Membership) bool {
+	if len(s.Points) != 1 || len(s.Sent) != 0 || m.PremiseID != s.ID {
+		return false
+	}
+	prev, had := s.Points[m.ServicePointID][m.CustomerID]
+	return had && sameForStage2(prev, m)
+}
+
+// applyFull is Apply without its fast path.
+func (s *Site) applyFull(p Policy, m Membership) SiteOutput {
 	before := s.activeElsewhere()
 	// Most memberships change nothing stage 2 sees (a monthly bill moves
 	// only the usage facts), and then no fingerprint is needed: the ones

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/usagestream/usagestream/producers/gen"
@@ -68,5 +69,64 @@ func TestSiteFingerprintsFollowEachOther(t *testing.T) {
 		if !bytes.Equal(a, b) {
 			t.Fatalf("premise %s: the site differs from its twin's after the fingerprints", id)
 		}
+	}
+}
+
+// TestSiteFastPathMatchesFull: Apply's fast path (a membership stage 2 sees
+// unchanged, at a premise of one service point) returns what the full path
+// returns and leaves the site as it leaves it, byte for byte, over every
+// membership a generated file with every anomaly causes; and it is taken.
+func TestSiteFastPathMatchesFull(t *testing.T) {
+	t.Parallel()
+	cfg := gen.Config{ServicePoints: 400, Months: 14, Seed: 7, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
+	var buf bytes.Buffer
+	if _, _, err := gen.WriteFull(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := newRun(t, DefaultPolicy())
+	r.file(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &buf)
+	p := DefaultPolicy()
+	// And by hand, a replaced meter: SP1 stopped, SP2 took over at the
+	// same premise, and SP2's monthly bills alone end S1 once it has
+	// ReplacementHistoryMonths of history (a fast path taken at a premise
+	// of two service points would miss that).
+	ms := append([]Membership(nil), r.out.Memberships...)
+	ms = append(ms, Membership{CustomerID: "C1", PremiseID: "PX", ServicePointID: "SP1", ServiceType: "E", AccountID: "A1",
+		FirstPeriodStart: D("20230101"), LastDateTo: D("20231231"), ChainStart: D("20230101"), ChainedMonths: 12})
+	for n := 1; n <= p.ReplacementHistoryMonths+1; n++ {
+		ms = append(ms, Membership{CustomerID: "C1", PremiseID: "PX", ServicePointID: "SP2", ServiceType: "E", AccountID: "A2", Active: true,
+			FirstPeriodStart: D("20240101"), LastDateTo: D("20240101").AddMonths(n) - 1, ChainStart: D("20240101"), ChainedMonths: n})
+	}
+
+	sites, twins := map[string]*Site{}, map[string]*Site{}
+	fast := 0
+	for i, m := range ms {
+		s, tw := sites[m.PremiseID], twins[m.PremiseID]
+		if s == nil {
+			s, tw = &Site{}, &Site{}
+			sites[m.PremiseID], twins[m.PremiseID] = s, tw
+		}
+		if s.unchangedForStage2(m) {
+			fast++
+		}
+		got, want := s.Apply(p, m), tw.applyFull(p, m)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("membership %d (%s at %s): Apply returned %+v, the full path %+v", i, m.CustomerID, m.PremiseID, got, want)
+		}
+		a, err := s.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tw.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("membership %d (%s at %s): the site differs from its twin's", i, m.CustomerID, m.PremiseID)
+		}
+	}
+	t.Logf("fast path for %d of %d memberships", fast, len(ms))
+	if fast == 0 || fast == len(ms) {
+		t.Fatalf("the fast path was taken for %d of %d memberships: the file tests nothing", fast, len(ms))
 	}
 }
