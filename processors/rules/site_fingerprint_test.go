@@ -72,10 +72,12 @@ func TestSiteFingerprintsFollowEachOther(t *testing.T) {
 	}
 }
 
-// TestSiteFastPathMatchesFull: Apply's fast path (a membership stage 2 sees
-// unchanged, at a premise of one service point) returns what the full path
-// returns and leaves the site as it leaves it, byte for byte, over every
-// membership a generated file with every anomaly causes; and it is taken.
+// TestSiteFastPathMatchesFull: Apply's shortcuts (the fast path for a
+// membership stage 2 sees unchanged at a premise of one service point; no
+// look at who is active where for one stage 2 sees unchanged) return what
+// the full path without them returns and leave the site as it leaves it,
+// byte for byte, over every membership a generated file with every anomaly
+// causes; and the fast path is taken.
 func TestSiteFastPathMatchesFull(t *testing.T) {
 	t.Parallel()
 	cfg := gen.Config{ServicePoints: 400, Months: 14, Seed: 7, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
@@ -97,9 +99,17 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 		ms = append(ms, Membership{CustomerID: "C1", PremiseID: "PX", ServicePointID: "SP2", ServiceType: "E", AccountID: "A2", Active: true,
 			FirstPeriodStart: D("20240101"), LastDateTo: D("20240101").AddMonths(n) - 1, ChainStart: D("20240101"), ChainedMonths: n})
 	}
+	// Two customers active at once on two service points of a premise
+	// (C4), their monthly bills, and the first one leaving.
+	c4 := func(c, sp string, active bool, last string) Membership {
+		return Membership{CustomerID: c, PremiseID: "PY", ServicePointID: sp, ServiceType: "E", AccountID: "A" + c, Active: active,
+			FirstPeriodStart: D("20240101"), LastDateTo: D(last), ChainStart: D("20240101"), ChainedMonths: 1}
+	}
+	ms = append(ms, c4("C1", "SP1", true, "20240131"), c4("C2", "SP2", true, "20240131"), c4("C2", "SP2", true, "20240229"),
+		c4("C1", "SP1", true, "20240229"), c4("C1", "SP1", false, "20240229"))
 
 	sites, twins := map[string]*Site{}, map[string]*Site{}
-	fast := 0
+	fast, anomalies := 0, 0
 	for i, m := range ms {
 		s, tw := sites[m.PremiseID], twins[m.PremiseID]
 		if s == nil {
@@ -109,7 +119,8 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 		if s.unchangedForStage2(m) {
 			fast++
 		}
-		got, want := s.Apply(p, m), tw.applyFull(p, m)
+		got, want := s.Apply(p, m), tw.applyFull(p, m, false)
+		anomalies += len(want.Anomalies)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("membership %d (%s at %s): Apply returned %+v, the full path %+v", i, m.CustomerID, m.PremiseID, got, want)
 		}
@@ -125,7 +136,10 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 			t.Fatalf("membership %d (%s at %s): the site differs from its twin's", i, m.CustomerID, m.PremiseID)
 		}
 	}
-	t.Logf("fast path for %d of %d memberships", fast, len(ms))
+	t.Logf("fast path for %d of %d memberships, %d anomalies", fast, len(ms), anomalies)
+	if anomalies == 0 {
+		t.Fatal("no C4 anomaly: the shortcut past who is active where is not tested")
+	}
 	if fast == 0 || fast == len(ms) {
 		t.Fatalf("the fast path was taken for %d of %d memberships: the file tests nothing", fast, len(ms))
 	}
