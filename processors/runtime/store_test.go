@@ -379,3 +379,31 @@ func TestChangelogTombstoneClears(t *testing.T) {
 		t.Fatalf("store after the tombstones:\n% x\nwant:\n% x", got, want)
 	}
 }
+
+// TestStoreLooksUpMissingStatesByFilter: the first row of a key looks for
+// a state that is not there; once states are in tables, a filter answers
+// that without reading the tables' blocks.
+func TestStoreLooksUpMissingStatesByFilter(t *testing.T) {
+	s := openTestStore(t)
+	w := partitionWrite{p: 0, eventTime: -1, changelogNext: 1}
+	for i := range 1000 {
+		w.states = append(w.states, stateWrite{key: fmt.Appendf(nil, "SP-%06d", i), value: []byte("state")})
+	}
+	if err := s.writePartitions([]partitionWrite{w}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		if _, ok, err := s.Get(0, fmt.Appendf(nil, "SP-%06d-new", i)); err != nil || ok {
+			t.Fatalf("a state never written: found %v, %v", ok, err)
+		}
+	}
+	if v, ok, err := s.Get(0, []byte("SP-000500")); err != nil || !ok || string(v) != "state" {
+		t.Fatalf("a state written: %q, %v, %v", v, ok, err)
+	}
+	if m := s.db.Metrics(); m.Filter.Hits < 900 {
+		t.Fatalf("%d of 1,000 lookups of missing states answered by a filter (misses %d)", m.Filter.Hits, m.Filter.Misses)
+	}
+}
