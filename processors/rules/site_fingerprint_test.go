@@ -19,19 +19,11 @@ import (
 // fingerprints, byte for byte.
 func TestSiteFingerprintsFollowEachOther(t *testing.T) {
 	t.Parallel()
-	cfg := gen.Config{ServicePoints: 400, Months: 14, Seed: 5, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
-	var buf bytes.Buffer
-	if _, _, err := gen.WriteFull(&buf, cfg); err != nil {
-		t.Fatal(err)
-	}
-	r := newRun(t, DefaultPolicy())
-	r.file(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &buf)
-
 	p := DefaultPolicy()
 	sites, twins := map[string]*Site{}, map[string]*Site{}
 	last := map[string]map[string]string{} // premise -> customer -> After
 	var sent, multi int
-	for _, m := range r.out.Memberships {
+	for _, m := range generatedMemberships(t, 5) {
 		s, tw := sites[m.PremiseID], twins[m.PremiseID]
 		if s == nil {
 			s, tw = &Site{}, &Site{}
@@ -58,15 +50,7 @@ func TestSiteFingerprintsFollowEachOther(t *testing.T) {
 		t.Fatalf("%d inputs sent, %d memberships at premises of several service points: the file tests nothing", sent, multi)
 	}
 	for id, s := range sites {
-		a, err := s.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := twins[id].MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
+		if !sameSite(t, s, twins[id]) {
 			t.Fatalf("premise %s: the site differs from its twin's after the fingerprints", id)
 		}
 	}
@@ -80,19 +64,12 @@ func TestSiteFingerprintsFollowEachOther(t *testing.T) {
 // causes; and the fast path is taken.
 func TestSiteFastPathMatchesFull(t *testing.T) {
 	t.Parallel()
-	cfg := gen.Config{ServicePoints: 400, Months: 14, Seed: 7, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
-	var buf bytes.Buffer
-	if _, _, err := gen.WriteFull(&buf, cfg); err != nil {
-		t.Fatal(err)
-	}
-	r := newRun(t, DefaultPolicy())
-	r.file(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &buf)
 	p := DefaultPolicy()
 	// And by hand, a replaced meter: SP1 stopped, SP2 took over at the
 	// same premise, and SP2's monthly bills alone end S1 once it has
 	// ReplacementHistoryMonths of history (a fast path taken at a premise
 	// of two service points would miss that).
-	ms := append([]Membership(nil), r.out.Memberships...)
+	ms := generatedMemberships(t, 7)
 	ms = append(ms, Membership{CustomerID: "C1", PremiseID: "PX", ServicePointID: "SP1", ServiceType: "E", AccountID: "A1",
 		FirstPeriodStart: D("20230101"), LastDateTo: D("20231231"), ChainStart: D("20230101"), ChainedMonths: 12})
 	for n := 1; n <= p.ReplacementHistoryMonths+1; n++ {
@@ -124,15 +101,7 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("membership %d (%s at %s): Apply returned %+v, the full path %+v", i, m.CustomerID, m.PremiseID, got, want)
 		}
-		a, err := s.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := tw.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
+		if !sameSite(t, s, tw) {
 			t.Fatalf("membership %d (%s at %s): the site differs from its twin's", i, m.CustomerID, m.PremiseID)
 		}
 	}
@@ -143,4 +112,32 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 	if fast == 0 || fast == len(ms) {
 		t.Fatalf("the fast path was taken for %d of %d memberships: the file tests nothing", fast, len(ms))
 	}
+}
+
+// generatedMemberships are the memberships stage 1 sends over a generated
+// file of 400 service points and 14 months with every anomaly.
+func generatedMemberships(t *testing.T, seed int64) []Membership {
+	t.Helper()
+	cfg := gen.Config{ServicePoints: 400, Months: 14, Seed: seed, Now: genNow, Compression: "none", Anomalies: ruleKinds()}
+	var buf bytes.Buffer
+	if _, _, err := gen.WriteFull(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := newRun(t, DefaultPolicy())
+	r.file(gen.FileName(cfg.WithDefaults(), records.LayoutFull), &buf)
+	return r.out.Memberships
+}
+
+// sameSite says whether two sites encode to the same bytes.
+func sameSite(t *testing.T, a, b *Site) bool {
+	t.Helper()
+	x, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := b.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(x, y)
 }
