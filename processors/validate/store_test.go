@@ -136,7 +136,7 @@ func TestStateStoresMoveSortedStatesDown(t *testing.T) {
 		return flushed, compacted
 	}
 
-	st, err := openStateStores(t.TempDir(), 16, small, nil)
+	st, err := openStateStores(t.TempDir(), 16, small, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

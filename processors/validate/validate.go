@@ -149,6 +149,38 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	infoOpts := opts // a copy: Run changes opts below
 	go func() { hashed <- runInfo(&info, paths, infoOpts) }()
 	opts.Reader.NetMetering = opts.Policy.NetMetering
+	start := time.Now()
+	r, err := validateFiles(ctx, paths, opts, total, true)
+	if errors.Is(err, errStateDropped) {
+		// A key came back after its state had left memory (the rows of a
+		// service point, premise or customer apart in the file): the run
+		// starts again, writing states out. Nothing was reported before,
+		// and both ways give the same report.
+		opts.Logger.Info("validate: a service point, premise or customer came back after its state left memory; validating again with states written to the temporary store (files grouped by service point do not need it)",
+			"seconds", time.Since(start).Seconds())
+		r, err = validateFiles(ctx, paths, opts, total, false)
+	}
+	if herr := <-hashed; err == nil {
+		err = herr
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.rep.Run = info
+	r.finish()
+	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", r.rep.Store,
+		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
+	return r.rep, nil
+}
+
+// validateFiles takes the files through the rules and returns the run, its
+// report not finished. With mayDrop, a Pebble store lets states that leave
+// memory go (openStateStores), when one billing file is read, no saved
+// state is loaded (a second file, or loaded states, bring keys back by
+// design) and no rejected row is handed out as it is found (a second run
+// would hand it out again). A run that meets a dropped key fails with
+// errStateDropped.
+func validateFiles(ctx context.Context, paths []string, opts Options, total int64, mayDrop bool) (*run, error) {
 	r := newRun(opts)
 	chain := rules.NewChain(opts.Policy)
 	r.chain = chain
@@ -165,13 +197,21 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	}
 	r.rep.Store = store
 	r.rep.Phase = cmp.Or(opts.Phase, PhaseSample)
+	var billingPaths, intervalPaths []string
+	for _, p := range records.Order(paths) {
+		if isInterval(p, opts.Interval) {
+			intervalPaths = append(intervalPaths, p)
+		} else {
+			billingPaths = append(billingPaths, p)
+		}
+	}
 	if opts.SaveState != "" {
 		saver, err := openStateSaver(opts.SaveState)
 		if err != nil {
 			return nil, err
 		}
 		r.saver = saver
-		defer saver.close() // closed at the end with its error checked; again here after a failure
+		defer saver.close() // closed below with its error checked; again here after a failure
 	}
 	var finish func()
 	switch store {
@@ -189,7 +229,8 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 		if n == 0 {
 			n = DefaultCacheStates
 		}
-		st, err := openStateStores(dir, n, throwawayOptions, r.summarise)
+		drop := mayDrop && len(billingPaths) == 1 && opts.StateFrom == "" && opts.Rejected == nil
+		st, err := openStateStores(dir, n, throwawayOptions, r.summarise, drop)
 		if err != nil {
 			return nil, err
 		}
@@ -202,32 +243,17 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 	if opts.StateFrom != "" {
 		r.loaded = newHashTab[struct{}]()
 		if err := r.loadState(opts.StateFrom, chain.ServicePoints); err != nil {
-			<-hashed
 			return nil, err
-		}
-	}
-	start := time.Now()
-	var billingPaths, intervalPaths []string
-	for _, p := range records.Order(paths) {
-		if isInterval(p, opts.Interval) {
-			intervalPaths = append(intervalPaths, p)
-		} else {
-			billingPaths = append(billingPaths, p)
 		}
 	}
 	if len(intervalPaths) > 0 {
 		r.iv = &intervals{points: map[string]*rules.IntervalPoint{}}
 	}
 	if err := r.files(ctx, billingPaths); err != nil {
-		<-hashed
 		return nil, err
 	}
 	finish()
 	if err := r.intervalFiles(ctx, intervalPaths); err != nil {
-		<-hashed
-		return nil, err
-	}
-	if err := <-hashed; err != nil {
 		return nil, err
 	}
 	if r.saver != nil {
@@ -235,11 +261,7 @@ func Run(ctx context.Context, paths []string, opts Options) (*report.Report, err
 			return nil, err
 		}
 	}
-	r.rep.Run = info
-	r.finish()
-	opts.Logger.Debug("validated", "files", len(paths), "rows", r.rep.Lines, "store", store,
-		"seconds", time.Since(start).Seconds(), "pass", r.rep.Pass)
-	return r.rep, nil
+	return r, nil
 }
 
 // throwawayOptions tune Pebble for a store that lives for one run: a state
