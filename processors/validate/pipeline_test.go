@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/usagestream/usagestream/processors/validate/report"
+	"github.com/usagestream/usagestream/producers/gen"
 )
 
 // TestPipelineGivesTheSerialReport: the four goroutines of files give the
@@ -60,5 +61,26 @@ func TestPipelineGivesTheSerialReport(t *testing.T) {
 				t.Fatalf("the pipeline changes the report:\nserial   %s\npipeline %s", a, b)
 			}
 		})
+	}
+}
+
+// TestPipelineReusesRowsSafely: on a file of many batches, whose rows the
+// reading goroutine parses into batches stage 1 gives back (rowBatch), the
+// report is the serial run's, which parses every row into a new one.
+func TestPipelineReusesRowsSafely(t *testing.T) {
+	res, err := gen.Generate(t.TempDir(), gen.Config{ServicePoints: 1500, Months: 14, Seed: 5, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Store: StoreMemory}
+	piped := mustRun(t, res.Files, opts)
+	if piped.Lines < 10*batchRows {
+		t.Fatalf("%d rows: too few batches to reuse any", piped.Lines)
+	}
+	opts.serial = true
+	if serial := mustRun(t, res.Files, opts); !reflect.DeepEqual(serial, piped) {
+		a, _ := json.Marshal(serial)
+		b, _ := json.Marshal(piped)
+		t.Fatalf("reused rows change the report:\nserial   %s\npipeline %s", a, b)
 	}
 }

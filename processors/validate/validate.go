@@ -302,12 +302,22 @@ type msg struct {
 	file     *report.File
 	notTaken bool // the file could not be opened: no row of it read
 	recs     []billing.Record
+	rows     *rowBatch // what recs' rows were parsed into
 	end      bool
 	stats    filereader.Stats
 	err      error // the file could not be read to its end
 }
 
 const batchRows = 1024
+
+// rowBatch is a batch of records and the rows they were parsed into, which
+// stage 1 gives back to the reading goroutine once it has applied them (no
+// later stage sees a row): a new row for each of millions of lines was a
+// third of the bytes a run allocated.
+type rowBatch struct {
+	recs []billing.Record
+	rows [batchRows]records.BillingRow
+}
 
 // files runs four goroutines, one after the other like a pipeline, so
 // that on two cores the work overlaps: one reads the files (decompression,
@@ -323,6 +333,7 @@ func (r *run) files(ctx context.Context, paths []string) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	recs := make(chan msg, 8)
+	r.freeRows = make(chan *rowBatch, cap(recs)+2)
 	members := make(chan []rules.Membership, 8)
 	// Batches of memberships go back to stage 1 once the later stages are
 	// done with them: growing a new slice for every batch allocated more
@@ -351,6 +362,12 @@ func (r *run) files(ctx context.Context, paths []string) error {
 					var err error
 					if out, err = r.record(cur.Name, &m.recs[i], out); err != nil {
 						return err
+					}
+				}
+				if m.rows != nil {
+					select {
+					case r.freeRows <- m.rows:
+					default:
 					}
 				}
 				if r.opts.Progress != nil {
@@ -523,11 +540,11 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 			rd.Close()
 			return ctx.Err()
 		}
-		batch := make([]billing.Record, 0, batchRows)
+		rb := r.rowBatch()
 		for {
-			rec, err := rd.Next()
+			rec, err := rd.NextInto(&rb.rows[len(rb.recs)])
 			if err != nil {
-				if len(batch) > 0 && !send(ctx, ch, msg{recs: batch}) {
+				if len(rb.recs) > 0 && !send(ctx, ch, msg{recs: rb.recs, rows: rb}) {
 					rd.Close()
 					return ctx.Err()
 				}
@@ -549,26 +566,40 @@ func (r *run) read(ctx context.Context, paths []string, ch chan<- msg) error {
 				r.count(r.accounts, &r.lastAcct, row.AccountID)
 				r.count(r.points, &r.lastPoint, row.ServicePointID)
 			}
-			batch = append(batch, rec)
-			if len(batch) == batchRows {
-				if !send(ctx, ch, msg{recs: batch}) {
+			rb.recs = append(rb.recs, rec)
+			if len(rb.recs) == batchRows {
+				if !send(ctx, ch, msg{recs: rb.recs, rows: rb}) {
 					rd.Close()
 					return ctx.Err()
 				}
-				batch = make([]billing.Record, 0, batchRows)
+				rb = r.rowBatch()
 			}
 		}
 	}
 	return nil
 }
 
+// rowBatch is an empty batch: one stage 1 gave back, else a new one.
+func (r *run) rowBatch() *rowBatch {
+	select {
+	case rb := <-r.freeRows:
+		rb.recs = rb.recs[:0]
+		return rb
+	default:
+		return &rowBatch{recs: make([]billing.Record, 0, batchRows)}
+	}
+}
+
 // run is one validation's accumulated findings and counts.
 type run struct {
-	opts   Options
-	chain  *rules.Chain
-	layout string     // of the file whose rows are being judged
-	iv     *intervals // nil when the run has no interval file
-	saver  *stateSaver
+	opts Options
+	// freeRows takes the batches stage 1 is done with back to the reader
+	// (nil in the serial run: rowBatch then always makes a new one).
+	freeRows chan *rowBatch
+	chain    *rules.Chain
+	layout   string     // of the file whose rows are being judged
+	iv       *intervals // nil when the run has no interval file
+	saver    *stateSaver
 	// loaded holds the hashes of the service points an incremental run's
 	// saved state gave (nil in other phases).
 	loaded *hashTab[struct{}]

@@ -110,6 +110,32 @@ func checkParserMatchesNext(t testing.TB, name string, data []byte, opts Options
 			t.Fatalf("record %d:\nNext:  %+v %+v\nParse: %+v %+v", i, want[i].Row, want[i].Rejected, got[i].row, got[i].rej)
 		}
 	}
+	// NextInto with one row handed in again and again gives each line's row
+	// as Next does: nothing of an earlier line stays in it.
+	r, err = NewReader(name, bytes.NewReader(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var dst records.BillingRow
+	for i := 0; ; i++ {
+		rec, err := r.NextInto(&dst)
+		if err != nil {
+			if i != len(want) || (err != wantEnd && err.Error() != wantEnd.Error()) {
+				t.Fatalf("NextInto ended with %v after %d records; Next with %v after %d", err, i, wantEnd, len(want))
+			}
+			break
+		}
+		if i >= len(want) {
+			t.Fatalf("NextInto gave more than Next's %d records", len(want))
+		}
+		if rec.Row != nil && rec.Row != &dst {
+			t.Fatalf("record %d: NextInto's row is not the one handed in", i)
+		}
+		if !reflect.DeepEqual(want[i].Row, rec.Row) || !reflect.DeepEqual(want[i].Rejected, rec.Rejected) {
+			t.Fatalf("record %d:\nNext:     %+v %+v\nNextInto: %+v %+v", i, want[i].Row, want[i].Rejected, rec.Row, rec.Rejected)
+		}
+	}
 }
 
 // trickyValues break one rule each, or are edge cases that pass.

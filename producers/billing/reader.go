@@ -154,6 +154,20 @@ func (r *Reader) Close() error { return r.f.Close() }
 // at the end, or a *FileError when the file cannot be read further; both are
 // returned again by later calls.
 func (r *Reader) Next() (Record, error) {
+	return r.next(nil)
+}
+
+// NextInto is Next with the row parsed into dst instead of a new one: an
+// accepted line comes back with Row dst. dst's strings are substrings of a
+// copy of the line made for it, and its Extra keeps its capacity, so once
+// the caller is done with the row it may hand dst in again (a reader of
+// millions of rows then allocates no row each); after a rejected line, or
+// an error, dst holds nothing of use.
+func (r *Reader) NextInto(dst *records.BillingRow) (Record, error) {
+	return r.next(dst)
+}
+
+func (r *Reader) next(dst *records.BillingRow) (Record, error) {
 	b, rej, err := r.f.Next()
 	switch {
 	case err != nil:
@@ -161,13 +175,15 @@ func (r *Reader) Next() (Record, error) {
 	case rej != nil: // blank or over the limit
 		return Record{Rejected: rej}, nil
 	}
-	row := &records.BillingRow{}
+	if dst == nil {
+		dst = &records.BillingRow{}
+	}
 	// string(b): the one copy of the line; the row's fields are substrings of it.
-	if rej := r.parseLine(row, string(b), r.f.Line()); rej != nil {
+	if rej := r.parseLine(dst, string(b), r.f.Line()); rej != nil {
 		return Record{Rejected: r.f.Reject(rej)}, nil
 	}
 	r.f.Accept()
-	return Record{Row: row}, nil
+	return Record{Row: dst}, nil
 }
 
 // parseLine parses data line s, physical line number line, into dst, or
