@@ -103,6 +103,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				if d.Row.DateTo != 0 {
 					st.EventTime = d.Row.DateTo.Time()
 				}
+				bill.Recycle(d) // the rules kept copies of its strings, never the row
 			}
 			ev := &events{in: in}
 			for _, c := range out.Corrections {

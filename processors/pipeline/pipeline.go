@@ -305,6 +305,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			if d.Row.DateTo != 0 {
 				st.EventTime = d.Row.DateTo.Time()
 			}
+			bill.Recycle(d) // the rules and outputs kept copies of its strings, never the row
 			return st, nil
 		},
 	}

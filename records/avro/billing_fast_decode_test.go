@@ -409,3 +409,38 @@ func TestBillingDecoderFastOnlyForEmbedded(t *testing.T) {
 		t.Fatalf("unknown id: %v", err)
 	}
 }
+
+// TestDecodeIntoARecycledRow: a row Recycle gave back is filled again with
+// nothing of the row it held before: every generated row decoded into one
+// that held each other row is the row decoded afresh.
+func TestDecodeIntoARecycledRow(t *testing.T) {
+	c, err := defaultBillingCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := billingRows()
+	bodies := make([][]byte, len(rows))
+	for i := range rows {
+		b, err := AppendBillingRow(nil, 1, &rows[i], billingSrc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[i] = b[5:] // past the Confluent header
+	}
+	for i := range rows {
+		want, err := c.decodeFast(1, bodies[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range rows {
+			used, err := c.decodeFast(1, bodies[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.decodeFastInto(1, bodies[i], used)
+			if err != nil || got != used || !reflect.DeepEqual(got, want) {
+				t.Fatalf("row %d decoded into the row of %d: %v\n got %+v\nwant %+v", i, j, err, got, want)
+			}
+		}
+	}
+}
