@@ -76,14 +76,16 @@ func (r *run) finish() {
 	// Rows by month, every month between the first and the last shown, so a
 	// month with no rows is a visible hole.
 	rep.RowsByMonth = []report.MonthRows{}
-	if len(r.months) > 0 {
+	months := map[monthFuel]int64{}
+	r.months.each(func(k monthFuel, n int64) { months[k] = n })
+	if len(months) > 0 {
 		lo, hi := int32(1<<30), int32(-1)
-		for k := range r.months {
+		for k := range months {
 			lo, hi = min(lo, k.month), max(hi, k.month)
 		}
 		for m := lo; m <= hi; m++ {
 			mr := report.MonthRows{Month: fmt.Sprintf("%04d-%02d", m/12, m%12+1), ByFuel: map[string]int64{}}
-			for k, n := range r.months {
+			for k, n := range months {
 				if k.month == m {
 					mr.ByFuel[k.fuel] = n
 				}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -474,4 +475,23 @@ func sampleReadBack(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return append(files, again.Files...)
+}
+
+// TestMonthCountsActAsAMap: rows counted by month and fuel, months coming
+// in any order (earlier ones after later ones), give the counts a map gives.
+func TestMonthCountsActAsAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c monthCounts
+	want := map[monthFuel]int64{}
+	fuels := []string{"E", "G", "?", "W"}
+	for range 5000 {
+		k := monthFuel{int32(2020*12 + rng.IntN(60) - 30), fuels[rng.IntN(len(fuels))]}
+		c.add(k.month, k.fuel)
+		want[k]++
+	}
+	got := map[monthFuel]int64{}
+	c.each(func(k monthFuel, n int64) { got[k] = n })
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("counts differ:\n got %v\nwant %v", got, want)
+	}
 }
