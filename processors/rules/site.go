@@ -78,10 +78,11 @@ type SiteOutput struct {
 // is a routing bug and panics.
 func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	if s.unchangedForStage2(m) {
-		// A monthly bill at a premise of one service point: the membership
-		// moves only its usage facts, which stage 2 does not read and S1
-		// needs two service points to judge. Nothing is sent and nobody
-		// starts or stops being active: applyFull returns nothing then
+		// A monthly bill at a premise of one service point, or of service
+		// points of different fuels: the membership moves only its usage
+		// facts, which stage 2 does not read and S1 needs two service
+		// points of one fuel to judge. Nothing is sent and nobody starts or
+		// stops being active: applyFull returns nothing then
 		// (TestSiteFastPathMatchesFull).
 		m.Reasons = slices.Clone(m.Reasons)
 		s.Points[m.ServicePointID][m.CustomerID] = m
@@ -90,15 +91,44 @@ func (s *Site) Apply(p Policy, m Membership) SiteOutput {
 	return s.applyFull(p, m, true)
 }
 
-// unchangedForStage2 says that m replaces a membership of the site's only
-// service point with one that stage 2 sees the same, at a premise with no
-// S1 reasons sent.
+// unchangedForStage2 says that m replaces a membership with one that stage 2
+// sees the same, at a premise with no S1 reasons sent whose service points
+// cannot be two of one fuel (one service point, or fuelsApart).
 func (s *Site) unchangedForStage2(m Membership) bool {
-	if len(s.Points) != 1 || len(s.Sent) != 0 || m.PremiseID != s.ID {
+	if len(s.Sent) != 0 || m.PremiseID != s.ID {
 		return false
 	}
 	prev, had := s.Points[m.ServicePointID][m.CustomerID]
-	return had && sameForStage2(prev, m)
+	if !had || !sameForStage2(prev, m) {
+		return false
+	}
+	return len(s.Points) == 1 || s.fuelsApart()
+}
+
+// fuelsApart says that no two of the site's service points can be of one
+// fuel, as replacements sees them (points): each has memberships of one
+// service type only, and no other point has that type (a deleted
+// membership gives its point no fuel at all). A dual-fuel premise (an
+// electric and a gas meter) is the common case. m's own membership may
+// stand for the one it replaces here: sameForStage2 compares the service
+// type.
+func (s *Site) fuelsApart() bool {
+	var seenBuf [4]string
+	seen := seenBuf[:0]
+	for _, byCust := range s.Points {
+		fuel := ""
+		for _, m := range byCust {
+			if m.ServiceType == "" || (fuel != "" && m.ServiceType != fuel) {
+				return false
+			}
+			fuel = m.ServiceType
+		}
+		if fuel == "" || slices.Contains(seen, fuel) {
+			return false
+		}
+		seen = append(seen, fuel)
+	}
+	return true
 }
 
 // applyFull is Apply without its fast path; without shortcuts it also

@@ -84,6 +84,35 @@ func TestSiteFastPathMatchesFull(t *testing.T) {
 	}
 	ms = append(ms, c4("C1", "SP1", true, "20240131"), c4("C2", "SP2", true, "20240131"), c4("C2", "SP2", true, "20240229"),
 		c4("C1", "SP1", true, "20240229"), c4("C1", "SP1", false, "20240229"))
+	// A dual-fuel premise (the fast path at two service points): an
+	// electric and a gas meter of one customer and their monthly bills, a
+	// second customer active on the gas meter at once (C4) and leaving, a
+	// second electric meter (S1 can be judged again: no fast path), and its
+	// first account deleted.
+	fuel := func(c, sp, typ string, active bool, last string) Membership {
+		return Membership{CustomerID: c, PremiseID: "PZ", ServicePointID: sp, ServiceType: typ, AccountID: "A" + c + sp, Active: active,
+			FirstPeriodStart: D("20240101"), LastDateTo: D(last), ChainStart: D("20240101"), ChainedMonths: 1}
+	}
+	ms = append(ms, fuel("C1", "SP1", "E", true, "20240131"), fuel("C1", "SP2", "G", true, "20240131"),
+		fuel("C1", "SP1", "E", true, "20240229"), fuel("C1", "SP2", "G", true, "20240229"),
+		fuel("C2", "SP2", "G", true, "20240229"), fuel("C1", "SP1", "E", true, "20240331"), fuel("C2", "SP2", "G", true, "20240331"),
+		fuel("C2", "SP2", "G", false, "20240331"), fuel("C1", "SP2", "G", true, "20240430"),
+		fuel("C1", "SP3", "E", true, "20240531"), fuel("C1", "SP3", "E", true, "20240630"), fuel("C1", "SP1", "E", true, "20240430"))
+	// A meter exchanged mid-cycle at a premise with a gas meter: the old
+	// electric meter's last bill runs past the new one's start, and the new
+	// one's second monthly bill, which moves only its usage facts, starts
+	// S1 (a fast path taken for two meters of one fuel misses it).
+	xch := func(sp string, active bool, first, last string) Membership {
+		return Membership{CustomerID: "C1", PremiseID: "PW", ServicePointID: sp, ServiceType: "E", AccountID: "A" + sp, Active: active,
+			FirstPeriodStart: D(first), LastDateTo: D(last), ChainStart: D(first), ChainedMonths: 1}
+	}
+	gas := Membership{CustomerID: "C1", PremiseID: "PW", ServicePointID: "SPG", ServiceType: "G", AccountID: "AG", Active: true,
+		FirstPeriodStart: D("20230101"), LastDateTo: D("20240131"), ChainStart: D("20230101"), ChainedMonths: 13}
+	ms = append(ms, gas, xch("SPO", false, "20230101", "20240115"), xch("SPN", true, "20240110", "20240112"),
+		xch("SPN", true, "20240110", "20240209"), xch("SPN", true, "20240110", "20240309"))
+	del := fuel("C1", "SP1", "E", false, "20240430")
+	del.Deleted = true
+	ms = append(ms, del, fuel("C1", "SP2", "G", true, "20240531"))
 
 	sites, twins := map[string]*Site{}, map[string]*Site{}
 	fast, anomalies := 0, 0
