@@ -102,7 +102,7 @@ func (s *PebbleStore[T, P]) Load(key string) (P, error) {
 	v := P(new(T))
 	if s.spilled.has(maphash.String(s.seed, key)) {
 		if s.drop {
-			return nil, fmt.Errorf("%q: %w", key, errStateDropped)
+			return nil, errStateDropped // never shown: Run starts again
 		}
 		b, closer, err := s.batch.Get(s.dbKey(key))
 		switch {
@@ -216,7 +216,7 @@ type stateStores struct {
 // usually are), no key comes back once its state has left, and encoding
 // and writing every state was a fifth of the CPU of a 5,000,000-row run.
 // A key that does come back fails its Load with errStateDropped, and Run
-// starts again with a store that writes (validateAgain).
+// starts again with a store that writes (validateFiles with mayDrop false).
 func openStateStores(dir string, capacity int, options func() *pebble.Options, summarise func(string, *rules.ServicePoint), drop bool) (*stateStores, error) {
 	st := &stateStores{}
 	for _, name := range []string{"servicepoints", "premises", "customers"} {
