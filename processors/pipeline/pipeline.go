@@ -292,11 +292,12 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			for _, a := range out.AccountEvents {
 				emit(ev, p.topics.AccountEvents, a.ServicePointID, p.accountEvents, accountEventRecord(ev.id(), u, a))
 			}
-			for _, m := range out.Memberships {
-				mv := membership{Utility: u, Membership: m}
-				b := p.exactValue(mv.appendBinary)
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
-					Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
+			for i := range out.Memberships {
+				// Encoded only if the transaction keeps it: a service
+				// point's next row in the same poll mostly replaces it.
+				m := &out.Memberships[i]
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID),
+					Encode: &membershipRef{utility: u, m: m}, Coalesce: membershipCoalesce(*m, sentBefore, sp.Sent)})
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -330,10 +331,8 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
 	}
 	for _, m := range out.Memberships {
-		mv := membership{Utility: a.Utility, Membership: m}
-		b := p.exactValue(mv.appendBinary)
-		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Value: b,
-			Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
+		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID),
+			Encode: &membership{Utility: a.Utility, Membership: m}, Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
 	}
 	if ev.err != nil {
 		return runtime.Step[*rules.ServicePoint]{}, ev.err

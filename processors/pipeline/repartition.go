@@ -53,6 +53,22 @@ func (m *membership) appendBinary(b []byte) []byte {
 	return rules.AppendMembership(appendValueHeader(b, m.Utility), &m.Membership)
 }
 
+// AppendValue makes m the value of an output (runtime.Out.Encode).
+func (m *membership) AppendValue(b []byte) []byte { return m.appendBinary(b) }
+
+// membershipRef is a membership value made only if its output is produced
+// (runtime.Out.Encode). It points at the membership, in the stage output
+// the rules returned and nothing changes: a copy of the membership per
+// output cost more than encoding it.
+type membershipRef struct {
+	utility string
+	m       *rules.Membership
+}
+
+func (r *membershipRef) AppendValue(b []byte) []byte {
+	return rules.AppendMembership(appendValueHeader(b, r.utility), r.m)
+}
+
 func (m *membership) decode(b []byte) error {
 	*m = membership{}
 	return decodeValue(b, m, &m.Utility, func(r []byte) error { return rules.DecodeMembership(r, &m.Membership) })

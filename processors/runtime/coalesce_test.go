@@ -1,10 +1,20 @@
 package runtime
 
 import (
+	"context"
+	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/usagestream/usagestream/internal/consume"
+	"github.com/usagestream/usagestream/internal/testwait"
 )
 
 // settingProcessor keeps a value per key; an input "v" sets it and reports
@@ -87,5 +97,82 @@ func TestCoalescePerTransaction(t *testing.T) {
 				t.Errorf("dropped %d, want %d", dropped, want)
 			}
 		})
+	}
+}
+
+// paddedValue is an output value made at produce time (Out.Encode): "key n",
+// padded to 300 bytes so that a transaction's values outgrow the buffer
+// they start in. It counts how often it is made.
+type paddedValue struct {
+	text  string
+	calls *atomic.Int64
+}
+
+func (v *paddedValue) AppendValue(b []byte) []byte {
+	v.calls.Add(1)
+	b = append(b, v.text...)
+	return append(b, strings.Repeat(".", 300-len(v.text))...)
+}
+
+// TestEncodedOnlyWhenKept: outputs given as Out.Encode are encoded only
+// when their transaction keeps them, once each, and the values of one
+// transaction, which share a buffer, arrive intact. Every input reports
+// its key's new count, coalesced by key, so a poll of several inputs of a
+// key keeps its last report only.
+func TestEncodedOnlyWhenKept(t *testing.T) {
+	c := newCluster(t, 3)
+	const keys, total = 5, 1000
+	c.produce(t, keys, 0, total, "")
+	var calls atomic.Int64
+	p := &Processor[int]{
+		Name:      "encoder",
+		Inputs:    []string{c.in},
+		Outputs:   []string{c.out},
+		New:       func() int { return 0 },
+		Marshal:   func(n int) ([]byte, error) { return strconv.AppendInt(nil, int64(n), 10), nil },
+		Unmarshal: func(b []byte) (int, error) { return strconv.Atoi(string(b)) },
+		Process: func(n int, in Input) (Step[int], error) {
+			v := &paddedValue{text: fmt.Sprintf("%s %d", in.Record.Key, n+1), calls: &calls}
+			return Step[int]{State: n + 1, Write: true, Outputs: []Out{{Topic: c.out, Key: in.Record.Key, Encode: v,
+				Coalesce: &Coalesce{Key: string(in.Record.Key), Before: strconv.Itoa(n), After: strconv.Itoa(n + 1)}}}}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Config{Kafka: c.kc, DataDir: t.TempDir()}, p) }()
+	var recs []*kgo.Record
+	last := map[string]int{}
+	finished := testwait.For(time.Minute, func() bool {
+		var err error
+		if recs, err = consume.All(context.Background(), c.kc, c.out); err != nil {
+			t.Fatal(err)
+		}
+		clear(last)
+		for _, r := range recs {
+			text := strings.TrimRight(string(r.Value), ".")
+			k, n, _ := strings.Cut(text, " ")
+			if len(r.Value) != 300 || k != string(r.Key) {
+				t.Fatalf("value %q (%d bytes) of key %s: want \"key n\" padded to 300 bytes", text, len(r.Value), r.Key)
+			}
+			i, err := strconv.Atoi(n)
+			if err != nil || i <= last[k] {
+				t.Fatalf("key %s: count %q after %d", k, n, last[k])
+			}
+			last[k] = i
+		}
+		return len(last) == keys && !slices.ContainsFunc(slices.Collect(maps.Values(last)), func(n int) bool { return n != total/keys })
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !finished {
+		t.Fatalf("the last counts are %v, want %d for each of %d keys", last, total/keys, keys)
+	}
+	if got := calls.Load(); got != int64(len(recs)) {
+		t.Fatalf("%d values encoded for %d outputs produced: only the kept outputs should be", got, len(recs))
+	}
+	if len(recs) >= total {
+		t.Fatalf("%d outputs of %d inputs: polls of several inputs per key should have coalesced", len(recs), total)
 	}
 }

@@ -75,10 +75,31 @@ type Out struct {
 	Topic string
 	Key   []byte
 	Value []byte
+	// Encode, when set instead of Value, makes the value when the
+	// transaction produces its records: only the outputs coalescing keeps
+	// are encoded, and all of one transaction's into one buffer. Most of a
+	// stage's memberships are coalesced away (docs/performance.md).
+	Encode ValueAppender
 	// Coalesce, when set, makes this output one step of a subject's
 	// series that the transaction shortens to its net change (see
 	// Coalesce).
 	Coalesce *Coalesce
+}
+
+// ValueAppender is a value encoded on demand (Out.Encode): AppendValue
+// appends its bytes to b and returns the extended slice. It is called at most
+// once, after the step that made it returned, so it must hold its own copy
+// of anything it encodes.
+type ValueAppender interface {
+	AppendValue(b []byte) []byte
+}
+
+// AppendValue appends o's value to b: Value, or what Encode makes.
+func (o *Out) AppendValue(b []byte) []byte {
+	if o.Encode != nil {
+		return o.Encode.AppendValue(b)
+	}
+	return append(b, o.Value...)
 }
 
 // Coalesce names the subject an output reports on and the subject's state,
