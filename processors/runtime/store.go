@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,6 +52,13 @@ type Store struct {
 	// only there, and Pebble retries a failed flush at once, forever, while
 	// writes pile up in memory until they block. Every write checks it.
 	failed atomic.Pointer[error]
+	// filter spares reads of keys that are surely not stored (keyFilter);
+	// stopFill ends its opening scan, which closes filled when it returns.
+	filter   *keyFilter
+	stopFill context.CancelFunc
+	filled   chan struct{}
+	// reads counts the reads of a state that went to Pebble (tests).
+	reads atomic.Int64
 }
 
 // ErrStoreUnwritable is what a stage stops with when its local store cannot
@@ -134,6 +142,16 @@ func openStore(dir string, log *slog.Logger, so storeOptions) (*Store, error) {
 		return nil, fmt.Errorf("opening the state store in %s (is another instance using this --data-dir?): %w", dir, err)
 	}
 	s.db = db
+	s.filter, s.filled = newKeyFilter(), make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
+	s.stopFill = stop
+	go func() {
+		defer close(s.filled)
+		if err := s.filter.fill(ctx, db); err != nil && ctx.Err() == nil {
+			// Not fatal: every read keeps going to Pebble.
+			log.Warn("the state store could not list its keys; every first read of a key goes to the disk", "dir", dir, "err", err)
+		}
+	}()
 	return s, nil
 }
 
@@ -151,6 +169,8 @@ func (s *Store) writeErr() error {
 // failed a write it does not flush (the flush would wait for ever): what
 // was not flushed is restored from the changelog at the next start.
 func (s *Store) Close() error {
+	s.stopFill()
+	<-s.filled
 	if err := s.writeErr(); err != nil {
 		return errors.Join(err, s.db.Close())
 	}
@@ -204,7 +224,12 @@ func u64(n int64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 
 
 // Get returns the stored state of key in partition p.
 func (s *Store) Get(p int32, key []byte) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(stateKey(p, key))
+	k := stateKey(p, key)
+	if s.filter.absent(k) {
+		return nil, false, nil
+	}
+	s.reads.Add(1)
+	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -310,6 +335,7 @@ func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) er
 		b = s.db.NewBatch()
 	}
 	defer b.Close()
+	var added []uint64 // hashes of the state keys set
 	for i, w := range ws {
 		if between != nil {
 			between(i)
@@ -320,6 +346,7 @@ func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) er
 				_ = b.Delete(k, nil)
 			} else {
 				_ = b.Set(k, sw.value, nil)
+				added = append(added, s.filter.hash(k))
 			}
 		}
 		for _, tw := range w.timers {
@@ -337,6 +364,10 @@ func (s *Store) writePartitionsThen(ws []partitionWrite, between func(i int)) er
 			_ = b.Set(inputOffsetKey(w.p, topic), u64(off), nil)
 		}
 	}
+	// The keys set join the filter before the batch commits: a read that
+	// follows the commit must not be told they are absent. If the commit
+	// fails, they only make the filter say "maybe" for nothing.
+	s.filter.add(added...)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		if diskError(err) {
 			return unwritable(s.dir, err)
