@@ -9,6 +9,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -215,6 +216,15 @@ type events struct {
 	n    int
 	outs []runtime.Out
 	err  error
+	// one is the room of outs at first: most inputs make one output, which
+	// then needs no allocation of its own.
+	one [1]runtime.Out
+}
+
+func newEvents(in runtime.Input) *events {
+	e := &events{in: in}
+	e.outs = e.one[:0]
+	return e
 }
 
 // emit adds the event v, framed by w, to the outputs of e.
@@ -282,7 +292,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			sentBefore := append(sentBuf[:0], sp.Sent...)
 			out := sp.ApplyRow(p.policy, &d.Row, src, in.Record.Timestamp)
 			u := d.Source.Utility
-			ev := &events{in: in}
+			ev := newEvents(in)
 			for _, c := range out.Corrections {
 				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, correctionRecord(ev.id(), u, c))
 			}
@@ -296,8 +306,8 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 				// Encoded only if the transaction keeps it: a service
 				// point's next row in the same poll mostly replaces it.
 				m := &out.Memberships[i]
-				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID),
-					Encode: &membershipRef{utility: u, m: m}, Coalesce: membershipCoalesce(*m, sentBefore, sp.Sent)})
+				mo := &membershipOut{ref: membershipRef{utility: u, m: m}, co: membershipCoalesce(m, sentBefore, sp.Sent)}
+				ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID), Encode: &mo.ref, Coalesce: &mo.co})
 			}
 			if ev.err != nil {
 				return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -326,13 +336,14 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 	src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
 	sentBefore := slices.Clone(sp.Sent)
 	out, changed := sp.ApplyAction(p.policy, a, src)
-	ev := &events{in: in}
+	ev := newEvents(in)
 	for _, x := range out.Anomalies {
 		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
 	}
 	for _, m := range out.Memberships {
+		co := membershipCoalesce(&m, sentBefore, sp.Sent)
 		ev.outs = append(ev.outs, runtime.Out{Topic: p.topics.Premises, Key: []byte(m.PremiseID),
-			Encode: &membership{Utility: a.Utility, Membership: m}, Coalesce: membershipCoalesce(m, sentBefore, sp.Sent)})
+			Encode: &membership{Utility: a.Utility, Membership: m}, Coalesce: &co})
 	}
 	if ev.err != nil {
 		return runtime.Step[*rules.ServicePoint]{}, ev.err
@@ -368,7 +379,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 				return runtime.Step[*rules.Site]{}, errKeyMismatch("membership", "premise_id", in.Record.Topic)
 			}
 			so := s.Apply(p.policy, m.Membership)
-			ev := &events{in: in}
+			ev := newEvents(in)
 			for _, a := range so.Anomalies {
 				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), m.Utility, a))
 			}
@@ -477,7 +488,7 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				utility = ci.Utility
 				changed = c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			}
-			ev := &events{in: in}
+			ev := newEvents(in)
 			for _, e := range changed {
 				emit(ev, p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityRecord(ev.id(), utility, e))
 				if ev.err == nil {
@@ -502,15 +513,18 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 // again leaves the premise stage, and so eligibility, untouched. The state
 // is what stage 1 remembers having sent (rules.SentMembership's hash, which
 // leaves sources out); "" is a pair it has not sent, or no longer has (A9).
-func membershipCoalesce(m rules.Membership, before, after []rules.SentMembership) *runtime.Coalesce {
+func membershipCoalesce(m *rules.Membership, before, after []rules.SentMembership) runtime.Coalesce {
 	sent := func(ss []rules.SentMembership) string {
 		i := slices.IndexFunc(ss, func(s rules.SentMembership) bool { return s.CustomerID == m.CustomerID && s.PremiseID == m.PremiseID })
 		if i < 0 {
 			return ""
 		}
-		return strconv.FormatUint(ss[i].Hash, 16)
+		// Eight bytes of the hash, not its digits: it is only compared.
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], ss[i].Hash)
+		return string(b[:])
 	}
-	return &runtime.Coalesce{Key: m.ServicePointID + "\x00" + m.CustomerID + "\x00" + m.PremiseID, Before: sent(before), After: sent(after)}
+	return runtime.Coalesce{Key: m.ServicePointID + "\x00" + m.CustomerID + "\x00" + m.PremiseID, Before: sent(before), After: sent(after)}
 }
 
 // eligibilityCoalesce makes the events of one (customer, premise, program)
@@ -528,9 +542,11 @@ func eligibilityCoalesce(e rules.EligibilityChanged) *runtime.Coalesce {
 
 // reasonsKey renders what reasons say (not where they came from), never "".
 func reasonsKey(rs []rules.Reason) string {
-	b := []byte{'='}
+	var buf [128]byte
+	b := append(buf[:0], '=')
 	for _, r := range rs {
-		b = fmt.Appendf(b, "%s|%s|%s|%d|%d;", r.Code, r.Rule, r.ServicePointID, r.EffectiveDate, r.Until)
+		b = append(append(append(append(append(append(b, r.Code...), '|'), r.Rule...), '|'), r.ServicePointID...), '|')
+		b = append(strconv.AppendInt(append(strconv.AppendInt(b, int64(r.EffectiveDate), 10), '|'), int64(r.Until), 10), ';')
 	}
 	return string(b)
 }

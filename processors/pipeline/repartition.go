@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/usagestream/usagestream/processors/rules"
+	"github.com/usagestream/usagestream/processors/runtime"
 )
 
 // The values of the repartition topics: a version byte, the utility (a
@@ -63,6 +64,13 @@ func (m *membership) AppendValue(b []byte) []byte { return m.appendBinary(b) }
 type membershipRef struct {
 	utility string
 	m       *rules.Membership
+}
+
+// membershipOut holds, in one allocation, what an output of a membership
+// points at: its value to make and its coalescing.
+type membershipOut struct {
+	ref membershipRef
+	co  runtime.Coalesce
 }
 
 func (r *membershipRef) AppendValue(b []byte) []byte {

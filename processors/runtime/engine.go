@@ -167,6 +167,10 @@ type Instance struct {
 	m     *Metrics
 	// pool keeps fetch buffers for reuse (Processor.CopiesInput); nil: none.
 	pool *fetchPool
+	// spareOutputs is the last transaction's outputs slice, emptied, for
+	// the next one: grown from nothing each time, it was a tenth of the
+	// bytes the stages allocated (docs/performance.md).
+	spareOutputs []Out
 
 	// declared holds the topics Process may write to (Processor.Outputs);
 	// nil: any (see Outputs).
@@ -780,6 +784,8 @@ func (in *Instance) transaction(ctx context.Context, batch []kgo.Fetches, fireWa
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
 	t := newTxn()
+	t.outputs = in.spareOutputs[:0]
+	defer in.keepOutputs(t)
 	if err := in.apply(ctx, t, batch, fireWall, now); err != nil {
 		reason := abortStageError
 		if errors.Is(err, ErrDecodeUnavailable) {
@@ -806,6 +812,22 @@ func (in *Instance) transaction(ctx context.Context, batch []kgo.Fetches, fireWa
 	in.m.commitSeconds.WithLabelValues(in.name).Observe((time.Since(start) - processed).Seconds())
 	in.m.setStoreBytes(in, int64(in.store.DiskUsage()))
 	return nil
+}
+
+// maxSpareOutputs bounds the outputs slice kept between transactions
+// (88 bytes an output): a rare huge transaction does not pin its slice.
+const maxSpareOutputs = 1 << 16
+
+// keepOutputs keeps t's outputs slice for the next transaction, emptied so
+// that it holds on to no key, value or encoder. By then the outputs are
+// produced (the records hold their keys and values) or dropped.
+func (in *Instance) keepOutputs(t *txn) {
+	if cap(t.outputs) > maxSpareOutputs {
+		in.spareOutputs = nil
+		return
+	}
+	clear(t.outputs)
+	in.spareOutputs = t.outputs[:0]
 }
 
 // abort ends the open transaction without committing it, counted under
