@@ -105,7 +105,7 @@ func (p *Pipeline) IntervalStage() *runtime.Processor[*rules.IntervalPoint] {
 				}
 				bill.Recycle(d) // the rules kept copies of its strings, never the row
 			}
-			ev := &events{in: in}
+			ev := p.newEvents(in)
 			for _, c := range out.Corrections {
 				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, intervalCorrectionRecord(ev.id(), ip.Utility, c))
 			}

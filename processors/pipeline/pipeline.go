@@ -212,27 +212,23 @@ type customerInput struct {
 
 // events numbers the events one input causes, for ids derived from its position.
 type events struct {
+	p    *Pipeline
 	in   runtime.Input
 	n    int
 	outs []runtime.Out
 	err  error
-	// one is the room of outs at first: most inputs make one output, which
-	// then needs no allocation of its own.
-	one [1]runtime.Out
 }
 
-func newEvents(in runtime.Input) *events {
-	e := &events{in: in}
-	e.outs = e.one[:0]
-	return e
-}
+// newEvents numbers the events of in. It is small enough to inline, so an
+// events value that no output outlives stays on the stack.
+func (p *Pipeline) newEvents(in runtime.Input) *events { return &events{p: p, in: in} }
 
 // emit adds the event v, framed by w, to the outputs of e.
 func emit[T any](e *events, topic string, key string, w *recavro.Writer[T], rec *T) {
 	if e.err != nil {
 		return
 	}
-	v, err := w.Append(nil, rec)
+	v, err := e.p.exactBytes(func(b []byte) ([]byte, error) { return w.Append(b, rec) })
 	if err != nil {
 		e.err = err
 		return
@@ -292,7 +288,7 @@ func (p *Pipeline) ServicePointStage() *runtime.Processor[*rules.ServicePoint] {
 			sentBefore := append(sentBuf[:0], sp.Sent...)
 			out := sp.ApplyRow(p.policy, &d.Row, src, in.Record.Timestamp)
 			u := d.Source.Utility
-			ev := newEvents(in)
+			ev := p.newEvents(in)
 			for _, c := range out.Corrections {
 				emit(ev, p.topics.Corrections, c.ServicePointID, p.corrections, correctionRecord(ev.id(), u, c))
 			}
@@ -336,7 +332,7 @@ func (p *Pipeline) applyAction(sp *rules.ServicePoint, a *records.OperatorAction
 	src := rules.Source{Topic: in.Record.Topic, Partition: in.Record.Partition, Offset: in.Record.Offset}
 	sentBefore := slices.Clone(sp.Sent)
 	out, changed := sp.ApplyAction(p.policy, a, src)
-	ev := newEvents(in)
+	ev := p.newEvents(in)
 	for _, x := range out.Anomalies {
 		emit(ev, p.topics.Anomalies, x.ServicePointID, p.anomalies, anomalyRecord(ev.id(), a.Utility, x))
 	}
@@ -379,7 +375,7 @@ func (p *Pipeline) PremiseStage() *runtime.Processor[*rules.Site] {
 				return runtime.Step[*rules.Site]{}, errKeyMismatch("membership", "premise_id", in.Record.Topic)
 			}
 			so := s.Apply(p.policy, m.Membership)
-			ev := newEvents(in)
+			ev := p.newEvents(in)
 			for _, a := range so.Anomalies {
 				emit(ev, p.topics.Anomalies, a.ServicePointID, p.anomalies, anomalyRecord(ev.id(), m.Utility, a))
 			}
@@ -488,7 +484,7 @@ func (p *Pipeline) CustomerStage() *runtime.Processor[*rules.Customer] {
 				utility = ci.Utility
 				changed = c.Receive(p.policy, ci.Input, ci.Input.Cause)
 			}
-			ev := newEvents(in)
+			ev := p.newEvents(in)
 			for _, e := range changed {
 				emit(ev, p.topics.Eligibility, e.CustomerID, p.eligibility, eligibilityRecord(ev.id(), utility, e))
 				if ev.err == nil {

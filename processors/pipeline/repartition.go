@@ -106,13 +106,23 @@ func (h *intervalHistory) decode(b []byte) error {
 // buffer of a guessed capacity (256 bytes) per value was most of the bytes
 // the servicepoint stage allocated (docs/performance.md).
 func (p *Pipeline) exactValue(appendTo func([]byte) []byte) []byte {
+	v, _ := p.exactBytes(func(b []byte) ([]byte, error) { return appendTo(b), nil })
+	return v
+}
+
+// exactBytes is exactValue for an encoding that may fail. Events encoded
+// from nothing grew their buffer five or six times each.
+func (p *Pipeline) exactBytes(appendTo func([]byte) ([]byte, error)) ([]byte, error) {
 	bp, _ := p.scratch.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	b := appendTo((*bp)[:0])
-	v := bytes.Clone(b)
-	*bp = b
+	b, err := appendTo((*bp)[:0])
+	var v []byte
+	if err == nil {
+		v = bytes.Clone(b)
+	}
+	*bp = b[:0]
 	p.scratch.Put(bp)
-	return v
+	return v, err
 }
