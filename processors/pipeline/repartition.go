@@ -58,8 +58,8 @@ func (m *membership) appendBinary(b []byte) []byte {
 func (m *membership) AppendValue(b []byte) []byte { return m.appendBinary(b) }
 
 // membershipRef is a membership value made only if its output is produced
-// (runtime.Out.Encode). It points at the membership, in the stage output
-// the rules returned and nothing changes: a copy of the membership per
+// (runtime.Out.Encode). It points at the membership in the output the rules
+// returned, which nothing changes afterwards: a copy of the membership per
 // output cost more than encoding it.
 type membershipRef struct {
 	utility string

@@ -1028,8 +1028,8 @@ func (in *Instance) produce(ctx context.Context, t *txn) error {
 		outTopic string
 		outCount prometheus.Counter
 	)
-	// The values made now share one buffer: a value keeps the array it was
-	// appended to when the buffer grows, so none is copied again.
+	// The values made now share one buffer. When it grows, the values
+	// already made keep the array they were appended to, and stay valid.
 	var buf []byte
 	for i := range t.outputs {
 		o := &t.outputs[i]
