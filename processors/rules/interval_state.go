@@ -14,9 +14,15 @@ import (
 // intervalStateVersion is the first byte of an encoded IntervalPoint.
 // Version 1 had no Accounts and no Raised: a state of version 1 is read
 // with its one account as Accounts and nothing raised to stamp again.
+// Version 3 writes the topic and file of each source once per state (a
+// string table, see enc.tstr): every billed period carries its row's, and
+// they were two thirds of a year of monthly bills' 1,100 bytes.
 const (
-	intervalStateVersion = 2
+	intervalStateVersion = 3
 	intervalNoAccounts   = 1
+	// intervalNoTable is version 2: the sources' topic and file written out
+	// in full every time, not through the state's string table.
+	intervalNoTable = 2
 )
 
 // The interval state is encoded by hand, not as JSON like the billing states:
@@ -28,7 +34,7 @@ const (
 
 // MarshalBinary encodes the state for Pebble and the changelog.
 func (ip *IntervalPoint) MarshalBinary() ([]byte, error) {
-	e := enc{b: make([]byte, 0, 256)}
+	e := enc{b: make([]byte, 0, 256), table: true}
 	e.b = append(e.b, intervalStateVersion)
 	e.str(ip.ID)
 	e.str(ip.Utility)
@@ -127,12 +133,12 @@ func (ip *IntervalPoint) UnmarshalBinary(b []byte) error {
 		return errors.New("rules: empty interval state")
 	}
 	v := int(b[0])
-	if v != intervalNoAccounts {
+	if v != intervalNoAccounts && v != intervalNoTable {
 		if err := checkVersion("interval", v, intervalStateVersion); err != nil {
 			return err
 		}
 	}
-	d := dec{b: b, i: 1}
+	d := dec{b: b, i: 1, table: v > intervalNoTable}
 	ip.ID = d.str()
 	ip.Utility = d.str()
 	a := &ip.Account
@@ -252,7 +258,31 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-type enc struct{ b []byte }
+type enc struct {
+	b []byte
+	// table makes source write their topic and file through tstr; strs
+	// holds the strings written so far.
+	table bool
+	strs  []string
+}
+
+// maxTableStrings bounds a state's string table, on both sides alike: a
+// string past it is written out in full every time.
+const maxTableStrings = 64
+
+// tstr writes s once per encoding: the first time as (2·length, bytes),
+// then as 2·index+1 into the strings written before.
+func (e *enc) tstr(s string) {
+	if i := slices.Index(e.strs, s); i >= 0 {
+		e.uint(uint64(2*i + 1))
+		return
+	}
+	e.uint(uint64(2 * len(s)))
+	e.b = append(e.b, s...)
+	if len(e.strs) < maxTableStrings {
+		e.strs = append(e.strs, s)
+	}
+}
 
 func (e *enc) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *enc) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -281,10 +311,18 @@ func (e *enc) value(v float64) {
 }
 
 func (e *enc) source(s Source) {
-	e.str(s.Topic)
+	if e.table {
+		e.tstr(s.Topic)
+	} else {
+		e.str(s.Topic)
+	}
 	e.int(int64(s.Partition))
 	e.int(s.Offset)
-	e.str(s.File)
+	if e.table {
+		e.tstr(s.File)
+	} else {
+		e.str(s.File)
+	}
 	e.int(s.Line)
 }
 
@@ -292,6 +330,9 @@ type dec struct {
 	b   []byte
 	i   int
 	err error
+	// table reads the sources' topic and file through tstr (enc.table).
+	table bool
+	strs  []string
 	// spV2 reads a service point of binary version 2 (no Tenure.AsOfFile).
 	spV2 bool
 	// noSince reads a customer or premise state of the version before
@@ -390,5 +431,35 @@ func (d *dec) value() float64 {
 }
 
 func (d *dec) source() Source {
-	return Source{Topic: d.str(), Partition: int32(d.int()), Offset: d.int(), File: d.str(), Line: d.int()}
+	str := d.str
+	if d.table {
+		str = d.tstr
+	}
+	return Source{Topic: str(), Partition: int32(d.int()), Offset: d.int(), File: str(), Line: d.int()}
+}
+
+// tstr reads what enc.tstr wrote.
+func (d *dec) tstr() string {
+	x := d.uint()
+	if d.err != nil {
+		return ""
+	}
+	if x&1 == 1 {
+		if x/2 >= uint64(len(d.strs)) {
+			d.fail("string reference")
+			return ""
+		}
+		return d.strs[x/2]
+	}
+	if x/2 > uint64(len(d.b)-d.i) {
+		d.fail("length")
+		return ""
+	}
+	n := int(x / 2)
+	s := string(d.b[d.i : d.i+n])
+	d.i += n
+	if len(d.strs) < maxTableStrings {
+		d.strs = append(d.strs, s)
+	}
+	return s
 }
