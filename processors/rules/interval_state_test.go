@@ -39,13 +39,7 @@ func TestIntervalStateReadsVersion2(t *testing.T) {
 		t.Fatalf("version %d", b[0])
 	}
 	want := busyIntervalState(t)
-	var got IntervalPoint
-	if err := got.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("version 2 decodes to\n%+v\nwant\n%+v", got, want)
-	}
+	got := decodesTo(t, "interval state of version 2", b, &want)
 	v3, err := got.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +47,7 @@ func TestIntervalStateReadsVersion2(t *testing.T) {
 	if v3[0] != intervalStateVersion || len(v3) >= len(b) {
 		t.Fatalf("written again: version %d, %d bytes against version 2's %d", v3[0], len(v3), len(b))
 	}
-	var back IntervalPoint
-	if err := back.UnmarshalBinary(v3); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(back, want) {
-		t.Fatalf("version 3 decodes to\n%+v\nwant\n%+v", back, want)
-	}
+	decodesTo(t, "interval state of version 3", v3, &want)
 }
 
 // TestIntervalStateStringTable: each distinct topic and file is written
